@@ -1,0 +1,62 @@
+/* reel/check.h: the two tiers of error handling used everywhere in reel.
+ *
+ * 1. Recoverable errors (bad input files, bad configuration values, corrupt checkpoints) are reported
+ *    through a reel_error filled by the callee, and a return value of -1. The message names the user's
+ *    file, the line or field or byte offset, and what was expected, so callers (and tests) can print or
+ *    inspect it. Nothing is printed by the callee.
+ * 2. Fatal errors (out of memory, broken invariants, failed MPI calls) go through REEL_FATAL / REEL_CHECK:
+ *    they print the message, a hint for the user and the source location, then end every rank
+ *    (MPI_Abort when MPI is running with more than one rank), so no rank is left waiting in a collective.
+ */
+#ifndef REEL_CHECK_H
+#define REEL_CHECK_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#if defined(__GNUC__)
+#define REEL_PRINTF(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
+#define REEL_NORETURN __attribute__((noreturn))
+#else
+#define REEL_PRINTF(fmt_index, first_arg)
+#define REEL_NORETURN
+#endif
+
+#define REEL_ERROR_MAX 1024
+
+typedef struct reel_error {
+    char message[REEL_ERROR_MAX]; /* "" when no error was recorded */
+} reel_error;
+
+/* Records a formatted message in err (which may be NULL) and returns -1, so a callee can write
+ * `return reel_fail(err, "%s: ...", path);`. */
+int reel_fail(reel_error *err, const char *fmt, ...) REEL_PRINTF(2, 3);
+
+/* Prints "reel: error: <message>", "  hint: <hint>" (when hint is not NULL) and the source location,
+ * then ends all ranks with exit status 1. */
+REEL_NORETURN void reel_fatal_at(const char *file, int line, const char *hint, const char *fmt, ...)
+    REEL_PRINTF(4, 5);
+
+/* Prints a recoverable error that the program cannot continue from, then ends all ranks. */
+REEL_NORETURN void reel_die(const reel_error *err, const char *hint);
+
+#define REEL_FATAL(hint, ...) reel_fatal_at(__FILE__, __LINE__, (hint), __VA_ARGS__)
+#define REEL_CHECK(cond, hint, ...)                                                                    \
+    do {                                                                                               \
+        if (!(cond)) reel_fatal_at(__FILE__, __LINE__, (hint), __VA_ARGS__);                           \
+    } while (0)
+
+/* Allocation that never returns NULL: on failure it reports the size and the call site, then aborts. */
+void *reel_malloc_at(size_t bytes, const char *file, int line);
+void *reel_calloc_at(size_t count, size_t size, const char *file, int line);
+void *reel_realloc_at(void *ptr, size_t bytes, const char *file, int line);
+#define reel_malloc(bytes) reel_malloc_at((bytes), __FILE__, __LINE__)
+#define reel_calloc(count, size) reel_calloc_at((count), (size), __FILE__, __LINE__)
+#define reel_realloc(ptr, bytes) reel_realloc_at((ptr), (bytes), __FILE__, __LINE__)
+
+/* Rank-0-only informational output on stdout (all ranks print when MPI is not initialised). */
+void reel_log(const char *fmt, ...) REEL_PRINTF(1, 2);
+/* Warning on stderr, printed by the calling rank. */
+void reel_warn(const char *fmt, ...) REEL_PRINTF(1, 2);
+
+#endif

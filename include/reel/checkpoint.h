@@ -1,0 +1,75 @@
+/* reel/checkpoint.h: HDF5 checkpoints, written by rank 0 only.
+ *
+ * Layout (`h5ls -r` and `h5dump -A` show it):
+ *   /                       attributes: format = "reel-checkpoint", format_version = 1, model_type,
+ *                           reel_version, created_utc, world_size_at_save, num_parameters,
+ *                           vocab_checksum (uint64) and vocab_checksum_hex
+ *   /config                 string: the resolved INI configuration the run used
+ *   /model/<layer>/<name>   float32, the tensor's real shape: parameters (e.g. /model/hidden/weight
+ *                           {H, E}) and saved state (/model/batchnorm/running_mean {H})
+ *   /optimizer              attributes: type, steps_taken
+ *   /optimizer/<slot>/<layer>/<name>   the optimizer state per parameter (slot adam_m, adam_v or momentum)
+ *   /train_state            attributes: global_step, epoch, step_in_epoch, samples_seen,
+ *                           best_valid_accuracy, best_step, seed
+ * Every dataset carries HDF5's Fletcher-32 checksum and the file uses the newest HDF5 format, whose
+ * metadata is checksummed too, so a bit flip or a truncation is reported instead of loaded.
+ *
+ * Saving is atomic: the file is written as <path>.tmp, flushed, fsync'ed, renamed over <path>, and the
+ * directory is fsync'ed; a crash leaves either the old file or the new one, never half of one.
+ * A run directory holds ckpt_<step, 8 digits>.h5 (the newest K are kept) and ckpt_best.h5.
+ */
+#ifndef REEL_CHECKPOINT_H
+#define REEL_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "reel/check.h"
+#include "reel/model.h"
+#include "reel/optim.h"
+
+#define REEL_CHECKPOINT_FORMAT "reel-checkpoint"
+#define REEL_CHECKPOINT_VERSION 1
+
+/* Where training stands. Nothing here depends on the number of ranks: the sample stream is a function of
+ * (seed, epoch, step), so a checkpoint resumes on any world size. */
+typedef struct reel_train_state {
+    uint64_t global_step;       /* optimizer steps taken */
+    uint64_t epoch;             /* epoch of the next step, 0-based */
+    uint64_t step_in_epoch;     /* next step within that epoch */
+    uint64_t samples_seen;      /* training samples consumed, over all ranks */
+    double best_valid_accuracy; /* -1 before the first evaluation */
+    uint64_t best_step;
+    uint64_t seed;
+} reel_train_state;
+
+typedef struct reel_checkpoint_info {
+    const char *config_ini;  /* stored as /config */
+    uint64_t vocab_checksum;
+    int world_size;
+} reel_checkpoint_info;
+
+int reel_checkpoint_save(const char *path, const reel_model *model, const reel_optimizer *opt,
+                         const reel_train_state *state, const reel_checkpoint_info *info, reel_error *err);
+
+/* Loads the model's tensors (every one must exist with exactly the model's shape), and when opt is not
+ * NULL the optimizer state, and when state is not NULL the training state. expected_vocab_checksum 0
+ * skips the vocabulary check. Errors name the file and the dataset or attribute at fault. */
+int reel_checkpoint_load(const char *path, reel_model *model, reel_optimizer *opt, reel_train_state *state,
+                         uint64_t expected_vocab_checksum, reel_error *err);
+
+/* The stored /config text (malloc'd), to rebuild the model a checkpoint belongs to. */
+int reel_checkpoint_read_config(const char *path, char **config_ini, reel_error *err);
+
+/* Path of the numbered checkpoint with the highest step in run_dir; returns 0 and *found = 0 if none. */
+int reel_checkpoint_latest(const char *run_dir, char *path, size_t path_size, int *found, reel_error *err);
+/* Numbered checkpoints in run_dir from newest to oldest (malloc'd array of malloc'd paths). */
+size_t reel_checkpoint_list(const char *run_dir, char ***paths);
+/* Deletes all but the newest keep_last numbered checkpoints. */
+void reel_checkpoint_prune(const char *run_dir, size_t keep_last);
+void reel_checkpoint_numbered_path(char *path, size_t path_size, const char *run_dir, uint64_t step);
+
+/* Prints a summary (attributes, tensors with shapes, configuration) to stdout; validates as it reads. */
+int reel_checkpoint_describe(const char *path, reel_error *err);
+
+#endif

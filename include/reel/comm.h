@@ -1,0 +1,28 @@
+/* reel/comm.h: the few collectives reel uses, over one MPI communicator.
+ *
+ * Failures in MPI are fatal (Open MPI's default error handler aborts the job), so these return nothing.
+ * Counts are size_t and split into INT_MAX pieces, since MPI counts are int. */
+#ifndef REEL_COMM_H
+#define REEL_COMM_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct reel_comm {
+    MPI_Comm comm;
+    int rank;
+    int size;
+} reel_comm;
+
+void reel_comm_world(reel_comm *comm);
+/* A communicator of the calling process alone (single-rank kernels and tests). */
+void reel_comm_self(reel_comm *comm);
+
+void reel_comm_sum_floats(const reel_comm *comm, float *values, size_t count);   /* in place */
+void reel_comm_sum_doubles(const reel_comm *comm, double *values, size_t count); /* in place */
+void reel_comm_max_int(const reel_comm *comm, int *value);
+void reel_comm_bcast(const reel_comm *comm, void *data, size_t bytes, int root);
+void reel_comm_barrier(const reel_comm *comm);
+
+#endif

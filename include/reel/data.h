@@ -1,0 +1,39 @@
+/* reel/data.h: turning documents of a token file into this rank's share of a batch.
+ *
+ * Sharding rule: an epoch's order is a seeded shuffle of the whole split (reel_shuffle); global batch k
+ * is positions [k*B, (k+1)*B) of that order (the last one may be shorter); each rank takes a contiguous
+ * share of the batch (reel_rank_share). Every sample is seen exactly once per epoch over all ranks, all
+ * ranks run the same number of steps, and the stream of global batches does not depend on the number of
+ * ranks, so a run can resume on a different world size. */
+#ifndef REEL_DATA_H
+#define REEL_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "reel/check.h"
+#include "reel/model.h"
+#include "reel/tokfile.h"
+
+/* This rank's rows [*begin, *begin + *count) of a global batch of total rows: the first total % size ranks
+ * take one row more than the others. A rank may get 0 rows; it still joins every collective. */
+void reel_rank_share(size_t total, int rank, int size, size_t *begin, size_t *count);
+
+typedef struct reel_batch_buffer {
+    uint32_t *ids;
+    size_t ids_capacity;
+    size_t *offsets;
+    float *labels;
+    uint64_t *sample_index;
+    size_t capacity;
+    reel_batch batch; /* views into the buffers above */
+} reel_batch_buffer;
+
+/* Fills buf->batch with documents doc_indices[0..count) of file: ids >= vocab_limit become <unk>, each
+ * document is cut to its first max_tokens tokens (0 keeps all). A bad document (id past the file's
+ * vocabulary) returns -1 with the file and byte offset in err. */
+int reel_batch_gather(reel_batch_buffer *buf, reel_tokfile *file, const uint64_t *doc_indices, size_t count,
+                      size_t vocab_limit, size_t max_tokens, uint64_t epoch, reel_error *err);
+void reel_batch_buffer_free(reel_batch_buffer *buf);
+
+#endif

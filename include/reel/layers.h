@@ -1,0 +1,83 @@
+/* reel/layers.h: the layer kernels, one file each under src/layers/.
+ *
+ * Dimension letters: B = rows in this rank's batch, C = input features, OC = output features,
+ * E = embedding width, V = vocabulary rows, T = total tokens in the batch.
+ * Conventions (as in every kernel here):
+ *   - forward writes its outputs; backward ACCUMULATES (+=) into parameter gradients and into dinp, so
+ *     the caller zeroes gradients once per step;
+ *   - every pointer argument carries its shape in a comment; row-major storage;
+ *   - kernels that need statistics over the global batch take a reel_comm and reduce across ranks, so
+ *     results do not depend on how the batch is split.
+ */
+#ifndef REEL_LAYERS_H
+#define REEL_LAYERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "reel/comm.h"
+
+/* ---- embedding_bag.c: mean of the embedding rows of each document ---- */
+/* out     (B, E)   out[b] = mean of weight[ids[t]] for t in [offsets[b], offsets[b+1]); zeros if empty
+ * ids     (T)      token ids, each < V
+ * offsets (B+1)    document boundaries into ids
+ * weight  (V, E) */
+void reel_embedding_bag_forward(float *out, const uint32_t *ids, const size_t *offsets, const float *weight,
+                                size_t B, size_t E);
+/* dweight (V, E) += for each document b and token t in it: dout[b] / length(b). Only rows seen change. */
+void reel_embedding_bag_backward(float *dweight, const float *dout, const uint32_t *ids, const size_t *offsets,
+                                 size_t B, size_t E);
+
+/* ---- linear.c: out = inp . weight^T + bias (OpenBLAS sgemm) ---- */
+/* out (B, OC), inp (B, C), weight (OC, C), bias (OC) or NULL */
+void reel_linear_forward(float *out, const float *inp, const float *weight, const float *bias, size_t B, size_t C,
+                         size_t OC);
+/* dinp (B, C) += dout . weight (skipped when dinp is NULL); dweight (OC, C) += dout^T . inp;
+ * dbias (OC) += column sums of dout (skipped when NULL); dout (B, OC) */
+void reel_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                          const float *weight, size_t B, size_t C, size_t OC);
+
+/* ---- batchnorm.c: batch normalisation over the rows of the GLOBAL batch (all ranks) ---- */
+typedef struct reel_batchnorm_cache {
+    float *xhat;    /* (B, C) normalised input */
+    float *inv_std;     /* (C) 1 / sqrt(var + eps) of the global batch */
+    double *scratch;    /* (2*C + 1) reduction buffer */
+    double global_rows; /* rows in the global batch, set by the training forward */
+} reel_batchnorm_cache;
+/* Training mode: mean and biased variance over the global batch; running_mean/running_var (C) move
+ * towards them by momentum (the running variance uses the unbiased estimate, as PyTorch does).
+ * out (B, C), inp (B, C), gamma (C), beta (C). Every rank must call it, even with B = 0. */
+void reel_batchnorm_forward_train(float *out, reel_batchnorm_cache *cache, const float *inp, const float *gamma,
+                                  const float *beta, float *running_mean, float *running_var, size_t B, size_t C,
+                                  float momentum, float eps, const reel_comm *comm);
+/* Evaluation mode: normalises with the running statistics; purely local. */
+void reel_batchnorm_forward_eval(float *out, const float *inp, const float *gamma, const float *beta,
+                                 const float *running_mean, const float *running_var, size_t B, size_t C, float eps);
+/* dinp (B, C) += ; dgamma, dbeta (C) += this rank's share; dout (B, C). Every rank must call it. */
+void reel_batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                             const reel_batchnorm_cache *cache, const float *gamma, size_t B, size_t C,
+                             const reel_comm *comm);
+
+/* ---- relu.c ---- */
+/* out (N) = max(inp, 0); inp (N) */
+void reel_relu_forward(float *out, const float *inp, size_t N);
+/* dinp (N) += dout where inp > 0 */
+void reel_relu_backward(float *dinp, const float *dout, const float *inp, size_t N);
+
+/* ---- dropout.c: inverted dropout with masks drawn per sample from the counter-based generator ---- */
+/* mask (B, C): 0 with probability p, else 1/(1-p); row b keyed by (seed, epoch, sample_index[b], layer),
+ * so a sample's mask does not depend on which rank holds it or where it sits in the batch. */
+void reel_dropout_mask(float *mask, const uint64_t *sample_index, size_t B, size_t C, float p, uint64_t seed,
+                       uint64_t epoch, uint32_t layer);
+/* out (N) = inp * mask */
+void reel_dropout_forward(float *out, const float *inp, const float *mask, size_t N);
+/* dinp (N) += dout * mask */
+void reel_dropout_backward(float *dinp, const float *dout, const float *mask, size_t N);
+
+/* ---- loss_bce.c: binary cross-entropy on logits ---- */
+/* Returns the SUM over the B rows of -[y log s(z) + (1-y) log(1-s(z))], computed stably.
+ * dlogits (B) = scale * (sigmoid(z) - y) when not NULL (scale = 1 / global batch size for a mean loss).
+ * logits (B), labels (B) in {0, 1}. */
+double reel_bce_logits(float *dlogits, const float *logits, const float *labels, size_t B, float scale);
+
+#endif

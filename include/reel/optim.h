@@ -1,0 +1,42 @@
+/* reel/optim.h: optimizers over the flat parameter buffer, with PyTorch's semantics and defaults:
+ *   adam: m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps),
+ *         with weight decay decoupled (AdamW: p -= lr * wd * p before the update);
+ *   sgd:  g += wd * p;  buf = momentum * buf + g;  p -= lr * (nesterov ? g + momentum * buf : buf).
+ * Their state ("slots") has the parameters' layout, so checkpoints store it tensor by tensor. */
+#ifndef REEL_OPTIM_H
+#define REEL_OPTIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "reel/config.h"
+#include "reel/params.h"
+
+enum { REEL_OPTIM_MAX_SLOTS = 2 };
+
+typedef struct reel_optimizer {
+    char type[REEL_NAME_MAX];                       /* "adam" or "sgd" */
+    size_t num_slots;                               /* adam: 2, sgd: 1 */
+    const char *slot_names[REEL_OPTIM_MAX_SLOTS];   /* "adam_m", "adam_v" / "momentum" */
+    float *slots[REEL_OPTIM_MAX_SLOTS];             /* (num_floats) each */
+    size_t num_floats;
+    uint64_t steps_taken;                           /* t, for Adam's bias correction */
+    double beta1, beta2, eps, momentum, weight_decay;
+    int nesterov;
+} reel_optimizer;
+
+void reel_optimizer_init(reel_optimizer *opt, const reel_config *cfg, const reel_store *params);
+void reel_optimizer_free(reel_optimizer *opt);
+/* One update of params->data from params->grad with learning rate lr. */
+void reel_optimizer_step(reel_optimizer *opt, reel_store *params, double lr);
+
+/* The learning rate at global step `step` (0-based) of total_steps: linear warm-up over warmup_steps,
+ * then constant, cosine or linear decay to 0 at total_steps. */
+double reel_schedule_lr(const reel_config *cfg, uint64_t step, uint64_t total_steps);
+
+/* Euclidean norm of the whole gradient (accumulated in double). */
+double reel_grad_norm(const float *grad, size_t count);
+/* Scales grad so its norm is at most max_norm (no-op when max_norm <= 0); returns the factor used. */
+double reel_clip_grad_norm(float *grad, size_t count, double norm, double max_norm);
+
+#endif

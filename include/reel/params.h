@@ -1,0 +1,47 @@
+/* reel/params.h: named tensors laid out in one contiguous float buffer.
+ *
+ * A model registers each tensor once (name "<layer>/<tensor>", shape), then reel_store_allocate makes
+ * one allocation per buffer and every tensor becomes a view at a fixed offset. The same layout serves
+ * the parameters, their gradients and the optimizer state, so the gradient all-reduce is one
+ * MPI_Allreduce, the optimizer is one loop, and a checkpoint writes one dataset per view.
+ */
+#ifndef REEL_PARAMS_H
+#define REEL_PARAMS_H
+
+#include <stddef.h>
+
+#define REEL_TENSOR_NAME_MAX 64
+#define REEL_TENSOR_MAX_DIMS 4
+
+typedef struct reel_tensor_info {
+    char name[REEL_TENSOR_NAME_MAX]; /* "<layer>/<tensor>", e.g. "hidden/weight" */
+    size_t ndim;
+    size_t shape[REEL_TENSOR_MAX_DIMS];
+    size_t offset; /* in floats, into the owning store's buffers */
+    size_t count;  /* product of shape */
+} reel_tensor_info;
+
+/* A set of tensors sharing one layout. `data` always exists; `grad` exists for trainable stores
+ * (parameters) and is NULL for state stores (batch-norm running statistics). */
+typedef struct reel_store {
+    reel_tensor_info *tensors;
+    size_t num_tensors;
+    size_t capacity;
+    size_t num_floats; /* total, a multiple of nothing: views are packed back to back */
+    float *data;
+    float *grad;
+    int trainable;
+} reel_store;
+
+void reel_store_init(reel_store *store, int trainable);
+/* Registers a tensor before allocation and returns its index; shape has ndim entries. */
+size_t reel_store_add(reel_store *store, const char *name, size_t ndim, const size_t *shape);
+/* Allocates data (zeroed) and, for trainable stores, grad. */
+void reel_store_allocate(reel_store *store);
+float *reel_store_view(const reel_store *store, size_t index);
+float *reel_store_grad_view(const reel_store *store, size_t index);
+/* Index of the tensor called name, or (size_t)-1. */
+size_t reel_store_find(const reel_store *store, const char *name);
+void reel_store_free(reel_store *store);
+
+#endif

@@ -1,0 +1,495 @@
+#include "reel/checkpoint.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <hdf5.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "h5util.h"
+
+/* Chunks of at most 4 Mi floats (16 MiB): HDF5 needs chunked layout for the Fletcher-32 filter, and
+ * chunks must stay under its 4 GiB limit whatever the tensor's size. */
+static void chunk_shape(const reel_tensor_info *info, hsize_t *chunk) {
+    size_t row = 1;
+    for (size_t d = 1; d < info->ndim; d++) row *= info->shape[d];
+    size_t rows = row ? (4u << 20) / row : 1;
+    if (rows == 0) rows = 1;
+    chunk[0] = info->shape[0] < rows ? info->shape[0] : rows;
+    if (chunk[0] == 0) chunk[0] = 1;
+    for (size_t d = 1; d < info->ndim; d++) chunk[d] = info->shape[d] ? info->shape[d] : 1;
+}
+
+static int write_tensor(hid_t file, const char *group, const reel_tensor_info *info, const float *values,
+                        hid_t link_props) {
+    char name[512];
+    snprintf(name, sizeof name, "%s/%s", group, info->name);
+    hsize_t dims[REEL_TENSOR_MAX_DIMS], chunk[REEL_TENSOR_MAX_DIMS];
+    for (size_t d = 0; d < info->ndim; d++) dims[d] = info->shape[d];
+    chunk_shape(info, chunk);
+    hid_t space = H5Screate_simple((int)info->ndim, dims, NULL);
+    hid_t props = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(props, (int)info->ndim, chunk);
+    H5Pset_fletcher32(props);
+    hid_t dataset = H5Dcreate2(file, name, H5T_IEEE_F32LE, space, link_props, props, H5P_DEFAULT);
+    herr_t status = dataset < 0 ? -1 : H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values);
+    if (dataset >= 0) H5Dclose(dataset);
+    H5Pclose(props);
+    H5Sclose(space);
+    return status < 0 ? -1 : 0;
+}
+
+static int write_store(hid_t file, const char *group, const reel_store *store, const float *buffer, hid_t link_props) {
+    for (size_t i = 0; i < store->num_tensors; i++)
+        if (write_tensor(file, group, &store->tensors[i], buffer + store->tensors[i].offset, link_props) != 0) return -1;
+    return 0;
+}
+
+static int write_contents(hid_t file, const reel_model *model, const reel_optimizer *opt, const reel_train_state *state,
+                          const reel_checkpoint_info *info) {
+    hid_t root = file;
+    char stamp[32], hex[24];
+    time_t now = time(NULL);
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    snprintf(hex, sizeof hex, "%016" PRIx64, info->vocab_checksum);
+    if (reel_h5_write_string_attr(root, "format", REEL_CHECKPOINT_FORMAT) || reel_h5_write_u64_attr(root, "format_version", REEL_CHECKPOINT_VERSION) ||
+        reel_h5_write_string_attr(root, "model_type", model->type) || reel_h5_write_string_attr(root, "reel_version", REEL_VERSION) ||
+        reel_h5_write_string_attr(root, "created_utc", stamp) ||
+        reel_h5_write_u64_attr(root, "world_size_at_save", (uint64_t)info->world_size) ||
+        reel_h5_write_u64_attr(root, "num_parameters", model->params.num_floats) ||
+        reel_h5_write_u64_attr(root, "vocab_checksum", info->vocab_checksum) || reel_h5_write_string_attr(root, "vocab_checksum_hex", hex))
+        return -1;
+
+    /* The configuration is a dataset, not an attribute: attributes are limited to 64 KiB of header. */
+    hid_t text_type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(text_type, strlen(info->config_ini) + 1);
+    hid_t scalar = H5Screate(H5S_SCALAR);
+    hid_t config = H5Dcreate2(file, "config", text_type, scalar, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t status = config < 0 ? -1 : H5Dwrite(config, text_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, info->config_ini);
+    if (config >= 0) H5Dclose(config);
+    H5Sclose(scalar);
+    H5Tclose(text_type);
+    if (status < 0) return -1;
+
+    hid_t link_props = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(link_props, 1);
+    int failed = write_store(file, "model", &model->params, model->params.data, link_props) ||
+                 write_store(file, "model", &model->state, model->state.data, link_props);
+    hid_t group = failed ? -1 : H5Gcreate2(file, "optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (group >= 0) {
+        failed = reel_h5_write_string_attr(group, "type", opt->type) || reel_h5_write_u64_attr(group, "steps_taken", opt->steps_taken);
+        for (size_t s = 0; !failed && s < opt->num_slots; s++) {
+            char slot_group[64];
+            snprintf(slot_group, sizeof slot_group, "optimizer/%s", opt->slot_names[s]);
+            failed = write_store(file, slot_group, &model->params, opt->slots[s], link_props);
+        }
+        H5Gclose(group);
+    } else {
+        failed = 1;
+    }
+    group = failed ? -1 : H5Gcreate2(file, "train_state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (group >= 0) {
+        failed = reel_h5_write_u64_attr(group, "global_step", state->global_step) || reel_h5_write_u64_attr(group, "epoch", state->epoch) ||
+                 reel_h5_write_u64_attr(group, "step_in_epoch", state->step_in_epoch) ||
+                 reel_h5_write_u64_attr(group, "samples_seen", state->samples_seen) ||
+                 reel_h5_write_f64_attr(group, "best_valid_accuracy", state->best_valid_accuracy) ||
+                 reel_h5_write_u64_attr(group, "best_step", state->best_step) || reel_h5_write_u64_attr(group, "seed", state->seed);
+        H5Gclose(group);
+    } else {
+        failed = 1;
+    }
+    H5Pclose(link_props);
+    return failed ? -1 : 0;
+}
+
+int reel_checkpoint_save(const char *path, const reel_model *model, const reel_optimizer *opt,
+                         const reel_train_state *state, const reel_checkpoint_info *info, reel_error *err) {
+    reel_h5_quiet();
+    char temporary[4096], reason[256];
+    snprintf(temporary, sizeof temporary, "%s.tmp", path);
+    hid_t access = H5Pcreate(H5P_FILE_ACCESS);
+    /* The newest format checksums all metadata: corruption is detected when the file is opened. */
+    H5Pset_libver_bounds(access, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    hid_t file = H5Fcreate(temporary, H5F_ACC_TRUNC, H5P_DEFAULT, access);
+    H5Pclose(access);
+    if (file < 0) {
+        reel_h5_reason(reason, sizeof reason);
+        return reel_fail(err, "%s: cannot create the checkpoint (%s)", temporary, reason);
+    }
+    int failed = write_contents(file, model, opt, state, info) != 0;
+    if (failed) reel_h5_reason(reason, sizeof reason);
+    if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0 && !failed) {
+        failed = 1;
+        reel_h5_reason(reason, sizeof reason);
+    }
+    if (H5Fclose(file) < 0 && !failed) {
+        failed = 1;
+        reel_h5_reason(reason, sizeof reason);
+    }
+    if (failed) {
+        unlink(temporary);
+        return reel_fail(err, "%s: writing the checkpoint failed (%s); the previous checkpoints are untouched", path, reason);
+    }
+    if (reel_fsync_path(temporary) != 0 || rename(temporary, path) != 0 || reel_fsync_parent_dir(path) != 0) {
+        int saved = errno;
+        unlink(temporary);
+        return reel_fail(err, "%s: cannot put the checkpoint in place (%s)", path, strerror(saved));
+    }
+    return 0;
+}
+
+/* ---- loading ---- */
+
+static int read_tensor(hid_t file, const char *path, const char *group, const reel_tensor_info *info, float *values,
+                       reel_error *err) {
+    char name[512], reason[256];
+    snprintf(name, sizeof name, "%s/%s", group, info->name);
+    if (H5Lexists(file, group, H5P_DEFAULT) <= 0 || H5Lexists(file, name, H5P_DEFAULT) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return reel_fail(err, "%s: dataset /%s is missing: the checkpoint belongs to a different model", path, name);
+    }
+    hid_t dataset = H5Dopen2(file, name, H5P_DEFAULT);
+    if (dataset < 0) {
+        reel_h5_reason(reason, sizeof reason);
+        return reel_fail(err, "%s: cannot open dataset /%s (%s): the file is corrupt", path, name, reason);
+    }
+    hid_t space = H5Dget_space(dataset);
+    hsize_t dims[8];
+    int ndim = H5Sget_simple_extent_ndims(space);
+    int shape_ok = ndim == (int)info->ndim;
+    if (shape_ok && ndim > 0) H5Sget_simple_extent_dims(space, dims, NULL);
+    for (int d = 0; shape_ok && d < ndim; d++) shape_ok = dims[d] == info->shape[d];
+    H5Sclose(space);
+    if (!shape_ok) {
+        char found[128] = "", wanted[128] = "";
+        for (int d = 0; ndim > 0 && d < ndim && d < 8; d++)
+            snprintf(found + strlen(found), sizeof found - strlen(found), "%s%llu", d ? ", " : "", (unsigned long long)dims[d]);
+        for (size_t d = 0; d < info->ndim; d++)
+            snprintf(wanted + strlen(wanted), sizeof wanted - strlen(wanted), "%s%zu", d ? ", " : "", info->shape[d]);
+        H5Dclose(dataset);
+        return reel_fail(err, "%s: dataset /%s has shape [%s], the model expects [%s]: the checkpoint belongs to a "
+                         "different model configuration", path, name, found, wanted);
+    }
+    herr_t status = H5Dread(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values);
+    if (status < 0) reel_h5_reason(reason, sizeof reason);
+    H5Dclose(dataset);
+    if (status < 0)
+        return reel_fail(err, "%s: cannot read dataset /%s (%s): the file is corrupt (failed checksum or truncated)", path,
+                         name, reason);
+    return 0;
+}
+
+static int read_store(hid_t file, const char *path, const char *group, const reel_store *store, float *buffer,
+                      reel_error *err) {
+    for (size_t i = 0; i < store->num_tensors; i++)
+        if (read_tensor(file, path, group, &store->tensors[i], buffer + store->tensors[i].offset, err) != 0) return -1;
+    return 0;
+}
+
+/* Opens path and checks it is a reel checkpoint of a version this build reads. */
+static hid_t open_checkpoint(const char *path, reel_error *err) {
+    reel_h5_quiet();
+    char reason[256], format[64];
+    if (access(path, R_OK) != 0)
+        return reel_fail(err, "%s: cannot read the checkpoint (%s)", path, strerror(errno));
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (file < 0) {
+        reel_h5_reason(reason, sizeof reason);
+        return reel_fail(err, "%s: not a readable HDF5 file (%s): it is truncated or corrupt", path, reason);
+    }
+    uint64_t version = 0;
+    if (reel_h5_read_string_attr(file, "format", format, sizeof format) != 0 || strcmp(format, REEL_CHECKPOINT_FORMAT) != 0) {
+        H5Fclose(file);
+        return reel_fail(err, "%s: not a reel checkpoint (root attribute 'format' is not \"" REEL_CHECKPOINT_FORMAT "\")",
+                         path);
+    }
+    if (reel_h5_read_u64_attr(file, "format_version", &version) != 0 || version < 1 || version > REEL_CHECKPOINT_VERSION) {
+        H5Fclose(file);
+        return reel_fail(err, "%s: checkpoint format version %" PRIu64 " is not supported (this build reads 1 to %d)", path,
+                         version, REEL_CHECKPOINT_VERSION);
+    }
+    return file;
+}
+
+int reel_checkpoint_load(const char *path, reel_model *model, reel_optimizer *opt, reel_train_state *state,
+                         uint64_t expected_vocab_checksum, reel_error *err) {
+    hid_t file = open_checkpoint(path, err);
+    if (file < 0) return -1;
+    char model_type[REEL_NAME_MAX] = "";
+    uint64_t checksum = 0;
+    int status = -1;
+    if (reel_h5_read_string_attr(file, "model_type", model_type, sizeof model_type) != 0) {
+        reel_fail(err, "%s: root attribute 'model_type' is missing", path);
+        goto done;
+    }
+    if (strcmp(model_type, model->type) != 0) {
+        reel_fail(err, "%s: the checkpoint holds a '%s' model, the configuration describes a '%s' model", path, model_type,
+                  model->type);
+        goto done;
+    }
+    if (reel_h5_read_u64_attr(file, "vocab_checksum", &checksum) != 0) {
+        reel_fail(err, "%s: root attribute 'vocab_checksum' is missing", path);
+        goto done;
+    }
+    if (expected_vocab_checksum != 0 && checksum != expected_vocab_checksum) {
+        reel_fail(err, "%s: the checkpoint was trained with another vocabulary (checksum %016" PRIx64
+                  ", the data's vocab.txt has %016" PRIx64 ")", path, checksum, expected_vocab_checksum);
+        goto done;
+    }
+    if (read_store(file, path, "model", &model->params, model->params.data, err) != 0 ||
+        read_store(file, path, "model", &model->state, model->state.data, err) != 0)
+        goto done;
+    if (opt) {
+        char type[REEL_NAME_MAX] = "";
+        hid_t group = H5Lexists(file, "optimizer", H5P_DEFAULT) > 0 ? H5Gopen2(file, "optimizer", H5P_DEFAULT) : -1;
+        if (group < 0) {
+            reel_fail(err, "%s: group /optimizer is missing", path);
+            goto done;
+        }
+        int ok = reel_h5_read_string_attr(group, "type", type, sizeof type) == 0 &&
+                 reel_h5_read_u64_attr(group, "steps_taken", &opt->steps_taken) == 0;
+        H5Gclose(group);
+        if (!ok) {
+            reel_fail(err, "%s: /optimizer lacks its 'type' or 'steps_taken' attribute", path);
+            goto done;
+        }
+        if (strcmp(type, opt->type) != 0) {
+            reel_fail(err, "%s: the checkpoint's optimizer is '%s', the configuration asks for '%s'", path, type, opt->type);
+            goto done;
+        }
+        for (size_t s = 0; s < opt->num_slots; s++) {
+            char slot_group[64];
+            snprintf(slot_group, sizeof slot_group, "optimizer/%s", opt->slot_names[s]);
+            if (read_store(file, path, slot_group, &model->params, opt->slots[s], err) != 0) goto done;
+        }
+    }
+    if (state) {
+        hid_t group = H5Lexists(file, "train_state", H5P_DEFAULT) > 0 ? H5Gopen2(file, "train_state", H5P_DEFAULT) : -1;
+        int ok = group >= 0 && reel_h5_read_u64_attr(group, "global_step", &state->global_step) == 0 &&
+                 reel_h5_read_u64_attr(group, "epoch", &state->epoch) == 0 &&
+                 reel_h5_read_u64_attr(group, "step_in_epoch", &state->step_in_epoch) == 0 &&
+                 reel_h5_read_u64_attr(group, "samples_seen", &state->samples_seen) == 0 &&
+                 reel_h5_read_f64_attr(group, "best_valid_accuracy", &state->best_valid_accuracy) == 0 &&
+                 reel_h5_read_u64_attr(group, "best_step", &state->best_step) == 0 &&
+                 reel_h5_read_u64_attr(group, "seed", &state->seed) == 0;
+        if (group >= 0) H5Gclose(group);
+        if (!ok) {
+            reel_fail(err, "%s: /train_state or one of its attributes is missing", path);
+            goto done;
+        }
+    }
+    status = 0;
+done:
+    H5Fclose(file);
+    H5Eclear2(H5E_DEFAULT);
+    return status;
+}
+
+int reel_checkpoint_read_config(const char *path, char **config_ini, reel_error *err) {
+    hid_t file = open_checkpoint(path, err);
+    if (file < 0) return -1;
+    int status = -1;
+    hid_t dataset = H5Lexists(file, "config", H5P_DEFAULT) > 0 ? H5Dopen2(file, "config", H5P_DEFAULT) : -1;
+    if (dataset < 0) {
+        reel_fail(err, "%s: dataset /config is missing", path);
+    } else {
+        hid_t type = H5Dget_type(dataset);
+        size_t size = H5Tget_class(type) == H5T_STRING ? H5Tget_size(type) : 0;
+        if (size == 0) {
+            reel_fail(err, "%s: /config is not a string", path);
+        } else {
+            char *text = reel_malloc(size + 1);
+            hid_t memory = H5Tcopy(H5T_C_S1);
+            H5Tset_size(memory, size);
+            if (H5Dread(dataset, memory, H5S_ALL, H5S_ALL, H5P_DEFAULT, text) < 0) {
+                free(text);
+                reel_fail(err, "%s: cannot read /config: the file is corrupt", path);
+            } else {
+                text[size] = '\0';
+                *config_ini = text;
+                status = 0;
+            }
+            H5Tclose(memory);
+        }
+        H5Tclose(type);
+        H5Dclose(dataset);
+    }
+    H5Fclose(file);
+    return status;
+}
+
+/* ---- the run directory ---- */
+
+void reel_checkpoint_numbered_path(char *path, size_t path_size, const char *run_dir, uint64_t step) {
+    snprintf(path, path_size, "%s/ckpt_%08" PRIu64 ".h5", run_dir, step);
+}
+
+static int parse_numbered(const char *name, uint64_t *step) {
+    /* exactly ckpt_<digits>.h5: temporaries (.h5.tmp) and ckpt_best.h5 do not count */
+    const char *digits = name + 5;
+    if (strncmp(name, "ckpt_", 5) != 0) return 0;
+    size_t n = strspn(digits, "0123456789");
+    if (n == 0 || strcmp(digits + n, ".h5") != 0) return 0;
+    *step = strtoull(digits, NULL, 10);
+    return 1;
+}
+
+typedef struct {
+    uint64_t step;
+    char *path;
+} numbered_entry;
+
+static int by_step_descending(const void *a, const void *b) {
+    uint64_t x = ((const numbered_entry *)a)->step, y = ((const numbered_entry *)b)->step;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+size_t reel_checkpoint_list(const char *run_dir, char ***paths) {
+    *paths = NULL;
+    DIR *dir = opendir(run_dir);
+    if (!dir) return 0;
+    numbered_entry *entries = NULL;
+    size_t count = 0, capacity = 0;
+    for (struct dirent *entry; (entry = readdir(dir));) {
+        uint64_t step;
+        if (!parse_numbered(entry->d_name, &step)) continue;
+        if (count == capacity) {
+            capacity = capacity ? 2 * capacity : 16;
+            entries = reel_realloc(entries, capacity * sizeof *entries);
+        }
+        size_t length = strlen(run_dir) + strlen(entry->d_name) + 2;
+        entries[count].path = reel_malloc(length);
+        snprintf(entries[count].path, length, "%s/%s", run_dir, entry->d_name);
+        entries[count++].step = step;
+    }
+    closedir(dir);
+    qsort(entries, count, sizeof *entries, by_step_descending);
+    if (count) *paths = reel_malloc(count * sizeof **paths);
+    for (size_t i = 0; i < count; i++) (*paths)[i] = entries[i].path;
+    free(entries);
+    return count;
+}
+
+int reel_checkpoint_latest(const char *run_dir, char *path, size_t path_size, int *found, reel_error *err) {
+    char **paths;
+    size_t count = reel_checkpoint_list(run_dir, &paths);
+    *found = count > 0;
+    if (count) snprintf(path, path_size, "%s", paths[0]);
+    for (size_t i = 0; i < count; i++) free(paths[i]);
+    free(paths);
+    (void)err;
+    return 0;
+}
+
+void reel_checkpoint_prune(const char *run_dir, size_t keep_last) {
+    char **paths;
+    size_t count = reel_checkpoint_list(run_dir, &paths);
+    for (size_t i = 0; i < count; i++) {
+        if (i >= keep_last && unlink(paths[i]) != 0) reel_warn("could not delete old checkpoint %s: %s", paths[i], strerror(errno));
+        free(paths[i]);
+    }
+    free(paths);
+}
+
+/* ---- description (reel inspect) ---- */
+
+typedef struct {
+    const char *path;
+    size_t datasets;
+    uint64_t floats;
+    int failed;
+    reel_error *err;
+} describe_walk;
+
+static herr_t describe_object(hid_t root, const char *name, const H5O_info_t *info, void *data) {
+    describe_walk *walk = data;
+    if (info->type != H5O_TYPE_DATASET || strcmp(name, "config") == 0 || walk->failed) return 0;
+    hid_t dataset = H5Dopen2(root, name, H5P_DEFAULT);
+    hid_t space = H5Dget_space(dataset);
+    hsize_t dims[8] = {0};
+    int ndim = H5Sget_simple_extent_ndims(space);
+    if (ndim > 0 && ndim <= 8) H5Sget_simple_extent_dims(space, dims, NULL);
+    hssize_t count = H5Sget_simple_extent_npoints(space);
+    char shape[128] = "";
+    for (int d = 0; d < ndim && d < 8; d++)
+        snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%llu", d ? ", " : "", (unsigned long long)dims[d]);
+    /* Reading every value is what verifies the Fletcher-32 checksums. */
+    float *values = reel_malloc((size_t)(count > 0 ? count : 1) * sizeof(float));
+    double sum_squares = 0;
+    herr_t status = H5Dread(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values);
+    if (status < 0) {
+        char reason[256];
+        reel_h5_reason(reason, sizeof reason);
+        reel_fail(walk->err, "%s: cannot read dataset /%s (%s): the file is corrupt", walk->path, name, reason);
+        walk->failed = 1;
+    } else {
+        for (hssize_t i = 0; i < count; i++) sum_squares += (double)values[i] * values[i];
+        printf("  /%-44s [%s]  rms %.4g\n", name, shape, count > 0 ? sqrt(sum_squares / (double)count) : 0.0);
+        walk->datasets++;
+        if (strncmp(name, "model/", 6) == 0) walk->floats += (uint64_t)count;
+    }
+    free(values);
+    H5Sclose(space);
+    H5Dclose(dataset);
+    return 0;
+}
+
+static void print_attributes(hid_t object, const char *label) {
+    H5O_info_t info;
+    H5Oget_info2(object, &info, H5O_INFO_NUM_ATTRS);
+    printf("%s\n", label);
+    for (hsize_t i = 0; i < info.num_attrs; i++) {
+        hid_t attr = H5Aopen_by_idx(object, ".", H5_INDEX_CRT_ORDER, H5_ITER_INC, i, H5P_DEFAULT, H5P_DEFAULT);
+        if (attr < 0) attr = H5Aopen_by_idx(object, ".", H5_INDEX_NAME, H5_ITER_INC, i, H5P_DEFAULT, H5P_DEFAULT);
+        char name[128];
+        H5Aget_name(attr, sizeof name, name);
+        hid_t type = H5Aget_type(attr);
+        char text[256];
+        if (H5Tget_class(type) == H5T_STRING) {
+            reel_h5_read_string_attr(object, name, text, sizeof text);
+        } else if (H5Tget_class(type) == H5T_FLOAT) {
+            double value = 0;
+            reel_h5_read_f64_attr(object, name, &value);
+            snprintf(text, sizeof text, "%.6g", value);
+        } else {
+            uint64_t value = 0;
+            reel_h5_read_u64_attr(object, name, &value);
+            snprintf(text, sizeof text, "%" PRIu64, value);
+        }
+        printf("  %-22s %s\n", name, text);
+        H5Tclose(type);
+        H5Aclose(attr);
+    }
+}
+
+int reel_checkpoint_describe(const char *path, reel_error *err) {
+    hid_t file = open_checkpoint(path, err);
+    if (file < 0) return -1;
+    printf("checkpoint %s\n", path);
+    print_attributes(file, "attributes:");
+    const char *groups[] = {"train_state", "optimizer"};
+    for (size_t g = 0; g < 2; g++) {
+        if (H5Lexists(file, groups[g], H5P_DEFAULT) <= 0) continue;
+        hid_t group = H5Gopen2(file, groups[g], H5P_DEFAULT);
+        char label[64];
+        snprintf(label, sizeof label, "/%s:", groups[g]);
+        print_attributes(group, label);
+        H5Gclose(group);
+    }
+    printf("tensors:\n");
+    describe_walk walk = {path, 0, 0, 0, err};
+    H5Ovisit2(file, H5_INDEX_NAME, H5_ITER_INC, describe_object, &walk, H5O_INFO_BASIC);
+    H5Fclose(file);
+    if (walk.failed) return -1;
+    printf("%zu datasets, %" PRIu64 " model values, all checksums verified\n", walk.datasets, walk.floats);
+    char *config = NULL;
+    if (reel_checkpoint_read_config(path, &config, err) != 0) return -1;
+    printf("configuration:\n%s", config);
+    free(config);
+    return 0;
+}

@@ -1,0 +1,103 @@
+/* reel train: thin front end over reel_train(). */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "reel/config.h"
+#include "reel/train.h"
+
+static void usage(FILE *out) {
+    fputs("usage: mpirun -np N reel train CONFIG.ini [options]\n"
+          "\n"
+          "Trains the model CONFIG.ini describes on the data directory made by `reel prep`, data-parallel over\n"
+          "the MPI ranks (also runs without mpirun, as one rank). The global batch ([train] batch_size) is split\n"
+          "across the ranks; results do not depend on the number of ranks.\n"
+          "\n"
+          "If the run directory already holds checkpoints (ckpt_<step>.h5), training resumes from the newest one\n"
+          "that loads, with the same sample stream, on any number of ranks. Rank 0 writes into the run directory:\n"
+          "  config.ini        the resolved configuration\n"
+          "  ckpt_<step>.h5    checkpoints (the newest [checkpoint] keep_last are kept), ckpt_best.h5 (best\n"
+          "                    validation accuracy)\n"
+          "  metrics.h5        training and evaluation metrics, readable while the job runs\n"
+          "                    (h5py.File(path, 'r', swmr=True))\n"
+          "\n"
+          "options:\n"
+          "  --set SECTION.KEY=VALUE   override one configuration key (repeatable), e.g. --set optimizer.lr=3e-4\n"
+          "  --run-dir DIR             same as --set train.run_dir=DIR\n"
+          "  --resume auto|none|PATH   auto (default): continue from the run directory's newest checkpoint;\n"
+          "                            none: start over (existing checkpoints are overwritten as steps recur);\n"
+          "                            PATH: continue from this checkpoint\n"
+          "  --no-resume               same as --resume none\n"
+          "  --help-config             list every configuration key with its default and meaning\n"
+          "  -h, --help                this text\n"
+          "\n"
+          "Set OPENBLAS_NUM_THREADS so that ranks per node x threads <= cores per node.\n",
+          out);
+}
+
+int reel_cmd_train(int argc, char **argv) {
+    enum { OPT_SET = 1000, OPT_RUN_DIR, OPT_RESUME, OPT_NO_RESUME, OPT_HELP_CONFIG };
+    static const struct option options[] = {
+        {"set", required_argument, NULL, OPT_SET},       {"run-dir", required_argument, NULL, OPT_RUN_DIR},
+        {"resume", required_argument, NULL, OPT_RESUME}, {"no-resume", no_argument, NULL, OPT_NO_RESUME},
+        {"help-config", no_argument, NULL, OPT_HELP_CONFIG}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    /* Overrides are applied after the file is read, in the order given. */
+    const char *overrides[256];
+    size_t num_overrides = 0;
+    char run_dir_override[4200] = "";
+    reel_train_options train_options = {REEL_RESUME_AUTO, NULL};
+    int rank = reel_cli_rank();
+    reel_error err = {{0}};
+
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "h", options, NULL)) != -1;) {
+        switch (c) {
+        case OPT_SET:
+            if (num_overrides == sizeof overrides / sizeof overrides[0]) {
+                reel_fail(&err, "too many --set options (at most 256)");
+                return reel_cli_report(&err, NULL);
+            }
+            overrides[num_overrides++] = optarg;
+            break;
+        case OPT_RUN_DIR:
+            snprintf(run_dir_override, sizeof run_dir_override, "train.run_dir=%s", optarg);
+            break;
+        case OPT_RESUME:
+            if (strcmp(optarg, "auto") == 0) train_options.resume = REEL_RESUME_AUTO;
+            else if (strcmp(optarg, "none") == 0) train_options.resume = REEL_RESUME_NEVER;
+            else {
+                train_options.resume = REEL_RESUME_FROM;
+                train_options.resume_path = optarg;
+            }
+            break;
+        case OPT_NO_RESUME: train_options.resume = REEL_RESUME_NEVER; break;
+        case OPT_HELP_CONFIG:
+            if (rank == 0) reel_config_print_schema(stdout);
+            return 0;
+        case 'h':
+            if (rank == 0) usage(stdout);
+            return 0;
+        default:
+            if (rank == 0) usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        if (rank == 0) {
+            fprintf(stderr, "reel train: expected exactly one CONFIG.ini argument\n");
+            usage(stderr);
+        }
+        return 2;
+    }
+    reel_config cfg;
+    if (reel_config_load_file(&cfg, argv[optind], &err) != 0)
+        return reel_cli_report(&err, "`reel train --help-config` lists every key");
+    for (size_t i = 0; i < num_overrides; i++)
+        if (reel_config_override(&cfg, overrides[i], &err) != 0)
+            return reel_cli_report(&err, "`reel train --help-config` lists every key");
+    if (run_dir_override[0] && reel_config_override(&cfg, run_dir_override, &err) != 0) return reel_cli_report(&err, NULL);
+    return reel_train(&cfg, &train_options);
+}

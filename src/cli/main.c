@@ -1,0 +1,49 @@
+/* reel: the command-line front end. Each subcommand lives in its own cmd_<name>.c; this file only
+ * initialises MPI and dispatches. */
+#include <mpi.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} reel_command;
+
+static const reel_command commands[] = {
+    {"prep", reel_cmd_prep, "turn a corpus (IMDb archive, TSV, plain text) into token-ID files and a vocabulary"},
+    {"synth", reel_cmd_synth, "write a synthetic labelled corpus (TSV) that a model can learn, for demos and tests"},
+    {"train", reel_cmd_train, "train a model from a config file, data-parallel over the MPI ranks; resumes"},
+    {"eval", reel_cmd_eval, "evaluate a checkpoint on a split: loss, accuracy, precision, recall, F1"},
+    {"inspect", reel_cmd_inspect, "summarise and validate a checkpoint, token file, vocabulary or metrics file"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: reel <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n'reel <command> --help' describes a command. Version " REEL_VERSION ".\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("reel " REEL_VERSION "\n");
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[1], commands[i].name) != 0) continue;
+        MPI_Init(&argc, &argv);
+        int status = commands[i].run(argc - 1, argv + 1);
+        MPI_Finalize();
+        return status;
+    }
+    fprintf(stderr, "reel: error: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

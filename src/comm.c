@@ -1,0 +1,52 @@
+#include "reel/comm.h"
+
+#include <limits.h>
+
+void reel_comm_world(reel_comm *comm) {
+    comm->comm = MPI_COMM_WORLD;
+    MPI_Comm_rank(comm->comm, &comm->rank);
+    MPI_Comm_size(comm->comm, &comm->size);
+}
+
+void reel_comm_self(reel_comm *comm) {
+    comm->comm = MPI_COMM_SELF;
+    comm->rank = 0;
+    comm->size = 1;
+}
+
+void reel_comm_sum_floats(const reel_comm *comm, float *values, size_t count) {
+    if (comm->size == 1) return;
+    for (size_t done = 0; done < count;) {
+        int piece = count - done > INT_MAX ? INT_MAX : (int)(count - done);
+        MPI_Allreduce(MPI_IN_PLACE, values + done, piece, MPI_FLOAT, MPI_SUM, comm->comm);
+        done += (size_t)piece;
+    }
+}
+
+void reel_comm_sum_doubles(const reel_comm *comm, double *values, size_t count) {
+    if (comm->size == 1) return;
+    for (size_t done = 0; done < count;) {
+        int piece = count - done > INT_MAX ? INT_MAX : (int)(count - done);
+        MPI_Allreduce(MPI_IN_PLACE, values + done, piece, MPI_DOUBLE, MPI_SUM, comm->comm);
+        done += (size_t)piece;
+    }
+}
+
+void reel_comm_max_int(const reel_comm *comm, int *value) {
+    if (comm->size == 1) return;
+    MPI_Allreduce(MPI_IN_PLACE, value, 1, MPI_INT, MPI_MAX, comm->comm);
+}
+
+void reel_comm_bcast(const reel_comm *comm, void *data, size_t bytes, int root) {
+    if (comm->size == 1) return;
+    char *bytes_ptr = data;
+    for (size_t done = 0; done < bytes;) {
+        int piece = bytes - done > INT_MAX ? INT_MAX : (int)(bytes - done);
+        MPI_Bcast(bytes_ptr + done, piece, MPI_BYTE, root, comm->comm);
+        done += (size_t)piece;
+    }
+}
+
+void reel_comm_barrier(const reel_comm *comm) {
+    if (comm->size > 1) MPI_Barrier(comm->comm);
+}

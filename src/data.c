@@ -1,0 +1,58 @@
+#include "reel/data.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "reel/vocab.h"
+
+void reel_rank_share(size_t total, int rank, int size, size_t *begin, size_t *count) {
+    size_t base = total / (size_t)size, extra = total % (size_t)size, r = (size_t)rank;
+    *begin = r * base + (r < extra ? r : extra);
+    *count = base + (r < extra ? 1 : 0);
+}
+
+static void reserve_rows(reel_batch_buffer *buf, size_t rows) {
+    if (rows <= buf->capacity) return;
+    buf->capacity = rows;
+    buf->offsets = reel_realloc(buf->offsets, (rows + 1) * sizeof *buf->offsets);
+    buf->labels = reel_realloc(buf->labels, rows * sizeof *buf->labels);
+    buf->sample_index = reel_realloc(buf->sample_index, rows * sizeof *buf->sample_index);
+}
+
+int reel_batch_gather(reel_batch_buffer *buf, reel_tokfile *file, const uint64_t *doc_indices, size_t count,
+                      size_t vocab_limit, size_t max_tokens, uint64_t epoch, reel_error *err) {
+    reserve_rows(buf, count);
+    size_t total = 0;
+    buf->offsets[0] = 0;
+    for (size_t b = 0; b < count; b++) {
+        const uint32_t *ids;
+        size_t length;
+        int32_t label;
+        if (reel_tokfile_doc(file, doc_indices[b], &ids, &length, &label, err) != 0) return -1;
+        if (max_tokens && length > max_tokens) length = max_tokens;
+        if (total + length > buf->ids_capacity) {
+            buf->ids_capacity = 2 * (total + length);
+            buf->ids = reel_realloc(buf->ids, buf->ids_capacity * sizeof *buf->ids);
+        }
+        for (size_t t = 0; t < length; t++) buf->ids[total + t] = ids[t] < vocab_limit ? ids[t] : REEL_TOKEN_UNK;
+        total += length;
+        buf->offsets[b + 1] = total;
+        buf->labels[b] = (float)label;
+        buf->sample_index[b] = doc_indices[b];
+    }
+    buf->batch.size = count;
+    buf->batch.ids = buf->ids;
+    buf->batch.offsets = buf->offsets;
+    buf->batch.labels = buf->labels;
+    buf->batch.sample_index = buf->sample_index;
+    buf->batch.epoch = epoch;
+    return 0;
+}
+
+void reel_batch_buffer_free(reel_batch_buffer *buf) {
+    free(buf->ids);
+    free(buf->offsets);
+    free(buf->labels);
+    free(buf->sample_index);
+    memset(buf, 0, sizeof *buf);
+}

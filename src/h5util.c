@@ -1,0 +1,107 @@
+#include "h5util.h"
+
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+void reel_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+static herr_t keep_innermost(unsigned n, const H5E_error2_t *entry, void *data) {
+    /* Walked upward, entry 0 is the innermost frame: the specific cause rather than "can't read data". */
+    if (n == 0 && entry->desc && entry->desc[0]) {
+        char *buffer = data;
+        snprintf(buffer, 256, "%s", entry->desc);
+    }
+    return 0;
+}
+
+void reel_h5_reason(char *buffer, size_t size) {
+    char innermost[256] = "";
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, keep_innermost, innermost);
+    snprintf(buffer, size, "%s", innermost[0] ? innermost : "unknown HDF5 error");
+    H5Eclear2(H5E_DEFAULT);
+}
+
+static int write_attr(hid_t object, const char *name, hid_t type, const void *value) {
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate2(object, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t status = attr < 0 ? -1 : H5Awrite(attr, type, value);
+    if (attr >= 0) H5Aclose(attr);
+    H5Sclose(space);
+    return status < 0 ? -1 : 0;
+}
+
+int reel_h5_write_string_attr(hid_t object, const char *name, const char *value) {
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, strlen(value) + 1);
+    H5Tset_strpad(type, H5T_STR_NULLTERM);
+    int status = write_attr(object, name, type, value);
+    H5Tclose(type);
+    return status;
+}
+
+int reel_h5_write_u64_attr(hid_t object, const char *name, uint64_t value) {
+    return write_attr(object, name, H5T_STD_U64LE, &value);
+}
+
+int reel_h5_write_f64_attr(hid_t object, const char *name, double value) {
+    return write_attr(object, name, H5T_IEEE_F64LE, &value);
+}
+
+static int read_attr(hid_t object, const char *name, hid_t memory_type, H5T_class_t expected, void *value) {
+    if (H5Aexists(object, name) <= 0) return -1;
+    hid_t attr = H5Aopen(object, name, H5P_DEFAULT);
+    if (attr < 0) return -1;
+    hid_t type = H5Aget_type(attr);
+    int status = H5Tget_class(type) == expected && H5Aread(attr, memory_type, value) >= 0 ? 0 : -1;
+    H5Tclose(type);
+    H5Aclose(attr);
+    return status;
+}
+
+int reel_h5_read_u64_attr(hid_t object, const char *name, uint64_t *value) {
+    return read_attr(object, name, H5T_NATIVE_UINT64, H5T_INTEGER, value);
+}
+
+int reel_h5_read_f64_attr(hid_t object, const char *name, double *value) {
+    return read_attr(object, name, H5T_NATIVE_DOUBLE, H5T_FLOAT, value);
+}
+
+int reel_h5_read_string_attr(hid_t object, const char *name, char *value, size_t size) {
+    if (H5Aexists(object, name) <= 0) return -1;
+    hid_t attr = H5Aopen(object, name, H5P_DEFAULT);
+    if (attr < 0) return -1;
+    hid_t type = H5Aget_type(attr);
+    int status = -1;
+    if (H5Tget_class(type) == H5T_STRING && !H5Tis_variable_str(type)) {
+        size_t stored = H5Tget_size(type);
+        hid_t memory = H5Tcopy(H5T_C_S1);
+        H5Tset_size(memory, stored + 1);
+        char buffer[stored + 1];
+        if (H5Aread(attr, memory, buffer) >= 0) {
+            buffer[stored] = '\0';
+            snprintf(value, size, "%s", buffer);
+            status = 0;
+        }
+        H5Tclose(memory);
+    }
+    H5Tclose(type);
+    H5Aclose(attr);
+    return status;
+}
+
+int reel_fsync_path(const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return -1;
+    int status = fsync(fd);
+    close(fd);
+    return status;
+}
+
+int reel_fsync_parent_dir(const char *path) {
+    char copy[4096];
+    snprintf(copy, sizeof copy, "%s", path);
+    return reel_fsync_path(dirname(copy));
+}

@@ -1,0 +1,27 @@
+/* Private HDF5 helpers shared by the checkpoint code: attributes, strings, and turning HDF5's error
+ * stack into one readable sentence. */
+#ifndef REEL_H5UTIL_H
+#define REEL_H5UTIL_H
+
+#include <hdf5.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Silences HDF5's own printing of error stacks (reel reports errors itself). Idempotent. */
+void reel_h5_quiet(void);
+/* The most specific message on HDF5's current error stack, e.g. "incorrect metadata checksum". */
+void reel_h5_reason(char *buffer, size_t size);
+
+int reel_h5_write_string_attr(hid_t object, const char *name, const char *value);
+int reel_h5_write_u64_attr(hid_t object, const char *name, uint64_t value);
+int reel_h5_write_f64_attr(hid_t object, const char *name, double value);
+/* Return -1 when the attribute is missing or of the wrong kind. */
+int reel_h5_read_string_attr(hid_t object, const char *name, char *value, size_t size);
+int reel_h5_read_u64_attr(hid_t object, const char *name, uint64_t *value);
+int reel_h5_read_f64_attr(hid_t object, const char *name, double *value);
+
+/* fsync of a file by path, and of the directory that holds path (so a rename is durable). */
+int reel_fsync_path(const char *path);
+int reel_fsync_parent_dir(const char *path);
+
+#endif

@@ -1,0 +1,97 @@
+#include "reel/optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reel/check.h"
+
+void reel_optimizer_init(reel_optimizer *opt, const reel_config *cfg, const reel_store *params) {
+    memset(opt, 0, sizeof *opt);
+    snprintf(opt->type, sizeof opt->type, "%s", cfg->optimizer.type);
+    opt->num_floats = params->num_floats;
+    opt->beta1 = cfg->optimizer.beta1;
+    opt->beta2 = cfg->optimizer.beta2;
+    opt->eps = cfg->optimizer.eps;
+    opt->momentum = cfg->optimizer.momentum;
+    opt->weight_decay = cfg->optimizer.weight_decay;
+    opt->nesterov = cfg->optimizer.nesterov;
+    if (strcmp(opt->type, "adam") == 0) {
+        opt->num_slots = 2;
+        opt->slot_names[0] = "adam_m";
+        opt->slot_names[1] = "adam_v";
+    } else if (strcmp(opt->type, "sgd") == 0) {
+        opt->num_slots = 1;
+        opt->slot_names[0] = "momentum";
+    } else {
+        REEL_FATAL("use adam or sgd", "[optimizer] type = '%s' is not an optimizer", opt->type);
+    }
+    for (size_t s = 0; s < opt->num_slots; s++) opt->slots[s] = reel_calloc(opt->num_floats, sizeof(float));
+}
+
+void reel_optimizer_free(reel_optimizer *opt) {
+    for (size_t s = 0; s < opt->num_slots; s++) free(opt->slots[s]);
+    memset(opt, 0, sizeof *opt);
+}
+
+static void adam_step(reel_optimizer *opt, float *param, const float *grad, double lr) {
+    opt->steps_taken++;
+    double correction1 = 1.0 - pow(opt->beta1, (double)opt->steps_taken);
+    double correction2 = 1.0 - pow(opt->beta2, (double)opt->steps_taken);
+    float b1 = (float)opt->beta1, b2 = (float)opt->beta2, eps = (float)opt->eps;
+    float step_size = (float)(lr / correction1);
+    float inv_sqrt_correction2 = (float)(1.0 / sqrt(correction2));
+    float decay = (float)(1.0 - lr * opt->weight_decay);
+    float *m = opt->slots[0], *v = opt->slots[1];
+    for (size_t i = 0; i < opt->num_floats; i++) {
+        float g = grad[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * g;
+        v[i] = b2 * v[i] + (1.0f - b2) * g * g;
+        param[i] = param[i] * decay - step_size * m[i] / (sqrtf(v[i]) * inv_sqrt_correction2 + eps);
+    }
+}
+
+static void sgd_step(reel_optimizer *opt, float *param, const float *grad, double lr) {
+    opt->steps_taken++;
+    float momentum = (float)opt->momentum, wd = (float)opt->weight_decay, rate = (float)lr;
+    float *buf = opt->slots[0];
+    for (size_t i = 0; i < opt->num_floats; i++) {
+        float g = grad[i] + wd * param[i];
+        buf[i] = momentum * buf[i] + g;
+        float direction = opt->nesterov ? g + momentum * buf[i] : buf[i];
+        param[i] -= rate * direction;
+    }
+}
+
+void reel_optimizer_step(reel_optimizer *opt, reel_store *params, double lr) {
+    REEL_CHECK(params->num_floats == opt->num_floats, NULL, "optimizer built for %zu floats, given %zu",
+               opt->num_floats, params->num_floats);
+    if (opt->num_slots == 2)
+        adam_step(opt, params->data, params->grad, lr);
+    else
+        sgd_step(opt, params->data, params->grad, lr);
+}
+
+double reel_schedule_lr(const reel_config *cfg, uint64_t step, uint64_t total_steps) {
+    double base = cfg->optimizer.lr;
+    uint64_t warmup = cfg->optimizer.warmup_steps;
+    if (step < warmup) return base * (double)(step + 1) / (double)warmup;
+    if (strcmp(cfg->optimizer.schedule, "constant") == 0 || total_steps <= warmup) return base;
+    double progress = (double)(step - warmup) / (double)(total_steps - warmup);
+    if (progress > 1.0) progress = 1.0;
+    if (strcmp(cfg->optimizer.schedule, "cosine") == 0) return base * 0.5 * (1.0 + cos(3.14159265358979323846 * progress));
+    return base * (1.0 - progress); /* linear */
+}
+
+double reel_grad_norm(const float *grad, size_t count) {
+    double sum = 0.0;
+    for (size_t i = 0; i < count; i++) sum += (double)grad[i] * grad[i];
+    return sqrt(sum);
+}
+
+double reel_clip_grad_norm(float *grad, size_t count, double norm, double max_norm) {
+    if (max_norm <= 0.0 || norm <= max_norm) return 1.0;
+    float factor = (float)(max_norm / (norm + 1e-6));
+    for (size_t i = 0; i < count; i++) grad[i] *= factor;
+    return factor;
+}

@@ -1,0 +1,3 @@
+reel_unit_test(gradcheck)
+reel_unit_test(core)
+reel_unit_test(checkpoint)

@@ -1,0 +1,47 @@
+# Shared helpers for the shell tests (sourced). CTest sets REEL_BIN, REEL_SOURCE_DIR, REEL_SHARED_DATA,
+# MPIEXEC and the Open MPI variables; each test works in its own scratch directory.
+set -euo pipefail
+: "${REEL_BIN:?REEL_BIN must point at the reel program}"
+TEST_NAME=$(basename "${BASH_SOURCE[1]}" .sh)
+WORK="$PWD/work_$TEST_NAME"
+rm -rf "$WORK" && mkdir -p "$WORK"
+cd "$WORK"
+
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+pass() { echo "ok: $*"; }
+finish() {
+  if [ "$failures" -ne 0 ]; then echo "$TEST_NAME: $failures check(s) failed" >&2; exit 1; fi
+  echo "$TEST_NAME: all checks passed"
+}
+
+reel() { "$REEL_BIN" "$@"; }
+mpireel() { local np=$1; shift; "$MPIEXEC" -np "$np" --oversubscribe "$REEL_BIN" "$@"; }
+
+# expect_fail "what" "regex the error must match" command...: the command must exit non-zero and its
+# stderr must match the regex (extended grep).
+expect_fail() {
+  local what=$1 pattern=$2; shift 2
+  local status=0
+  "$@" >"$WORK/out.txt" 2>"$WORK/err.txt" || status=$?
+  if [ "$status" -eq 0 ]; then fail "$what: expected failure, got success"; return; fi
+  if grep -Eq -- "$pattern" "$WORK/err.txt"; then pass "$what"; else
+    fail "$what: stderr does not match /$pattern/:"; sed 's/^/    /' "$WORK/err.txt" >&2; fi
+}
+
+# expect_ok "what" command...: the command must succeed.
+expect_ok() {
+  local what=$1; shift
+  if "$@" >"$WORK/out.txt" 2>"$WORK/err.txt"; then pass "$what"; else
+    fail "$what: exit status $?"; sed 's/^/    /' "$WORK/err.txt" >&2; fi
+}
+
+# Real-data tests call this first: it exits 77 (CTest: skipped) with a clear message when the archive
+# is absent.
+require_imdb() {
+  IMDB_ARCHIVE="$REEL_SHARED_DATA/aclImdb_v1.tar.gz"
+  if [ ! -f "$IMDB_ARCHIVE" ]; then
+    echo "SKIPPED: $IMDB_ARCHIVE is missing; real-data tests need the IMDb archive in ../shared/data" >&2
+    exit 77
+  fi
+}

@@ -1,0 +1,172 @@
+/* Counter-based RNG, epoch shuffle, rank shares and the optimizers, against independent references. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "reel/config.h"
+#include "reel/data.h"
+#include "reel/optim.h"
+#include "reel/params.h"
+#include "reel/rng.h"
+
+static void test_philox_known_answers(void **state) {
+    (void)state;
+    /* Philox4x32-10 known-answer vectors published with Random123 (kat_vectors):
+     * counter 0, key 0 and counter all-ones, key all-ones. */
+    uint32_t out[4];
+    reel_rng_block(out, 0, 0, 0, 0, 0);
+    assert_int_equal(out[0], 0x6627e8d5u);
+    assert_int_equal(out[1], 0xe169c58du);
+    assert_int_equal(out[2], 0xbc57ac4cu);
+    assert_int_equal(out[3], 0x9b00dbd8u);
+    reel_rng_block(out, UINT64_MAX, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu);
+    assert_int_equal(out[0], 0x408f276du);
+    assert_int_equal(out[1], 0x41c83b0eu);
+    assert_int_equal(out[2], 0xa20bc7c6u);
+    assert_int_equal(out[3], 0x6d5451fdu);
+}
+
+static void test_shuffle(void **state) {
+    (void)state;
+    enum { N = 1000 };
+    uint64_t a[N], b[N], c[N];
+    reel_shuffle(a, N, 42, 0);
+    reel_shuffle(b, N, 42, 0);
+    reel_shuffle(c, N, 42, 1);
+    assert_memory_equal(a, b, sizeof a); /* deterministic */
+    assert_memory_not_equal(a, c, sizeof a); /* differs per epoch */
+    char seen[N] = {0};
+    size_t fixed_points = 0;
+    for (size_t i = 0; i < N; i++) {
+        assert_true(a[i] < N);
+        assert_false(seen[a[i]]);
+        seen[a[i]] = 1;
+        fixed_points += a[i] == i;
+    }
+    assert_true(fixed_points < 10); /* a real shuffle has about one fixed point */
+}
+
+static void test_rank_share_covers_batch(void **state) {
+    (void)state;
+    for (size_t total = 0; total < 30; total++)
+        for (int size = 1; size <= 7; size++) {
+            size_t next = 0, smallest = SIZE_MAX, largest = 0;
+            for (int rank = 0; rank < size; rank++) {
+                size_t begin, count;
+                reel_rank_share(total, rank, size, &begin, &count);
+                assert_int_equal(begin, next); /* contiguous, in rank order */
+                next = begin + count;
+                if (count < smallest) smallest = count;
+                if (count > largest) largest = count;
+            }
+            assert_int_equal(next, total);
+            assert_true(largest - smallest <= 1);
+        }
+}
+
+static void make_store(reel_store *store, float value, float gradient) {
+    reel_store_init(store, 1);
+    reel_store_add(store, "w", 1, (size_t[]){3});
+    reel_store_allocate(store);
+    for (size_t i = 0; i < 3; i++) {
+        store->data[i] = value * (float)(i + 1);
+        store->grad[i] = gradient * (float)(i + 1);
+    }
+}
+
+static void test_adam_matches_formula(void **state) {
+    (void)state;
+    reel_config cfg;
+    reel_config_defaults(&cfg);
+    snprintf(cfg.optimizer.type, sizeof cfg.optimizer.type, "adam");
+    cfg.optimizer.weight_decay = 0.01;
+    reel_store store;
+    make_store(&store, 1.0f, 0.5f);
+    reel_optimizer opt;
+    reel_optimizer_init(&opt, &cfg, &store);
+    /* Two steps with gradient g_i = 0.5 (i+1), written out in double from the AdamW definition. */
+    double p[3] = {1, 2, 3}, m[3] = {0}, v[3] = {0};
+    for (int t = 1; t <= 2; t++) {
+        reel_optimizer_step(&opt, &store, 1e-2);
+        for (int i = 0; i < 3; i++) {
+            double g = 0.5 * (i + 1);
+            p[i] -= 1e-2 * 0.01 * p[i];
+            m[i] = 0.9 * m[i] + 0.1 * g;
+            v[i] = 0.999 * v[i] + 0.001 * g * g;
+            double mhat = m[i] / (1 - pow(0.9, t)), vhat = v[i] / (1 - pow(0.999, t));
+            p[i] -= 1e-2 * mhat / (sqrt(vhat) + 1e-8);
+        }
+    }
+    for (int i = 0; i < 3; i++) assert_float_equal(store.data[i], p[i], 1e-6);
+    assert_int_equal(opt.steps_taken, 2);
+    reel_optimizer_free(&opt);
+    reel_store_free(&store);
+}
+
+static void test_sgd_momentum_matches_formula(void **state) {
+    (void)state;
+    for (int nesterov = 0; nesterov <= 1; nesterov++) {
+        reel_config cfg;
+        reel_config_defaults(&cfg);
+        snprintf(cfg.optimizer.type, sizeof cfg.optimizer.type, "sgd");
+        cfg.optimizer.momentum = 0.9;
+        cfg.optimizer.nesterov = nesterov;
+        cfg.optimizer.weight_decay = 0.1;
+        reel_store store;
+        make_store(&store, 1.0f, 0.5f);
+        reel_optimizer opt;
+        reel_optimizer_init(&opt, &cfg, &store);
+        double p[3] = {1, 2, 3}, buf[3] = {0};
+        for (int t = 0; t < 3; t++) {
+            reel_optimizer_step(&opt, &store, 0.1);
+            for (int i = 0; i < 3; i++) {
+                double g = 0.5 * (i + 1) + 0.1 * p[i];
+                buf[i] = 0.9 * buf[i] + g;
+                p[i] -= 0.1 * (nesterov ? g + 0.9 * buf[i] : buf[i]);
+            }
+        }
+        for (int i = 0; i < 3; i++) assert_float_equal(store.data[i], p[i], 1e-5);
+        reel_optimizer_free(&opt);
+        reel_store_free(&store);
+    }
+}
+
+static void test_clip_and_schedule(void **state) {
+    (void)state;
+    float grad[2] = {3, 4};
+    double norm = reel_grad_norm(grad, 2);
+    assert_float_equal(norm, 5.0, 1e-9);
+    reel_clip_grad_norm(grad, 2, norm, 1.0);
+    assert_float_equal(reel_grad_norm(grad, 2), 1.0, 1e-5);
+    reel_clip_grad_norm(grad, 2, 1.0, 10.0); /* below the limit: unchanged */
+    assert_float_equal(grad[0], 0.6, 1e-5);
+
+    reel_config cfg;
+    reel_config_defaults(&cfg);
+    cfg.optimizer.lr = 1.0;
+    cfg.optimizer.warmup_steps = 10;
+    snprintf(cfg.optimizer.schedule, sizeof cfg.optimizer.schedule, "cosine");
+    assert_float_equal(reel_schedule_lr(&cfg, 0, 110), 0.1, 1e-12);
+    assert_float_equal(reel_schedule_lr(&cfg, 9, 110), 1.0, 1e-12);
+    assert_float_equal(reel_schedule_lr(&cfg, 10, 110), 1.0, 1e-12);
+    assert_float_equal(reel_schedule_lr(&cfg, 60, 110), 0.5, 1e-12);
+    assert_float_equal(reel_schedule_lr(&cfg, 110, 110), 0.0, 1e-12);
+    snprintf(cfg.optimizer.schedule, sizeof cfg.optimizer.schedule, "linear");
+    assert_float_equal(reel_schedule_lr(&cfg, 35, 110), 0.75, 1e-12);
+    snprintf(cfg.optimizer.schedule, sizeof cfg.optimizer.schedule, "constant");
+    assert_float_equal(reel_schedule_lr(&cfg, 100, 110), 1.0, 1e-12);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_philox_known_answers), cmocka_unit_test(test_shuffle),
+        cmocka_unit_test(test_rank_share_covers_batch), cmocka_unit_test(test_adam_matches_formula),
+        cmocka_unit_test(test_sgd_momentum_matches_formula), cmocka_unit_test(test_clip_and_schedule),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
