@@ -1,0 +1,1 @@
+reel_unit_test(config)
