@@ -75,7 +75,16 @@ int reel_h5_read_string_attr(hid_t object, const char *name, char *value, size_t
     if (attr < 0) return -1;
     hid_t type = H5Aget_type(attr);
     int status = -1;
-    if (H5Tget_class(type) == H5T_STRING && !H5Tis_variable_str(type)) {
+    if (H5Tget_class(type) == H5T_STRING && H5Tis_variable_str(type) > 0) {
+        char *stored = NULL;
+        hid_t memory = H5Tcopy(type); /* same character set: HDF5 does not convert ASCII <-> UTF-8 */
+        if (H5Aread(attr, memory, &stored) >= 0) {
+            snprintf(value, size, "%s", stored ? stored : "");
+            status = 0;
+        }
+        if (stored) H5free_memory(stored);
+        H5Tclose(memory);
+    } else if (H5Tget_class(type) == H5T_STRING) {
         size_t stored = H5Tget_size(type);
         hid_t memory = H5Tcopy(H5T_C_S1);
         H5Tset_size(memory, stored + 1);

@@ -52,7 +52,7 @@ static void format_duration(char *out, size_t size, double seconds) {
 }
 
 static void make_dirs(const char *path) {
-    char buffer[REEL_PATH_MAX];
+    char buffer[2 * REEL_PATH_MAX];
     snprintf(buffer, sizeof buffer, "%s", path);
     for (char *p = buffer + 1; *p; p++) {
         if (*p != '/') continue;
@@ -67,7 +67,7 @@ static void make_dirs(const char *path) {
 
 /* Opens data_dir/<split>.tok and checks it against the vocabulary; a missing optional split is NULL. */
 static reel_tokfile *open_split(const trainer *t, const char *split, int required) {
-    char path[REEL_PATH_MAX + 32];
+    char path[2 * 2 * REEL_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/%s.tok", t->cfg->data.dir, split);
     if (!required && access(path, F_OK) != 0) return NULL;
     reel_tokfile *file;
@@ -121,7 +121,7 @@ static int resume_or_init(trainer *t, const reel_train_options *options) {
     t->model->ops->init(t->model, cfg->train.seed);
 
     int resumed = 0;
-    char chosen[REEL_PATH_MAX + 64] = "";
+    char chosen[2 * REEL_PATH_MAX + 64] = "";
     if (t->comm.rank == 0 && options->resume != REEL_RESUME_NEVER) {
         reel_error err = {{0}};
         if (options->resume == REEL_RESUME_FROM) {
@@ -169,7 +169,7 @@ static void save_checkpoint(trainer *t, int also_best) {
     t->last_checkpoint_step = t->state.global_step;
     if (t->comm.rank != 0) return;
     reel_checkpoint_info info = {t->config_ini, t->vocab.checksum, t->comm.size};
-    char path[REEL_PATH_MAX + 64];
+    char path[2 * REEL_PATH_MAX + 64];
     reel_error err = {{0}};
     double start = now_seconds();
     reel_checkpoint_numbered_path(path, sizeof path, t->cfg->train.run_dir, t->state.global_step);
@@ -324,21 +324,27 @@ static void run_epochs(trainer *t) {
     free(dlogits);
 }
 
-int reel_train(const reel_config *cfg, const reel_train_options *options) {
+int reel_train(const reel_config *requested, const reel_train_options *options) {
     trainer t = {0};
+    reel_config effective = *requested;
+    const reel_config *cfg = &effective;
     t.cfg = cfg;
     reel_comm_world(&t.comm);
     report_threads(&t);
-    t.config_ini = reel_config_to_ini(cfg);
-    reel_log("--- resolved configuration ---\n%s------------------------------\n", t.config_ini);
 
     reel_error err = {{0}};
-    char path[REEL_PATH_MAX + 32];
+    char path[2 * 2 * REEL_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/vocab.txt", cfg->data.dir);
     if (reel_vocab_load(&t.vocab, path, &err) != 0) reel_die(&err, "run `reel prep` to create the data directory");
-    if (cfg->model.vocab_size > t.vocab.size)
-        REEL_FATAL("lower [model] vocab_size, or re-run `reel prep` with a larger --vocab-size",
-                   "[model] vocab_size = %zu but %s has only %zu entries", cfg->model.vocab_size, path, t.vocab.size);
+    if (cfg->model.vocab_size > t.vocab.size) {
+        /* Rows past the data's vocabulary would never be trained; the stored configuration records the
+         * size actually used, so `reel eval` rebuilds the same model. */
+        reel_log("note: [model] vocab_size = %zu, but %s has %zu entries: using %zu\n", cfg->model.vocab_size, path,
+                 t.vocab.size, t.vocab.size);
+        effective.model.vocab_size = t.vocab.size;
+    }
+    t.config_ini = reel_config_to_ini(cfg);
+    reel_log("--- resolved configuration ---\n%s------------------------------\n", t.config_ini);
     t.train = open_split(&t, "train", 1);
     t.valid = open_split(&t, "valid", 0);
     t.test = open_split(&t, "test", 0);

@@ -36,6 +36,12 @@ expect_ok() {
     fail "$what: exit status $?"; sed 's/^/    /' "$WORK/err.txt" >&2; fi
 }
 
+# H5PY_PYTHON: a python3 that can import h5py (Debian's python3-h5py), or empty.
+H5PY_PYTHON=""
+for candidate in python3 /usr/bin/python3; do
+  if command -v "$candidate" >/dev/null && "$candidate" -c "import h5py" 2>/dev/null; then H5PY_PYTHON=$candidate; break; fi
+done
+
 # Real-data tests call this first: it exits 77 (CTest: skipped) with a clear message when the archive
 # is absent.
 require_imdb() {
@@ -44,4 +50,37 @@ require_imdb() {
     echo "SKIPPED: $IMDB_ARCHIVE is missing; real-data tests need the IMDb archive in ../shared/data" >&2
     exit 77
   fi
+}
+
+# make_small_data DIR [TRAIN_DOCS]: a synthetic labelled corpus prepared into DIR (vocabulary 600).
+make_small_data() {
+  local dir=$1 docs=${2:-2500}
+  reel synth --docs "$docs" --test-docs 500 --seed 7 "$WORK/synth_train.tsv" "$WORK/synth_test.tsv" >/dev/null
+  reel prep --format tsv --test "$WORK/synth_test.tsv" --valid-count 500 --vocab-size 600 \
+    "$WORK/synth_train.tsv" "$dir" >/dev/null
+}
+
+# write_small_config FILE DATA_DIR: a small bag-of-words configuration that trains in seconds.
+write_small_config() {
+  cat >"$1" <<INI
+[data]
+dir = $2
+[model]
+type = bow
+vocab_size = 600
+embed_dim = 16
+hidden_dim = 24
+dropout = 0.5
+batch_norm = true
+[optimizer]
+type = adam
+lr = 0.01
+[train]
+epochs = 3
+batch_size = 100
+log_every = 5
+seed = 5
+[checkpoint]
+keep_last = 100
+INI
 }

@@ -155,7 +155,7 @@ static void test_bit_flips(void **state) {
     char good[300], bad[300];
     snprintf(good, sizeof good, "%s/good.h5", dir);
     snprintf(bad, sizeof bad, "%s/flipped.h5", dir);
-    const char *datasets[] = {"/model/embedding/weight", "/model/hidden/bias", "/optimizer/adam_v/output/weight"};
+    const char *datasets[] = {"/model/embedding/weight", "/model/batchnorm/bias", "/optimizer/adam_v/output/weight"};
     for (size_t i = 0; i < 3; i++) {
         copy_file(good, bad, -1);
         hsize_t size;

@@ -82,7 +82,7 @@ int reel_cmd_eval(int argc, char **argv) {
     if (data_dir) snprintf(cfg.data.dir, sizeof cfg.data.dir, "%s", data_dir);
 
     reel_vocab vocab;
-    char path[REEL_PATH_MAX + 32];
+    char path[2 * 2 * REEL_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/vocab.txt", cfg.data.dir);
     if (reel_vocab_load(&vocab, path, &err) != 0) return reel_cli_report(&err, "pass the data directory with --data");
     reel_model *model;

@@ -1,5 +1,8 @@
 /* The bag-of-words classifier (course part 1a):
  *   mean of word embeddings (B,E) -> linear (B,H) -> batch norm -> ReLU -> dropout -> linear -> one logit.
+ * With batch norm the hidden linear layer has no bias: batch norm subtracts any constant shift, so that
+ * bias would have a gradient of exactly zero, and Adam would turn its rounding noise into full-size random
+ * steps (different on every machine and rank count) while changing nothing the model computes.
  * Batch norm uses the statistics of the global batch, so the model computes the same function whatever
  * the number of ranks; dropout masks are keyed by sample index for the same reason. */
 #include <math.h>
@@ -32,8 +35,8 @@ static void bow_forward(reel_model *model, const reel_batch *batch, int training
     const reel_store *p = &model->params, *s = &model->state;
 
     reel_embedding_bag_forward(m->mean_embedding, batch->ids, batch->offsets, reel_store_view(p, m->embedding), B, E);
-    reel_linear_forward(m->hidden, m->mean_embedding, reel_store_view(p, m->hidden_w), reel_store_view(p, m->hidden_b),
-                        B, E, H);
+    reel_linear_forward(m->hidden, m->mean_embedding, reel_store_view(p, m->hidden_w),
+                        m->batch_norm ? NULL : reel_store_view(p, m->hidden_b), B, E, H);
     const float *after_norm = m->hidden;
     if (m->batch_norm) {
         if (training)
@@ -83,8 +86,8 @@ static void bow_backward(reel_model *model, const reel_batch *batch, const float
         d_hidden = m->d_hidden;
     }
     memset(m->d_mean_embedding, 0, B * E * sizeof(float));
-    reel_linear_backward(m->d_mean_embedding, reel_store_grad_view(p, m->hidden_w), reel_store_grad_view(p, m->hidden_b),
-                         d_hidden, m->mean_embedding, reel_store_view(p, m->hidden_w), B, E, H);
+    reel_linear_backward(m->d_mean_embedding, reel_store_grad_view(p, m->hidden_w),
+                         m->batch_norm ? NULL : reel_store_grad_view(p, m->hidden_b), d_hidden, m->mean_embedding, reel_store_view(p, m->hidden_w), B, E, H);
     reel_embedding_bag_backward(reel_store_grad_view(p, m->embedding), m->d_mean_embedding, batch->ids, batch->offsets,
                                 B, E);
 }
@@ -97,7 +100,7 @@ static void bow_init(reel_model *model, uint64_t seed) {
     reel_init_normal(reel_store_view(p, m->embedding), p->tensors[m->embedding].count, 1.0f, seed, (uint32_t)m->embedding);
     float hidden_bound = 1.0f / sqrtf((float)m->E), out_bound = 1.0f / sqrtf((float)m->H);
     reel_init_uniform(reel_store_view(p, m->hidden_w), m->H * m->E, hidden_bound, seed, (uint32_t)m->hidden_w);
-    reel_init_uniform(reel_store_view(p, m->hidden_b), m->H, hidden_bound, seed, (uint32_t)m->hidden_b);
+    if (!m->batch_norm) reel_init_uniform(reel_store_view(p, m->hidden_b), m->H, hidden_bound, seed, (uint32_t)m->hidden_b);
     reel_init_uniform(reel_store_view(p, m->out_w), m->H, out_bound, seed, (uint32_t)m->out_w);
     reel_init_uniform(reel_store_view(p, m->out_b), 1, out_bound, seed, (uint32_t)m->out_b);
     if (m->batch_norm) {
@@ -141,12 +144,13 @@ int reel_bow_create(reel_model **out, const reel_config *cfg, size_t max_batch, 
     reel_store_init(&model->state, 0);
     m->embedding = reel_store_add(&model->params, "embedding/weight", 2, (size_t[]){model->vocab_size, m->E});
     m->hidden_w = reel_store_add(&model->params, "hidden/weight", 2, (size_t[]){m->H, m->E});
-    m->hidden_b = reel_store_add(&model->params, "hidden/bias", 1, (size_t[]){m->H});
     if (m->batch_norm) {
         m->bn_w = reel_store_add(&model->params, "batchnorm/weight", 1, (size_t[]){m->H});
         m->bn_b = reel_store_add(&model->params, "batchnorm/bias", 1, (size_t[]){m->H});
         m->running_mean = reel_store_add(&model->state, "batchnorm/running_mean", 1, (size_t[]){m->H});
         m->running_var = reel_store_add(&model->state, "batchnorm/running_var", 1, (size_t[]){m->H});
+    } else {
+        m->hidden_b = reel_store_add(&model->params, "hidden/bias", 1, (size_t[]){m->H});
     }
     m->out_w = reel_store_add(&model->params, "output/weight", 2, (size_t[]){1, m->H});
     m->out_b = reel_store_add(&model->params, "output/bias", 1, (size_t[]){1});

@@ -1,0 +1,69 @@
+# The training, evaluation and inspection front ends on bad input: each failure names the file and the
+# line, field or offset, and nothing already saved is lost. Also: `reel eval` agrees with the test
+# accuracy printed at the end of training, and `reel inspect` describes what it reads.
+source "$(dirname "$0")/lib.sh"
+
+make_small_data "$WORK/data" 1500
+write_small_config "$WORK/small.ini" "$WORK/data"
+sed -i 's/^epochs = 3/epochs = 2/' "$WORK/small.ini"
+
+# --- configuration errors: file, line, key
+cp "$WORK/small.ini" "$WORK/typo.ini"
+sed -i 's/^lr = 0.01/learning_rate = 0.01/' "$WORK/typo.ini"
+line=$(grep -n '^learning_rate' "$WORK/typo.ini" | cut -d: -f1)
+expect_fail "unknown key" "typo.ini:$line: .*unknown key 'learning_rate'.*\[optimizer\]" reel train "$WORK/typo.ini"
+cp "$WORK/small.ini" "$WORK/bad.ini"
+sed -i 's/^batch_size = 100/batch_size = lots/' "$WORK/bad.ini"
+line=$(grep -n '^batch_size' "$WORK/bad.ini" | cut -d: -f1)
+expect_fail "bad value" "bad.ini:$line: .*batch_size.*'lots'" reel train "$WORK/bad.ini"
+expect_fail "bad --set" "optimizer.lr.*-3" reel train "$WORK/small.ini" --set optimizer.lr=-3
+expect_fail "missing config" "nothere.ini" reel train "$WORK/nothere.ini"
+expect_fail "missing data" "nodata/vocab.txt" reel train "$WORK/small.ini" --set data.dir="$WORK/nodata"
+
+# --- a good run, then eval and inspect agree with it
+expect_ok "train" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/run"
+train_acc=$(grep -o 'final test accuracy: [0-9.]*%' "$WORK/out.txt" | grep -o '[0-9.]*%')
+[ -n "$train_acc" ] || fail "training printed no final test accuracy"
+expect_ok "eval" mpireel 2 eval "$WORK/run/ckpt_00000020.h5"
+eval_acc=$(grep -o 'accuracy *[0-9.]*%' "$WORK/out.txt" | grep -o '[0-9.]*%')
+[ "$train_acc" = "$eval_acc" ] && pass "eval reproduces the training's test accuracy ($eval_acc)" \
+  || fail "eval says $eval_acc, training said $train_acc"
+expect_ok "eval on 1 rank, valid split" reel eval "$WORK/run/ckpt_best.h5" --split valid
+expect_ok "inspect checkpoint" reel inspect "$WORK/run/ckpt_00000020.h5"
+grep -Eq "/model/embedding/weight +\[[0-9]+, 16\]" "$WORK/out.txt" && pass "inspect shows tensor shapes" || fail "inspect output"
+grep -q "all checksums verified" "$WORK/out.txt" && pass "inspect verifies checksums" || fail "inspect did not verify"
+expect_ok "inspect metrics" reel inspect "$WORK/run/metrics.h5"
+grep -q "/train/loss" "$WORK/out.txt" && pass "inspect shows metric series" || fail "inspect metrics output"
+expect_ok "inspect token file" reel inspect "$WORK/data/train.tok"
+
+# --- a corrupt newest checkpoint: resume falls back to the previous one and leaves the bad file alone
+cp -r "$WORK/run" "$WORK/run_corrupt"
+size=$(stat -c %s "$WORK/run_corrupt/ckpt_00000020.h5")
+truncate -s $((size / 2)) "$WORK/run_corrupt/ckpt_00000020.h5"
+expect_ok "resume past a truncated checkpoint" reel train "$WORK/small.ini" --run-dir "$WORK/run_corrupt" --set train.epochs=3
+grep -q "skipping unusable checkpoint: .*ckpt_00000020.h5.*truncated" "$WORK/err.txt" && pass "names the bad checkpoint" \
+  || fail "no warning naming the truncated checkpoint"
+grep -q "resuming from .*ckpt_00000010.h5" "$WORK/out.txt" && pass "resumed from the previous checkpoint" || fail "wrong resume point"
+cp "$WORK/run/ckpt_00000020.h5" "$WORK/cut.h5" && truncate -s $((size / 3)) "$WORK/cut.h5"
+expect_fail "inspect a truncated checkpoint" "cut.h5.*truncated" reel inspect "$WORK/cut.h5"
+expect_fail "eval a truncated checkpoint" "cut.h5.*truncated" reel eval "$WORK/cut.h5"
+
+# --- checkpoints of another model in the run directory: refuse, naming the tensor, and keep the files
+expect_fail "resume with another hidden size" "none can be resumed" reel train "$WORK/small.ini" --run-dir "$WORK/run" --set model.hidden_dim=32
+grep -q "hidden/weight has shape \[24, 16\], the model expects \[32, 16\]" "$WORK/err.txt" && pass "names the mismatching tensor" \
+  || fail "shape mismatch not explained"
+[ -f "$WORK/run/ckpt_00000020.h5" ] && pass "checkpoints kept" || fail "a checkpoint disappeared"
+
+# --- data errors
+cp -r "$WORK/data" "$WORK/data_badid"
+file="$WORK/data_badid/train.tok"
+size=$(stat -c %s "$file")
+printf '\xff\xff\x00\x00' | dd of="$file" bs=1 seek=$((size - 4)) conv=notrunc status=none
+expect_fail "token id past the vocabulary" "train.tok.*offset $((size - 4)).*65535" \
+  mpireel 2 train "$WORK/small.ini" --set data.dir="$WORK/data_badid" --run-dir "$WORK/run_badid"
+cp -r "$WORK/data" "$WORK/data_badvocab"
+sed -i '10s/^[^\t]*/zzzz/' "$WORK/data_badvocab/vocab.txt"
+expect_fail "vocabulary mismatch" "train.tok was made with another vocabulary" \
+  reel train "$WORK/small.ini" --set data.dir="$WORK/data_badvocab" --run-dir "$WORK/run_badvocab"
+expect_fail "eval with another vocabulary" "another vocabulary" reel eval "$WORK/run/ckpt_00000020.h5" --data "$WORK/data_badvocab"
+finish
