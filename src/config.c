@@ -78,6 +78,8 @@ static const key_spec schema[] = {
     KEY_SIZE("model", "hidden_dim", model.hidden_dim, "256", BOUND_MIN, 1, "width of the hidden layer"),
     KEY_DOUBLE("model", "dropout", model.dropout, "0.5", BOUND_MIN | BOUND_MAX_OPEN, 0, 1,
                "probability of zeroing a hidden unit during training"),
+    KEY_DOUBLE("model", "word_dropout", model.word_dropout, "0", BOUND_MIN | BOUND_MAX_OPEN, 0, 1,
+               "probability of leaving each token out of a document's average while training (0 disables)"),
     KEY_BOOL("model", "batch_norm", model.batch_norm, "true", "batch normalisation after the hidden linear layer"),
 
     KEY_CHOICE("optimizer", "type", optimizer.type, "adam", optimizer_types, "optimizer"),

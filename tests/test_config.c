@@ -17,7 +17,7 @@
 
 #include "reel/config.h"
 
-#define NUM_KEYS 28
+#define NUM_KEYS 29
 
 static char tmp_dir[] = "/tmp/reel_test_config_XXXXXX";
 static int initial_max_line; /* inih's line limit before any load */
@@ -105,6 +105,7 @@ static void test_defaults(void **state) {
     assert_int_equal(cfg.model.embed_dim, 256);
     assert_int_equal(cfg.model.hidden_dim, 256);
     assert_true(cfg.model.dropout == 0.5);
+    assert_true(cfg.model.word_dropout == 0.0);
     assert_int_equal(cfg.model.batch_norm, 1);
     assert_string_equal(cfg.optimizer.type, "adam");
     assert_true(cfg.optimizer.lr == 1e-3);
@@ -270,6 +271,7 @@ static void test_double_errors_and_bounds(void **state) {
     expect_value_error("optimizer", "clip_norm", "-2", "must be >= 0");
     expect_value_error("model", "dropout", "1", "must be in [0, 1)");
     expect_value_error("model", "dropout", "-0.5", "must be in [0, 1)");
+    expect_value_error("model", "word_dropout", "1", "must be in [0, 1)");
     expect_value_error("model", "vocab_size", "3", "must be >= 4");
     expect_value_error("train", "epochs", "0", "must be >= 1");
     expect_value_error("train", "log_every", "0", "must be >= 1");
@@ -470,6 +472,7 @@ static const field_case field_cases[NUM_KEYS] = {
     FIELD(model.embed_dim, 'z', "model.embed_dim", "33"),
     FIELD(model.hidden_dim, 'z', "model.hidden_dim", "65"),
     FIELD(model.dropout, 'd', "model.dropout", "0.125"),
+    FIELD(model.word_dropout, 'd', "model.word_dropout", "0.375"),
     FIELD(model.batch_norm, 'b', "model.batch_norm", "false"),
     FIELD(optimizer.type, 's', "optimizer.type", "sgd"),
     FIELD(optimizer.lr, 'd', "optimizer.lr", "0.5"),

@@ -256,7 +256,7 @@ static double model_objective(void *p) {
     c->model->ops->forward(c->model, &c->batch, 1, c->logits, &c->comm);
     return dot(c->logits, c->r, c->batch.size);
 }
-static void check_model(int batch_norm, double dropout) {
+static void check_model(int batch_norm, double dropout, double word_dropout) {
     reel_config cfg;
     reel_config_defaults(&cfg);
     cfg.model.vocab_size = 9;
@@ -264,6 +264,7 @@ static void check_model(int batch_norm, double dropout) {
     cfg.model.hidden_dim = 5;
     cfg.model.batch_norm = batch_norm;
     cfg.model.dropout = dropout;
+    cfg.model.word_dropout = word_dropout;
     model_ctx c;
     reel_comm_self(&c.comm);
     reel_error err;
@@ -284,7 +285,8 @@ static void check_model(int batch_norm, double dropout) {
     c.model->ops->backward(c.model, &c.batch, c.r, &c.comm);
     for (size_t t = 0; t < params->num_tensors; t++) {
         char what[96];
-        snprintf(what, sizeof what, "bow%s %s", batch_norm ? "+bn" : "", params->tensors[t].name);
+        snprintf(what, sizeof what, "bow%s%s %s", batch_norm ? "+bn" : "", word_dropout > 0 ? "+wd" : "",
+                 params->tensors[t].name);
         compare(what, reel_store_view(params, t), reel_store_grad_view(params, t), params->tensors[t].count,
                 model_objective, &c);
     }
@@ -292,8 +294,9 @@ static void check_model(int batch_norm, double dropout) {
 }
 static void test_bow_model(void **state) {
     (void)state;
-    check_model(1, 0.5);
-    check_model(0, 0.0);
+    check_model(1, 0.5, 0.0);
+    check_model(0, 0.0, 0.0);
+    check_model(1, 0.5, 0.4); /* word dropout: the same tokens are left out in every forward of this batch */
 }
 
 int main(void) {

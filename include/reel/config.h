@@ -30,6 +30,7 @@ typedef struct reel_config {
         size_t embed_dim;
         size_t hidden_dim;
         double dropout;           /* probability of zeroing a hidden unit */
+        double word_dropout;      /* probability of leaving a token out of the average while training */
         int batch_norm;           /* 1: batch norm after the hidden linear layer */
     } model;
     struct {

@@ -11,14 +11,20 @@
 
 #include "reel/layers.h"
 #include "reel/model.h"
+#include "reel/rng.h"
 
 enum { BN_MOMENTUM_PERCENT = 10 };
 static const float bn_eps = 1e-5f;
 
 typedef struct {
     size_t E, H;
-    float dropout;
+    float dropout, word_dropout;
     int batch_norm;
+    /* the documents after word dropout (training only): what forward averaged and backward must use */
+    uint32_t *kept_ids;
+    size_t kept_capacity, *kept_offsets;
+    const uint32_t *bag_ids;
+    const size_t *bag_offsets;
     /* tensor indices */
     size_t embedding, hidden_w, hidden_b, bn_w, bn_b, out_w, out_b, running_mean, running_var;
     /* activations and their gradients, (max_batch, width) each */
@@ -27,6 +33,37 @@ typedef struct {
     reel_batchnorm_cache bn_cache;
 } bow_impl;
 
+/* Word dropout: each token of a document is left out of its average with probability p, drawn from
+ * (seed, epoch, sample, position) so it does not depend on the rank. A document never loses all its
+ * tokens: when every draw says drop, the token with the highest draw stays. */
+static void drop_words(bow_impl *m, const reel_batch *batch, uint64_t seed) {
+    size_t total = batch->offsets[batch->size];
+    if (total > m->kept_capacity) {
+        m->kept_capacity = total;
+        m->kept_ids = reel_realloc(m->kept_ids, total * sizeof *m->kept_ids);
+    }
+    size_t kept = 0;
+    m->kept_offsets[0] = 0;
+    for (size_t b = 0; b < batch->size; b++) {
+        size_t begin = batch->offsets[b], length = batch->offsets[b + 1] - begin, best = 0;
+        float best_draw = -1.0f;
+        uint32_t words[4];
+        for (size_t t = 0; t < length; t++) {
+            if (t % 4 == 0)
+                reel_rng_block(words, seed, REEL_RNG_WORD_DROPOUT, (uint32_t)batch->epoch,
+                               (uint32_t)batch->sample_index[b], (uint32_t)(t / 4));
+            float draw = reel_rng_unit_float(words[t % 4]);
+            if (draw >= m->word_dropout) m->kept_ids[kept++] = batch->ids[begin + t];
+            if (draw > best_draw) {
+                best_draw = draw;
+                best = t;
+            }
+        }
+        if (length > 0 && kept == m->kept_offsets[b]) m->kept_ids[kept++] = batch->ids[begin + best];
+        m->kept_offsets[b + 1] = kept;
+    }
+}
+
 static void bow_forward(reel_model *model, const reel_batch *batch, int training, float *logits,
                         const reel_comm *comm) {
     bow_impl *m = model->impl;
@@ -34,7 +71,14 @@ static void bow_forward(reel_model *model, const reel_batch *batch, int training
     REEL_CHECK(B <= model->max_batch, NULL, "batch of %zu rows exceeds the model's %zu", B, model->max_batch);
     const reel_store *p = &model->params, *s = &model->state;
 
-    reel_embedding_bag_forward(m->mean_embedding, batch->ids, batch->offsets, reel_store_view(p, m->embedding), B, E);
+    m->bag_ids = batch->ids;
+    m->bag_offsets = batch->offsets;
+    if (training && m->word_dropout > 0.0f) {
+        drop_words(m, batch, model->seed);
+        m->bag_ids = m->kept_ids;
+        m->bag_offsets = m->kept_offsets;
+    }
+    reel_embedding_bag_forward(m->mean_embedding, m->bag_ids, m->bag_offsets, reel_store_view(p, m->embedding), B, E);
     reel_linear_forward(m->hidden, m->mean_embedding, reel_store_view(p, m->hidden_w),
                         m->batch_norm ? NULL : reel_store_view(p, m->hidden_b), B, E, H);
     const float *after_norm = m->hidden;
@@ -88,8 +132,8 @@ static void bow_backward(reel_model *model, const reel_batch *batch, const float
     memset(m->d_mean_embedding, 0, B * E * sizeof(float));
     reel_linear_backward(m->d_mean_embedding, reel_store_grad_view(p, m->hidden_w),
                          m->batch_norm ? NULL : reel_store_grad_view(p, m->hidden_b), d_hidden, m->mean_embedding, reel_store_view(p, m->hidden_w), B, E, H);
-    reel_embedding_bag_backward(reel_store_grad_view(p, m->embedding), m->d_mean_embedding, batch->ids, batch->offsets,
-                                B, E);
+    reel_embedding_bag_backward(reel_store_grad_view(p, m->embedding), m->d_mean_embedding, m->bag_ids,
+                                m->bag_offsets, B, E);
 }
 
 /* PyTorch's defaults, so results compare with the reference implementation: embeddings N(0, 1), linear
@@ -119,6 +163,8 @@ static void bow_destroy(reel_model *model) {
                         m->bn_cache.xhat, m->bn_cache.inv_std};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
     free(m->bn_cache.scratch);
+    free(m->kept_ids);
+    free(m->kept_offsets);
     free(m);
 }
 
@@ -138,6 +184,7 @@ int reel_bow_create(reel_model **out, const reel_config *cfg, size_t max_batch, 
     m->E = cfg->model.embed_dim;
     m->H = cfg->model.hidden_dim;
     m->dropout = (float)cfg->model.dropout;
+    m->word_dropout = (float)cfg->model.word_dropout;
     m->batch_norm = cfg->model.batch_norm;
 
     reel_store_init(&model->params, 1);
@@ -166,6 +213,7 @@ int reel_bow_create(reel_model **out, const reel_config *cfg, size_t max_batch, 
         *hidden_buffers[i] = reel_calloc(B * H, sizeof(float));
     m->bn_cache.inv_std = reel_calloc(H, sizeof(float));
     m->bn_cache.scratch = reel_calloc(2 * H + 1, sizeof(double));
+    m->kept_offsets = reel_calloc(B + 1, sizeof(size_t));
     *out = model;
     return 0;
 }
