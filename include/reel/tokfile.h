@@ -77,7 +77,9 @@ int reel_tokfile_writer_open(reel_tokfile_writer **out, const char *path, uint64
 /* Appends the next document (label is ignored when num_classes == 0). */
 int reel_tokfile_writer_add(reel_tokfile_writer *writer, const uint32_t *ids, size_t length, int32_t label,
                             reel_error *err);
-/* Checks that the promised counts were written, flushes, fsyncs and renames into place. */
+/* Checks that the promised counts were written, flushes, fsyncs and renames into place. It releases the
+ * writer whether it succeeds or fails (on failure the temporary is removed): do not call
+ * reel_tokfile_writer_abort afterwards. */
 int reel_tokfile_writer_finish(reel_tokfile_writer *writer, reel_error *err);
 /* Abandons the file: the temporary is removed and nothing appears under the real name. */
 void reel_tokfile_writer_abort(reel_tokfile_writer *writer);

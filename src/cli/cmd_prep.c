@@ -1,0 +1,217 @@
+/* `reel prep`: corpus -> token-ID files + vocabulary (the work is in src/prep.c). */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "reel/prep.h"
+
+static void prep_usage(FILE *out) {
+    fputs(
+        "usage: reel prep [options] INPUT OUTDIR\n"
+        "\n"
+        "Tokenizes a corpus once and writes, in OUTDIR (created if missing):\n"
+        "  train.tok valid.tok test.tok unsup.tok  token-ID files (only the splits the input has; valid.tok\n"
+        "                         only when the validation split is not empty)\n"
+        "  vocab.txt              one '<token> TAB <count>' per line, line i = id i: <pad> <unk> <eod>, then\n"
+        "                         words by decreasing count over train (including valid) + unsup, ties in\n"
+        "                         byte order\n"
+        "  labels.txt             class names, line i = class i (labelled input only; IMDb: neg, pos)\n"
+        "  prep.ini               manifest: input, format, options, documents/tokens/unknown tokens per\n"
+        "                         split, vocabulary size and checksum (16 hex digits), seconds taken.\n"
+        "                         Written last: a directory without it holds no complete prep output.\n"
+        "Every file is written under a temporary name and renamed into place, so a failed run never\n"
+        "leaves a half-written file; outputs of an earlier run that this run does not produce are removed.\n"
+        "\n"
+        "INPUT formats (--format, default: detected from INPUT):\n"
+        "  imdb   the IMDb archive aclImdb_v1.tar.gz, read directly without extracting it, or the extracted\n"
+        "         directory (aclImdb/ itself or its parent). Reads [aclImdb/]train/{pos,neg,unsup}/ and\n"
+        "         [aclImdb/]test/{pos,neg}/<id>_<rating>.txt; labels neg = 0, pos = 1; other files are\n"
+        "         skipped. Detected for a .tar.gz/.tgz file or a directory holding train/ or aclImdb/.\n"
+        "  tsv    UTF-8 tab-separated file with a header row, one document per row, no quoting; empty\n"
+        "         lines are skipped. Class ids follow the sorted distinct label names of the training file.\n"
+        "         Detected for a .tsv file.\n"
+        "  text   one document per line, no labels (language-model corpora); empty lines are skipped.\n"
+        "         Any other file.\n"
+        "\n"
+        "Documents keep a canonical order: IMDb by (label, numeric id) in each split (unsup by id), so the\n"
+        "archive and the extracted directory give identical files; tsv/text in file order.\n"
+        "\n"
+        "options:\n"
+        "  --format FMT          imdb, tsv or text (default: detect)\n"
+        "  --test FILE           tsv/text: test documents (tsv: same columns, labels seen in training)\n"
+        "  --unsup FILE          tsv: unlabelled documents (needs only the text column); counted in the\n"
+        "                        vocabulary, written to unsup.tok\n"
+        "  --text-column NAME    tsv: column holding the text (default: text)\n"
+        "  --label-column NAME   tsv: column holding the label (default: label)\n"
+        "  --valid-count N       move exactly N training documents to valid (default for imdb: 5000)\n"
+        "  --valid-fraction F    move round(F * training documents) to valid, 0 <= F < 1 (default for\n"
+        "                        tsv and text: 0.2)\n"
+        "  --seed S              seed of the train/valid split, a Philox-driven shuffle (default: 42)\n"
+        "  --vocab-size N        at most N vocabulary entries, the 3 reserved ones included (default: 30000)\n"
+        "  --min-count K         words counted fewer than K times map to <unk> (default: 1)\n"
+        "  --threads T           1: one thread; 2: read and decompress the input in a second thread while\n"
+        "                        tokenizing (default: 2)\n"
+        "  --quiet               print nothing on success\n"
+        "  -h, --help            show this help\n"
+        "\n"
+        "Runs on one process. Under mpirun, rank 0 does the work while the other ranks wait idle, and all\n"
+        "ranks exit with rank 0's status.\n"
+        "Exit status: 0 on success, 1 on an input or output error, 2 on a usage error.\n",
+        out);
+}
+
+static int parse_u64(const char *option, const char *text, uint64_t min, uint64_t *out) {
+    char *end;
+    errno = 0;
+    if (text[0] == '-' || text[0] == '\0') goto bad;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min) goto bad;
+    *out = (uint64_t)v;
+    return 0;
+bad:
+    fprintf(stderr, "reel prep: error: %s '%s': expected an integer >= %" PRIu64 "\n", option, text, min);
+    return -1;
+}
+
+static int parse_fraction(const char *option, const char *text, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || !(v >= 0.0 && v < 1.0)) {
+        fprintf(stderr, "reel prep: error: %s '%s': expected a number in [0, 1)\n", option, text);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static void print_summary(const reel_prep_options *opts, const reel_prep_result *r) {
+    printf("reel prep: %s (%s) -> %s\n", opts->input, reel_prep_format_name(r->format), opts->outdir);
+    printf("  %-6s %10s %12s %8s\n", "split", "documents", "tokens", "unknown");
+    for (int s = 0; s < REEL_SPLIT_COUNT; s++) {
+        const reel_prep_split_stats *st = &r->split[s];
+        if (!st->present) continue;
+        printf("  %-6s %10" PRIu64 " %12" PRIu64 " %7.3f%%\n", reel_split_name(s), st->docs, st->tokens,
+               st->tokens ? 100.0 * (double)st->unknown / (double)st->tokens : 0.0);
+    }
+    printf("  vocabulary: %zu entries (of %zu distinct words), checksum %016" PRIx64 "; classes: %" PRIu32 "\n",
+           r->vocab_size, r->distinct_tokens, r->vocab_checksum, r->num_classes);
+    if (r->skipped) printf("  skipped: %" PRIu64 " non-review files or empty lines\n", r->skipped);
+    printf("  done in %.2f s (read and tokenize %.2f s, write %.2f s)\n", r->seconds, r->seconds_read,
+           r->seconds_write);
+    fflush(stdout);
+}
+
+static int prep_main(int argc, char **argv) {
+    enum { O_FORMAT = 256, O_TEST, O_UNSUP, O_TEXT_COL, O_LABEL_COL, O_VALID_COUNT, O_VALID_FRACTION, O_SEED,
+           O_VOCAB_SIZE, O_MIN_COUNT, O_THREADS, O_QUIET };
+    static const struct option long_options[] = {
+        {"format", required_argument, NULL, O_FORMAT},
+        {"test", required_argument, NULL, O_TEST},
+        {"unsup", required_argument, NULL, O_UNSUP},
+        {"text-column", required_argument, NULL, O_TEXT_COL},
+        {"label-column", required_argument, NULL, O_LABEL_COL},
+        {"valid-count", required_argument, NULL, O_VALID_COUNT},
+        {"valid-fraction", required_argument, NULL, O_VALID_FRACTION},
+        {"seed", required_argument, NULL, O_SEED},
+        {"vocab-size", required_argument, NULL, O_VOCAB_SIZE},
+        {"min-count", required_argument, NULL, O_MIN_COUNT},
+        {"threads", required_argument, NULL, O_THREADS},
+        {"quiet", no_argument, NULL, O_QUIET},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    reel_prep_options opts;
+    reel_prep_options_default(&opts);
+    opts.verbose = 1;
+    int have_count = 0, have_fraction = 0;
+    uint64_t value;
+    optind = 1;
+    opterr = 0;
+    for (;;) {
+        int c = getopt_long(argc, argv, ":h", long_options, NULL);
+        if (c == -1) break;
+        switch (c) {
+        case 'h': prep_usage(stdout); return 0;
+        case O_FORMAT:
+            if (strcmp(optarg, "imdb") == 0) opts.format = REEL_PREP_IMDB;
+            else if (strcmp(optarg, "tsv") == 0) opts.format = REEL_PREP_TSV;
+            else if (strcmp(optarg, "text") == 0) opts.format = REEL_PREP_TEXT;
+            else {
+                fprintf(stderr, "reel prep: error: --format '%s': expected imdb, tsv or text\n", optarg);
+                return 2;
+            }
+            break;
+        case O_TEST: opts.test_path = optarg; break;
+        case O_UNSUP: opts.unsup_path = optarg; break;
+        case O_TEXT_COL: opts.text_column = optarg; break;
+        case O_LABEL_COL: opts.label_column = optarg; break;
+        case O_VALID_COUNT:
+            if (parse_u64("--valid-count", optarg, 0, &value) != 0 || value > INT64_MAX) return 2;
+            opts.valid_count = (int64_t)value;
+            have_count = 1;
+            break;
+        case O_VALID_FRACTION:
+            if (parse_fraction("--valid-fraction", optarg, &opts.valid_fraction) != 0) return 2;
+            have_fraction = 1;
+            break;
+        case O_SEED:
+            if (parse_u64("--seed", optarg, 0, &opts.seed) != 0) return 2;
+            break;
+        case O_VOCAB_SIZE:
+            if (parse_u64("--vocab-size", optarg, 4, &value) != 0) return 2;
+            if (value > UINT32_MAX) {
+                fprintf(stderr, "reel prep: error: --vocab-size '%s': expected at most %u\n", optarg, UINT32_MAX);
+                return 2;
+            }
+            opts.vocab_size = (size_t)value;
+            break;
+        case O_MIN_COUNT:
+            if (parse_u64("--min-count", optarg, 1, &opts.min_count) != 0) return 2;
+            break;
+        case O_THREADS:
+            if (parse_u64("--threads", optarg, 1, &value) != 0) return 2;
+            if (value > 2) {
+                fprintf(stderr, "reel prep: error: --threads '%s': expected 1 or 2\n", optarg);
+                return 2;
+            }
+            opts.threads = (int)value;
+            break;
+        case O_QUIET: opts.verbose = 0; break;
+        case ':':
+            fprintf(stderr, "reel prep: error: option '%s' needs a value\n", argv[optind - 1]);
+            return 2;
+        default:
+            fprintf(stderr, "reel prep: error: unknown option '%s' (see reel prep --help)\n", argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (have_count && have_fraction) {
+        fprintf(stderr, "reel prep: error: give --valid-count or --valid-fraction, not both\n");
+        return 2;
+    }
+    if (argc - optind != 2) {
+        fprintf(stderr, "reel prep: error: expected INPUT and OUTDIR, got %d argument(s)\n"
+                        "usage: reel prep [options] INPUT OUTDIR (see reel prep --help)\n",
+                argc - optind);
+        return 2;
+    }
+    opts.input = argv[optind];
+    opts.outdir = argv[optind + 1];
+
+    reel_prep_result result;
+    reel_error err = {""};
+    if (reel_prep_run(&opts, &result, &err) != 0) {
+        fprintf(stderr, "reel prep: error: %s\n", err.message);
+        return 1;
+    }
+    if (opts.verbose) print_summary(&opts, &result);
+    return 0;
+}
+
+int reel_cmd_prep(int argc, char **argv) { return reel_run_on_rank0(prep_main, argc, argv); }

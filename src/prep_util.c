@@ -1,0 +1,139 @@
+#include <errno.h>
+#include <mpi.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "prep_internal.h"
+#include "reel/prep.h"
+
+int reel_sync_parent_dir(const char *path, reel_error *err) {
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash) {
+        memcpy(dir, ".", 2);
+    } else {
+        size_t n = slash == path ? 1 : (size_t)(slash - path);
+        if (n >= sizeof dir) return reel_fail(err, "%s: directory name too long", path);
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    }
+    int fd = open(dir, O_RDONLY);
+    if (fd < 0) return reel_fail(err, "%s: cannot open directory to sync it: %s", dir, strerror(errno));
+    int rc = 0;
+    /* EINVAL: the file system cannot sync directories; the file data is already durable then. */
+    if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
+        rc = reel_fail(err, "%s: cannot sync directory: %s", dir, strerror(errno));
+    close(fd);
+    return rc;
+}
+
+int reel_write_file_atomic(const char *path, const void *data, size_t length, reel_error *err) {
+    size_t n = strlen(path);
+    char *tmp = reel_malloc(n + 5);
+    memcpy(tmp, path, n);
+    memcpy(tmp + n, ".tmp", 5);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        reel_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    const char *p = data;
+    size_t left = length;
+    while (left > 0) {
+        ssize_t wrote = write(fd, p, left);
+        if (wrote < 0 && errno == EINTR) continue;
+        if (wrote <= 0) {
+            reel_fail(err, "%s: write failed after %zu of %zu bytes: %s", tmp, length - left, length,
+                      wrote < 0 ? strerror(errno) : "no progress");
+            goto fail;
+        }
+        p += wrote;
+        left -= (size_t)wrote;
+    }
+    if (fsync(fd) != 0) {
+        reel_fail(err, "%s: fsync failed: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        reel_fail(err, "%s: close failed: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0) {
+        reel_fail(err, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
+        goto fail;
+    }
+    free(tmp);
+    return reel_sync_parent_dir(path, err);
+fail:
+    if (fd >= 0) close(fd);
+    unlink(tmp);
+    free(tmp);
+    return -1;
+}
+
+void reel_buf_reserve(reel_buf *buf, size_t capacity) {
+    if (capacity <= buf->capacity) return;
+    size_t grown = buf->capacity ? buf->capacity : 256;
+    while (grown < capacity) grown = grown > SIZE_MAX / 2 ? capacity : grown * 2;
+    buf->data = reel_realloc(buf->data, grown);
+    buf->capacity = grown;
+}
+
+void reel_buf_append(reel_buf *buf, const void *bytes, size_t length) {
+    reel_buf_reserve(buf, buf->length + length + 1);
+    if (length) memcpy(buf->data + buf->length, bytes, length);
+    buf->length += length;
+    buf->data[buf->length] = '\0';
+}
+
+void reel_buf_printf(reel_buf *buf, const char *fmt, ...) {
+    va_list args;
+    va_start(args, fmt);
+    int need = vsnprintf(NULL, 0, fmt, args);
+    va_end(args);
+    REEL_CHECK(need >= 0, NULL, "invalid format string '%s'", fmt);
+    reel_buf_reserve(buf, buf->length + (size_t)need + 1);
+    va_start(args, fmt);
+    vsnprintf(buf->data + buf->length, (size_t)need + 1, fmt, args);
+    va_end(args);
+    buf->length += (size_t)need;
+}
+
+void reel_buf_free(reel_buf *buf) {
+    free(buf->data);
+    buf->data = NULL;
+    buf->length = buf->capacity = 0;
+}
+
+double reel_now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int reel_run_on_rank0(int (*fn)(int argc, char **argv), int argc, char **argv) {
+    int rank = 0, size = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    int status = rank == 0 ? fn(argc, argv) : 0;
+    if (size == 1) return status;
+    /* A blocking MPI_Bcast busy-waits in Open MPI and would take a core from rank 0 on a small machine. */
+    MPI_Request request;
+    MPI_Ibcast(&status, 1, MPI_INT, 0, MPI_COMM_WORLD, &request);
+    for (;;) {
+        int done = 0;
+        MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+        if (done) break;
+        struct timespec pause = {0, 20 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    return status;
+}
