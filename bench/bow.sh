@@ -17,7 +17,7 @@ for i in 1 2 3; do
   rm -rf "$work/imdb"
   start=$(date +%s.%N)
   build/reel prep "$archive" "$work/imdb" >/dev/null
-  echo "prep run $i: $(echo "$(date +%s.%N) - $start" | bc) s (wall, whole process)"
+  echo "prep run $i: $(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s (wall, whole process)"
 done
 
 seeds=("$@")

@@ -84,8 +84,14 @@ double reel_schedule_lr(const reel_config *cfg, uint64_t step, uint64_t total_st
 }
 
 double reel_grad_norm(const float *grad, size_t count) {
-    double sum = 0.0;
-    for (size_t i = 0; i < count; i++) sum += (double)grad[i] * grad[i];
+    /* Eight independent partial sums, combined in a fixed order: the loop vectorises (a single running
+     * sum cannot be reordered without -ffast-math) and the result stays deterministic. */
+    double partial[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= count; i += 8)
+        for (size_t k = 0; k < 8; k++) partial[k] += (double)grad[i + k] * grad[i + k];
+    for (; i < count; i++) partial[0] += (double)grad[i] * grad[i];
+    double sum = ((partial[0] + partial[1]) + (partial[2] + partial[3])) + ((partial[4] + partial[5]) + (partial[6] + partial[7]));
     return sqrt(sum);
 }
 
