@@ -8,19 +8,25 @@
 
 void reel_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
-static herr_t keep_innermost(unsigned n, const H5E_error2_t *entry, void *data) {
-    /* Walked upward, entry 0 is the innermost frame: the specific cause rather than "can't read data". */
-    if (n == 0 && entry->desc && entry->desc[0]) {
-        char *buffer = data;
-        snprintf(buffer, 256, "%s", entry->desc);
-    }
+/* The innermost record of HDF5's error stack is the specific one ("unable to open file: name = ...,
+ * errno = 2, error message = 'No such file or directory"); the outer ones only repeat the API call.
+ * Walked upward, record 0 is the innermost. */
+static herr_t keep_innermost(unsigned n, const H5E_error2_t *record, void *data) {
+    char *buffer = data;
+    if (n != 0) return 0;
+    char minor[128] = "";
+    if (H5Eget_msg(record->min_num, NULL, minor, sizeof minor) < 0) minor[0] = '\0';
+    if (record->desc && record->desc[0])
+        snprintf(buffer, 512, "%s%s%s", record->desc, minor[0] ? "; " : "", minor);
+    else
+        snprintf(buffer, 512, "%s", minor);
     return 0;
 }
 
 void reel_h5_reason(char *buffer, size_t size) {
-    char innermost[256] = "";
+    char innermost[512] = "";
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, keep_innermost, innermost);
-    snprintf(buffer, size, "%s", innermost[0] ? innermost : "unknown HDF5 error");
+    snprintf(buffer, size, "%s", innermost[0] ? innermost : "no detail from HDF5");
     H5Eclear2(H5E_DEFAULT);
 }
 

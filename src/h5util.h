@@ -9,7 +9,8 @@
 
 /* Silences HDF5's own printing of error stacks (reel reports errors itself). Idempotent. */
 void reel_h5_quiet(void);
-/* The most specific message on HDF5's current error stack, e.g. "incorrect metadata checksum". */
+/* The most specific message on HDF5's current error stack, e.g. "incorrect metadata checksum"; clears
+ * the stack. Call it right after the failing call: every HDF5 API call starts by clearing the stack. */
 void reel_h5_reason(char *buffer, size_t size);
 
 int reel_h5_write_string_attr(hid_t object, const char *name, const char *value);

@@ -6,6 +6,8 @@
  */
 #include "reel/metrics.h"
 
+#include "h5util.h"
+
 #include <errno.h>
 #include <hdf5.h>
 #include <stdarg.h>
@@ -90,33 +92,6 @@ static quiet_errors errors_off(void) {
 
 static void errors_restore(quiet_errors saved) { H5Eset_auto2(H5E_DEFAULT, saved.func, saved.data); }
 
-typedef struct error_detail {
-    char text[512];
-    int found;
-} error_detail;
-
-/* The innermost record of HDF5's error stack is the specific one ("unable to open file: name = ...,
- * errno = 2, error message = 'No such file or directory'"); the outer ones only repeat the API call. */
-static herr_t take_innermost(unsigned n, const H5E_error2_t *record, void *data) {
-    error_detail *detail = data;
-    if (detail->found) return 0;
-    char minor[128] = "";
-    if (H5Eget_msg(record->min_num, NULL, minor, sizeof minor) < 0) minor[0] = '\0';
-    if (record->desc && record->desc[0])
-        snprintf(detail->text, sizeof detail->text, "%s%s%s", record->desc, minor[0] ? "; " : "", minor);
-    else
-        snprintf(detail->text, sizeof detail->text, "%s", minor[0] ? minor : "no detail");
-    detail->found = 1;
-    return 0;
-}
-
-static void hdf5_detail(error_detail *detail) {
-    memset(detail, 0, sizeof *detail);
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, take_innermost, detail);
-    H5Eclear2(H5E_DEFAULT);
-    if (!detail->found) snprintf(detail->text, sizeof detail->text, "no detail from HDF5");
-}
-
 /* "<path>: <what> (HDF5: <innermost error>)". Call it right after the failing HDF5 call: every HDF5 API
  * call (H5Sclose included) starts by clearing the error stack. */
 static int hdf5_fail(reel_error *err, const char *path, const char *fmt, ...) REEL_PRINTF(3, 4);
@@ -126,9 +101,9 @@ static int hdf5_fail(reel_error *err, const char *path, const char *fmt, ...) {
     va_start(args, fmt);
     vsnprintf(what, sizeof what, fmt, args);
     va_end(args);
-    error_detail detail;
-    hdf5_detail(&detail);
-    return reel_fail(err, "%s: %s (HDF5: %s)", path, what, detail.text);
+    char reason[512];
+    reel_h5_reason(reason, sizeof reason);
+    return reel_fail(err, "%s: %s (HDF5: %s)", path, what, reason);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -462,8 +437,8 @@ static int reopen_file(reel_metrics *m, uint64_t keep_up_to_step, reel_error *er
         m->file = H5I_INVALID_HID;
     }
     if (!readable) {
-        error_detail detail;
-        hdf5_detail(&detail);
+        char detail[512];
+        reel_h5_reason(detail, sizeof detail);
         char aside[4200];
         snprintf(aside, sizeof aside, "%s.unreadable", m->path);
         if (rename(m->path, aside) != 0) {
@@ -473,7 +448,7 @@ static int reopen_file(reel_metrics *m, uint64_t keep_up_to_step, reel_error *er
                              strerror(errno));
         }
         reel_warn("%s cannot be read (%s); it was moved to %s and a new metrics file is started", m->path,
-                  err && err->message[0] ? err->message : detail.text, aside);
+                  err && err->message[0] ? err->message : detail, aside);
         memset(&train, 0, sizeof train);
         memset(&eval, 0, sizeof eval);
     }
@@ -596,10 +571,10 @@ void reel_metrics_close(reel_metrics *metrics) {
     if (metrics->file >= 0 && H5Fclose(metrics->file) < 0) failed = 1;
     metrics->file = H5I_INVALID_HID;
     if (failed) {
-        error_detail detail;
-        hdf5_detail(&detail);
+        char detail[512];
+        reel_h5_reason(detail, sizeof detail);
         reel_warn("%s: closing the metrics file failed; its last rows may be missing (HDF5: %s)", metrics->path,
-                  detail.text);
+                  detail);
     }
     free_metrics(metrics);
     errors_restore(saved);
