@@ -1,10 +1,5 @@
-/* Finite-difference gradient checks for every layer kernel, the loss, and the whole bag-of-words model.
- *
- * Each check builds a scalar objective L = sum_i out_i * R_i with fixed random R, runs the analytic
- * backward with dout = R, and compares every gradient entry with the central difference
- * (L(x + h) - L(x - h)) / 2h, accumulated in double. An entry passes when
- * |analytic - numeric| <= 2e-3 + 2e-2 * |numeric|; gradients are of order 0.1-1 here, so a missing term,
- * a wrong sign or a wrong factor fails by orders of magnitude more than float rounding does. */
+/* Finite-difference gradient checks (see fdcheck.h) for every feed-forward layer kernel, the loss, and
+ * the whole bag-of-words model. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,46 +14,7 @@
 #include "reel/layers.h"
 #include "reel/model.h"
 #include "reel/rng.h"
-
-static const double step = 1e-3, abs_tol = 2e-3, rel_tol = 2e-2;
-
-static void fill(float *x, size_t n, float lo, float hi, uint32_t stream) {
-    for (size_t i = 0; i < n; i++) {
-        uint32_t w[4];
-        reel_rng_block(w, 1234, 99, stream, (uint32_t)i, 0);
-        x[i] = lo + (hi - lo) * reel_rng_unit_float(w[0]);
-    }
-}
-
-static double dot(const float *a, const float *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
-    return s;
-}
-
-/* Compares analytic gradient `grad` of the objective with respect to x (n entries) with finite
- * differences of objective(ctx). */
-typedef double (*objective_fn)(void *ctx);
-static void compare(const char *what, float *x, const float *grad, size_t n, objective_fn objective, void *ctx) {
-    double worst = 0;
-    size_t failures = 0;
-    for (size_t i = 0; i < n; i++) {
-        float saved = x[i];
-        x[i] = (float)(saved + step);
-        double up = objective(ctx);
-        x[i] = (float)(saved - step);
-        double down = objective(ctx);
-        x[i] = saved;
-        double numeric = (up - down) / (2 * step), error = fabs(grad[i] - numeric);
-        double allowed = abs_tol + rel_tol * fabs(numeric);
-        if (error / allowed > worst) worst = error / allowed;
-        if (error > allowed) {
-            if (failures++ < 5) fprintf(stderr, "%s[%zu]: analytic %.6g numeric %.6g\n", what, i, grad[i], numeric);
-        }
-    }
-    printf("%-28s %5zu entries, worst error / allowed = %.3f\n", what, n, worst);
-    assert_int_equal(failures, 0);
-}
+#include "fdcheck.h"
 
 /* ---------------- linear ---------------- */
 enum { LB = 5, LC = 7, LOC = 4 };

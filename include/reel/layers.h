@@ -32,8 +32,8 @@ void reel_embedding_bag_backward(float *dweight, const float *dout, const uint32
 /* out (B, OC), inp (B, C), weight (OC, C), bias (OC) or NULL */
 void reel_linear_forward(float *out, const float *inp, const float *weight, const float *bias, size_t B, size_t C,
                          size_t OC);
-/* dinp (B, C) += dout . weight (skipped when dinp is NULL); dweight (OC, C) += dout^T . inp;
- * dbias (OC) += column sums of dout (skipped when NULL); dout (B, OC) */
+/* dinp (B, C) += dout . weight; dweight (OC, C) += dout^T . inp; dbias (OC) += column sums of dout;
+ * each skipped when its pointer is NULL. dout (B, OC) */
 void reel_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                           const float *weight, size_t B, size_t C, size_t OC);
 
@@ -79,5 +79,42 @@ void reel_dropout_backward(float *dinp, const float *dout, const float *mask, si
  * dlogits (B) = scale * (sigmoid(z) - y) when not NULL (scale = 1 / global batch size for a mean loss).
  * logits (B), labels (B) in {0, 1}. */
 double reel_bce_logits(float *dlogits, const float *logits, const float *labels, size_t B, float scale);
+
+/* ---- recurrent.c: one direction of one recurrent layer (plain tanh RNN, GRU or LSTM) ---- */
+/* Time-major sequences: row (t, b) of a (T, B, X) buffer is at (t * B + b) * X. Sequence b is valid for
+ * t < lengths[b]. Past its length a sequence keeps its state: in the forward direction out[t] repeats the
+ * last valid state; the reverse direction runs from t = T-1 down to 0, so it stays at the zero initial
+ * state until it reaches the last valid token. Padding therefore changes no valid output and no gradient.
+ * Gate order and formulas are PyTorch's (LSTM: i f g o; GRU: r z n with n = tanh(x W_in + b_in +
+ * r * (h W_hn + b_hn))), so weights can be exchanged with it. G = gates: RNN 1, GRU 3, LSTM 4. */
+typedef enum reel_cell { REEL_CELL_RNN = 0, REEL_CELL_GRU = 1, REEL_CELL_LSTM = 2 } reel_cell;
+size_t reel_cell_gates(reel_cell cell);
+
+typedef struct reel_recurrent_cache {
+    reel_cell cell;
+    size_t T, B, H;      /* capacity */
+    float *gates;        /* (T, B, G*H) activated gates, kept for backward */
+    float *hidden_part;  /* GRU: (T, B, H) h W_hn + b_hn */
+    float *cell_state;   /* LSTM: (T, B, H) c_t */
+    float *step;         /* (B, G*H) recurrent pre-activations of one step */
+    float *dgates_x;     /* (T, B, G*H) gradient of the input pre-activations */
+    float *dgates_h;     /* (T, B, G*H) of the recurrent ones (GRU; the same buffer as dgates_x otherwise) */
+    float *dh, *dh_prev, *dc, *dc_prev, *zeros; /* (B, H) each */
+} reel_recurrent_cache;
+
+void reel_recurrent_cache_alloc(reel_recurrent_cache *cache, reel_cell cell, size_t T, size_t B, size_t H);
+void reel_recurrent_cache_free(reel_recurrent_cache *cache);
+
+/* out (T, B, H); inp (T, B, C); lengths (B); w_ih (G*H, C); w_hh (G*H, H); b_ih, b_hh (G*H);
+ * reverse = 1 runs from the end of each sequence to its start. */
+void reel_recurrent_forward(reel_recurrent_cache *cache, float *out, const float *inp, const size_t *lengths,
+                            const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh, size_t T,
+                            size_t B, size_t C, size_t H, int reverse);
+/* dinp (T, B, C) += (skipped when NULL); dw_ih, dw_hh, db_ih, db_hh +=; dout (T, B, H) is the gradient of
+ * the loss with respect to out. Must follow the forward of the same batch (it reads out and the cache). */
+void reel_recurrent_backward(reel_recurrent_cache *cache, float *dinp, float *dw_ih, float *dw_hh, float *db_ih,
+                             float *db_hh, const float *dout, const float *out, const float *inp,
+                             const size_t *lengths, const float *w_ih, const float *w_hh, size_t T, size_t B,
+                             size_t C, size_t H, int reverse);
 
 #endif

@@ -18,8 +18,9 @@ void reel_linear_backward(float *dinp, float *dweight, float *dbias, const float
     if (dinp)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)C, (int)OC, 1.0f, dout, (int)OC, weight,
                     (int)C, 1.0f, dinp, (int)C);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)OC, (int)C, (int)B, 1.0f, dout, (int)OC, inp, (int)C,
-                1.0f, dweight, (int)C);
+    if (dweight)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)OC, (int)C, (int)B, 1.0f, dout, (int)OC, inp,
+                    (int)C, 1.0f, dweight, (int)C);
     if (dbias)
         for (size_t b = 0; b < B; b++)
             for (size_t o = 0; o < OC; o++) dbias[o] += dout[b * OC + o];

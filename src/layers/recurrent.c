@@ -1,0 +1,178 @@
+/* One direction of one recurrent layer. The input projection of every time step is one large product
+ * (T*B rows); only the recurrent product h_{t-1} . W_hh^T is done step by step. In backward, the step
+ * loop only propagates dh through W_hh; the weight gradients are single products over all steps once
+ * the loop is done. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reel/check.h"
+#include "reel/layers.h"
+
+size_t reel_cell_gates(reel_cell cell) { return cell == REEL_CELL_LSTM ? 4 : cell == REEL_CELL_GRU ? 3 : 1; }
+
+static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+void reel_recurrent_cache_alloc(reel_recurrent_cache *cache, reel_cell cell, size_t T, size_t B, size_t H) {
+    memset(cache, 0, sizeof *cache);
+    size_t G = reel_cell_gates(cell), steps = T * B;
+    cache->cell = cell;
+    cache->T = T;
+    cache->B = B;
+    cache->H = H;
+    cache->gates = reel_calloc(steps * G * H, sizeof(float));
+    if (cell == REEL_CELL_GRU) cache->hidden_part = reel_calloc(steps * H, sizeof(float));
+    if (cell == REEL_CELL_LSTM) cache->cell_state = reel_calloc(steps * H, sizeof(float));
+    cache->step = reel_calloc(B * G * H, sizeof(float));
+    cache->dgates_x = reel_calloc(steps * G * H, sizeof(float));
+    cache->dgates_h = cell == REEL_CELL_GRU ? reel_calloc(steps * G * H, sizeof(float)) : cache->dgates_x;
+    float **per_row[] = {&cache->dh, &cache->dh_prev, &cache->dc, &cache->dc_prev, &cache->zeros};
+    for (size_t i = 0; i < sizeof per_row / sizeof per_row[0]; i++) *per_row[i] = reel_calloc(B * H, sizeof(float));
+}
+
+void reel_recurrent_cache_free(reel_recurrent_cache *cache) {
+    if (cache->dgates_h != cache->dgates_x) free(cache->dgates_h);
+    float *buffers[] = {cache->gates, cache->hidden_part, cache->cell_state, cache->step, cache->dgates_x,
+                        cache->dh, cache->dh_prev, cache->dc, cache->dc_prev, cache->zeros};
+    for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
+    memset(cache, 0, sizeof *cache);
+}
+
+/* The state before step t in processing order, or NULL at the first step (zero state). */
+static size_t previous_step(size_t t, size_t T, int reverse, int *exists) {
+    *exists = reverse ? t + 1 < T : t > 0;
+    return reverse ? t + 1 : t - 1;
+}
+
+void reel_recurrent_forward(reel_recurrent_cache *cache, float *out, const float *inp, const size_t *lengths,
+                            const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh, size_t T,
+                            size_t B, size_t C, size_t H, int reverse) {
+    REEL_CHECK(T <= cache->T && B <= cache->B && H == cache->H, NULL, "recurrent cache too small");
+    const reel_cell cell = cache->cell;
+    const size_t G = reel_cell_gates(cell), GH = G * H;
+    /* all input projections at once: gates (T*B, G*H) = inp . w_ih^T + b_ih */
+    reel_linear_forward(cache->gates, inp, w_ih, b_ih, T * B, C, GH);
+    for (size_t k = 0; k < T; k++) {
+        size_t t = reverse ? T - 1 - k : k;
+        int has_prev;
+        size_t p = previous_step(t, T, reverse, &has_prev);
+        const float *h_prev = has_prev ? out + p * B * H : cache->zeros;
+        const float *c_prev = cell == REEL_CELL_LSTM && has_prev ? cache->cell_state + p * B * H : cache->zeros;
+        reel_linear_forward(cache->step, h_prev, w_hh, b_hh, B, H, GH);
+        for (size_t b = 0; b < B; b++) {
+            float *g = cache->gates + (t * B + b) * GH;
+            const float *r = cache->step + b * GH, *hp = h_prev + b * H, *cp = c_prev + b * H;
+            float *h = out + (t * B + b) * H;
+            float *c = cell == REEL_CELL_LSTM ? cache->cell_state + (t * B + b) * H : NULL;
+            if (t >= lengths[b]) { /* past the end: keep the state */
+                memcpy(h, hp, H * sizeof *h);
+                if (c) memcpy(c, cp, H * sizeof *c);
+                memset(g, 0, GH * sizeof *g);
+                if (cell == REEL_CELL_GRU) memset(cache->hidden_part + (t * B + b) * H, 0, H * sizeof(float));
+                continue;
+            }
+            if (cell == REEL_CELL_LSTM) {
+                for (size_t j = 0; j < H; j++) {
+                    float i_gate = sigmoid(g[j] + r[j]), f_gate = sigmoid(g[H + j] + r[H + j]);
+                    float g_gate = tanhf(g[2 * H + j] + r[2 * H + j]), o_gate = sigmoid(g[3 * H + j] + r[3 * H + j]);
+                    g[j] = i_gate, g[H + j] = f_gate, g[2 * H + j] = g_gate, g[3 * H + j] = o_gate;
+                    c[j] = f_gate * cp[j] + i_gate * g_gate;
+                    h[j] = o_gate * tanhf(c[j]);
+                }
+            } else if (cell == REEL_CELL_GRU) {
+                float *hn = cache->hidden_part + (t * B + b) * H;
+                for (size_t j = 0; j < H; j++) {
+                    float r_gate = sigmoid(g[j] + r[j]), z_gate = sigmoid(g[H + j] + r[H + j]);
+                    hn[j] = r[2 * H + j];
+                    float n_gate = tanhf(g[2 * H + j] + r_gate * hn[j]);
+                    g[j] = r_gate, g[H + j] = z_gate, g[2 * H + j] = n_gate;
+                    h[j] = (1.0f - z_gate) * n_gate + z_gate * hp[j];
+                }
+            } else {
+                for (size_t j = 0; j < H; j++) {
+                    g[j] = tanhf(g[j] + r[j]);
+                    h[j] = g[j];
+                }
+            }
+        }
+    }
+}
+
+void reel_recurrent_backward(reel_recurrent_cache *cache, float *dinp, float *dw_ih, float *dw_hh, float *db_ih,
+                             float *db_hh, const float *dout, const float *out, const float *inp,
+                             const size_t *lengths, const float *w_ih, const float *w_hh, size_t T, size_t B,
+                             size_t C, size_t H, int reverse) {
+    const reel_cell cell = cache->cell;
+    const size_t G = reel_cell_gates(cell), GH = G * H;
+    float *dh = cache->dh, *dh_prev = cache->dh_prev, *dc = cache->dc, *dc_prev = cache->dc_prev;
+    memset(dh, 0, B * H * sizeof *dh);
+    memset(dc, 0, B * H * sizeof *dc);
+    /* backward visits the steps in the opposite order of forward */
+    for (size_t k = 0; k < T; k++) {
+        size_t t = reverse ? k : T - 1 - k;
+        int has_prev;
+        size_t p = previous_step(t, T, reverse, &has_prev);
+        const float *h_prev = has_prev ? out + p * B * H : cache->zeros;
+        const float *c_prev = cell == REEL_CELL_LSTM && has_prev ? cache->cell_state + p * B * H : cache->zeros;
+        memset(dh_prev, 0, B * H * sizeof *dh_prev);
+        for (size_t b = 0; b < B; b++) {
+            float *dgx = cache->dgates_x + (t * B + b) * GH, *dgh = cache->dgates_h + (t * B + b) * GH;
+            float *dhb = dh + b * H, *dcb = dc + b * H, *dhp = dh_prev + b * H, *dcp = dc_prev + b * H;
+            const float *dob = dout + (t * B + b) * H;
+            for (size_t j = 0; j < H; j++) dhb[j] += dob[j];
+            if (t >= lengths[b]) { /* the state was carried: so is its gradient */
+                memcpy(dhp, dhb, H * sizeof *dhp);
+                if (cell == REEL_CELL_LSTM) memcpy(dcp, dcb, H * sizeof *dcp);
+                memset(dgx, 0, GH * sizeof *dgx);
+                if (dgh != dgx) memset(dgh, 0, GH * sizeof *dgh);
+                continue;
+            }
+            const float *g = cache->gates + (t * B + b) * GH, *hp = h_prev + b * H, *cp = c_prev + b * H;
+            if (cell == REEL_CELL_LSTM) {
+                const float *c = cache->cell_state + (t * B + b) * H;
+                for (size_t j = 0; j < H; j++) {
+                    float i_gate = g[j], f_gate = g[H + j], g_gate = g[2 * H + j], o_gate = g[3 * H + j];
+                    float tanh_c = tanhf(c[j]);
+                    float dcell = dcb[j] + dhb[j] * o_gate * (1.0f - tanh_c * tanh_c);
+                    dgx[j] = dcell * g_gate * i_gate * (1.0f - i_gate);
+                    dgx[H + j] = dcell * cp[j] * f_gate * (1.0f - f_gate);
+                    dgx[2 * H + j] = dcell * i_gate * (1.0f - g_gate * g_gate);
+                    dgx[3 * H + j] = dhb[j] * tanh_c * o_gate * (1.0f - o_gate);
+                    dcp[j] = dcell * f_gate;
+                }
+            } else if (cell == REEL_CELL_GRU) {
+                const float *hn = cache->hidden_part + (t * B + b) * H;
+                for (size_t j = 0; j < H; j++) {
+                    float r_gate = g[j], z_gate = g[H + j], n_gate = g[2 * H + j];
+                    float dn_pre = dhb[j] * (1.0f - z_gate) * (1.0f - n_gate * n_gate);
+                    float dz_pre = dhb[j] * (hp[j] - n_gate) * z_gate * (1.0f - z_gate);
+                    float dr_pre = dn_pre * hn[j] * r_gate * (1.0f - r_gate);
+                    dgx[j] = dgh[j] = dr_pre;
+                    dgx[H + j] = dgh[H + j] = dz_pre;
+                    dgx[2 * H + j] = dn_pre;
+                    dgh[2 * H + j] = dn_pre * r_gate;
+                    dhp[j] = dhb[j] * z_gate;
+                }
+            } else {
+                for (size_t j = 0; j < H; j++) dgx[j] = dhb[j] * (1.0f - g[j] * g[j]);
+            }
+        }
+        /* dh_prev (B, H) += dgates_h[t] (B, G*H) . w_hh (G*H, H) */
+        reel_linear_backward(dh_prev, NULL, NULL, cache->dgates_h + t * B * GH, NULL, w_hh, B, H, GH);
+        float *swap = dh;
+        dh = dh_prev, dh_prev = swap;
+        swap = dc;
+        dc = dc_prev, dc_prev = swap;
+    }
+    /* Weight gradients over all steps at once. The recurrent input of step t is the output of the step
+     * before it in processing order; the first step's is zero and contributes nothing, so the products
+     * pair the time-shifted, still contiguous, slices of dgates_h and out. */
+    if (T > 1) {
+        const float *dg = reverse ? cache->dgates_h : cache->dgates_h + B * GH;
+        const float *prev = reverse ? out + B * H : out;
+        reel_linear_backward(NULL, dw_hh, NULL, dg, prev, w_hh, (T - 1) * B, H, GH);
+    }
+    for (size_t row = 0; row < T * B; row++)
+        for (size_t j = 0; j < GH; j++) db_hh[j] += cache->dgates_h[row * GH + j];
+    reel_linear_backward(dinp, dw_ih, db_ih, cache->dgates_x, inp, w_ih, T * B, C, GH);
+}

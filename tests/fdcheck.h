@@ -1,0 +1,57 @@
+/* Finite-difference gradient checking shared by the gradient tests (included by test_*.c, after
+ * cmocka.h).
+ *
+ * A check builds a scalar objective L = sum_i out_i * R_i with fixed random R, runs the analytic backward
+ * with dout = R, and compares every gradient entry with the central difference (L(x+h) - L(x-h)) / 2h,
+ * accumulated in double. An entry passes when |analytic - numeric| <= 2e-3 + 2e-2 * |numeric|; the
+ * gradients are of order 0.1-1, so a missing term, a wrong sign or a wrong factor fails by orders of
+ * magnitude more than float rounding does. */
+#ifndef REEL_TEST_FDCHECK_H
+#define REEL_TEST_FDCHECK_H
+
+#include <math.h>
+#include <stdio.h>
+
+#include "reel/rng.h"
+
+static const double fd_step = 1e-3, fd_abs_tol = 2e-3, fd_rel_tol = 2e-2;
+
+static void fill(float *x, size_t n, float lo, float hi, uint32_t stream) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t w[4];
+        reel_rng_block(w, 1234, 99, stream, (uint32_t)i, 0);
+        x[i] = lo + (hi - lo) * reel_rng_unit_float(w[0]);
+    }
+}
+
+static double dot(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+typedef double (*objective_fn)(void *ctx);
+
+/* Compares the analytic gradient grad of objective(ctx) with respect to x (n entries) with central
+ * differences, and fails the test on any entry out of tolerance. */
+static void compare(const char *what, float *x, const float *grad, size_t n, objective_fn objective, void *ctx) {
+    double worst = 0;
+    size_t failures = 0;
+    for (size_t i = 0; i < n; i++) {
+        float saved = x[i];
+        x[i] = (float)(saved + fd_step);
+        double up = objective(ctx);
+        x[i] = (float)(saved - fd_step);
+        double down = objective(ctx);
+        x[i] = saved;
+        double numeric = (up - down) / (2 * fd_step), error = fabs(grad[i] - numeric);
+        double allowed = fd_abs_tol + fd_rel_tol * fabs(numeric);
+        if (error / allowed > worst) worst = error / allowed;
+        if (error > allowed && failures++ < 5)
+            fprintf(stderr, "%s[%zu]: analytic %.6g numeric %.6g\n", what, i, grad[i], numeric);
+    }
+    printf("%-34s %5zu entries, worst error / allowed = %.3f\n", what, n, worst);
+    assert_int_equal(failures, 0);
+}
+
+#endif

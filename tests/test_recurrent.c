@@ -1,0 +1,144 @@
+/* Recurrent layers: finite-difference gradient checks (fdcheck.h) for every cell and direction over a
+ * batch of ragged sequences (one empty), and the padding guarantee: a sequence padded to a longer T gives
+ * the same valid outputs and the same gradients as the sequence alone. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "reel/layers.h"
+#include "fdcheck.h"
+
+enum { T = 5, B = 4, C = 3, H = 4, MAXG = 4 };
+
+typedef struct {
+    reel_cell cell;
+    int reverse;
+    size_t lengths[B];
+    float inp[T * B * C], w_ih[MAXG * H * C], w_hh[MAXG * H * H], b_ih[MAXG * H], b_hh[MAXG * H];
+    float out[T * B * H], r[T * B * H];
+    reel_recurrent_cache cache;
+} rnn_ctx;
+
+static double rnn_objective(void *p) {
+    rnn_ctx *c = p;
+    reel_recurrent_forward(&c->cache, c->out, c->inp, c->lengths, c->w_ih, c->w_hh, c->b_ih, c->b_hh, T, B, C, H,
+                           c->reverse);
+    return dot(c->out, c->r, T * B * H);
+}
+
+static const char *cell_name(reel_cell cell) {
+    return cell == REEL_CELL_LSTM ? "lstm" : cell == REEL_CELL_GRU ? "gru" : "rnn";
+}
+
+static void check_cell(reel_cell cell, int reverse) {
+    rnn_ctx *c = calloc(1, sizeof *c);
+    c->cell = cell;
+    c->reverse = reverse;
+    size_t lengths[B] = {5, 3, 0, 1}; /* full, ragged, empty, single step */
+    memcpy(c->lengths, lengths, sizeof lengths);
+    size_t GH = reel_cell_gates(cell) * H;
+    fill(c->inp, T * B * C, -1, 1, 1);
+    fill(c->w_ih, GH * C, -0.8f, 0.8f, 2);
+    fill(c->w_hh, GH * H, -0.8f, 0.8f, 3);
+    fill(c->b_ih, GH, -0.5f, 0.5f, 4);
+    fill(c->b_hh, GH, -0.5f, 0.5f, 5);
+    fill(c->r, T * B * H, -1, 1, 6);
+    reel_recurrent_cache_alloc(&c->cache, cell, T, B, H);
+    float *dinp = calloc(T * B * C, sizeof(float)), *dw_ih = calloc(GH * C, sizeof(float));
+    float *dw_hh = calloc(GH * H, sizeof(float)), *db_ih = calloc(GH, sizeof(float)), *db_hh = calloc(GH, sizeof(float));
+    rnn_objective(c);
+    reel_recurrent_backward(&c->cache, dinp, dw_ih, dw_hh, db_ih, db_hh, c->r, c->out, c->inp, c->lengths, c->w_ih,
+                            c->w_hh, T, B, C, H, reverse);
+    char what[64];
+    const char *direction = reverse ? "reverse" : "forward";
+    snprintf(what, sizeof what, "%s %s input", cell_name(cell), direction);
+    compare(what, c->inp, dinp, T * B * C, rnn_objective, c);
+    snprintf(what, sizeof what, "%s %s w_ih", cell_name(cell), direction);
+    compare(what, c->w_ih, dw_ih, GH * C, rnn_objective, c);
+    snprintf(what, sizeof what, "%s %s w_hh", cell_name(cell), direction);
+    compare(what, c->w_hh, dw_hh, GH * H, rnn_objective, c);
+    snprintf(what, sizeof what, "%s %s b_ih", cell_name(cell), direction);
+    compare(what, c->b_ih, db_ih, GH, rnn_objective, c);
+    snprintf(what, sizeof what, "%s %s b_hh", cell_name(cell), direction);
+    compare(what, c->b_hh, db_hh, GH, rnn_objective, c);
+    /* the empty sequence produces zeros in both directions */
+    for (size_t t = 0; t < T; t++)
+        for (size_t j = 0; j < H; j++) assert_true(c->out[(t * B + 2) * H + j] == 0.0f);
+    reel_recurrent_cache_free(&c->cache);
+    free(dinp), free(dw_ih), free(dw_hh), free(db_ih), free(db_hh), free(c);
+}
+
+static void test_gradients(void **state) {
+    (void)state;
+    reel_cell cells[] = {REEL_CELL_RNN, REEL_CELL_GRU, REEL_CELL_LSTM};
+    for (size_t i = 0; i < 3; i++)
+        for (int reverse = 0; reverse <= 1; reverse++) check_cell(cells[i], reverse);
+}
+
+/* A sequence of 3 steps, padded to 6 in a batch of two, against the same sequence alone with T = 3: equal
+ * outputs at its valid steps, and equal weight and input gradients when the loss only reads valid steps. */
+static void check_padding(reel_cell cell, int reverse) {
+    enum { L = 3, TP = 6, BP = 2 };
+    size_t GH = reel_cell_gates(cell) * H;
+    float w_ih[MAXG * H * C], w_hh[MAXG * H * H], b_ih[MAXG * H], b_hh[MAXG * H];
+    fill(w_ih, GH * C, -0.8f, 0.8f, 7);
+    fill(w_hh, GH * H, -0.8f, 0.8f, 8);
+    fill(b_ih, GH, -0.5f, 0.5f, 9);
+    fill(b_hh, GH, -0.5f, 0.5f, 10);
+    float alone_in[L * C], alone_out[L * H], alone_dout[L * H], alone_din[L * C] = {0};
+    fill(alone_in, L * C, -1, 1, 11);
+    fill(alone_dout, L * H, -1, 1, 12);
+    /* padded batch: row 1 is our sequence, row 0 another one of full length; garbage in the padding */
+    float padded_in[TP * BP * C], padded_out[TP * BP * H], padded_dout[TP * BP * H] = {0}, padded_din[TP * BP * C] = {0};
+    fill(padded_in, TP * BP * C, -3, 3, 13);
+    for (size_t t = 0; t < L; t++) {
+        memcpy(padded_in + (t * BP + 1) * C, alone_in + t * C, C * sizeof(float));
+        memcpy(padded_dout + (t * BP + 1) * H, alone_dout + t * H, H * sizeof(float));
+    }
+    size_t alone_len[1] = {L}, padded_len[BP] = {TP, L};
+    reel_recurrent_cache alone_cache, padded_cache;
+    reel_recurrent_cache_alloc(&alone_cache, cell, L, 1, H);
+    reel_recurrent_cache_alloc(&padded_cache, cell, TP, BP, H);
+    reel_recurrent_forward(&alone_cache, alone_out, alone_in, alone_len, w_ih, w_hh, b_ih, b_hh, L, 1, C, H, reverse);
+    reel_recurrent_forward(&padded_cache, padded_out, padded_in, padded_len, w_ih, w_hh, b_ih, b_hh, TP, BP, C, H,
+                           reverse);
+    for (size_t t = 0; t < L; t++)
+        for (size_t j = 0; j < H; j++) assert_float_equal(alone_out[t * H + j], padded_out[(t * BP + 1) * H + j], 1e-6);
+    /* gradients: only row 1 gets a loss, so row 0 contributes nothing */
+    float alone_dw[MAXG * H * C] = {0}, alone_dwh[MAXG * H * H] = {0}, alone_db[MAXG * H] = {0}, alone_dbh[MAXG * H] = {0};
+    float padded_dw[MAXG * H * C] = {0}, padded_dwh[MAXG * H * H] = {0}, padded_db[MAXG * H] = {0}, padded_dbh[MAXG * H] = {0};
+    reel_recurrent_backward(&alone_cache, alone_din, alone_dw, alone_dwh, alone_db, alone_dbh, alone_dout, alone_out,
+                            alone_in, alone_len, w_ih, w_hh, L, 1, C, H, reverse);
+    reel_recurrent_backward(&padded_cache, padded_din, padded_dw, padded_dwh, padded_db, padded_dbh, padded_dout,
+                            padded_out, padded_in, padded_len, w_ih, w_hh, TP, BP, C, H, reverse);
+    for (size_t i = 0; i < GH * C; i++) assert_float_equal(alone_dw[i], padded_dw[i], 1e-5);
+    for (size_t i = 0; i < GH * H; i++) assert_float_equal(alone_dwh[i], padded_dwh[i], 1e-5);
+    for (size_t i = 0; i < GH; i++) assert_float_equal(alone_db[i], padded_db[i], 1e-5);
+    for (size_t i = 0; i < GH; i++) assert_float_equal(alone_dbh[i], padded_dbh[i], 1e-5);
+    for (size_t t = 0; t < TP; t++)
+        for (size_t k = 0; k < C; k++) {
+            float expected = t < L ? alone_din[t * C + k] : 0.0f; /* padding gets no gradient */
+            assert_float_equal(expected, padded_din[(t * BP + 1) * C + k], 1e-5);
+        }
+    reel_recurrent_cache_free(&alone_cache);
+    reel_recurrent_cache_free(&padded_cache);
+}
+
+static void test_padding_changes_nothing(void **state) {
+    (void)state;
+    reel_cell cells[] = {REEL_CELL_RNN, REEL_CELL_GRU, REEL_CELL_LSTM};
+    for (size_t i = 0; i < 3; i++)
+        for (int reverse = 0; reverse <= 1; reverse++) check_padding(cells[i], reverse);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gradients),
+        cmocka_unit_test(test_padding_changes_nothing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
