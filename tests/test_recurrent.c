@@ -1,6 +1,7 @@
-/* Recurrent layers: finite-difference gradient checks (fdcheck.h) for every cell and direction over a
- * batch of ragged sequences (one empty), and the padding guarantee: a sequence padded to a longer T gives
- * the same valid outputs and the same gradients as the sequence alone. */
+/* Sequence layers: finite-difference gradient checks (fdcheck.h) for every recurrent cell and direction
+ * over a batch of ragged sequences (one empty), pooling in each mode, batch norm with padded rows masked
+ * out and locked dropout; and the padding guarantee: a sequence padded to a longer T gives the same valid
+ * outputs and the same gradients as the sequence alone. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -135,10 +136,112 @@ static void test_padding_changes_nothing(void **state) {
         for (int reverse = 0; reverse <= 1; reverse++) check_padding(cells[i], reverse);
 }
 
+/* ---------------- pooling ---------------- */
+enum { PD = 6, PREV = 4 }; /* D = 6 columns: a forward half [0, 4) and a reverse part [4, 6) */
+typedef struct {
+    reel_pool_mode mode;
+    size_t lengths[B], argmax[B * PD];
+    float seq[T * B * PD], out[B * PD], r[B * PD];
+} pool_ctx;
+static double pool_objective(void *p) {
+    pool_ctx *c = p;
+    reel_pool_forward(c->mode, c->out, c->argmax, c->seq, c->lengths, T, B, PD, PREV);
+    return dot(c->out, c->r, B * PD);
+}
+static void test_pooling(void **state) {
+    (void)state;
+    const char *names[] = {"max pool", "mean pool", "last pool"};
+    for (int mode = 0; mode < 3; mode++) {
+        pool_ctx c = {.mode = (reel_pool_mode)mode, .lengths = {5, 2, 0, 4}};
+        fill(c.seq, T * B * PD, -1, 1, 20); /* distinct values: no ties for max */
+        fill(c.r, B * PD, -1, 1, 21);
+        float dseq[T * B * PD] = {0};
+        pool_objective(&c);
+        reel_pool_backward(c.mode, dseq, c.r, c.argmax, c.lengths, T, B, PD, PREV);
+        compare(names[mode], c.seq, dseq, T * B * PD, pool_objective, &c);
+        for (size_t t = 0; t < T; t++) /* padding (row 1 past t = 1, row 2 always) gets no gradient */
+            for (size_t d = 0; d < PD; d++) {
+                if (t >= 2) assert_true(dseq[(t * B + 1) * PD + d] == 0.0f);
+                assert_true(dseq[(t * B + 2) * PD + d] == 0.0f);
+            }
+    }
+    /* last: forward columns read the last valid step, reverse columns step 0 */
+    pool_ctx c = {.mode = REEL_POOL_LAST, .lengths = {5, 2, 0, 4}};
+    fill(c.seq, T * B * PD, -1, 1, 22);
+    pool_objective(&c);
+    assert_true(c.out[1 * PD + 0] == c.seq[(1 * B + 1) * PD + 0]);
+    assert_true(c.out[1 * PD + 5] == c.seq[(0 * B + 1) * PD + 5]);
+}
+
+/* ---------------- batch norm with padded rows ---------------- */
+enum { NR = 8, NC = 3 };
+typedef struct {
+    uint8_t mask[NR];
+    float inp[NR * NC], gamma[NC], beta[NC], out[NR * NC], r[NR * NC], rm[NC], rv[NC], xhat[NR * NC], inv_std[NC];
+    double scratch[2 * NC + 1];
+    reel_batchnorm_cache cache;
+    reel_comm comm;
+} mbn_ctx;
+static double mbn_objective(void *p) {
+    mbn_ctx *c = p;
+    reel_batchnorm_forward_train(c->out, &c->cache, c->inp, c->gamma, c->beta, c->rm, c->rv, c->mask, NR, NC, 0.1f,
+                                 1e-5f, &c->comm);
+    return dot(c->out, c->r, NR * NC);
+}
+static void test_masked_batchnorm(void **state) {
+    (void)state;
+    mbn_ctx c = {.mask = {1, 0, 1, 1, 0, 1, 1, 0}};
+    reel_comm_self(&c.comm);
+    c.cache = (reel_batchnorm_cache){c.xhat, c.inv_std, c.scratch, 0};
+    fill(c.inp, NR * NC, -2, 2, 23);
+    fill(c.gamma, NC, 0.5f, 1.5f, 24);
+    fill(c.beta, NC, -1, 1, 25);
+    fill(c.r, NR * NC, -1, 1, 26);
+    float dinp[NR * NC] = {0}, dgamma[NC] = {0}, dbeta[NC] = {0};
+    mbn_objective(&c);
+    assert_true(c.cache.global_rows == 5.0);
+    float before[NR * NC];
+    memcpy(before, c.out, sizeof before);
+    for (size_t k = 0; k < NC; k++) c.inp[1 * NC + k] = 1000.0f; /* a padded row changes nothing */
+    mbn_objective(&c);
+    assert_memory_equal(before, c.out, sizeof before);
+    reel_batchnorm_backward(dinp, dgamma, dbeta, c.r, &c.cache, c.gamma, c.mask, NR, NC, &c.comm);
+    compare("masked batchnorm input", c.inp, dinp, NR * NC, mbn_objective, &c);
+    compare("masked batchnorm gamma", c.gamma, dgamma, NC, mbn_objective, &c);
+    compare("masked batchnorm beta", c.beta, dbeta, NC, mbn_objective, &c);
+}
+
+/* ---------------- locked dropout ---------------- */
+typedef struct {
+    float inp[T * B * H], out[T * B * H], r[T * B * H], mask[B * H];
+} locked_ctx;
+static double locked_objective(void *p) {
+    locked_ctx *c = p;
+    reel_locked_dropout_forward(c->out, c->inp, c->mask, T, B, H);
+    return dot(c->out, c->r, T * B * H);
+}
+static void test_locked_dropout(void **state) {
+    (void)state;
+    locked_ctx c;
+    uint64_t samples[B] = {3, 4, 5, 6};
+    reel_dropout_mask(c.mask, samples, B, H, 0.5f, 9, 0, 1);
+    fill(c.inp, T * B * H, -1, 1, 27);
+    fill(c.r, T * B * H, -1, 1, 28);
+    locked_objective(&c);
+    for (size_t t = 0; t < T; t++) /* the same units are dropped at every step */
+        for (size_t i = 0; i < B * H; i++) assert_true((c.out[t * B * H + i] == 0.0f) == (c.mask[i] == 0.0f));
+    float dinp[T * B * H] = {0};
+    reel_locked_dropout_backward(dinp, c.r, c.mask, T, B, H);
+    compare("locked dropout input", c.inp, dinp, T * B * H, locked_objective, &c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradients),
         cmocka_unit_test(test_padding_changes_nothing),
+        cmocka_unit_test(test_pooling),
+        cmocka_unit_test(test_masked_batchnorm),
+        cmocka_unit_test(test_locked_dropout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

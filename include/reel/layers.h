@@ -46,17 +46,19 @@ typedef struct reel_batchnorm_cache {
 } reel_batchnorm_cache;
 /* Training mode: mean and biased variance over the global batch; running_mean/running_var (C) move
  * towards them by momentum (the running variance uses the unbiased estimate, as PyTorch does).
- * out (B, C), inp (B, C), gamma (C), beta (C). Every rank must call it, even with B = 0. */
+ * out (B, C), inp (B, C), gamma (C), beta (C); row_mask (B) or NULL: rows with mask 0 (padding) take no
+ * part in the statistics, output 0 and get no gradient. Every rank must call it, even with B = 0. */
 void reel_batchnorm_forward_train(float *out, reel_batchnorm_cache *cache, const float *inp, const float *gamma,
-                                  const float *beta, float *running_mean, float *running_var, size_t B, size_t C,
-                                  float momentum, float eps, const reel_comm *comm);
+                                  const float *beta, float *running_mean, float *running_var, const uint8_t *row_mask,
+                                  size_t B, size_t C, float momentum, float eps, const reel_comm *comm);
 /* Evaluation mode: normalises with the running statistics; purely local. */
 void reel_batchnorm_forward_eval(float *out, const float *inp, const float *gamma, const float *beta,
                                  const float *running_mean, const float *running_var, size_t B, size_t C, float eps);
-/* dinp (B, C) += ; dgamma, dbeta (C) += this rank's share; dout (B, C). Every rank must call it. */
+/* dinp (B, C) += ; dgamma, dbeta (C) += this rank's share; dout (B, C); row_mask as in forward. Every
+ * rank must call it. */
 void reel_batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
-                             const reel_batchnorm_cache *cache, const float *gamma, size_t B, size_t C,
-                             const reel_comm *comm);
+                             const reel_batchnorm_cache *cache, const float *gamma, const uint8_t *row_mask, size_t B,
+                             size_t C, const reel_comm *comm);
 
 /* ---- relu.c ---- */
 /* out (N) = max(inp, 0); inp (N) */
@@ -69,6 +71,11 @@ void reel_relu_backward(float *dinp, const float *dout, const float *inp, size_t
  * so a sample's mask does not depend on which rank holds it or where it sits in the batch. */
 void reel_dropout_mask(float *mask, const uint64_t *sample_index, size_t B, size_t C, float p, uint64_t seed,
                        uint64_t epoch, uint32_t layer);
+/* Locked dropout: one mask row per sequence, the same at every time step.
+ * out (T, B, D) = inp (T, B, D) * mask (B, D) broadcast over t */
+void reel_locked_dropout_forward(float *out, const float *inp, const float *mask, size_t T, size_t B, size_t D);
+/* dinp (T, B, D) += dout * mask */
+void reel_locked_dropout_backward(float *dinp, const float *dout, const float *mask, size_t T, size_t B, size_t D);
 /* out (N) = inp * mask */
 void reel_dropout_forward(float *out, const float *inp, const float *mask, size_t N);
 /* dinp (N) += dout * mask */
@@ -79,6 +86,18 @@ void reel_dropout_backward(float *dinp, const float *dout, const float *mask, si
  * dlogits (B) = scale * (sigmoid(z) - y) when not NULL (scale = 1 / global batch size for a mean loss).
  * logits (B), labels (B) in {0, 1}. */
 double reel_bce_logits(float *dlogits, const float *logits, const float *labels, size_t B, float scale);
+
+/* ---- pool.c: pooling over the valid time steps of each sequence ---- */
+typedef enum reel_pool_mode { REEL_POOL_MAX = 0, REEL_POOL_MEAN = 1, REEL_POOL_LAST = 2 } reel_pool_mode;
+/* out (B, D) from seq (T, B, D) over steps t < lengths[b]; an empty sequence gives zeros.
+ * max: argmax (B, D) records the winning step (first one on ties) for backward; mean; last: columns
+ * [0, reverse_from) take step lengths[b] - 1 (where a forward direction ends), columns [reverse_from, D)
+ * take step 0 (where a reverse direction ends). */
+void reel_pool_forward(reel_pool_mode mode, float *out, size_t *argmax, const float *seq, const size_t *lengths,
+                       size_t T, size_t B, size_t D, size_t reverse_from);
+/* dseq (T, B, D) += the gradient of out from dout (B, D); padding gets none. */
+void reel_pool_backward(reel_pool_mode mode, float *dseq, const float *dout, const size_t *argmax,
+                        const size_t *lengths, size_t T, size_t B, size_t D, size_t reverse_from);
 
 /* ---- recurrent.c: one direction of one recurrent layer (plain tanh RNN, GRU or LSTM) ---- */
 /* Time-major sequences: row (t, b) of a (T, B, X) buffer is at (t * B + b) * X. Sequence b is valid for

@@ -3,14 +3,18 @@
 
 #include "reel/layers.h"
 
+#define ROW_USED(b) (!row_mask || row_mask[b])
+
 void reel_batchnorm_forward_train(float *out, reel_batchnorm_cache *cache, const float *inp, const float *gamma,
-                                  const float *beta, float *running_mean, float *running_var, size_t B, size_t C,
-                                  float momentum, float eps, const reel_comm *comm) {
+                                  const float *beta, float *running_mean, float *running_var, const uint8_t *row_mask,
+                                  size_t B, size_t C, float momentum, float eps, const reel_comm *comm) {
     double *sums = cache->scratch; /* C sums, then the row count */
     memset(sums, 0, (C + 1) * sizeof *sums);
-    for (size_t b = 0; b < B; b++)
+    for (size_t b = 0; b < B; b++) {
+        if (!ROW_USED(b)) continue;
         for (size_t c = 0; c < C; c++) sums[c] += inp[b * C + c];
-    sums[C] = (double)B;
+        sums[C] += 1.0;
+    }
     reel_comm_sum_doubles(comm, sums, C + 1);
     double rows = sums[C];
     cache->global_rows = rows;
@@ -22,7 +26,7 @@ void reel_batchnorm_forward_train(float *out, reel_batchnorm_cache *cache, const
     double *squares = cache->scratch + C + 1;
     memset(squares, 0, C * sizeof *squares);
     for (size_t b = 0; b < B; b++)
-        for (size_t c = 0; c < C; c++) {
+        for (size_t c = 0; c < C && ROW_USED(b); c++) {
             double centred = inp[b * C + c] - sums[c];
             squares[c] += centred * centred;
         }
@@ -37,9 +41,9 @@ void reel_batchnorm_forward_train(float *out, reel_batchnorm_cache *cache, const
     }
     for (size_t b = 0; b < B; b++)
         for (size_t c = 0; c < C; c++) {
-            float xhat = (float)((inp[b * C + c] - sums[c]) * cache->inv_std[c]);
+            float xhat = ROW_USED(b) ? (float)((inp[b * C + c] - sums[c]) * cache->inv_std[c]) : 0.0f;
             cache->xhat[b * C + c] = xhat;
-            out[b * C + c] = gamma[c] * xhat + beta[c];
+            out[b * C + c] = ROW_USED(b) ? gamma[c] * xhat + beta[c] : 0.0f;
         }
 }
 
@@ -53,12 +57,12 @@ void reel_batchnorm_forward_eval(float *out, const float *inp, const float *gamm
 }
 
 void reel_batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
-                             const reel_batchnorm_cache *cache, const float *gamma, size_t B, size_t C,
-                             const reel_comm *comm) {
+                             const reel_batchnorm_cache *cache, const float *gamma, const uint8_t *row_mask, size_t B,
+                             size_t C, const reel_comm *comm) {
     double *sum_dout = cache->scratch, *sum_dout_xhat = cache->scratch + C;
     memset(sum_dout, 0, 2 * C * sizeof *sum_dout);
     for (size_t b = 0; b < B; b++)
-        for (size_t c = 0; c < C; c++) {
+        for (size_t c = 0; c < C && ROW_USED(b); c++) {
             sum_dout[c] += dout[b * C + c];
             sum_dout_xhat[c] += (double)dout[b * C + c] * cache->xhat[b * C + c];
         }
@@ -72,7 +76,7 @@ void reel_batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const flo
     double rows = cache->global_rows;
     if (rows == 0) return;
     for (size_t b = 0; b < B; b++)
-        for (size_t c = 0; c < C; c++) {
+        for (size_t c = 0; c < C && ROW_USED(b); c++) {
             double scale = gamma[c] * cache->inv_std[c] / rows;
             double g = rows * dout[b * C + c] - sum_dout[c] - cache->xhat[b * C + c] * sum_dout_xhat[c];
             dinp[b * C + c] += (float)(scale * g);

@@ -24,3 +24,11 @@ void reel_dropout_forward(float *out, const float *inp, const float *mask, size_
 void reel_dropout_backward(float *dinp, const float *dout, const float *mask, size_t N) {
     for (size_t i = 0; i < N; i++) dinp[i] += dout[i] * mask[i];
 }
+
+void reel_locked_dropout_forward(float *out, const float *inp, const float *mask, size_t T, size_t B, size_t D) {
+    for (size_t t = 0; t < T; t++) reel_dropout_forward(out + t * B * D, inp + t * B * D, mask, B * D);
+}
+
+void reel_locked_dropout_backward(float *dinp, const float *dout, const float *mask, size_t T, size_t B, size_t D) {
+    for (size_t t = 0; t < T; t++) reel_dropout_backward(dinp + t * B * D, dout + t * B * D, mask, B * D);
+}

@@ -86,7 +86,7 @@ static void bow_forward(reel_model *model, const reel_batch *batch, int training
         if (training)
             reel_batchnorm_forward_train(m->normed, &m->bn_cache, m->hidden, reel_store_view(p, m->bn_w),
                                          reel_store_view(p, m->bn_b), reel_store_view(s, m->running_mean),
-                                         reel_store_view(s, m->running_var), B, H, BN_MOMENTUM_PERCENT / 100.0f,
+                                         reel_store_view(s, m->running_var), NULL, B, H, BN_MOMENTUM_PERCENT / 100.0f,
                                          bn_eps, comm);
         else
             reel_batchnorm_forward_eval(m->normed, m->hidden, reel_store_view(p, m->bn_w), reel_store_view(p, m->bn_b),
@@ -126,7 +126,7 @@ static void bow_backward(reel_model *model, const reel_batch *batch, const float
     if (m->batch_norm) {
         memset(m->d_hidden, 0, B * H * sizeof(float));
         reel_batchnorm_backward(m->d_hidden, reel_store_grad_view(p, m->bn_w), reel_store_grad_view(p, m->bn_b),
-                                m->d_normed, &m->bn_cache, reel_store_view(p, m->bn_w), B, H, comm);
+                                m->d_normed, &m->bn_cache, reel_store_view(p, m->bn_w), NULL, B, H, comm);
         d_hidden = m->d_hidden;
     }
     memset(m->d_mean_embedding, 0, B * E * sizeof(float));
