@@ -63,7 +63,8 @@ typedef struct key_spec {
     {.section = sec, .key = name, .type = TYPE_BOOL, FIELD_TYPED(field, int), .default_text = def,     \
      .help = help_text}
 
-static const char *const model_types[] = {"bow", NULL};
+static const char *const model_types[] = {"bow", "lstm", "gru", "rnn", NULL};
+static const char *const poolings[] = {"max", "mean", "last", NULL};
 static const char *const optimizer_types[] = {"adam", "sgd", NULL};
 static const char *const schedules[] = {"constant", "cosine", "linear", NULL};
 
@@ -71,8 +72,11 @@ static const char *const schedules[] = {"constant", "cosine", "linear", NULL};
 static const key_spec schema[] = {
     KEY_STRING("data", "dir", data.dir, NULL, 1, "directory written by `reel prep` (vocabulary and token files)"),
     KEY_SIZE("data", "max_tokens", data.max_tokens, "0", 0, 0, "tokens kept from the start of each document; 0 keeps all"),
+    KEY_SIZE("data", "seq_len", data.seq_len, "0", 0, 0,
+             "training window: a random run of seq_len tokens per document, drawn again every epoch; 0 = whole"),
 
-    KEY_CHOICE("model", "type", model.type, "bow", model_types, "model architecture (bag of words)"),
+    KEY_CHOICE("model", "type", model.type, "bow", model_types,
+               "bow (mean of embeddings), or a recurrent classifier: lstm, gru, rnn (tanh)"),
     KEY_SIZE("model", "vocab_size", model.vocab_size, "8000", BOUND_MIN, 4, "token ids >= vocab_size map to <unk>"),
     KEY_SIZE("model", "embed_dim", model.embed_dim, "256", BOUND_MIN, 1, "width of the token embeddings"),
     KEY_SIZE("model", "hidden_dim", model.hidden_dim, "256", BOUND_MIN, 1, "width of the hidden layer"),
@@ -81,6 +85,18 @@ static const key_spec schema[] = {
     KEY_DOUBLE("model", "word_dropout", model.word_dropout, "0", BOUND_MIN | BOUND_MAX_OPEN, 0, 1,
                "probability of leaving each token out of a document's average while training (0 disables)"),
     KEY_BOOL("model", "batch_norm", model.batch_norm, "true", "batch normalisation after the hidden linear layer"),
+    KEY_SIZE("model", "num_layers", model.num_layers, "1", BOUND_MIN, 1, "recurrent: stacked layers"),
+    KEY_BOOL("model", "bidirectional", model.bidirectional, "false", "recurrent: a reverse direction in every layer"),
+    KEY_CHOICE("model", "pooling", model.pooling, "max", poolings,
+               "recurrent: pooling of the last layer's outputs over time (max, mean, last)"),
+    KEY_DOUBLE("model", "rnn_dropout", model.rnn_dropout, "0", BOUND_MIN | BOUND_MAX_OPEN, 0, 1,
+               "recurrent: dropout on every recurrent layer's output, one mask per sequence"),
+    KEY_DOUBLE("model", "embed_dropout", model.embed_dropout, "0", BOUND_MIN | BOUND_MAX_OPEN, 0, 1,
+               "recurrent: dropout on the embeddings, one mask per sequence"),
+    KEY_BOOL("model", "rnn_batch_norm", model.rnn_batch_norm, "false",
+             "recurrent: batch norm on every recurrent layer's output, over all valid steps"),
+    KEY_SIZE("model", "head_hidden", model.head_hidden, "0", 0, 0,
+             "recurrent: width of a hidden layer (ReLU, dropout) in the classifier head; 0 = none"),
 
     KEY_CHOICE("optimizer", "type", optimizer.type, "adam", optimizer_types, "optimizer"),
     KEY_DOUBLE("optimizer", "lr", optimizer.lr, "1e-3", BOUND_MIN_OPEN, 0, 0, "peak learning rate"),

@@ -10,6 +10,9 @@ typedef struct {
 
 static const reel_model_kind model_kinds[] = {
     {"bow", reel_bow_create},
+    {"lstm", reel_recurrent_model_create},
+    {"gru", reel_recurrent_model_create},
+    {"rnn", reel_recurrent_model_create},
 };
 
 int reel_model_create(reel_model **out, const reel_config *cfg, size_t max_batch, reel_error *err) {
@@ -20,7 +23,7 @@ int reel_model_create(reel_model **out, const reel_config *cfg, size_t max_batch
                        "model '%s' lacks forward, backward or init", cfg->model.type);
             return 0;
         }
-    return reel_fail(err, "[model] type = '%s': unknown model type (known: bow)", cfg->model.type);
+    return reel_fail(err, "[model] type = '%s': unknown model type (known: bow, lstm, gru, rnn)", cfg->model.type);
 }
 
 void reel_model_destroy(reel_model *model) {

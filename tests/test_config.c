@@ -17,7 +17,7 @@
 
 #include "reel/config.h"
 
-#define NUM_KEYS 29
+#define NUM_KEYS 37
 
 static char tmp_dir[] = "/tmp/reel_test_config_XXXXXX";
 static int initial_max_line; /* inih's line limit before any load */
@@ -310,7 +310,7 @@ static void test_bool_choice_string(void **state) {
     expect_value_error("optimizer", "type", "adamw", "expected one of adam, sgd");
     expect_value_error("optimizer", "type", "Adam", "expected one of adam, sgd");
     expect_value_error("optimizer", "schedule", "step", "expected one of constant, cosine, linear");
-    expect_value_error("model", "type", "cnn", "expected one of bow");
+    expect_value_error("model", "type", "cnn", "expected one of bow, lstm, gru, rnn");
 
     /* Strings: the longest that fits is accepted (on a line longer than inih's default 200), one more
      * character is an error. */
@@ -466,6 +466,7 @@ typedef struct field_case {
 
 static const field_case field_cases[NUM_KEYS] = {
     FIELD(data.dir, 's', "data.dir", "/somewhere"),
+    FIELD(data.seq_len, 'z', "data.seq_len", "100"),
     FIELD(data.max_tokens, 'z', "data.max_tokens", "400"),
     FIELD(model.type, 's', "model.type", "bow"),
     FIELD(model.vocab_size, 'z', "model.vocab_size", "1234"),
@@ -474,6 +475,13 @@ static const field_case field_cases[NUM_KEYS] = {
     FIELD(model.dropout, 'd', "model.dropout", "0.125"),
     FIELD(model.word_dropout, 'd', "model.word_dropout", "0.375"),
     FIELD(model.batch_norm, 'b', "model.batch_norm", "false"),
+    FIELD(model.num_layers, 'z', "model.num_layers", "3"),
+    FIELD(model.bidirectional, 'b', "model.bidirectional", "true"),
+    FIELD(model.pooling, 's', "model.pooling", "last"),
+    FIELD(model.rnn_dropout, 'd', "model.rnn_dropout", "0.25"),
+    FIELD(model.embed_dropout, 'd', "model.embed_dropout", "0.125"),
+    FIELD(model.rnn_batch_norm, 'b', "model.rnn_batch_norm", "true"),
+    FIELD(model.head_hidden, 'z', "model.head_hidden", "50"),
     FIELD(optimizer.type, 's', "optimizer.type", "sgd"),
     FIELD(optimizer.lr, 'd', "optimizer.lr", "0.5"),
     FIELD(optimizer.beta1, 'd', "optimizer.beta1", "0.5"),

@@ -10,7 +10,9 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "reel/config.h"
 #include "reel/layers.h"
+#include "reel/model.h"
 #include "fdcheck.h"
 
 enum { T = 5, B = 4, C = 3, H = 4, MAXG = 4 };
@@ -235,6 +237,64 @@ static void test_locked_dropout(void **state) {
     compare("locked dropout input", c.inp, dinp, T * B * H, locked_objective, &c);
 }
 
+/* ---------------- whole recurrent classifiers ---------------- */
+typedef struct {
+    reel_model *model;
+    reel_batch batch;
+    float logits[4], r[4];
+    reel_comm comm;
+} model_ctx;
+static double model_objective(void *p) {
+    model_ctx *c = p;
+    c->model->ops->forward(c->model, &c->batch, 1, c->logits, &c->comm);
+    return dot(c->logits, c->r, c->batch.size);
+}
+static void check_model(const char *type, size_t layers, int bidirectional, const char *pooling, int batch_norm,
+                        double dropout, size_t head_hidden) {
+    reel_config cfg;
+    reel_config_defaults(&cfg);
+    snprintf(cfg.model.type, sizeof cfg.model.type, "%s", type);
+    snprintf(cfg.model.pooling, sizeof cfg.model.pooling, "%s", pooling);
+    cfg.model.vocab_size = 9;
+    cfg.model.embed_dim = 3;
+    cfg.model.hidden_dim = 3;
+    cfg.model.num_layers = layers;
+    cfg.model.bidirectional = bidirectional;
+    cfg.model.rnn_batch_norm = batch_norm;
+    cfg.model.rnn_dropout = dropout;
+    cfg.model.embed_dropout = dropout;
+    cfg.model.dropout = dropout;
+    cfg.model.head_hidden = head_hidden;
+    model_ctx c;
+    reel_comm_self(&c.comm);
+    reel_error err;
+    assert_int_equal(reel_model_create(&c.model, &cfg, 4, &err), 0);
+    c.model->ops->init(c.model, 7);
+    static const uint32_t ids[] = {3, 4, 5, 1, 8, 8, 2, 6, 7, 3, 0, 5};
+    static const size_t offsets[] = {0, 4, 5, 9, 12}; /* lengths 4, 1, 4, 3 */
+    static const float labels[] = {1, 0, 1, 0};
+    static const uint64_t samples[] = {10, 11, 12, 13};
+    c.batch = (reel_batch){4, ids, offsets, labels, samples, 2};
+    fill(c.r, 4, -1, 1, 30);
+    reel_store *params = &c.model->params;
+    memset(params->grad, 0, params->num_floats * sizeof(float));
+    model_objective(&c);
+    c.model->ops->backward(c.model, &c.batch, c.r, &c.comm);
+    for (size_t t = 0; t < params->num_tensors; t++) {
+        char what[96];
+        snprintf(what, sizeof what, "%s%s %s", type, bidirectional ? " bi" : "", params->tensors[t].name);
+        compare(what, reel_store_view(params, t), reel_store_grad_view(params, t), params->tensors[t].count,
+                model_objective, &c);
+    }
+    reel_model_destroy(c.model);
+}
+static void test_recurrent_models(void **state) {
+    (void)state;
+    check_model("lstm", 2, 1, "max", 1, 0.3, 5); /* stacked, bidirectional, batch norm, every dropout, head */
+    check_model("gru", 1, 0, "mean", 0, 0.0, 0);
+    check_model("rnn", 1, 1, "last", 0, 0.0, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradients),
@@ -242,6 +302,7 @@ int main(void) {
         cmocka_unit_test(test_pooling),
         cmocka_unit_test(test_masked_batchnorm),
         cmocka_unit_test(test_locked_dropout),
+        cmocka_unit_test(test_recurrent_models),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,15 +23,23 @@ typedef struct reel_config {
     struct {
         char dir[REEL_PATH_MAX]; /* output directory of `reel prep` (required) */
         size_t max_tokens;       /* tokens kept from the start of each document; 0 keeps all */
+        size_t seq_len;          /* training window drawn at random per document and epoch; 0 = whole */
     } data;
     struct {
-        char type[REEL_NAME_MAX]; /* "bow" */
+        char type[REEL_NAME_MAX]; /* "bow", "lstm", "gru" or "rnn" */
         size_t vocab_size;        /* ids >= vocab_size map to <unk> */
         size_t embed_dim;
         size_t hidden_dim;
         double dropout;           /* probability of zeroing a hidden unit */
         double word_dropout;      /* probability of leaving a token out of the average while training */
-        int batch_norm;           /* 1: batch norm after the hidden linear layer */
+        int batch_norm;           /* bow: 1 = batch norm after the hidden linear layer */
+        size_t num_layers;        /* recurrent: stacked layers */
+        int bidirectional;        /* recurrent: a reverse direction in every layer */
+        char pooling[REEL_NAME_MAX]; /* recurrent: "max", "mean" or "last" over time */
+        double rnn_dropout;       /* recurrent: locked dropout on every layer's output */
+        double embed_dropout;     /* recurrent: locked dropout on the embeddings */
+        int rnn_batch_norm;       /* recurrent: batch norm on every layer's output (valid steps) */
+        size_t head_hidden;       /* recurrent: hidden width of the classifier head; 0 = none */
     } model;
     struct {
         char type[REEL_NAME_MAX];     /* "adam" or "sgd" */

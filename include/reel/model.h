@@ -51,6 +51,8 @@ void reel_model_destroy(reel_model *model);
 
 /* The bag-of-words model (src/models/bow.c). */
 int reel_bow_create(reel_model **out, const reel_config *cfg, size_t max_batch, reel_error *err);
+/* The recurrent classifiers, types lstm, gru and rnn (src/models/recurrent.c). */
+int reel_recurrent_model_create(reel_model **out, const reel_config *cfg, size_t max_batch, reel_error *err);
 
 /* Initialisers (src/init.c), keyed by (seed, tensor index) so every rank computes the same values. */
 void reel_init_uniform(float *values, size_t count, float bound, uint64_t seed, uint32_t tensor);
