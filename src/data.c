@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reel/rng.h"
 #include "reel/vocab.h"
 
 void reel_rank_share(size_t total, int rank, int size, size_t *begin, size_t *count) {
@@ -20,7 +21,8 @@ static void reserve_rows(reel_batch_buffer *buf, size_t rows) {
 }
 
 int reel_batch_gather(reel_batch_buffer *buf, reel_tokfile *file, const uint64_t *doc_indices, size_t count,
-                      size_t vocab_limit, size_t max_tokens, uint64_t epoch, reel_error *err) {
+                      size_t vocab_limit, size_t max_tokens, size_t window, uint64_t seed, uint64_t epoch,
+                      reel_error *err) {
     reserve_rows(buf, count);
     size_t total = 0;
     buf->offsets[0] = 0;
@@ -29,7 +31,15 @@ int reel_batch_gather(reel_batch_buffer *buf, reel_tokfile *file, const uint64_t
         size_t length;
         int32_t label;
         if (reel_tokfile_doc(file, doc_indices[b], &ids, &length, &label, err) != 0) return -1;
-        if (max_tokens && length > max_tokens) length = max_tokens;
+        if (window && length > window) {
+            uint32_t words[4];
+            reel_rng_block(words, seed, REEL_RNG_WINDOW, (uint32_t)epoch, (uint32_t)doc_indices[b],
+                           (uint32_t)(doc_indices[b] >> 32));
+            ids += reel_rng_below(words[0], words[1], length - window + 1);
+            length = window;
+        } else if (max_tokens && length > max_tokens) {
+            length = max_tokens;
+        }
         if (total + length > buf->ids_capacity) {
             buf->ids_capacity = 2 * (total + length);
             buf->ids = reel_realloc(buf->ids, buf->ids_capacity * sizeof *buf->ids);

@@ -210,7 +210,7 @@ static int train_step(trainer *t, const uint64_t *order, uint64_t num_train, uin
     reel_rank_share(global_rows, t->comm.rank, t->comm.size, &local_begin, &local_rows);
     reel_error err = {{0}};
     if (reel_batch_gather(buffer, t->train, order + global_begin + local_begin, local_rows, t->model->vocab_size,
-                          cfg->data.max_tokens, epoch, &err) != 0)
+                          cfg->data.max_tokens, cfg->data.seq_len, t->state.seed, epoch, &err) != 0)
         reel_die(&err, "re-run `reel prep`, or check the file with `reel inspect`");
 
     reel_store *params = &t->model->params;

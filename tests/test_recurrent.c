@@ -50,7 +50,7 @@ static void check_cell(reel_cell cell, int reverse) {
     fill(c->b_ih, GH, -0.5f, 0.5f, 4);
     fill(c->b_hh, GH, -0.5f, 0.5f, 5);
     fill(c->r, T * B * H, -1, 1, 6);
-    reel_recurrent_cache_alloc(&c->cache, cell, T, B, H);
+    reel_recurrent_cache_alloc(&c->cache, cell, T * B, B, H);
     float *dinp = calloc(T * B * C, sizeof(float)), *dw_ih = calloc(GH * C, sizeof(float));
     float *dw_hh = calloc(GH * H, sizeof(float)), *db_ih = calloc(GH, sizeof(float)), *db_hh = calloc(GH, sizeof(float));
     rnn_objective(c);
@@ -105,7 +105,7 @@ static void check_padding(reel_cell cell, int reverse) {
     size_t alone_len[1] = {L}, padded_len[BP] = {TP, L};
     reel_recurrent_cache alone_cache, padded_cache;
     reel_recurrent_cache_alloc(&alone_cache, cell, L, 1, H);
-    reel_recurrent_cache_alloc(&padded_cache, cell, TP, BP, H);
+    reel_recurrent_cache_alloc(&padded_cache, cell, TP * BP, BP, H);
     reel_recurrent_forward(&alone_cache, alone_out, alone_in, alone_len, w_ih, w_hh, b_ih, b_hh, L, 1, C, H, reverse);
     reel_recurrent_forward(&padded_cache, padded_out, padded_in, padded_len, w_ih, w_hh, b_ih, b_hh, TP, BP, C, H,
                            reverse);

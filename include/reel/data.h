@@ -29,11 +29,14 @@ typedef struct reel_batch_buffer {
     reel_batch batch; /* views into the buffers above */
 } reel_batch_buffer;
 
-/* Fills buf->batch with documents doc_indices[0..count) of file: ids >= vocab_limit become <unk>, each
- * document is cut to its first max_tokens tokens (0 keeps all). A bad document (id past the file's
+/* Fills buf->batch with documents doc_indices[0..count) of file: ids >= vocab_limit become <unk>; a
+ * document longer than `window` (when window > 0) is cut to a random run of window tokens, whose start is
+ * drawn from (seed, epoch, document index) so it is new every epoch and the same on any number of ranks;
+ * otherwise it is cut to its first max_tokens tokens (0 keeps all). A bad document (id past the file's
  * vocabulary) returns -1 with the file and byte offset in err. */
 int reel_batch_gather(reel_batch_buffer *buf, reel_tokfile *file, const uint64_t *doc_indices, size_t count,
-                      size_t vocab_limit, size_t max_tokens, uint64_t epoch, reel_error *err);
+                      size_t vocab_limit, size_t max_tokens, size_t window, uint64_t seed, uint64_t epoch,
+                      reel_error *err);
 void reel_batch_buffer_free(reel_batch_buffer *buf);
 
 #endif

@@ -111,7 +111,7 @@ size_t reel_cell_gates(reel_cell cell);
 
 typedef struct reel_recurrent_cache {
     reel_cell cell;
-    size_t T, B, H;      /* capacity */
+    size_t rows, B, H;   /* capacity: T * B <= rows, B <= B */
     float *gates;        /* (T, B, G*H) activated gates, kept for backward */
     float *hidden_part;  /* GRU: (T, B, H) h W_hn + b_hn */
     float *cell_state;   /* LSTM: (T, B, H) c_t */
@@ -121,7 +121,8 @@ typedef struct reel_recurrent_cache {
     float *dh, *dh_prev, *dc, *dc_prev, *zeros; /* (B, H) each */
 } reel_recurrent_cache;
 
-void reel_recurrent_cache_alloc(reel_recurrent_cache *cache, reel_cell cell, size_t T, size_t B, size_t H);
+/* Room for any batch of at most `rows` = T * B time steps and at most B sequences. */
+void reel_recurrent_cache_alloc(reel_recurrent_cache *cache, reel_cell cell, size_t rows, size_t B, size_t H);
 void reel_recurrent_cache_free(reel_recurrent_cache *cache);
 
 /* out (T, B, H); inp (T, B, C); lengths (B); w_ih (G*H, C); w_hh (G*H, H); b_ih, b_hh (G*H);

@@ -17,6 +17,7 @@ typedef enum reel_rng_purpose {
     REEL_RNG_SPLIT = 4,   /* data preparation splits: a = split id, b = position */
     REEL_RNG_SYNTH = 5,   /* synthetic corpus: a = document, b, c = draw block */
     REEL_RNG_WORD_DROPOUT = 6, /* a = epoch, b = sample index, c = token position / 4 */
+    REEL_RNG_WINDOW = 7,  /* training windows: a = epoch, b = sample index (low word), c = (high word) */
 } reel_rng_purpose;
 
 /* Four independent 32-bit words for counter (purpose, a, b, c) under seed. */

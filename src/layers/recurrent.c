@@ -9,15 +9,15 @@
 #include "reel/check.h"
 #include "reel/layers.h"
 
+#include "cells.h"
+
 size_t reel_cell_gates(reel_cell cell) { return cell == REEL_CELL_LSTM ? 4 : cell == REEL_CELL_GRU ? 3 : 1; }
 
-static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-
-void reel_recurrent_cache_alloc(reel_recurrent_cache *cache, reel_cell cell, size_t T, size_t B, size_t H) {
+void reel_recurrent_cache_alloc(reel_recurrent_cache *cache, reel_cell cell, size_t rows, size_t B, size_t H) {
     memset(cache, 0, sizeof *cache);
-    size_t G = reel_cell_gates(cell), steps = T * B;
+    size_t G = reel_cell_gates(cell), steps = rows;
     cache->cell = cell;
-    cache->T = T;
+    cache->rows = rows;
     cache->B = B;
     cache->H = H;
     cache->gates = reel_calloc(steps * G * H, sizeof(float));
@@ -47,7 +47,7 @@ static size_t previous_step(size_t t, size_t T, int reverse, int *exists) {
 void reel_recurrent_forward(reel_recurrent_cache *cache, float *out, const float *inp, const size_t *lengths,
                             const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh, size_t T,
                             size_t B, size_t C, size_t H, int reverse) {
-    REEL_CHECK(T <= cache->T && B <= cache->B && H == cache->H, NULL, "recurrent cache too small");
+    REEL_CHECK(T * B <= cache->rows && B <= cache->B && H == cache->H, NULL, "recurrent cache too small");
     const reel_cell cell = cache->cell;
     const size_t G = reel_cell_gates(cell), GH = G * H;
     /* all input projections at once: gates (T*B, G*H) = inp . w_ih^T + b_ih */
@@ -71,29 +71,12 @@ void reel_recurrent_forward(reel_recurrent_cache *cache, float *out, const float
                 if (cell == REEL_CELL_GRU) memset(cache->hidden_part + (t * B + b) * H, 0, H * sizeof(float));
                 continue;
             }
-            if (cell == REEL_CELL_LSTM) {
-                for (size_t j = 0; j < H; j++) {
-                    float i_gate = sigmoid(g[j] + r[j]), f_gate = sigmoid(g[H + j] + r[H + j]);
-                    float g_gate = tanhf(g[2 * H + j] + r[2 * H + j]), o_gate = sigmoid(g[3 * H + j] + r[3 * H + j]);
-                    g[j] = i_gate, g[H + j] = f_gate, g[2 * H + j] = g_gate, g[3 * H + j] = o_gate;
-                    c[j] = f_gate * cp[j] + i_gate * g_gate;
-                    h[j] = o_gate * tanhf(c[j]);
-                }
-            } else if (cell == REEL_CELL_GRU) {
-                float *hn = cache->hidden_part + (t * B + b) * H;
-                for (size_t j = 0; j < H; j++) {
-                    float r_gate = sigmoid(g[j] + r[j]), z_gate = sigmoid(g[H + j] + r[H + j]);
-                    hn[j] = r[2 * H + j];
-                    float n_gate = tanhf(g[2 * H + j] + r_gate * hn[j]);
-                    g[j] = r_gate, g[H + j] = z_gate, g[2 * H + j] = n_gate;
-                    h[j] = (1.0f - z_gate) * n_gate + z_gate * hp[j];
-                }
-            } else {
-                for (size_t j = 0; j < H; j++) {
-                    g[j] = tanhf(g[j] + r[j]);
-                    h[j] = g[j];
-                }
-            }
+            if (cell == REEL_CELL_LSTM)
+                reel_lstm_cell_forward(g, r, cp, c, h, H);
+            else if (cell == REEL_CELL_GRU)
+                reel_gru_cell_forward(g, r, hp, cache->hidden_part + (t * B + b) * H, h, H);
+            else
+                reel_rnn_cell_forward(g, r, h, H);
         }
     }
 }
@@ -128,34 +111,12 @@ void reel_recurrent_backward(reel_recurrent_cache *cache, float *dinp, float *dw
                 continue;
             }
             const float *g = cache->gates + (t * B + b) * GH, *hp = h_prev + b * H, *cp = c_prev + b * H;
-            if (cell == REEL_CELL_LSTM) {
-                const float *c = cache->cell_state + (t * B + b) * H;
-                for (size_t j = 0; j < H; j++) {
-                    float i_gate = g[j], f_gate = g[H + j], g_gate = g[2 * H + j], o_gate = g[3 * H + j];
-                    float tanh_c = tanhf(c[j]);
-                    float dcell = dcb[j] + dhb[j] * o_gate * (1.0f - tanh_c * tanh_c);
-                    dgx[j] = dcell * g_gate * i_gate * (1.0f - i_gate);
-                    dgx[H + j] = dcell * cp[j] * f_gate * (1.0f - f_gate);
-                    dgx[2 * H + j] = dcell * i_gate * (1.0f - g_gate * g_gate);
-                    dgx[3 * H + j] = dhb[j] * tanh_c * o_gate * (1.0f - o_gate);
-                    dcp[j] = dcell * f_gate;
-                }
-            } else if (cell == REEL_CELL_GRU) {
-                const float *hn = cache->hidden_part + (t * B + b) * H;
-                for (size_t j = 0; j < H; j++) {
-                    float r_gate = g[j], z_gate = g[H + j], n_gate = g[2 * H + j];
-                    float dn_pre = dhb[j] * (1.0f - z_gate) * (1.0f - n_gate * n_gate);
-                    float dz_pre = dhb[j] * (hp[j] - n_gate) * z_gate * (1.0f - z_gate);
-                    float dr_pre = dn_pre * hn[j] * r_gate * (1.0f - r_gate);
-                    dgx[j] = dgh[j] = dr_pre;
-                    dgx[H + j] = dgh[H + j] = dz_pre;
-                    dgx[2 * H + j] = dn_pre;
-                    dgh[2 * H + j] = dn_pre * r_gate;
-                    dhp[j] = dhb[j] * z_gate;
-                }
-            } else {
-                for (size_t j = 0; j < H; j++) dgx[j] = dhb[j] * (1.0f - g[j] * g[j]);
-            }
+            if (cell == REEL_CELL_LSTM)
+                reel_lstm_cell_backward(dgx, dcp, dhb, dcb, g, cache->cell_state + (t * B + b) * H, cp, H);
+            else if (cell == REEL_CELL_GRU)
+                reel_gru_cell_backward(dgx, dgh, dhp, dhb, g, cache->hidden_part + (t * B + b) * H, hp, H);
+            else
+                reel_rnn_cell_backward(dgx, dhb, g, H);
         }
         /* dh_prev (B, H) += dgates_h[t] (B, G*H) . w_hh (G*H, H) */
         reel_linear_backward(dh_prev, NULL, NULL, cache->dgates_h + t * B * GH, NULL, w_hh, B, H, GH);

@@ -37,7 +37,7 @@ typedef struct {
     int batch_norm, dropping; /* dropping: the last forward was in training mode */
     size_t embedding, head_w, head_b, out_w, out_b;
     layer_state layers[MAX_LAYERS];
-    size_t cap_T, cap_B, T;
+    size_t cap_rows, cap_B, T; /* capacity: T * B <= cap_rows time steps, B <= cap_B sequences */
     size_t *lengths;        /* (B) */
     uint8_t *row_mask;      /* (T, B) 1 for valid steps */
     float *embedded;        /* (T, B, E) */
@@ -79,18 +79,20 @@ static void free_activations(rec_impl *m) {
     free(m->argmax);
 }
 
-/* Makes every activation buffer large enough for T steps of B documents. */
+/* Makes every activation buffer large enough for T steps of B documents. Capacity is kept as a number
+ * of time steps (T * B), not as T and B apart: evaluation batches a few long reviews or many short ones,
+ * and the product of the two maxima would be far larger than either batch. */
 static void reserve(rec_impl *m, size_t T, size_t B) {
-    if (T <= m->cap_T && B <= m->cap_B) return;
+    if (T * B <= m->cap_rows && B <= m->cap_B) return;
     free_activations(m);
-    m->cap_T = T > m->cap_T ? T : m->cap_T;
+    m->cap_rows = T * B > m->cap_rows ? T * B : m->cap_rows;
     m->cap_B = B > m->cap_B ? B : m->cap_B;
-    T = m->cap_T, B = m->cap_B;
-    size_t rows = T * B, D = m->D, E = m->E, H = m->H, widest = E > D ? E : D, HH = m->head_hidden;
+    B = m->cap_B;
+    size_t rows = m->cap_rows, D = m->D, E = m->E, H = m->H, widest = E > D ? E : D, HH = m->head_hidden;
     for (size_t l = 0; l < m->num_layers; l++) {
         layer_state *s = &m->layers[l];
         for (size_t d = 0; d < m->dirs; d++) {
-            reel_recurrent_cache_alloc(&s->cache[d], m->cell, T, B, H);
+            reel_recurrent_cache_alloc(&s->cache[d], m->cell, rows, B, H);
             s->dir_out[d] = reel_calloc(rows * H, sizeof(float));
         }
         s->cat = reel_calloc(rows * D, sizeof(float));
