@@ -84,3 +84,39 @@ seed = 5
 keep_last = 100
 INI
 }
+
+# write_small_lstm_config FILE DATA_DIR: a small 2-layer bidirectional LSTM with every option that draws
+# random numbers or reduces across ranks (training windows, locked dropout, batch norm over valid steps,
+# a hidden head with dropout), so rank-independence and resume are tested where they are hardest.
+write_small_lstm_config() {
+  cat >"$1" <<INI
+[data]
+dir = $2
+seq_len = 24
+max_tokens = 60
+[model]
+type = lstm
+vocab_size = 600
+embed_dim = 8
+hidden_dim = 8
+num_layers = 2
+bidirectional = true
+pooling = max
+embed_dropout = 0.1
+rnn_dropout = 0.2
+rnn_batch_norm = true
+head_hidden = 8
+dropout = 0.3
+[optimizer]
+type = adam
+lr = 0.01
+clip_norm = 1.0
+[train]
+epochs = 2
+batch_size = 100
+log_every = 5
+seed = 5
+[checkpoint]
+keep_last = 100
+INI
+}

@@ -32,4 +32,12 @@ for n in 1 3; do
 done
 if "$CKPT_COMPARE" "$WORK/odd1/ckpt_00000021.h5" "$WORK/odd3/ckpt_00000021.h5" --tol 1e-3; then
   pass "tiny last batch: 1 rank == 3 ranks"; else fail "tiny last batch: 1 rank != 3 ranks"; fi
+
+# The same for a stacked bidirectional LSTM (windows, locked dropout, batch norm over valid steps).
+write_small_lstm_config "$WORK/lstm.ini" "$WORK/data"
+for n in 1 2 3; do expect_ok "lstm, $n rank(s)" mpireel $n train "$WORK/lstm.ini" --run-dir "$WORK/lstm$n"; done
+for n in 2 3; do
+  if "$CKPT_COMPARE" "$WORK/lstm1/ckpt_00000040.h5" "$WORK/lstm$n/ckpt_00000040.h5" --tol 1e-3; then
+    pass "lstm: 1 rank == $n ranks"; else fail "lstm: 1 rank != $n ranks"; fi
+done
 finish

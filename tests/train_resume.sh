@@ -42,6 +42,14 @@ expect_ok "then 2 ranks to 50" mpireel 2 train "$WORK/small.ini" --run-dir "$WOR
 if "$CKPT_COMPARE" "$WORK/full1/$final" "$WORK/grow/$final" --tol 1e-3; then pass "1 rank then 2 == uninterrupted"
 else fail "1 rank then 2 differs"; fi
 
+# The stacked bidirectional LSTM: stopped inside epoch 1 and resumed, bit for bit.
+write_small_lstm_config "$WORK/lstm.ini" "$WORK/data"
+expect_ok "lstm uninterrupted" mpireel 2 train "$WORK/lstm.ini" --run-dir "$WORK/lstm_full" --set train.max_steps=30
+expect_ok "lstm to 13" mpireel 2 train "$WORK/lstm.ini" --run-dir "$WORK/lstm_split" --set train.max_steps=13
+expect_ok "lstm resumed to 30" mpireel 2 train "$WORK/lstm.ini" --run-dir "$WORK/lstm_split" --set train.max_steps=30
+if "$CKPT_COMPARE" "$WORK/lstm_full/ckpt_00000030.h5" "$WORK/lstm_split/ckpt_00000030.h5" --exact; then
+  pass "lstm resume: bit for bit"; else fail "lstm resume differs"; fi
+
 # The metrics file holds each step once, even though the stopped runs logged up to their stop.
 if [ -n "$H5PY_PYTHON" ]; then
   "$H5PY_PYTHON" - "$WORK/mid/metrics.h5" "$WORK/full2/metrics.h5" <<'PY' && pass "metrics continue without duplicates" || fail "metrics differ"

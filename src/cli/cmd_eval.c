@@ -25,6 +25,9 @@ static void usage(FILE *out) {
           "  --split NAME     valid, test (default) or train: reads DATA/NAME.tok\n"
           "  --data DIR       data directory (default: the checkpoint's [data] dir)\n"
           "  --batch N        documents per forward pass and rank (default 256)\n"
+          "  --lengths LIST   evaluate once per length, keeping each review's first L tokens, and print a table;\n"
+          "                   comma-separated, 0 or 'full' for whole reviews (e.g. 50,100,200,400,full).\n"
+          "                   Default: the checkpoint's [data] max_tokens\n"
           "  -h, --help       this text\n",
           out);
 }
@@ -33,9 +36,10 @@ int reel_cmd_eval(int argc, char **argv) {
     static const struct option options[] = {{"split", required_argument, NULL, 's'},
                                             {"data", required_argument, NULL, 'd'},
                                             {"batch", required_argument, NULL, 'b'},
+                                            {"lengths", required_argument, NULL, 'l'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
-    const char *split = "test", *data_dir = NULL;
+    const char *split = "test", *data_dir = NULL, *length_list = NULL;
     size_t batch = 256;
     int rank = reel_cli_rank();
     reel_error err = {{0}};
@@ -44,6 +48,7 @@ int reel_cmd_eval(int argc, char **argv) {
         switch (c) {
         case 's': split = optarg; break;
         case 'd': data_dir = optarg; break;
+        case 'l': length_list = optarg; break;
         case 'b': {
             char *end;
             unsigned long long value = strtoull(optarg, &end, 10);
@@ -95,14 +100,39 @@ int reel_cmd_eval(int argc, char **argv) {
         reel_fail(&err, "%s was made with another vocabulary than %s/vocab.txt", path, cfg.data.dir);
         return reel_cli_report(&err, "re-run `reel prep`");
     }
+    size_t lengths[64], num_lengths = 0;
+    if (!length_list) {
+        lengths[num_lengths++] = cfg.data.max_tokens;
+    } else {
+        char copy[1024];
+        snprintf(copy, sizeof copy, "%s", length_list);
+        for (char *save = NULL, *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+            char *end;
+            unsigned long long value = strcmp(item, "full") == 0 ? 0 : strtoull(item, &end, 10);
+            if ((strcmp(item, "full") != 0 && (*end || end == item)) || num_lengths == 64) {
+                reel_fail(&err, "--lengths '%s': expected up to 64 comma-separated token counts (0 or full: whole reviews)",
+                          length_list);
+                return reel_cli_report(&err, NULL);
+            }
+            lengths[num_lengths++] = (size_t)value;
+        }
+    }
     reel_comm comm;
     reel_comm_world(&comm);
-    reel_eval_result r;
-    reel_evaluate(model, file, cfg.data.max_tokens, batch, &comm, &r);
-    if (rank == 0) {
-        printf("checkpoint %s, split %s (%s)\n", checkpoint, split, path);
-        printf("reviews    %" PRIu64 "\nloss       %.4f\naccuracy   %.2f%%\nprecision  %.4f\nrecall     %.4f\n"
-               "F1         %.4f\n", r.count, r.loss, 100 * r.accuracy, r.precision, r.recall, r.f1);
+    if (rank == 0) printf("checkpoint %s, split %s (%s)\n", checkpoint, split, path);
+    if (num_lengths > 1 && rank == 0) printf("%8s %9s %8s %8s %9s %8s\n", "length", "accuracy", "loss", "F1", "precision", "recall");
+    for (size_t i = 0; i < num_lengths; i++) {
+        reel_eval_result r;
+        reel_evaluate(model, file, lengths[i], batch, &comm, &r);
+        if (rank != 0) continue;
+        char label[32];
+        snprintf(label, sizeof label, lengths[i] ? "%zu" : "full", lengths[i]);
+        if (num_lengths > 1) {
+            printf("%8s %8.2f%% %8.4f %8.4f %9.4f %8.4f\n", label, 100 * r.accuracy, r.loss, r.f1, r.precision, r.recall);
+            continue;
+        }
+        printf("length     %s tokens\nreviews    %" PRIu64 "\nloss       %.4f\naccuracy   %.2f%%\nprecision  %.4f\n"
+               "recall     %.4f\nF1         %.4f\n", label, r.count, r.loss, 100 * r.accuracy, r.precision, r.recall, r.f1);
         printf("confusion  predicted:   pos      neg\n           actual pos %7" PRIu64 "  %7" PRIu64
                "\n           actual neg %7" PRIu64 "  %7" PRIu64 "\n", r.tp, r.fn, r.fp, r.tn);
     }

@@ -1,0 +1,109 @@
+/* dump_batch CONFIG.ini OUT.h5 [DOCS] [TOKENS]: builds the model CONFIG.ini describes, initialised from
+ * its seed, runs one training forward and backward (binary cross-entropy, mean over the batch) on the
+ * first DOCS (default 8) training documents cut to their first TOKENS (default 30) tokens, and writes
+ * everything an independent implementation needs to check reel against it:
+ *   /batch/ids (B, T) int64, padded with 0     /batch/lengths (B) int64     /batch/labels (B) float32
+ *   /params/<tensor>   /grads/<tensor>         (reel's names, e.g. lstm_l0_fwd/w_ih, real shapes)
+ *   /out/logits (B)    /out/loss (scalar)
+ * Dropout must be 0 in the config (masks are reel's own random numbers). Used by tests/torch_parity.py. */
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reel/comm.h"
+#include "reel/config.h"
+#include "reel/data.h"
+#include "reel/layers.h"
+#include "reel/model.h"
+#include "reel/tokfile.h"
+#include "reel/vocab.h"
+
+static void write_array(hid_t file, const char *name, hid_t file_type, hid_t memory_type, int rank,
+                        const hsize_t *dims, const void *data) {
+    hid_t link = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(link, 1);
+    hid_t space = rank ? H5Screate_simple(rank, dims, NULL) : H5Screate(H5S_SCALAR);
+    hid_t dataset = H5Dcreate2(file, name, file_type, space, link, H5P_DEFAULT, H5P_DEFAULT);
+    if (dataset < 0 || H5Dwrite(dataset, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
+        fprintf(stderr, "dump_batch: cannot write %s\n", name);
+        exit(1);
+    }
+    H5Dclose(dataset);
+    H5Sclose(space);
+    H5Pclose(link);
+}
+
+static void write_store(hid_t file, const char *group, const reel_store *store, const float *buffer) {
+    for (size_t i = 0; i < store->num_tensors; i++) {
+        const reel_tensor_info *info = &store->tensors[i];
+        hsize_t dims[REEL_TENSOR_MAX_DIMS];
+        for (size_t d = 0; d < info->ndim; d++) dims[d] = info->shape[d];
+        char name[256];
+        snprintf(name, sizeof name, "%s/%s", group, info->name);
+        write_array(file, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, (int)info->ndim, dims, buffer + info->offset);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: dump_batch CONFIG.ini OUT.h5 [DOCS] [TOKENS]\n");
+        return 2;
+    }
+    size_t docs = argc > 3 ? strtoull(argv[3], NULL, 10) : 8, tokens = argc > 4 ? strtoull(argv[4], NULL, 10) : 30;
+    MPI_Init(&argc, &argv);
+    reel_error err = {{0}};
+    reel_config cfg;
+    if (reel_config_load_file(&cfg, argv[1], &err) != 0) reel_die(&err, NULL);
+    char path[2 * REEL_PATH_MAX];
+    snprintf(path, sizeof path, "%s/vocab.txt", cfg.data.dir);
+    reel_vocab vocab;
+    if (reel_vocab_load(&vocab, path, &err) != 0) reel_die(&err, NULL);
+    if (cfg.model.vocab_size > vocab.size) cfg.model.vocab_size = vocab.size;
+    snprintf(path, sizeof path, "%s/train.tok", cfg.data.dir);
+    reel_tokfile *file;
+    if (reel_tokfile_open(&file, path, &err) != 0) reel_die(&err, NULL);
+    reel_model *model;
+    if (reel_model_create(&model, &cfg, docs, &err) != 0) reel_die(&err, NULL);
+    model->ops->init(model, cfg.train.seed);
+
+    uint64_t *indices = malloc(docs * sizeof *indices);
+    for (size_t i = 0; i < docs; i++) indices[i] = i;
+    reel_batch_buffer buffer = {0};
+    if (reel_batch_gather(&buffer, file, indices, docs, model->vocab_size, tokens, 0, 0, 0, &err) != 0)
+        reel_die(&err, NULL);
+    reel_comm comm;
+    reel_comm_self(&comm);
+    float *logits = calloc(docs, sizeof *logits), *dlogits = calloc(docs, sizeof *dlogits);
+    memset(model->params.grad, 0, model->params.num_floats * sizeof(float));
+    model->ops->forward(model, &buffer.batch, 1, logits, &comm);
+    double loss = reel_bce_logits(dlogits, logits, buffer.labels, docs, 1.0f / (float)docs) / (double)docs;
+    model->ops->backward(model, &buffer.batch, dlogits, &comm);
+
+    size_t T = 0;
+    for (size_t b = 0; b < docs; b++)
+        if (buffer.offsets[b + 1] - buffer.offsets[b] > T) T = buffer.offsets[b + 1] - buffer.offsets[b];
+    int64_t *ids = calloc(docs * (T ? T : 1), sizeof *ids), *lengths = calloc(docs, sizeof *lengths);
+    for (size_t b = 0; b < docs; b++) {
+        lengths[b] = (int64_t)(buffer.offsets[b + 1] - buffer.offsets[b]);
+        for (size_t t = 0; t < (size_t)lengths[b]; t++) ids[b * T + t] = buffer.ids[buffer.offsets[b] + t];
+    }
+    hid_t out = H5Fcreate(argv[2], H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t bt[2] = {docs, T}, b1[1] = {docs};
+    write_array(out, "batch/ids", H5T_STD_I64LE, H5T_NATIVE_INT64, 2, bt, ids);
+    write_array(out, "batch/lengths", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, b1, lengths);
+    write_array(out, "batch/labels", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, b1, buffer.labels);
+    write_array(out, "out/logits", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, b1, logits);
+    write_array(out, "out/loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 0, NULL, &loss);
+    write_store(out, "params", &model->params, model->params.data);
+    write_store(out, "grads", &model->params, model->params.grad);
+    H5Fclose(out);
+    printf("dump_batch: %zu documents of up to %zu tokens, loss %.6f -> %s\n", docs, T, loss, argv[2]);
+    reel_batch_buffer_free(&buffer);
+    reel_model_destroy(model);
+    reel_tokfile_close(file);
+    reel_vocab_free(&vocab);
+    free(indices), free(logits), free(dlogits), free(ids), free(lengths);
+    MPI_Finalize();
+    return 0;
+}
