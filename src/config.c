@@ -85,6 +85,8 @@ static const key_spec schema[] = {
     KEY_DOUBLE("model", "word_dropout", model.word_dropout, "0", BOUND_MIN | BOUND_MAX_OPEN, 0, 1,
                "probability of leaving each token out of a document's average while training (0 disables)"),
     KEY_BOOL("model", "batch_norm", model.batch_norm, "true", "batch normalisation after the hidden linear layer"),
+    KEY_SIZE("model", "num_classes", model.num_classes, "0", 0, 0,
+             "classes of the labels; 0 takes them from the data (2: one logit, K > 2: K logits)"),
     KEY_SIZE("model", "num_layers", model.num_layers, "1", BOUND_MIN, 1, "recurrent: stacked layers"),
     KEY_BOOL("model", "bidirectional", model.bidirectional, "false", "recurrent: a reverse direction in every layer"),
     KEY_CHOICE("model", "pooling", model.pooling, "max", poolings,

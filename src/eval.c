@@ -6,14 +6,33 @@
 #include "reel/data.h"
 #include "reel/layers.h"
 
-void reel_eval_finish(reel_eval_result *r, double loss_sum) {
-    r->count = r->tp + r->fp + r->tn + r->fn;
-    double n = (double)r->count;
-    r->loss = n > 0 ? loss_sum / n : 0.0;
-    r->accuracy = n > 0 ? (double)(r->tp + r->tn) / n : 0.0;
-    r->precision = r->tp + r->fp ? (double)r->tp / (double)(r->tp + r->fp) : 0.0;
-    r->recall = r->tp + r->fn ? (double)r->tp / (double)(r->tp + r->fn) : 0.0;
-    r->f1 = r->precision + r->recall > 0 ? 2 * r->precision * r->recall / (r->precision + r->recall) : 0.0;
+static double ratio(double numerator, double denominator) { return denominator > 0 ? numerator / denominator : 0.0; }
+
+void reel_eval_finish(reel_eval_result *r, const double *sums, size_t num_classes) {
+    memset(r, 0, sizeof *r);
+    const double *per_class = sums + 2; /* tp, fp, fn of class k at 3k, 3k+1, 3k+2 */
+    double n = 0;
+    for (size_t k = 0; k < num_classes; k++) n += per_class[3 * k] + per_class[3 * k + 2];
+    r->num_classes = num_classes;
+    r->count = (uint64_t)n;
+    r->loss = ratio(sums[0], n);
+    r->accuracy = ratio(sums[1], n);
+    size_t first = num_classes == 2 ? 1 : 0; /* two classes: the positive class alone */
+    for (size_t k = first; k < num_classes; k++) {
+        double tp = per_class[3 * k], fp = per_class[3 * k + 1], fn = per_class[3 * k + 2];
+        double precision = ratio(tp, tp + fp), recall = ratio(tp, tp + fn);
+        r->precision += precision;
+        r->recall += recall;
+        r->f1 += ratio(2 * precision * recall, precision + recall);
+    }
+    double averaged = (double)(num_classes - first);
+    r->precision /= averaged, r->recall /= averaged, r->f1 /= averaged;
+    if (num_classes == 2) {
+        r->tp = (uint64_t)per_class[3];
+        r->fp = (uint64_t)per_class[4];
+        r->fn = (uint64_t)per_class[5];
+        r->tn = (uint64_t)per_class[0];
+    }
 }
 
 /* Time steps (documents x longest document) in one evaluation batch at most: a recurrent model's
@@ -51,11 +70,15 @@ void reel_evaluate(reel_model *model, reel_tokfile *file, size_t max_tokens, siz
         if (max_tokens && order[i].length > max_tokens) order[i].length = max_tokens;
     }
     qsort(order, count, sizeof *order, by_length);
+    size_t classes = reel_tokfile_info(file)->num_classes;
+    if (classes < 2) classes = 2;
     uint64_t *indices = reel_malloc(batch_rows * sizeof *indices);
-    float *logits = reel_malloc(batch_rows * sizeof *logits);
+    float *logits = reel_malloc(batch_rows * model->num_outputs * sizeof *logits);
+    int *predicted = reel_malloc(batch_rows * sizeof *predicted);
     reel_batch_buffer buffer = {0};
-    /* sums: loss, tp, fp, tn, fn (doubles hold counts exactly far beyond any corpus size) */
-    double sums[5] = {0};
+    /* sums: loss, correct, then tp, fp, fn per class (doubles hold counts exactly far beyond any corpus) */
+    size_t num_sums = 2 + 3 * classes;
+    double *sums = reel_calloc(num_sums, sizeof *sums);
     for (size_t start = 0; start < count;) {
         size_t rows = 0;
         while (start + rows < count && rows < batch_rows &&
@@ -66,20 +89,24 @@ void reel_evaluate(reel_model *model, reel_tokfile *file, size_t max_tokens, siz
         if (reel_batch_gather(&buffer, file, indices, rows, model->vocab_size, max_tokens, 0, 0, 0, &err) != 0)
             reel_die(&err, "re-run `reel prep`, or check the file with `reel inspect`");
         model->ops->forward(model, &buffer.batch, 0, logits, comm);
-        sums[0] += reel_bce_logits(NULL, logits, buffer.labels, rows, 1.0f);
+        sums[0] += reel_model_loss(model, NULL, logits, buffer.labels, rows, 1.0f, predicted);
         for (size_t i = 0; i < rows; i++) {
-            int predicted = logits[i] > 0.0f, actual = buffer.labels[i] > 0.5f;
-            sums[predicted ? (actual ? 1 : 2) : (actual ? 4 : 3)] += 1.0;
+            size_t guess = (size_t)predicted[i], actual = (size_t)buffer.labels[i];
+            if (guess >= classes) guess = classes - 1;
+            if (guess == actual) {
+                sums[1] += 1.0;
+                sums[2 + 3 * actual] += 1.0;
+            } else {
+                sums[2 + 3 * guess + 1] += 1.0;
+                sums[2 + 3 * actual + 2] += 1.0;
+            }
         }
         start += rows;
     }
-    reel_comm_sum_doubles(comm, sums, 5);
-    memset(result, 0, sizeof *result);
-    result->tp = (uint64_t)sums[1];
-    result->fp = (uint64_t)sums[2];
-    result->tn = (uint64_t)sums[3];
-    result->fn = (uint64_t)sums[4];
-    reel_eval_finish(result, sums[0]);
+    reel_comm_sum_doubles(comm, sums, num_sums);
+    reel_eval_finish(result, sums, classes);
+    free(sums);
+    free(predicted);
     reel_batch_buffer_free(&buffer);
     free(order);
     free(indices);

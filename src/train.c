@@ -37,6 +37,7 @@ typedef struct trainer {
     char *config_ini;
     uint64_t steps_per_epoch, total_steps, last_checkpoint_step;
     size_t local_rows_max;
+    int *predicted; /* (local_rows_max) class predicted for each row of a step */
 } trainer;
 
 static double now_seconds(void) {
@@ -78,9 +79,13 @@ static reel_tokfile *open_split(const trainer *t, const char *split, int require
         REEL_FATAL("re-run `reel prep` so the token files and vocab.txt come from the same run",
                    "%s was made with another vocabulary (checksum %016" PRIx64 ", %s/vocab.txt has %016" PRIx64 ")",
                    path, info->vocab_checksum, t->cfg->data.dir, t->vocab.checksum);
-    if (info->num_classes != 2)
-        REEL_FATAL("the bow model is a binary classifier: prepare a corpus with two labels",
-                   "%s has %" PRIu32 " classes, the model needs 2", path, info->num_classes);
+    if (info->num_classes < 2)
+        REEL_FATAL("train on a labelled corpus (reel prep of IMDb or of a TSV file with a label column)",
+                   "%s holds no labels (%" PRIu32 " classes): a classifier needs at least 2", path, info->num_classes);
+    if (t->cfg->model.num_classes != info->num_classes)
+        REEL_FATAL("leave [model] num_classes at 0 to take it from the data",
+                   "%s has %" PRIu32 " classes, but [model] num_classes = %zu", path, info->num_classes,
+                   t->cfg->model.num_classes);
     return file;
 }
 
@@ -187,9 +192,14 @@ static void save_checkpoint(trainer *t, int also_best) {
 }
 
 static void log_eval(trainer *t, const char *split_name, uint8_t split, const reel_eval_result *r) {
-    reel_log("%s: loss %.4f accuracy %.2f%% precision %.4f recall %.4f F1 %.4f | confusion tp %" PRIu64 " fp %" PRIu64
-             " tn %" PRIu64 " fn %" PRIu64 " (%" PRIu64 " reviews)\n", split_name, r->loss, 100 * r->accuracy,
-             r->precision, r->recall, r->f1, r->tp, r->fp, r->tn, r->fn, r->count);
+    if (r->num_classes == 2)
+        reel_log("%s: loss %.4f accuracy %.2f%% precision %.4f recall %.4f F1 %.4f | confusion tp %" PRIu64
+                 " fp %" PRIu64 " tn %" PRIu64 " fn %" PRIu64 " (%" PRIu64 " reviews)\n", split_name, r->loss,
+                 100 * r->accuracy, r->precision, r->recall, r->f1, r->tp, r->fp, r->tn, r->fn, r->count);
+    else
+        reel_log("%s: loss %.4f accuracy %.2f%% macro precision %.4f recall %.4f F1 %.4f (%zu classes, %" PRIu64
+                 " documents)\n", split_name, r->loss, 100 * r->accuracy, r->precision, r->recall, r->f1,
+                 r->num_classes, r->count);
     if (!t->metrics) return;
     reel_eval_row row = {t->state.global_step, t->state.epoch, split, r->loss, r->accuracy, r->precision, r->recall,
                          r->f1, r->tp, r->fp, r->tn, r->fn};
@@ -216,8 +226,9 @@ static int train_step(trainer *t, const uint64_t *order, uint64_t num_train, uin
     reel_store *params = &t->model->params;
     memset(params->grad, 0, params->num_floats * sizeof(float));
     t->model->ops->forward(t->model, &buffer->batch, 1, logits, &t->comm);
-    double stats[2] = {reel_bce_logits(dlogits, logits, buffer->labels, local_rows, 1.0f / (float)global_rows), 0};
-    for (size_t i = 0; i < local_rows; i++) stats[1] += (logits[i] > 0.0f) == (buffer->labels[i] > 0.5f);
+    double stats[2] = {reel_model_loss(t->model, dlogits, logits, buffer->labels, local_rows,
+                                       1.0f / (float)global_rows, t->predicted), 0};
+    for (size_t i = 0; i < local_rows; i++) stats[1] += t->predicted[i] == (int)buffer->labels[i];
     t->model->ops->backward(t->model, &buffer->batch, dlogits, &t->comm);
 
     reel_comm_sum_floats(&t->comm, params->grad, params->num_floats);
@@ -240,8 +251,9 @@ static void run_epochs(trainer *t) {
     const reel_config *cfg = t->cfg;
     uint64_t num_train = reel_tokfile_info(t->train)->num_docs;
     uint64_t *order = reel_malloc(num_train * sizeof *order);
-    float *logits = reel_malloc(t->local_rows_max * sizeof *logits);
-    float *dlogits = reel_malloc(t->local_rows_max * sizeof *dlogits);
+    float *logits = reel_malloc(t->local_rows_max * t->model->num_outputs * sizeof *logits);
+    float *dlogits = reel_malloc(t->local_rows_max * t->model->num_outputs * sizeof *dlogits);
+    t->predicted = reel_malloc(t->local_rows_max * sizeof *t->predicted);
     reel_batch_buffer buffer = {0};
     double window[3] = {0}, window_start = now_seconds(), run_start = now_seconds();
     uint64_t run_start_step = t->state.global_step, consecutive_skips = 0, skipped = 0;
@@ -322,6 +334,7 @@ static void run_epochs(trainer *t) {
     free(order);
     free(logits);
     free(dlogits);
+    free(t->predicted);
 }
 
 int reel_train(const reel_config *requested, const reel_train_options *options) {
@@ -342,6 +355,15 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
         reel_log("note: [model] vocab_size = %zu, but %s has %zu entries: using %zu\n", cfg->model.vocab_size, path,
                  t.vocab.size, t.vocab.size);
         effective.model.vocab_size = t.vocab.size;
+    }
+    /* The number of classes comes from the data unless the configuration fixes it; the stored
+     * configuration records it, so `reel eval` rebuilds the same head. */
+    snprintf(path, sizeof path, "%s/train.tok", cfg->data.dir);
+    {
+        reel_tokfile *probe;
+        if (reel_tokfile_open(&probe, path, &err) != 0) reel_die(&err, "run `reel prep` to create the data directory");
+        if (effective.model.num_classes == 0) effective.model.num_classes = reel_tokfile_info(probe)->num_classes;
+        reel_tokfile_close(probe);
     }
     t.config_ini = reel_config_to_ini(cfg);
     reel_log("--- resolved configuration ---\n%s------------------------------\n", t.config_ini);

@@ -17,7 +17,7 @@
 
 #include "reel/config.h"
 
-#define NUM_KEYS 37
+#define NUM_KEYS 38
 
 static char tmp_dir[] = "/tmp/reel_test_config_XXXXXX";
 static int initial_max_line; /* inih's line limit before any load */
@@ -475,6 +475,7 @@ static const field_case field_cases[NUM_KEYS] = {
     FIELD(model.dropout, 'd', "model.dropout", "0.125"),
     FIELD(model.word_dropout, 'd', "model.word_dropout", "0.375"),
     FIELD(model.batch_norm, 'b', "model.batch_norm", "false"),
+    FIELD(model.num_classes, 'z', "model.num_classes", "5"),
     FIELD(model.num_layers, 'z', "model.num_layers", "3"),
     FIELD(model.bidirectional, 'b', "model.bidirectional", "true"),
     FIELD(model.pooling, 's', "model.pooling", "last"),

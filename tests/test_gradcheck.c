@@ -200,6 +200,28 @@ static void test_bce(void **state) {
     assert_float_equal(reel_bce_logits(NULL, big, labels, 2, 1), 2000, 1e-3);
 }
 
+/* ---------------- softmax cross-entropy ---------------- */
+typedef struct {
+    float logits[3 * 4], labels[3];
+} softmax_ctx;
+static double softmax_objective(void *p) {
+    softmax_ctx *c = p;
+    return reel_softmax_ce(NULL, c->logits, c->labels, 3, 4, 1.0f);
+}
+static void test_softmax_ce(void **state) {
+    (void)state;
+    softmax_ctx c = {{0.5f, -1, 2, 0.1f, 3, 3, -2, 0, -0.3f, 0.2f, 0.1f, 40}, {2, 0, 3}};
+    float dlogits[12];
+    reel_softmax_ce(dlogits, c.logits, c.labels, 3, 4, 1.0f);
+    compare("softmax ce logits", c.logits, dlogits, 12, softmax_objective, &c);
+    /* reference: uniform logits over K classes cost log K each */
+    float flat[4] = {0.7f, 0.7f, 0.7f, 0.7f}, label[1] = {1};
+    assert_float_equal(reel_softmax_ce(NULL, flat, label, 1, 4, 1.0f), log(4.0), 1e-6);
+    /* with K = 2, softmax cross-entropy equals binary cross-entropy on the difference of the logits */
+    float pair[2] = {-0.4f, 1.1f}, one = 1, difference = 1.5f;
+    assert_float_equal(reel_softmax_ce(NULL, pair, &one, 1, 2, 1.0f), reel_bce_logits(NULL, &difference, &one, 1, 1.0f), 1e-6);
+}
+
 /* ---------------- the whole bag-of-words model ---------------- */
 typedef struct {
     reel_model *model;
@@ -260,7 +282,7 @@ int main(void) {
         cmocka_unit_test(test_linear),          cmocka_unit_test(test_embedding_bag),
         cmocka_unit_test(test_batchnorm),       cmocka_unit_test(test_batchnorm_eval_matches_running_stats),
         cmocka_unit_test(test_relu_dropout),    cmocka_unit_test(test_dropout_mask_keyed_by_sample),
-        cmocka_unit_test(test_bce),             cmocka_unit_test(test_bow_model),
+        cmocka_unit_test(test_bce),             cmocka_unit_test(test_softmax_ce),             cmocka_unit_test(test_bow_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

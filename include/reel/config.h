@@ -33,6 +33,7 @@ typedef struct reel_config {
         double dropout;           /* probability of zeroing a hidden unit */
         double word_dropout;      /* probability of leaving a token out of the average while training */
         int batch_norm;           /* bow: 1 = batch norm after the hidden linear layer */
+        size_t num_classes;       /* 0: from the data; 2: one logit (BCE); K > 2: K logits (softmax) */
         size_t num_layers;        /* recurrent: stacked layers */
         int bidirectional;        /* recurrent: a reverse direction in every layer */
         char pooling[REEL_NAME_MAX]; /* recurrent: "max", "mean" or "last" over time */

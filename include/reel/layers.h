@@ -87,6 +87,11 @@ void reel_dropout_backward(float *dinp, const float *dout, const float *mask, si
  * logits (B), labels (B) in {0, 1}. */
 double reel_bce_logits(float *dlogits, const float *logits, const float *labels, size_t B, float scale);
 
+/* ---- loss_softmax.c: softmax cross-entropy over K classes ---- */
+/* Returns the SUM over the B rows of -log softmax(logits[b])[labels[b]], computed stably.
+ * dlogits (B, K) = scale * (softmax - onehot) when not NULL. logits (B, K), labels (B) hold class ids. */
+double reel_softmax_ce(float *dlogits, const float *logits, const float *labels, size_t B, size_t K, float scale);
+
 /* ---- pool.c: pooling over the valid time steps of each sequence ---- */
 typedef enum reel_pool_mode { REEL_POOL_MAX = 0, REEL_POOL_MEAN = 1, REEL_POOL_LAST = 2 } reel_pool_mode;
 /* out (B, D) from seq (T, B, D) over steps t < lengths[b]; an empty sequence gives zeros.

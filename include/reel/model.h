@@ -24,10 +24,10 @@ typedef struct reel_batch {
 typedef struct reel_model reel_model;
 
 typedef struct reel_model_ops {
-    /* logits (B). training = 1 uses dropout and global batch statistics (a collective: every rank must
+    /* logits (B, num_outputs). training = 1 uses dropout and global batch statistics (a collective: every rank must
      * call it, even with an empty share), training = 0 is purely local. */
     void (*forward)(reel_model *model, const reel_batch *batch, int training, float *logits, const reel_comm *comm);
-    /* Accumulates into model->params.grad from dlogits (B); must follow a training forward on the same batch. */
+    /* Accumulates into model->params.grad from dlogits (B, num_outputs); must follow a training forward on the same batch. */
     void (*backward)(reel_model *model, const reel_batch *batch, const float *dlogits, const reel_comm *comm);
     /* Fills the parameters and state deterministically from seed. */
     void (*init)(reel_model *model, uint64_t seed);
@@ -39,11 +39,21 @@ struct reel_model {
     reel_store params;  /* trainable: data + grad */
     reel_store state;   /* not trained, but saved: e.g. batch-norm running statistics */
     size_t vocab_size;  /* ids are < vocab_size */
+    size_t num_outputs; /* logits per document: 1 for two classes, K for K > 2 */
     size_t max_batch;   /* activations exist for this many rows */
     uint64_t seed;      /* keys dropout masks */
     const reel_model_ops *ops;
     void *impl;
 };
+
+/* Logits per document for num_classes classes: one logit for two, K for K > 2. */
+size_t reel_model_outputs(size_t num_classes);
+
+/* The head's loss: the SUM over the B rows of binary cross-entropy on one logit, or softmax cross-entropy
+ * on K; dlogits (B, num_outputs) = scale * its gradient when not NULL; predicted (B) receives each row's
+ * class (1 when the logit is positive / the argmax) when not NULL. */
+double reel_model_loss(const reel_model *model, float *dlogits, const float *logits, const float *labels, size_t B,
+                       float scale, int *predicted);
 
 /* Builds the model that cfg->model describes, with activations for max_batch rows. */
 int reel_model_create(reel_model **out, const reel_config *cfg, size_t max_batch, reel_error *err);

@@ -18,7 +18,8 @@ static void usage(FILE *out) {
     fputs("usage: [mpirun -np N] reel eval CHECKPOINT.h5 [options]\n"
           "\n"
           "Rebuilds the model from the configuration stored in the checkpoint, loads its weights and reports loss,\n"
-          "accuracy, precision, recall, F1 and the confusion matrix (positive class = label 1) on one split.\n"
+          "accuracy, precision, recall, F1 and the confusion matrix (positive class = label 1) on one split; with\n"
+          "more than two classes, macro-averaged precision, recall and F1.\n"
           "The split is spread over the ranks.\n"
           "\n"
           "options:\n"
@@ -133,8 +134,11 @@ int reel_cmd_eval(int argc, char **argv) {
         }
         printf("length     %s tokens\nreviews    %" PRIu64 "\nloss       %.4f\naccuracy   %.2f%%\nprecision  %.4f\n"
                "recall     %.4f\nF1         %.4f\n", label, r.count, r.loss, 100 * r.accuracy, r.precision, r.recall, r.f1);
-        printf("confusion  predicted:   pos      neg\n           actual pos %7" PRIu64 "  %7" PRIu64
-               "\n           actual neg %7" PRIu64 "  %7" PRIu64 "\n", r.tp, r.fn, r.fp, r.tn);
+        if (r.num_classes == 2)
+            printf("confusion  predicted:   pos      neg\n           actual pos %7" PRIu64 "  %7" PRIu64
+                   "\n           actual neg %7" PRIu64 "  %7" PRIu64 "\n", r.tp, r.fn, r.fp, r.tn);
+        else
+            printf("classes    %zu (precision, recall and F1 are macro averages)\n", r.num_classes);
     }
     reel_tokfile_close(file);
     reel_model_destroy(model);

@@ -101,7 +101,8 @@ static void bow_forward(reel_model *model, const reel_batch *batch, int training
         reel_dropout_forward(m->dropped, m->relu, m->mask, B * H);
         features = m->dropped;
     }
-    reel_linear_forward(logits, features, reel_store_view(p, m->out_w), reel_store_view(p, m->out_b), B, H, 1);
+    reel_linear_forward(logits, features, reel_store_view(p, m->out_w), reel_store_view(p, m->out_b), B, H,
+                        model->num_outputs);
 }
 
 static void bow_backward(reel_model *model, const reel_batch *batch, const float *dlogits, const reel_comm *comm) {
@@ -113,7 +114,7 @@ static void bow_backward(reel_model *model, const reel_batch *batch, const float
 
     memset(m->d_dropped, 0, B * H * sizeof(float));
     reel_linear_backward(m->d_dropped, reel_store_grad_view(p, m->out_w), reel_store_grad_view(p, m->out_b), dlogits,
-                         features, reel_store_view(p, m->out_w), B, H, 1);
+                         features, reel_store_view(p, m->out_w), B, H, model->num_outputs);
     const float *d_relu_out = m->d_dropped;
     if (dropped) {
         memset(m->d_relu, 0, B * H * sizeof(float));
@@ -145,8 +146,8 @@ static void bow_init(reel_model *model, uint64_t seed) {
     float hidden_bound = 1.0f / sqrtf((float)m->E), out_bound = 1.0f / sqrtf((float)m->H);
     reel_init_uniform(reel_store_view(p, m->hidden_w), m->H * m->E, hidden_bound, seed, (uint32_t)m->hidden_w);
     if (!m->batch_norm) reel_init_uniform(reel_store_view(p, m->hidden_b), m->H, hidden_bound, seed, (uint32_t)m->hidden_b);
-    reel_init_uniform(reel_store_view(p, m->out_w), m->H, out_bound, seed, (uint32_t)m->out_w);
-    reel_init_uniform(reel_store_view(p, m->out_b), 1, out_bound, seed, (uint32_t)m->out_b);
+    reel_init_uniform(reel_store_view(p, m->out_w), model->num_outputs * m->H, out_bound, seed, (uint32_t)m->out_w);
+    reel_init_uniform(reel_store_view(p, m->out_b), model->num_outputs, out_bound, seed, (uint32_t)m->out_b);
     if (m->batch_norm) {
         reel_init_constant(reel_store_view(p, m->bn_w), m->H, 1.0f);
         reel_init_constant(reel_store_view(p, m->bn_b), m->H, 0.0f);
@@ -179,6 +180,7 @@ int reel_bow_create(reel_model **out, const reel_config *cfg, size_t max_batch, 
     model->ops = &bow_ops;
     model->impl = m;
     model->vocab_size = cfg->model.vocab_size;
+    model->num_outputs = reel_model_outputs(cfg->model.num_classes);
     model->max_batch = max_batch ? max_batch : 1;
     model->seed = cfg->train.seed;
     m->E = cfg->model.embed_dim;
@@ -199,8 +201,8 @@ int reel_bow_create(reel_model **out, const reel_config *cfg, size_t max_batch, 
     } else {
         m->hidden_b = reel_store_add(&model->params, "hidden/bias", 1, (size_t[]){m->H});
     }
-    m->out_w = reel_store_add(&model->params, "output/weight", 2, (size_t[]){1, m->H});
-    m->out_b = reel_store_add(&model->params, "output/bias", 1, (size_t[]){1});
+    m->out_w = reel_store_add(&model->params, "output/weight", 2, (size_t[]){model->num_outputs, m->H});
+    m->out_b = reel_store_add(&model->params, "output/bias", 1, (size_t[]){model->num_outputs});
     reel_store_allocate(&model->params);
     reel_store_allocate(&model->state);
 

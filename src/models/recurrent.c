@@ -1,7 +1,7 @@
 /* Recurrent classifiers (course part 2a): embedding (V, E) -> stacked recurrent layers (tanh RNN, GRU or
  * LSTM), each optionally bidirectional, with optional locked dropout and batch norm on every layer's
  * output -> pooling over the valid steps (max, mean or last) -> optional hidden layer (ReLU, dropout) ->
- * one logit.
+ * one logit (two classes) or K logits (K classes).
  *
  * Activations are time-major (T, B, X) with T the longest document of the batch; shorter documents are
  * padded and the kernels guarantee that padding changes nothing. Buffers grow to the largest (T, B) seen.
@@ -207,7 +207,8 @@ static void rec_forward(reel_model *model, const reel_batch *batch, int training
         }
         width = HH;
     }
-    reel_linear_forward(logits, features, reel_store_view(p, m->out_w), reel_store_view(p, m->out_b), B, width, 1);
+    reel_linear_forward(logits, features, reel_store_view(p, m->out_w), reel_store_view(p, m->out_b), B, width,
+                        model->num_outputs);
 }
 
 static void rec_backward(reel_model *model, const reel_batch *batch, const float *dlogits, const reel_comm *comm) {
@@ -224,7 +225,7 @@ static void rec_backward(reel_model *model, const reel_batch *batch, const float
         const float *features = dropped ? m->head_dropped : m->head_relu;
         memset(m->d_head, 0, B * HH * sizeof(float));
         reel_linear_backward(m->d_head, reel_store_grad_view(p, m->out_w), reel_store_grad_view(p, m->out_b), dlogits,
-                             features, reel_store_view(p, m->out_w), B, HH, 1);
+                             features, reel_store_view(p, m->out_w), B, HH, model->num_outputs);
         if (dropped) /* in place: d_head becomes the gradient of the ReLU output */
             for (size_t i = 0; i < B * HH; i++) m->d_head[i] *= m->head_mask[i];
         float *d_pre = m->head_dropped; /* free for reuse as scratch now */
@@ -234,7 +235,7 @@ static void rec_backward(reel_model *model, const reel_batch *batch, const float
                              m->pooled, reel_store_view(p, m->head_w), B, D, HH);
     } else {
         reel_linear_backward(m->d_pooled, reel_store_grad_view(p, m->out_w), reel_store_grad_view(p, m->out_b), dlogits,
-                             m->pooled, reel_store_view(p, m->out_w), B, D, 1);
+                             m->pooled, reel_store_view(p, m->out_w), B, D, model->num_outputs);
     }
 
     /* pooling: the gradient of the last layer's output */
@@ -326,6 +327,7 @@ int reel_recurrent_model_create(reel_model **out, const reel_config *cfg, size_t
     model->ops = &rec_ops;
     model->impl = m;
     model->vocab_size = cfg->model.vocab_size;
+    model->num_outputs = reel_model_outputs(cfg->model.num_classes);
     model->max_batch = max_batch ? max_batch : 1;
     model->seed = cfg->train.seed;
     m->cell = cell;
@@ -379,8 +381,8 @@ int reel_recurrent_model_create(reel_model **out, const reel_config *cfg, size_t
         m->head_b = reel_store_add(&model->params, "head_hidden/bias", 1, (size_t[]){m->head_hidden});
         features = m->head_hidden;
     }
-    m->out_w = reel_store_add(&model->params, "output/weight", 2, (size_t[]){1, features});
-    m->out_b = reel_store_add(&model->params, "output/bias", 1, (size_t[]){1});
+    m->out_w = reel_store_add(&model->params, "output/weight", 2, (size_t[]){model->num_outputs, features});
+    m->out_b = reel_store_add(&model->params, "output/bias", 1, (size_t[]){model->num_outputs});
     reel_store_allocate(&model->params);
     reel_store_allocate(&model->state);
     *out = model;
