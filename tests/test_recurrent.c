@@ -295,6 +295,31 @@ static void test_recurrent_models(void **state) {
     check_model("rnn", 1, 1, "last", 0, 0.0, 0);
 }
 
+/* ---------------- embedding lookup ---------------- */
+typedef struct {
+    float weight[6 * 3], out[4 * 3 * 3], r[4 * 3 * 3];
+    uint32_t ids[7];
+    size_t offsets[4];
+    uint8_t mask[4 * 3];
+} embed_ctx;
+static double embed_objective(void *p) {
+    embed_ctx *c = p;
+    reel_embedding_forward(c->out, c->mask, c->ids, c->offsets, c->weight, 4, 3, 3);
+    return dot(c->out, c->r, 4 * 3 * 3);
+}
+static void test_embedding(void **state) {
+    (void)state;
+    embed_ctx c = {.ids = {1, 4, 1, 5, 0, 2, 2}, .offsets = {0, 4, 4, 7}}; /* lengths 4, 0, 3; ids repeat */
+    fill(c.weight, 18, -1, 1, 40);
+    fill(c.r, 36, -1, 1, 41);
+    float dweight[18] = {0};
+    embed_objective(&c);
+    assert_true(c.mask[3 * 3 + 2] == 0 && c.mask[2 * 3 + 2] == 1 && c.mask[0 * 3 + 1] == 0);
+    reel_embedding_backward(dweight, c.r, c.ids, c.offsets, 4, 3, 3);
+    compare("embedding weight", c.weight, dweight, 18, embed_objective, &c);
+    for (size_t e = 0; e < 3; e++) assert_true(dweight[3 * 3 + e] == 0.0f); /* id 3 is not in the batch */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradients),
@@ -302,6 +327,7 @@ int main(void) {
         cmocka_unit_test(test_pooling),
         cmocka_unit_test(test_masked_batchnorm),
         cmocka_unit_test(test_locked_dropout),
+        cmocka_unit_test(test_embedding),
         cmocka_unit_test(test_recurrent_models),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,6 +28,15 @@ void reel_embedding_bag_forward(float *out, const uint32_t *ids, const size_t *o
 void reel_embedding_bag_backward(float *dweight, const float *dout, const uint32_t *ids, const size_t *offsets,
                                  size_t B, size_t E);
 
+/* ---- embedding.c: the embedding rows of each token, time-major, for sequence models ---- */
+/* out (T, B, E): out[t, b] = weight[ids[offsets[b] + t]] for t < length(b), zeros past it;
+ * ids (total tokens), offsets (B+1), weight (V, E); row_mask (T, B) or NULL receives 1 for valid steps. */
+void reel_embedding_forward(float *out, uint8_t *row_mask, const uint32_t *ids, const size_t *offsets,
+                            const float *weight, size_t T, size_t B, size_t E);
+/* dweight (V, E) += dout (T, B, E) at the valid steps: only the rows of the batch's tokens change. */
+void reel_embedding_backward(float *dweight, const float *dout, const uint32_t *ids, const size_t *offsets, size_t T,
+                             size_t B, size_t E);
+
 /* ---- linear.c: out = inp . weight^T + bias (OpenBLAS sgemm) ---- */
 /* out (B, OC), inp (B, C), weight (OC, C), bias (OC) or NULL */
 void reel_linear_forward(float *out, const float *inp, const float *weight, const float *bias, size_t B, size_t C,

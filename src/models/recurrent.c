@@ -137,16 +137,8 @@ static void rec_forward(reel_model *model, const reel_batch *batch, int training
     m->dropping = training;
     for (size_t b = 0; b < B; b++) m->lengths[b] = batch->offsets[b + 1] - batch->offsets[b];
 
-    /* embeddings, time-major, zero on padding */
-    const float *table = reel_store_view(p, m->embedding);
-    for (size_t t = 0; t < T; t++)
-        for (size_t b = 0; b < B; b++) {
-            float *row = m->embedded + (t * B + b) * E;
-            int valid = t < m->lengths[b];
-            m->row_mask[t * B + b] = (uint8_t)valid;
-            if (valid) memcpy(row, table + (size_t)batch->ids[batch->offsets[b] + t] * E, E * sizeof *row);
-            else memset(row, 0, E * sizeof *row);
-        }
+    reel_embedding_forward(m->embedded, m->row_mask, batch->ids, batch->offsets, reel_store_view(p, m->embedding), T,
+                           B, E);
     const float *x = m->embedded;
     if (training && m->embed_dropout > 0.0f) {
         reel_dropout_mask(m->embed_mask, batch->sample_index, B, E, m->embed_dropout, model->seed, batch->epoch,
@@ -275,13 +267,7 @@ static void rec_backward(reel_model *model, const reel_batch *batch, const float
     if (training && m->embed_dropout > 0.0f)
         for (size_t t = 0; t < T; t++)
             for (size_t i = 0; i < B * E; i++) grad[t * B * E + i] *= m->embed_mask[i];
-    float *dtable = reel_store_grad_view(p, m->embedding);
-    for (size_t b = 0; b < B; b++)
-        for (size_t t = 0; t < m->lengths[b]; t++) {
-            float *target = dtable + (size_t)batch->ids[batch->offsets[b] + t] * E;
-            const float *g = grad + (t * B + b) * E;
-            for (size_t e = 0; e < E; e++) target[e] += g[e];
-        }
+    reel_embedding_backward(reel_store_grad_view(p, m->embedding), grad, batch->ids, batch->offsets, T, B, E);
 }
 
 /* PyTorch's defaults: embeddings N(0, 1); recurrent weights and biases U(-1/sqrt(H), 1/sqrt(H)); linear
