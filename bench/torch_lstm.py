@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""PyTorch reference for bench/lstm.sh: the same recurrent classifier as reel's, trained for a fixed
+number of steps on the same prepared data, timed the same way.
+
+usage: torch_lstm.py --data DIR [--cell lstm|gru] [--hidden 500] [--embed 300] [--vocab 8000]
+                     [--window 100] [--batch 200] [--steps 30] [--warmup 5] [--lr 1e-3]
+                     [--threads N | --ddp N] [--seed 42]
+
+Model: embedding -> one unidirectional LSTM/GRU layer -> max over each review's valid steps -> linear ->
+one logit; BCE-with-logits loss (mean over the global batch); Adam. Batches follow reel's rules: each
+review longer than the window is cut to a random run of `window` tokens, ids >= vocab map to <unk> (1).
+The recurrent layer runs over the padded (T, B) batch; with one forward direction padding comes after
+every valid step, so it cannot change a valid output, and the pooling masks it out: the function is
+exactly reel's.
+
+--threads N: one process with N intra-op threads (OpenMP and OpenBLAS). --ddp N: DistributedDataParallel
+over N processes of one thread each (gloo, 127.0.0.1 only); each takes a contiguous share of the global
+batch, and DDP averages the gradients, so the step is the same as with one process.
+
+Prints one line:  RESULT s_per_step=... reviews_per_s=... tokens_per_s=... window_mean=... rss_kb=A[,B...]
+s_per_step: mean wall time of the timed steps (warm-up steps excluded) on rank 0, each step counted from
+building its batch to the end of the optimizer update (what reel's reviews/s covers). tokens_per_s: the
+window tokens the timed steps actually processed (sum of min(length, window) over their reviews, counted
+exactly) divided by the timed seconds. rss_kb: each process's peak resident memory (getrusage ru_maxrss),
+which includes the PyTorch runtime itself.
+"""
+import argparse
+import os
+import socket
+import sys
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", required=True, help="a directory written by `reel prep` (train.tok)")
+    p.add_argument("--cell", choices=("lstm", "gru"), default="lstm")
+    p.add_argument("--hidden", type=int, default=500)
+    p.add_argument("--embed", type=int, default=300)
+    p.add_argument("--vocab", type=int, default=8000)
+    p.add_argument("--window", type=int, default=100)
+    p.add_argument("--batch", type=int, default=200)
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=42)
+    layout = p.add_mutually_exclusive_group()
+    layout.add_argument("--threads", type=int, default=1)
+    layout.add_argument("--ddp", type=int, default=0, metavar="N")
+    args = p.parse_args()
+    if args.steps < 1 or args.warmup < 0 or args.batch < 1:
+        p.error("--steps must be >= 1, --warmup >= 0, --batch >= 1")
+    if args.ddp and args.batch < args.ddp:
+        p.error("--batch must be at least the number of --ddp processes")
+    return args
+
+
+ARGS = parse_args()
+# Thread counts must be in the environment before torch (and its OpenMP and OpenBLAS) load; spawned DDP
+# workers inherit them. OpenBLAS matters: Debian's torch does its matrix products through libblas.
+THREADS = 1 if ARGS.ddp else ARGS.threads
+for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[name] = str(THREADS)
+os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # keep DDP traffic on the loopback interface
+
+import resource  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+UNK = 1  # reel's reserved id for out-of-vocabulary tokens
+
+
+def read_tokfile(path):
+    """(doc_start (N+1), labels (N), ids (T)) from a reel token file (layout in include/reel/tokfile.h)."""
+    raw = np.memmap(path, dtype=np.uint8, mode="r")
+    if bytes(raw[:8]) != b"REELTOK\0":
+        sys.exit(f"torch_lstm.py: {path} is not a reel token file")
+    header = raw[:64].view(np.uint8)
+    n = int(header[16:24].view(np.uint64)[0])
+    classes = int(header[36:40].view(np.uint32)[0])
+    at = 64
+    starts = np.frombuffer(raw, dtype=np.uint64, count=n + 1, offset=at).astype(np.int64)
+    at += 8 * (n + 1)
+    labels = np.frombuffer(raw, dtype=np.int32, count=n, offset=at) if classes else np.zeros(n, np.int32)
+    at += 4 * n if classes else 0
+    ids = np.frombuffer(raw, dtype=np.uint32, count=int(starts[-1]), offset=at)
+    return starts, labels, ids
+
+
+class Batches:
+    """Global batch k = positions [kB, (k+1)B) of a seeded shuffle, as in reel (a second pass reshuffles)."""
+
+    def __init__(self, path, args):
+        self.starts, self.labels, self.ids = read_tokfile(path)
+        self.args = args
+        self.rng = np.random.default_rng(args.seed)
+        self.order = np.empty(0, dtype=np.int64)
+        lengths = np.diff(self.starts)
+        self.window_mean = float(np.minimum(lengths, args.window).mean())
+
+    def next_global(self):
+        if len(self.order) < self.args.batch:
+            self.order = np.concatenate([self.order, self.rng.permutation(len(self.labels))])
+        docs, self.order = self.order[:self.args.batch], self.order[self.args.batch:]
+        # Window starts are drawn for the whole global batch so every process sees the same batch.
+        lengths = self.starts[docs + 1] - self.starts[docs]
+        offsets = np.where(lengths > self.args.window,
+                           self.rng.integers(0, np.maximum(lengths - self.args.window, 0) + 1), 0)
+        return docs, offsets, np.minimum(lengths, self.args.window)
+
+    def tensors(self, docs, offsets, lengths):
+        """ids (T, B) int64 padded with 0, lengths (B), labels (B) float32."""
+        T = max(int(lengths.max()), 1)
+        ids = np.zeros((T, len(docs)), dtype=np.int64)
+        for b, (doc, offset, length) in enumerate(zip(docs, offsets, lengths)):
+            start = self.starts[doc] + offset
+            ids[:length, b] = self.ids[start:start + length]
+        ids[ids >= self.args.vocab] = UNK
+        return (torch.from_numpy(ids), torch.from_numpy(lengths.astype(np.int64)),
+                torch.from_numpy((self.labels[docs] > 0).astype(np.float32)))
+
+
+class Classifier(nn.Module):
+    def __init__(self, args):
+        super().__init__()
+        self.embedding = nn.Embedding(args.vocab, args.embed)
+        self.rnn = (nn.LSTM if args.cell == "lstm" else nn.GRU)(args.embed, args.hidden)
+        self.output = nn.Linear(args.hidden, 1)
+
+    def forward(self, ids, lengths):
+        out, _ = self.rnn(self.embedding(ids))  # (T, B, H)
+        valid = (torch.arange(ids.shape[0])[:, None] < lengths[None, :])[:, :, None]
+        pooled = out.masked_fill(~valid, float("-inf")).max(dim=0).values
+        # An empty review pools to zeros, as in reel, instead of -inf.
+        pooled = pooled.masked_fill((lengths == 0)[:, None], 0.0)
+        return self.output(pooled).squeeze(1)
+
+
+def train(args, rank=0, world=1):
+    """Runs warm-up + timed steps; returns (timed seconds per step list, timed tokens, window mean)."""
+    torch.manual_seed(args.seed)  # same initial parameters on every process (DDP also broadcasts them)
+    batches = Batches(os.path.join(args.data, "train.tok"), args)
+    model = Classifier(args)
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    loss_fn = nn.BCEWithLogitsLoss(reduction="mean")
+    seconds, tokens = [], 0
+    for step in range(args.warmup + args.steps):
+        start = time.perf_counter()
+        docs, offsets, lengths = batches.next_global()
+        share = slice(rank * len(docs) // world, (rank + 1) * len(docs) // world)
+        ids, lens, labels = batches.tensors(docs[share], offsets[share], lengths[share])
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(ids, lens), labels)
+        loss.backward()  # under DDP this also averages the gradients over the processes
+        optimizer.step()
+        if step >= args.warmup:
+            seconds.append(time.perf_counter() - start)
+            tokens += int(lengths.sum())  # the whole global batch's window tokens
+    return seconds, tokens, batches.window_mean
+
+
+def peak_rss_kb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+
+
+def ddp_worker(rank, args, port, queue):
+    import torch.distributed as dist
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=args.ddp)
+    seconds, tokens, window_mean = train(args, rank, args.ddp)
+    dist.barrier()
+    queue.put((rank, seconds, tokens, window_mean, peak_rss_kb()))
+    dist.destroy_process_group()
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main():
+    args = ARGS
+    if args.ddp:
+        import torch.multiprocessing as mp
+        queue = mp.get_context("spawn").SimpleQueue()
+        mp.spawn(ddp_worker, args=(args, free_port(), queue), nprocs=args.ddp, join=True)
+        reports = sorted(queue.get() for _ in range(args.ddp))
+        _, seconds, tokens, window_mean, _ = reports[0]
+        rss = [r[4] for r in reports]
+    else:
+        torch.set_num_threads(args.threads)
+        seconds, tokens, window_mean = train(args)
+        rss = [peak_rss_kb()]
+    total = sum(seconds)
+    print(f"RESULT s_per_step={total / len(seconds):.6f} reviews_per_s={args.batch * len(seconds) / total:.3f} "
+          f"tokens_per_s={tokens / total:.1f} window_mean={window_mean:.3f} rss_kb={','.join(map(str, rss))}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""Checks reel's recurrent classifier against an independent PyTorch model.
+
+usage: torch_parity.py [--tolerance 1e-4] [--require-ragged] [--expect-mismatch CONFIG DUMP]...
+                       CONFIG.ini DUMP.h5 [CONFIG.ini DUMP.h5]...
+
+DUMP.h5 is written by tests/dump_batch from CONFIG.ini: one batch, reel's initial parameters, its logits,
+mean BCE loss and every parameter gradient. This script rebuilds the model CONFIG.ini describes with
+PyTorch's own layers (nn.Embedding, nn.LSTM / nn.GRU / nn.RNN over a packed sequence, masked pooling,
+nn.Linear), loads reel's parameters into it, runs the same batch forward and backward in float32, and
+compares logits, loss and every gradient. The difference of a tensor is max|reel - torch| divided by
+max|torch| (its own scale), so small and large tensors are judged alike.
+
+Each pair CONFIG DUMP must match within the tolerance. Each --expect-mismatch pair is a negative control
+(e.g. a configuration that describes another model than the one dumped) and must be flagged. A self-test
+also perturbs reel's gradients in memory and checks the comparison reports them. Exit status 0 when all
+of that holds, 1 otherwise, 2 on bad input.
+"""
+import argparse
+import configparser
+import math
+import re
+import sys
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+# Defaults of the [model] keys this script reads, as `reel train --help-config` lists them.
+MODEL_DEFAULTS = {"num_layers": "1", "bidirectional": "false", "pooling": "max", "head_hidden": "0",
+                  "dropout": "0.5", "rnn_dropout": "0", "embed_dropout": "0", "rnn_batch_norm": "false"}
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
+class Spec:
+    """The architecture a reel configuration describes (only what the forward pass depends on)."""
+
+    def __init__(self, path):
+        parser = configparser.ConfigParser(inline_comment_prefixes=(";", "#"))
+        with open(path) as handle:
+            parser.read_file(handle)
+        model = dict(MODEL_DEFAULTS)
+        if parser.has_section("model"):
+            model.update(parser["model"])
+        self.cell = model.get("type", "bow")
+        if self.cell not in CELLS:
+            raise ValueError(f"{path}: [model] type = {self.cell}: only lstm, gru and rnn have a PyTorch twin here")
+        self.num_layers = int(model["num_layers"])
+        self.bidirectional = model["bidirectional"].lower() in ("true", "1", "yes", "on")
+        self.pooling = model["pooling"]
+        self.head_hidden = int(model["head_hidden"])
+        # Dropout masks and batch-norm statistics are reel's own; the twin has neither, so the
+        # configuration must switch them off for the comparison to mean anything.
+        for key in ("dropout", "rnn_dropout", "embed_dropout"):
+            if float(model[key]) != 0.0:
+                raise ValueError(f"{path}: [model] {key} must be 0 for the parity check")
+        if model["rnn_batch_norm"].lower() in ("true", "1", "yes", "on"):
+            raise ValueError(f"{path}: [model] rnn_batch_norm must be false for the parity check")
+
+    def describe(self):
+        dirs = "bidirectional " if self.bidirectional else ""
+        head = f", head {self.head_hidden}" if self.head_hidden else ""
+        return f"{self.num_layers}-layer {dirs}{self.cell}, {self.pooling} pooling{head}"
+
+
+class Twin(nn.Module):
+    def __init__(self, spec, vocab, embed, hidden):
+        super().__init__()
+        self.spec = spec
+        self.hidden = hidden
+        extra = {"nonlinearity": "tanh"} if spec.cell == "rnn" else {}
+        self.embedding = nn.Embedding(vocab, embed)
+        self.rnn = CELLS[spec.cell](embed, hidden, num_layers=spec.num_layers, bidirectional=spec.bidirectional,
+                                    **extra)
+        width = hidden * (2 if spec.bidirectional else 1)
+        self.head = nn.Linear(width, spec.head_hidden) if spec.head_hidden else None
+        self.output = nn.Linear(spec.head_hidden or width, 1)
+
+    def reel_names(self):
+        """reel tensor name -> the parameter of this module that plays its part."""
+        names = {"embedding/weight": self.embedding.weight, "output/weight": self.output.weight,
+                 "output/bias": self.output.bias}
+        if self.head is not None:
+            names["head_hidden/weight"] = self.head.weight
+            names["head_hidden/bias"] = self.head.bias
+        reel_part = {"w_ih": "weight_ih", "w_hh": "weight_hh", "b_ih": "bias_ih", "b_hh": "bias_hh"}
+        for layer in range(self.spec.num_layers):
+            for direction in ("fwd", "bwd") if self.spec.bidirectional else ("fwd",):
+                suffix = "_reverse" if direction == "bwd" else ""
+                for ours, theirs in reel_part.items():
+                    names[f"{self.spec.cell}_l{layer}_{direction}/{ours}"] = getattr(
+                        self.rnn, f"{theirs}_l{layer}{suffix}")
+        return names
+
+    def forward(self, ids, lengths):
+        B, T = ids.shape
+        x = self.embedding(ids).transpose(0, 1)  # time-major (T, B, E), as reel
+        # Packing makes the recurrent layers see only the valid steps of each sequence, in both directions;
+        # that is the semantics reel's kernels promise for padding.
+        packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+        out, _ = pad_packed_sequence(self.rnn(packed)[0], total_length=T)  # (T, B, D), zeros on padding
+        valid = (torch.arange(T)[:, None] < lengths[None, :])[:, :, None]  # (T, B, 1)
+        if self.spec.pooling == "max":
+            pooled = out.masked_fill(~valid, float("-inf")).max(dim=0).values
+        elif self.spec.pooling == "mean":
+            pooled = (out * valid).sum(dim=0) / lengths[:, None].to(out.dtype)
+        elif self.spec.pooling == "last":
+            rows = torch.arange(B)
+            # The forward direction ends at the last valid step, the reverse one at step 0.
+            pooled = out[lengths - 1, rows, :self.hidden]
+            if self.spec.bidirectional:
+                pooled = torch.cat([pooled, out[0, :, self.hidden:]], dim=1)
+        else:
+            raise ValueError(f"unknown pooling {self.spec.pooling}")
+        features = torch.relu(self.head(pooled)) if self.head is not None else pooled
+        return self.output(features).squeeze(1)
+
+
+def relative_difference(reel, torch_value):
+    """max|reel - torch| / max|torch|; infinite when anything is not finite, so NaN cannot pass."""
+    reel = np.asarray(reel, dtype=np.float64)
+    ref = np.asarray(torch_value, dtype=np.float64)
+    if reel.shape != ref.shape:
+        return math.inf
+    if not (np.all(np.isfinite(reel)) and np.all(np.isfinite(ref))):
+        return math.inf
+    if reel.size == 0:
+        return 0.0
+    diff = float(np.max(np.abs(reel - ref)))
+    scale = float(np.max(np.abs(ref)))
+    if scale == 0.0:
+        return 0.0 if diff == 0.0 else math.inf
+    return diff / scale
+
+
+def compare(reel, ours, tolerance):
+    """reel, ours: name -> array. Returns rows (name, shape, scale, difference, ok) in reel's order."""
+    rows = []
+    for name in reel:
+        ref = ours.get(name)
+        if ref is None:
+            rows.append((name, np.shape(reel[name]), math.nan, math.inf, False))
+            continue
+        difference = relative_difference(reel[name], ref)
+        scale = float(np.max(np.abs(ref))) if np.size(ref) else 0.0
+        rows.append((name, np.shape(reel[name]), scale, difference, difference <= tolerance))
+    for name in ours:
+        if name not in reel:  # a tensor the twin has and reel did not report
+            rows.append((name, np.shape(ours[name]), math.nan, math.inf, False))
+    return rows
+
+
+def run_case(config, dump, tolerance, require_ragged, quiet=False):
+    """Returns (rows, reel values, torch values) for one dump; raises ValueError on unusable input."""
+    spec = Spec(config)
+    with h5py.File(dump, "r") as f:
+        ids = torch.from_numpy(f["batch/ids"][()].astype(np.int64))
+        lengths = torch.from_numpy(f["batch/lengths"][()].astype(np.int64))
+        labels = torch.from_numpy(f["batch/labels"][()].astype(np.float32))
+        params, grads = {}, {}
+        f["params"].visititems(lambda name, obj: params.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+        f["grads"].visititems(lambda name, obj: grads.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+        reel = {"logits": f["out/logits"][()], "loss": np.array(f["out/loss"][()])}
+    if int(lengths.min()) < 1:
+        raise ValueError(f"{dump}: an empty document; pack_padded_sequence cannot take it")
+    ragged = int(lengths.min()) < int(lengths.max())
+    if require_ragged and not ragged:
+        raise ValueError(f"{dump}: every document has {int(lengths.max())} tokens; the batch must be ragged "
+                         "to test padding (use a larger token cut)")
+    vocab, embed = params["embedding/weight"].shape
+    hidden = params[f"{spec.cell}_l0_fwd/w_hh"].shape[1] if f"{spec.cell}_l0_fwd/w_hh" in params else None
+    if hidden is None:
+        raise ValueError(f"{dump}: no {spec.cell}_l0_fwd/w_hh: the dump is not of a {spec.cell} model")
+    torch.manual_seed(0)  # the twin's own initialisation is overwritten below; seeded only for repeatability
+    twin = Twin(spec, vocab, embed, hidden)
+    mapping = twin.reel_names()
+    if set(mapping) != set(params):
+        raise ValueError(f"{dump}: reel's tensors do not match {spec.describe()}: only in reel "
+                         f"{sorted(set(params) - set(mapping))}, only in the twin {sorted(set(mapping) - set(params))}")
+    if len(mapping) != len(list(twin.parameters())):
+        raise ValueError("internal: not every parameter of the PyTorch model has a reel name")
+    with torch.no_grad():
+        for name, parameter in mapping.items():
+            if tuple(parameter.shape) != params[name].shape:
+                raise ValueError(f"{dump}: {name} has shape {params[name].shape} in reel, "
+                                 f"{tuple(parameter.shape)} in the twin")
+            parameter.copy_(torch.from_numpy(params[name].astype(np.float32)))
+    logits = twin(ids, lengths)
+    loss = nn.BCEWithLogitsLoss(reduction="mean")(logits, labels)
+    loss.backward()
+    ours = {"logits": logits.detach().numpy(), "loss": np.array(loss.item())}
+    reel_values = dict(reel)
+    for name, parameter in mapping.items():
+        ours["grad " + name] = parameter.grad.numpy().copy()
+        reel_values["grad " + name] = grads[name]
+    rows = compare(reel_values, ours, tolerance)
+    if not quiet:
+        lengths_text = ", ".join(str(int(n)) for n in lengths)
+        print(f"== {spec.describe()}: {dump}")
+        print(f"   batch of {len(lengths)}, lengths {lengths_text} ({'ragged' if ragged else 'NOT ragged'})")
+        print(f"   {'tensor':34} {'shape':>12} {'max|torch|':>11} {'max rel diff':>13}")
+        for name, shape, scale, difference, ok in rows:
+            shape_text = "x".join(str(n) for n in shape) or "scalar"
+            print(f"   {name:34} {shape_text:>12} {scale:11.3e} {difference:13.3e}{'' if ok else '  <-- FAIL'}")
+    return rows, reel_values, ours
+
+
+def self_test(reel_values, ours, tolerance):
+    """The comparison must flag a gradient that is off by a little more than the tolerance, a NaN, and a
+    missing tensor; and must accept the values it was given. Returns the list of problems."""
+    problems = []
+    names = [n for n in reel_values if n.startswith("grad ") and np.size(reel_values[n]) > 1]
+    target = next((n for n in names if re.search(r"/w_hh$", n)), names[0])
+    if not all(ok for *_, ok in compare(reel_values, ours, tolerance)):
+        problems.append("the unperturbed values do not pass")
+    bumped = {n: np.array(v, copy=True) for n, v in reel_values.items()}
+    flat = bumped[target].reshape(-1)
+    flat[flat.size // 2] += 10 * tolerance * float(np.max(np.abs(ours[target])))
+    failed = [row[0] for row in compare(bumped, ours, tolerance) if not row[4]]
+    if failed != [target]:
+        problems.append(f"a perturbation of {target} by 10x the tolerance was reported as {failed or 'passing'}")
+    bumped[target].reshape(-1)[0] = np.nan
+    if all(row[4] for row in compare(bumped, ours, tolerance)):
+        problems.append(f"a NaN in {target} passed")
+    missing = {n: v for n, v in reel_values.items() if n != target}
+    if all(row[4] for row in compare(missing, ours, tolerance)):
+        problems.append(f"a missing {target} passed")
+    return problems
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("cases", nargs="*", metavar="CONFIG DUMP")
+    parser.add_argument("--tolerance", type=float, default=1e-4)
+    parser.add_argument("--require-ragged", action="store_true",
+                        help="fail unless each batch has documents of different lengths")
+    parser.add_argument("--expect-mismatch", nargs=2, action="append", default=[], metavar=("CONFIG", "DUMP"))
+    args = parser.parse_args()
+    if len(args.cases) % 2 or not args.cases:
+        parser.error("give CONFIG DUMP pairs")
+    torch.set_num_threads(1)
+    torch.set_num_interop_threads(1)
+
+    worst, failures, first = 0.0, [], None
+    try:
+        for config, dump in zip(args.cases[::2], args.cases[1::2]):
+            rows, reel_values, ours = run_case(config, dump, args.tolerance, args.require_ragged)
+            first = first or (reel_values, ours)
+            worst = max([worst] + [row[3] for row in rows])
+            failures += [f"{dump}: {row[0]} differs by {row[3]:.3e}" for row in rows if not row[4]]
+        for config, dump in args.expect_mismatch:
+            rows, _, _ = run_case(config, dump, args.tolerance, False, quiet=True)
+            flagged = [row[0] for row in rows if not row[4]]
+            if flagged:
+                print(f"== negative control {config} on {dump}: flagged as expected ({', '.join(flagged[:4])}"
+                      f"{', ...' if len(flagged) > 4 else ''})")
+            else:
+                failures.append(f"negative control {config} on {dump} was not flagged")
+    except (ValueError, KeyError, OSError) as error:
+        print(f"torch_parity: {error}", file=sys.stderr)
+        return 2
+
+    problems = self_test(*first, args.tolerance)
+    if problems:
+        failures += ["self-test: " + p for p in problems]
+    else:
+        print("== self-test: a perturbed gradient, a NaN and a missing tensor are all flagged")
+    print(f"max relative difference over all tensors: {worst:.3e} (tolerance {args.tolerance:g})")
+    for failure in failures:
+        print("FAIL: " + failure, file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+# Parity of the recurrent classifiers with PyTorch: for each configuration below, tests/dump_batch runs
+# one training forward and backward in reel and tests/torch_parity.py repeats it with PyTorch's own
+# layers from the same parameters; logits, loss and every gradient must agree within 1e-4 relative.
+# Skipped (exit 77) when no python can import torch and h5py (Debian: python3-torch, python3-h5py).
+source "$(dirname "$0")/lib.sh"
+
+TORCH_PYTHON=""
+for candidate in python3 /usr/bin/python3; do
+  if command -v "$candidate" >/dev/null && "$candidate" -c "import torch, h5py" 2>/dev/null; then
+    TORCH_PYTHON=$candidate; break
+  fi
+done
+if [ -z "$TORCH_PYTHON" ]; then
+  echo "SKIPPED: no python3 can import torch and h5py (Debian: apt-get install python3-torch python3-h5py)" >&2
+  exit 77
+fi
+: "${DUMP_BATCH:?DUMP_BATCH must point at the dump_batch program (tests/cmake/core.cmake exports it)}"
+[ -x "$DUMP_BATCH" ] || { echo "FAIL: $DUMP_BATCH is not built (cmake --build build --target dump_batch)" >&2; exit 1; }
+
+# 1000 reviews (500 of them validation) are plenty for one batch and prepare in well under a second.
+make_small_data "$WORK/data" 1000
+
+# Batch: the first 8 training reviews cut to 120 tokens. Synthetic reviews are 30-200 words, so most
+# are shorter than the cut and of different lengths (with this seed: 109 99 120 86 120 120 95 36): the
+# batch is ragged, so padding, the reverse direction's start and `last` pooling are exercised. A batch
+# of equal lengths fails the test (--require-ragged) rather than silently testing less.
+DOCS=8
+TOKENS=120
+
+# write_config NAME [model]-lines...: dropout and batch norm off, since their masks and statistics are
+# reel's own and the PyTorch twin has neither.
+write_config() {
+  local name=$1; shift
+  {
+    printf '[data]\ndir = %s\n[model]\nvocab_size = 600\nembed_dim = 16\nhidden_dim = 12\n' "$WORK/data"
+    printf 'dropout = 0\nrnn_dropout = 0\nembed_dropout = 0\nrnn_batch_norm = false\n'
+    printf '%s\n' "$@"
+    printf '[train]\nseed = 11\n'
+  } >"$WORK/$name.ini"
+}
+
+write_config lstm_max       "type = lstm" "pooling = max"
+write_config lstm2_bi_mean  "type = lstm" "num_layers = 2" "bidirectional = true" "pooling = mean" "head_hidden = 8"
+write_config gru_bi_last    "type = gru" "bidirectional = true" "pooling = last"
+write_config rnn2_max       "type = rnn" "num_layers = 2" "pooling = max"
+write_config rnn_bi_last_head "type = rnn" "bidirectional = true" "pooling = last" "head_hidden = 8"
+cases=(lstm_max lstm2_bi_mean gru_bi_last rnn2_max rnn_bi_last_head)
+
+# Negative control: the first dump checked against a configuration that pools by mean instead of max.
+# Such a twin computes another function, and the check must say so.
+write_config lstm_max_as_mean "type = lstm" "pooling = mean"
+
+pairs=()
+for name in "${cases[@]}"; do
+  if "$DUMP_BATCH" "$WORK/$name.ini" "$WORK/$name.h5" "$DOCS" "$TOKENS" >"$WORK/dump_$name.txt" 2>&1; then
+    pairs+=("$WORK/$name.ini" "$WORK/$name.h5")
+  else
+    fail "dump_batch $name:"; sed 's/^/    /' "$WORK/dump_$name.txt" >&2
+  fi
+done
+[ "$failures" -eq 0 ] || finish
+
+# One python process for every case: importing torch costs more than all the models together.
+status=0
+OMP_NUM_THREADS=1 "$TORCH_PYTHON" "$REEL_SOURCE_DIR/tests/torch_parity.py" --tolerance 1e-4 --require-ragged \
+  --expect-mismatch "$WORK/lstm_max_as_mean.ini" "$WORK/lstm_max.h5" "${pairs[@]}" >"$WORK/parity.txt" 2>&1 || status=$?
+cat "$WORK/parity.txt"
+if [ "$status" -eq 0 ]; then
+  pass "reel matches PyTorch on ${#cases[@]} configurations; $(grep -o 'max relative difference.*' "$WORK/parity.txt")"
+else
+  fail "torch_parity.py exited with status $status (see above)"
+fi
+finish
