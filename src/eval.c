@@ -36,8 +36,10 @@ void reel_eval_finish(reel_eval_result *r, const double *sums, size_t num_classe
 }
 
 /* Time steps (documents x longest document) in one evaluation batch at most: a recurrent model's
- * activations grow with it, and a few reviews run to thousands of tokens. */
-enum { EVAL_STEP_BUDGET = 16384 };
+ * activations grow with it (about 8 KB per step for an LSTM of 500 units), and a few reviews run to
+ * thousands of tokens. Too small a budget leaves long reviews in batches of a handful of rows, where the
+ * per-step recurrent product runs far below the machine's speed. */
+enum { EVAL_STEP_BUDGET = 32768 };
 
 typedef struct {
     uint64_t index;

@@ -24,8 +24,8 @@ void reel_recurrent_cache_alloc(reel_recurrent_cache *cache, reel_cell cell, siz
     if (cell == REEL_CELL_GRU) cache->hidden_part = reel_calloc(steps * H, sizeof(float));
     if (cell == REEL_CELL_LSTM) cache->cell_state = reel_calloc(steps * H, sizeof(float));
     cache->step = reel_calloc(B * G * H, sizeof(float));
-    cache->dgates_x = reel_calloc(steps * G * H, sizeof(float));
-    cache->dgates_h = cell == REEL_CELL_GRU ? reel_calloc(steps * G * H, sizeof(float)) : cache->dgates_x;
+    /* dgates_x / dgates_h are allocated by the first backward: evaluation never needs them, and they are
+     * as large as the gates themselves. */
     float **per_row[] = {&cache->dh, &cache->dh_prev, &cache->dc, &cache->dc_prev, &cache->zeros};
     for (size_t i = 0; i < sizeof per_row / sizeof per_row[0]; i++) *per_row[i] = reel_calloc(B * H, sizeof(float));
 }
@@ -87,6 +87,10 @@ void reel_recurrent_backward(reel_recurrent_cache *cache, float *dinp, float *dw
                              size_t C, size_t H, int reverse) {
     const reel_cell cell = cache->cell;
     const size_t G = reel_cell_gates(cell), GH = G * H;
+    if (!cache->dgates_x) {
+        cache->dgates_x = reel_calloc(cache->rows * GH, sizeof(float));
+        cache->dgates_h = cell == REEL_CELL_GRU ? reel_calloc(cache->rows * GH, sizeof(float)) : cache->dgates_x;
+    }
     float *dh = cache->dh, *dh_prev = cache->dh_prev, *dc = cache->dc, *dc_prev = cache->dc_prev;
     memset(dh, 0, B * H * sizeof *dh);
     memset(dc, 0, B * H * sizeof *dc);

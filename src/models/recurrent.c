@@ -22,7 +22,7 @@ typedef struct {
     reel_recurrent_cache cache[2];
     reel_batchnorm_cache bn;
     float *dir_out[2]; /* (T, B, H) */
-    float *cat;        /* (T, B, D) both directions side by side */
+    float *cat;        /* (T, B, D) both directions side by side (unused with one direction) */
     float *normed;     /* (T, B, D) after batch norm */
     float *dropped;    /* (T, B, D) after locked dropout */
     float *mask;       /* (B, D) */
@@ -95,7 +95,7 @@ static void reserve(rec_impl *m, size_t T, size_t B) {
             reel_recurrent_cache_alloc(&s->cache[d], m->cell, rows, B, H);
             s->dir_out[d] = reel_calloc(rows * H, sizeof(float));
         }
-        s->cat = reel_calloc(rows * D, sizeof(float));
+        s->cat = m->dirs == 2 ? reel_calloc(rows * D, sizeof(float)) : NULL;
         s->normed = reel_calloc(rows * D, sizeof(float));
         s->dropped = reel_calloc(rows * D, sizeof(float));
         s->mask = reel_calloc(B * D, sizeof(float));
@@ -156,18 +156,22 @@ static void rec_forward(reel_model *model, const reel_batch *batch, int training
             reel_recurrent_forward(&ls->cache[d], ls->dir_out[d], x, m->lengths, reel_store_view(p, ls->w_ih[d]),
                                    reel_store_view(p, ls->w_hh[d]), reel_store_view(p, ls->b_ih[d]),
                                    reel_store_view(p, ls->b_hh[d]), T, B, C, H, (int)d);
-        for (size_t row = 0; row < T * B; row++)
-            for (size_t d = 0; d < m->dirs; d++)
-                memcpy(ls->cat + row * D + d * H, ls->dir_out[d] + row * H, H * sizeof(float));
-        const float *y = ls->cat;
+        /* one direction: its output already is the layer's output; two: side by side */
+        float *cat = ls->dir_out[0];
+        if (m->dirs == 2) {
+            cat = ls->cat;
+            for (size_t row = 0; row < T * B; row++)
+                for (size_t d = 0; d < 2; d++) memcpy(cat + row * D + d * H, ls->dir_out[d] + row * H, H * sizeof(float));
+        }
+        const float *y = cat;
         if (m->batch_norm) {
             if (training)
-                reel_batchnorm_forward_train(ls->normed, &ls->bn, ls->cat, reel_store_view(p, ls->bn_w),
+                reel_batchnorm_forward_train(ls->normed, &ls->bn, cat, reel_store_view(p, ls->bn_w),
                                              reel_store_view(p, ls->bn_b), reel_store_view(s, ls->bn_mean),
                                              reel_store_view(s, ls->bn_var), m->row_mask, T * B, D,
                                              BN_MOMENTUM_PERCENT / 100.0f, bn_eps, comm);
             else
-                reel_batchnorm_forward_eval(ls->normed, ls->cat, reel_store_view(p, ls->bn_w),
+                reel_batchnorm_forward_eval(ls->normed, cat, reel_store_view(p, ls->bn_w),
                                             reel_store_view(p, ls->bn_b), reel_store_view(s, ls->bn_mean),
                                             reel_store_view(s, ls->bn_var), T * B, D, bn_eps);
             y = ls->normed;
@@ -248,15 +252,18 @@ static void rec_backward(reel_model *model, const reel_batch *batch, const float
             float *swap = grad;
             grad = spare, spare = swap;
         }
-        /* split the (T, B, D) gradient into one (T, B, H) block per direction */
-        for (size_t row = 0; row < T * B; row++)
-            for (size_t d = 0; d < m->dirs; d++)
-                memcpy(m->d_dir[d] + row * H, grad + row * D + d * H, H * sizeof(float));
+        /* two directions: split the (T, B, 2H) gradient into one (T, B, H) block per direction */
+        const float *d_dir[2] = {grad, NULL};
+        if (m->dirs == 2) {
+            for (size_t row = 0; row < T * B; row++)
+                for (size_t d = 0; d < 2; d++) memcpy(m->d_dir[d] + row * H, grad + row * D + d * H, H * sizeof(float));
+            d_dir[0] = m->d_dir[0], d_dir[1] = m->d_dir[1];
+        }
         memset(spare, 0, T * B * C * sizeof(float));
         for (size_t d = 0; d < m->dirs; d++)
             reel_recurrent_backward(&ls->cache[d], spare, reel_store_grad_view(p, ls->w_ih[d]),
                                     reel_store_grad_view(p, ls->w_hh[d]), reel_store_grad_view(p, ls->b_ih[d]),
-                                    reel_store_grad_view(p, ls->b_hh[d]), m->d_dir[d], ls->dir_out[d], ls->input,
+                                    reel_store_grad_view(p, ls->b_hh[d]), d_dir[d], ls->dir_out[d], ls->input,
                                     m->lengths, reel_store_view(p, ls->w_ih[d]), reel_store_view(p, ls->w_hh[d]), T, B,
                                     C, H, (int)d);
         float *swap = grad;
