@@ -12,6 +12,11 @@
 #include <math.h>
 #include <stdio.h>
 
+#include <stdlib.h>
+#include <string.h>
+
+#include "reel/comm.h"
+#include "reel/model.h"
 #include "reel/rng.h"
 
 static const double fd_step = 1e-3, fd_abs_tol = 2e-3, fd_rel_tol = 2e-2;
@@ -52,6 +57,40 @@ static void compare(const char *what, float *x, const float *grad, size_t n, obj
     }
     printf("%-34s %5zu entries, worst error / allowed = %.3f\n", what, n, worst);
     assert_int_equal(failures, 0);
+}
+
+/* Every parameter gradient of a whole model: the objective is sum of logits . R over a training forward
+ * of batch (dropout masks are keyed by sample and epoch, so every forward of the batch draws the same). */
+typedef struct {
+    reel_model *model;
+    const reel_batch *batch;
+    float *logits, *r;
+    reel_comm comm;
+} fd_model_ctx;
+
+static double fd_model_objective(void *p) {
+    fd_model_ctx *c = p;
+    c->model->ops->forward(c->model, c->batch, 1, c->logits, &c->comm);
+    return dot(c->logits, c->r, c->batch->size * c->model->num_outputs);
+}
+
+static void compare_model_gradients(const char *label, reel_model *model, const reel_batch *batch) {
+    size_t outputs = batch->size * model->num_outputs;
+    fd_model_ctx c = {model, batch, calloc(outputs, sizeof(float)), calloc(outputs, sizeof(float)), {0}};
+    reel_comm_self(&c.comm);
+    fill(c.r, outputs, -1, 1, 30);
+    reel_store *params = &model->params;
+    memset(params->grad, 0, params->num_floats * sizeof(float));
+    fd_model_objective(&c);
+    model->ops->backward(model, batch, c.r, &c.comm);
+    for (size_t t = 0; t < params->num_tensors; t++) {
+        char what[96];
+        snprintf(what, sizeof what, "%s %s", label, params->tensors[t].name);
+        compare(what, reel_store_view(params, t), reel_store_grad_view(params, t), params->tensors[t].count,
+                fd_model_objective, &c);
+    }
+    free(c.logits);
+    free(c.r);
 }
 
 #endif

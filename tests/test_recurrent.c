@@ -238,17 +238,6 @@ static void test_locked_dropout(void **state) {
 }
 
 /* ---------------- whole recurrent classifiers ---------------- */
-typedef struct {
-    reel_model *model;
-    reel_batch batch;
-    float logits[4], r[4];
-    reel_comm comm;
-} model_ctx;
-static double model_objective(void *p) {
-    model_ctx *c = p;
-    c->model->ops->forward(c->model, &c->batch, 1, c->logits, &c->comm);
-    return dot(c->logits, c->r, c->batch.size);
-}
 static void check_model(const char *type, size_t layers, int bidirectional, const char *pooling, int batch_norm,
                         double dropout, size_t head_hidden) {
     reel_config cfg;
@@ -265,28 +254,19 @@ static void check_model(const char *type, size_t layers, int bidirectional, cons
     cfg.model.embed_dropout = dropout;
     cfg.model.dropout = dropout;
     cfg.model.head_hidden = head_hidden;
-    model_ctx c;
-    reel_comm_self(&c.comm);
+    reel_model *model;
     reel_error err;
-    assert_int_equal(reel_model_create(&c.model, &cfg, 4, &err), 0);
-    c.model->ops->init(c.model, 7);
+    assert_int_equal(reel_model_create(&model, &cfg, 4, &err), 0);
+    model->ops->init(model, 7);
     static const uint32_t ids[] = {3, 4, 5, 1, 8, 8, 2, 6, 7, 3, 0, 5};
     static const size_t offsets[] = {0, 4, 5, 9, 12}; /* lengths 4, 1, 4, 3 */
     static const float labels[] = {1, 0, 1, 0};
     static const uint64_t samples[] = {10, 11, 12, 13};
-    c.batch = (reel_batch){4, ids, offsets, labels, samples, 2};
-    fill(c.r, 4, -1, 1, 30);
-    reel_store *params = &c.model->params;
-    memset(params->grad, 0, params->num_floats * sizeof(float));
-    model_objective(&c);
-    c.model->ops->backward(c.model, &c.batch, c.r, &c.comm);
-    for (size_t t = 0; t < params->num_tensors; t++) {
-        char what[96];
-        snprintf(what, sizeof what, "%s%s %s", type, bidirectional ? " bi" : "", params->tensors[t].name);
-        compare(what, reel_store_view(params, t), reel_store_grad_view(params, t), params->tensors[t].count,
-                model_objective, &c);
-    }
-    reel_model_destroy(c.model);
+    reel_batch batch = {4, ids, offsets, labels, samples, 2};
+    char label[64];
+    snprintf(label, sizeof label, "%s%s", type, bidirectional ? " bi" : "");
+    compare_model_gradients(label, model, &batch);
+    reel_model_destroy(model);
 }
 static void test_recurrent_models(void **state) {
     (void)state;
