@@ -19,29 +19,10 @@
 
 #define NUM_KEYS 38
 
-static char tmp_dir[] = "/tmp/reel_test_config_XXXXXX";
+#define SCRATCH_TEMPLATE "/tmp/reel_test_config_XXXXXX"
+#include "scratch_dir.h"
+
 static int initial_max_line; /* inih's line limit before any load */
-
-static int setup_dir(void **state) {
-    (void)state;
-    return mkdtemp(tmp_dir) ? 0 : -1;
-}
-
-/* The scratch directory is flat: removing its entries and then itself cleans up even after a failed
- * test left files behind. */
-static int remove_dir(void **state) {
-    (void)state;
-    DIR *dir = opendir(tmp_dir);
-    if (!dir) return -1;
-    for (struct dirent *entry; (entry = readdir(dir));) {
-        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", tmp_dir, entry->d_name);
-        unlink(path);
-    }
-    closedir(dir);
-    return rmdir(tmp_dir);
-}
 
 /* Writes text to <tmp>/<name> and returns the path (valid until the next call with the same name). */
 static const char *write_file(const char *name, const char *text) {

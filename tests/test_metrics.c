@@ -25,28 +25,9 @@
 
 #include "reel/metrics.h"
 
-static char tmp_dir[] = "/tmp/reel_test_metrics_XXXXXX";
+#define SCRATCH_TEMPLATE "/tmp/reel_test_metrics_XXXXXX"
+#include "scratch_dir.h"
 
-static int setup_dir(void **state) {
-    (void)state;
-    return mkdtemp(tmp_dir) ? 0 : -1;
-}
-
-/* The scratch directory is flat: removing its entries and then itself cleans up even after a failed
- * test left files behind. */
-static int remove_dir(void **state) {
-    (void)state;
-    DIR *dir = opendir(tmp_dir);
-    if (!dir) return -1;
-    for (struct dirent *entry; (entry = readdir(dir));) {
-        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", tmp_dir, entry->d_name);
-        unlink(path);
-    }
-    closedir(dir);
-    return rmdir(tmp_dir);
-}
 
 static void temp_path(char *out, size_t size, const char *name) {
     snprintf(out, size, "%s/%s", tmp_dir, name);
