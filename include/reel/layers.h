@@ -129,7 +129,7 @@ typedef struct reel_recurrent_cache {
     float *gates;        /* (T, B, G*H) activated gates, kept for backward */
     float *hidden_part;  /* GRU: (T, B, H) h W_hn + b_hn */
     float *cell_state;   /* LSTM: (T, B, H) c_t */
-    float *step;         /* (B, G*H) recurrent pre-activations of one step */
+    float *step;         /* (B, G*H) GRU: recurrent pre-activations of one step; LSTM/RNN: summed biases */
     float *dgates_x;     /* (T, B, G*H) gradient of the input pre-activations (allocated by backward) */
     float *dgates_h;     /* (T, B, G*H) of the recurrent ones (GRU; the same buffer as dgates_x otherwise) */
     float *dh, *dh_prev, *dc, *dc_prev, *zeros; /* (B, H) each */

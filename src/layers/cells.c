@@ -5,11 +5,11 @@
 
 static inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-void reel_lstm_cell_forward(float *restrict g, const float *restrict r, const float *restrict c_prev,
-                            float *restrict c, float *restrict h, size_t H) {
+void reel_lstm_cell_forward(float *restrict g, const float *restrict c_prev, float *restrict c, float *restrict h,
+                            size_t H) {
     for (size_t j = 0; j < H; j++) {
-        float i_gate = sigmoid(g[j] + r[j]), f_gate = sigmoid(g[H + j] + r[H + j]);
-        float g_gate = tanhf(g[2 * H + j] + r[2 * H + j]), o_gate = sigmoid(g[3 * H + j] + r[3 * H + j]);
+        float i_gate = sigmoid(g[j]), f_gate = sigmoid(g[H + j]);
+        float g_gate = tanhf(g[2 * H + j]), o_gate = sigmoid(g[3 * H + j]);
         g[j] = i_gate, g[H + j] = f_gate, g[2 * H + j] = g_gate, g[3 * H + j] = o_gate;
         c[j] = f_gate * c_prev[j] + i_gate * g_gate;
         h[j] = o_gate * tanhf(c[j]);
@@ -27,9 +27,9 @@ void reel_gru_cell_forward(float *restrict g, const float *restrict r, const flo
     }
 }
 
-void reel_rnn_cell_forward(float *restrict g, const float *restrict r, float *restrict h, size_t H) {
+void reel_rnn_cell_forward(float *restrict g, float *restrict h, size_t H) {
     for (size_t j = 0; j < H; j++) {
-        g[j] = tanhf(g[j] + r[j]);
+        g[j] = tanhf(g[j]);
         h[j] = g[j];
     }
 }

@@ -3,19 +3,20 @@
  * tanhf (libmvec), which cut the LSTM's step time by a fifth. These loops are purely element-wise, so the
  * flag reorders no sums; results are within a few ulp of the scalar functions and identical on every rank.
  *
- * Forward: g holds the input pre-activations x . W_ih^T + b_ih on entry and the activated gates on exit;
- * r holds the recurrent pre-activations h_prev . W_hh^T + b_hh. H units each. */
+ * Forward: g holds the pre-activations on entry and the activated gates on exit. LSTM and RNN: the whole
+ * sum x . W_ih^T + b_ih + h_prev . W_hh^T + b_hh. GRU: only the input part x . W_ih^T + b_ih, with r the
+ * recurrent part h_prev . W_hh^T + b_hh (the reset gate scales its n block). H units each. */
 #ifndef REEL_CELLS_H
 #define REEL_CELLS_H
 
 #include <stddef.h>
 
-/* g, r (4H: i f g o); c_prev, c, h (H) */
-void reel_lstm_cell_forward(float *g, const float *r, const float *c_prev, float *c, float *h, size_t H);
+/* g (4H: i f g o); c_prev, c, h (H) */
+void reel_lstm_cell_forward(float *g, const float *c_prev, float *c, float *h, size_t H);
 /* g, r (3H: r z n); h_prev, hn, h (H); hn receives the recurrent part of n, h W_hn + b_hn */
 void reel_gru_cell_forward(float *g, const float *r, const float *h_prev, float *hn, float *h, size_t H);
-/* g, r (H); h (H) */
-void reel_rnn_cell_forward(float *g, const float *r, float *h, size_t H);
+/* g (H); h (H) */
+void reel_rnn_cell_forward(float *g, float *h, size_t H);
 
 /* Backward for one sequence and step: dh (H) is the gradient of the step's output h (and dc (H) of its
  * cell state); writes dgx and dgh, the gradients of the input and recurrent pre-activations (the same

@@ -2,6 +2,7 @@
  * (T*B rows); only the recurrent product h_{t-1} . W_hh^T is done step by step. In backward, the step
  * loop only propagates dh through W_hh; the weight gradients are single products over all steps once
  * the loop is done. */
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,7 @@ void reel_recurrent_cache_alloc(reel_recurrent_cache *cache, reel_cell cell, siz
     cache->gates = reel_calloc(steps * G * H, sizeof(float));
     if (cell == REEL_CELL_GRU) cache->hidden_part = reel_calloc(steps * H, sizeof(float));
     if (cell == REEL_CELL_LSTM) cache->cell_state = reel_calloc(steps * H, sizeof(float));
-    cache->step = reel_calloc(B * G * H, sizeof(float));
+    cache->step = reel_calloc((B > 0 ? B : 1) * G * H, sizeof(float)); /* >= G*H: also holds bias sums */
     /* dgates_x / dgates_h are allocated by the first backward: evaluation never needs them, and they are
      * as large as the gates themselves. */
     float **per_row[] = {&cache->dh, &cache->dh_prev, &cache->dc, &cache->dc_prev, &cache->zeros};
@@ -50,18 +51,33 @@ void reel_recurrent_forward(reel_recurrent_cache *cache, float *out, const float
     REEL_CHECK(T * B <= cache->rows && B <= cache->B && H == cache->H, NULL, "recurrent cache too small");
     const reel_cell cell = cache->cell;
     const size_t G = reel_cell_gates(cell), GH = G * H;
-    /* all input projections at once: gates (T*B, G*H) = inp . w_ih^T + b_ih */
-    reel_linear_forward(cache->gates, inp, w_ih, b_ih, T * B, C, GH);
+    /* LSTM and RNN add the two pre-activations before any non-linearity, so both biases go into the
+     * input projection and each step's recurrent product is accumulated straight into that step's rows
+     * (beta = 1): no per-step bias broadcast, no second buffer to read. The GRU needs h . W_hn + b_hn on
+     * its own (it is scaled by the reset gate), so it keeps the separate per-step buffer. */
+    const int fused = cell != REEL_CELL_GRU;
+    const float *input_bias = b_ih;
+    if (fused) {
+        for (size_t j = 0; j < GH; j++) cache->step[j] = b_ih[j] + b_hh[j];
+        input_bias = cache->step;
+    }
+    /* all input projections at once: gates (T*B, G*H) = inp . w_ih^T + bias */
+    reel_linear_forward(cache->gates, inp, w_ih, input_bias, T * B, C, GH);
     for (size_t k = 0; k < T; k++) {
         size_t t = reverse ? T - 1 - k : k;
         int has_prev;
         size_t p = previous_step(t, T, reverse, &has_prev);
         const float *h_prev = has_prev ? out + p * B * H : cache->zeros;
         const float *c_prev = cell == REEL_CELL_LSTM && has_prev ? cache->cell_state + p * B * H : cache->zeros;
-        reel_linear_forward(cache->step, h_prev, w_hh, b_hh, B, H, GH);
+        float *step_gates = cache->gates + t * B * GH;
+        if (!fused) /* step (B, G*H) = h_prev . w_hh^T + b_hh */
+            reel_linear_forward(cache->step, h_prev, w_hh, b_hh, B, H, GH);
+        else if (has_prev && B > 0) /* step_gates (B, G*H) += h_prev (B, H) . w_hh^T; a zero state adds nothing */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)GH, (int)H, 1.0f, h_prev, (int)H,
+                        w_hh, (int)H, 1.0f, step_gates, (int)GH);
         for (size_t b = 0; b < B; b++) {
-            float *g = cache->gates + (t * B + b) * GH;
-            const float *r = cache->step + b * GH, *hp = h_prev + b * H, *cp = c_prev + b * H;
+            float *g = step_gates + b * GH;
+            const float *hp = h_prev + b * H, *cp = c_prev + b * H;
             float *h = out + (t * B + b) * H;
             float *c = cell == REEL_CELL_LSTM ? cache->cell_state + (t * B + b) * H : NULL;
             if (t >= lengths[b]) { /* past the end: keep the state */
@@ -72,11 +88,11 @@ void reel_recurrent_forward(reel_recurrent_cache *cache, float *out, const float
                 continue;
             }
             if (cell == REEL_CELL_LSTM)
-                reel_lstm_cell_forward(g, r, cp, c, h, H);
+                reel_lstm_cell_forward(g, cp, c, h, H);
             else if (cell == REEL_CELL_GRU)
-                reel_gru_cell_forward(g, r, hp, cache->hidden_part + (t * B + b) * H, h, H);
+                reel_gru_cell_forward(g, cache->step + b * GH, hp, cache->hidden_part + (t * B + b) * H, h, H);
             else
-                reel_rnn_cell_forward(g, r, h, H);
+                reel_rnn_cell_forward(g, h, H);
         }
     }
 }
@@ -122,8 +138,8 @@ void reel_recurrent_backward(reel_recurrent_cache *cache, float *dinp, float *dw
             else
                 reel_rnn_cell_backward(dgx, dhb, g, H);
         }
-        /* dh_prev (B, H) += dgates_h[t] (B, G*H) . w_hh (G*H, H) */
-        reel_linear_backward(dh_prev, NULL, NULL, cache->dgates_h + t * B * GH, NULL, w_hh, B, H, GH);
+        /* dh_prev (B, H) += dgates_h[t] (B, G*H) . w_hh (G*H, H); the first step's goes nowhere */
+        if (has_prev) reel_linear_backward(dh_prev, NULL, NULL, cache->dgates_h + t * B * GH, NULL, w_hh, B, H, GH);
         float *swap = dh;
         dh = dh_prev, dh_prev = swap;
         swap = dc;
@@ -137,7 +153,16 @@ void reel_recurrent_backward(reel_recurrent_cache *cache, float *dinp, float *dw
         const float *prev = reverse ? out + B * H : out;
         reel_linear_backward(NULL, dw_hh, NULL, dg, prev, w_hh, (T - 1) * B, H, GH);
     }
+    /* Bias gradients: column sums of the pre-activation gradients, summed once when both are the same
+     * buffer (LSTM, RNN). cache->step (B*G*H >= G*H floats) is free during backward. */
+    float *column_sum = cache->step;
+    memset(column_sum, 0, GH * sizeof *column_sum);
     for (size_t row = 0; row < T * B; row++)
-        for (size_t j = 0; j < GH; j++) db_hh[j] += cache->dgates_h[row * GH + j];
+        for (size_t j = 0; j < GH; j++) column_sum[j] += cache->dgates_h[row * GH + j];
+    for (size_t j = 0; j < GH; j++) db_hh[j] += column_sum[j];
+    if (cache->dgates_h == cache->dgates_x) {
+        for (size_t j = 0; j < GH; j++) db_ih[j] += column_sum[j];
+        db_ih = NULL;
+    }
     reel_linear_backward(dinp, dw_ih, db_ih, cache->dgates_x, inp, w_ih, T * B, C, GH);
 }
