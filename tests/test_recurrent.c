@@ -258,7 +258,9 @@ static void check_model(const char *type, size_t layers, int bidirectional, cons
     reel_error err;
     assert_int_equal(reel_model_create(&model, &cfg, 4, &err), 0);
     model->ops->init(model, 7);
-    static const uint32_t ids[] = {3, 4, 5, 1, 8, 8, 2, 6, 7, 3, 0, 5};
+    /* tokens repeat inside a review (3, 8) and across reviews (3, 5, 8): the first layer projects each
+     * distinct (token, review) row once */
+    static const uint32_t ids[] = {3, 4, 3, 1, 8, 8, 2, 6, 8, 3, 0, 5};
     static const size_t offsets[] = {0, 4, 5, 9, 12}; /* lengths 4, 1, 4, 3 */
     static const float labels[] = {1, 0, 1, 0};
     static const uint64_t samples[] = {10, 11, 12, 13};

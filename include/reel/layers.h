@@ -140,7 +140,8 @@ void reel_recurrent_cache_alloc(reel_recurrent_cache *cache, reel_cell cell, siz
 void reel_recurrent_cache_free(reel_recurrent_cache *cache);
 
 /* out (T, B, H); inp (T, B, C); lengths (B); w_ih (G*H, C); w_hh (G*H, H); b_ih, b_hh (G*H);
- * reverse = 1 runs from the end of each sequence to its start. */
+ * reverse = 1 runs from the end of each sequence to its start. The input projection followed by the steps
+ * (the two functions below). */
 void reel_recurrent_forward(reel_recurrent_cache *cache, float *out, const float *inp, const size_t *lengths,
                             const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh, size_t T,
                             size_t B, size_t C, size_t H, int reverse);
@@ -150,5 +151,18 @@ void reel_recurrent_backward(reel_recurrent_cache *cache, float *dinp, float *dw
                              float *db_hh, const float *dout, const float *out, const float *inp,
                              const size_t *lengths, const float *w_ih, const float *w_hh, size_t T, size_t B,
                              size_t C, size_t H, int reverse);
+
+/* The two halves, for a caller that computes the input projection itself (the recurrent model does, for
+ * its first layer, once per distinct token instead of once per position).
+ * bias (G*H) = the bias that belongs in the input projection: b_ih + b_hh for LSTM and RNN, b_ih for GRU.
+ * forward_steps: cache->gates (T*B, G*H) must hold inp . w_ih^T + that bias on entry; runs the steps.
+ * backward_steps: dw_hh, db_ih, db_hh +=, and leaves in cache->dgates_x (T*B, G*H) the gradient of the
+ * input pre-activations (zero at padded steps), from which dinp = dgates_x . w_ih, dw_ih = dgates_x^T . inp. */
+void reel_recurrent_input_bias(float *bias, reel_cell cell, const float *b_ih, const float *b_hh, size_t H);
+void reel_recurrent_forward_steps(reel_recurrent_cache *cache, float *out, const size_t *lengths, const float *w_hh,
+                                  const float *b_hh, size_t T, size_t B, size_t H, int reverse);
+void reel_recurrent_backward_steps(reel_recurrent_cache *cache, float *dw_hh, float *db_ih, float *db_hh,
+                                   const float *dout, const float *out, const size_t *lengths, const float *w_hh,
+                                   size_t T, size_t B, size_t H, int reverse);
 
 #endif

@@ -45,24 +45,21 @@ static size_t previous_step(size_t t, size_t T, int reverse, int *exists) {
     return reverse ? t + 1 : t - 1;
 }
 
-void reel_recurrent_forward(reel_recurrent_cache *cache, float *out, const float *inp, const size_t *lengths,
-                            const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh, size_t T,
-                            size_t B, size_t C, size_t H, int reverse) {
+void reel_recurrent_input_bias(float *bias, reel_cell cell, const float *b_ih, const float *b_hh, size_t H) {
+    size_t GH = reel_cell_gates(cell) * H;
+    /* LSTM and RNN add the two pre-activations before any non-linearity, so both biases can go into the
+     * input projection and each step's recurrent product is accumulated straight into that step's rows
+     * (beta = 1): no per-step bias broadcast, no second buffer to read. The GRU needs h . W_hn + b_hn on
+     * its own (the reset gate scales it), so its recurrent bias stays in the step. */
+    for (size_t j = 0; j < GH; j++) bias[j] = b_ih[j] + (cell == REEL_CELL_GRU ? 0.0f : b_hh[j]);
+}
+
+void reel_recurrent_forward_steps(reel_recurrent_cache *cache, float *out, const size_t *lengths, const float *w_hh,
+                                  const float *b_hh, size_t T, size_t B, size_t H, int reverse) {
     REEL_CHECK(T * B <= cache->rows && B <= cache->B && H == cache->H, NULL, "recurrent cache too small");
     const reel_cell cell = cache->cell;
     const size_t G = reel_cell_gates(cell), GH = G * H;
-    /* LSTM and RNN add the two pre-activations before any non-linearity, so both biases go into the
-     * input projection and each step's recurrent product is accumulated straight into that step's rows
-     * (beta = 1): no per-step bias broadcast, no second buffer to read. The GRU needs h . W_hn + b_hn on
-     * its own (it is scaled by the reset gate), so it keeps the separate per-step buffer. */
     const int fused = cell != REEL_CELL_GRU;
-    const float *input_bias = b_ih;
-    if (fused) {
-        for (size_t j = 0; j < GH; j++) cache->step[j] = b_ih[j] + b_hh[j];
-        input_bias = cache->step;
-    }
-    /* all input projections at once: gates (T*B, G*H) = inp . w_ih^T + bias */
-    reel_linear_forward(cache->gates, inp, w_ih, input_bias, T * B, C, GH);
     for (size_t k = 0; k < T; k++) {
         size_t t = reverse ? T - 1 - k : k;
         int has_prev;
@@ -97,10 +94,20 @@ void reel_recurrent_forward(reel_recurrent_cache *cache, float *out, const float
     }
 }
 
-void reel_recurrent_backward(reel_recurrent_cache *cache, float *dinp, float *dw_ih, float *dw_hh, float *db_ih,
-                             float *db_hh, const float *dout, const float *out, const float *inp,
-                             const size_t *lengths, const float *w_ih, const float *w_hh, size_t T, size_t B,
-                             size_t C, size_t H, int reverse) {
+void reel_recurrent_forward(reel_recurrent_cache *cache, float *out, const float *inp, const size_t *lengths,
+                            const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh, size_t T,
+                            size_t B, size_t C, size_t H, int reverse) {
+    REEL_CHECK(T * B <= cache->rows && B <= cache->B && H == cache->H, NULL, "recurrent cache too small");
+    /* all input projections at once: gates (T*B, G*H) = inp . w_ih^T + bias; cache->step holds the bias
+     * until the steps need it */
+    reel_recurrent_input_bias(cache->step, cache->cell, b_ih, b_hh, H);
+    reel_linear_forward(cache->gates, inp, w_ih, cache->step, T * B, C, reel_cell_gates(cache->cell) * H);
+    reel_recurrent_forward_steps(cache, out, lengths, w_hh, b_hh, T, B, H, reverse);
+}
+
+void reel_recurrent_backward_steps(reel_recurrent_cache *cache, float *dw_hh, float *db_ih, float *db_hh,
+                                   const float *dout, const float *out, const size_t *lengths, const float *w_hh,
+                                   size_t T, size_t B, size_t H, int reverse) {
     const reel_cell cell = cache->cell;
     const size_t G = reel_cell_gates(cell), GH = G * H;
     if (!cache->dgates_x) {
@@ -160,9 +167,19 @@ void reel_recurrent_backward(reel_recurrent_cache *cache, float *dinp, float *dw
     for (size_t row = 0; row < T * B; row++)
         for (size_t j = 0; j < GH; j++) column_sum[j] += cache->dgates_h[row * GH + j];
     for (size_t j = 0; j < GH; j++) db_hh[j] += column_sum[j];
-    if (cache->dgates_h == cache->dgates_x) {
-        for (size_t j = 0; j < GH; j++) db_ih[j] += column_sum[j];
-        db_ih = NULL;
+    if (cache->dgates_h != cache->dgates_x) {
+        memset(column_sum, 0, GH * sizeof *column_sum);
+        for (size_t row = 0; row < T * B; row++)
+            for (size_t j = 0; j < GH; j++) column_sum[j] += cache->dgates_x[row * GH + j];
     }
-    reel_linear_backward(dinp, dw_ih, db_ih, cache->dgates_x, inp, w_ih, T * B, C, GH);
+    for (size_t j = 0; j < GH; j++) db_ih[j] += column_sum[j];
+}
+
+void reel_recurrent_backward(reel_recurrent_cache *cache, float *dinp, float *dw_ih, float *dw_hh, float *db_ih,
+                             float *db_hh, const float *dout, const float *out, const float *inp,
+                             const size_t *lengths, const float *w_ih, const float *w_hh, size_t T, size_t B,
+                             size_t C, size_t H, int reverse) {
+    reel_recurrent_backward_steps(cache, dw_hh, db_ih, db_hh, dout, out, lengths, w_hh, T, B, H, reverse);
+    /* dinp (T*B, C) += dgates_x . w_ih; dw_ih (G*H, C) += dgates_x^T . inp */
+    reel_linear_backward(dinp, dw_ih, NULL, cache->dgates_x, inp, w_ih, T * B, C, reel_cell_gates(cache->cell) * H);
 }
