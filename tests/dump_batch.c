@@ -1,10 +1,11 @@
 /* dump_batch CONFIG.ini OUT.h5 [DOCS] [TOKENS]: builds the model CONFIG.ini describes, initialised from
- * its seed, runs one training forward and backward (binary cross-entropy, mean over the batch) on the
+ * its seed, runs one training forward and backward (the trainer's loss, mean over the batch: binary
+ * cross-entropy on one logit, softmax cross-entropy on K when [model] num_classes > 2) on the
  * first DOCS (default 8) training documents cut to their first TOKENS (default 30) tokens, and writes
  * everything an independent implementation needs to check reel against it:
  *   /batch/ids (B, T) int64, padded with 0     /batch/lengths (B) int64     /batch/labels (B) float32
  *   /params/<tensor>   /grads/<tensor>         (reel's names, e.g. lstm_l0_fwd/w_ih, real shapes)
- *   /out/logits (B)    /out/loss (scalar)
+ *   /out/logits (B), or (B, K) for K > 2 classes    /out/loss (scalar)
  * Dropout must be 0 in the config (masks are reel's own random numbers). Used by tests/torch_parity.py. */
 #include <hdf5.h>
 #include <stdio.h>
@@ -74,10 +75,12 @@ int main(int argc, char **argv) {
         reel_die(&err, NULL);
     reel_comm comm;
     reel_comm_self(&comm);
-    float *logits = calloc(docs, sizeof *logits), *dlogits = calloc(docs, sizeof *dlogits);
+    size_t K = model->num_outputs;
+    float *logits = calloc(docs * K, sizeof *logits), *dlogits = calloc(docs * K, sizeof *dlogits);
     memset(model->params.grad, 0, model->params.num_floats * sizeof(float));
     model->ops->forward(model, &buffer.batch, 1, logits, &comm);
-    double loss = reel_bce_logits(dlogits, logits, buffer.labels, docs, 1.0f / (float)docs) / (double)docs;
+    /* the mean loss the trainer uses: BCE on one logit, softmax cross-entropy on K */
+    double loss = reel_model_loss(model, dlogits, logits, buffer.labels, docs, 1.0f / (float)docs, NULL) / (double)docs;
     model->ops->backward(model, &buffer.batch, dlogits, &comm);
 
     size_t T = 0;
@@ -89,11 +92,11 @@ int main(int argc, char **argv) {
         for (size_t t = 0; t < (size_t)lengths[b]; t++) ids[b * T + t] = buffer.ids[buffer.offsets[b] + t];
     }
     hid_t out = H5Fcreate(argv[2], H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    hsize_t bt[2] = {docs, T}, b1[1] = {docs};
+    hsize_t bt[2] = {docs, T}, b1[1] = {docs}, bk[2] = {docs, K};
     write_array(out, "batch/ids", H5T_STD_I64LE, H5T_NATIVE_INT64, 2, bt, ids);
     write_array(out, "batch/lengths", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, b1, lengths);
     write_array(out, "batch/labels", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, b1, buffer.labels);
-    write_array(out, "out/logits", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, b1, logits);
+    write_array(out, "out/logits", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, K == 1 ? 1 : 2, K == 1 ? b1 : bk, logits);
     write_array(out, "out/loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 0, NULL, &loss);
     write_store(out, "params", &model->params, model->params.data);
     write_store(out, "grads", &model->params, model->params.grad);

@@ -5,11 +5,12 @@ usage: torch_parity.py [--tolerance 1e-4] [--require-ragged] [--expect-mismatch 
                        CONFIG.ini DUMP.h5 [CONFIG.ini DUMP.h5]...
 
 DUMP.h5 is written by tests/dump_batch from CONFIG.ini: one batch, reel's initial parameters, its logits,
-mean BCE loss and every parameter gradient. This script rebuilds the model CONFIG.ini describes with
-PyTorch's own layers (nn.Embedding, nn.LSTM / nn.GRU / nn.RNN over a packed sequence, masked pooling,
-nn.Linear), loads reel's parameters into it, runs the same batch forward and backward in float32, and
-compares logits, loss and every gradient. The difference of a tensor is max|reel - torch| divided by
-max|torch| (its own scale), so small and large tensors are judged alike.
+mean loss (BCE on one logit, softmax cross-entropy on K) and every parameter gradient. This script
+rebuilds the model CONFIG.ini describes with PyTorch's own layers (nn.Embedding, nn.LSTM / nn.GRU /
+nn.RNN over a packed sequence, masked pooling, nn.Linear), loads reel's parameters into it, runs the
+same batch forward and backward in float32, and compares logits, loss and every gradient. The difference
+of a tensor is max|reel - torch| divided by max|torch| (its own scale), so small and large tensors are
+judged alike.
 
 Each pair CONFIG DUMP must match within the tolerance. Each --expect-mismatch pair is a negative control
 (e.g. a configuration that describes another model than the one dumped) and must be flagged. A self-test
@@ -66,7 +67,7 @@ class Spec:
 
 
 class Twin(nn.Module):
-    def __init__(self, spec, vocab, embed, hidden):
+    def __init__(self, spec, vocab, embed, hidden, outputs):
         super().__init__()
         self.spec = spec
         self.hidden = hidden
@@ -76,7 +77,8 @@ class Twin(nn.Module):
                                     **extra)
         width = hidden * (2 if spec.bidirectional else 1)
         self.head = nn.Linear(width, spec.head_hidden) if spec.head_hidden else None
-        self.output = nn.Linear(spec.head_hidden or width, 1)
+        self.outputs = outputs
+        self.output = nn.Linear(spec.head_hidden or width, outputs)
 
     def reel_names(self):
         """reel tensor name -> the parameter of this module that plays its part."""
@@ -115,7 +117,8 @@ class Twin(nn.Module):
         else:
             raise ValueError(f"unknown pooling {self.spec.pooling}")
         features = torch.relu(self.head(pooled)) if self.head is not None else pooled
-        return self.output(features).squeeze(1)
+        logits = self.output(features)
+        return logits.squeeze(1) if self.outputs == 1 else logits
 
 
 def relative_difference(reel, torch_value):
@@ -174,7 +177,8 @@ def run_case(config, dump, tolerance, require_ragged, quiet=False):
     if hidden is None:
         raise ValueError(f"{dump}: no {spec.cell}_l0_fwd/w_hh: the dump is not of a {spec.cell} model")
     torch.manual_seed(0)  # the twin's own initialisation is overwritten below; seeded only for repeatability
-    twin = Twin(spec, vocab, embed, hidden)
+    outputs = params["output/weight"].shape[0]  # 1: binary; K > 2: K classes
+    twin = Twin(spec, vocab, embed, hidden, outputs)
     mapping = twin.reel_names()
     if set(mapping) != set(params):
         raise ValueError(f"{dump}: reel's tensors do not match {spec.describe()}: only in reel "
@@ -188,7 +192,10 @@ def run_case(config, dump, tolerance, require_ragged, quiet=False):
                                  f"{tuple(parameter.shape)} in the twin")
             parameter.copy_(torch.from_numpy(params[name].astype(np.float32)))
     logits = twin(ids, lengths)
-    loss = nn.BCEWithLogitsLoss(reduction="mean")(logits, labels)
+    if outputs == 1:
+        loss = nn.BCEWithLogitsLoss(reduction="mean")(logits, labels)
+    else:
+        loss = nn.CrossEntropyLoss(reduction="mean")(logits, labels.long())
     loss.backward()
     ours = {"logits": logits.detach().numpy(), "loss": np.array(loss.item())}
     reel_values = dict(reel)
@@ -198,7 +205,8 @@ def run_case(config, dump, tolerance, require_ragged, quiet=False):
     rows = compare(reel_values, ours, tolerance)
     if not quiet:
         lengths_text = ", ".join(str(int(n)) for n in lengths)
-        print(f"== {spec.describe()}: {dump}")
+        classes = f", {outputs} classes" if outputs > 1 else ""
+        print(f"== {spec.describe()}{classes}: {dump}")
         print(f"   batch of {len(lengths)}, lengths {lengths_text} ({'ragged' if ragged else 'NOT ragged'})")
         print(f"   {'tensor':34} {'shape':>12} {'max|torch|':>11} {'max rel diff':>13}")
         for name, shape, scale, difference, ok in rows:

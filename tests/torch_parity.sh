@@ -44,7 +44,10 @@ write_config lstm2_bi_mean  "type = lstm" "num_layers = 2" "bidirectional = true
 write_config gru_bi_last    "type = gru" "bidirectional = true" "pooling = last"
 write_config rnn2_max       "type = rnn" "num_layers = 2" "pooling = max"
 write_config rnn_bi_last_head "type = rnn" "bidirectional = true" "pooling = last" "head_hidden = 8"
-cases=(lstm_max lstm2_bi_mean gru_bi_last rnn2_max rnn_bi_last_head)
+# K logits and softmax cross-entropy. The corpus has two labels, so class 2 is never the target, but its
+# logit still receives gradient through the softmax: every row of the output layer is compared.
+write_config gru_bi_max_3class "type = gru" "bidirectional = true" "pooling = max" "num_classes = 3"
+cases=(lstm_max lstm2_bi_mean gru_bi_last rnn2_max rnn_bi_last_head gru_bi_max_3class)
 
 # Negative control: the first dump checked against a configuration that pools by mean instead of max.
 # Such a twin computes another function, and the check must say so.
