@@ -1,7 +1,10 @@
 /* Element-wise gate math of the recurrent cells for one sequence and one step (private to recurrent.c).
  * src/layers/cells.c is compiled with -ffast-math: that is what makes GCC call glibc's vectorised expf and
  * tanhf (libmvec), which cut the LSTM's step time by a fifth. These loops are purely element-wise, so the
- * flag reorders no sums; results are within a few ulp of the scalar functions and identical on every rank.
+ * flag reorders no sums; results are within a few ulp of the scalar functions. cells.c builds an AVX2 and
+ * a baseline version of each kernel: ranks on one CPU type compute identical bits; a mixed cluster may
+ * differ in the last bits of the forward values (never in the parameters: every rank applies the same
+ * all-reduced step).
  *
  * Forward: g holds the pre-activations on entry and the activated gates on exit. LSTM and RNN: the whole
  * sum x . W_ih^T + b_ih + h_prev . W_hh^T + b_hh. GRU: only the input part x . W_ih^T + b_ih, with r the
