@@ -7,7 +7,7 @@
  * machine (GCC function multi-versioning): on AVX2 machines the gate loops run 8 lanes wide and call
  * glibc's 8-lane expf/tanhf, without the whole build having to assume AVX2 (-DREEL_NATIVE=ON does). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__AVX2__)
-#define CELL_KERNEL __attribute__((target_clones("arch=haswell", "default")))
+#define CELL_KERNEL __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define CELL_KERNEL
 #endif
