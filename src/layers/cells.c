@@ -3,8 +3,8 @@
 
 #include <math.h>
 
-/* Each kernel is built twice, for AVX2 + FMA and for the baseline x86-64, and the loader picks one per
- * machine (GCC function multi-versioning): on AVX2 machines the gate loops run 8 lanes wide and call
+/* Each kernel is built twice, for the x86-64-v3 level (AVX2 + FMA) and for baseline x86-64, and the
+ * loader picks one by the CPU's features (GCC function multi-versioning): on AVX2 machines the gate loops run 8 lanes wide and call
  * glibc's 8-lane expf/tanhf, without the whole build having to assume AVX2 (-DREEL_NATIVE=ON does). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__AVX2__)
 #define CELL_KERNEL __attribute__((target_clones("arch=x86-64-v3", "default")))
