@@ -183,9 +183,9 @@ static void find_distinct_rows(rec_impl *m, const reel_store *p, const reel_batc
 
 /* First layer, one direction: projects the distinct rows, copies each projection to its positions (the
  * padded ones are left alone: the steps never read them) and runs the steps. */
-static void first_layer_forward(rec_impl *m, const reel_store *p, reel_recurrent_cache *cache, float *out,
-                                const layer_state *ls, size_t d, size_t T, size_t B) {
+static void first_layer_forward(rec_impl *m, const reel_store *p, layer_state *ls, size_t d, size_t T, size_t B) {
     size_t E = m->E, H = m->H, GH = reel_cell_gates(m->cell) * H, U = m->num_distinct;
+    reel_recurrent_cache *cache = &ls->cache[d];
     float *bias = cache->step; /* G*H floats, free until the steps */
     reel_recurrent_input_bias(bias, m->cell, reel_store_view(p, ls->b_ih[d]), reel_store_view(p, ls->b_hh[d]), H);
     /* projected (U, G*H) = embedded (U, E) . w_ih^T + bias */
@@ -193,7 +193,7 @@ static void first_layer_forward(rec_impl *m, const reel_store *p, reel_recurrent
     for (size_t row = 0; row < T * B; row++)
         if (m->row_slot[row] != NO_SLOT)
             memcpy(cache->gates + row * GH, m->projected + m->row_slot[row] * GH, GH * sizeof(float));
-    reel_recurrent_forward_steps(cache, out, m->lengths, reel_store_view(p, ls->w_hh[d]),
+    reel_recurrent_forward_steps(cache, ls->dir_out[d], m->lengths, reel_store_view(p, ls->w_hh[d]),
                                  reel_store_view(p, ls->b_hh[d]), T, B, H, (int)d);
 }
 
@@ -246,7 +246,7 @@ static void rec_forward(reel_model *model, const reel_batch *batch, int training
         ls->input = x;
         for (size_t d = 0; d < m->dirs; d++) {
             if (l == 0)
-                first_layer_forward(m, p, &ls->cache[d], ls->dir_out[d], ls, d, T, B);
+                first_layer_forward(m, p, ls, d, T, B);
             else
                 reel_recurrent_forward(&ls->cache[d], ls->dir_out[d], x, m->lengths, reel_store_view(p, ls->w_ih[d]),
                                        reel_store_view(p, ls->w_hh[d]), reel_store_view(p, ls->b_ih[d]),
