@@ -277,29 +277,70 @@ static void test_recurrent_models(void **state) {
     check_model("rnn", 1, 1, "last", 0, 0.0, 0);
 }
 
-/* ---------------- embedding lookup ---------------- */
+/* ---------------- embedding: distinct rows ---------------- */
 typedef struct {
-    float weight[6 * 3], out[4 * 3 * 3], r[4 * 3 * 3];
+    float weight[6 * 3], out[4 * 3 * 3], r[4 * 3 * 3], mask[3 * 3];
     uint32_t ids[7];
     size_t offsets[4];
-    uint8_t mask[4 * 3];
+    uint8_t row_mask[4 * 3];
+    const float *use_mask;
+    reel_embedding_rows rows;
 } embed_ctx;
+/* The objective reads every step through its row, as a caller does: sum over valid steps of
+ * out[row(t, b)] . r[t, b]. */
 static double embed_objective(void *p) {
     embed_ctx *c = p;
-    reel_embedding_forward(c->out, c->mask, c->ids, c->offsets, c->weight, 4, 3, 3);
-    return dot(c->out, c->r, 4 * 3 * 3);
+    reel_embedding_rows_forward(&c->rows, c->out, c->row_mask, c->ids, c->offsets, c->weight, c->use_mask, 4, 3, 3);
+    double sum = 0;
+    for (size_t step = 0; step < 4 * 3; step++)
+        if (c->rows.step_row[step] != REEL_NO_ROW) sum += dot(c->out + c->rows.step_row[step] * 3, c->r + step * 3, 3);
+    return sum;
 }
-static void test_embedding(void **state) {
-    (void)state;
+static void check_embedding_rows(int masked) {
     embed_ctx c = {.ids = {1, 4, 1, 5, 0, 2, 2}, .offsets = {0, 4, 4, 7}}; /* lengths 4, 0, 3; ids repeat */
     fill(c.weight, 18, -1, 1, 40);
     fill(c.r, 36, -1, 1, 41);
-    float dweight[18] = {0};
+    fill(c.mask, 9, 0, 2, 42);
+    c.use_mask = masked ? c.mask : NULL;
+    reel_embedding_rows_init(&c.rows, 6);
+    reel_embedding_rows_reserve(&c.rows, 4 * 3);
     embed_objective(&c);
-    assert_true(c.mask[3 * 3 + 2] == 0 && c.mask[2 * 3 + 2] == 1 && c.mask[0 * 3 + 1] == 0);
-    reel_embedding_backward(dweight, c.r, c.ids, c.offsets, 4, 3, 3);
-    compare("embedding weight", c.weight, dweight, 18, embed_objective, &c);
+    /* 1 repeats inside sequence 0 and 2 inside sequence 2: five distinct rows, masked or not (no token
+     * appears in two sequences) */
+    assert_int_equal(c.rows.count, 5);
+    assert_true(c.rows.step_row[0 * 3 + 0] == c.rows.step_row[2 * 3 + 0]); /* token 1 at t = 0 and 2 */
+    assert_true(c.rows.step_row[0 * 3 + 1] == REEL_NO_ROW && c.rows.step_row[3 * 3 + 2] == REEL_NO_ROW);
+    assert_true(c.row_mask[3 * 3 + 2] == 0 && c.row_mask[2 * 3 + 2] == 1 && c.row_mask[0 * 3 + 1] == 0);
+    /* the gradient of each row: the sum of its steps' r */
+    float drows[4 * 3 * 3] = {0}, dweight[18] = {0};
+    for (size_t step = 0; step < 4 * 3; step++)
+        if (c.rows.step_row[step] != REEL_NO_ROW)
+            for (size_t e = 0; e < 3; e++) drows[c.rows.step_row[step] * 3 + e] += c.r[step * 3 + e];
+    reel_embedding_rows_backward(&c.rows, dweight, drows, c.use_mask, 3);
+    compare(masked ? "embedding rows weight, masked" : "embedding rows weight", c.weight, dweight, 18,
+            embed_objective, &c);
     for (size_t e = 0; e < 3; e++) assert_true(dweight[3 * 3 + e] == 0.0f); /* id 3 is not in the batch */
+    reel_embedding_rows_free(&c.rows);
+}
+static void test_embedding(void **state) {
+    (void)state;
+    check_embedding_rows(0);
+    check_embedding_rows(1);
+    /* a token in two sequences: one row without a mask, one per sequence with one */
+    uint32_t ids[] = {4, 4};
+    size_t offsets[] = {0, 1, 2};
+    float weight[6 * 2], out[2 * 2], mask[2 * 2] = {1, 1, 1, 1};
+    uint8_t row_mask[2];
+    fill(weight, 12, -1, 1, 43);
+    reel_embedding_rows rows;
+    reel_embedding_rows_init(&rows, 6);
+    reel_embedding_rows_reserve(&rows, 2);
+    reel_embedding_rows_forward(&rows, out, row_mask, ids, offsets, weight, NULL, 1, 2, 2);
+    assert_int_equal(rows.count, 1);
+    reel_embedding_rows_forward(&rows, out, row_mask, ids, offsets, weight, mask, 1, 2, 2);
+    assert_int_equal(rows.count, 2);
+    assert_int_equal(rows.sequence[1], 1);
+    reel_embedding_rows_free(&rows);
 }
 
 int main(void) {

@@ -28,14 +28,38 @@ void reel_embedding_bag_forward(float *out, const uint32_t *ids, const size_t *o
 void reel_embedding_bag_backward(float *dweight, const float *dout, const uint32_t *ids, const size_t *offsets,
                                  size_t B, size_t E);
 
-/* ---- embedding.c: the embedding rows of each token, time-major, for sequence models ---- */
-/* out (T, B, E): out[t, b] = weight[ids[offsets[b] + t]] for t < length(b), zeros past it;
- * ids (total tokens), offsets (B+1), weight (V, E); row_mask (T, B) or NULL receives 1 for valid steps. */
-void reel_embedding_forward(float *out, uint8_t *row_mask, const uint32_t *ids, const size_t *offsets,
-                            const float *weight, size_t T, size_t B, size_t E);
-/* dweight (V, E) += dout (T, B, E) at the valid steps: only the rows of the batch's tokens change. */
-void reel_embedding_backward(float *dweight, const float *dout, const uint32_t *ids, const size_t *offsets, size_t T,
-                             size_t B, size_t E);
+/* ---- embedding.c: the distinct embedded rows of a batch, for sequence models ---- */
+/* A sequence model's first layer only needs each distinct input row once: a batch repeats tokens a lot.
+ * The forward gathers the distinct rows and records, for every (t, b) step of the time-major batch,
+ * which row it is; a caller projects the rows and copies each result to its steps, then sums the steps'
+ * gradients per row before the backward. With a per-sequence feature mask (locked embedding dropout)
+ * two occurrences of a token in different sequences differ, so rows are distinct (token, sequence)
+ * pairs. Rows are numbered by first appearance, sequence by sequence: a function of the batch alone. */
+#define REEL_NO_ROW SIZE_MAX
+typedef struct reel_embedding_rows {
+    size_t count;        /* U: distinct rows of the last forward */
+    size_t capacity;     /* steps (T * B) the per-step arrays hold */
+    size_t *step_row;    /* (T, B) the row of each valid step; REEL_NO_ROW at padding */
+    uint32_t *token;     /* (U) */
+    size_t *sequence;    /* (U) the sequence whose mask the row carries (the first one it appears in) */
+    size_t vocab;        /* V */
+    uint64_t *stamp;     /* (V) the generation in which token_row[v] was set */
+    size_t *token_row;   /* (V) */
+    uint64_t generation;
+} reel_embedding_rows;
+void reel_embedding_rows_init(reel_embedding_rows *rows, size_t vocab);
+/* Makes room for batches of up to `steps` (T * B) steps. */
+void reel_embedding_rows_reserve(reel_embedding_rows *rows, size_t steps);
+void reel_embedding_rows_free(reel_embedding_rows *rows);
+/* out (U, E) the distinct rows (weight row times the sequence's mask when mask is not NULL); row_mask
+ * (T, B) 1 at valid steps; ids (total tokens), offsets (B+1), weight (V, E), mask (B, E) or NULL.
+ * out must hold T * B rows (the case of every step distinct). */
+void reel_embedding_rows_forward(reel_embedding_rows *rows, float *out, uint8_t *row_mask, const uint32_t *ids,
+                                 const size_t *offsets, const float *weight, const float *mask, size_t T, size_t B,
+                                 size_t E);
+/* dweight (V, E) += dout (U, E) through the same mask: only the rows of the batch's tokens change. */
+void reel_embedding_rows_backward(const reel_embedding_rows *rows, float *dweight, const float *dout,
+                                  const float *mask, size_t E);
 
 /* ---- linear.c: out = inp . weight^T + bias (OpenBLAS sgemm) ---- */
 /* out (B, OC), inp (B, C), weight (OC, C), bias (OC) or NULL */

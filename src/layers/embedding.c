@@ -1,26 +1,79 @@
+#include <stdlib.h>
 #include <string.h>
 
+#include "reel/check.h"
 #include "reel/layers.h"
 
-void reel_embedding_forward(float *out, uint8_t *row_mask, const uint32_t *ids, const size_t *offsets,
-                            const float *weight, size_t T, size_t B, size_t E) {
-    for (size_t t = 0; t < T; t++)
-        for (size_t b = 0; b < B; b++) {
-            float *row = out + (t * B + b) * E;
-            int valid = t < offsets[b + 1] - offsets[b];
-            if (row_mask) row_mask[t * B + b] = (uint8_t)valid;
-            if (valid) memcpy(row, weight + (size_t)ids[offsets[b] + t] * E, E * sizeof *row);
-            else memset(row, 0, E * sizeof *row);
-        }
+void reel_embedding_rows_init(reel_embedding_rows *rows, size_t vocab) {
+    memset(rows, 0, sizeof *rows);
+    rows->vocab = vocab;
+    rows->stamp = reel_calloc(vocab ? vocab : 1, sizeof *rows->stamp);
+    rows->token_row = reel_calloc(vocab ? vocab : 1, sizeof *rows->token_row);
 }
 
-void reel_embedding_backward(float *dweight, const float *dout, const uint32_t *ids, const size_t *offsets, size_t T,
-                             size_t B, size_t E) {
+void reel_embedding_rows_reserve(reel_embedding_rows *rows, size_t steps) {
+    if (steps <= rows->capacity) return;
+    free(rows->step_row);
+    free(rows->token);
+    free(rows->sequence);
+    rows->capacity = steps;
+    rows->step_row = reel_calloc(steps, sizeof *rows->step_row);
+    rows->token = reel_calloc(steps, sizeof *rows->token);
+    rows->sequence = reel_calloc(steps, sizeof *rows->sequence);
+}
+
+void reel_embedding_rows_free(reel_embedding_rows *rows) {
+    free(rows->step_row);
+    free(rows->token);
+    free(rows->sequence);
+    free(rows->stamp);
+    free(rows->token_row);
+    memset(rows, 0, sizeof *rows);
+}
+
+void reel_embedding_rows_forward(reel_embedding_rows *rows, float *out, uint8_t *row_mask, const uint32_t *ids,
+                                 const size_t *offsets, const float *weight, const float *mask, size_t T, size_t B,
+                                 size_t E) {
+    REEL_CHECK(T * B <= rows->capacity, NULL, "embedding rows: %zu steps, room for %zu", T * B, rows->capacity);
+    size_t count = 0;
+    for (size_t step = 0; step < T * B; step++) rows->step_row[step] = REEL_NO_ROW;
+    /* A token's row is reused while its stamp is the current generation: one generation per batch, or
+     * one per sequence when a mask makes each sequence's rows its own. */
+    rows->generation++;
     for (size_t b = 0; b < B; b++) {
         size_t length = offsets[b + 1] - offsets[b];
+        for (size_t t = 0; t < T; t++) row_mask[t * B + b] = (uint8_t)(t < length);
         for (size_t t = 0; t < length && t < T; t++) {
-            float *target = dweight + (size_t)ids[offsets[b] + t] * E;
-            const float *g = dout + (t * B + b) * E;
+            uint32_t token = ids[offsets[b] + t];
+            if (rows->stamp[token] != rows->generation) {
+                rows->stamp[token] = rows->generation;
+                rows->token_row[token] = count;
+                rows->token[count] = token;
+                rows->sequence[count] = b;
+                float *row = out + count * E;
+                const float *source = weight + (size_t)token * E;
+                if (mask)
+                    for (size_t e = 0; e < E; e++) row[e] = source[e] * mask[b * E + e];
+                else
+                    memcpy(row, source, E * sizeof *row);
+                count++;
+            }
+            rows->step_row[t * B + b] = rows->token_row[token];
+        }
+        if (mask) rows->generation++;
+    }
+    rows->count = count;
+}
+
+void reel_embedding_rows_backward(const reel_embedding_rows *rows, float *dweight, const float *dout,
+                                  const float *mask, size_t E) {
+    for (size_t u = 0; u < rows->count; u++) {
+        float *target = dweight + (size_t)rows->token[u] * E;
+        const float *g = dout + u * E;
+        if (mask) {
+            const float *m = mask + rows->sequence[u] * E;
+            for (size_t e = 0; e < E; e++) target[e] += g[e] * m[e];
+        } else {
             for (size_t e = 0; e < E; e++) target[e] += g[e];
         }
     }

@@ -21,8 +21,6 @@
 #include "reel/layers.h"
 #include "reel/model.h"
 
-#define NO_SLOT SIZE_MAX
-
 enum { MAX_LAYERS = 16, EMBED_DROPOUT_ID = 200, HEAD_DROPOUT_ID = 201, BN_MOMENTUM_PERCENT = 10 };
 static const float bn_eps = 1e-5f;
 
@@ -50,14 +48,7 @@ typedef struct {
     size_t cap_rows, cap_B, T; /* capacity: T * B <= cap_rows time steps, B <= cap_B sequences */
     size_t *lengths;        /* (B) */
     uint8_t *row_mask;      /* (T, B) 1 for valid steps */
-    /* distinct input rows of the first layer (see the top of this file) */
-    size_t num_distinct;    /* U */
-    size_t *row_slot;       /* (T, B) the distinct row of each valid step; NO_SLOT at padding */
-    uint32_t *distinct_token;   /* (U) */
-    size_t *distinct_review;    /* (U) the review whose mask the row carries (under embedding dropout) */
-    uint64_t *token_stamp;  /* (V) generation in which token_slot[v] was set */
-    size_t *token_slot;     /* (V) */
-    uint64_t generation;
+    reel_embedding_rows rows; /* the distinct input rows of the first layer (see the top of this file) */
     float *embedded;        /* (U, E) the distinct rows, embedding dropout applied */
     float *projected;       /* (U, G*H) their input projection; in backward, its gradient */
     float *embed_mask;      /* (B, E) */
@@ -93,9 +84,6 @@ static void free_activations(rec_impl *m) {
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
     free(m->lengths);
     free(m->row_mask);
-    free(m->row_slot);
-    free(m->distinct_token);
-    free(m->distinct_review);
     free(m->argmax);
 }
 
@@ -125,9 +113,7 @@ static void reserve(rec_impl *m, size_t T, size_t B) {
     }
     m->lengths = reel_calloc(B, sizeof(size_t));
     m->row_mask = reel_calloc(rows, 1);
-    m->row_slot = reel_calloc(rows, sizeof(size_t));
-    m->distinct_token = reel_calloc(rows, sizeof(uint32_t));
-    m->distinct_review = reel_calloc(rows, sizeof(size_t));
+    reel_embedding_rows_reserve(&m->rows, rows);
     m->embedded = reel_calloc(rows * E, sizeof(float));
     /* as large as the gates in the worst case (every position distinct); calloc leaves pages that are
      * never touched unmapped, so a batch with U distinct rows costs U rows of memory */
@@ -147,52 +133,18 @@ static void reserve(rec_impl *m, size_t T, size_t B) {
     for (size_t d = 0; d < 2; d++) m->d_dir[d] = reel_calloc(rows * H, sizeof(float));
 }
 
-/* Fills row_mask, row_slot and the distinct rows (token, and review when per_review: embedding dropout
- * gives every review its own mask) with their embedded, dropped-out values. Slots are numbered in order
- * of first appearance, review by review, so the result does not depend on anything but the batch. */
-static void find_distinct_rows(rec_impl *m, const reel_store *p, const reel_batch *batch, size_t T, size_t B,
-                               int per_review) {
-    const float *table = reel_store_view(p, m->embedding);
-    size_t E = m->E, U = 0;
-    for (size_t row = 0; row < T * B; row++) m->row_slot[row] = NO_SLOT;
-    m->generation++;
-    for (size_t b = 0; b < B; b++) {
-        size_t length = m->lengths[b];
-        for (size_t t = 0; t < T; t++) m->row_mask[t * B + b] = (uint8_t)(t < length);
-        for (size_t t = 0; t < length; t++) {
-            uint32_t token = batch->ids[batch->offsets[b] + t];
-            if (m->token_stamp[token] != m->generation) {
-                m->token_stamp[token] = m->generation;
-                m->token_slot[token] = U;
-                m->distinct_token[U] = token;
-                m->distinct_review[U] = b;
-                float *row = m->embedded + U * E;
-                const float *source = table + (size_t)token * E, *mask = m->embed_mask + b * E;
-                if (per_review)
-                    for (size_t e = 0; e < E; e++) row[e] = source[e] * mask[e];
-                else
-                    memcpy(row, source, E * sizeof *row);
-                U++;
-            }
-            m->row_slot[t * B + b] = m->token_slot[token];
-        }
-        if (per_review) m->generation++;
-    }
-    m->num_distinct = U;
-}
-
 /* First layer, one direction: projects the distinct rows, copies each projection to its positions (the
  * padded ones are left alone: the steps never read them) and runs the steps. */
 static void first_layer_forward(rec_impl *m, const reel_store *p, layer_state *ls, size_t d, size_t T, size_t B) {
-    size_t E = m->E, H = m->H, GH = reel_cell_gates(m->cell) * H, U = m->num_distinct;
+    size_t E = m->E, H = m->H, GH = reel_cell_gates(m->cell) * H, U = m->rows.count;
     reel_recurrent_cache *cache = &ls->cache[d];
     float *bias = cache->step; /* G*H floats, free until the steps */
     reel_recurrent_input_bias(bias, m->cell, reel_store_view(p, ls->b_ih[d]), reel_store_view(p, ls->b_hh[d]), H);
     /* projected (U, G*H) = embedded (U, E) . w_ih^T + bias */
     reel_linear_forward(m->projected, m->embedded, reel_store_view(p, ls->w_ih[d]), bias, U, E, GH);
-    for (size_t row = 0; row < T * B; row++)
-        if (m->row_slot[row] != NO_SLOT)
-            memcpy(cache->gates + row * GH, m->projected + m->row_slot[row] * GH, GH * sizeof(float));
+    for (size_t step = 0; step < T * B; step++)
+        if (m->rows.step_row[step] != REEL_NO_ROW)
+            memcpy(cache->gates + step * GH, m->projected + m->rows.step_row[step] * GH, GH * sizeof(float));
     reel_recurrent_forward_steps(cache, ls->dir_out[d], m->lengths, reel_store_view(p, ls->w_hh[d]),
                                  reel_store_view(p, ls->b_hh[d]), T, B, H, (int)d);
 }
@@ -200,7 +152,7 @@ static void first_layer_forward(rec_impl *m, const reel_store *p, layer_state *l
 /* First layer, one direction: d_rows (U, E) += the gradient of the distinct rows; weight gradients +=. */
 static void first_layer_backward(rec_impl *m, const reel_store *p, float *d_rows, layer_state *ls, size_t d,
                                  const float *dout, size_t T, size_t B) {
-    size_t E = m->E, H = m->H, GH = reel_cell_gates(m->cell) * H, U = m->num_distinct;
+    size_t E = m->E, H = m->H, GH = reel_cell_gates(m->cell) * H, U = m->rows.count;
     reel_recurrent_cache *cache = &ls->cache[d];
     reel_recurrent_backward_steps(cache, reel_store_grad_view(p, ls->w_hh[d]), reel_store_grad_view(p, ls->b_ih[d]),
                                   reel_store_grad_view(p, ls->b_hh[d]), dout, ls->dir_out[d], m->lengths,
@@ -208,10 +160,10 @@ static void first_layer_backward(rec_impl *m, const reel_store *p, float *d_rows
     /* the gradient of each distinct projection: the sum over its positions */
     float *d_projected = m->projected;
     memset(d_projected, 0, U * GH * sizeof(float));
-    for (size_t row = 0; row < T * B; row++) {
-        if (m->row_slot[row] == NO_SLOT) continue;
-        float *target = d_projected + m->row_slot[row] * GH;
-        const float *g = cache->dgates_x + row * GH;
+    for (size_t step = 0; step < T * B; step++) {
+        if (m->rows.step_row[step] == REEL_NO_ROW) continue;
+        float *target = d_projected + m->rows.step_row[step] * GH;
+        const float *g = cache->dgates_x + step * GH;
         for (size_t j = 0; j < GH; j++) target[j] += g[j];
     }
     /* d_rows (U, E) += d_projected . w_ih; dw_ih (G*H, E) += d_projected^T . embedded */
@@ -239,7 +191,8 @@ static void rec_forward(reel_model *model, const reel_batch *batch, int training
     if (embed_dropping)
         reel_dropout_mask(m->embed_mask, batch->sample_index, B, E, m->embed_dropout, model->seed, batch->epoch,
                           EMBED_DROPOUT_ID);
-    find_distinct_rows(m, p, batch, T, B, embed_dropping);
+    reel_embedding_rows_forward(&m->rows, m->embedded, m->row_mask, batch->ids, batch->offsets,
+                                reel_store_view(p, m->embedding), embed_dropping ? m->embed_mask : NULL, T, B, E);
     for (size_t l = 0; l < m->num_layers; l++) {
         layer_state *ls = &m->layers[l];
         size_t C = l == 0 ? E : D;
@@ -356,7 +309,7 @@ static void rec_backward(reel_model *model, const reel_batch *batch, const float
             d_dir[0] = m->d_dir[0], d_dir[1] = m->d_dir[1];
         }
         if (l == 0) { /* spare receives the gradient of the distinct rows (U, E) */
-            memset(spare, 0, m->num_distinct * E * sizeof(float));
+            memset(spare, 0, m->rows.count * E * sizeof(float));
             for (size_t d = 0; d < m->dirs; d++) first_layer_backward(m, p, spare, ls, d, d_dir[d], T, B);
             grad = spare;
             break;
@@ -372,18 +325,10 @@ static void rec_backward(reel_model *model, const reel_batch *batch, const float
         grad = spare, spare = swap;
     }
 
-    /* embeddings: only the rows of the batch's tokens receive gradient, through the embedding dropout
-     * mask of the review that each distinct row belongs to */
-    float *d_embedding = reel_store_grad_view(p, m->embedding);
+    /* embeddings: only the rows of the batch's tokens receive gradient */
     int embed_dropping = training && m->embed_dropout > 0.0f;
-    for (size_t u = 0; u < m->num_distinct; u++) {
-        float *target = d_embedding + (size_t)m->distinct_token[u] * E;
-        const float *g = grad + u * E, *mask = m->embed_mask + m->distinct_review[u] * E;
-        if (embed_dropping)
-            for (size_t e = 0; e < E; e++) target[e] += g[e] * mask[e];
-        else
-            for (size_t e = 0; e < E; e++) target[e] += g[e];
-    }
+    reel_embedding_rows_backward(&m->rows, reel_store_grad_view(p, m->embedding), grad,
+                                 embed_dropping ? m->embed_mask : NULL, E);
 }
 
 /* PyTorch's defaults: embeddings N(0, 1); recurrent weights and biases U(-1/sqrt(H), 1/sqrt(H)); linear
@@ -413,8 +358,7 @@ static void rec_destroy(reel_model *model) {
     rec_impl *m = model->impl;
     if (!m) return;
     free_activations(m);
-    free(m->token_stamp);
-    free(m->token_slot);
+    reel_embedding_rows_free(&m->rows);
     free(m);
 }
 
@@ -447,8 +391,7 @@ int reel_recurrent_model_create(reel_model **out, const reel_config *cfg, size_t
     m->rnn_dropout = (float)cfg->model.rnn_dropout;
     m->head_dropout = (float)cfg->model.dropout;
     m->batch_norm = cfg->model.rnn_batch_norm;
-    m->token_stamp = reel_calloc(model->vocab_size, sizeof(uint64_t));
-    m->token_slot = reel_calloc(model->vocab_size, sizeof(size_t));
+    reel_embedding_rows_init(&m->rows, model->vocab_size);
 
     reel_store_init(&model->params, 1);
     reel_store_init(&model->state, 0);
