@@ -312,10 +312,8 @@ static void check_embedding_rows(int masked) {
     assert_true(c.rows.step_row[0 * 3 + 1] == REEL_NO_ROW && c.rows.step_row[3 * 3 + 2] == REEL_NO_ROW);
     assert_true(c.row_mask[3 * 3 + 2] == 0 && c.row_mask[2 * 3 + 2] == 1 && c.row_mask[0 * 3 + 1] == 0);
     /* the gradient of each row: the sum of its steps' r */
-    float drows[4 * 3 * 3] = {0}, dweight[18] = {0};
-    for (size_t step = 0; step < 4 * 3; step++)
-        if (c.rows.step_row[step] != REEL_NO_ROW)
-            for (size_t e = 0; e < 3; e++) drows[c.rows.step_row[step] * 3 + e] += c.r[step * 3 + e];
+    float drows[4 * 3 * 3], dweight[18] = {0};
+    reel_embedding_rows_sum_steps(&c.rows, drows, c.r, 3);
     reel_embedding_rows_backward(&c.rows, dweight, drows, c.use_mask, 3);
     compare(masked ? "embedding rows weight, masked" : "embedding rows weight", c.weight, dweight, 18,
             embed_objective, &c);

@@ -38,6 +38,7 @@ void reel_embedding_bag_backward(float *dweight, const float *dout, const uint32
 #define REEL_NO_ROW SIZE_MAX
 typedef struct reel_embedding_rows {
     size_t count;        /* U: distinct rows of the last forward */
+    size_t steps;        /* T * B of the last forward */
     size_t capacity;     /* steps (T * B) the per-step arrays hold */
     size_t *step_row;    /* (T, B) the row of each valid step; REEL_NO_ROW at padding */
     uint32_t *token;     /* (U) */
@@ -60,6 +61,11 @@ void reel_embedding_rows_forward(reel_embedding_rows *rows, float *out, uint8_t 
 /* dweight (V, E) += dout (U, E) through the same mask: only the rows of the batch's tokens change. */
 void reel_embedding_rows_backward(const reel_embedding_rows *rows, float *dweight, const float *dout,
                                   const float *mask, size_t E);
+/* For a caller that computed something per row (X values each, e.g. the rows' input projection):
+ * to_steps copies row values (U, X) to every valid step of steps (T, B, X), leaving padded steps alone;
+ * sum_steps is its gradient: row values (U, X) = the sum over each row's steps of steps (T, B, X). */
+void reel_embedding_rows_to_steps(const reel_embedding_rows *rows, float *steps, const float *row_values, size_t X);
+void reel_embedding_rows_sum_steps(const reel_embedding_rows *rows, float *row_values, const float *steps, size_t X);
 
 /* ---- linear.c: out = inp . weight^T + bias (OpenBLAS sgemm) ---- */
 /* out (B, OC), inp (B, C), weight (OC, C), bias (OC) or NULL */

@@ -63,6 +63,23 @@ void reel_embedding_rows_forward(reel_embedding_rows *rows, float *out, uint8_t 
         if (mask) rows->generation++;
     }
     rows->count = count;
+    rows->steps = T * B;
+}
+
+void reel_embedding_rows_to_steps(const reel_embedding_rows *rows, float *steps, const float *row_values, size_t X) {
+    for (size_t step = 0; step < rows->steps; step++)
+        if (rows->step_row[step] != REEL_NO_ROW)
+            memcpy(steps + step * X, row_values + rows->step_row[step] * X, X * sizeof *steps);
+}
+
+void reel_embedding_rows_sum_steps(const reel_embedding_rows *rows, float *row_values, const float *steps, size_t X) {
+    memset(row_values, 0, rows->count * X * sizeof *row_values);
+    for (size_t step = 0; step < rows->steps; step++) {
+        if (rows->step_row[step] == REEL_NO_ROW) continue;
+        float *target = row_values + rows->step_row[step] * X;
+        const float *source = steps + step * X;
+        for (size_t j = 0; j < X; j++) target[j] += source[j];
+    }
 }
 
 void reel_embedding_rows_backward(const reel_embedding_rows *rows, float *dweight, const float *dout,

@@ -39,6 +39,13 @@ void reel_recurrent_cache_free(reel_recurrent_cache *cache) {
     memset(cache, 0, sizeof *cache);
 }
 
+/* sum (cols) = the column sums of x (rows, cols) */
+static void column_sums(float *sum, const float *x, size_t rows, size_t cols) {
+    memset(sum, 0, cols * sizeof *sum);
+    for (size_t row = 0; row < rows; row++)
+        for (size_t j = 0; j < cols; j++) sum[j] += x[row * cols + j];
+}
+
 /* The state before step t in processing order, or NULL at the first step (zero state). */
 static size_t previous_step(size_t t, size_t T, int reverse, int *exists) {
     *exists = reverse ? t + 1 < T : t > 0;
@@ -163,15 +170,9 @@ void reel_recurrent_backward_steps(reel_recurrent_cache *cache, float *dw_hh, fl
     /* Bias gradients: column sums of the pre-activation gradients, summed once when both are the same
      * buffer (LSTM, RNN). cache->step (B*G*H >= G*H floats) is free during backward. */
     float *column_sum = cache->step;
-    memset(column_sum, 0, GH * sizeof *column_sum);
-    for (size_t row = 0; row < T * B; row++)
-        for (size_t j = 0; j < GH; j++) column_sum[j] += cache->dgates_h[row * GH + j];
+    column_sums(column_sum, cache->dgates_h, T * B, GH);
     for (size_t j = 0; j < GH; j++) db_hh[j] += column_sum[j];
-    if (cache->dgates_h != cache->dgates_x) {
-        memset(column_sum, 0, GH * sizeof *column_sum);
-        for (size_t row = 0; row < T * B; row++)
-            for (size_t j = 0; j < GH; j++) column_sum[j] += cache->dgates_x[row * GH + j];
-    }
+    if (cache->dgates_h != cache->dgates_x) column_sums(column_sum, cache->dgates_x, T * B, GH);
     for (size_t j = 0; j < GH; j++) db_ih[j] += column_sum[j];
 }
 

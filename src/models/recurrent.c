@@ -142,9 +142,7 @@ static void first_layer_forward(rec_impl *m, const reel_store *p, layer_state *l
     reel_recurrent_input_bias(bias, m->cell, reel_store_view(p, ls->b_ih[d]), reel_store_view(p, ls->b_hh[d]), H);
     /* projected (U, G*H) = embedded (U, E) . w_ih^T + bias */
     reel_linear_forward(m->projected, m->embedded, reel_store_view(p, ls->w_ih[d]), bias, U, E, GH);
-    for (size_t step = 0; step < T * B; step++)
-        if (m->rows.step_row[step] != REEL_NO_ROW)
-            memcpy(cache->gates + step * GH, m->projected + m->rows.step_row[step] * GH, GH * sizeof(float));
+    reel_embedding_rows_to_steps(&m->rows, cache->gates, m->projected, GH);
     reel_recurrent_forward_steps(cache, ls->dir_out[d], m->lengths, reel_store_view(p, ls->w_hh[d]),
                                  reel_store_view(p, ls->b_hh[d]), T, B, H, (int)d);
 }
@@ -159,13 +157,7 @@ static void first_layer_backward(rec_impl *m, const reel_store *p, float *d_rows
                                   reel_store_view(p, ls->w_hh[d]), T, B, H, (int)d);
     /* the gradient of each distinct projection: the sum over its positions */
     float *d_projected = m->projected;
-    memset(d_projected, 0, U * GH * sizeof(float));
-    for (size_t step = 0; step < T * B; step++) {
-        if (m->rows.step_row[step] == REEL_NO_ROW) continue;
-        float *target = d_projected + m->rows.step_row[step] * GH;
-        const float *g = cache->dgates_x + step * GH;
-        for (size_t j = 0; j < GH; j++) target[j] += g[j];
-    }
+    reel_embedding_rows_sum_steps(&m->rows, d_projected, cache->dgates_x, GH);
     /* d_rows (U, E) += d_projected . w_ih; dw_ih (G*H, E) += d_projected^T . embedded */
     reel_linear_backward(d_rows, reel_store_grad_view(p, ls->w_ih[d]), NULL, d_projected, m->embedded,
                          reel_store_view(p, ls->w_ih[d]), U, E, GH);
