@@ -12,7 +12,7 @@
 #include <cmocka.h>
 #include <xxhash.h>
 
-#include "prep_internal.h"
+#include "prep/prep_internal.h"
 #include "reel/vocab.h"
 
 static char path[256];

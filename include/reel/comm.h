@@ -25,4 +25,9 @@ void reel_comm_max_int(const reel_comm *comm, int *value);
 void reel_comm_bcast(const reel_comm *comm, void *data, size_t bytes, int root);
 void reel_comm_barrier(const reel_comm *comm);
 
+/* Runs fn on rank 0 of MPI_COMM_WORLD while the other ranks wait without spinning (polling a
+ * non-blocking broadcast every 20 ms), and returns fn's status on every rank. For the commands that
+ * do their work in one process (prep, synth, inspect) but may be started under mpirun. */
+int reel_comm_run_on_rank0(int (*fn)(int argc, char **argv), int argc, char **argv);
+
 #endif

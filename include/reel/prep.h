@@ -102,9 +102,4 @@ int reel_prep_detect_format(const char *input, reel_prep_format *format, reel_er
  * two runs under a manifest); files of an earlier run that this run had not replaced yet are kept. */
 int reel_prep_run(const reel_prep_options *opts, reel_prep_result *result, reel_error *err);
 
-/* Runs fn(argc, argv) on MPI rank 0 only and returns its status on every rank: the other ranks wait
- * (sleeping, not spinning, so they leave the CPU to rank 0). For single-process commands such as prep
- * and synth started under mpirun. MPI must be initialised. */
-int reel_run_on_rank0(int (*fn)(int argc, char **argv), int argc, char **argv);
-
 #endif

@@ -8,7 +8,7 @@
 
 #include "cli_common.h"
 #include "commands.h"
-#include "h5util.h"
+#include "io/h5util.h"
 #include "reel/checkpoint.h"
 #include "reel/tokfile.h"
 #include "reel/vocab.h"

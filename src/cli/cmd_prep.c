@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "reel/comm.h"
 #include "reel/prep.h"
 
 static void prep_usage(FILE *out) {
@@ -214,4 +215,4 @@ static int prep_main(int argc, char **argv) {
     return 0;
 }
 
-int reel_cmd_prep(int argc, char **argv) { return reel_run_on_rank0(prep_main, argc, argv); }
+int reel_cmd_prep(int argc, char **argv) { return reel_comm_run_on_rank0(prep_main, argc, argv); }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "reel/comm.h"
 #include "reel/prep.h"
 #include "reel/synth.h"
 
@@ -103,4 +104,4 @@ static int synth_main(int argc, char **argv) {
     return 0;
 }
 
-int reel_cmd_synth(int argc, char **argv) { return reel_run_on_rank0(synth_main, argc, argv); }
+int reel_cmd_synth(int argc, char **argv) { return reel_comm_run_on_rank0(synth_main, argc, argv); }

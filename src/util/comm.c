@@ -1,6 +1,7 @@
 #include "reel/comm.h"
 
 #include <limits.h>
+#include <time.h>
 
 void reel_comm_world(reel_comm *comm) {
     comm->comm = MPI_COMM_WORLD;
@@ -49,4 +50,23 @@ void reel_comm_bcast(const reel_comm *comm, void *data, size_t bytes, int root) 
 
 void reel_comm_barrier(const reel_comm *comm) {
     if (comm->size > 1) MPI_Barrier(comm->comm);
+}
+
+int reel_comm_run_on_rank0(int (*fn)(int argc, char **argv), int argc, char **argv) {
+    int rank = 0, size = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    int status = rank == 0 ? fn(argc, argv) : 0;
+    if (size == 1) return status;
+    /* A blocking MPI_Bcast busy-waits in Open MPI and would take a core from rank 0 on a small machine. */
+    MPI_Request request;
+    MPI_Ibcast(&status, 1, MPI_INT, 0, MPI_COMM_WORLD, &request);
+    for (;;) {
+        int done = 0;
+        MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+        if (done) break;
+        struct timespec pause = {0, 20 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    return status;
 }

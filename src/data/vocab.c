@@ -12,7 +12,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "prep_internal.h"
+#include "reel/util.h"
 
 static const char *const reserved_spelling[REEL_VOCAB_RESERVED] = {"<pad>", "<unk>", "<eod>"};
 

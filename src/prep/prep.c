@@ -256,26 +256,6 @@ static void remember_written(prep_ctx *ctx, const char *path) {
     memcpy(ctx->written[ctx->num_written++], path, n);
 }
 
-static int make_dirs(const char *dir, reel_error *err) {
-    size_t n = strlen(dir);
-    char *copy = reel_malloc(n + 1);
-    memcpy(copy, dir, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (copy[i] != '/' && copy[i] != '\0') continue;
-        char saved = copy[i];
-        copy[i] = '\0';
-        if (mkdir(copy, 0777) != 0 && errno != EEXIST) {
-            reel_fail(err, "%s: cannot create output directory: %s", copy, strerror(errno));
-            free(copy);
-            return -1;
-        }
-        copy[i] = saved;
-    }
-    free(copy);
-    if (!is_dir(dir)) return reel_fail(err, "%s: exists but is not a directory", dir);
-    return 0;
-}
-
 /* An unlinked file in OUTDIR: it disappears by itself when closed, even if prep is killed. */
 static int open_temp(prep_ctx *ctx, int split, reel_error *err) {
     static const char *const names[PREP_IN_COUNT] = {"train", "test", "unsup"};
@@ -676,7 +656,7 @@ static int run(prep_ctx *ctx, reel_error *err) {
     if (ctx->format == REEL_PREP_AUTO && reel_prep_detect_format(o->input, &ctx->format, err) != 0) return -1;
     r->format = ctx->format;
     if (open_source(ctx, err) != 0) return -1;
-    if (make_dirs(o->outdir, err) != 0) return -1;
+    if (reel_make_dirs(o->outdir, err) != 0) return -1;
     /* Without a manifest the directory reads as incomplete until this run has finished. */
     if (unlink(out_path(ctx, "prep.ini")) != 0 && errno != ENOENT)
         return reel_fail(err, "%s: cannot remove the old manifest: %s", ctx->path.data, strerror(errno));

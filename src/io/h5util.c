@@ -1,10 +1,7 @@
 #include "h5util.h"
 
-#include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 void reel_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
@@ -105,18 +102,4 @@ int reel_h5_read_string_attr(hid_t object, const char *name, char *value, size_t
     H5Tclose(type);
     H5Aclose(attr);
     return status;
-}
-
-int reel_fsync_path(const char *path) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return -1;
-    int status = fsync(fd);
-    close(fd);
-    return status;
-}
-
-int reel_fsync_parent_dir(const char *path) {
-    char copy[4096];
-    snprintf(copy, sizeof copy, "%s", path);
-    return reel_fsync_path(dirname(copy));
 }

@@ -21,8 +21,4 @@ int reel_h5_read_string_attr(hid_t object, const char *name, char *value, size_t
 int reel_h5_read_u64_attr(hid_t object, const char *name, uint64_t *value);
 int reel_h5_read_f64_attr(hid_t object, const char *name, double *value);
 
-/* fsync of a file by path, and of the directory that holds path (so a rename is durable). */
-int reel_fsync_path(const char *path);
-int reel_fsync_parent_dir(const char *path);
-
 #endif

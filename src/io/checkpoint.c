@@ -11,7 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "h5util.h"
+#include "io/h5util.h"
+#include "reel/util.h"
 
 /* Chunks of at most 4 Mi floats (16 MiB): HDF5 needs chunked layout for the Fletcher-32 filter, and
  * chunks must stay under its 4 GiB limit whatever the tensor's size. */
@@ -142,11 +143,16 @@ int reel_checkpoint_save(const char *path, const reel_model *model, const reel_o
         unlink(temporary);
         return reel_fail(err, "%s: writing the checkpoint failed (%s); the previous checkpoints are untouched", path, reason);
     }
-    if (reel_fsync_path(temporary) != 0 || rename(temporary, path) != 0 || reel_fsync_parent_dir(path) != 0) {
+    if (reel_fsync_path(temporary, err) != 0) {
+        unlink(temporary);
+        return -1;
+    }
+    if (rename(temporary, path) != 0) {
         int saved = errno;
         unlink(temporary);
         return reel_fail(err, "%s: cannot put the checkpoint in place (%s)", path, strerror(saved));
     }
+    if (reel_sync_parent_dir(path, err) != 0) return -1;
     return 0;
 }
 

@@ -6,7 +6,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +19,7 @@
 #include "reel/optim.h"
 #include "reel/rng.h"
 #include "reel/tokfile.h"
+#include "reel/util.h"
 #include "reel/vocab.h"
 
 enum { MAX_CONSECUTIVE_SKIPS = 10 };
@@ -39,32 +39,6 @@ typedef struct trainer {
     size_t local_rows_max;
     int *predicted; /* (local_rows_max) class predicted for each row of a step */
 } trainer;
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void format_duration(char *out, size_t size, double seconds) {
-    if (!isfinite(seconds) || seconds < 0) seconds = 0;
-    unsigned long s = (unsigned long)(seconds + 0.5);
-    snprintf(out, size, "%lu:%02lu:%02lu", s / 3600, s / 60 % 60, s % 60);
-}
-
-static void make_dirs(const char *path) {
-    char buffer[2 * REEL_PATH_MAX];
-    snprintf(buffer, sizeof buffer, "%s", path);
-    for (char *p = buffer + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        mkdir(buffer, 0775);
-        *p = '/';
-    }
-    if (mkdir(buffer, 0775) != 0 && errno != EEXIST)
-        REEL_FATAL("set [train] run_dir to a writable directory", "cannot create run directory %s: %s", path,
-                   strerror(errno));
-}
 
 /* Opens data_dir/<split>.tok and checks it against the vocabulary; a missing optional split is NULL. */
 static reel_tokfile *open_split(const trainer *t, const char *split, int required) {
@@ -176,7 +150,7 @@ static void save_checkpoint(trainer *t, int also_best) {
     reel_checkpoint_info info = {t->config_ini, t->vocab.checksum, t->comm.size};
     char path[2 * REEL_PATH_MAX + 64];
     reel_error err = {{0}};
-    double start = now_seconds();
+    double start = reel_now_seconds();
     reel_checkpoint_numbered_path(path, sizeof path, t->cfg->train.run_dir, t->state.global_step);
     if (reel_checkpoint_save(path, t->model, &t->opt, &t->state, &info, &err) != 0)
         reel_die(&err, "check free space and permissions of the run directory");
@@ -188,7 +162,7 @@ static void save_checkpoint(trainer *t, int also_best) {
     }
     reel_log("checkpoint: step %" PRIu64 " saved to %s/ckpt_%08" PRIu64 ".h5%s (%.0f ms)\n", t->state.global_step,
              t->cfg->train.run_dir, t->state.global_step, also_best && t->cfg->checkpoint.keep_best ? " and ckpt_best.h5" : "",
-             1e3 * (now_seconds() - start));
+             1e3 * (reel_now_seconds() - start));
 }
 
 static void log_eval(trainer *t, const char *split_name, uint8_t split, const reel_eval_result *r) {
@@ -255,13 +229,13 @@ static void run_epochs(trainer *t) {
     float *dlogits = reel_malloc(t->local_rows_max * t->model->num_outputs * sizeof *dlogits);
     t->predicted = reel_malloc(t->local_rows_max * sizeof *t->predicted);
     reel_batch_buffer buffer = {0};
-    double window[3] = {0}, window_start = now_seconds(), run_start = now_seconds();
+    double window[3] = {0}, window_start = reel_now_seconds(), run_start = reel_now_seconds();
     uint64_t run_start_step = t->state.global_step, consecutive_skips = 0, skipped = 0;
     int stopped = 0;
 
     while (t->state.epoch < cfg->train.epochs && !stopped) {
         uint64_t epoch = t->state.epoch;
-        double epoch_start = now_seconds();
+        double epoch_start = reel_now_seconds();
         reel_shuffle(order, num_train, t->state.seed, epoch);
         while (t->state.step_in_epoch < t->steps_per_epoch) {
             if (cfg->train.max_steps && t->state.global_step >= cfg->train.max_steps) {
@@ -284,12 +258,12 @@ static void run_epochs(trainer *t) {
             }
             consecutive_skips = 0;
             if (t->state.global_step % cfg->train.log_every == 0 || t->state.step_in_epoch == t->steps_per_epoch) {
-                double elapsed = now_seconds() - window_start, rate = window[2] / (elapsed > 0 ? elapsed : 1e-9);
+                double elapsed = reel_now_seconds() - window_start, rate = window[2] / (elapsed > 0 ? elapsed : 1e-9);
                 uint64_t end = t->total_steps;
                 if (cfg->train.max_steps && cfg->train.max_steps < end) end = cfg->train.max_steps;
-                double per_step = (now_seconds() - run_start) / (double)(t->state.global_step - run_start_step);
+                double per_step = (reel_now_seconds() - run_start) / (double)(t->state.global_step - run_start_step);
                 char eta[32];
-                format_duration(eta, sizeof eta, per_step * (double)(end - t->state.global_step));
+                reel_format_duration(eta, sizeof eta, per_step * (double)(end - t->state.global_step));
                 double loss = window[2] > 0 ? window[0] / window[2] : 0, accuracy = window[2] > 0 ? window[1] / window[2] : 0;
                 reel_log("epoch %" PRIu64 "/%zu step %" PRIu64 "/%" PRIu64 " | loss %.4f acc %.2f%% | lr %.3g |grad| %.3g | "
                          "%.0f reviews/s | eta %s\n", epoch + 1, cfg->train.epochs, t->state.step_in_epoch,
@@ -300,7 +274,7 @@ static void run_epochs(trainer *t) {
                     if (reel_metrics_append_train(t->metrics, &row, &err) != 0) reel_die(&err, NULL);
                 }
                 memset(window, 0, sizeof window);
-                window_start = now_seconds();
+                window_start = reel_now_seconds();
             }
             if (cfg->checkpoint.every_steps && t->state.global_step % cfg->checkpoint.every_steps == 0 &&
                 t->state.step_in_epoch < t->steps_per_epoch)
@@ -308,7 +282,7 @@ static void run_epochs(trainer *t) {
         }
         if (t->state.step_in_epoch < t->steps_per_epoch) break; /* stopped inside the epoch */
 
-        double train_seconds = now_seconds() - epoch_start;
+        double train_seconds = reel_now_seconds() - epoch_start;
         t->state.epoch = epoch + 1;
         t->state.step_in_epoch = 0;
         int best = 0;
@@ -325,7 +299,7 @@ static void run_epochs(trainer *t) {
             }
         }
         reel_log("epoch %" PRIu64 "/%zu done: %.1f s training, %.1f s with evaluation%s\n", epoch + 1, cfg->train.epochs,
-                 train_seconds, now_seconds() - epoch_start, best ? ", best so far" : "");
+                 train_seconds, reel_now_seconds() - epoch_start, best ? ", best so far" : "");
         save_checkpoint(t, best);
     }
     save_checkpoint(t, 0);
@@ -378,7 +352,8 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
 
     if (reel_model_create(&t.model, cfg, t.local_rows_max, &err) != 0) reel_die(&err, NULL);
     reel_optimizer_init(&t.opt, cfg, &t.model->params);
-    if (t.comm.rank == 0) make_dirs(cfg->train.run_dir);
+    if (t.comm.rank == 0 && reel_make_dirs(cfg->train.run_dir, &err) != 0)
+        reel_die(&err, "set [train] run_dir to a writable directory");
     reel_comm_barrier(&t.comm);
     int resumed = resume_or_init(&t, options);
     t.model->seed = t.state.seed;
@@ -398,9 +373,9 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
             reel_die(&err, "move the file away, or use a new [train] run_dir");
     }
 
-    double start = now_seconds();
+    double start = reel_now_seconds();
     run_epochs(&t);
-    reel_log("training: %.1f s\n", now_seconds() - start);
+    reel_log("training: %.1f s\n", reel_now_seconds() - start);
     if (t.test && t.state.epoch >= cfg->train.epochs) {
         reel_eval_result r;
         reel_evaluate(t.model, t.test, cfg->data.max_tokens, t.local_rows_max, &t.comm, &r);

@@ -1,15 +1,17 @@
+/* Durable writes, directories, buffers and the clock (reel/util.h). */
+#include "reel/util.h"
+
 #include <errno.h>
-#include <mpi.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "prep_internal.h"
-#include "reel/prep.h"
 
 int reel_sync_parent_dir(const char *path, reel_error *err) {
     const char *slash = strrchr(path, '/');
@@ -30,6 +32,36 @@ int reel_sync_parent_dir(const char *path, reel_error *err) {
         rc = reel_fail(err, "%s: cannot sync directory: %s", dir, strerror(errno));
     close(fd);
     return rc;
+}
+
+int reel_fsync_path(const char *path, reel_error *err) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return reel_fail(err, "%s: cannot open to sync it: %s", path, strerror(errno));
+    int rc = 0;
+    if (fsync(fd) != 0) rc = reel_fail(err, "%s: fsync failed: %s", path, strerror(errno));
+    close(fd);
+    return rc;
+}
+
+int reel_make_dirs(const char *dir, reel_error *err) {
+    size_t n = strlen(dir);
+    char *copy = reel_malloc(n + 1);
+    memcpy(copy, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (copy[i] != '/' && copy[i] != '\0') continue;
+        char saved = copy[i];
+        copy[i] = '\0';
+        if (mkdir(copy, 0777) != 0 && errno != EEXIST) {
+            reel_fail(err, "%s: cannot create the directory: %s", copy, strerror(errno));
+            free(copy);
+            return -1;
+        }
+        copy[i] = saved;
+    }
+    free(copy);
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return reel_fail(err, "%s: exists but is not a directory", dir);
+    return 0;
 }
 
 int reel_write_file_atomic(const char *path, const void *data, size_t length, reel_error *err) {
@@ -119,21 +151,8 @@ double reel_now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-int reel_run_on_rank0(int (*fn)(int argc, char **argv), int argc, char **argv) {
-    int rank = 0, size = 1;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    int status = rank == 0 ? fn(argc, argv) : 0;
-    if (size == 1) return status;
-    /* A blocking MPI_Bcast busy-waits in Open MPI and would take a core from rank 0 on a small machine. */
-    MPI_Request request;
-    MPI_Ibcast(&status, 1, MPI_INT, 0, MPI_COMM_WORLD, &request);
-    for (;;) {
-        int done = 0;
-        MPI_Test(&request, &done, MPI_STATUS_IGNORE);
-        if (done) break;
-        struct timespec pause = {0, 20 * 1000 * 1000};
-        nanosleep(&pause, NULL);
-    }
-    return status;
+void reel_format_duration(char *out, size_t size, double seconds) {
+    if (!isfinite(seconds) || seconds < 0) seconds = 0;
+    unsigned long s = (unsigned long)(seconds + 0.5);
+    snprintf(out, size, "%lu:%02lu:%02lu", s / 3600, s / 60 % 60, s % 60);
 }

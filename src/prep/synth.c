@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "prep_internal.h"
+#include "reel/util.h"
 
 static const char *const positive_words[] = {
     "good",       "great",      "excellent",   "superb",     "splendid",   "wonderful",  "delightful",

@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "prep_internal.h"
+#include "reel/util.h"
 
 /* The format is little-endian and read by casting pointers into the mapping; a big-endian host would
  * silently read garbage, so it is refused instead. */

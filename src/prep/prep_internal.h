@@ -1,4 +1,5 @@
-/* Internal helpers shared by the prep pipeline (src/prep*.c) and vocab.c. Not part of the public API. */
+/* Internal pieces of the prep pipeline (src/prep/): document sources and word counting. Not part of
+ * the public API. */
 #ifndef REEL_PREP_INTERNAL_H
 #define REEL_PREP_INTERNAL_H
 
@@ -6,29 +7,8 @@
 #include <stdint.h>
 
 #include "reel/check.h"
+#include "reel/util.h"
 #include "reel/vocab.h"
-
-/* Writes data to "<path>.tmp", fsyncs it, renames it to path and fsyncs the directory, so readers see
- * either the old file or the complete new one. The temporary is removed on failure. */
-int reel_write_file_atomic(const char *path, const void *data, size_t length, reel_error *err);
-
-/* fsyncs the directory holding path, so a rename into it survives a crash. */
-int reel_sync_parent_dir(const char *path, reel_error *err);
-
-/* A growable byte buffer (never shrinks, so steady-state appends allocate nothing). */
-typedef struct reel_buf {
-    char *data;
-    size_t length;
-    size_t capacity;
-} reel_buf;
-
-void reel_buf_reserve(reel_buf *buf, size_t capacity);
-void reel_buf_append(reel_buf *buf, const void *bytes, size_t length);
-void reel_buf_printf(reel_buf *buf, const char *fmt, ...) REEL_PRINTF(2, 3);
-void reel_buf_free(reel_buf *buf);
-
-/* Seconds on a monotonic clock. */
-double reel_now_seconds(void);
 
 /* ---- document sources (prep_source.c) ---- */
 
