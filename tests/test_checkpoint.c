@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "reel/checkpoint.h"
+#include "config_set.h"
 #include "reel/config.h"
 #include "reel/model.h"
 #include "reel/optim.h"
@@ -23,7 +24,7 @@ static reel_model *make_model(size_t hidden, reel_optimizer *opt) {
     reel_config_defaults(&cfg);
     cfg.model.vocab_size = 50;
     cfg.model.embed_dim = 8;
-    cfg.model.hidden_dim = hidden;
+    config_set(&cfg, "model.hidden_dim=%zu", hidden);
     reel_model *model;
     reel_error err;
     assert_int_equal(reel_model_create(&model, &cfg, 4, &err), 0);

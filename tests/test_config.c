@@ -17,7 +17,22 @@
 
 #include "reel/config.h"
 
-#define NUM_KEYS 38
+/* Keys of the default configuration (model type bow, objective classify): the 33 general keys and
+ * bow's 5. --help-config lists the general keys, then each model's and objective's own: the recurrent
+ * classifiers share 10 (classify has none). */
+#define NUM_GENERAL_KEYS 33
+#define NUM_KEYS (NUM_GENERAL_KEYS + 5)
+#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10)
+
+/* Fields of the composed schema by name ("model.hidden_dim" lives in the bow model's options). */
+static void *field(const reel_config *cfg, const char *name) {
+    const void *p = reel_config_field(cfg, name);
+    if (!p) fail_msg("no key %s", name);
+    return (void *)p;
+}
+#define SIZE_OF(cfg, name) (*(size_t *)field(&(cfg), name))
+#define DOUBLE_OF(cfg, name) (*(double *)field(&(cfg), name))
+#define BOOL_OF(cfg, name) (*(int *)field(&(cfg), name))
 
 #define SCRATCH_TEMPLATE "/tmp/reel_test_config_XXXXXX"
 #include "scratch_dir.h"
@@ -84,10 +99,10 @@ static void test_defaults(void **state) {
     assert_string_equal(cfg.model.type, "bow");
     assert_int_equal(cfg.model.vocab_size, 8000);
     assert_int_equal(cfg.model.embed_dim, 256);
-    assert_int_equal(cfg.model.hidden_dim, 256);
-    assert_true(cfg.model.dropout == 0.5);
-    assert_true(cfg.model.word_dropout == 0.0);
-    assert_int_equal(cfg.model.batch_norm, 1);
+    assert_int_equal(SIZE_OF(cfg, "model.hidden_dim"), 256);
+    assert_true(DOUBLE_OF(cfg, "model.dropout") == 0.5);
+    assert_true(DOUBLE_OF(cfg, "model.word_dropout") == 0.0);
+    assert_int_equal(BOOL_OF(cfg, "model.batch_norm"), 1);
     assert_string_equal(cfg.optimizer.type, "adam");
     assert_true(cfg.optimizer.lr == 1e-3);
     assert_true(cfg.optimizer.beta1 == 0.9);
@@ -143,9 +158,9 @@ static void test_valid_file(void **state) {
     if (rc != 0) fail_msg("load failed: %s", err.message);
     assert_string_equal(cfg.data.dir, "/data/imdb prep");
     assert_int_equal(cfg.model.vocab_size, 20000);
-    assert_true(cfg.model.dropout == 0.25);
-    assert_int_equal(cfg.model.batch_norm, 0);
-    assert_int_equal(cfg.model.hidden_dim, 64);
+    assert_true(DOUBLE_OF(cfg, "model.dropout") == 0.25);
+    assert_int_equal(BOOL_OF(cfg, "model.batch_norm"), 0);
+    assert_int_equal(SIZE_OF(cfg, "model.hidden_dim"), 64);
     assert_int_equal(cfg.model.embed_dim, 256);
     assert_string_equal(cfg.optimizer.type, "sgd");
     assert_true(cfg.optimizer.lr == 3e-4);
@@ -155,9 +170,9 @@ static void test_valid_file(void **state) {
     assert_string_equal(cfg.train.run_dir, "runs/a b#c");
     assert_int_equal(cfg.train.epochs, 6);
 
-    int dir = reel_config_key_index("data.dir"), lr = reel_config_key_index("optimizer.lr");
-    int hidden = reel_config_key_index("model.hidden_dim"), epochs = reel_config_key_index("train.epochs");
-    int vocab = reel_config_key_index("model.vocab_size");
+    int dir = reel_config_key_index(&cfg, "data.dir"), lr = reel_config_key_index(&cfg, "optimizer.lr");
+    int hidden = reel_config_key_index(&cfg, "model.hidden_dim"), epochs = reel_config_key_index(&cfg, "train.epochs");
+    int vocab = reel_config_key_index(&cfg, "model.vocab_size");
     assert_true(dir >= 0 && lr >= 0 && hidden >= 0 && epochs >= 0 && vocab >= 0);
     assert_int_equal(cfg.line_of[dir], 4);
     assert_int_equal(cfg.line_of[vocab], 7);
@@ -172,16 +187,17 @@ static void test_unknown_key(void **state) {
     (void)state;
     expect_file_error("[data]\ndir = d\n[optimizer]\ntype = adam\n\n\n\n\n\n\n\nlearning_rate = 0.1\n",
                       ":12: unknown key 'learning_rate' in section [optimizer] (known keys: type, lr, beta1, "
-                      "beta2, eps, momentum, nesterov, weight_decay, clip_norm, schedule, warmup_steps)");
+                      "beta2, eps, momentum, nesterov, weight_decay, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
+                      "stlr_cut_frac, stlr_ratio)");
 }
 
 static void test_unknown_section(void **state) {
     (void)state;
     expect_file_error("[data]\ndir = d\n[trainer]\nepochs = 3\n",
-                      ":3: unknown section [trainer] (known sections: data, model, optimizer, train, checkpoint)");
+                      ":3: unknown section [trainer] (known sections: data, model, objective, optimizer, train, checkpoint)");
     expect_file_error("lr = 1\n[data]\ndir = d\n",
-                      ":1: key 'lr' comes before any [section] header (sections: data, model, optimizer, train, "
-                      "checkpoint)");
+                      ":1: key 'lr' comes before any [section] header (sections: data, model, objective, optimizer, "
+                      "train, checkpoint)");
 }
 
 static void test_missing_required(void **state) {
@@ -264,7 +280,7 @@ static void test_double_errors_and_bounds(void **state) {
     reel_config cfg;
     reel_error err = {""};
     if (reel_config_load_file(&cfg, path, &err) != 0) fail_msg("%s", err.message);
-    assert_true(cfg.model.dropout == 0.0);
+    assert_true(DOUBLE_OF(cfg, "model.dropout") == 0.0);
     assert_int_equal(cfg.model.vocab_size, 4);
     assert_true(cfg.optimizer.lr == 4.9e-300);
 }
@@ -290,7 +306,7 @@ static void test_bool_choice_string(void **state) {
 
     expect_value_error("optimizer", "type", "adamw", "expected one of adam, sgd");
     expect_value_error("optimizer", "type", "Adam", "expected one of adam, sgd");
-    expect_value_error("optimizer", "schedule", "step", "expected one of constant, cosine, linear");
+    expect_value_error("optimizer", "schedule", "steps", "expected one of constant, cosine, linear, step, slanted_triangular");
     expect_value_error("model", "type", "cnn", "expected one of bow, lstm, gru, rnn");
 
     /* Strings: the longest that fits is accepted (on a line longer than inih's default 200), one more
@@ -325,7 +341,8 @@ static void test_syntax_errors(void **state) {
                       ":4: syntax error: expected 'key = value', '[section]' or a comment, found 'broken line'");
     expect_file_error("[data]\ndir = d\n[optimizer]\nlearning_rate = 1\nbroken line\n",
                       ":4: unknown key 'learning_rate' in section [optimizer] (known keys: type, lr, beta1, beta2, "
-                      "eps, momentum, nesterov, weight_decay, clip_norm, schedule, warmup_steps)");
+                      "eps, momentum, nesterov, weight_decay, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
+                      "stlr_cut_frac, stlr_ratio)");
 
     char text[8000];
     snprintf(text, sizeof text, "[data]\ndir = d\n; %06000d\n[model]\nvocab_size = 5\n", 0);
@@ -366,7 +383,7 @@ static void test_load_string(void **state) {
     assert_string_equal(err.message, "ckpt.h5:/config:4: [train] epochs = 'x': expected a non-negative integer");
     assert_int_equal(reel_config_load_string(&cfg, "[data]\ndir = d\n[train]\nepochs = 9\n", "ckpt.h5:/config", &err), 0);
     assert_int_equal(cfg.train.epochs, 9);
-    assert_string_equal(cfg.source_of[reel_config_key_index("train.epochs")], "ckpt.h5:/config");
+    assert_string_equal(cfg.source_of[reel_config_key_index(&cfg, "train.epochs")], "ckpt.h5:/config");
     /* Loading starts again from the defaults. */
     assert_int_equal(reel_config_load_string(&cfg, "[data]\ndir = e\n", NULL, &err), 0);
     assert_int_equal(cfg.train.epochs, 6);
@@ -379,8 +396,8 @@ static void test_override(void **state) {
     reel_config cfg;
     reel_error err = {""};
     assert_int_equal(reel_config_load_string(&cfg, "[data]\ndir = d\n[optimizer]\nlr = 0.1\n", "a.ini", &err), 0);
-    int lr = reel_config_key_index("optimizer.lr"), epochs = reel_config_key_index("train.epochs");
-    int dir = reel_config_key_index("data.dir"), run_dir = reel_config_key_index("train.run_dir");
+    int lr = reel_config_key_index(&cfg, "optimizer.lr"), epochs = reel_config_key_index(&cfg, "train.epochs");
+    int dir = reel_config_key_index(&cfg, "data.dir"), run_dir = reel_config_key_index(&cfg, "train.run_dir");
     assert_int_equal(cfg.line_of[lr], 4);
 
     if (reel_config_override(&cfg, "optimizer.lr=3e-4", &err) != 0) fail_msg("%s", err.message);
@@ -408,11 +425,11 @@ static void test_override(void **state) {
     }
     expect_override_error(&cfg, "trainer.epochs=3",
                           "--set 'trainer.epochs=3': unknown section [trainer] (known sections: data, model, "
-                          "optimizer, train, checkpoint)");
+                          "objective, optimizer, train, checkpoint)");
     expect_override_error(&cfg, "optimizer.learning_rate=1",
                           "--set 'optimizer.learning_rate=1': unknown key 'learning_rate' in section [optimizer] "
                           "(known keys: type, lr, beta1, beta2, eps, momentum, nesterov, weight_decay, clip_norm, "
-                          "schedule, warmup_steps)");
+                          "schedule, warmup_steps, decay_epochs, decay_factor, stlr_cut_frac, stlr_ratio)");
     expect_override_error(&cfg, "optimizer.lr=-1",
                           "--set 'optimizer.lr=-1': [optimizer] lr = '-1': must be > 0");
     expect_override_error(&cfg, "train.batch_size=abc",
@@ -433,110 +450,153 @@ static void test_override(void **state) {
                           "break, a leading or trailing space, or ';' after a space (it could not be written back to an INI file)");
 }
 
-/* Every field of reel_config is reachable through exactly one key, stored at the right place: setting
- * the key changes that field's bytes and nothing else. */
+/* Every key of a composed schema reaches its own storage and nothing else: setting it changes that
+ * field's bytes (in reel_config, or in the model's or objective's options) and no other byte; and every
+ * key of the schema is covered once. Checked for the default model (bow) and for the recurrent
+ * classifiers' keys. */
 typedef struct field_case {
     const char *assignment;
-    size_t offset, size;
     char kind; /* s string, z size_t, u uint64_t, d double, b int */
     const char *expected;
 } field_case;
 
-#define FIELD(member, kind, key, value)                                                                \
-    {key "=" value, offsetof(reel_config, member), sizeof(((reel_config *)0)->member), kind, value}
+#define FIELD(key, kind, value) {key "=" value, kind, value}
 
-static const field_case field_cases[NUM_KEYS] = {
-    FIELD(data.dir, 's', "data.dir", "/somewhere"),
-    FIELD(data.seq_len, 'z', "data.seq_len", "100"),
-    FIELD(data.max_tokens, 'z', "data.max_tokens", "400"),
-    FIELD(model.type, 's', "model.type", "bow"),
-    FIELD(model.vocab_size, 'z', "model.vocab_size", "1234"),
-    FIELD(model.embed_dim, 'z', "model.embed_dim", "33"),
-    FIELD(model.hidden_dim, 'z', "model.hidden_dim", "65"),
-    FIELD(model.dropout, 'd', "model.dropout", "0.125"),
-    FIELD(model.word_dropout, 'd', "model.word_dropout", "0.375"),
-    FIELD(model.batch_norm, 'b', "model.batch_norm", "false"),
-    FIELD(model.num_classes, 'z', "model.num_classes", "5"),
-    FIELD(model.num_layers, 'z', "model.num_layers", "3"),
-    FIELD(model.bidirectional, 'b', "model.bidirectional", "true"),
-    FIELD(model.pooling, 's', "model.pooling", "last"),
-    FIELD(model.rnn_dropout, 'd', "model.rnn_dropout", "0.25"),
-    FIELD(model.embed_dropout, 'd', "model.embed_dropout", "0.125"),
-    FIELD(model.rnn_batch_norm, 'b', "model.rnn_batch_norm", "true"),
-    FIELD(model.head_hidden, 'z', "model.head_hidden", "50"),
-    FIELD(optimizer.type, 's', "optimizer.type", "sgd"),
-    FIELD(optimizer.lr, 'd', "optimizer.lr", "0.5"),
-    FIELD(optimizer.beta1, 'd', "optimizer.beta1", "0.5"),
-    FIELD(optimizer.beta2, 'd', "optimizer.beta2", "0.75"),
-    FIELD(optimizer.eps, 'd', "optimizer.eps", "2"),
-    FIELD(optimizer.momentum, 'd', "optimizer.momentum", "0.25"),
-    FIELD(optimizer.nesterov, 'b', "optimizer.nesterov", "true"),
-    FIELD(optimizer.weight_decay, 'd', "optimizer.weight_decay", "0.01"),
-    FIELD(optimizer.clip_norm, 'd', "optimizer.clip_norm", "5"),
-    FIELD(optimizer.schedule, 's', "optimizer.schedule", "linear"),
-    FIELD(optimizer.warmup_steps, 'z', "optimizer.warmup_steps", "77"),
-    FIELD(train.epochs, 'z', "train.epochs", "11"),
-    FIELD(train.max_steps, 'z', "train.max_steps", "999"),
-    FIELD(train.batch_size, 'z', "train.batch_size", "64"),
-    FIELD(train.seed, 'u', "train.seed", "12345678901234567890"),
-    FIELD(train.log_every, 'z', "train.log_every", "3"),
-    FIELD(train.run_dir, 's', "train.run_dir", "runs/other"),
-    FIELD(checkpoint.every_steps, 'z', "checkpoint.every_steps", "500"),
-    FIELD(checkpoint.keep_last, 'z', "checkpoint.keep_last", "9"),
-    FIELD(checkpoint.keep_best, 'b', "checkpoint.keep_best", "0"),
+static const field_case general_cases[] = {
+    FIELD("data.dir", 's', "/somewhere"),
+    FIELD("data.seq_len", 'z', "100"),
+    FIELD("data.max_tokens", 'z', "400"),
+    FIELD("model.vocab_size", 'z', "1234"),
+    FIELD("model.embed_dim", 'z', "33"),
+    FIELD("objective.type", 's', "classify"),
+    FIELD("optimizer.type", 's', "sgd"),
+    FIELD("optimizer.lr", 'd', "0.5"),
+    FIELD("optimizer.beta1", 'd', "0.5"),
+    FIELD("optimizer.beta2", 'd', "0.75"),
+    FIELD("optimizer.eps", 'd', "2"),
+    FIELD("optimizer.momentum", 'd', "0.25"),
+    FIELD("optimizer.nesterov", 'b', "true"),
+    FIELD("optimizer.weight_decay", 'd', "0.01"),
+    FIELD("optimizer.clip_norm", 'd', "5"),
+    FIELD("optimizer.schedule", 's', "linear"),
+    FIELD("optimizer.warmup_steps", 'z', "77"),
+    FIELD("optimizer.decay_epochs", 's', "3,7"),
+    FIELD("optimizer.decay_factor", 'd', "0.5"),
+    FIELD("optimizer.stlr_cut_frac", 'd', "0.25"),
+    FIELD("optimizer.stlr_ratio", 'd', "16"),
+    FIELD("train.epochs", 'z', "11"),
+    FIELD("train.max_steps", 'z', "999"),
+    FIELD("train.batch_size", 'z', "64"),
+    FIELD("train.seed", 'u', "12345678901234567890"),
+    FIELD("train.log_every", 'z', "3"),
+    FIELD("train.eval_every", 'z', "300"),
+    FIELD("train.run_dir", 's', "runs/other"),
+    FIELD("checkpoint.every_steps", 'z', "500"),
+    FIELD("checkpoint.keep_last", 'z', "9"),
+    FIELD("checkpoint.keep_best", 'b', "0"),
+    FIELD("checkpoint.best_metric", 's', "loss"),
 };
+
+static const field_case bow_cases[] = {
+    FIELD("model.type", 's', "bow"),
+    FIELD("model.hidden_dim", 'z', "65"),
+    FIELD("model.dropout", 'd', "0.125"),
+    FIELD("model.word_dropout", 'd', "0.375"),
+    FIELD("model.batch_norm", 'b', "false"),
+    FIELD("model.num_classes", 'z', "5"),
+};
+
+static const field_case recurrent_cases[] = {
+    FIELD("model.type", 's', "lstm"),
+    FIELD("model.hidden_dim", 'z', "65"),
+    FIELD("model.num_classes", 'z', "5"),
+    FIELD("model.num_layers", 'z', "3"),
+    FIELD("model.bidirectional", 'b', "true"),
+    FIELD("model.pooling", 's', "last"),
+    FIELD("model.rnn_dropout", 'd', "0.25"),
+    FIELD("model.embed_dropout", 'd', "0.125"),
+    FIELD("model.rnn_batch_norm", 'b', "true"),
+    FIELD("model.head_hidden", 'z', "50"),
+    FIELD("model.dropout", 'd', "0.125"),
+};
+
+/* The value bytes of a configuration: everything before the composed schema. */
+#define VALUES_END offsetof(reel_config, num_keys)
+
+static void check_cases(const reel_config *start, const field_case *const lists[], const size_t counts[], size_t num_lists) {
+    int seen[REEL_CONFIG_MAX_KEYS] = {0};
+    size_t covered = 0;
+    for (size_t l = 0; l < num_lists; l++)
+        for (size_t c = 0; c < counts[l]; c++) {
+            const field_case *fc = &lists[l][c];
+            char name[64];
+            snprintf(name, sizeof name, "%.*s", (int)(strchr(fc->assignment, '=') - fc->assignment), fc->assignment);
+            int index = reel_config_key_index(start, name);
+            if (index < 0 || (size_t)index >= start->num_keys) fail_msg("no schema entry for %s", name);
+            if (seen[index]++) fail_msg("%s shares index %d with another key", name, index);
+            covered++;
+            if (!strcmp(fc->assignment + strlen(name) + 1, start->model.type)) continue; /* the type itself */
+
+            reel_config before = *start, after;
+            size_t offset = (size_t)((const char *)reel_config_field(&before, name) - (const char *)&before);
+            size_t size = before.keys[index]->size;
+            /* Scramble the field first so even a value equal to the default must be written. */
+            memset((char *)&before + offset, 0x5a, size);
+            after = before;
+            reel_error err = {""};
+            if (reel_config_override(&after, fc->assignment, &err) != 0) fail_msg("%s: %s", fc->assignment, err.message);
+
+            unsigned char expected[REEL_PATH_MAX];
+            memset(expected, 0, sizeof expected);
+            switch (fc->kind) {
+            case 's': memcpy(expected, fc->expected, strlen(fc->expected) + 1); break;
+            case 'z': { size_t v = strtoull(fc->expected, NULL, 10); memcpy(expected, &v, sizeof v); break; }
+            case 'u': { uint64_t v = strtoull(fc->expected, NULL, 10); memcpy(expected, &v, sizeof v); break; }
+            case 'd': { double v = strtod(fc->expected, NULL); memcpy(expected, &v, sizeof v); break; }
+            case 'b': { int v = strcmp(fc->expected, "true") == 0; memcpy(expected, &v, sizeof v); break; }
+            }
+            if (memcmp((char *)&after + offset, expected, size) != 0)
+                fail_msg("%s did not store the expected bytes at the field", fc->assignment);
+            for (size_t byte = 0; byte < VALUES_END; byte++) {
+                if (byte >= offset && byte < offset + size) continue;
+                if (((unsigned char *)&before)[byte] != ((unsigned char *)&after)[byte])
+                    fail_msg("%s changed byte %zu, outside its field", fc->assignment, byte);
+            }
+            assert_string_equal(after.source_of[index], "--set");
+        }
+    /* And the schema has no key beyond these. */
+    assert_int_equal(covered, start->num_keys);
+}
 
 static void test_every_field_has_one_key(void **state) {
     (void)state;
-    int seen[REEL_CONFIG_MAX_KEYS] = {0};
-    for (size_t c = 0; c < NUM_KEYS; c++) {
-        const field_case *fc = &field_cases[c];
-        char name[64];
-        snprintf(name, sizeof name, "%.*s", (int)(strchr(fc->assignment, '=') - fc->assignment), fc->assignment);
-        int index = reel_config_key_index(name);
-        if (index < 0 || index >= REEL_CONFIG_MAX_KEYS) fail_msg("no schema entry for %s", name);
-        if (seen[index]++) fail_msg("%s shares index %d with another key", name, index);
-
-        reel_config before, after;
-        reel_config_defaults(&before);
-        /* Scramble the field first so even a value equal to the default must be written. */
-        memset((char *)&before + fc->offset, 0x5a, fc->size);
-        after = before;
-        reel_error err = {""};
-        if (reel_config_override(&after, fc->assignment, &err) != 0) fail_msg("%s: %s", fc->assignment, err.message);
-
-        unsigned char expected[REEL_PATH_MAX];
-        memset(expected, 0, sizeof expected);
-        switch (fc->kind) {
-        case 's': memcpy(expected, fc->expected, strlen(fc->expected) + 1); break;
-        case 'z': { size_t v = strtoull(fc->expected, NULL, 10); memcpy(expected, &v, sizeof v); break; }
-        case 'u': { uint64_t v = strtoull(fc->expected, NULL, 10); memcpy(expected, &v, sizeof v); break; }
-        case 'd': { double v = strtod(fc->expected, NULL); memcpy(expected, &v, sizeof v); break; }
-        case 'b': { int v = strcmp(fc->expected, "true") == 0; memcpy(expected, &v, sizeof v); break; }
-        }
-        if (memcmp((char *)&after + fc->offset, expected, fc->size) != 0)
-            fail_msg("%s did not store the expected bytes at the field", fc->assignment);
-        size_t values_end = offsetof(reel_config, line_of);
-        for (size_t byte = 0; byte < values_end; byte++) {
-            if (byte >= fc->offset && byte < fc->offset + fc->size) continue;
-            if (((unsigned char *)&before)[byte] != ((unsigned char *)&after)[byte])
-                fail_msg("%s changed byte %zu, outside its field", fc->assignment, byte);
-        }
-        assert_string_equal(after.source_of[index], "--set");
-    }
-    assert_int_equal(reel_config_key_index("optimizer.learning_rate"), -1);
-    assert_int_equal(reel_config_key_index("lr"), -1);
-    assert_int_equal(reel_config_key_index("optimizer"), -1);
-
-    /* And the schema has no key beyond these: the resolved INI lists exactly NUM_KEYS. */
     reel_config cfg;
     reel_config_defaults(&cfg);
+    assert_int_equal(cfg.num_keys, NUM_KEYS);
+    const field_case *bow_lists[] = {general_cases, bow_cases};
+    const size_t bow_counts[] = {sizeof general_cases / sizeof general_cases[0], sizeof bow_cases / sizeof bow_cases[0]};
+    check_cases(&cfg, bow_lists, bow_counts, 2);
+    assert_int_equal(reel_config_key_index(&cfg, "optimizer.learning_rate"), -1);
+    assert_int_equal(reel_config_key_index(&cfg, "lr"), -1);
+    assert_int_equal(reel_config_key_index(&cfg, "optimizer"), -1);
+    assert_int_equal(reel_config_key_index(&cfg, "model.pooling"), -1); /* a key of the recurrent models */
+
+    /* The resolved INI lists exactly these keys: data.dir, optimizer.decay_epochs and
+     * checkpoint.best_metric are unset in the defaults, which makes them comment lines. */
     char *ini = reel_config_to_ini(&cfg);
     size_t assignments = 0;
     for (char *line = strtok(ini, "\n"); line; line = strtok(NULL, "\n"))
         if (line[0] != ';' && line[0] != '[' && strstr(line, " = ")) assignments++;
     free(ini);
-    assert_int_equal(assignments, NUM_KEYS - 1); /* data.dir is unset in the defaults: a comment line */
+    assert_int_equal(assignments, NUM_KEYS - 3);
+
+    reel_error err = {""};
+    if (reel_config_override(&cfg, "model.type=lstm", &err) != 0) fail_msg("%s", err.message);
+    const field_case *rec_lists[] = {general_cases, recurrent_cases};
+    const size_t rec_counts[] = {sizeof general_cases / sizeof general_cases[0],
+                                 sizeof recurrent_cases / sizeof recurrent_cases[0]};
+    check_cases(&cfg, rec_lists, rec_counts, 2);
+    assert_int_equal(reel_config_key_index(&cfg, "model.word_dropout"), -1); /* bow's */
 }
 
 static void assert_same_double(double a, double b, const char *what) {
@@ -558,8 +618,8 @@ static void test_round_trip(void **state) {
     snprintf(a.data.dir, sizeof a.data.dir, "%s", long_dir); /* a line well past inih's default limit */
     a.data.max_tokens = SIZE_MAX;
     a.model.vocab_size = 123457;
-    a.model.dropout = 0.1 + 0.2;
-    a.model.batch_norm = 0;
+    DOUBLE_OF(a, "model.dropout") = 0.1 + 0.2;
+    BOOL_OF(a, "model.batch_norm") = 0;
     snprintf(a.optimizer.type, sizeof a.optimizer.type, "sgd");
     a.optimizer.lr = 3e-4;
     a.optimizer.beta1 = 1.0 / 3.0;
@@ -587,9 +647,9 @@ static void test_round_trip(void **state) {
     assert_string_equal(a.model.type, b.model.type);
     assert_true(a.model.vocab_size == b.model.vocab_size);
     assert_true(a.model.embed_dim == b.model.embed_dim);
-    assert_true(a.model.hidden_dim == b.model.hidden_dim);
-    assert_same_double(a.model.dropout, b.model.dropout, "model.dropout");
-    assert_int_equal(a.model.batch_norm, b.model.batch_norm);
+    assert_true(SIZE_OF(a, "model.hidden_dim") == SIZE_OF(b, "model.hidden_dim"));
+    assert_same_double(DOUBLE_OF(a, "model.dropout"), DOUBLE_OF(b, "model.dropout"), "model.dropout");
+    assert_int_equal(BOOL_OF(a, "model.batch_norm"), BOOL_OF(b, "model.batch_norm"));
     assert_string_equal(a.optimizer.type, b.optimizer.type);
     assert_same_double(a.optimizer.lr, b.optimizer.lr, "optimizer.lr");
     assert_same_double(a.optimizer.beta1, b.optimizer.beta1, "optimizer.beta1");
@@ -611,9 +671,11 @@ static void test_round_trip(void **state) {
     assert_true(a.checkpoint.keep_last == b.checkpoint.keep_last);
     assert_int_equal(a.checkpoint.keep_best, b.checkpoint.keep_best);
     /* The values part of the struct as a whole, padding included (both start from zeroed memory). */
-    assert_memory_equal(&a, &b, offsetof(reel_config, line_of));
-    for (int i = 0; i < NUM_KEYS; i++) {
-        assert_true(b.line_of[i] > 0); /* every key was written out */
+    assert_memory_equal(&a, &b, VALUES_END);
+    for (size_t i = 0; i < b.num_keys; i++) {
+        /* every key was written out, but for the unset optional strings (comment lines) */
+        if (!strcmp(b.keys[i]->key, "decay_epochs") || !strcmp(b.keys[i]->key, "best_metric")) continue;
+        assert_true(b.line_of[i] > 0);
         assert_string_equal(b.source_of[i], "resolved");
     }
     /* Doubles are written in their shortest exact form. */
@@ -645,7 +707,8 @@ static void test_print_schema(void **state) {
     size_t rows = 0, type_column = 0;
     while (fgets(line, sizeof line, out)) {
         if (rows == 0) {
-            assert_true(strncmp(line, "section", 7) == 0);
+            assert_true(strncmp(line, "for ", 4) == 0);
+            assert_non_null(strstr(line, " section "));
             char *type = strstr(line, "type");
             assert_non_null(type);
             type_column = (size_t)(type - line);
@@ -657,15 +720,19 @@ static void test_print_schema(void **state) {
         rows++;
     }
     fclose(out);
-    assert_int_equal(rows, 1 + NUM_KEYS);
+    assert_int_equal(rows, 1 + NUM_SCHEMA_ROWS);
 
     out = tmpfile();
     reel_config_print_schema(out);
     rewind(out);
-    int found_lr = 0, found_dir = 0, found_type = 0;
+    int found_lr = 0, found_dir = 0, found_type = 0, found_pooling = 0;
     while (fgets(line, sizeof line, out)) {
-        char section[64], key[64], type[64], def[64], allowed[64];
-        if (sscanf(line, "%63s %63s %63s %63s %63s", section, key, type, def, allowed) != 5) continue;
+        char owner[64], section[64], key[64], type[64], def[64], allowed[64];
+        if (sscanf(line, "%63s %63s %63s %63s %63s %63s", owner, section, key, type, def, allowed) != 6) continue;
+        /* a key of the recurrent classifiers is listed once, for the three types that share it */
+        if (!strcmp(section, "model") && !strcmp(key, "pooling"))
+            found_pooling += !strcmp(owner, "lstm|gru|rnn") && !strcmp(allowed, "max|mean|last");
+        if (strcmp(owner, "all") != 0) continue;
         if (!strcmp(section, "optimizer") && !strcmp(key, "lr"))
             found_lr = !strcmp(type, "double") && !strcmp(def, "1e-3") && !strcmp(allowed, ">");
         if (!strcmp(section, "data") && !strcmp(key, "dir")) found_dir = !strcmp(def, "(required)");
@@ -676,6 +743,45 @@ static void test_print_schema(void **state) {
     assert_true(found_lr);
     assert_true(found_dir);
     assert_true(found_type);
+    assert_int_equal(found_pooling, 1);
+}
+
+/* Each model type has its own keys: another model's key is an error that names its owner, wherever the
+ * type is given in the file; --set model.type switches the keys and carries given values over. */
+static void test_model_keys(void **state) {
+    (void)state;
+    expect_file_error("[data]\ndir = d\n[model]\nword_dropout = 0.5\ntype = lstm\n",
+                      ":4: unknown key 'word_dropout' in section [model] for model type 'lstm': it is a key of model "
+                      "type 'bow' (known keys: type, vocab_size, embed_dim, hidden_dim, num_layers, bidirectional, "
+                      "pooling, rnn_dropout, embed_dropout, rnn_batch_norm, head_hidden, dropout, num_classes)");
+    expect_file_error_containing("[data]\ndir = d\n[model]\npooling = max\n",
+                                 ":4: unknown key 'pooling' in section [model] for model type 'bow': it is a key of "
+                                 "model type 'lstm'", NULL);
+    /* an unknown type is reported at its own line, before any key that would depend on it */
+    expect_file_error_containing("[data]\ndir = d\n[model]\nhidden_dim = 5\ntype = cnn\n",
+                                 ":5: [model] type = 'cnn': expected one of bow, lstm, gru, rnn", NULL);
+
+    reel_config cfg;
+    reel_error err = {""};
+    assert_int_equal(reel_config_load_string(&cfg, "[data]\ndir = d\n[model]\nhidden_dim = 7\ndropout = 0.25\n",
+                                             "a.ini", &err), 0);
+    assert_string_equal(cfg.objective.type, "classify");
+    if (reel_config_override(&cfg, "model.type=gru", &err) != 0) fail_msg("%s", err.message);
+    assert_string_equal(cfg.model.type, "gru");
+    assert_int_equal(SIZE_OF(cfg, "model.hidden_dim"), 7);         /* given: carried over */
+    assert_true(DOUBLE_OF(cfg, "model.dropout") == 0.25);
+    assert_int_equal(SIZE_OF(cfg, "model.num_layers"), 1);          /* gru's default */
+    assert_int_equal(cfg.line_of[reel_config_key_index(&cfg, "model.hidden_dim")], 4);
+    assert_string_equal(cfg.source_of[reel_config_key_index(&cfg, "model.hidden_dim")], "a.ini");
+
+    assert_int_equal(reel_config_load_string(&cfg, "[data]\ndir = d\n[model]\nword_dropout = 0.5\n", "b.ini", &err), 0);
+    reel_config before = cfg;
+    assert_int_equal(reel_config_override(&cfg, "model.type=lstm", &err), -1);
+    assert_string_equal(err.message, "--set 'model.type=lstm': b.ini:4: unknown key 'word_dropout' in section [model] "
+                                     "for model type 'lstm': it is a key of model type 'bow' (known keys: type, "
+                                     "vocab_size, embed_dim, hidden_dim, num_layers, bidirectional, pooling, "
+                                     "rnn_dropout, embed_dropout, rnn_batch_norm, head_hidden, dropout, num_classes)");
+    assert_memory_equal(&before, &cfg, sizeof cfg); /* refused: nothing changed */
 }
 
 int main(void) {
@@ -697,6 +803,7 @@ int main(void) {
         cmocka_unit_test(test_every_field_has_one_key),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_print_schema),
+        cmocka_unit_test(test_model_keys),
     };
     return cmocka_run_group_tests(tests, setup_dir, remove_dir);
 }

@@ -151,15 +151,46 @@ static void test_clip_and_schedule(void **state) {
     cfg.optimizer.lr = 1.0;
     cfg.optimizer.warmup_steps = 10;
     snprintf(cfg.optimizer.schedule, sizeof cfg.optimizer.schedule, "cosine");
-    assert_float_equal(reel_schedule_lr(&cfg, 0, 110), 0.1, 1e-12);
-    assert_float_equal(reel_schedule_lr(&cfg, 9, 110), 1.0, 1e-12);
-    assert_float_equal(reel_schedule_lr(&cfg, 10, 110), 1.0, 1e-12);
-    assert_float_equal(reel_schedule_lr(&cfg, 60, 110), 0.5, 1e-12);
-    assert_float_equal(reel_schedule_lr(&cfg, 110, 110), 0.0, 1e-12);
+    assert_float_equal(reel_schedule_lr(&cfg, 0, 110, 11), 0.1, 1e-12);
+    assert_float_equal(reel_schedule_lr(&cfg, 9, 110, 11), 1.0, 1e-12);
+    assert_float_equal(reel_schedule_lr(&cfg, 10, 110, 11), 1.0, 1e-12);
+    assert_float_equal(reel_schedule_lr(&cfg, 60, 110, 11), 0.5, 1e-12);
+    assert_float_equal(reel_schedule_lr(&cfg, 110, 110, 11), 0.0, 1e-12);
     snprintf(cfg.optimizer.schedule, sizeof cfg.optimizer.schedule, "linear");
-    assert_float_equal(reel_schedule_lr(&cfg, 35, 110), 0.75, 1e-12);
+    assert_float_equal(reel_schedule_lr(&cfg, 35, 110, 11), 0.75, 1e-12);
     snprintf(cfg.optimizer.schedule, sizeof cfg.optimizer.schedule, "constant");
-    assert_float_equal(reel_schedule_lr(&cfg, 100, 110), 1.0, 1e-12);
+    assert_float_equal(reel_schedule_lr(&cfg, 100, 110, 11), 1.0, 1e-12);
+
+    /* step decay (course: divide by 10 at epoch 50): 11 steps per epoch, decay at the start of epochs 3
+     * and 5; warm-up still comes first */
+    snprintf(cfg.optimizer.schedule, sizeof cfg.optimizer.schedule, "step");
+    snprintf(cfg.optimizer.decay_epochs, sizeof cfg.optimizer.decay_epochs, "3, 5");
+    cfg.optimizer.decay_factor = 0.1;
+    reel_error err = {{0}};
+    assert_int_equal(reel_schedule_check(&cfg, &err), 0);
+    assert_float_equal(reel_schedule_lr(&cfg, 5, 110, 11), 0.6, 1e-12);   /* warm-up */
+    assert_float_equal(reel_schedule_lr(&cfg, 21, 110, 11), 1.0, 1e-12);  /* epoch 2 */
+    assert_float_equal(reel_schedule_lr(&cfg, 22, 110, 11), 0.1, 1e-12);  /* epoch 3 */
+    assert_float_equal(reel_schedule_lr(&cfg, 43, 110, 11), 0.1, 1e-12);  /* epoch 4 */
+    assert_float_equal(reel_schedule_lr(&cfg, 44, 110, 11), 0.01, 1e-12); /* epoch 5 */
+    snprintf(cfg.optimizer.decay_epochs, sizeof cfg.optimizer.decay_epochs, "%s", "");
+    assert_int_equal(reel_schedule_check(&cfg, &err), -1);
+    assert_non_null(strstr(err.message, "decay_epochs"));
+    snprintf(cfg.optimizer.decay_epochs, sizeof cfg.optimizer.decay_epochs, "%s", "3,x");
+    assert_int_equal(reel_schedule_check(&cfg, &err), -1);
+    assert_non_null(strstr(err.message, "'x' is not a positive integer"));
+
+    /* slanted triangular (Howard & Ruder 2018, eq. 3): no warm-up; 100 steps, cut at 10, ratio 32 */
+    cfg.optimizer.warmup_steps = 0;
+    snprintf(cfg.optimizer.schedule, sizeof cfg.optimizer.schedule, "slanted_triangular");
+    cfg.optimizer.stlr_cut_frac = 0.1;
+    cfg.optimizer.stlr_ratio = 32;
+    for (uint64_t t = 0; t <= 100; t += 5) {
+        double cut = 10, p = t < cut ? t / cut : 1 - (t - cut) / (cut * (1 / 0.1 - 1));
+        assert_float_equal(reel_schedule_lr(&cfg, t, 100, 11), (1 + p * 31) / 32, 1e-12);
+    }
+    assert_float_equal(reel_schedule_lr(&cfg, 10, 100, 11), 1.0, 1e-12);
+    assert_float_equal(reel_schedule_lr(&cfg, 0, 100, 11), 1.0 / 32, 1e-12);
 }
 
 int main(void) {

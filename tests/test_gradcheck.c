@@ -15,6 +15,7 @@
 #include "reel/model.h"
 #include "reel/rng.h"
 #include "fdcheck.h"
+#include "config_set.h"
 
 /* ---------------- linear ---------------- */
 enum { LB = 5, LC = 7, LOC = 4 };
@@ -228,10 +229,10 @@ static void check_model(int batch_norm, double dropout, double word_dropout) {
     reel_config_defaults(&cfg);
     cfg.model.vocab_size = 9;
     cfg.model.embed_dim = 4;
-    cfg.model.hidden_dim = 5;
-    cfg.model.batch_norm = batch_norm;
-    cfg.model.dropout = dropout;
-    cfg.model.word_dropout = word_dropout;
+    config_set(&cfg, "model.hidden_dim=5");
+    config_set(&cfg, "model.batch_norm=%d", batch_norm);
+    config_set(&cfg, "model.dropout=%.17g", dropout);
+    config_set(&cfg, "model.word_dropout=%.17g", word_dropout);
     reel_model *model;
     reel_error err;
     assert_int_equal(reel_model_create(&model, &cfg, 4, &err), 0);

@@ -14,6 +14,7 @@
 #include "reel/layers.h"
 #include "reel/model.h"
 #include "fdcheck.h"
+#include "config_set.h"
 
 enum { T = 5, B = 4, C = 3, H = 4, MAXG = 4 };
 
@@ -242,18 +243,18 @@ static void check_model(const char *type, size_t layers, int bidirectional, cons
                         double dropout, size_t head_hidden) {
     reel_config cfg;
     reel_config_defaults(&cfg);
-    snprintf(cfg.model.type, sizeof cfg.model.type, "%s", type);
-    snprintf(cfg.model.pooling, sizeof cfg.model.pooling, "%s", pooling);
+    config_set(&cfg, "model.type=%s", type);
+    config_set(&cfg, "model.pooling=%s", pooling);
     cfg.model.vocab_size = 9;
     cfg.model.embed_dim = 3;
-    cfg.model.hidden_dim = 3;
-    cfg.model.num_layers = layers;
-    cfg.model.bidirectional = bidirectional;
-    cfg.model.rnn_batch_norm = batch_norm;
-    cfg.model.rnn_dropout = dropout;
-    cfg.model.embed_dropout = dropout;
-    cfg.model.dropout = dropout;
-    cfg.model.head_hidden = head_hidden;
+    config_set(&cfg, "model.hidden_dim=3");
+    config_set(&cfg, "model.num_layers=%zu", layers);
+    config_set(&cfg, "model.bidirectional=%d", bidirectional);
+    config_set(&cfg, "model.rnn_batch_norm=%d", batch_norm);
+    config_set(&cfg, "model.rnn_dropout=%.17g", dropout);
+    config_set(&cfg, "model.embed_dropout=%.17g", dropout);
+    config_set(&cfg, "model.dropout=%.17g", dropout);
+    config_set(&cfg, "model.head_hidden=%zu", head_hidden);
     reel_model *model;
     reel_error err;
     assert_int_equal(reel_model_create(&model, &cfg, 4, &err), 0);

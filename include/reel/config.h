@@ -1,10 +1,19 @@
 /* reel/config.h: the training configuration, read from an INI file (libinih) and `--set` overrides.
  *
- * Every key is declared once in a schema (src/config.c) with its section, type, default, bounds and a
- * one-line help text; the schema drives parsing, validation, `reel train --help-config` and the printed
+ * Every key is declared once, with its section, type, default, bounds and a one-line help text. The
+ * general keys (data, optimizer, train, checkpoint, and the [model]/[objective] keys every model and
+ * objective has) are declared in src/config/config.c and stored in the fields of reel_config. Each model
+ * type and each objective declares its own keys in its own source file (a reel_key_table registered
+ * with the model or objective), stored in an options struct private to that file, which reel_config
+ * holds as an opaque block (model_options, objective_options); the offsets of its keys point into it.
+ * So a model's keys exist only for that model: `[model] word_dropout` is an error for an LSTM, with a
+ * message that says which model it belongs to.
+ *
+ * The schema in effect (the "composed" keys) is therefore a function of [model] type and [objective]
+ * type, which are read first. It drives parsing, validation, `reel train --help-config` and the printed
  * resolved configuration, so they cannot disagree. Errors name the file, the line, the section and key,
- * and what was expected. Unknown sections and keys are errors (a typo must not silently train the wrong
- * model).
+ * and what was expected. Unknown sections and keys are errors (a typo must not silently train the
+ * wrong model).
  */
 #ifndef REEL_CONFIG_H
 #define REEL_CONFIG_H
@@ -17,7 +26,63 @@
 
 #define REEL_PATH_MAX 1024
 #define REEL_NAME_MAX 32
-#define REEL_CONFIG_MAX_KEYS 64
+#define REEL_LIST_MAX 128   /* comma-separated lists held as strings (e.g. splits, per-layer widths) */
+#define REEL_CONFIG_MAX_KEYS 96
+#define REEL_OPTIONS_MAX 512 /* bytes of a model's or an objective's options struct */
+
+typedef enum { REEL_KEY_STRING, REEL_KEY_SIZE, REEL_KEY_UINT64, REEL_KEY_DOUBLE, REEL_KEY_BOOL, REEL_KEY_CHOICE } reel_key_type;
+
+/* Bound flags: a closed or open limit on each side. Integer keys only use REEL_BOUND_MIN. */
+enum { REEL_BOUND_MIN = 1, REEL_BOUND_MIN_OPEN = 2, REEL_BOUND_MAX = 4, REEL_BOUND_MAX_OPEN = 8 };
+
+/* Where a key's value lives: a field of reel_config, or of the model's or the objective's options. */
+typedef enum { REEL_STORE_CONFIG = 0, REEL_STORE_MODEL = 1, REEL_STORE_OBJECTIVE = 2 } reel_key_store;
+
+typedef struct reel_key {
+    const char *section;
+    const char *key;
+    reel_key_type type;
+    size_t offset;              /* of the field in its storage */
+    size_t size;                /* bytes of the field: the capacity of string fields */
+    const char *default_text;   /* NULL for a required key */
+    unsigned bounds;
+    double lo, hi;
+    const char *const *choices; /* NULL-terminated, for REEL_KEY_CHOICE; NULL: the choices come from choice_at */
+    const char *(*choice_at)(size_t index); /* the index-th choice, NULL past the last (registries) */
+    const char *help;
+} reel_key;
+
+typedef struct reel_key_table {
+    const reel_key *keys;
+    size_t count;
+    size_t options_size; /* bytes of the options struct the offsets point into (<= REEL_OPTIONS_MAX) */
+} reel_key_table;
+
+/* Declaring keys. The _Generic terms are never evaluated; they turn an entry whose type does not match
+ * its field into a compile error instead of a silent overwrite of the neighbouring field.
+ * S is the struct that holds the field: reel_config for general keys, the options struct otherwise. */
+#define REEL_FIELD_TYPED(S, field, T)                                                                   \
+    .offset = offsetof(S, field) + 0 * sizeof(_Generic(((S *)0)->field, T : 1)), .size = sizeof(((S *)0)->field)
+#define REEL_FIELD_CHARS(S, field)                                                                      \
+    .offset = offsetof(S, field) + 0 * sizeof(_Generic(&((S *)0)->field[0], char * : 1)),               \
+    .size = sizeof(((S *)0)->field)
+#define REEL_KEY_STRING_OF(S, sec, name, field, def, help_text)                                         \
+    {.section = sec, .key = name, .type = REEL_KEY_STRING, REEL_FIELD_CHARS(S, field), .default_text = def, .help = help_text}
+#define REEL_KEY_CHOICE_OF(S, sec, name, field, def, list, help_text)                                   \
+    {.section = sec, .key = name, .type = REEL_KEY_CHOICE, REEL_FIELD_CHARS(S, field), .default_text = def, \
+     .choices = list, .help = help_text}
+#define REEL_KEY_SIZE_OF(S, sec, name, field, def, bound_flags, min, help_text)                         \
+    {.section = sec, .key = name, .type = REEL_KEY_SIZE, REEL_FIELD_TYPED(S, field, size_t), .default_text = def, \
+     .bounds = bound_flags, .lo = min, .help = help_text}
+#define REEL_KEY_UINT64_OF(S, sec, name, field, def, help_text)                                         \
+    {.section = sec, .key = name, .type = REEL_KEY_UINT64, REEL_FIELD_TYPED(S, field, uint64_t), .default_text = def, \
+     .help = help_text}
+#define REEL_KEY_DOUBLE_OF(S, sec, name, field, def, bound_flags, min, max, help_text)                  \
+    {.section = sec, .key = name, .type = REEL_KEY_DOUBLE, REEL_FIELD_TYPED(S, field, double), .default_text = def, \
+     .bounds = bound_flags, .lo = min, .hi = max, .help = help_text}
+#define REEL_KEY_BOOL_OF(S, sec, name, field, def, help_text)                                           \
+    {.section = sec, .key = name, .type = REEL_KEY_BOOL, REEL_FIELD_TYPED(S, field, int), .default_text = def, \
+     .help = help_text}
 
 typedef struct reel_config {
     struct {
@@ -26,22 +91,13 @@ typedef struct reel_config {
         size_t seq_len;          /* training window drawn at random per document and epoch; 0 = whole */
     } data;
     struct {
-        char type[REEL_NAME_MAX]; /* "bow", "lstm", "gru" or "rnn" */
+        char type[REEL_NAME_MAX]; /* a registered model type (src/models/registry.c) */
         size_t vocab_size;        /* ids >= vocab_size map to <unk> */
         size_t embed_dim;
-        size_t hidden_dim;
-        double dropout;           /* probability of zeroing a hidden unit */
-        double word_dropout;      /* probability of leaving a token out of the average while training */
-        int batch_norm;           /* bow: 1 = batch norm after the hidden linear layer */
-        size_t num_classes;       /* 0: from the data; 2: one logit (BCE); K > 2: K logits (softmax) */
-        size_t num_layers;        /* recurrent: stacked layers */
-        int bidirectional;        /* recurrent: a reverse direction in every layer */
-        char pooling[REEL_NAME_MAX]; /* recurrent: "max", "mean" or "last" over time */
-        double rnn_dropout;       /* recurrent: locked dropout on every layer's output */
-        double embed_dropout;     /* recurrent: locked dropout on the embeddings */
-        int rnn_batch_norm;       /* recurrent: batch norm on every layer's output (valid steps) */
-        size_t head_hidden;       /* recurrent: hidden width of the classifier head; 0 = none */
     } model;
+    struct {
+        char type[REEL_NAME_MAX]; /* a registered objective; "" in the file: the model's own */
+    } objective;
     struct {
         char type[REEL_NAME_MAX];     /* "adam" or "sgd" */
         double lr;
@@ -50,8 +106,12 @@ typedef struct reel_config {
         int nesterov;                 /* sgd */
         double weight_decay;          /* adam: decoupled (AdamW); sgd: L2 added to the gradient */
         double clip_norm;             /* global gradient-norm clip; 0 disables */
-        char schedule[REEL_NAME_MAX]; /* "constant", "cosine" or "linear" (decay to 0 over the run) */
+        char schedule[REEL_NAME_MAX]; /* see reel/optim.h */
         size_t warmup_steps;          /* linear warm-up from 0 */
+        char decay_epochs[REEL_LIST_MAX]; /* step: epochs at which the rate is multiplied by decay_factor */
+        double decay_factor;
+        double stlr_cut_frac;         /* slanted triangular: share of the steps spent rising */
+        double stlr_ratio;            /* slanted triangular: peak / lowest rate */
     } optimizer;
     struct {
         size_t epochs;
@@ -59,34 +119,73 @@ typedef struct reel_config {
         size_t batch_size; /* global: split across the ranks */
         uint64_t seed;
         size_t log_every;  /* steps between progress lines and metric rows */
+        size_t eval_every; /* steps between evaluations inside an epoch; 0: at the end of each epoch only */
         char run_dir[REEL_PATH_MAX];
     } train;
     struct {
         size_t every_steps; /* 0: only at the end of each epoch and of the run */
         size_t keep_last;   /* newest numbered checkpoints kept; older ones are deleted */
-        int keep_best;      /* 1: also keep ckpt_best.h5, the best by validation accuracy */
+        int keep_best;      /* 1: also keep ckpt_best.h5, the best by best_metric */
+        char best_metric[REEL_NAME_MAX]; /* an evaluation series of the objective; "": the objective's own */
     } checkpoint;
 
-    /* Where each key's value came from, for messages: the file (or "--set"/"checkpoint") and line.
-     * Indexed like the schema; line 0 means the default was used. */
+    /* The options of the model type and of the objective, laid out by their own key tables. */
+    _Alignas(16) unsigned char model_options[REEL_OPTIONS_MAX];
+    _Alignas(16) unsigned char objective_options[REEL_OPTIONS_MAX];
+
+    /* The composed schema: every key in effect, in the order of --help-config and of the resolved INI.
+     * Where each key's value came from, for messages: the file (or "--set", "checkpoint", "data") and
+     * line; line 0 means the default was used. */
+    size_t num_keys;
+    const reel_key *keys[REEL_CONFIG_MAX_KEYS];
+    unsigned char store_of[REEL_CONFIG_MAX_KEYS]; /* reel_key_store */
     unsigned int line_of[REEL_CONFIG_MAX_KEYS];
     const char *source_of[REEL_CONFIG_MAX_KEYS];
 } reel_config;
 
-/* Fills every key with its default. */
+/* Fills every key with its default (model type bow and its objective). */
 void reel_config_defaults(reel_config *cfg);
 /* Defaults, then the INI file at path, then the required-key check. */
 int reel_config_load_file(reel_config *cfg, const char *path, reel_error *err);
 /* Same from text already in memory; source_name is used in messages (e.g. "ckpt_00000100.h5:/config"). */
 int reel_config_load_string(reel_config *cfg, const char *text, const char *source_name, reel_error *err);
-/* Applies one "section.key=value" override, as given to --set. */
+/* Applies one "section.key=value" override, as given to --set. Changing [model] type or [objective]
+ * type switches to that type's keys; values already given for the old type carry over when the new
+ * type has the same key, and are an error naming where they were given otherwise. */
 int reel_config_override(reel_config *cfg, const char *assignment, reel_error *err);
+/* Sets "section.key" to value as something the program worked out (e.g. the number of classes of the
+ * data); source names where it came from in messages and in the printed configuration. */
+int reel_config_set(reel_config *cfg, const char *name, const char *value, const char *source, reel_error *err);
 /* The resolved configuration as INI text (malloc'd), every key present, loadable again. */
 char *reel_config_to_ini(const reel_config *cfg);
-/* Lists every section, key, type, default and help line (for --help-config). */
+/* Lists every section, key, type, default and help line (for --help-config): the general keys, then
+ * those of each model type and each objective. */
 void reel_config_print_schema(FILE *out);
-/* Index into line_of/source_of of the key named "section.key" (e.g. "train.batch_size"), or -1 when
- * there is no such key. */
-int reel_config_key_index(const char *name);
+/* Index into keys/line_of/source_of of the key named "section.key" (e.g. "train.batch_size") in cfg's
+ * composed schema, or -1 when there is no such key. */
+int reel_config_key_index(const reel_config *cfg, const char *name);
+/* The storage of key "section.key" (a size_t, uint64_t, double, int or char array as the key's type
+ * says), or NULL when cfg has no such key. */
+const void *reel_config_field(const reel_config *cfg, const char *name);
+/* The options of the model / the objective, laid out by their key tables. */
+static inline const void *reel_config_model_options(const reel_config *cfg) { return cfg->model_options; }
+static inline const void *reel_config_objective_options(const reel_config *cfg) { return cfg->objective_options; }
+
+/* Provided by the registries (src/models/registry.c, src/objectives/registry.c): the name of the
+ * index-th model type / objective (NULL past the last), the keys of one (NULL: no such type), and the
+ * objective a model type is trained with when [objective] type is not given. */
+const char *reel_model_type_at(size_t index);
+const reel_key_table *reel_model_key_table(const char *type);
+const char *reel_model_default_objective(const char *type);
+const char *reel_objective_type_at(size_t index);
+const reel_key_table *reel_objective_key_table(const char *type);
+
+/* Comma-separated lists held in string keys: splits "a,b,c" into at most max items (spaces around
+ * items are dropped); returns the count, or -1 with err naming the key when there are too many, or an
+ * item is empty. */
+int reel_config_split_list(const char *list, const char *key_name, char items[][REEL_NAME_MAX], size_t max,
+                           reel_error *err);
+/* The same for lists of positive integers ("500,500,400"). */
+int reel_config_size_list(const char *list, const char *key_name, size_t *values, size_t max, reel_error *err);
 
 #endif

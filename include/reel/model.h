@@ -55,14 +55,22 @@ size_t reel_model_outputs(size_t num_classes);
 double reel_model_loss(const reel_model *model, float *dlogits, const float *logits, const float *labels, size_t B,
                        float scale, int *predicted);
 
-/* Builds the model that cfg->model describes, with activations for max_batch rows. */
+/* A model type, as its source file declares it and src/models/registry.c lists it. */
+typedef struct reel_model_kind {
+    const char *type;
+    /* Builds the model cfg describes (its keys: reel_config_model_options(cfg)), with activations for
+     * max_batch rows. */
+    int (*create)(reel_model **out, const reel_config *cfg, size_t max_batch, reel_error *err);
+    const reel_key_table *keys; /* its [model] keys beyond type, vocab_size and embed_dim */
+    const char *objective;      /* the objective it is trained with when [objective] type is not given */
+} reel_model_kind;
+
+/* The registered kind of that type, or NULL. */
+const reel_model_kind *reel_model_kind_find(const char *type);
+
+/* Builds the model that cfg describes, with activations for max_batch rows. */
 int reel_model_create(reel_model **out, const reel_config *cfg, size_t max_batch, reel_error *err);
 void reel_model_destroy(reel_model *model);
-
-/* The bag-of-words model (src/models/bow.c). */
-int reel_bow_create(reel_model **out, const reel_config *cfg, size_t max_batch, reel_error *err);
-/* The recurrent classifiers, types lstm, gru and rnn (src/models/recurrent.c). */
-int reel_recurrent_model_create(reel_model **out, const reel_config *cfg, size_t max_batch, reel_error *err);
 
 /* Initialisers (src/init.c), keyed by (seed, tensor index) so every rank computes the same values. */
 void reel_init_uniform(float *values, size_t count, float bound, uint64_t seed, uint32_t tensor);

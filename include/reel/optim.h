@@ -30,9 +30,16 @@ void reel_optimizer_free(reel_optimizer *opt);
 /* One update of params->data from params->grad with learning rate lr. */
 void reel_optimizer_step(reel_optimizer *opt, reel_store *params, double lr);
 
-/* The learning rate at global step `step` (0-based) of total_steps: linear warm-up over warmup_steps,
- * then constant, cosine or linear decay to 0 at total_steps. */
-double reel_schedule_lr(const reel_config *cfg, uint64_t step, uint64_t total_steps);
+/* The learning rate at global step `step` (0-based) of total_steps, steps_per_epoch to an epoch: linear
+ * warm-up over warmup_steps, then
+ *   constant;
+ *   cosine or linear: decay to 0 at total_steps;
+ *   step: lr times decay_factor for each of decay_epochs (1-based) the step's epoch has reached;
+ *   slanted_triangular (ULMFiT): a linear rise from lr / stlr_ratio to lr over the first stlr_cut_frac of
+ *     the steps, then a linear fall back to lr / stlr_ratio at total_steps. */
+double reel_schedule_lr(const reel_config *cfg, uint64_t step, uint64_t total_steps, uint64_t steps_per_epoch);
+/* Checks what the schedule needs beyond the single keys (step: a valid decay_epochs list). */
+int reel_schedule_check(const reel_config *cfg, reel_error *err);
 
 /* Euclidean norm of the whole gradient (accumulated in double). */
 double reel_grad_norm(const float *grad, size_t count);

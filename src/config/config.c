@@ -1,7 +1,9 @@
-/* src/config.c: the configuration schema, INI loading through libinih, --set overrides and printing.
+/* src/config/config.c: the configuration schema, INI loading through libinih, --set overrides and printing.
  *
- * Everything a key needs (section, name, type, storage, default, bounds, help) lives in one schema
- * table, so parsing, validation, defaults, the resolved INI text and --help-config cannot drift apart.
+ * The general keys live in one table here. The keys of each model type and objective live in their own
+ * files and reach this one through the registries (reel_model_key_table, reel_objective_key_table). The
+ * schema of a configuration is composed from the general table and the tables of its model type and
+ * objective, so parsing, validation, defaults, the resolved INI text and --help-config cannot drift apart.
  */
 #include "reel/config.h"
 
@@ -14,91 +16,47 @@
 #include <string.h>
 #include <strings.h>
 
-typedef enum { TYPE_STRING, TYPE_SIZE, TYPE_UINT64, TYPE_DOUBLE, TYPE_BOOL, TYPE_CHOICE } key_type;
-
 static const char *const type_names[] = {"string", "size", "uint64", "double", "bool", "choice"};
 
-/* Bound flags: a closed or open limit on each side. Integer keys only use BOUND_MIN. */
-enum { BOUND_MIN = 1, BOUND_MIN_OPEN = 2, BOUND_MAX = 4, BOUND_MAX_OPEN = 8 };
-
-typedef struct key_spec {
-    const char *section;
-    const char *key;
-    key_type type;
-    size_t offset;
-    size_t size;             /* bytes of the field: the capacity of string fields */
-    const char *default_text; /* NULL for required keys */
-    int required;
-    unsigned bounds;
-    double lo, hi;
-    const char *const *choices; /* NULL-terminated, for TYPE_CHOICE */
-    const char *help;
-} key_spec;
-
-/* The _Generic terms are never evaluated; they turn a schema entry whose type does not match its
- * struct field into a compile error instead of a silent overwrite of the neighbouring field. */
-#define FIELD_TYPED(field, T)                                                                          \
-    .offset = offsetof(reel_config, field) + 0 * sizeof(_Generic(((reel_config *)0)->field, T : 1)),   \
-    .size = sizeof(((reel_config *)0)->field)
-#define FIELD_CHARS(field)                                                                             \
-    .offset = offsetof(reel_config, field) + 0 * sizeof(_Generic(&((reel_config *)0)->field[0], char * : 1)), \
-    .size = sizeof(((reel_config *)0)->field)
-
-#define KEY_STRING(sec, name, field, def, req, help_text)                                              \
-    {.section = sec, .key = name, .type = TYPE_STRING, FIELD_CHARS(field), .default_text = def,        \
-     .required = req, .help = help_text}
+#define KEY_STRING(sec, name, field, def, help_text) REEL_KEY_STRING_OF(reel_config, sec, name, field, def, help_text)
 #define KEY_CHOICE(sec, name, field, def, list, help_text)                                             \
-    {.section = sec, .key = name, .type = TYPE_CHOICE, FIELD_CHARS(field), .default_text = def,        \
-     .choices = list, .help = help_text}
+    REEL_KEY_CHOICE_OF(reel_config, sec, name, field, def, list, help_text)
 #define KEY_SIZE(sec, name, field, def, bound_flags, min, help_text)                                   \
-    {.section = sec, .key = name, .type = TYPE_SIZE, FIELD_TYPED(field, size_t), .default_text = def,  \
-     .bounds = bound_flags, .lo = min, .help = help_text}
-#define KEY_UINT64(sec, name, field, def, help_text)                                                   \
-    {.section = sec, .key = name, .type = TYPE_UINT64, FIELD_TYPED(field, uint64_t),                   \
-     .default_text = def, .help = help_text}
+    REEL_KEY_SIZE_OF(reel_config, sec, name, field, def, bound_flags, min, help_text)
+#define KEY_UINT64(sec, name, field, def, help_text) REEL_KEY_UINT64_OF(reel_config, sec, name, field, def, help_text)
 #define KEY_DOUBLE(sec, name, field, def, bound_flags, min, max, help_text)                            \
-    {.section = sec, .key = name, .type = TYPE_DOUBLE, FIELD_TYPED(field, double), .default_text = def, \
-     .bounds = bound_flags, .lo = min, .hi = max, .help = help_text}
-#define KEY_BOOL(sec, name, field, def, help_text)                                                     \
-    {.section = sec, .key = name, .type = TYPE_BOOL, FIELD_TYPED(field, int), .default_text = def,     \
-     .help = help_text}
+    REEL_KEY_DOUBLE_OF(reel_config, sec, name, field, def, bound_flags, min, max, help_text)
+#define KEY_BOOL(sec, name, field, def, help_text) REEL_KEY_BOOL_OF(reel_config, sec, name, field, def, help_text)
+#define BOUND_MIN REEL_BOUND_MIN
+#define BOUND_MIN_OPEN REEL_BOUND_MIN_OPEN
+#define BOUND_MAX REEL_BOUND_MAX
+#define BOUND_MAX_OPEN REEL_BOUND_MAX_OPEN
 
-static const char *const model_types[] = {"bow", "lstm", "gru", "rnn", NULL};
-static const char *const poolings[] = {"max", "mean", "last", NULL};
 static const char *const optimizer_types[] = {"adam", "sgd", NULL};
-static const char *const schedules[] = {"constant", "cosine", "linear", NULL};
+static const char *const schedules[] = {"constant", "cosine", "linear", "step", "slanted_triangular", NULL};
 
-/* The order here is the order of line_of/source_of, of the resolved INI text and of --help-config. */
-static const key_spec schema[] = {
-    KEY_STRING("data", "dir", data.dir, NULL, 1, "directory written by `reel prep` (vocabulary and token files)"),
+/* Sections in the order of the resolved INI and of --help-config. */
+static const char *const sections[] = {"data", "model", "objective", "optimizer", "train", "checkpoint"};
+#define NUM_SECTIONS (sizeof sections / sizeof sections[0])
+
+/* The general keys. [model] and [objective] type are always the first keys of their sections. */
+static const reel_key general_keys[] = {
+    KEY_STRING("data", "dir", data.dir, NULL, "directory written by `reel prep` (vocabulary and token files)"),
     KEY_SIZE("data", "max_tokens", data.max_tokens, "0", 0, 0, "tokens kept from the start of each document; 0 keeps all"),
     KEY_SIZE("data", "seq_len", data.seq_len, "0", 0, 0,
-             "training window: a random run of seq_len tokens per document, drawn again every epoch; 0 = whole"),
+             "training window: a random run of seq_len tokens per document, drawn again every epoch; 0 = whole "
+             "(language models: the tokens per window, predicting the next one at each)"),
 
-    KEY_CHOICE("model", "type", model.type, "bow", model_types,
-               "bow (mean of embeddings), or a recurrent classifier: lstm, gru, rnn (tanh)"),
-    KEY_SIZE("model", "vocab_size", model.vocab_size, "8000", BOUND_MIN, 4, "token ids >= vocab_size map to <unk>"),
+    {.section = "model", .key = "type", .type = REEL_KEY_CHOICE, REEL_FIELD_CHARS(reel_config, model.type),
+     .default_text = "bow", .choice_at = reel_model_type_at,
+     .help = "the model; each type has keys of its own (listed below under its name)"},
+    KEY_SIZE("model", "vocab_size", model.vocab_size, "8000", BOUND_MIN, 4,
+             "token ids >= vocab_size map to <unk> (the reserved ids <pad>, <unk>, <eod> count)"),
     KEY_SIZE("model", "embed_dim", model.embed_dim, "256", BOUND_MIN, 1, "width of the token embeddings"),
-    KEY_SIZE("model", "hidden_dim", model.hidden_dim, "256", BOUND_MIN, 1, "width of the hidden layer"),
-    KEY_DOUBLE("model", "dropout", model.dropout, "0.5", BOUND_MIN | BOUND_MAX_OPEN, 0, 1,
-               "probability of zeroing a hidden unit during training"),
-    KEY_DOUBLE("model", "word_dropout", model.word_dropout, "0", BOUND_MIN | BOUND_MAX_OPEN, 0, 1,
-               "probability of leaving each token out of a document's average while training (0 disables)"),
-    KEY_BOOL("model", "batch_norm", model.batch_norm, "true", "batch normalisation after the hidden linear layer"),
-    KEY_SIZE("model", "num_classes", model.num_classes, "0", 0, 0,
-             "classes of the labels; 0 takes them from the data (2: one logit, K > 2: K logits)"),
-    KEY_SIZE("model", "num_layers", model.num_layers, "1", BOUND_MIN, 1, "recurrent: stacked layers"),
-    KEY_BOOL("model", "bidirectional", model.bidirectional, "false", "recurrent: a reverse direction in every layer"),
-    KEY_CHOICE("model", "pooling", model.pooling, "max", poolings,
-               "recurrent: pooling of the last layer's outputs over time (max, mean, last)"),
-    KEY_DOUBLE("model", "rnn_dropout", model.rnn_dropout, "0", BOUND_MIN | BOUND_MAX_OPEN, 0, 1,
-               "recurrent: dropout on every recurrent layer's output, one mask per sequence"),
-    KEY_DOUBLE("model", "embed_dropout", model.embed_dropout, "0", BOUND_MIN | BOUND_MAX_OPEN, 0, 1,
-               "recurrent: dropout on the embeddings, one mask per sequence"),
-    KEY_BOOL("model", "rnn_batch_norm", model.rnn_batch_norm, "false",
-             "recurrent: batch norm on every recurrent layer's output, over all valid steps"),
-    KEY_SIZE("model", "head_hidden", model.head_hidden, "0", 0, 0,
-             "recurrent: width of a hidden layer (ReLU, dropout) in the classifier head; 0 = none"),
+
+    {.section = "objective", .key = "type", .type = REEL_KEY_CHOICE, REEL_FIELD_CHARS(reel_config, objective.type),
+     .default_text = "", .choice_at = reel_objective_type_at,
+     .help = "what the model learns; not given: the model type's own (classifiers: classify, lm: next_token)"},
 
     KEY_CHOICE("optimizer", "type", optimizer.type, "adam", optimizer_types, "optimizer"),
     KEY_DOUBLE("optimizer", "lr", optimizer.lr, "1e-3", BOUND_MIN_OPEN, 0, 0, "peak learning rate"),
@@ -114,81 +72,183 @@ static const key_spec schema[] = {
     KEY_DOUBLE("optimizer", "clip_norm", optimizer.clip_norm, "0", BOUND_MIN, 0, 0,
                "clip the global gradient norm to this; 0 disables"),
     KEY_CHOICE("optimizer", "schedule", optimizer.schedule, "constant", schedules,
-               "learning-rate schedule after warm-up (cosine/linear decay to 0 over the run)"),
+               "learning-rate schedule after warm-up: constant; cosine or linear decay to 0 over the run; step "
+               "(times decay_factor at each of decay_epochs); slanted_triangular (ULMFiT)"),
     KEY_SIZE("optimizer", "warmup_steps", optimizer.warmup_steps, "0", 0, 0, "steps of linear warm-up from 0"),
+    KEY_STRING("optimizer", "decay_epochs", optimizer.decay_epochs, "",
+               "step: comma-separated epochs (1-based) at whose start the rate is multiplied by decay_factor"),
+    KEY_DOUBLE("optimizer", "decay_factor", optimizer.decay_factor, "0.1", BOUND_MIN_OPEN, 0, 0,
+               "step: factor applied at each of decay_epochs"),
+    KEY_DOUBLE("optimizer", "stlr_cut_frac", optimizer.stlr_cut_frac, "0.1", BOUND_MIN_OPEN | BOUND_MAX_OPEN, 0, 1,
+               "slanted_triangular: share of the steps over which the rate rises"),
+    KEY_DOUBLE("optimizer", "stlr_ratio", optimizer.stlr_ratio, "32", BOUND_MIN, 1, 0,
+               "slanted_triangular: how much smaller the lowest rate is than the peak"),
 
     KEY_SIZE("train", "epochs", train.epochs, "6", BOUND_MIN, 1, "passes over the training set"),
     KEY_SIZE("train", "max_steps", train.max_steps, "0", 0, 0, "stop after this many global steps; 0 runs all epochs"),
-    KEY_SIZE("train", "batch_size", train.batch_size, "200", BOUND_MIN, 1, "global batch size, split across the ranks"),
+    KEY_SIZE("train", "batch_size", train.batch_size, "200", BOUND_MIN, 1,
+             "global batch size (documents, or parallel streams), split across the ranks"),
     KEY_UINT64("train", "seed", train.seed, "42", "seed of every random choice (initialisation, shuffling, dropout)"),
     KEY_SIZE("train", "log_every", train.log_every, "10", BOUND_MIN, 1, "steps between progress lines and metric rows"),
-    KEY_STRING("train", "run_dir", train.run_dir, "runs/default", 0, "directory for checkpoints, metrics and logs"),
+    KEY_SIZE("train", "eval_every", train.eval_every, "0", 0, 0,
+             "steps between evaluations on the validation data; 0: at the end of each epoch"),
+    KEY_STRING("train", "run_dir", train.run_dir, "runs/default", "directory for checkpoints, metrics and logs"),
 
     KEY_SIZE("checkpoint", "every_steps", checkpoint.every_steps, "0", 0, 0,
              "steps between checkpoints; 0 saves only at the end of each epoch and of the run"),
     KEY_SIZE("checkpoint", "keep_last", checkpoint.keep_last, "3", BOUND_MIN, 1, "newest numbered checkpoints kept"),
-    KEY_BOOL("checkpoint", "keep_best", checkpoint.keep_best, "true", "also keep the best checkpoint by validation accuracy"),
+    KEY_BOOL("checkpoint", "keep_best", checkpoint.keep_best, "true", "also keep the best checkpoint, by best_metric"),
+    KEY_STRING("checkpoint", "best_metric", checkpoint.best_metric, "",
+               "evaluation series that picks ckpt_best.h5; not given: the objective's (classify: accuracy, "
+               "next_token: perplexity)"),
 };
-
-#define NUM_KEYS (sizeof schema / sizeof schema[0])
-_Static_assert(sizeof schema / sizeof schema[0] <= REEL_CONFIG_MAX_KEYS, "schema larger than REEL_CONFIG_MAX_KEYS");
+#define NUM_GENERAL (sizeof general_keys / sizeof general_keys[0])
+_Static_assert(sizeof general_keys / sizeof general_keys[0] <= REEL_CONFIG_MAX_KEYS, "too many general keys");
 
 /* Lines the INI reader accepts: enough for the longest string value plus its key and a comment.
  * inih's default (200) would reject a long data.dir that reel itself wrote into a resolved config. */
 #define CONFIG_LINE_MAX (2 * REEL_PATH_MAX + 256)
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Schema lookups                                                                                  */
+/* The composed schema                                                                             */
+
+static unsigned char *storage(reel_config *cfg, size_t index) {
+    switch ((reel_key_store)cfg->store_of[index]) {
+    case REEL_STORE_MODEL: return cfg->model_options;
+    case REEL_STORE_OBJECTIVE: return cfg->objective_options;
+    case REEL_STORE_CONFIG: break;
+    }
+    return (unsigned char *)cfg;
+}
+
+static char *field_of(reel_config *cfg, size_t index) { return (char *)storage(cfg, index) + cfg->keys[index]->offset; }
+static const char *const_field_of(const reel_config *cfg, size_t index) {
+    return field_of((reel_config *)cfg, index);
+}
 
 static int is_section(const char *section) {
-    for (size_t i = 0; i < NUM_KEYS; i++)
-        if (strcmp(schema[i].section, section) == 0) return 1;
+    for (size_t i = 0; i < NUM_SECTIONS; i++)
+        if (strcmp(sections[i], section) == 0) return 1;
     return 0;
 }
 
-static int find_key(const char *section, const char *key) {
-    for (size_t i = 0; i < NUM_KEYS; i++)
-        if (strcmp(schema[i].section, section) == 0 && strcmp(schema[i].key, key) == 0) return (int)i;
+static int find_key(const reel_config *cfg, const char *section, const char *key) {
+    for (size_t i = 0; i < cfg->num_keys; i++)
+        if (strcmp(cfg->keys[i]->section, section) == 0 && strcmp(cfg->keys[i]->key, key) == 0) return (int)i;
     return -1;
 }
 
-int reel_config_key_index(const char *name) {
+int reel_config_key_index(const reel_config *cfg, const char *name) {
     const char *dot = strchr(name, '.');
     if (!dot) return -1;
-    for (size_t i = 0; i < NUM_KEYS; i++) {
-        size_t section_len = strlen(schema[i].section);
-        if ((size_t)(dot - name) == section_len && strncmp(name, schema[i].section, section_len) == 0 &&
-            strcmp(dot + 1, schema[i].key) == 0)
+    for (size_t i = 0; i < cfg->num_keys; i++) {
+        size_t section_len = strlen(cfg->keys[i]->section);
+        if ((size_t)(dot - name) == section_len && strncmp(name, cfg->keys[i]->section, section_len) == 0 &&
+            strcmp(dot + 1, cfg->keys[i]->key) == 0)
             return (int)i;
     }
     return -1;
 }
 
-/* "data, model, ..." in schema order, for messages. */
+const void *reel_config_field(const reel_config *cfg, const char *name) {
+    int index = reel_config_key_index(cfg, name);
+    return index < 0 ? NULL : const_field_of(cfg, (size_t)index);
+}
+
+static void append_table(reel_config *cfg, const char *section, const reel_key *keys, size_t count,
+                         reel_key_store store) {
+    for (size_t i = 0; i < count; i++) {
+        if (strcmp(keys[i].section, section) != 0) continue;
+        REEL_CHECK(cfg->num_keys < REEL_CONFIG_MAX_KEYS, "raise REEL_CONFIG_MAX_KEYS", "too many configuration keys");
+        cfg->keys[cfg->num_keys] = &keys[i];
+        cfg->store_of[cfg->num_keys] = (unsigned char)store;
+        cfg->line_of[cfg->num_keys] = 0;
+        cfg->source_of[cfg->num_keys] = "default";
+        cfg->num_keys++;
+    }
+}
+
+/* Lays out cfg->keys for cfg->model.type and cfg->objective.type (both must name registered types):
+ * section by section, the general keys first, then the model's, then the objective's. Line and source
+ * information is reset; values are left alone. */
+static void compose(reel_config *cfg) {
+    const reel_key_table *model = reel_model_key_table(cfg->model.type);
+    const reel_key_table *objective = reel_objective_key_table(cfg->objective.type);
+    REEL_CHECK(model && objective, NULL, "composing the schema of unknown types '%s' / '%s'", cfg->model.type,
+               cfg->objective.type);
+    REEL_CHECK(model->options_size <= REEL_OPTIONS_MAX && objective->options_size <= REEL_OPTIONS_MAX,
+               "raise REEL_OPTIONS_MAX", "the options of model '%s' or objective '%s' do not fit", cfg->model.type,
+               cfg->objective.type);
+    cfg->num_keys = 0;
+    for (size_t s = 0; s < NUM_SECTIONS; s++) {
+        append_table(cfg, sections[s], general_keys, NUM_GENERAL, REEL_STORE_CONFIG);
+        append_table(cfg, sections[s], model->keys, model->count, REEL_STORE_MODEL);
+        append_table(cfg, sections[s], objective->keys, objective->count, REEL_STORE_OBJECTIVE);
+    }
+}
+
+/* "data, model, ..." in order, for messages. */
 static void list_sections(char *out, size_t size) {
     size_t used = 0;
     out[0] = '\0';
-    for (size_t i = 0; i < NUM_KEYS; i++) {
-        if (i > 0 && strcmp(schema[i - 1].section, schema[i].section) == 0) continue;
-        int n = snprintf(out + used, size - used, "%s%s", used ? ", " : "", schema[i].section);
+    for (size_t i = 0; i < NUM_SECTIONS; i++) {
+        int n = snprintf(out + used, size - used, "%s%s", used ? ", " : "", sections[i]);
         if (n < 0 || (size_t)n >= size - used) return;
         used += (size_t)n;
     }
 }
 
-static void list_keys(const char *section, char *out, size_t size) {
+static void list_keys(const reel_config *cfg, const char *section, char *out, size_t size) {
     size_t used = 0;
     out[0] = '\0';
-    for (size_t i = 0; i < NUM_KEYS; i++) {
-        if (strcmp(schema[i].section, section) != 0) continue;
-        int n = snprintf(out + used, size - used, "%s%s", used ? ", " : "", schema[i].key);
+    for (size_t i = 0; i < cfg->num_keys; i++) {
+        if (strcmp(cfg->keys[i]->section, section) != 0) continue;
+        int n = snprintf(out + used, size - used, "%s%s", used ? ", " : "", cfg->keys[i]->key);
         if (n < 0 || (size_t)n >= size - used) return;
         used += (size_t)n;
     }
+}
+
+/* The model type or objective, other than cfg's, that has section.key; NULL when none has. */
+static const char *other_owner(const reel_config *cfg, const char *section, const char *key, const char **kind) {
+    for (size_t t = 0; reel_model_type_at(t); t++) {
+        const char *type = reel_model_type_at(t);
+        const reel_key_table *table = reel_model_key_table(type);
+        for (size_t i = 0; table && i < table->count; i++)
+            if (!strcmp(table->keys[i].section, section) && !strcmp(table->keys[i].key, key) &&
+                strcmp(type, cfg->model.type) != 0) {
+                *kind = "model type";
+                return type;
+            }
+    }
+    for (size_t t = 0; reel_objective_type_at(t); t++) {
+        const char *type = reel_objective_type_at(t);
+        const reel_key_table *table = reel_objective_key_table(type);
+        for (size_t i = 0; table && i < table->count; i++)
+            if (!strcmp(table->keys[i].section, section) && !strcmp(table->keys[i].key, key) &&
+                strcmp(type, cfg->objective.type) != 0) {
+                *kind = "objective";
+                return type;
+            }
+    }
+    return NULL;
+}
+
+/* The unknown-key message: the known keys of the section, and which type the key belongs to if any. */
+static void unknown_key_message(const reel_config *cfg, const char *section, const char *key, char *out, size_t size) {
+    char list[768];
+    list_keys(cfg, section, list, sizeof list);
+    const char *kind = NULL, *owner = other_owner(cfg, section, key, &kind);
+    if (owner)
+        snprintf(out, size, "unknown key '%s' in section [%s] for %s '%s': it is a key of %s '%s' (known keys: %s)",
+                 key, section, kind, !strcmp(kind, "objective") ? cfg->objective.type : cfg->model.type, kind, owner,
+                 list);
+    else
+        snprintf(out, size, "unknown key '%s' in section [%s] (known keys: %s)", key, section, list);
 }
 
 /* "> 0", ">= 1", "in [0, 1)"; "" when the key has no bounds. */
-static void describe_bounds(const key_spec *spec, char *out, size_t size) {
+static void describe_bounds(const reel_key *spec, char *out, size_t size) {
     unsigned b = spec->bounds;
     int has_lo = (b & (BOUND_MIN | BOUND_MIN_OPEN)) != 0, has_hi = (b & (BOUND_MAX | BOUND_MAX_OPEN)) != 0;
     if (has_lo && has_hi)
@@ -202,7 +262,7 @@ static void describe_bounds(const key_spec *spec, char *out, size_t size) {
         out[0] = '\0';
 }
 
-static int within_bounds(const key_spec *spec, double v) {
+static int within_bounds(const reel_key *spec, double v) {
     unsigned b = spec->bounds;
     if ((b & BOUND_MIN) && !(v >= spec->lo)) return 0;
     if ((b & BOUND_MIN_OPEN) && !(v > spec->lo)) return 0;
@@ -287,16 +347,23 @@ static int representable_in_ini(const char *value) {
     return 1;
 }
 
-/* Validates value for schema[index] and stores it in cfg; loc ("x.ini:12", "--set") starts every
- * message. */
-static int set_value(reel_config *cfg, size_t index, const char *value, const char *loc, reel_error *err) {
-    const key_spec *spec = &schema[index];
-    char *field = (char *)cfg + spec->offset;
+/* The index-th choice of a choice key. */
+static const char *choice_of(const reel_key *spec, size_t index) {
+    if (spec->choices) {
+        for (size_t i = 0; i < index; i++)
+            if (!spec->choices[i]) return NULL;
+        return spec->choices[index];
+    }
+    return spec->choice_at ? spec->choice_at(index) : NULL;
+}
+
+/* Validates value for key spec and stores it at field; loc ("x.ini:12", "--set") starts every message. */
+static int store_value(const reel_key *spec, char *field, const char *value, const char *loc, reel_error *err) {
     char bounds[64];
     describe_bounds(spec, bounds, sizeof bounds);
 
     switch (spec->type) {
-    case TYPE_STRING: {
+    case REEL_KEY_STRING: {
         size_t len = strlen(value);
         if (len == 0)
             return reel_fail(err, "%s: [%s] %s is empty: expected a non-empty string", loc, spec->section, spec->key);
@@ -312,24 +379,25 @@ static int set_value(reel_config *cfg, size_t index, const char *value, const ch
         memcpy(field, value, len + 1);
         return 0;
     }
-    case TYPE_CHOICE: {
+    case REEL_KEY_CHOICE: {
         char choices[256];
         size_t used = 0;
-        for (const char *const *c = spec->choices; *c; c++) {
-            if (strcmp(value, *c) == 0) {
+        for (size_t i = 0; choice_of(spec, i); i++) {
+            const char *c = choice_of(spec, i);
+            if (strcmp(value, c) == 0) {
                 memset(field, 0, spec->size);
-                memcpy(field, *c, strlen(*c) + 1);
+                memcpy(field, c, strlen(c) + 1);
                 return 0;
             }
-            int n = snprintf(choices + used, sizeof choices - used, "%s%s", used ? ", " : "", *c);
+            int n = snprintf(choices + used, sizeof choices - used, "%s%s", used ? ", " : "", c);
             if (n > 0 && (size_t)n < sizeof choices - used) used += (size_t)n;
         }
         return reel_fail(err, "%s: [%s] %s = '%s': expected one of %s%s", loc, spec->section, spec->key, value,
                          choices, comment_hint(value));
     }
-    case TYPE_SIZE:
-    case TYPE_UINT64: {
-        uint64_t v = 0, max = spec->type == TYPE_SIZE ? (uint64_t)SIZE_MAX : UINT64_MAX;
+    case REEL_KEY_SIZE:
+    case REEL_KEY_UINT64: {
+        uint64_t v = 0, max = spec->type == REEL_KEY_SIZE ? (uint64_t)SIZE_MAX : UINT64_MAX;
         int overflow = 0;
         if (parse_unsigned(value, max, &v, &overflow) != 0) {
             if (overflow)
@@ -340,13 +408,13 @@ static int set_value(reel_config *cfg, size_t index, const char *value, const ch
         }
         if (!within_bounds(spec, (double)v))
             return reel_fail(err, "%s: [%s] %s = '%s': must be %s", loc, spec->section, spec->key, value, bounds);
-        if (spec->type == TYPE_SIZE)
+        if (spec->type == REEL_KEY_SIZE)
             *(size_t *)(void *)field = (size_t)v;
         else
             *(uint64_t *)(void *)field = v;
         return 0;
     }
-    case TYPE_DOUBLE: {
+    case REEL_KEY_DOUBLE: {
         char *end = NULL;
         errno = 0;
         double v = strtod(value, &end);
@@ -364,7 +432,7 @@ static int set_value(reel_config *cfg, size_t index, const char *value, const ch
         *(double *)(void *)field = v;
         return 0;
     }
-    case TYPE_BOOL: {
+    case REEL_KEY_BOOL: {
         int v = 0;
         if (parse_bool(value, &v) != 0)
             return reel_fail(err, "%s: [%s] %s = '%s': expected a boolean (true/false, yes/no, on/off, 1/0)%s",
@@ -376,15 +444,97 @@ static int set_value(reel_config *cfg, size_t index, const char *value, const ch
     return reel_fail(err, "%s: [%s] %s: unsupported key type", loc, spec->section, spec->key);
 }
 
+static int set_value(reel_config *cfg, size_t index, const char *value, const char *loc, reel_error *err) {
+    return store_value(cfg->keys[index], field_of(cfg, index), value, loc, err);
+}
+
+/* The default of one key; "" leaves an optional string key empty (and, for [objective] type, lets the
+ * model decide). */
+static void set_default(reel_config *cfg, size_t index) {
+    const reel_key *spec = cfg->keys[index];
+    cfg->line_of[index] = 0;
+    cfg->source_of[index] = "default";
+    if (!spec->default_text || spec->default_text[0] == '\0') {
+        memset(field_of(cfg, index), 0, spec->size);
+        return;
+    }
+    reel_error err;
+    if (set_value(cfg, index, spec->default_text, "default", &err) != 0)
+        REEL_FATAL(NULL, "the built-in default is invalid: %s", err.message);
+}
+
+/* The value of key index as it would be written to an INI file. */
+static void format_value(const reel_config *cfg, size_t index, char *out, size_t size);
+
+/* Switches cfg to the keys of model type model_type and objective objective_type ("" = the model's own):
+ * the options of a changed type are reset to its defaults, and every value that was given (not a
+ * default) carries over to the key of the same name; a given value whose key the new types lack is an
+ * error naming where it was given. On error cfg is unchanged. */
+static int switch_types(reel_config *cfg, const char *model_type, const char *objective_type, reel_error *err) {
+    const char *objective = objective_type[0] ? objective_type : reel_model_default_objective(model_type);
+    REEL_CHECK(objective && reel_objective_key_table(objective), NULL, "model type '%s' has no usable objective",
+               model_type);
+    reel_config *next = reel_malloc(sizeof *next);
+    *next = *cfg;
+    /* whole fields replaced, as loading any string value does */
+    char model_copy[REEL_NAME_MAX] = {0}, objective_copy[REEL_NAME_MAX] = {0};
+    snprintf(model_copy, sizeof model_copy, "%s", model_type);
+    snprintf(objective_copy, sizeof objective_copy, "%s", objective);
+    memcpy(next->model.type, model_copy, sizeof model_copy);
+    memcpy(next->objective.type, objective_copy, sizeof objective_copy);
+    int model_changed = strcmp(cfg->model.type, next->model.type) != 0 || cfg->num_keys == 0;
+    int objective_changed = strcmp(cfg->objective.type, next->objective.type) != 0 || cfg->num_keys == 0;
+    compose(next);
+    for (size_t i = 0; i < next->num_keys; i++) {
+        reel_key_store store = (reel_key_store)next->store_of[i];
+        if ((store == REEL_STORE_MODEL && model_changed) || (store == REEL_STORE_OBJECTIVE && objective_changed))
+            set_default(next, i);
+    }
+    int status = 0;
+    for (size_t i = 0; i < cfg->num_keys && status == 0; i++) {
+        const reel_key *old = cfg->keys[i];
+        int j = find_key(next, old->section, old->key);
+        if (cfg->line_of[i] == 0) { /* a default: the new key keeps its own default */
+            if (j >= 0 && next->store_of[j] == REEL_STORE_CONFIG) next->source_of[j] = cfg->source_of[i];
+            continue;
+        }
+        if (j < 0) {
+            char message[1024];
+            unknown_key_message(next, old->section, old->key, message, sizeof message);
+            status = reel_fail(err, "%s:%u: %s", cfg->source_of[i], cfg->line_of[i], message);
+            break;
+        }
+        char value[REEL_PATH_MAX + 64];
+        format_value(cfg, i, value, sizeof value);
+        if (next->keys[j] != old || next->store_of[j] != cfg->store_of[i]) {
+            char loc[REEL_PATH_MAX + 32];
+            snprintf(loc, sizeof loc, "%s:%u", cfg->source_of[i], cfg->line_of[i]);
+            if (!(value[0] == '\0' && old->type == REEL_KEY_STRING)) status = set_value(next, (size_t)j, value, loc, err);
+        }
+        next->line_of[j] = cfg->line_of[i];
+        next->source_of[j] = cfg->source_of[i];
+    }
+    if (status == 0) *cfg = *next;
+    free(next);
+    return status;
+}
+
 void reel_config_defaults(reel_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
-    for (size_t i = 0; i < NUM_KEYS; i++) {
-        cfg->source_of[i] = "default";
-        if (!schema[i].default_text) continue;
-        reel_error err;
-        if (set_value(cfg, i, schema[i].default_text, "default", &err) != 0)
-            REEL_FATAL(NULL, "the built-in default is invalid: %s", err.message);
-    }
+    /* the general keys first, so that [model] type has its default before the model's keys are known */
+    cfg->num_keys = 0;
+    for (size_t s = 0; s < NUM_SECTIONS; s++) append_table(cfg, sections[s], general_keys, NUM_GENERAL, REEL_STORE_CONFIG);
+    for (size_t i = 0; i < cfg->num_keys; i++) set_default(cfg, i);
+    char model_type[REEL_NAME_MAX];
+    snprintf(model_type, sizeof model_type, "%s", cfg->model.type);
+    cfg->model.type[0] = '\0'; /* so that switch_types sees a change and lays out the model's defaults */
+    cfg->num_keys = 0;
+    reel_error err;
+    if (switch_types(cfg, model_type, "", &err) != 0) REEL_FATAL(NULL, "the built-in defaults: %s", err.message);
+    /* the objective chosen for the model is a default too */
+    int objective = reel_config_key_index(cfg, "objective.type");
+    cfg->line_of[objective] = 0;
+    cfg->source_of[objective] = "default";
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -400,6 +550,9 @@ typedef struct ini_source {
     unsigned given[REEL_CONFIG_MAX_KEYS]; /* line of each key in this source; 0: not given */
     unsigned error_line;   /* line being read when the first error was found; 0: none */
     reel_error error;
+    /* the first pass only looks for the two keys the schema depends on */
+    int prescan;
+    char model_type[REEL_NAME_MAX], objective_type[REEL_NAME_MAX];
 } ini_source;
 
 static void source_fail(ini_source *src, const char *fmt, ...) REEL_PRINTF(2, 3);
@@ -448,6 +601,11 @@ static char *read_line(char *buf, int size, void *stream) {
 
 static int on_pair(void *user, const char *section, const char *key, const char *value) {
     ini_source *src = user;
+    if (src->prescan) {
+        if (!strcmp(key, "type") && (!strcmp(section, "model") || !strcmp(section, "objective")))
+            snprintf(!strcmp(section, "model") ? src->model_type : src->objective_type, REEL_NAME_MAX, "%s", value);
+        return 1;
+    }
     if (src->error_line) return 1;
     char list[512];
     if (section[0] == '\0') {
@@ -462,11 +620,11 @@ static int on_pair(void *user, const char *section, const char *key, const char 
                     src->section_line ? src->section_line : src->line, section, list);
         return 0;
     }
-    int index = find_key(section, key);
+    int index = find_key(src->cfg, section, key);
     if (index < 0) {
-        list_keys(section, list, sizeof list);
-        source_fail(src, "%s:%u: unknown key '%s' in section [%s] (known keys: %s)", src->name, src->line, key,
-                    section, list);
+        char message[1024];
+        unknown_key_message(src->cfg, section, key, message, sizeof message);
+        source_fail(src, "%s:%u: %s", src->name, src->line, message);
         return 0;
     }
     if (src->given[index]) {
@@ -517,6 +675,21 @@ static int parse_text(reel_config *cfg, const char *text, size_t len, const char
      * duration of the parse. */
     int saved_max_line = ini_max_line;
     if (ini_max_line < CONFIG_LINE_MAX) ini_max_line = CONFIG_LINE_MAX;
+    /* First pass: the model type and objective, which decide the keys. An unknown type is left for the
+     * second pass to report, at its line. */
+    src->prescan = 1;
+    ini_parse_stream(read_line, src, on_pair, src);
+    const char *model_type = reel_model_key_table(src->model_type) ? src->model_type : cfg->model.type;
+    const char *objective_type = reel_objective_key_table(src->objective_type) ? src->objective_type : "";
+    reel_error switch_error;
+    if (switch_types(cfg, model_type, objective_type, &switch_error) != 0)
+        REEL_FATAL(NULL, "switching the schema of the defaults: %s", switch_error.message);
+    src->prescan = 0;
+    src->error_line = 0; /* the second pass finds (and reports) the same line errors again */
+    src->error.message[0] = '\0';
+    src->pos = 0;
+    src->line = 0;
+    src->section_line = 0;
     int rc = ini_parse_stream(read_line, src, on_pair, src);
     ini_max_line = saved_max_line;
 
@@ -536,9 +709,10 @@ static int parse_text(reel_config *cfg, const char *text, size_t len, const char
     } else if (rc != 0) {
         status = reel_fail(err, "%s: the INI parser failed (code %d)", name, rc);
     } else {
-        for (size_t i = 0; i < NUM_KEYS; i++) {
-            if (schema[i].required && !src->given[i]) {
-                status = reel_fail(err, "%s: missing required key [%s] %s", name, schema[i].section, schema[i].key);
+        for (size_t i = 0; i < cfg->num_keys; i++) {
+            if (!cfg->keys[i]->default_text && !src->given[i]) {
+                status = reel_fail(err, "%s: missing required key [%s] %s", name, cfg->keys[i]->section,
+                                   cfg->keys[i]->key);
                 break;
             }
         }
@@ -612,24 +786,43 @@ int reel_config_override(reel_config *cfg, const char *assignment, reel_error *e
         status = reel_fail(err, "--set '%s': unknown section [%s] (known sections: %s)", assignment, section, list);
         goto done;
     }
-    int index = find_key(section, key);
+    int index = find_key(cfg, section, key);
     if (index < 0) {
-        list_keys(section, list, sizeof list);
-        status = reel_fail(err, "--set '%s': unknown key '%s' in section [%s] (known keys: %s)", assignment, key,
-                           section, list);
+        char message[1024];
+        unknown_key_message(cfg, section, key, message, sizeof message);
+        status = reel_fail(err, "--set '%s': %s", assignment, message);
         goto done;
     }
     /* The assignment as typed leads the message: it is what the user will search the command line for. */
     char loc[REEL_ERROR_MAX];
     snprintf(loc, sizeof loc, "--set '%s'", assignment);
-    if (set_value(cfg, (size_t)index, value, loc, err) != 0) {
+    int is_type = !strcmp(key, "type") && (!strcmp(section, "model") || !strcmp(section, "objective"));
+    if (is_type) {
+        /* validated first, so that switching never sees an unknown type */
+        char checked[REEL_NAME_MAX];
+        if (store_value(cfg->keys[index], checked, value, loc, err) != 0) {
+            status = -1;
+            goto done;
+        }
+        int model = !strcmp(section, "model");
+        char objective_type[REEL_NAME_MAX];
+        /* a new model type brings its own objective unless the objective was chosen explicitly */
+        int objective_given = cfg->line_of[reel_config_key_index(cfg, "objective.type")] != 0;
+        snprintf(objective_type, sizeof objective_type, "%s", model ? (objective_given ? cfg->objective.type : "") : checked);
+        reel_error why = {{0}};
+        if (switch_types(cfg, model ? checked : cfg->model.type, objective_type, &why) != 0) {
+            status = reel_fail(err, "--set '%s': %s", assignment, why.message);
+            goto done;
+        }
+        index = find_key(cfg, section, key);
+    } else if (set_value(cfg, (size_t)index, value, loc, err) != 0) {
         status = -1;
         goto done;
     }
     /* line_of of a --set value is its position among the overrides applied so far (1 for the first),
      * so it stays distinguishable from 0, "default". */
     unsigned ordinal = 1;
-    for (size_t i = 0; i < NUM_KEYS; i++)
+    for (size_t i = 0; i < cfg->num_keys; i++)
         if (cfg->source_of[i] && strcmp(cfg->source_of[i], "--set") == 0 && cfg->line_of[i] >= ordinal)
             ordinal = cfg->line_of[i] + 1;
     cfg->line_of[index] = ordinal;
@@ -637,6 +830,15 @@ int reel_config_override(reel_config *cfg, const char *assignment, reel_error *e
 done:
     free(copy);
     return status;
+}
+
+int reel_config_set(reel_config *cfg, const char *name, const char *value, const char *source, reel_error *err) {
+    int index = reel_config_key_index(cfg, name);
+    if (index < 0) return reel_fail(err, "%s: no configuration key %s for model type '%s'", source, name, cfg->model.type);
+    if (set_value(cfg, (size_t)index, value, source, err) != 0) return -1;
+    cfg->line_of[index] = 1;
+    cfg->source_of[index] = intern_name(source);
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -673,23 +875,24 @@ static void format_double(double v, char *out, size_t size) {
     }
 }
 
-static void format_value(const reel_config *cfg, const key_spec *spec, char *out, size_t size) {
-    const char *field = (const char *)cfg + spec->offset;
+static void format_value(const reel_config *cfg, size_t index, char *out, size_t size) {
+    const reel_key *spec = cfg->keys[index];
+    const char *field = const_field_of(cfg, index);
     switch (spec->type) {
-    case TYPE_STRING:
-    case TYPE_CHOICE:
+    case REEL_KEY_STRING:
+    case REEL_KEY_CHOICE:
         snprintf(out, size, "%s", field);
         break;
-    case TYPE_SIZE:
+    case REEL_KEY_SIZE:
         snprintf(out, size, "%zu", *(const size_t *)(const void *)field);
         break;
-    case TYPE_UINT64:
+    case REEL_KEY_UINT64:
         snprintf(out, size, "%llu", (unsigned long long)*(const uint64_t *)(const void *)field);
         break;
-    case TYPE_DOUBLE:
+    case REEL_KEY_DOUBLE:
         format_double(*(const double *)(const void *)field, out, size);
         break;
-    case TYPE_BOOL:
+    case REEL_KEY_BOOL:
         snprintf(out, size, "%s", *(const int *)(const void *)field ? "true" : "false");
         break;
     }
@@ -701,13 +904,13 @@ char *reel_config_to_ini(const reel_config *cfg) {
     append(&buf, "; Resolved reel configuration: every key with the value in effect, defaults included.\n"
                  "; Loading this text again gives the same configuration.\n");
     char value[REEL_PATH_MAX + 64];
-    for (size_t i = 0; i < NUM_KEYS; i++) {
-        const key_spec *spec = &schema[i];
-        if (i == 0 || strcmp(schema[i - 1].section, spec->section) != 0) append(&buf, "\n[%s]\n", spec->section);
-        format_value(cfg, spec, value, sizeof value);
-        if (value[0] == '\0' && spec->type == TYPE_STRING)
-            /* Writing "dir = " would load back as an "empty value" error; a comment makes the reload
-             * fail with the message that is actually true, "missing required key". */
+    for (size_t i = 0; i < cfg->num_keys; i++) {
+        const reel_key *spec = cfg->keys[i];
+        if (i == 0 || strcmp(cfg->keys[i - 1]->section, spec->section) != 0) append(&buf, "\n[%s]\n", spec->section);
+        format_value(cfg, i, value, sizeof value);
+        if (value[0] == '\0' && spec->type == REEL_KEY_STRING)
+            /* Writing "dir = " would load back as an "empty value" error; a comment loads back as the
+             * default: empty for an optional key, and "missing required key" for a required one. */
             append(&buf, "; %s = (not set)\n", spec->key);
         else
             append(&buf, "%s = %s\n", spec->key, value);
@@ -715,44 +918,113 @@ char *reel_config_to_ini(const reel_config *cfg) {
     return buf.data;
 }
 
+/* One row of --help-config. */
+typedef struct schema_row {
+    const char *owner;
+    const reel_key *key;
+} schema_row;
+
 void reel_config_print_schema(FILE *out) {
-    static const char *const headers[] = {"section", "key", "type", "default", "allowed", "description"};
-    enum { COLUMNS = 6 };
-    char cells[NUM_KEYS][COLUMNS - 1][256];
+    static const char *const headers[] = {"for", "section", "key", "type", "default", "allowed", "description"};
+    enum { COLUMNS = 7, MAX_ROWS = 512 };
+    static schema_row rows[MAX_ROWS];
+    static char owners[64][256];
+    size_t num_rows = 0, num_owners = 0;
+    for (size_t i = 0; i < NUM_GENERAL; i++) rows[num_rows++] = (schema_row){"all", &general_keys[i]};
+    /* one group per distinct key table; types that share a table share the group (lstm|gru|rnn) */
+    for (int kind = 0; kind < 2; kind++) {
+        const char *(*type_at)(size_t) = kind == 0 ? reel_model_type_at : reel_objective_type_at;
+        const reel_key_table *(*table_of)(const char *) = kind == 0 ? reel_model_key_table : reel_objective_key_table;
+        for (size_t t = 0; type_at(t); t++) {
+            const reel_key_table *table = table_of(type_at(t));
+            int seen = 0;
+            for (size_t u = 0; u < t; u++) seen |= table_of(type_at(u)) == table;
+            if (seen || !table || table->count == 0 || num_owners == 64) continue;
+            char *owner = owners[num_owners++];
+            size_t used = (size_t)snprintf(owner, 256, "%s", kind == 0 ? "" : "objective ");
+            for (size_t u = t; type_at(u); u++)
+                if (table_of(type_at(u)) == table && used < 256)
+                    used += (size_t)snprintf(owner + used, 256 - used, "%s%s", u == t ? "" : "|", type_at(u));
+            for (size_t i = 0; i < table->count && num_rows < MAX_ROWS; i++) rows[num_rows++] = (schema_row){owner, &table->keys[i]};
+        }
+    }
+
+    static char cells[MAX_ROWS][COLUMNS - 1][256];
     size_t width[COLUMNS];
     for (size_t c = 0; c < COLUMNS; c++) width[c] = strlen(headers[c]);
-
-    for (size_t i = 0; i < NUM_KEYS; i++) {
-        const key_spec *spec = &schema[i];
-        snprintf(cells[i][0], sizeof cells[i][0], "%s", spec->section);
-        snprintf(cells[i][1], sizeof cells[i][1], "%s", spec->key);
-        snprintf(cells[i][2], sizeof cells[i][2], "%s", type_names[spec->type]);
-        snprintf(cells[i][3], sizeof cells[i][3], "%s", spec->required ? "(required)" : spec->default_text);
-        char *allowed = cells[i][4];
-        size_t size = sizeof cells[i][4];
-        if (spec->type == TYPE_CHOICE) {
+    for (size_t r = 0; r < num_rows; r++) {
+        const reel_key *spec = rows[r].key;
+        snprintf(cells[r][0], sizeof cells[r][0], "%s", rows[r].owner);
+        snprintf(cells[r][1], sizeof cells[r][1], "%s", spec->section);
+        snprintf(cells[r][2], sizeof cells[r][2], "%s", spec->key);
+        snprintf(cells[r][3], sizeof cells[r][3], "%s", type_names[spec->type]);
+        snprintf(cells[r][4], sizeof cells[r][4], "%s",
+                 !spec->default_text ? "(required)" : spec->default_text[0] ? spec->default_text : "(none)");
+        char *allowed = cells[r][5];
+        size_t size = sizeof cells[r][5];
+        if (spec->type == REEL_KEY_CHOICE) {
             size_t used = 0;
             allowed[0] = '\0';
-            for (const char *const *c = spec->choices; *c; c++) {
-                int n = snprintf(allowed + used, size - used, "%s%s", used ? "|" : "", *c);
+            for (size_t i = 0; choice_of(spec, i); i++) {
+                int n = snprintf(allowed + used, size - used, "%s%s", used ? "|" : "", choice_of(spec, i));
                 if (n > 0 && (size_t)n < size - used) used += (size_t)n;
             }
-        } else if (spec->type == TYPE_STRING) {
+        } else if (spec->type == REEL_KEY_STRING) {
             snprintf(allowed, size, "up to %zu chars", spec->size - 1);
-        } else if (spec->type == TYPE_BOOL) {
+        } else if (spec->type == REEL_KEY_BOOL) {
             snprintf(allowed, size, "true|false");
         } else {
             describe_bounds(spec, allowed, size);
             if (!allowed[0]) snprintf(allowed, size, "-");
         }
         for (size_t c = 0; c < COLUMNS - 1; c++)
-            if (strlen(cells[i][c]) > width[c]) width[c] = strlen(cells[i][c]);
+            if (strlen(cells[r][c]) > width[c]) width[c] = strlen(cells[r][c]);
     }
 
     for (size_t c = 0; c < COLUMNS - 1; c++) fprintf(out, "%-*s  ", (int)width[c], headers[c]);
     fprintf(out, "%s\n", headers[COLUMNS - 1]);
-    for (size_t i = 0; i < NUM_KEYS; i++) {
-        for (size_t c = 0; c < COLUMNS - 1; c++) fprintf(out, "%-*s  ", (int)width[c], cells[i][c]);
-        fprintf(out, "%s\n", schema[i].help);
+    for (size_t r = 0; r < num_rows; r++) {
+        for (size_t c = 0; c < COLUMNS - 1; c++) fprintf(out, "%-*s  ", (int)width[c], cells[r][c]);
+        fprintf(out, "%s\n", rows[r].key->help);
     }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Lists in string keys                                                                            */
+
+int reel_config_split_list(const char *list, const char *key_name, char items[][REEL_NAME_MAX], size_t max,
+                           reel_error *err) {
+    size_t count = 0;
+    const char *p = list;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        const char *end = comma ? comma : p + strlen(p);
+        const char *a = p, *b = end;
+        while (a < b && isspace((unsigned char)*a)) a++;
+        while (b > a && isspace((unsigned char)b[-1])) b--;
+        if (a == b) return reel_fail(err, "%s = '%s': an item of the list is empty", key_name, list);
+        if (count == max) return reel_fail(err, "%s = '%s': more than %zu items", key_name, list, max);
+        if ((size_t)(b - a) >= REEL_NAME_MAX)
+            return reel_fail(err, "%s = '%s': item '%.*s' is too long", key_name, list, (int)(b - a), a);
+        snprintf(items[count++], REEL_NAME_MAX, "%.*s", (int)(b - a), a);
+        p = comma ? comma + 1 : end;
+        if (comma && !*p) return reel_fail(err, "%s = '%s': an item of the list is empty", key_name, list);
+    }
+    return (int)count;
+}
+
+int reel_config_size_list(const char *list, const char *key_name, size_t *values, size_t max, reel_error *err) {
+    char (*items)[REEL_NAME_MAX] = reel_malloc((max ? max : 1) * sizeof *items);
+    int count = reel_config_split_list(list, key_name, items, max, err);
+    for (int i = 0; i < count; i++) {
+        uint64_t v = 0;
+        int overflow = 0;
+        if (parse_unsigned(items[i], SIZE_MAX, &v, &overflow) != 0 || v == 0) {
+            count = reel_fail(err, "%s = '%s': '%s' is not a positive integer", key_name, list, items[i]);
+            break;
+        }
+        values[i] = (size_t)v;
+    }
+    free(items);
+    return count;
 }

@@ -171,23 +171,44 @@ static void bow_destroy(reel_model *model) {
 
 static const reel_model_ops bow_ops = {bow_forward, bow_backward, bow_init, bow_destroy};
 
-int reel_bow_create(reel_model **out, const reel_config *cfg, size_t max_batch, reel_error *err) {
-    if (cfg->model.embed_dim == 0 || cfg->model.hidden_dim == 0)
-        return reel_fail(err, "[model] embed_dim and hidden_dim must be positive for the bow model");
+/* [model] keys of the bag-of-words model. */
+typedef struct bow_options {
+    size_t hidden_dim;
+    double dropout;      /* probability of zeroing a hidden unit */
+    double word_dropout; /* probability of leaving a token out of the average while training */
+    int batch_norm;      /* 1 = batch norm after the hidden linear layer */
+    size_t num_classes;  /* 0: from the data; 2: one logit (BCE); K > 2: K logits (softmax) */
+} bow_options;
+
+static const reel_key bow_keys[] = {
+    REEL_KEY_SIZE_OF(bow_options, "model", "hidden_dim", hidden_dim, "256", REEL_BOUND_MIN, 1, "width of the hidden layer"),
+    REEL_KEY_DOUBLE_OF(bow_options, "model", "dropout", dropout, "0.5", REEL_BOUND_MIN | REEL_BOUND_MAX_OPEN, 0, 1,
+                       "probability of zeroing a hidden unit during training"),
+    REEL_KEY_DOUBLE_OF(bow_options, "model", "word_dropout", word_dropout, "0", REEL_BOUND_MIN | REEL_BOUND_MAX_OPEN, 0, 1,
+                       "probability of leaving each token out of a document's average while training (0 disables)"),
+    REEL_KEY_BOOL_OF(bow_options, "model", "batch_norm", batch_norm, "true",
+                     "batch normalisation after the hidden linear layer"),
+    REEL_KEY_SIZE_OF(bow_options, "model", "num_classes", num_classes, "0", 0, 0,
+                     "classes of the labels; 0 takes them from the data (2: one logit, K > 2: K logits)"),
+};
+static const reel_key_table bow_key_table = {bow_keys, sizeof bow_keys / sizeof bow_keys[0], sizeof(bow_options)};
+
+static int bow_create(reel_model **out, const reel_config *cfg, size_t max_batch, reel_error *err) {
+    const bow_options *o = reel_config_model_options(cfg);
     reel_model *model = reel_calloc(1, sizeof *model);
     bow_impl *m = reel_calloc(1, sizeof *m);
     snprintf(model->type, sizeof model->type, "bow");
     model->ops = &bow_ops;
     model->impl = m;
     model->vocab_size = cfg->model.vocab_size;
-    model->num_outputs = reel_model_outputs(cfg->model.num_classes);
+    model->num_outputs = reel_model_outputs(o->num_classes);
     model->max_batch = max_batch ? max_batch : 1;
     model->seed = cfg->train.seed;
     m->E = cfg->model.embed_dim;
-    m->H = cfg->model.hidden_dim;
-    m->dropout = (float)cfg->model.dropout;
-    m->word_dropout = (float)cfg->model.word_dropout;
-    m->batch_norm = cfg->model.batch_norm;
+    m->H = o->hidden_dim;
+    m->dropout = (float)o->dropout;
+    m->word_dropout = (float)o->word_dropout;
+    m->batch_norm = o->batch_norm;
 
     reel_store_init(&model->params, 1);
     reel_store_init(&model->state, 0);
@@ -219,3 +240,5 @@ int reel_bow_create(reel_model **out, const reel_config *cfg, size_t max_batch, 
     *out = model;
     return 0;
 }
+
+const reel_model_kind reel_model_kind_bow = {"bow", bow_create, &bow_key_table, "classify"};

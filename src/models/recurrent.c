@@ -356,33 +356,70 @@ static void rec_destroy(reel_model *model) {
 
 static const reel_model_ops rec_ops = {rec_forward, rec_backward, rec_init, rec_destroy};
 
-int reel_recurrent_model_create(reel_model **out, const reel_config *cfg, size_t max_batch, reel_error *err) {
+/* [model] keys of the recurrent classifiers (lstm, gru, rnn). */
+typedef struct rec_options {
+    size_t hidden_dim;
+    size_t num_layers;
+    int bidirectional;
+    char pooling[REEL_NAME_MAX];
+    double rnn_dropout;   /* locked dropout on every layer's output */
+    double embed_dropout; /* locked dropout on the embeddings */
+    int rnn_batch_norm;   /* batch norm on every layer's output (valid steps) */
+    size_t head_hidden;   /* hidden width of the classifier head; 0 = none */
+    double dropout;       /* dropout in the head's hidden layer */
+    size_t num_classes;   /* 0: from the data; 2: one logit (BCE); K > 2: K logits (softmax) */
+} rec_options;
+
+static const char *const poolings[] = {"max", "mean", "last", NULL};
+static const reel_key rec_keys[] = {
+    REEL_KEY_SIZE_OF(rec_options, "model", "hidden_dim", hidden_dim, "256", REEL_BOUND_MIN, 1,
+                     "units of each recurrent layer (per direction)"),
+    REEL_KEY_SIZE_OF(rec_options, "model", "num_layers", num_layers, "1", REEL_BOUND_MIN, 1, "stacked layers"),
+    REEL_KEY_BOOL_OF(rec_options, "model", "bidirectional", bidirectional, "false", "a reverse direction in every layer"),
+    REEL_KEY_CHOICE_OF(rec_options, "model", "pooling", pooling, "max", poolings,
+                       "pooling of the last layer's outputs over time (max, mean, last)"),
+    REEL_KEY_DOUBLE_OF(rec_options, "model", "rnn_dropout", rnn_dropout, "0", REEL_BOUND_MIN | REEL_BOUND_MAX_OPEN, 0, 1,
+                       "dropout on every recurrent layer's output, one mask per sequence"),
+    REEL_KEY_DOUBLE_OF(rec_options, "model", "embed_dropout", embed_dropout, "0", REEL_BOUND_MIN | REEL_BOUND_MAX_OPEN, 0, 1,
+                       "dropout on the embeddings, one mask per sequence"),
+    REEL_KEY_BOOL_OF(rec_options, "model", "rnn_batch_norm", rnn_batch_norm, "false",
+                     "batch norm on every recurrent layer's output, over all valid steps"),
+    REEL_KEY_SIZE_OF(rec_options, "model", "head_hidden", head_hidden, "0", 0, 0,
+                     "width of a hidden layer (ReLU, dropout) in the classifier head; 0 = none"),
+    REEL_KEY_DOUBLE_OF(rec_options, "model", "dropout", dropout, "0.5", REEL_BOUND_MIN | REEL_BOUND_MAX_OPEN, 0, 1,
+                       "dropout on the head's hidden layer during training"),
+    REEL_KEY_SIZE_OF(rec_options, "model", "num_classes", num_classes, "0", 0, 0,
+                     "classes of the labels; 0 takes them from the data (2: one logit, K > 2: K logits)"),
+};
+static const reel_key_table rec_key_table = {rec_keys, sizeof rec_keys / sizeof rec_keys[0], sizeof(rec_options)};
+
+static int rec_create(reel_model **out, const reel_config *cfg, size_t max_batch, reel_error *err) {
+    const rec_options *o = reel_config_model_options(cfg);
     const char *type = cfg->model.type;
     reel_cell cell = strcmp(type, "lstm") == 0 ? REEL_CELL_LSTM : strcmp(type, "gru") == 0 ? REEL_CELL_GRU : REEL_CELL_RNN;
-    if (cfg->model.num_layers > MAX_LAYERS)
-        return reel_fail(err, "[model] num_layers = %zu: at most %d recurrent layers", cfg->model.num_layers, MAX_LAYERS);
+    if (o->num_layers > MAX_LAYERS)
+        return reel_fail(err, "[model] num_layers = %zu: at most %d recurrent layers", o->num_layers, MAX_LAYERS);
     reel_model *model = reel_calloc(1, sizeof *model);
     rec_impl *m = reel_calloc(1, sizeof *m);
     snprintf(model->type, sizeof model->type, "%s", type);
     model->ops = &rec_ops;
     model->impl = m;
     model->vocab_size = cfg->model.vocab_size;
-    model->num_outputs = reel_model_outputs(cfg->model.num_classes);
+    model->num_outputs = reel_model_outputs(o->num_classes);
     model->max_batch = max_batch ? max_batch : 1;
     model->seed = cfg->train.seed;
     m->cell = cell;
     m->E = cfg->model.embed_dim;
-    m->H = cfg->model.hidden_dim;
-    m->num_layers = cfg->model.num_layers;
-    m->dirs = cfg->model.bidirectional ? 2 : 1;
+    m->H = o->hidden_dim;
+    m->num_layers = o->num_layers;
+    m->dirs = o->bidirectional ? 2 : 1;
     m->D = m->dirs * m->H;
-    m->head_hidden = cfg->model.head_hidden;
-    m->pooling = strcmp(cfg->model.pooling, "mean") == 0 ? REEL_POOL_MEAN
-                 : strcmp(cfg->model.pooling, "last") == 0 ? REEL_POOL_LAST : REEL_POOL_MAX;
-    m->embed_dropout = (float)cfg->model.embed_dropout;
-    m->rnn_dropout = (float)cfg->model.rnn_dropout;
-    m->head_dropout = (float)cfg->model.dropout;
-    m->batch_norm = cfg->model.rnn_batch_norm;
+    m->head_hidden = o->head_hidden;
+    m->pooling = strcmp(o->pooling, "mean") == 0 ? REEL_POOL_MEAN : strcmp(o->pooling, "last") == 0 ? REEL_POOL_LAST : REEL_POOL_MAX;
+    m->embed_dropout = (float)o->embed_dropout;
+    m->rnn_dropout = (float)o->rnn_dropout;
+    m->head_dropout = (float)o->dropout;
+    m->batch_norm = o->rnn_batch_norm;
     reel_embedding_rows_init(&m->rows, model->vocab_size);
 
     reel_store_init(&model->params, 1);
@@ -429,3 +466,8 @@ int reel_recurrent_model_create(reel_model **out, const reel_config *cfg, size_t
     *out = model;
     return 0;
 }
+
+/* Three types, one set of keys: the cell is the type. */
+const reel_model_kind reel_model_kind_lstm = {"lstm", rec_create, &rec_key_table, "classify"};
+const reel_model_kind reel_model_kind_gru = {"gru", rec_create, &rec_key_table, "classify"};
+const reel_model_kind reel_model_kind_rnn = {"rnn", rec_create, &rec_key_table, "classify"};

@@ -5,27 +5,47 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    const char *type;
-    int (*create)(reel_model **out, const reel_config *cfg, size_t max_batch, reel_error *err);
-} reel_model_kind;
+/* The model registry: every model type, by name. Adding a model is adding its source file, which
+ * defines its reel_model_kind (create function, [model] keys, default objective), and one line here. */
+extern const reel_model_kind reel_model_kind_bow;  /* src/models/bow.c */
+extern const reel_model_kind reel_model_kind_lstm; /* src/models/recurrent.c */
+extern const reel_model_kind reel_model_kind_gru;
+extern const reel_model_kind reel_model_kind_rnn;
 
-static const reel_model_kind model_kinds[] = {
-    {"bow", reel_bow_create},
-    {"lstm", reel_recurrent_model_create},
-    {"gru", reel_recurrent_model_create},
-    {"rnn", reel_recurrent_model_create},
+static const reel_model_kind *const model_kinds[] = {
+    &reel_model_kind_bow,
+    &reel_model_kind_lstm,
+    &reel_model_kind_gru,
+    &reel_model_kind_rnn,
 };
+#define NUM_KINDS (sizeof model_kinds / sizeof model_kinds[0])
+
+const reel_model_kind *reel_model_kind_find(const char *type) {
+    for (size_t i = 0; i < NUM_KINDS; i++)
+        if (strcmp(type, model_kinds[i]->type) == 0) return model_kinds[i];
+    return NULL;
+}
+
+const char *reel_model_type_at(size_t index) { return index < NUM_KINDS ? model_kinds[index]->type : NULL; }
+
+const reel_key_table *reel_model_key_table(const char *type) {
+    const reel_model_kind *kind = reel_model_kind_find(type);
+    return kind ? kind->keys : NULL;
+}
+
+const char *reel_model_default_objective(const char *type) {
+    const reel_model_kind *kind = reel_model_kind_find(type);
+    return kind ? kind->objective : NULL;
+}
 
 int reel_model_create(reel_model **out, const reel_config *cfg, size_t max_batch, reel_error *err) {
-    for (size_t i = 0; i < sizeof model_kinds / sizeof model_kinds[0]; i++)
-        if (strcmp(cfg->model.type, model_kinds[i].type) == 0) {
-            if (model_kinds[i].create(out, cfg, max_batch, err) != 0) return -1;
-            REEL_CHECK((*out)->ops->forward && (*out)->ops->backward && (*out)->ops->init, NULL,
-                       "model '%s' lacks forward, backward or init", cfg->model.type);
-            return 0;
-        }
-    return reel_fail(err, "[model] type = '%s': unknown model type (known: bow, lstm, gru, rnn)", cfg->model.type);
+    const reel_model_kind *kind = reel_model_kind_find(cfg->model.type);
+    /* the configuration only holds registered types; this guards callers that filled one by hand */
+    if (!kind) return reel_fail(err, "[model] type = '%s': unknown model type", cfg->model.type);
+    if (kind->create(out, cfg, max_batch, err) != 0) return -1;
+    REEL_CHECK((*out)->ops->forward && (*out)->ops->backward && (*out)->ops->init, NULL,
+               "model '%s' lacks forward, backward or init", cfg->model.type);
+    return 0;
 }
 
 void reel_model_destroy(reel_model *model) {

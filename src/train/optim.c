@@ -72,14 +72,42 @@ void reel_optimizer_step(reel_optimizer *opt, reel_store *params, double lr) {
         sgd_step(opt, params->data, params->grad, lr);
 }
 
-double reel_schedule_lr(const reel_config *cfg, uint64_t step, uint64_t total_steps) {
+int reel_schedule_check(const reel_config *cfg, reel_error *err) {
+    size_t epochs[64];
+    if (strcmp(cfg->optimizer.schedule, "step") != 0) return 0;
+    int count = reel_config_size_list(cfg->optimizer.decay_epochs, "[optimizer] decay_epochs", epochs, 64, err);
+    if (count < 0) return -1;
+    if (count == 0)
+        return reel_fail(err, "[optimizer] schedule = step needs decay_epochs, the epochs (1-based) at whose start the "
+                         "rate is multiplied by decay_factor (e.g. decay_epochs = 50)");
+    return 0;
+}
+
+double reel_schedule_lr(const reel_config *cfg, uint64_t step, uint64_t total_steps, uint64_t steps_per_epoch) {
     double base = cfg->optimizer.lr;
     uint64_t warmup = cfg->optimizer.warmup_steps;
+    const char *schedule = cfg->optimizer.schedule;
     if (step < warmup) return base * (double)(step + 1) / (double)warmup;
-    if (strcmp(cfg->optimizer.schedule, "constant") == 0 || total_steps <= warmup) return base;
+    if (strcmp(schedule, "step") == 0) {
+        size_t epochs[64];
+        int count = reel_config_size_list(cfg->optimizer.decay_epochs, "decay_epochs", epochs, 64, NULL);
+        uint64_t epoch = steps_per_epoch ? step / steps_per_epoch + 1 : 1; /* 1-based, as the key counts */
+        double rate = base;
+        for (int i = 0; i < count; i++)
+            if (epoch >= epochs[i]) rate *= cfg->optimizer.decay_factor;
+        return rate;
+    }
+    if (strcmp(schedule, "constant") == 0 || total_steps <= warmup) return base;
     double progress = (double)(step - warmup) / (double)(total_steps - warmup);
     if (progress > 1.0) progress = 1.0;
-    if (strcmp(cfg->optimizer.schedule, "cosine") == 0) return base * 0.5 * (1.0 + cos(3.14159265358979323846 * progress));
+    if (strcmp(schedule, "cosine") == 0) return base * 0.5 * (1.0 + cos(3.14159265358979323846 * progress));
+    if (strcmp(schedule, "slanted_triangular") == 0) {
+        /* Howard & Ruder (2018): a linear rise over the first cut_frac of the steps, then a linear decay
+         * to base / ratio at the end. */
+        double cut = cfg->optimizer.stlr_cut_frac, ratio = cfg->optimizer.stlr_ratio;
+        double p = progress < cut ? progress / cut : 1.0 - (progress - cut) / (1.0 - cut);
+        return base * (1.0 + p * (ratio - 1.0)) / ratio;
+    }
     return base * (1.0 - progress); /* linear */
 }
 

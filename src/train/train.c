@@ -56,10 +56,10 @@ static reel_tokfile *open_split(const trainer *t, const char *split, int require
     if (info->num_classes < 2)
         REEL_FATAL("train on a labelled corpus (reel prep of IMDb or of a TSV file with a label column)",
                    "%s holds no labels (%" PRIu32 " classes): a classifier needs at least 2", path, info->num_classes);
-    if (t->cfg->model.num_classes != info->num_classes)
+    size_t num_classes = *(const size_t *)reel_config_field(t->cfg, "model.num_classes");
+    if (num_classes != info->num_classes)
         REEL_FATAL("leave [model] num_classes at 0 to take it from the data",
-                   "%s has %" PRIu32 " classes, but [model] num_classes = %zu", path, info->num_classes,
-                   t->cfg->model.num_classes);
+                   "%s has %" PRIu32 " classes, but [model] num_classes = %zu", path, info->num_classes, num_classes);
     return file;
 }
 
@@ -210,7 +210,7 @@ static int train_step(trainer *t, const uint64_t *order, uint64_t num_train, uin
     /* After the all-reduce every rank holds the same gradient, so this test gives the same answer on
      * every rank and they all skip or step together without another collective. */
     *grad_norm = reel_grad_norm(params->grad, params->num_floats);
-    *lr = reel_schedule_lr(cfg, t->state.global_step, t->total_steps);
+    *lr = reel_schedule_lr(cfg, t->state.global_step, t->total_steps, t->steps_per_epoch);
     t->state.samples_seen += global_rows;
     if (!isfinite(*grad_norm) || !isfinite(stats[0])) return 0;
     reel_clip_grad_norm(params->grad, params->num_floats, *grad_norm, cfg->optimizer.clip_norm);
@@ -336,9 +336,15 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
     {
         reel_tokfile *probe;
         if (reel_tokfile_open(&probe, path, &err) != 0) reel_die(&err, "run `reel prep` to create the data directory");
-        if (effective.model.num_classes == 0) effective.model.num_classes = reel_tokfile_info(probe)->num_classes;
+        const size_t *num_classes = reel_config_field(&effective, "model.num_classes");
+        if (num_classes && *num_classes == 0) {
+            char value[32];
+            snprintf(value, sizeof value, "%" PRIu32, reel_tokfile_info(probe)->num_classes);
+            if (reel_config_set(&effective, "model.num_classes", value, "data", &err) != 0) reel_die(&err, NULL);
+        }
         reel_tokfile_close(probe);
     }
+    if (reel_schedule_check(cfg, &err) != 0) reel_die(&err, "`reel train --help-config` lists every key");
     t.config_ini = reel_config_to_ini(cfg);
     reel_log("--- resolved configuration ---\n%s------------------------------\n", t.config_ini);
     t.train = open_split(&t, "train", 1);

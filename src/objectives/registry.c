@@ -1,0 +1,25 @@
+/* The objective registry: every objective, by name. Adding an objective is adding its source file,
+ * which defines its reel_objective_kind, and one line here. */
+#include "reel/objective.h"
+
+#include <string.h>
+
+extern const reel_objective_kind reel_objective_kind_classify; /* src/objectives/classify.c */
+
+static const reel_objective_kind *const objective_kinds[] = {
+    &reel_objective_kind_classify,
+};
+#define NUM_KINDS (sizeof objective_kinds / sizeof objective_kinds[0])
+
+const reel_objective_kind *reel_objective_kind_find(const char *type) {
+    for (size_t i = 0; i < NUM_KINDS; i++)
+        if (strcmp(type, objective_kinds[i]->type) == 0) return objective_kinds[i];
+    return NULL;
+}
+
+const char *reel_objective_type_at(size_t index) { return index < NUM_KINDS ? objective_kinds[index]->type : NULL; }
+
+const reel_key_table *reel_objective_key_table(const char *type) {
+    const reel_objective_kind *kind = reel_objective_kind_find(type);
+    return kind ? kind->keys : NULL;
+}
