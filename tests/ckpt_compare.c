@@ -35,6 +35,12 @@ static float *read_all(hid_t file, const char *name, hssize_t *count) {
 static herr_t compare_dataset(hid_t root, const char *name, const H5O_info_t *info, void *data) {
     walk_state *state = data;
     if (info->type != H5O_TYPE_DATASET || strcmp(name, "config") == 0) return 0;
+    /* tensors only: text datasets (the configuration, the vocabulary) are not compared */
+    hid_t dataset = H5Dopen2(root, name, H5P_DEFAULT), type = H5Dget_type(dataset);
+    int is_float = H5Tget_class(type) == H5T_FLOAT;
+    H5Tclose(type);
+    H5Dclose(dataset);
+    if (!is_float) return 0;
     hssize_t count_a = 0, count_b = 0;
     float *a = read_all(root, name, &count_a), *b = read_all(state->other, name, &count_b);
     state->tensors++;

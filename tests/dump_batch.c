@@ -17,6 +17,7 @@
 #include "reel/data.h"
 #include "reel/layers.h"
 #include "reel/model.h"
+#include "reel/objective.h"
 #include "reel/tokfile.h"
 #include "reel/vocab.h"
 
@@ -76,11 +77,13 @@ int main(int argc, char **argv) {
     reel_comm comm;
     reel_comm_self(&comm);
     size_t K = model->num_outputs;
-    float *logits = calloc(docs * K, sizeof *logits), *dlogits = calloc(docs * K, sizeof *dlogits);
+    float *dlogits = calloc(docs * K, sizeof *dlogits);
     memset(model->params.grad, 0, model->params.num_floats * sizeof(float));
-    model->ops->forward(model, &buffer.batch, 1, logits, &comm);
+    reel_output output;
+    model->ops->forward(model, &buffer.batch, 1, &output, &comm);
+    const float *logits = output.logits;
     /* the mean loss the trainer uses: BCE on one logit, softmax cross-entropy on K */
-    double loss = reel_model_loss(model, dlogits, logits, buffer.labels, docs, 1.0f / (float)docs, NULL) / (double)docs;
+    double loss = reel_classify_loss(dlogits, logits, buffer.labels, docs, K, 1.0f / (float)docs, NULL) / (double)docs;
     model->ops->backward(model, &buffer.batch, dlogits, &comm);
 
     size_t T = 0;
@@ -106,7 +109,7 @@ int main(int argc, char **argv) {
     reel_model_destroy(model);
     reel_tokfile_close(file);
     reel_vocab_free(&vocab);
-    free(indices), free(logits), free(dlogits), free(ids), free(lengths);
+    free(indices), free(dlogits), free(ids), free(lengths);
     MPI_Finalize();
     return 0;
 }

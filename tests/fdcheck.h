@@ -70,7 +70,9 @@ typedef struct {
 
 static double fd_model_objective(void *p) {
     fd_model_ctx *c = p;
-    c->model->ops->forward(c->model, c->batch, 1, c->logits, &c->comm);
+    reel_output out;
+    c->model->ops->forward(c->model, c->batch, 1, &out, &c->comm);
+    memcpy(c->logits, out.logits, c->batch->size * c->model->num_outputs * sizeof(float));
     return dot(c->logits, c->r, c->batch->size * c->model->num_outputs);
 }
 

@@ -33,13 +33,13 @@ static reel_model *make_model(size_t hidden, reel_optimizer *opt) {
     return model;
 }
 
-static const reel_train_state sample_state = {123, 2, 17, 24600, 0.875, 100, 42};
+static const reel_train_state sample_state = {123, 2, 17, 24600, "accuracy", 0.875, 100, 42};
 
 static void save_sample(const char *path, reel_model *model, reel_optimizer *opt) {
     for (size_t i = 0; i < model->params.num_floats; i++) model->params.grad[i] = 0.01f * (float)(i % 7);
     reel_optimizer_step(opt, &model->params, 1e-3);
     for (size_t i = 0; i < model->state.num_floats; i++) model->state.data[i] = (float)i * 0.5f;
-    reel_checkpoint_info info = {"[data]\ndir = somewhere\n", 0x1234abcdULL, 2};
+    reel_checkpoint_info info = {"[data]\ndir = somewhere\n", "classify", 0x1234abcdULL, NULL, NULL, 2};
     reel_error err;
     assert_int_equal(reel_checkpoint_save(path, model, opt, &sample_state, &info, &err), 0);
 }
@@ -59,7 +59,7 @@ static void test_round_trip(void **state) {
     memset(b->params.data, 0, b->params.num_floats * sizeof(float));
     reel_train_state loaded;
     reel_error err;
-    assert_int_equal(reel_checkpoint_load(path, b, &opt_b, &loaded, 0x1234abcdULL, &err), 0);
+    assert_int_equal(reel_checkpoint_load(path, b, &opt_b, &loaded, NULL, 0x1234abcdULL, &err), 0);
     assert_memory_equal(a->params.data, b->params.data, a->params.num_floats * sizeof(float));
     assert_memory_equal(a->state.data, b->state.data, a->state.num_floats * sizeof(float));
     for (size_t s = 0; s < opt_a.num_slots; s++)
@@ -83,7 +83,7 @@ static void expect_load_error(const char *path, size_t hidden, uint64_t vocab, c
     reel_model *model = make_model(hidden, &opt);
     reel_train_state loaded;
     reel_error err = {{0}};
-    assert_int_equal(reel_checkpoint_load(path, model, &opt, &loaded, vocab, &err), -1);
+    assert_int_equal(reel_checkpoint_load(path, model, &opt, &loaded, NULL, vocab, &err), -1);
     printf("expected error: %s\n", err.message);
     assert_non_null(strstr(err.message, path));
     assert_non_null(strstr(err.message, fragment1));
@@ -200,13 +200,13 @@ static void test_failed_save_keeps_old_file(void **state) {
     save_sample(path, model, &opt);
     /* a directory squatting on the temporary name makes the next save fail */
     assert_int_equal(mkdir(temporary, 0755), 0);
-    reel_checkpoint_info info = {"x", 1, 1};
+    reel_checkpoint_info info = {"x", "classify", 1, NULL, NULL, 1};
     reel_error err;
     assert_int_equal(reel_checkpoint_save(path, model, &opt, &sample_state, &info, &err), -1);
     assert_non_null(strstr(err.message, "keep.h5"));
     rmdir(temporary);
     reel_train_state loaded;
-    assert_int_equal(reel_checkpoint_load(path, model, &opt, &loaded, 0x1234abcdULL, &err), 0);
+    assert_int_equal(reel_checkpoint_load(path, model, &opt, &loaded, NULL, 0x1234abcdULL, &err), 0);
     reel_optimizer_free(&opt);
     reel_model_destroy(model);
 }

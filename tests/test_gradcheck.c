@@ -244,7 +244,7 @@ static void check_model(int batch_norm, double dropout, double word_dropout) {
     static const size_t offsets[] = {0, 3, 5, 9, 12};
     static const float labels[] = {1, 0, 1, 0};
     static const uint64_t samples[] = {10, 11, 12, 13};
-    reel_batch batch = {4, ids, offsets, labels, samples, 2};
+    reel_batch batch = {.size = 4, .ids = ids, .offsets = offsets, .labels = labels, .sample_index = samples, .epoch = 2};
     char label[32];
     snprintf(label, sizeof label, "bow%s%s", batch_norm ? "+bn" : "", word_dropout > 0 ? "+wd" : "");
     compare_model_gradients(label, model, &batch);

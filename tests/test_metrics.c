@@ -25,6 +25,19 @@
 
 #include "reel/metrics.h"
 
+/* The rows of a classification run, as the trainer and the classification objective declare them. */
+typedef struct reel_train_row {
+    uint64_t step, epoch;
+    double loss, accuracy, lr, grad_norm, samples_per_s;
+} reel_train_row;
+
+typedef struct reel_eval_row {
+    uint64_t step, epoch;
+    uint8_t split;
+    double loss, accuracy, precision, recall, f1;
+    uint64_t tp, fp, tn, fn;
+} reel_eval_row;
+
 #define SCRATCH_TEMPLATE "/tmp/reel_test_metrics_XXXXXX"
 #include "scratch_dir.h"
 
@@ -72,24 +85,6 @@ static reel_eval_row eval_row(uint64_t i, int resumed) {
     return row;
 }
 
-static reel_metrics *open_or_fail(const char *path, uint64_t keep) {
-    reel_metrics *m = NULL;
-    reel_error err = {""};
-    if (reel_metrics_open(&m, path, keep, &err) != 0) fail_msg("reel_metrics_open(%s): %s", path, err.message);
-    assert_non_null(m);
-    return m;
-}
-
-static void append_train(reel_metrics *m, reel_train_row row) {
-    reel_error err = {""};
-    if (reel_metrics_append_train(m, &row, &err) != 0) fail_msg("append_train: %s", err.message);
-}
-
-static void append_eval(reel_metrics *m, reel_eval_row row) {
-    reel_error err = {""};
-    if (reel_metrics_append_eval(m, &row, &err) != 0) fail_msg("append_eval: %s", err.message);
-}
-
 /* ---------------------------------------------------------------------------------------------- */
 /* Reading back with the HDF5 API                                                                  */
 
@@ -114,6 +109,62 @@ static const expected_column eval_layout[] = {
     {"tp", 'u', offsetof(reel_eval_row, tp)},               {"fp", 'u', offsetof(reel_eval_row, fp)},
     {"tn", 'u', offsetof(reel_eval_row, tn)},               {"fn", 'u', offsetof(reel_eval_row, fn)},
 };
+
+#define NUM_TRAIN_COLUMNS (sizeof train_layout / sizeof train_layout[0])
+#define NUM_EVAL_COLUMNS (sizeof eval_layout / sizeof eval_layout[0])
+
+static reel_column_type column_type_of(char kind) {
+    return kind == 'u' ? REEL_COLUMN_U64 : kind == 'd' ? REEL_COLUMN_F64 : REEL_COLUMN_U8;
+}
+
+/* The layout the file is opened with, built from the expected columns. */
+static reel_metrics_layout file_layout(void) {
+    static reel_column train[NUM_TRAIN_COLUMNS], eval[NUM_EVAL_COLUMNS];
+    for (size_t c = 0; c < NUM_TRAIN_COLUMNS; c++) train[c] = (reel_column){train_layout[c].name, column_type_of(train_layout[c].kind)};
+    for (size_t c = 0; c < NUM_EVAL_COLUMNS; c++) eval[c] = (reel_column){eval_layout[c].name, column_type_of(eval_layout[c].kind)};
+    return (reel_metrics_layout){"classify", train, NUM_TRAIN_COLUMNS, eval, NUM_EVAL_COLUMNS};
+}
+
+/* A row struct as the values of its columns. */
+static void row_values(const expected_column *layout, size_t num_columns, const void *row, reel_value *values) {
+    for (size_t c = 0; c < num_columns; c++) {
+        const char *field = (const char *)row + layout[c].offset;
+        if (layout[c].kind == 'u') memcpy(&values[c].u, field, 8);
+        else if (layout[c].kind == 'd') memcpy(&values[c].f, field, 8);
+        else values[c].u = *(const uint8_t *)field;
+    }
+}
+
+static int append_train_row(reel_metrics *m, const reel_train_row *row, reel_error *err) {
+    reel_value values[NUM_TRAIN_COLUMNS];
+    row_values(train_layout, NUM_TRAIN_COLUMNS, row, values);
+    return reel_metrics_append(m, REEL_METRICS_TRAIN, values, err);
+}
+
+static int append_eval_row(reel_metrics *m, const reel_eval_row *row, reel_error *err) {
+    reel_value values[NUM_EVAL_COLUMNS];
+    row_values(eval_layout, NUM_EVAL_COLUMNS, row, values);
+    return reel_metrics_append(m, REEL_METRICS_EVAL, values, err);
+}
+
+static reel_metrics *open_or_fail(const char *path, uint64_t keep) {
+    reel_metrics *m = NULL;
+    reel_error err = {""};
+    reel_metrics_layout layout = file_layout();
+    if (reel_metrics_open(&m, path, &layout, keep, &err) != 0) fail_msg("reel_metrics_open(%s): %s", path, err.message);
+    assert_non_null(m);
+    return m;
+}
+
+static void append_train(reel_metrics *m, reel_train_row row) {
+    reel_error err = {""};
+    if (append_train_row(m, &row, &err) != 0) fail_msg("append_train: %s", err.message);
+}
+
+static void append_eval(reel_metrics *m, reel_eval_row row) {
+    reel_error err = {""};
+    if (append_eval_row(m, &row, &err) != 0) fail_msg("append_eval: %s", err.message);
+}
 
 /* Checks one group: every dataset 1-D, chunked, unlimited, of the documented type, with exactly the
  * expected rows (compared bit for bit). */
@@ -296,14 +347,15 @@ static int killed_writer_main(int argc, char **argv) {
     if (argc != 4) return 64;
     reel_metrics *m = NULL;
     reel_error err = {""};
-    if (reel_metrics_open(&m, argv[2], UINT64_MAX, &err) != 0) {
+    reel_metrics_layout layout = file_layout();
+    if (reel_metrics_open(&m, argv[2], &layout, UINT64_MAX, &err) != 0) {
         fprintf(stderr, "%s\n", err.message);
         return 2;
     }
     unsigned long rows = strtoul(argv[3], NULL, 10);
     for (unsigned long i = 0; i < rows; i++) {
         reel_train_row row = train_row(i, 0);
-        if (reel_metrics_append_train(m, &row, &err) != 0) return 3;
+        if (append_train_row(m, &row, &err) != 0) return 3;
     }
     _exit(0);
 }
@@ -456,7 +508,8 @@ static void expect_open_error(const char *path, uint64_t keep, const char *expec
     snprintf(expected, sizeof expected, "%s%s", path, expected_tail);
     reel_metrics *m = NULL;
     reel_error err = {""};
-    int rc = reel_metrics_open(&m, path, keep, &err);
+    reel_metrics_layout layout = file_layout();
+    int rc = reel_metrics_open(&m, path, &layout, keep, &err);
     if (rc != -1 || strcmp(err.message, expected) != 0)
         fail_msg("expected rc -1 and\n  %s\ngot rc %d and\n  %s", expected, rc, err.message);
     assert_null(m);
@@ -548,7 +601,8 @@ static void test_hdf5_errors_are_reported_not_printed(void **state) {
     dup2(fd, 2);
     reel_metrics *m = NULL;
     reel_error err = {""};
-    int rc = reel_metrics_open(&m, path, 0, &err);
+    reel_metrics_layout layout = file_layout();
+    int rc = reel_metrics_open(&m, path, &layout, 0, &err);
     fflush(stderr);
     dup2(saved_stderr, 2);
     close(saved_stderr);
@@ -593,8 +647,8 @@ static void test_killed_writer(void **state) {
     train[4] = train_row(4, 1); /* the resumed run logs steps 4 and 5 again, with other values */
     train[5] = train_row(5, 1);
     reel_error err = {""};
-    assert_int_equal(reel_metrics_append_train(m, &train[4], &err), 0);
-    assert_int_equal(reel_metrics_append_train(m, &train[5], &err), 0);
+    assert_int_equal(append_train_row(m, &train[4], &err), 0);
+    assert_int_equal(append_train_row(m, &train[5], &err), 0);
     reel_metrics_close(m);
     verify_file(path, train, 6, eval, 0);
     char temporary[300];

@@ -265,7 +265,7 @@ static void check_model(const char *type, size_t layers, int bidirectional, cons
     static const size_t offsets[] = {0, 4, 5, 9, 12}; /* lengths 4, 1, 4, 3 */
     static const float labels[] = {1, 0, 1, 0};
     static const uint64_t samples[] = {10, 11, 12, 13};
-    reel_batch batch = {4, ids, offsets, labels, samples, 2};
+    reel_batch batch = {.size = 4, .ids = ids, .offsets = offsets, .labels = labels, .sample_index = samples, .epoch = 2};
     char label[64];
     snprintf(label, sizeof label, "%s%s", type, bidirectional ? " bi" : "");
     compare_model_gradients(label, model, &batch);

@@ -25,7 +25,7 @@ expect_ok "train" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/run"
 train_acc=$(grep -o 'final test accuracy: [0-9.]*%' "$WORK/out.txt" | grep -o '[0-9.]*%')
 [ -n "$train_acc" ] || fail "training printed no final test accuracy"
 expect_ok "eval" mpireel 2 eval "$WORK/run/ckpt_00000020.h5"
-eval_acc=$(grep -o 'accuracy *[0-9.]*%' "$WORK/out.txt" | grep -o '[0-9.]*%')
+eval_acc=$(grep -o '^accuracy *[0-9.]*%' "$WORK/out.txt" | grep -o '[0-9.]*%')
 [ "$train_acc" = "$eval_acc" ] && pass "eval reproduces the training's test accuracy ($eval_acc)" \
   || fail "eval says $eval_acc, training said $train_acc"
 expect_ok "eval on 1 rank, valid split" reel eval "$WORK/run/ckpt_best.h5" --split valid

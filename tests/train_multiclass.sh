@@ -22,7 +22,7 @@ grep -q "macro precision" "$WORK/out.txt" && pass "macro metrics reported" || fa
 expect_ok "inspect" reel inspect "$WORK/bow/ckpt_00000160.h5"
 grep -Eq "/model/output/weight +\[3, 24\]" "$WORK/out.txt" && pass "three logits" || fail "output layer shape"
 expect_ok "eval" reel eval "$WORK/bow/ckpt_best.h5"
-grep -q "classes    3" "$WORK/out.txt" && pass "eval reports 3 classes" || fail "eval output"
+grep -q "^summary .*macro precision.*(3 classes)" "$WORK/out.txt" && pass "eval reports 3 classes" || fail "eval output"
 expect_fail "num_classes that contradicts the data" "has 3 classes, but \[model\] num_classes = 2" \
   reel train "$WORK/bow.ini" --run-dir "$WORK/bad" --set model.num_classes=2
 

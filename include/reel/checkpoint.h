@@ -1,18 +1,24 @@
 /* reel/checkpoint.h: HDF5 checkpoints, written by rank 0 only.
  *
  * Layout (`h5ls -r` and `h5dump -A` show it):
- *   /                       attributes: format = "reel-checkpoint", format_version = 1, model_type,
- *                           reel_version, created_utc, world_size_at_save, num_parameters,
+ *   /                       attributes: format = "reel-checkpoint", format_version = 2, model_type,
+ *                           objective, reel_version, created_utc, world_size_at_save, num_parameters,
  *                           vocab_checksum (uint64) and vocab_checksum_hex
  *   /config                 string: the resolved INI configuration the run used
+ *   /vocab                  string: the model's vocabulary, token i on line i (the first vocab_size
+ *                           entries of vocab.txt), so a checkpoint can be used without the data directory
  *   /model/<layer>/<name>   float32, the tensor's real shape: parameters (e.g. /model/hidden/weight
  *                           {H, E}) and saved state (/model/batchnorm/running_mean {H})
  *   /optimizer              attributes: type, steps_taken
  *   /optimizer/<slot>/<layer>/<name>   the optimizer state per parameter (slot adam_m, adam_v or momentum)
- *   /train_state            attributes: global_step, epoch, step_in_epoch, samples_seen,
- *                           best_valid_accuracy, best_step, seed
+ *   /train_state            attributes: global_step, epoch, step_in_epoch, samples_seen, best_metric,
+ *                           best_value (NaN before the first evaluation), best_step, seed
+ *   /train_state/carried/<name>   float32: what the objective carries from step to step, e.g. the
+ *                           recurrent state of every stream of a language model ({streams, width})
  * Every dataset carries HDF5's Fletcher-32 checksum and the file uses the newest HDF5 format, whose
  * metadata is checksummed too, so a bit flip or a truncation is reported instead of loaded.
+ * Version 1 files (before objectives) are read too: their best_valid_accuracy is best_value of
+ * "accuracy", and they have no /vocab.
  *
  * Saving is atomic: the file is written as <path>.tmp, flushed, fsync'ed, renamed over <path>, and the
  * directory is fsync'ed; a crash leaves either the old file or the new one, never half of one.
@@ -27,9 +33,10 @@
 #include "reel/check.h"
 #include "reel/model.h"
 #include "reel/optim.h"
+#include "reel/vocab.h"
 
 #define REEL_CHECKPOINT_FORMAT "reel-checkpoint"
-#define REEL_CHECKPOINT_VERSION 1
+#define REEL_CHECKPOINT_VERSION 2
 
 /* Where training stands. Nothing here depends on the number of ranks: the sample stream is a function of
  * (seed, epoch, step), so a checkpoint resumes on any world size. */
@@ -38,14 +45,18 @@ typedef struct reel_train_state {
     uint64_t epoch;             /* epoch of the next step, 0-based */
     uint64_t step_in_epoch;     /* next step within that epoch */
     uint64_t samples_seen;      /* training samples consumed, over all ranks */
-    double best_valid_accuracy; /* -1 before the first evaluation */
+    char best_metric[REEL_NAME_MAX]; /* the evaluation series that picks the best checkpoint */
+    double best_value;          /* its best value so far; NaN before the first evaluation */
     uint64_t best_step;
     uint64_t seed;
 } reel_train_state;
 
 typedef struct reel_checkpoint_info {
     const char *config_ini;  /* stored as /config */
+    const char *objective;   /* the objective's type */
     uint64_t vocab_checksum;
+    const reel_vocab *vocab; /* its first model->vocab_size tokens are stored as /vocab; NULL: none */
+    const reel_store *carried; /* stored under /train_state/carried; NULL or empty: none */
     int world_size;
 } reel_checkpoint_info;
 
@@ -53,10 +64,16 @@ int reel_checkpoint_save(const char *path, const reel_model *model, const reel_o
                          const reel_train_state *state, const reel_checkpoint_info *info, reel_error *err);
 
 /* Loads the model's tensors (every one must exist with exactly the model's shape), and when opt is not
- * NULL the optimizer state, and when state is not NULL the training state. expected_vocab_checksum 0
+ * NULL the optimizer state, and when state is not NULL the training state, and when carried is not NULL
+ * and has tensors, those (the checkpoint must hold them with the same shapes). expected_vocab_checksum 0
  * skips the vocabulary check. Errors name the file and the dataset or attribute at fault. */
 int reel_checkpoint_load(const char *path, reel_model *model, reel_optimizer *opt, reel_train_state *state,
-                         uint64_t expected_vocab_checksum, reel_error *err);
+                         reel_store *carried, uint64_t expected_vocab_checksum, reel_error *err);
+
+/* The stored /vocab (version 2 files) as a vocabulary of the model's tokens, whose checksum is the one
+ * of the whole vocab.txt the model was trained with (its counts are 0); vocab->size = 0 and 0 returned
+ * when the file has none. Free with reel_vocab_free. */
+int reel_checkpoint_read_vocab(const char *path, reel_vocab *vocab, reel_error *err);
 
 /* The stored /config text (malloc'd), to rebuild the model a checkpoint belongs to. */
 int reel_checkpoint_read_config(const char *path, char **config_ini, reel_error *err);

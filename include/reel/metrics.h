@@ -1,46 +1,61 @@
 /* reel/metrics.h: the run's metrics file, written by rank 0 only.
  *
- * metrics.h5 holds extendible, chunked 1-D datasets, appended and flushed at every log interval and
- * every evaluation. The file is in HDF5's SWMR mode, so h5py can read it while the job runs:
- *     h5py.File("runs/x/metrics.h5", "r", swmr=True)
+ * metrics.h5 holds two tables, /train (one row per log interval) and /eval (one row per evaluation),
+ * each a set of extendible, chunked 1-D datasets of equal length, one per named series, appended and
+ * flushed at every row. Which series exist is declared by the run: the trainer's own (step, epoch, lr,
+ * grad_norm, allreduce_share; split for evaluations) and those of the objective being trained
+ * (classification: loss, accuracy, samples_per_s; precision, recall, f1, tp, fp, tn, fn; language
+ * model: loss, perplexity, accuracy, tokens_per_s). Readers find a series by name:
+ *     h5py.File("runs/x/metrics.h5", "r", swmr=True)["train/loss"][:]
+ * The file is in HDF5's SWMR mode, so it can be read while the job runs.
  *
- *   /train/step, /train/epoch                 uint64
- *   /train/loss, /train/accuracy, /train/lr, /train/grad_norm, /train/samples_per_s   float64
- *   /eval/step, /eval/epoch                   uint64
- *   /eval/split                               uint8   (0 = valid, 1 = test, 2 = train)
- *   /eval/loss, /eval/accuracy, /eval/precision, /eval/recall, /eval/f1   float64
- *   /eval/tp, /eval/fp, /eval/tn, /eval/fn    uint64  (binary confusion matrix, positive class = 1)
- * Root attributes: format = "reel-metrics", format_version = 1.
+ *   /train/<series>, /eval/<series>   uint64 (steps, epochs, counts), float64 or uint8 (eval split:
+ *                                     0 = valid, 1 = test, 2 = train)
+ * Root attributes: format = "reel-metrics", format_version = 1, objective = the objective's name.
  */
 #ifndef REEL_METRICS_H
 #define REEL_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "reel/check.h"
 
 typedef struct reel_metrics reel_metrics;
 
-typedef struct reel_train_row {
-    uint64_t step, epoch;
-    double loss, accuracy, lr, grad_norm, samples_per_s;
-} reel_train_row;
+typedef enum { REEL_COLUMN_U64, REEL_COLUMN_F64, REEL_COLUMN_U8 } reel_column_type;
+
+typedef struct reel_column {
+    const char *name;
+    reel_column_type type;
+} reel_column;
+
+/* One value of a row: .u for uint64 and uint8 columns, .f for float64 ones. */
+typedef union reel_value {
+    uint64_t u;
+    double f;
+} reel_value;
+
+typedef enum { REEL_METRICS_TRAIN = 0, REEL_METRICS_EVAL = 1 } reel_metrics_table;
 
 enum { REEL_SPLIT_VALID = 0, REEL_SPLIT_TEST = 1, REEL_SPLIT_TRAIN = 2 };
 
-typedef struct reel_eval_row {
-    uint64_t step, epoch;
-    uint8_t split;
-    double loss, accuracy, precision, recall, f1;
-    uint64_t tp, fp, tn, fn;
-} reel_eval_row;
+/* The columns of both tables. Column 0 of each is "step" (uint64): rows are in step order. */
+typedef struct reel_metrics_layout {
+    const char *objective;
+    const reel_column *train;
+    size_t num_train;
+    const reel_column *eval;
+    size_t num_eval;
+} reel_metrics_layout;
 
 /* Opens path for appending, creating it when missing. When the file exists, rows whose step is greater
  * than keep_up_to_step are dropped first: they were logged after the checkpoint the run resumes from,
- * and the resumed run logs them again. */
-int reel_metrics_open(reel_metrics **out, const char *path, uint64_t keep_up_to_step, reel_error *err);
-int reel_metrics_append_train(reel_metrics *metrics, const reel_train_row *row, reel_error *err);
-int reel_metrics_append_eval(reel_metrics *metrics, const reel_eval_row *row, reel_error *err);
+ * and the resumed run logs them again. A file of another objective is refused. */
+int reel_metrics_open(reel_metrics **out, const char *path, const reel_metrics_layout *layout,
+                      uint64_t keep_up_to_step, reel_error *err);
+/* Appends one row: row[c] is the value of column c of the table. */
+int reel_metrics_append(reel_metrics *metrics, reel_metrics_table table, const reel_value *row, reel_error *err);
 void reel_metrics_close(reel_metrics *metrics);
 
 #endif

@@ -1,5 +1,15 @@
 /* reel/model.h: a model is a set of named tensors (one contiguous buffer) plus forward and backward
- * over a batch of documents. Model types register themselves in src/model.c's table by name. */
+ * over a batch of sequences. Model types register themselves in src/models/registry.c by name.
+ *
+ * A model computes up to its output layer. Its outputs are of one of two kinds:
+ *   per document (classifiers): logits (B, K), one row per document;
+ *   per token (language models): one row per time step of the time-major (T, B) batch. The output layer,
+ *     a linear map to the whole vocabulary, is left to the loss ("deferred"): the model hands over the
+ *     features (N, D), the layer's weight (K, D) and bias (K), and the loss computes the logits a slice
+ *     of rows at a time, fused with the softmax and its gradient, so no more than a slice of the
+ *     (N, K) logits ever exists. The loss adds the weight's and bias's gradients itself and gives the
+ *     model back the gradient of the features.
+ */
 #ifndef REEL_MODEL_H
 #define REEL_MODEL_H
 
@@ -13,22 +23,48 @@
 
 /* This rank's share of a batch. */
 typedef struct reel_batch {
-    size_t size;                  /* B: documents */
-    const uint32_t *ids;          /* (T) token ids, already mapped into the model's vocabulary */
-    const size_t *offsets;        /* (B+1) document boundaries into ids */
-    const float *labels;          /* (B) class of each document (0 or 1 for binary models) */
-    const uint64_t *sample_index; /* (B) index of each document in its split: keys its random numbers */
+    size_t size;                  /* B: sequences (documents, windows or streams) */
+    const uint32_t *ids;          /* (total tokens) token ids, already mapped into the model's vocabulary */
+    const size_t *offsets;        /* (B+1) sequence boundaries into ids */
+    const float *labels;          /* (B) classification: the class of each document; NULL otherwise */
+    const uint32_t *targets;      /* (total tokens) next-token prediction: the token after each input token;
+                                     NULL otherwise */
+    const uint64_t *sample_index; /* (B) a number unique to each sequence in its epoch: keys its random numbers */
     uint64_t epoch;               /* keys the random numbers too */
+    uint64_t step;                /* the global batch within the epoch: keys random numbers shared by the
+                                     whole batch (masks on weights or on vocabulary rows) */
+    float *state;                 /* (B, model->state_width) or NULL: each sequence starts from this recurrent
+                                     state instead of zeros, and the forward leaves each sequence's final state
+                                     here (truncated backpropagation through time, generation step by step) */
 } reel_batch;
+
+typedef enum { REEL_OUTPUT_DOCUMENT = 0, REEL_OUTPUT_TOKEN = 1 } reel_output_kind;
+
+/* What a forward produced. Pointers are into the model's buffers, valid until its next forward. */
+typedef struct reel_output {
+    size_t rows;          /* N: B documents, or T * B time steps (row t * B + b) */
+    size_t width;         /* K: logits per row */
+    const float *logits;  /* (N, K) when materialised (per-document outputs); NULL when deferred */
+    /* per-token outputs: the deferred output layer, logits = features . weight^T + bias */
+    size_t T, B;
+    const uint8_t *row_mask; /* (N) 1 at the valid steps (t < length of sequence b) */
+    const float *features;   /* (N, D) */
+    size_t features_dim;     /* D */
+    const float *weight;     /* (K, D) */
+    const float *bias;       /* (K) */
+    float *dweight, *dbias;  /* their gradients (K, D), (K): the loss ADDS to them */
+} reel_output;
 
 typedef struct reel_model reel_model;
 
 typedef struct reel_model_ops {
-    /* logits (B, num_outputs). training = 1 uses dropout and global batch statistics (a collective: every rank must
-     * call it, even with an empty share), training = 0 is purely local. */
-    void (*forward)(reel_model *model, const reel_batch *batch, int training, float *logits, const reel_comm *comm);
-    /* Accumulates into model->params.grad from dlogits (B, num_outputs); must follow a training forward on the same batch. */
-    void (*backward)(reel_model *model, const reel_batch *batch, const float *dlogits, const reel_comm *comm);
+    /* training = 1 uses dropout and global batch statistics (a collective: every rank must call it, even
+     * with an empty share), training = 0 is purely local. */
+    void (*forward)(reel_model *model, const reel_batch *batch, int training, reel_output *out, const reel_comm *comm);
+    /* Accumulates into model->params.grad from dout, the gradient of the loss with respect to the logits
+     * (N, K) of a materialised output, or to the features (N, D) of a deferred one; must follow a
+     * training forward on the same batch. */
+    void (*backward)(reel_model *model, const reel_batch *batch, const float *dout, const reel_comm *comm);
     /* Fills the parameters and state deterministically from seed. */
     void (*init)(reel_model *model, uint64_t seed);
     void (*destroy)(reel_model *model);
@@ -39,7 +75,9 @@ struct reel_model {
     reel_store params;  /* trainable: data + grad */
     reel_store state;   /* not trained, but saved: e.g. batch-norm running statistics */
     size_t vocab_size;  /* ids are < vocab_size */
-    size_t num_outputs; /* logits per document: 1 for two classes, K for K > 2 */
+    reel_output_kind output;
+    size_t num_outputs; /* logits per row: classifiers 1 for two classes, K for K > 2; language models V */
+    size_t state_width; /* floats of recurrent state per sequence that a batch can carry (0: none) */
     size_t max_batch;   /* activations exist for this many rows */
     uint64_t seed;      /* keys dropout masks */
     const reel_model_ops *ops;
@@ -48,12 +86,6 @@ struct reel_model {
 
 /* Logits per document for num_classes classes: one logit for two, K for K > 2. */
 size_t reel_model_outputs(size_t num_classes);
-
-/* The head's loss: the SUM over the B rows of binary cross-entropy on one logit, or softmax cross-entropy
- * on K; dlogits (B, num_outputs) = scale * its gradient when not NULL; predicted (B) receives each row's
- * class (1 when the logit is positive / the argmax) when not NULL. */
-double reel_model_loss(const reel_model *model, float *dlogits, const float *logits, const float *labels, size_t B,
-                       float scale, int *predicted);
 
 /* A model type, as its source file declares it and src/models/registry.c lists it. */
 typedef struct reel_model_kind {

@@ -1,4 +1,5 @@
-/* reel eval: evaluates a checkpoint on one split, spread over the MPI ranks. */
+/* reel eval: evaluates a checkpoint on one split, spread over the MPI ranks, with the objective it was
+ * trained with. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -7,25 +8,24 @@
 
 #include "cli_common.h"
 #include "commands.h"
-#include "reel/checkpoint.h"
 #include "reel/comm.h"
-#include "reel/config.h"
-#include "reel/eval.h"
-#include "reel/model.h"
-#include "reel/vocab.h"
+#include "reel/loader.h"
+#include "reel/objective.h"
 
 static void usage(FILE *out) {
     fputs("usage: [mpirun -np N] reel eval CHECKPOINT.h5 [options]\n"
           "\n"
-          "Rebuilds the model from the configuration stored in the checkpoint, loads its weights and reports loss,\n"
-          "accuracy, precision, recall, F1 and the confusion matrix (positive class = label 1) on one split; with\n"
-          "more than two classes, macro-averaged precision, recall and F1.\n"
+          "Rebuilds the model from the configuration stored in the checkpoint, loads its weights and evaluates it\n"
+          "on one split with the objective it was trained with. Classifiers: loss, accuracy, precision, recall,\n"
+          "F1 and the confusion matrix (positive class = label 1); with more than two classes, macro-averaged\n"
+          "precision, recall and F1. Language models: loss, perplexity (full softmax) and next-token accuracy.\n"
           "The split is spread over the ranks.\n"
           "\n"
           "options:\n"
           "  --split NAME     valid, test (default) or train: reads DATA/NAME.tok\n"
           "  --data DIR       data directory (default: the checkpoint's [data] dir)\n"
           "  --batch N        documents per forward pass and rank (default 256)\n"
+          "  --docs N         only the split's first N documents (default: all)\n"
           "  --lengths LIST   evaluate once per length, keeping each review's first L tokens, and print a table;\n"
           "                   comma-separated, 0 or 'full' for whole reviews (e.g. 50,100,200,400,full).\n"
           "                   Default: the checkpoint's [data] max_tokens\n"
@@ -38,10 +38,11 @@ int reel_cmd_eval(int argc, char **argv) {
                                             {"data", required_argument, NULL, 'd'},
                                             {"batch", required_argument, NULL, 'b'},
                                             {"lengths", required_argument, NULL, 'l'},
+                                            {"docs", required_argument, NULL, 'n'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     const char *split = "test", *data_dir = NULL, *length_list = NULL;
-    size_t batch = 256;
+    size_t batch = 256, max_docs = 0;
     int rank = reel_cli_rank();
     reel_error err = {{0}};
     optind = 1;
@@ -50,14 +51,16 @@ int reel_cmd_eval(int argc, char **argv) {
         case 's': split = optarg; break;
         case 'd': data_dir = optarg; break;
         case 'l': length_list = optarg; break;
-        case 'b': {
+        case 'b':
+        case 'n': {
             char *end;
             unsigned long long value = strtoull(optarg, &end, 10);
-            if (*end || value == 0) {
-                reel_fail(&err, "--batch '%s': expected a positive integer", optarg);
+            if (*end || value == 0 || optarg[0] == '-') {
+                reel_fail(&err, "--%s '%s': expected a positive integer", c == 'b' ? "batch" : "docs", optarg);
                 return reel_cli_report(&err, NULL);
             }
-            batch = (size_t)value;
+            if (c == 'b') batch = (size_t)value;
+            else max_docs = (size_t)value;
             break;
         }
         case 'h':
@@ -77,33 +80,21 @@ int reel_cmd_eval(int argc, char **argv) {
         return reel_cli_report(&err, NULL);
     }
     const char *checkpoint = argv[optind];
-    char *config_text = NULL;
-    if (reel_checkpoint_read_config(checkpoint, &config_text, &err) != 0) return reel_cli_report(&err, NULL);
-    reel_config cfg;
-    char source[REEL_PATH_MAX + 16];
-    snprintf(source, sizeof source, "%s:/config", checkpoint);
-    int status = reel_config_load_string(&cfg, config_text, source, &err);
-    free(config_text);
-    if (status != 0) return reel_cli_report(&err, NULL);
-    if (data_dir) snprintf(cfg.data.dir, sizeof cfg.data.dir, "%s", data_dir);
-
-    reel_vocab vocab;
-    char path[2 * 2 * REEL_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/vocab.txt", cfg.data.dir);
-    if (reel_vocab_load(&vocab, path, &err) != 0) return reel_cli_report(&err, "pass the data directory with --data");
-    reel_model *model;
-    if (reel_model_create(&model, &cfg, batch, &err) != 0) return reel_cli_report(&err, NULL);
-    if (reel_checkpoint_load(checkpoint, model, NULL, NULL, vocab.checksum, &err) != 0) return reel_cli_report(&err, NULL);
-    snprintf(path, sizeof path, "%s/%s.tok", cfg.data.dir, split);
-    reel_tokfile *file;
-    if (reel_tokfile_open(&file, path, &err) != 0) return reel_cli_report(&err, NULL);
-    if (reel_tokfile_info(file)->vocab_checksum != vocab.checksum) {
-        reel_fail(&err, "%s was made with another vocabulary than %s/vocab.txt", path, cfg.data.dir);
-        return reel_cli_report(&err, "re-run `reel prep`");
+    reel_trained trained;
+    reel_load_options load = {data_dir, 1, batch};
+    if (reel_trained_load(&trained, checkpoint, &load, &err) != 0)
+        return reel_cli_report(&err, "pass the data directory with --data");
+    const reel_config *cfg = &trained.cfg;
+    reel_comm comm;
+    reel_comm_world(&comm);
+    reel_objective *obj;
+    if (reel_objective_create(&obj, cfg, trained.model, &trained.vocab, &comm, batch, 0, &err) != 0) {
+        reel_trained_free(&trained);
+        return reel_cli_report(&err, NULL);
     }
     size_t lengths[64], num_lengths = 0;
     if (!length_list) {
-        lengths[num_lengths++] = cfg.data.max_tokens;
+        lengths[num_lengths++] = cfg->data.max_tokens;
     } else {
         char copy[1024];
         snprintf(copy, sizeof copy, "%s", length_list);
@@ -118,30 +109,45 @@ int reel_cmd_eval(int argc, char **argv) {
             lengths[num_lengths++] = (size_t)value;
         }
     }
-    reel_comm comm;
-    reel_comm_world(&comm);
-    if (rank == 0) printf("checkpoint %s, split %s (%s)\n", checkpoint, split, path);
-    if (num_lengths > 1 && rank == 0) printf("%8s %9s %8s %8s %9s %8s\n", "length", "accuracy", "loss", "F1", "precision", "recall");
+    if (rank == 0) printf("checkpoint %s (%s, objective %s), split %s (%s/%s.tok)\n", checkpoint, cfg->model.type,
+                          obj->type, split, cfg->data.dir, split);
+    /* the table of several lengths shows the fractional series; a single evaluation shows them all */
+    if (num_lengths > 1 && rank == 0) {
+        printf("%8s", "length");
+        for (size_t s = 0; s < obj->num_eval_series; s++)
+            if (obj->eval_series[s].type == REEL_COLUMN_F64) printf(" %10s", obj->eval_series[s].name);
+        printf("\n");
+    }
     for (size_t i = 0; i < num_lengths; i++) {
-        reel_eval_result r;
-        reel_evaluate(model, file, lengths[i], batch, &comm, &r);
+        reel_value values[32];
+        reel_eval_request request = {split, lengths[i], max_docs, batch};
+        obj->ops->evaluate(obj, &request, values);
         if (rank != 0) continue;
         char label[32];
         snprintf(label, sizeof label, lengths[i] ? "%zu" : "full", lengths[i]);
         if (num_lengths > 1) {
-            printf("%8s %8.2f%% %8.4f %8.4f %9.4f %8.4f\n", label, 100 * r.accuracy, r.loss, r.f1, r.precision, r.recall);
+            printf("%8s", label);
+            for (size_t s = 0; s < obj->num_eval_series; s++) {
+                if (obj->eval_series[s].type != REEL_COLUMN_F64) continue;
+                if (obj->eval_series[s].percent) printf(" %9.2f%%", 100 * values[s].f);
+                else printf(" %10.4f", values[s].f);
+            }
+            printf("\n");
             continue;
         }
-        printf("length     %s tokens\nreviews    %" PRIu64 "\nloss       %.4f\naccuracy   %.2f%%\nprecision  %.4f\n"
-               "recall     %.4f\nF1         %.4f\n", label, r.count, r.loss, 100 * r.accuracy, r.precision, r.recall, r.f1);
-        if (r.num_classes == 2)
-            printf("confusion  predicted:   pos      neg\n           actual pos %7" PRIu64 "  %7" PRIu64
-                   "\n           actual neg %7" PRIu64 "  %7" PRIu64 "\n", r.tp, r.fn, r.fp, r.tn);
-        else
-            printf("classes    %zu (precision, recall and F1 are macro averages)\n", r.num_classes);
+        printf("%-11s%s tokens\n", "length", label);
+        for (size_t s = 0; s < obj->num_eval_series; s++) {
+            const reel_series *series = &obj->eval_series[s];
+            if (series->type != REEL_COLUMN_F64) printf("%-11s%" PRIu64 "\n", series->name, values[s].u);
+            else if (series->percent) printf("%-11s%.2f%%\n", series->name, 100 * values[s].f);
+            else printf("%-11s%.4f\n", series->name, values[s].f);
+        }
+        reel_buf summary = {0};
+        obj->ops->describe(obj, REEL_METRICS_EVAL, values, &summary);
+        printf("%-11s%s\n", "summary", summary.data);
+        reel_buf_free(&summary);
     }
-    reel_tokfile_close(file);
-    reel_model_destroy(model);
-    reel_vocab_free(&vocab);
+    reel_objective_destroy(obj);
+    reel_trained_free(&trained);
     return 0;
 }

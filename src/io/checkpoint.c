@@ -51,6 +51,19 @@ static int write_store(hid_t file, const char *group, const reel_store *store, c
     return 0;
 }
 
+/* A scalar string dataset. */
+static int write_text(hid_t file, const char *name, const char *text) {
+    hid_t text_type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(text_type, strlen(text) + 1);
+    hid_t scalar = H5Screate(H5S_SCALAR);
+    hid_t dataset = H5Dcreate2(file, name, text_type, scalar, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t status = dataset < 0 ? -1 : H5Dwrite(dataset, text_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, text);
+    if (dataset >= 0) H5Dclose(dataset);
+    H5Sclose(scalar);
+    H5Tclose(text_type);
+    return status < 0 ? -1 : 0;
+}
+
 static int write_contents(hid_t file, const reel_model *model, const reel_optimizer *opt, const reel_train_state *state,
                           const reel_checkpoint_info *info) {
     hid_t root = file;
@@ -59,23 +72,26 @@ static int write_contents(hid_t file, const reel_model *model, const reel_optimi
     strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     snprintf(hex, sizeof hex, "%016" PRIx64, info->vocab_checksum);
     if (reel_h5_write_string_attr(root, "format", REEL_CHECKPOINT_FORMAT) || reel_h5_write_u64_attr(root, "format_version", REEL_CHECKPOINT_VERSION) ||
-        reel_h5_write_string_attr(root, "model_type", model->type) || reel_h5_write_string_attr(root, "reel_version", REEL_VERSION) ||
+        reel_h5_write_string_attr(root, "model_type", model->type) ||
+        reel_h5_write_string_attr(root, "objective", info->objective ? info->objective : "") ||
+        reel_h5_write_string_attr(root, "reel_version", REEL_VERSION) ||
         reel_h5_write_string_attr(root, "created_utc", stamp) ||
         reel_h5_write_u64_attr(root, "world_size_at_save", (uint64_t)info->world_size) ||
         reel_h5_write_u64_attr(root, "num_parameters", model->params.num_floats) ||
         reel_h5_write_u64_attr(root, "vocab_checksum", info->vocab_checksum) || reel_h5_write_string_attr(root, "vocab_checksum_hex", hex))
         return -1;
 
-    /* The configuration is a dataset, not an attribute: attributes are limited to 64 KiB of header. */
-    hid_t text_type = H5Tcopy(H5T_C_S1);
-    H5Tset_size(text_type, strlen(info->config_ini) + 1);
-    hid_t scalar = H5Screate(H5S_SCALAR);
-    hid_t config = H5Dcreate2(file, "config", text_type, scalar, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t status = config < 0 ? -1 : H5Dwrite(config, text_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, info->config_ini);
-    if (config >= 0) H5Dclose(config);
-    H5Sclose(scalar);
-    H5Tclose(text_type);
-    if (status < 0) return -1;
+    /* The configuration and the vocabulary are datasets, not attributes: attributes are limited to
+     * 64 KiB of header. */
+    if (write_text(file, "config", info->config_ini) != 0) return -1;
+    if (info->vocab) {
+        reel_buf text = {0};
+        size_t count = model->vocab_size < info->vocab->size ? model->vocab_size : info->vocab->size;
+        for (size_t i = 0; i < count; i++) reel_buf_printf(&text, "%s\n", info->vocab->tokens[i]);
+        int failed = write_text(file, "vocab", text.data ? text.data : "");
+        reel_buf_free(&text);
+        if (failed) return -1;
+    }
 
     hid_t link_props = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(link_props, 1);
@@ -100,9 +116,12 @@ static int write_contents(hid_t file, const reel_model *model, const reel_optimi
         failed = reel_h5_write_u64_attr(group, "global_step", state->global_step) || reel_h5_write_u64_attr(group, "epoch", state->epoch) ||
                  reel_h5_write_u64_attr(group, "step_in_epoch", state->step_in_epoch) ||
                  reel_h5_write_u64_attr(group, "samples_seen", state->samples_seen) ||
-                 reel_h5_write_f64_attr(group, "best_valid_accuracy", state->best_valid_accuracy) ||
+                 reel_h5_write_string_attr(group, "best_metric", state->best_metric) ||
+                 reel_h5_write_f64_attr(group, "best_value", state->best_value) ||
                  reel_h5_write_u64_attr(group, "best_step", state->best_step) || reel_h5_write_u64_attr(group, "seed", state->seed);
         H5Gclose(group);
+        if (!failed && info->carried && info->carried->num_tensors)
+            failed = write_store(file, "train_state/carried", info->carried, info->carried->data, link_props);
     } else {
         failed = 1;
     }
@@ -230,9 +249,11 @@ static hid_t open_checkpoint(const char *path, reel_error *err) {
 }
 
 int reel_checkpoint_load(const char *path, reel_model *model, reel_optimizer *opt, reel_train_state *state,
-                         uint64_t expected_vocab_checksum, reel_error *err) {
+                         reel_store *carried, uint64_t expected_vocab_checksum, reel_error *err) {
     hid_t file = open_checkpoint(path, err);
     if (file < 0) return -1;
+    uint64_t version = 0;
+    reel_h5_read_u64_attr(file, "format_version", &version);
     char model_type[REEL_NAME_MAX] = "";
     uint64_t checksum = 0;
     int status = -1;
@@ -287,15 +308,25 @@ int reel_checkpoint_load(const char *path, reel_model *model, reel_optimizer *op
                  reel_h5_read_u64_attr(group, "epoch", &state->epoch) == 0 &&
                  reel_h5_read_u64_attr(group, "step_in_epoch", &state->step_in_epoch) == 0 &&
                  reel_h5_read_u64_attr(group, "samples_seen", &state->samples_seen) == 0 &&
-                 reel_h5_read_f64_attr(group, "best_valid_accuracy", &state->best_valid_accuracy) == 0 &&
                  reel_h5_read_u64_attr(group, "best_step", &state->best_step) == 0 &&
                  reel_h5_read_u64_attr(group, "seed", &state->seed) == 0;
+        if (ok && version >= 2) {
+            ok = reel_h5_read_string_attr(group, "best_metric", state->best_metric, sizeof state->best_metric) == 0 &&
+                 reel_h5_read_f64_attr(group, "best_value", &state->best_value) == 0;
+        } else if (ok) { /* version 1: classifiers, by validation accuracy (-1 before the first) */
+            double accuracy = -1;
+            ok = reel_h5_read_f64_attr(group, "best_valid_accuracy", &accuracy) == 0;
+            snprintf(state->best_metric, sizeof state->best_metric, "accuracy");
+            state->best_value = accuracy < 0 ? NAN : accuracy;
+        }
         if (group >= 0) H5Gclose(group);
         if (!ok) {
             reel_fail(err, "%s: /train_state or one of its attributes is missing", path);
             goto done;
         }
     }
+    if (carried && carried->num_tensors && read_store(file, path, "train_state/carried", carried, carried->data, err) != 0)
+        goto done;
     status = 0;
 done:
     H5Fclose(file);
@@ -303,28 +334,32 @@ done:
     return status;
 }
 
-int reel_checkpoint_read_config(const char *path, char **config_ini, reel_error *err) {
+/* The scalar string dataset `name` (malloc'd); *text = NULL and 0 when missing and optional. */
+static int read_text(const char *path, const char *name, int required, char **text_out, reel_error *err) {
+    *text_out = NULL;
     hid_t file = open_checkpoint(path, err);
     if (file < 0) return -1;
     int status = -1;
-    hid_t dataset = H5Lexists(file, "config", H5P_DEFAULT) > 0 ? H5Dopen2(file, "config", H5P_DEFAULT) : -1;
+    hid_t dataset = H5Lexists(file, name, H5P_DEFAULT) > 0 ? H5Dopen2(file, name, H5P_DEFAULT) : -1;
     if (dataset < 0) {
-        reel_fail(err, "%s: dataset /config is missing", path);
+        H5Eclear2(H5E_DEFAULT);
+        if (required) reel_fail(err, "%s: dataset /%s is missing", path, name);
+        else status = 0;
     } else {
         hid_t type = H5Dget_type(dataset);
         size_t size = H5Tget_class(type) == H5T_STRING ? H5Tget_size(type) : 0;
         if (size == 0) {
-            reel_fail(err, "%s: /config is not a string", path);
+            reel_fail(err, "%s: /%s is not a string", path, name);
         } else {
             char *text = reel_malloc(size + 1);
             hid_t memory = H5Tcopy(H5T_C_S1);
             H5Tset_size(memory, size);
             if (H5Dread(dataset, memory, H5S_ALL, H5S_ALL, H5P_DEFAULT, text) < 0) {
                 free(text);
-                reel_fail(err, "%s: cannot read /config: the file is corrupt", path);
+                reel_fail(err, "%s: cannot read /%s: the file is corrupt", path, name);
             } else {
                 text[size] = '\0';
-                *config_ini = text;
+                *text_out = text;
                 status = 0;
             }
             H5Tclose(memory);
@@ -334,6 +369,44 @@ int reel_checkpoint_read_config(const char *path, char **config_ini, reel_error 
     }
     H5Fclose(file);
     return status;
+}
+
+int reel_checkpoint_read_config(const char *path, char **config_ini, reel_error *err) {
+    return read_text(path, "config", 1, config_ini, err);
+}
+
+int reel_checkpoint_read_vocab(const char *path, reel_vocab *vocab, reel_error *err) {
+    memset(vocab, 0, sizeof *vocab);
+    char *text;
+    if (read_text(path, "vocab", 0, &text, err) != 0) return -1;
+    if (!text) return 0;
+    hid_t file = open_checkpoint(path, err);
+    if (file < 0) {
+        free(text);
+        return -1;
+    }
+    int ok = reel_h5_read_u64_attr(file, "vocab_checksum", &vocab->checksum) == 0;
+    H5Fclose(file);
+    if (!ok) {
+        free(text);
+        return reel_fail(err, "%s: root attribute 'vocab_checksum' is missing", path);
+    }
+    size_t lines = 0;
+    for (const char *p = text; *p; p++) lines += *p == '\n';
+    vocab->tokens = reel_malloc((lines ? lines : 1) * sizeof *vocab->tokens);
+    vocab->counts = reel_calloc(lines ? lines : 1, sizeof *vocab->counts);
+    char *line = text;
+    for (size_t i = 0; i < lines; i++) {
+        char *newline = strchr(line, '\n');
+        size_t length = (size_t)(newline - line);
+        vocab->tokens[i] = reel_malloc(length + 1);
+        memcpy(vocab->tokens[i], line, length);
+        vocab->tokens[i][length] = '\0';
+        line = newline + 1;
+    }
+    vocab->size = lines;
+    free(text);
+    return 0;
 }
 
 /* ---- the run directory ---- */
@@ -421,7 +494,8 @@ typedef struct {
 
 static herr_t describe_object(hid_t root, const char *name, const H5O_info_t *info, void *data) {
     describe_walk *walk = data;
-    if (info->type != H5O_TYPE_DATASET || strcmp(name, "config") == 0 || walk->failed) return 0;
+    if (info->type != H5O_TYPE_DATASET || strcmp(name, "config") == 0 || strcmp(name, "vocab") == 0 || walk->failed)
+        return 0;
     hid_t dataset = H5Dopen2(root, name, H5P_DEFAULT);
     hid_t space = H5Dget_space(dataset);
     hsize_t dims[8] = {0};

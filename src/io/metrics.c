@@ -23,44 +23,11 @@
 /* Rows per chunk: 8 KiB per float64 chunk; a long run logs a few thousand rows. */
 #define METRICS_CHUNK_ROWS 1024
 
-typedef enum { COLUMN_U64, COLUMN_F64, COLUMN_U8 } column_type;
-
-typedef struct column {
-    const char *name;
-    column_type type;
-    size_t offset; /* into reel_train_row or reel_eval_row */
-} column;
-
-static const column train_columns[] = {
-    {"step", COLUMN_U64, offsetof(reel_train_row, step)},
-    {"epoch", COLUMN_U64, offsetof(reel_train_row, epoch)},
-    {"loss", COLUMN_F64, offsetof(reel_train_row, loss)},
-    {"accuracy", COLUMN_F64, offsetof(reel_train_row, accuracy)},
-    {"lr", COLUMN_F64, offsetof(reel_train_row, lr)},
-    {"grad_norm", COLUMN_F64, offsetof(reel_train_row, grad_norm)},
-    {"samples_per_s", COLUMN_F64, offsetof(reel_train_row, samples_per_s)},
-};
-
-static const column eval_columns[] = {
-    {"step", COLUMN_U64, offsetof(reel_eval_row, step)},
-    {"epoch", COLUMN_U64, offsetof(reel_eval_row, epoch)},
-    {"split", COLUMN_U8, offsetof(reel_eval_row, split)},
-    {"loss", COLUMN_F64, offsetof(reel_eval_row, loss)},
-    {"accuracy", COLUMN_F64, offsetof(reel_eval_row, accuracy)},
-    {"precision", COLUMN_F64, offsetof(reel_eval_row, precision)},
-    {"recall", COLUMN_F64, offsetof(reel_eval_row, recall)},
-    {"f1", COLUMN_F64, offsetof(reel_eval_row, f1)},
-    {"tp", COLUMN_U64, offsetof(reel_eval_row, tp)},
-    {"fp", COLUMN_U64, offsetof(reel_eval_row, fp)},
-    {"tn", COLUMN_U64, offsetof(reel_eval_row, tn)},
-    {"fn", COLUMN_U64, offsetof(reel_eval_row, fn)},
-};
-
-#define MAX_COLUMNS 12
+#define MAX_COLUMNS 24
 
 typedef struct table {
     const char *group; /* "/train" or "/eval" */
-    const column *columns;
+    reel_column columns[MAX_COLUMNS];
     size_t num_columns;
     hid_t datasets[MAX_COLUMNS];
     hsize_t rows;
@@ -68,6 +35,7 @@ typedef struct table {
 
 struct reel_metrics {
     char *path;
+    char objective[64]; /* the root attribute "objective": who declared the series */
     hid_t file;
     table train, eval;
 };
@@ -109,32 +77,33 @@ static int hdf5_fail(reel_error *err, const char *path, const char *fmt, ...) {
 /* ---------------------------------------------------------------------------------------------- */
 /* Layout                                                                                          */
 
-static hid_t file_type(column_type type) {
+static hid_t file_type(reel_column_type type) {
     switch (type) {
-    case COLUMN_U64: return H5T_STD_U64LE;
-    case COLUMN_F64: return H5T_IEEE_F64LE;
-    case COLUMN_U8: return H5T_STD_U8LE;
+    case REEL_COLUMN_U64: return H5T_STD_U64LE;
+    case REEL_COLUMN_F64: return H5T_IEEE_F64LE;
+    case REEL_COLUMN_U8: return H5T_STD_U8LE;
     }
     return H5I_INVALID_HID;
 }
 
-static hid_t memory_type(column_type type) {
+static hid_t memory_type(reel_column_type type) {
     switch (type) {
-    case COLUMN_U64: return H5T_NATIVE_UINT64;
-    case COLUMN_F64: return H5T_NATIVE_DOUBLE;
-    case COLUMN_U8: return H5T_NATIVE_UINT8;
+    case REEL_COLUMN_U64: return H5T_NATIVE_UINT64;
+    case REEL_COLUMN_F64: return H5T_NATIVE_DOUBLE;
+    case REEL_COLUMN_U8: return H5T_NATIVE_UINT8;
     }
     return H5I_INVALID_HID;
 }
 
-static void init_tables(reel_metrics *m) {
+static void init_tables(reel_metrics *m, const reel_metrics_layout *layout) {
     m->file = H5I_INVALID_HID;
+    snprintf(m->objective, sizeof m->objective, "%s", layout->objective);
     m->train.group = "/train";
-    m->train.columns = train_columns;
-    m->train.num_columns = sizeof train_columns / sizeof train_columns[0];
+    m->train.num_columns = layout->num_train;
+    memcpy(m->train.columns, layout->train, layout->num_train * sizeof *layout->train);
     m->eval.group = "/eval";
-    m->eval.columns = eval_columns;
-    m->eval.num_columns = sizeof eval_columns / sizeof eval_columns[0];
+    m->eval.num_columns = layout->num_eval;
+    memcpy(m->eval.columns, layout->eval, layout->num_eval * sizeof *layout->eval);
     for (size_t c = 0; c < MAX_COLUMNS; c++) {
         m->train.datasets[c] = H5I_INVALID_HID;
         m->eval.datasets[c] = H5I_INVALID_HID;
@@ -194,6 +163,13 @@ static int write_root_attributes(reel_metrics *m, reel_error *err) {
         hdf5_fail(err, m->path, "cannot write the root attribute 'format_version'");
         goto done;
     }
+    H5Aclose(attr);
+    attr = H5Acreate2(m->file, "objective", str_type, space, H5P_DEFAULT, H5P_DEFAULT);
+    const char *objective = m->objective;
+    if (attr < 0 || H5Awrite(attr, str_type, &objective) < 0) {
+        hdf5_fail(err, m->path, "cannot write the root attribute 'objective'");
+        goto done;
+    }
     status = 0;
 done:
     if (attr >= 0) H5Aclose(attr);
@@ -248,16 +224,16 @@ static int create_file(reel_metrics *m, reel_error *err) {
 /* ---------------------------------------------------------------------------------------------- */
 /* Re-opening                                                                                      */
 
-/* Reads the root attribute "format" into out ("" when it is missing or not a string). */
-static int read_format(reel_metrics *m, char *out, size_t size, reel_error *err) {
+/* Reads the root string attribute `name` into out ("" when it is missing or not a string). */
+static int read_root_string(reel_metrics *m, const char *name, char *out, size_t size, reel_error *err) {
     out[0] = '\0';
-    htri_t exists = H5Aexists(m->file, "format");
-    if (exists < 0) return hdf5_fail(err, m->path, "cannot look up the root attribute 'format'");
+    htri_t exists = H5Aexists(m->file, name);
+    if (exists < 0) return hdf5_fail(err, m->path, "cannot look up the root attribute '%s'", name);
     if (!exists) return 0;
     int status = -1;
-    hid_t attr = H5Aopen(m->file, "format", H5P_DEFAULT), type = H5I_INVALID_HID, mem = H5I_INVALID_HID;
+    hid_t attr = H5Aopen(m->file, name, H5P_DEFAULT), type = H5I_INVALID_HID, mem = H5I_INVALID_HID;
     if (attr < 0 || (type = H5Aget_type(attr)) < 0) {
-        hdf5_fail(err, m->path, "cannot open the root attribute 'format'");
+        hdf5_fail(err, m->path, "cannot open the root attribute '%s'", name);
         goto done;
     }
     if (H5Tget_class(type) != H5T_STRING) {
@@ -269,7 +245,7 @@ static int read_format(reel_metrics *m, char *out, size_t size, reel_error *err)
     if (H5Tis_variable_str(type) > 0) {
         char *value = NULL;
         if (mem < 0 || H5Aread(attr, mem, &value) < 0) {
-            hdf5_fail(err, m->path, "cannot read the root attribute 'format'");
+            hdf5_fail(err, m->path, "cannot read the root attribute '%s'", name);
             goto done;
         }
         snprintf(out, size, "%s", value ? value : "");
@@ -280,7 +256,7 @@ static int read_format(reel_metrics *m, char *out, size_t size, reel_error *err)
         if (mem < 0 || H5Tset_size(mem, len + 1) < 0 || H5Tset_strpad(mem, H5T_STR_NULLTERM) < 0 ||
             H5Aread(attr, mem, value) < 0) {
             free(value);
-            hdf5_fail(err, m->path, "cannot read the root attribute 'format'");
+            hdf5_fail(err, m->path, "cannot read the root attribute '%s'", name);
             goto done;
         }
         snprintf(out, size, "%s", value);
@@ -296,7 +272,7 @@ done:
 
 static int check_format(reel_metrics *m, reel_error *err) {
     char format[64];
-    if (read_format(m, format, sizeof format, err) != 0) return -1;
+    if (read_root_string(m, "format", format, sizeof format, err) != 0) return -1;
     if (strcmp(format, METRICS_FORMAT) != 0) {
         if (format[0])
             return reel_fail(err, "%s: not a reel metrics file (its root attribute format is '%s', expected '%s')",
@@ -317,6 +293,13 @@ static int check_format(reel_metrics *m, reel_error *err) {
     if (version != METRICS_FORMAT_VERSION)
         return reel_fail(err, "%s: reel metrics format_version %u is not supported (this reel reads version %u)",
                          m->path, version, METRICS_FORMAT_VERSION);
+    /* Files written before objectives declared their series hold classification series. */
+    char objective[64];
+    if (read_root_string(m, "objective", objective, sizeof objective, err) != 0) return -1;
+    if (!objective[0]) snprintf(objective, sizeof objective, "classify");
+    if (strcmp(objective, m->objective) != 0)
+        return reel_fail(err, "%s: the file holds the series of objective '%s', this run trains objective '%s'",
+                         m->path, objective, m->objective);
     return 0;
 }
 
@@ -338,7 +321,7 @@ static int dataset_rows(reel_metrics *m, const table *t, size_t c, hsize_t *rows
     return 0;
 }
 
-static size_t column_bytes(column_type type) { return type == COLUMN_U8 ? 1 : 8; }
+static size_t column_bytes(reel_column_type type) { return type == REEL_COLUMN_U8 ? 1 : 8; }
 
 /* The rows of one table that a resumed run keeps, read from the old file. */
 typedef struct kept_rows {
@@ -497,11 +480,18 @@ static int open_metrics(reel_metrics *m, uint64_t keep_up_to_step, reel_error *e
     return 0;
 }
 
-int reel_metrics_open(reel_metrics **out, const char *path, uint64_t keep_up_to_step, reel_error *err) {
+int reel_metrics_open(reel_metrics **out, const char *path, const reel_metrics_layout *layout,
+                      uint64_t keep_up_to_step, reel_error *err) {
     *out = NULL;
+    const reel_column *const tables[2] = {layout->train, layout->eval};
+    const size_t counts[2] = {layout->num_train, layout->num_eval};
+    for (size_t t = 0; t < 2; t++)
+        REEL_CHECK(counts[t] >= 1 && counts[t] <= MAX_COLUMNS && !strcmp(tables[t][0].name, "step") &&
+                       tables[t][0].type == REEL_COLUMN_U64,
+                   NULL, "a metrics table needs 1 to %d columns, the first one \"step\"", MAX_COLUMNS);
     quiet_errors saved = errors_off();
     reel_metrics *m = reel_calloc(1, sizeof *m);
-    init_tables(m);
+    init_tables(m, layout);
     size_t len = strlen(path);
     m->path = reel_malloc(len + 1);
     memcpy(m->path, path, len + 1);
@@ -514,7 +504,7 @@ int reel_metrics_open(reel_metrics **out, const char *path, uint64_t keep_up_to_
     return status;
 }
 
-static int append_row(reel_metrics *m, table *t, const void *row, reel_error *err) {
+static int append_row(reel_metrics *m, table *t, const reel_value *row, reel_error *err) {
     hsize_t at[1] = {t->rows}, one[1] = {1}, new_size[1] = {t->rows + 1};
     hid_t mem_space = H5Screate_simple(1, one, NULL);
     if (mem_space < 0) return hdf5_fail(err, m->path, "cannot create a dataspace for %s", t->group);
@@ -522,15 +512,17 @@ static int append_row(reel_metrics *m, table *t, const void *row, reel_error *er
     /* If this fails part-way, t->rows stays put: the next append writes the same row index again, so
      * the columns cannot drift apart. */
     for (size_t c = 0; c < t->num_columns && status == 0; c++) {
-        const column *col = &t->columns[c];
+        const reel_column *col = &t->columns[c];
         hid_t ds = t->datasets[c], file_space = H5I_INVALID_HID;
+        uint8_t small = (uint8_t)row[c].u;
+        const void *value = col->type == REEL_COLUMN_U8 ? (const void *)&small
+                            : col->type == REEL_COLUMN_U64 ? (const void *)&row[c].u : (const void *)&row[c].f;
         if (H5Dset_extent(ds, new_size) < 0) {
             status = hdf5_fail(err, m->path, "cannot extend %s/%s to %llu rows", t->group, col->name,
                                (unsigned long long)new_size[0]);
         } else if ((file_space = H5Dget_space(ds)) < 0 ||
                    H5Sselect_hyperslab(file_space, H5S_SELECT_SET, at, NULL, one, NULL) < 0 ||
-                   H5Dwrite(ds, memory_type(col->type), mem_space, file_space, H5P_DEFAULT,
-                            (const char *)row + col->offset) < 0) {
+                   H5Dwrite(ds, memory_type(col->type), mem_space, file_space, H5P_DEFAULT, value) < 0) {
             status = hdf5_fail(err, m->path, "cannot write row %llu of %s/%s", (unsigned long long)at[0], t->group,
                                col->name);
         }
@@ -544,16 +536,9 @@ static int append_row(reel_metrics *m, table *t, const void *row, reel_error *er
     return status;
 }
 
-int reel_metrics_append_train(reel_metrics *metrics, const reel_train_row *row, reel_error *err) {
+int reel_metrics_append(reel_metrics *metrics, reel_metrics_table which, const reel_value *row, reel_error *err) {
     quiet_errors saved = errors_off();
-    int status = append_row(metrics, &metrics->train, row, err);
-    errors_restore(saved);
-    return status;
-}
-
-int reel_metrics_append_eval(reel_metrics *metrics, const reel_eval_row *row, reel_error *err) {
-    quiet_errors saved = errors_off();
-    int status = append_row(metrics, &metrics->eval, row, err);
+    int status = append_row(metrics, which == REEL_METRICS_TRAIN ? &metrics->train : &metrics->eval, row, err);
     errors_restore(saved);
     return status;
 }

@@ -28,7 +28,7 @@ typedef struct {
     /* tensor indices */
     size_t embedding, hidden_w, hidden_b, bn_w, bn_b, out_w, out_b, running_mean, running_var;
     /* activations and their gradients, (max_batch, width) each */
-    float *mean_embedding, *hidden, *normed, *relu, *mask, *dropped;
+    float *mean_embedding, *hidden, *normed, *relu, *mask, *dropped, *logits;
     float *d_mean_embedding, *d_hidden, *d_normed, *d_relu, *d_dropped;
     reel_batchnorm_cache bn_cache;
 } bow_impl;
@@ -64,7 +64,7 @@ static void drop_words(bow_impl *m, const reel_batch *batch, uint64_t seed) {
     }
 }
 
-static void bow_forward(reel_model *model, const reel_batch *batch, int training, float *logits,
+static void bow_forward(reel_model *model, const reel_batch *batch, int training, reel_output *out,
                         const reel_comm *comm) {
     bow_impl *m = model->impl;
     size_t B = batch->size, E = m->E, H = m->H;
@@ -101,6 +101,8 @@ static void bow_forward(reel_model *model, const reel_batch *batch, int training
         reel_dropout_forward(m->dropped, m->relu, m->mask, B * H);
         features = m->dropped;
     }
+    float *logits = m->logits;
+    *out = (reel_output){.rows = B, .width = model->num_outputs, .logits = logits};
     reel_linear_forward(logits, features, reel_store_view(p, m->out_w), reel_store_view(p, m->out_b), B, H,
                         model->num_outputs);
 }
@@ -159,7 +161,7 @@ static void bow_init(reel_model *model, uint64_t seed) {
 static void bow_destroy(reel_model *model) {
     bow_impl *m = model->impl;
     if (!m) return;
-    float *buffers[] = {m->mean_embedding, m->hidden, m->normed, m->relu, m->mask, m->dropped,
+    float *buffers[] = {m->mean_embedding, m->hidden, m->normed, m->relu, m->mask, m->dropped, m->logits,
                         m->d_mean_embedding, m->d_hidden, m->d_normed, m->d_relu, m->d_dropped,
                         m->bn_cache.xhat, m->bn_cache.inv_std};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
@@ -201,6 +203,7 @@ static int bow_create(reel_model **out, const reel_config *cfg, size_t max_batch
     model->ops = &bow_ops;
     model->impl = m;
     model->vocab_size = cfg->model.vocab_size;
+    model->output = REEL_OUTPUT_DOCUMENT;
     model->num_outputs = reel_model_outputs(o->num_classes);
     model->max_batch = max_batch ? max_batch : 1;
     model->seed = cfg->train.seed;
@@ -235,6 +238,7 @@ static int bow_create(reel_model **out, const reel_config *cfg, size_t max_batch
     for (size_t i = 0; i < sizeof hidden_buffers / sizeof hidden_buffers[0]; i++)
         *hidden_buffers[i] = reel_calloc(B * H, sizeof(float));
     m->bn_cache.inv_std = reel_calloc(H, sizeof(float));
+    m->logits = reel_calloc(B * model->num_outputs, sizeof(float));
     m->bn_cache.scratch = reel_calloc(2 * H + 1, sizeof(double));
     m->kept_offsets = reel_calloc(B + 1, sizeof(size_t));
     *out = model;

@@ -39,7 +39,7 @@ typedef struct {
 
 typedef struct {
     reel_cell cell;
-    size_t E, H, num_layers, dirs, D, head_hidden;
+    size_t E, H, num_layers, dirs, D, head_hidden, K;
     reel_pool_mode pooling;
     float embed_dropout, rnn_dropout, head_dropout;
     int batch_norm, dropping; /* dropping: the last forward was in training mode */
@@ -53,6 +53,7 @@ typedef struct {
     float *projected;       /* (U, G*H) their input projection; in backward, its gradient */
     float *embed_mask;      /* (B, E) */
     float *pooled;          /* (B, D) */
+    float *logits;          /* (B, K) */
     size_t *argmax;         /* (B, D) */
     float *head_pre, *head_relu, *head_mask, *head_dropped; /* (B, head_hidden) */
     float *d_pooled, *d_head;                               /* (B, D), (B, head_hidden) */
@@ -78,7 +79,7 @@ static void free_activations(rec_impl *m) {
         s->cat = s->normed = s->dropped = s->mask = s->bn.xhat = s->bn.inv_std = NULL;
         s->bn.scratch = NULL;
     }
-    float *buffers[] = {m->embedded, m->projected, m->embed_mask, m->pooled, m->head_pre, m->head_relu,
+    float *buffers[] = {m->embedded, m->projected, m->embed_mask, m->pooled, m->logits, m->head_pre, m->head_relu,
                         m->head_mask, m->head_dropped, m->d_pooled, m->d_head, m->grad_a, m->grad_b,
                         m->d_dir[0], m->d_dir[1]};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
@@ -120,6 +121,7 @@ static void reserve(rec_impl *m, size_t T, size_t B) {
     m->projected = reel_calloc(rows * reel_cell_gates(m->cell) * H, sizeof(float));
     m->embed_mask = reel_calloc(B * E, sizeof(float));
     m->pooled = reel_calloc(B * D, sizeof(float));
+    m->logits = reel_calloc(B * m->K, sizeof(float));
     m->argmax = reel_calloc(B * D, sizeof(size_t));
     m->d_pooled = reel_calloc(B * D, sizeof(float));
     size_t head = HH ? HH : 1;
@@ -163,7 +165,7 @@ static void first_layer_backward(rec_impl *m, const reel_store *p, float *d_rows
                          reel_store_view(p, ls->w_ih[d]), U, E, GH);
 }
 
-static void rec_forward(reel_model *model, const reel_batch *batch, int training, float *logits,
+static void rec_forward(reel_model *model, const reel_batch *batch, int training, reel_output *out,
                         const reel_comm *comm) {
     rec_impl *m = model->impl;
     const reel_store *p = &model->params, *s = &model->state;
@@ -244,6 +246,8 @@ static void rec_forward(reel_model *model, const reel_batch *batch, int training
         }
         width = HH;
     }
+    float *logits = m->logits;
+    *out = (reel_output){.rows = B, .width = model->num_outputs, .logits = logits};
     reel_linear_forward(logits, features, reel_store_view(p, m->out_w), reel_store_view(p, m->out_b), B, width,
                         model->num_outputs);
 }
@@ -405,10 +409,12 @@ static int rec_create(reel_model **out, const reel_config *cfg, size_t max_batch
     model->ops = &rec_ops;
     model->impl = m;
     model->vocab_size = cfg->model.vocab_size;
+    model->output = REEL_OUTPUT_DOCUMENT;
     model->num_outputs = reel_model_outputs(o->num_classes);
     model->max_batch = max_batch ? max_batch : 1;
     model->seed = cfg->train.seed;
     m->cell = cell;
+    m->K = model->num_outputs;
     m->E = cfg->model.embed_dim;
     m->H = o->hidden_dim;
     m->num_layers = o->num_layers;

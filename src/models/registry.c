@@ -1,7 +1,5 @@
 #include "reel/model.h"
 
-#include "reel/layers.h"
-
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,17 +55,3 @@ void reel_model_destroy(reel_model *model) {
 }
 
 size_t reel_model_outputs(size_t num_classes) { return num_classes > 2 ? num_classes : 1; }
-
-double reel_model_loss(const reel_model *model, float *dlogits, const float *logits, const float *labels, size_t B,
-                       float scale, int *predicted) {
-    size_t K = model->num_outputs;
-    if (predicted)
-        for (size_t b = 0; b < B; b++) {
-            const float *z = logits + b * K;
-            size_t best = 0;
-            for (size_t k = 1; k < K; k++)
-                if (z[k] > z[best]) best = k;
-            predicted[b] = K == 1 ? z[0] > 0.0f : (int)best;
-        }
-    return K == 1 ? reel_bce_logits(dlogits, logits, labels, B, scale) : reel_softmax_ce(dlogits, logits, labels, B, K, scale);
-}

@@ -1,6 +1,343 @@
-/* Document classification: one label per document. */
+/* Document classification: one label per document, from the labelled token files (train, valid, test).
+ *
+ * Sampler: an epoch's order is a seeded shuffle of the training split (reel_shuffle); global batch k is
+ * positions [k*B, (k+1)*B) of it, and each rank takes a contiguous share (reel_rank_share). A document
+ * longer than [data] seq_len (when set) is cut to a random window drawn from (seed, epoch, document),
+ * else to its first [data] max_tokens. Loss: binary cross-entropy on one logit (two classes) or softmax
+ * cross-entropy on K, averaged over the global batch. Metrics: loss, accuracy, and precision, recall,
+ * F1 (of class 1 for two classes, macro averages for more) with the binary confusion matrix. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reel/data.h"
+#include "reel/layers.h"
 #include "reel/objective.h"
+#include "reel/rng.h"
 
 static const reel_key_table classify_keys = {NULL, 0, 0};
 
-const reel_objective_kind reel_objective_kind_classify = {"classify", &classify_keys};
+/* sums of a training step: loss, correct predictions, documents */
+enum { SUM_LOSS, SUM_CORRECT, SUM_ROWS, NUM_SUMS };
+
+static const reel_series train_series[] = {
+    {"loss", REEL_COLUMN_F64, 0, 0},
+    {"accuracy", REEL_COLUMN_F64, 0, 1},
+    {"samples_per_s", REEL_COLUMN_F64, 0, 0},
+};
+
+enum { EV_LOSS, EV_ACCURACY, EV_PRECISION, EV_RECALL, EV_F1, EV_TP, EV_FP, EV_TN, EV_FN, EV_COUNT };
+static const reel_series eval_series[] = {
+    {"loss", REEL_COLUMN_F64, -1, 0},  {"accuracy", REEL_COLUMN_F64, 1, 1}, {"precision", REEL_COLUMN_F64, 1, 0},
+    {"recall", REEL_COLUMN_F64, 1, 0}, {"f1", REEL_COLUMN_F64, 1, 0},       {"tp", REEL_COLUMN_U64, 0, 0},
+    {"fp", REEL_COLUMN_U64, 0, 0},     {"tn", REEL_COLUMN_U64, 0, 0},       {"fn", REEL_COLUMN_U64, 0, 0},
+};
+
+typedef struct {
+    const reel_config *cfg;
+    const reel_vocab *vocab;
+    reel_tokfile *train;
+    uint64_t num_train;
+    uint64_t *order;     /* (num_train) the epoch's order */
+    size_t max_rows;     /* documents per rank in a step, at most */
+    reel_batch_buffer buffer;
+    float *dlogits;      /* (max_rows, K) */
+    int *predicted;      /* (max_rows) */
+    size_t num_classes;
+} classify_impl;
+
+double reel_classify_loss(float *dlogits, const float *logits, const float *labels, size_t B, size_t K, float scale,
+                          int *predicted) {
+    if (predicted)
+        for (size_t b = 0; b < B; b++) {
+            const float *z = logits + b * K;
+            size_t best = 0;
+            for (size_t k = 1; k < K; k++)
+                if (z[k] > z[best]) best = k;
+            predicted[b] = K == 1 ? z[0] > 0.0f : (int)best;
+        }
+    return K == 1 ? reel_bce_logits(dlogits, logits, labels, B, scale) : reel_softmax_ce(dlogits, logits, labels, B, K, scale);
+}
+
+/* Checks that a split holds labels, as many classes as the model has. */
+static int check_labels(const reel_tokfile *file, size_t num_classes, reel_error *err) {
+    const reel_tokfile_header *info = reel_tokfile_info(file);
+    if (info->num_classes < 2)
+        return reel_fail(err, "%s holds no labels (%" PRIu32 " classes): a classifier needs at least 2; train on a "
+                         "labelled corpus (reel prep of IMDb or of a TSV file with a label column)",
+                         reel_tokfile_path(file), info->num_classes);
+    if (num_classes != info->num_classes)
+        return reel_fail(err, "%s has %" PRIu32 " classes, but [model] num_classes = %zu; leave [model] num_classes "
+                         "at 0 to take it from the data", reel_tokfile_path(file), info->num_classes, num_classes);
+    return 0;
+}
+
+/* The number of classes comes from the training data unless the configuration fixes it; the stored
+ * configuration records it, so `reel eval` rebuilds the same head. */
+static int classify_resolve(reel_config *cfg, const reel_vocab *vocab, reel_error *err) {
+    const size_t *num_classes = reel_config_field(cfg, "model.num_classes");
+    if (!num_classes || *num_classes != 0) return 0;
+    reel_tokfile *probe;
+    if (reel_open_split(&probe, cfg, vocab, "train", 1, err) != 0) return -1;
+    char value[32];
+    snprintf(value, sizeof value, "%" PRIu32, reel_tokfile_info(probe)->num_classes);
+    reel_tokfile_close(probe);
+    return reel_config_set(cfg, "model.num_classes", value, "data", err);
+}
+
+static void classify_begin_epoch(reel_objective *obj, uint64_t epoch) {
+    classify_impl *c = obj->impl;
+    reel_shuffle(c->order, c->num_train, obj->model->seed, epoch);
+}
+
+static uint64_t classify_train_step(reel_objective *obj, uint64_t epoch, uint64_t step, double *sums) {
+    classify_impl *c = obj->impl;
+    const reel_config *cfg = c->cfg;
+    reel_model *model = obj->model;
+    uint64_t global_begin = step * cfg->train.batch_size;
+    size_t global_rows = (size_t)(c->num_train - global_begin < cfg->train.batch_size ? c->num_train - global_begin
+                                                                                        : cfg->train.batch_size);
+    size_t local_begin, local_rows;
+    reel_rank_share(global_rows, obj->comm.rank, obj->comm.size, &local_begin, &local_rows);
+    reel_error err = {{0}};
+    if (reel_batch_gather(&c->buffer, c->train, c->order + global_begin + local_begin, local_rows, model->vocab_size,
+                          cfg->data.max_tokens, cfg->data.seq_len, model->seed, epoch, &err) != 0)
+        reel_die(&err, "re-run `reel prep`, or check the file with `reel inspect`");
+    c->buffer.batch.step = step;
+
+    reel_output out;
+    model->ops->forward(model, &c->buffer.batch, 1, &out, &obj->comm);
+    sums[SUM_LOSS] += reel_classify_loss(c->dlogits, out.logits, c->buffer.labels, local_rows, model->num_outputs,
+                                         1.0f / (float)global_rows, c->predicted);
+    double correct = 0;
+    for (size_t i = 0; i < local_rows; i++) correct += c->predicted[i] == (int)c->buffer.labels[i];
+    sums[SUM_CORRECT] += correct;
+    sums[SUM_ROWS] += (double)local_rows;
+    model->ops->backward(model, &c->buffer.batch, c->dlogits, &obj->comm);
+    return global_rows;
+}
+
+static void classify_train_values(const reel_objective *obj, const double *sums, double seconds, reel_value *values) {
+    double rows = sums[SUM_ROWS];
+    values[0].f = rows > 0 ? sums[SUM_LOSS] / rows : 0;
+    values[1].f = rows > 0 ? sums[SUM_CORRECT] / rows : 0;
+    values[2].f = rows / (seconds > 0 ? seconds : 1e-9);
+}
+
+/* ---- evaluation ---- */
+
+static double ratio(double numerator, double denominator) { return denominator > 0 ? numerator / denominator : 0.0; }
+
+/* The values from the sums (loss, correct, then true positives, false positives and false negatives of
+ * each class) reduced over the ranks. */
+static void eval_finish(reel_value *values, const double *sums, size_t num_classes) {
+    const double *per_class = sums + 2; /* tp, fp, fn of class k at 3k, 3k+1, 3k+2 */
+    double n = 0;
+    for (size_t k = 0; k < num_classes; k++) n += per_class[3 * k] + per_class[3 * k + 2];
+    double precision_sum = 0, recall_sum = 0, f1_sum = 0;
+    size_t first = num_classes == 2 ? 1 : 0; /* two classes: the positive class alone */
+    for (size_t k = first; k < num_classes; k++) {
+        double tp = per_class[3 * k], fp = per_class[3 * k + 1], fn = per_class[3 * k + 2];
+        double precision = ratio(tp, tp + fp), recall = ratio(tp, tp + fn);
+        precision_sum += precision;
+        recall_sum += recall;
+        f1_sum += ratio(2 * precision * recall, precision + recall);
+    }
+    double averaged = (double)(num_classes - first);
+    values[EV_LOSS].f = ratio(sums[0], n);
+    values[EV_ACCURACY].f = ratio(sums[1], n);
+    values[EV_PRECISION].f = precision_sum / averaged;
+    values[EV_RECALL].f = recall_sum / averaged;
+    values[EV_F1].f = f1_sum / averaged;
+    int binary = num_classes == 2;
+    values[EV_TP].u = binary ? (uint64_t)per_class[3] : 0;
+    values[EV_FP].u = binary ? (uint64_t)per_class[4] : 0;
+    values[EV_FN].u = binary ? (uint64_t)per_class[5] : 0;
+    values[EV_TN].u = binary ? (uint64_t)per_class[0] : 0;
+}
+
+/* Time steps (documents x longest document) in one evaluation batch at most: a recurrent model's
+ * activations grow with it (about 8 KB per step for an LSTM of 500 units), and a few reviews run to
+ * thousands of tokens. Too small a budget leaves long reviews in batches of a handful of rows, where the
+ * per-step recurrent product runs far below the machine's speed. */
+enum { EVAL_STEP_BUDGET = 32768 };
+
+typedef struct {
+    uint64_t index;
+    size_t length;
+} doc_length;
+
+static int by_length(const void *a, const void *b) {
+    const doc_length *x = a, *y = b;
+    if (x->length != y->length) return x->length < y->length ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static void classify_evaluate(reel_objective *obj, const reel_eval_request *request, reel_value *values) {
+    classify_impl *c = obj->impl;
+    reel_model *model = obj->model;
+    const reel_comm *comm = &obj->comm;
+    reel_error err = {{0}};
+    reel_tokfile *file;
+    if (reel_open_split(&file, c->cfg, c->vocab, request->split, 1, &err) != 0 ||
+        check_labels(file, c->num_classes, &err) != 0)
+        reel_die(&err, "evaluate on a labelled split made by the same `reel prep` run");
+    uint64_t docs = reel_tokfile_info(file)->num_docs;
+    if (request->max_docs && request->max_docs < docs) docs = request->max_docs;
+    size_t begin, count, max_tokens = request->max_tokens;
+    reel_rank_share((size_t)docs, comm->rank, comm->size, &begin, &count);
+    size_t batch_rows = request->batch_rows;
+    if (batch_rows > model->max_batch) batch_rows = model->max_batch;
+    if (batch_rows == 0) batch_rows = 1;
+    /* Documents of similar length go together, so batches carry little padding; the metrics are sums and
+     * do not depend on the order. */
+    doc_length *order = reel_malloc((count ? count : 1) * sizeof *order);
+    for (size_t i = 0; i < count; i++) {
+        const uint32_t *ids;
+        int32_t label;
+        order[i].index = begin + i;
+        if (reel_tokfile_doc(file, begin + i, &ids, &order[i].length, &label, &err) != 0)
+            reel_die(&err, "re-run `reel prep`, or check the file with `reel inspect`");
+        if (max_tokens && order[i].length > max_tokens) order[i].length = max_tokens;
+    }
+    qsort(order, count, sizeof *order, by_length);
+    size_t classes = c->num_classes;
+    uint64_t *indices = reel_malloc(batch_rows * sizeof *indices);
+    int *predicted = reel_malloc(batch_rows * sizeof *predicted);
+    reel_batch_buffer buffer = {0};
+    /* sums: loss, correct, then tp, fp, fn per class (doubles hold counts exactly far beyond any corpus) */
+    size_t num_sums = 2 + 3 * classes;
+    double *sums = reel_calloc(num_sums, sizeof *sums);
+    for (size_t start = 0; start < count;) {
+        size_t rows = 0;
+        while (start + rows < count && rows < batch_rows &&
+               (rows == 0 || (rows + 1) * (order[start + rows].length ? order[start + rows].length : 1) <= EVAL_STEP_BUDGET)) {
+            indices[rows] = order[start + rows].index;
+            rows++;
+        }
+        if (reel_batch_gather(&buffer, file, indices, rows, model->vocab_size, max_tokens, 0, 0, 0, &err) != 0)
+            reel_die(&err, "re-run `reel prep`, or check the file with `reel inspect`");
+        reel_output out;
+        model->ops->forward(model, &buffer.batch, 0, &out, comm);
+        sums[0] += reel_classify_loss(NULL, out.logits, buffer.labels, rows, model->num_outputs, 1.0f, predicted);
+        for (size_t i = 0; i < rows; i++) {
+            size_t guess = (size_t)predicted[i], actual = (size_t)buffer.labels[i];
+            if (guess >= classes) guess = classes - 1;
+            if (guess == actual) {
+                sums[1] += 1.0;
+                sums[2 + 3 * actual] += 1.0;
+            } else {
+                sums[2 + 3 * guess + 1] += 1.0;
+                sums[2 + 3 * actual + 2] += 1.0;
+            }
+        }
+        start += rows;
+    }
+    reel_comm_sum_doubles(comm, sums, num_sums);
+    eval_finish(values, sums, classes);
+    free(sums);
+    free(predicted);
+    reel_batch_buffer_free(&buffer);
+    free(order);
+    free(indices);
+    reel_tokfile_close(file);
+}
+
+static void classify_describe(const reel_objective *obj, reel_metrics_table table, const reel_value *v, reel_buf *out) {
+    classify_impl *c = obj->impl;
+    if (table == REEL_METRICS_TRAIN) {
+        reel_buf_printf(out, "loss %.4f acc %.2f%% | %.0f reviews/s", v[0].f, 100 * v[1].f, v[2].f);
+        return;
+    }
+    if (c->num_classes == 2)
+        reel_buf_printf(out, "loss %.4f accuracy %.2f%% precision %.4f recall %.4f F1 %.4f | confusion tp %" PRIu64
+                        " fp %" PRIu64 " tn %" PRIu64 " fn %" PRIu64 " (%" PRIu64 " reviews)", v[EV_LOSS].f,
+                        100 * v[EV_ACCURACY].f, v[EV_PRECISION].f, v[EV_RECALL].f, v[EV_F1].f, v[EV_TP].u, v[EV_FP].u,
+                        v[EV_TN].u, v[EV_FN].u, v[EV_TP].u + v[EV_FP].u + v[EV_TN].u + v[EV_FN].u);
+    else
+        reel_buf_printf(out, "loss %.4f accuracy %.2f%% macro precision %.4f recall %.4f F1 %.4f (%zu classes)",
+                        v[EV_LOSS].f, 100 * v[EV_ACCURACY].f, v[EV_PRECISION].f, v[EV_RECALL].f, v[EV_F1].f,
+                        c->num_classes);
+}
+
+static void classify_destroy(reel_objective *obj) {
+    classify_impl *c = obj->impl;
+    if (c->train) reel_tokfile_close(c->train);
+    reel_batch_buffer_free(&c->buffer);
+    free(c->order);
+    free(c->dlogits);
+    free(c->predicted);
+    free(c);
+}
+
+static const reel_objective_ops classify_ops = {
+    .begin_epoch = classify_begin_epoch,
+    .train_step = classify_train_step,
+    .train_values = classify_train_values,
+    .evaluate = classify_evaluate,
+    .describe = classify_describe,
+    .destroy = classify_destroy,
+};
+
+static int classify_create(reel_objective **out, const reel_config *cfg, reel_model *model, const reel_vocab *vocab,
+                           const reel_comm *comm, size_t max_rows, int for_training, reel_error *err) {
+    const size_t *num_classes = reel_config_field(cfg, "model.num_classes");
+    if (!num_classes) return reel_fail(err, "[model] type = %s has no classes to learn", cfg->model.type);
+    reel_objective *obj = reel_calloc(1, sizeof *obj);
+    classify_impl *c = reel_calloc(1, sizeof *c);
+    obj->impl = c;
+    obj->ops = &classify_ops;
+    c->cfg = cfg;
+    c->vocab = vocab;
+    c->num_classes = *num_classes;
+    c->max_rows = max_rows ? max_rows : 1;
+    if (for_training) {
+        if (reel_open_split(&c->train, cfg, vocab, "train", 1, err) != 0 || check_labels(c->train, c->num_classes, err) != 0) {
+            reel_objective_destroy(obj);
+            return -1;
+        }
+        c->num_train = reel_tokfile_info(c->train)->num_docs;
+        if (c->num_train == 0) {
+            reel_fail(err, "%s holds no documents", reel_tokfile_path(c->train));
+            reel_objective_destroy(obj);
+            return -1;
+        }
+        c->order = reel_malloc(c->num_train * sizeof *c->order);
+        obj->steps_per_epoch = (c->num_train + cfg->train.batch_size - 1) / cfg->train.batch_size;
+        /* validation and test are optional: a corpus without them trains without evaluations */
+        reel_tokfile *probe;
+        const char *splits[2] = {"valid", "test"};
+        for (int s = 0; s < 2; s++) {
+            if (reel_open_split(&probe, cfg, vocab, splits[s], 0, err) != 0) {
+                reel_objective_destroy(obj);
+                return -1;
+            }
+            if (!probe) continue;
+            int bad = check_labels(probe, c->num_classes, err);
+            reel_tokfile_close(probe);
+            if (bad) {
+                reel_objective_destroy(obj);
+                return -1;
+            }
+            if (s == 0) obj->valid_split = "valid";
+            else obj->final_split = "test";
+        }
+    }
+    c->dlogits = reel_malloc(c->max_rows * model->num_outputs * sizeof *c->dlogits);
+    c->predicted = reel_malloc(c->max_rows * sizeof *c->predicted);
+    obj->sample_name = "review";
+    obj->train_series = train_series;
+    obj->num_train_series = sizeof train_series / sizeof train_series[0];
+    obj->eval_series = eval_series;
+    obj->num_eval_series = sizeof eval_series / sizeof eval_series[0];
+    obj->num_train_sums = NUM_SUMS;
+    obj->best_metric = "accuracy";
+    obj->valid_split_code = REEL_SPLIT_VALID;
+    *out = obj;
+    return 0;
+}
+
+const reel_objective_kind reel_objective_kind_classify = {
+    "classify", &classify_keys, REEL_OUTPUT_DOCUMENT, classify_resolve, classify_create,
+};

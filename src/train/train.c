@@ -1,67 +1,44 @@
+/* The data-parallel training loop (reel/train.h). It knows models, optimizers, checkpoints and metrics;
+ * everything about the task (data, sampling, loss, metrics) belongs to the objective (reel/objective.h). */
 #include "reel/train.h"
 
 #include <cblas.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "reel/checkpoint.h"
 #include "reel/comm.h"
-#include "reel/data.h"
-#include "reel/eval.h"
-#include "reel/layers.h"
 #include "reel/metrics.h"
 #include "reel/model.h"
+#include "reel/objective.h"
 #include "reel/optim.h"
-#include "reel/rng.h"
-#include "reel/tokfile.h"
 #include "reel/util.h"
 #include "reel/vocab.h"
 
-enum { MAX_CONSECUTIVE_SKIPS = 10 };
+enum { MAX_CONSECUTIVE_SKIPS = 10, MAX_SERIES = 24 };
 
 /* Everything one training run holds. */
 typedef struct trainer {
     const reel_config *cfg;
     reel_comm comm;
     reel_vocab vocab;
-    reel_tokfile *train, *valid, *test;
     reel_model *model;
+    reel_objective *obj;
     reel_optimizer opt;
     reel_train_state state;
     reel_metrics *metrics; /* rank 0 only */
     char *config_ini;
-    uint64_t steps_per_epoch, total_steps, last_checkpoint_step;
+    uint64_t total_steps, last_checkpoint_step;
     size_t local_rows_max;
-    int *predicted; /* (local_rows_max) class predicted for each row of a step */
+    int best_index;        /* the eval series of the best-checkpoint criterion, or -1 */
+    int best_better;       /* +1 higher is better, -1 lower */
+    /* the metrics layout: the trainer's columns around the objective's series */
+    reel_column train_columns[MAX_SERIES], eval_columns[MAX_SERIES];
+    size_t num_train_columns, num_eval_columns;
 } trainer;
-
-/* Opens data_dir/<split>.tok and checks it against the vocabulary; a missing optional split is NULL. */
-static reel_tokfile *open_split(const trainer *t, const char *split, int required) {
-    char path[2 * 2 * REEL_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/%s.tok", t->cfg->data.dir, split);
-    if (!required && access(path, F_OK) != 0) return NULL;
-    reel_tokfile *file;
-    reel_error err = {{0}};
-    if (reel_tokfile_open(&file, path, &err) != 0) reel_die(&err, "run `reel prep` to create the data directory");
-    const reel_tokfile_header *info = reel_tokfile_info(file);
-    if (info->vocab_checksum != t->vocab.checksum)
-        REEL_FATAL("re-run `reel prep` so the token files and vocab.txt come from the same run",
-                   "%s was made with another vocabulary (checksum %016" PRIx64 ", %s/vocab.txt has %016" PRIx64 ")",
-                   path, info->vocab_checksum, t->cfg->data.dir, t->vocab.checksum);
-    if (info->num_classes < 2)
-        REEL_FATAL("train on a labelled corpus (reel prep of IMDb or of a TSV file with a label column)",
-                   "%s holds no labels (%" PRIu32 " classes): a classifier needs at least 2", path, info->num_classes);
-    size_t num_classes = *(const size_t *)reel_config_field(t->cfg, "model.num_classes");
-    if (num_classes != info->num_classes)
-        REEL_FATAL("leave [model] num_classes at 0 to take it from the data",
-                   "%s has %" PRIu32 " classes, but [model] num_classes = %zu", path, info->num_classes, num_classes);
-    return file;
-}
 
 static void report_threads(const trainer *t) {
     /* Ranks that share a node compete for its cores: ranks x BLAS threads beyond the core count slows
@@ -95,24 +72,28 @@ static void broadcast_training_state(trainer *t) {
 static int resume_or_init(trainer *t, const reel_train_options *options) {
     const reel_config *cfg = t->cfg;
     memset(&t->state, 0, sizeof t->state);
-    t->state.best_valid_accuracy = -1.0;
+    t->state.best_value = NAN;
+    snprintf(t->state.best_metric, sizeof t->state.best_metric, "%s",
+             t->best_index >= 0 ? t->obj->eval_series[t->best_index].name : "");
     t->state.seed = cfg->train.seed;
     t->model->ops->init(t->model, cfg->train.seed);
+    reel_train_state fresh = t->state;
 
     int resumed = 0;
     char chosen[2 * REEL_PATH_MAX + 64] = "";
+    reel_store *carried = &t->obj->carried;
     if (t->comm.rank == 0 && options->resume != REEL_RESUME_NEVER) {
         reel_error err = {{0}};
         if (options->resume == REEL_RESUME_FROM) {
             snprintf(chosen, sizeof chosen, "%s", options->resume_path);
-            if (reel_checkpoint_load(chosen, t->model, &t->opt, &t->state, t->vocab.checksum, &err) != 0)
+            if (reel_checkpoint_load(chosen, t->model, &t->opt, &t->state, carried, t->vocab.checksum, &err) != 0)
                 reel_die(&err, "pass another checkpoint to --resume, or --no-resume to start over");
             resumed = 1;
         } else {
             char **paths;
             size_t count = reel_checkpoint_list(cfg->train.run_dir, &paths);
             for (size_t i = 0; i < count && !resumed; i++) {
-                if (reel_checkpoint_load(paths[i], t->model, &t->opt, &t->state, t->vocab.checksum, &err) == 0) {
+                if (reel_checkpoint_load(paths[i], t->model, &t->opt, &t->state, carried, t->vocab.checksum, &err) == 0) {
                     resumed = 1;
                     snprintf(chosen, sizeof chosen, "%s", paths[i]);
                 } else {
@@ -128,9 +109,17 @@ static int resume_or_init(trainer *t, const reel_train_options *options) {
                            "%s holds %zu checkpoint(s) and none can be resumed (last error above)", cfg->train.run_dir,
                            count);
         }
+        /* A best value kept by another criterion cannot be compared with this one's: start it again. */
+        if (resumed && strcmp(t->state.best_metric, fresh.best_metric) != 0) {
+            reel_log("note: the checkpoint chose its best by '%s'; this run chooses by '%s'\n", t->state.best_metric,
+                     fresh.best_metric);
+            snprintf(t->state.best_metric, sizeof t->state.best_metric, "%s", fresh.best_metric);
+            t->state.best_value = NAN;
+        }
     }
     reel_comm_bcast(&t->comm, &resumed, sizeof resumed, 0);
     broadcast_training_state(t);
+    if (resumed && t->obj->ops->import_state) t->obj->ops->import_state(t->obj);
     if (resumed) {
         reel_log("resuming from %s: epoch %" PRIu64 ", step %" PRIu64 " of the epoch, global step %" PRIu64
                  ", %" PRIu64 " samples seen\n", chosen, t->state.epoch + 1, t->state.step_in_epoch,
@@ -143,11 +132,14 @@ static int resume_or_init(trainer *t, const reel_train_options *options) {
     return resumed;
 }
 
+/* A collective: the objective's carried state is gathered from every rank first. */
 static void save_checkpoint(trainer *t, int also_best) {
     if (t->last_checkpoint_step == t->state.global_step && !also_best) return;
     t->last_checkpoint_step = t->state.global_step;
+    if (t->obj->ops->export_state) t->obj->ops->export_state(t->obj);
     if (t->comm.rank != 0) return;
-    reel_checkpoint_info info = {t->config_ini, t->vocab.checksum, t->comm.size};
+    reel_checkpoint_info info = {t->config_ini, t->obj->type, t->vocab.checksum, &t->vocab, &t->obj->carried,
+                                 t->comm.size};
     char path[2 * REEL_PATH_MAX + 64];
     reel_error err = {{0}};
     double start = reel_now_seconds();
@@ -165,89 +157,130 @@ static void save_checkpoint(trainer *t, int also_best) {
              1e3 * (reel_now_seconds() - start));
 }
 
-static void log_eval(trainer *t, const char *split_name, uint8_t split, const reel_eval_result *r) {
-    if (r->num_classes == 2)
-        reel_log("%s: loss %.4f accuracy %.2f%% precision %.4f recall %.4f F1 %.4f | confusion tp %" PRIu64
-                 " fp %" PRIu64 " tn %" PRIu64 " fn %" PRIu64 " (%" PRIu64 " reviews)\n", split_name, r->loss,
-                 100 * r->accuracy, r->precision, r->recall, r->f1, r->tp, r->fp, r->tn, r->fn, r->count);
-    else
-        reel_log("%s: loss %.4f accuracy %.2f%% macro precision %.4f recall %.4f F1 %.4f (%zu classes, %" PRIu64
-                 " documents)\n", split_name, r->loss, 100 * r->accuracy, r->precision, r->recall, r->f1,
-                 r->num_classes, r->count);
-    if (!t->metrics) return;
-    reel_eval_row row = {t->state.global_step, t->state.epoch, split, r->loss, r->accuracy, r->precision, r->recall,
-                         r->f1, r->tp, r->fp, r->tn, r->fn};
-    reel_error err = {{0}};
-    if (reel_metrics_append_eval(t->metrics, &row, &err) != 0) reel_die(&err, NULL);
+/* ---- metrics ---- */
+
+static void layout_metrics(trainer *t) {
+    const reel_objective *obj = t->obj;
+    REEL_CHECK(obj->num_train_series + 5 <= MAX_SERIES && obj->num_eval_series + 3 <= MAX_SERIES, NULL,
+               "objective '%s' declares too many series", obj->type);
+    size_t n = 0;
+    t->train_columns[n++] = (reel_column){"step", REEL_COLUMN_U64};
+    t->train_columns[n++] = (reel_column){"epoch", REEL_COLUMN_U64};
+    for (size_t i = 0; i < obj->num_train_series; i++)
+        t->train_columns[n++] = (reel_column){obj->train_series[i].name, obj->train_series[i].type};
+    t->train_columns[n++] = (reel_column){"lr", REEL_COLUMN_F64};
+    t->train_columns[n++] = (reel_column){"grad_norm", REEL_COLUMN_F64};
+    t->train_columns[n++] = (reel_column){"allreduce_share", REEL_COLUMN_F64};
+    t->num_train_columns = n;
+    n = 0;
+    t->eval_columns[n++] = (reel_column){"step", REEL_COLUMN_U64};
+    t->eval_columns[n++] = (reel_column){"epoch", REEL_COLUMN_U64};
+    t->eval_columns[n++] = (reel_column){"split", REEL_COLUMN_U8};
+    for (size_t i = 0; i < obj->num_eval_series; i++)
+        t->eval_columns[n++] = (reel_column){obj->eval_series[i].name, obj->eval_series[i].type};
+    t->num_eval_columns = n;
 }
 
-/* One optimizer step on global batch `step` of `epoch`. Returns 0 if the step was skipped because the
- * gradient was not finite. window[] accumulates loss sum, correct count and rows for the progress line. */
-static int train_step(trainer *t, const uint64_t *order, uint64_t num_train, uint64_t epoch, uint64_t step,
-                      reel_batch_buffer *buffer, float *logits, float *dlogits, double *window, double *grad_norm,
-                      double *lr) {
-    const reel_config *cfg = t->cfg;
-    uint64_t global_begin = step * cfg->train.batch_size;
-    size_t global_rows = (size_t)(num_train - global_begin < cfg->train.batch_size ? num_train - global_begin
-                                                                                     : cfg->train.batch_size);
-    size_t local_begin, local_rows;
-    reel_rank_share(global_rows, t->comm.rank, t->comm.size, &local_begin, &local_rows);
+static void append_metrics(trainer *t, reel_metrics_table table, const reel_value *row) {
+    if (!t->metrics) return;
     reel_error err = {{0}};
-    if (reel_batch_gather(buffer, t->train, order + global_begin + local_begin, local_rows, t->model->vocab_size,
-                          cfg->data.max_tokens, cfg->data.seq_len, t->state.seed, epoch, &err) != 0)
-        reel_die(&err, "re-run `reel prep`, or check the file with `reel inspect`");
+    if (reel_metrics_append(t->metrics, table, row, &err) != 0) reel_die(&err, NULL);
+}
 
+/* Evaluates split (its first max_docs documents; 0: all), logs it and appends its metrics row for the
+ * epoch `epoch`; values receives the objective's eval series. */
+static void evaluate(trainer *t, const char *split, size_t max_docs, uint8_t split_code, uint64_t epoch,
+                     reel_value *values) {
+    reel_eval_request request = {split, t->cfg->data.max_tokens, max_docs, t->local_rows_max};
+    t->obj->ops->evaluate(t->obj, &request, values);
+    reel_buf line = {0};
+    t->obj->ops->describe(t->obj, REEL_METRICS_EVAL, values, &line);
+    reel_log("%s: %s\n", split, line.data);
+    reel_buf_free(&line);
+    reel_value row[MAX_SERIES];
+    row[0].u = t->state.global_step;
+    row[1].u = epoch;
+    row[2].u = split_code;
+    memcpy(row + 3, values, t->obj->num_eval_series * sizeof *values);
+    append_metrics(t, REEL_METRICS_EVAL, row);
+}
+
+/* Validation during training: returns 1 when this evaluation is the best so far by the criterion. */
+static int validate(trainer *t, uint64_t epoch) {
+    if (!t->obj->valid_split) return 0;
+    reel_value values[MAX_SERIES];
+    evaluate(t, t->obj->valid_split, t->obj->valid_docs, t->obj->valid_split_code, epoch, values);
+    if (t->best_index < 0) return 0;
+    const reel_series *series = &t->obj->eval_series[t->best_index];
+    double value = series->type == REEL_COLUMN_F64 ? values[t->best_index].f : (double)values[t->best_index].u;
+    int best = isnan(t->state.best_value) || (t->best_better > 0 ? value > t->state.best_value : value < t->state.best_value);
+    if (best) {
+        t->state.best_value = value;
+        t->state.best_step = t->state.global_step;
+    }
+    return best;
+}
+
+/* ---- the loop ---- */
+
+typedef struct step_result {
+    int stepped;        /* 0: the gradient was not finite and the update was skipped */
+    double grad_norm, lr;
+    double seconds, allreduce_seconds;
+} step_result;
+
+/* One optimizer step on global batch `step` of `epoch`; sums receives the objective's step sums,
+ * reduced over the ranks. */
+static step_result train_step(trainer *t, uint64_t epoch, uint64_t step, double *sums) {
+    const reel_config *cfg = t->cfg;
+    step_result r = {0};
+    double start = reel_now_seconds();
     reel_store *params = &t->model->params;
     memset(params->grad, 0, params->num_floats * sizeof(float));
-    t->model->ops->forward(t->model, &buffer->batch, 1, logits, &t->comm);
-    double stats[2] = {reel_model_loss(t->model, dlogits, logits, buffer->labels, local_rows,
-                                       1.0f / (float)global_rows, t->predicted), 0};
-    for (size_t i = 0; i < local_rows; i++) stats[1] += t->predicted[i] == (int)buffer->labels[i];
-    t->model->ops->backward(t->model, &buffer->batch, dlogits, &t->comm);
+    memset(sums, 0, t->obj->num_train_sums * sizeof *sums);
+    uint64_t samples = t->obj->ops->train_step(t->obj, epoch, step, sums);
 
+    double reduce_start = reel_now_seconds();
     reel_comm_sum_floats(&t->comm, params->grad, params->num_floats);
-    reel_comm_sum_doubles(&t->comm, stats, 2);
+    reel_comm_sum_doubles(&t->comm, sums, t->obj->num_train_sums);
+    r.allreduce_seconds = reel_now_seconds() - reduce_start;
     /* After the all-reduce every rank holds the same gradient, so this test gives the same answer on
      * every rank and they all skip or step together without another collective. */
-    *grad_norm = reel_grad_norm(params->grad, params->num_floats);
-    *lr = reel_schedule_lr(cfg, t->state.global_step, t->total_steps, t->steps_per_epoch);
-    t->state.samples_seen += global_rows;
-    if (!isfinite(*grad_norm) || !isfinite(stats[0])) return 0;
-    reel_clip_grad_norm(params->grad, params->num_floats, *grad_norm, cfg->optimizer.clip_norm);
-    reel_optimizer_step(&t->opt, params, *lr);
-    window[0] += stats[0];
-    window[1] += stats[1];
-    window[2] += (double)global_rows;
-    return 1;
+    r.grad_norm = reel_grad_norm(params->grad, params->num_floats);
+    r.lr = reel_schedule_lr(cfg, t->state.global_step, t->total_steps, t->obj->steps_per_epoch);
+    t->state.samples_seen += samples;
+    r.stepped = isfinite(r.grad_norm) && isfinite(sums[0]);
+    if (r.stepped) {
+        reel_clip_grad_norm(params->grad, params->num_floats, r.grad_norm, cfg->optimizer.clip_norm);
+        reel_optimizer_step(&t->opt, params, r.lr);
+    }
+    r.seconds = reel_now_seconds() - start;
+    return r;
 }
 
 static void run_epochs(trainer *t) {
     const reel_config *cfg = t->cfg;
-    uint64_t num_train = reel_tokfile_info(t->train)->num_docs;
-    uint64_t *order = reel_malloc(num_train * sizeof *order);
-    float *logits = reel_malloc(t->local_rows_max * t->model->num_outputs * sizeof *logits);
-    float *dlogits = reel_malloc(t->local_rows_max * t->model->num_outputs * sizeof *dlogits);
-    t->predicted = reel_malloc(t->local_rows_max * sizeof *t->predicted);
-    reel_batch_buffer buffer = {0};
-    double window[3] = {0}, window_start = reel_now_seconds(), run_start = reel_now_seconds();
-    uint64_t run_start_step = t->state.global_step, consecutive_skips = 0, skipped = 0;
+    reel_objective *obj = t->obj;
+    size_t num_sums = obj->num_train_sums;
+    double *sums = reel_calloc(num_sums, sizeof *sums), *window = reel_calloc(num_sums, sizeof *window);
+    double window_start = reel_now_seconds(), run_start = reel_now_seconds(), window_step_seconds = 0,
+           window_allreduce_seconds = 0;
+    uint64_t run_start_step = t->state.global_step, consecutive_skips = 0, skipped = 0, steps_per_epoch = obj->steps_per_epoch;
     int stopped = 0;
 
     while (t->state.epoch < cfg->train.epochs && !stopped) {
         uint64_t epoch = t->state.epoch;
         double epoch_start = reel_now_seconds();
-        reel_shuffle(order, num_train, t->state.seed, epoch);
-        while (t->state.step_in_epoch < t->steps_per_epoch) {
+        obj->ops->begin_epoch(obj, epoch);
+        while (t->state.step_in_epoch < steps_per_epoch) {
             if (cfg->train.max_steps && t->state.global_step >= cfg->train.max_steps) {
                 stopped = 1;
                 break;
             }
-            double grad_norm, lr;
-            int stepped = train_step(t, order, num_train, epoch, t->state.step_in_epoch, &buffer, logits, dlogits,
-                                     window, &grad_norm, &lr);
+            step_result r = train_step(t, epoch, t->state.step_in_epoch, sums);
             t->state.step_in_epoch++;
             t->state.global_step++;
-            if (!stepped) {
+            if (!r.stepped) {
                 skipped++;
                 reel_log("step %" PRIu64 ": gradient norm or loss is not finite; update skipped (%" PRIu64 " in a row)\n",
                          t->state.global_step, ++consecutive_skips);
@@ -257,58 +290,72 @@ static void run_epochs(trainer *t) {
                 continue;
             }
             consecutive_skips = 0;
-            if (t->state.global_step % cfg->train.log_every == 0 || t->state.step_in_epoch == t->steps_per_epoch) {
-                double elapsed = reel_now_seconds() - window_start, rate = window[2] / (elapsed > 0 ? elapsed : 1e-9);
+            for (size_t i = 0; i < num_sums; i++) window[i] += sums[i];
+            window_step_seconds += r.seconds;
+            window_allreduce_seconds += r.allreduce_seconds;
+            if (t->state.global_step % cfg->train.log_every == 0 || t->state.step_in_epoch == steps_per_epoch) {
+                double elapsed = reel_now_seconds() - window_start;
                 uint64_t end = t->total_steps;
                 if (cfg->train.max_steps && cfg->train.max_steps < end) end = cfg->train.max_steps;
                 double per_step = (reel_now_seconds() - run_start) / (double)(t->state.global_step - run_start_step);
                 char eta[32];
                 reel_format_duration(eta, sizeof eta, per_step * (double)(end - t->state.global_step));
-                double loss = window[2] > 0 ? window[0] / window[2] : 0, accuracy = window[2] > 0 ? window[1] / window[2] : 0;
-                reel_log("epoch %" PRIu64 "/%zu step %" PRIu64 "/%" PRIu64 " | loss %.4f acc %.2f%% | lr %.3g |grad| %.3g | "
-                         "%.0f reviews/s | eta %s\n", epoch + 1, cfg->train.epochs, t->state.step_in_epoch,
-                         t->steps_per_epoch, loss, 100 * accuracy, lr, grad_norm, rate, eta);
-                if (t->metrics) {
-                    reel_train_row row = {t->state.global_step, epoch, loss, accuracy, lr, grad_norm, rate};
-                    reel_error err = {{0}};
-                    if (reel_metrics_append_train(t->metrics, &row, &err) != 0) reel_die(&err, NULL);
-                }
-                memset(window, 0, sizeof window);
+                reel_value row[MAX_SERIES];
+                row[0].u = t->state.global_step;
+                row[1].u = epoch;
+                obj->ops->train_values(obj, window, elapsed, row + 2);
+                size_t n = 2 + obj->num_train_series;
+                row[n++].f = r.lr;
+                row[n++].f = r.grad_norm;
+                row[n++].f = window_step_seconds > 0 ? window_allreduce_seconds / window_step_seconds : 0;
+                reel_buf line = {0};
+                obj->ops->describe(obj, REEL_METRICS_TRAIN, row + 2, &line);
+                reel_log("epoch %" PRIu64 "/%zu step %" PRIu64 "/%" PRIu64 " | %s | lr %.3g |grad| %.3g | allreduce "
+                         "%.1f%% | eta %s\n", epoch + 1, cfg->train.epochs, t->state.step_in_epoch, steps_per_epoch,
+                         line.data, r.lr, r.grad_norm, 100 * row[n - 1].f, eta);
+                reel_buf_free(&line);
+                append_metrics(t, REEL_METRICS_TRAIN, row);
+                memset(window, 0, num_sums * sizeof *window);
+                window_step_seconds = window_allreduce_seconds = 0;
                 window_start = reel_now_seconds();
             }
-            if (cfg->checkpoint.every_steps && t->state.global_step % cfg->checkpoint.every_steps == 0 &&
-                t->state.step_in_epoch < t->steps_per_epoch)
+            int inside = t->state.step_in_epoch < steps_per_epoch;
+            if (cfg->train.eval_every && t->state.global_step % cfg->train.eval_every == 0 && inside) {
+                int best = validate(t, epoch);
+                save_checkpoint(t, best);
+            }
+            if (cfg->checkpoint.every_steps && t->state.global_step % cfg->checkpoint.every_steps == 0 && inside)
                 save_checkpoint(t, 0);
         }
-        if (t->state.step_in_epoch < t->steps_per_epoch) break; /* stopped inside the epoch */
+        if (t->state.step_in_epoch < steps_per_epoch) break; /* stopped inside the epoch */
 
         double train_seconds = reel_now_seconds() - epoch_start;
         t->state.epoch = epoch + 1;
         t->state.step_in_epoch = 0;
-        int best = 0;
-        if (t->valid) {
-            reel_eval_result r;
-            reel_evaluate(t->model, t->valid, cfg->data.max_tokens, t->local_rows_max, &t->comm, &r);
-            t->state.epoch = epoch; /* metrics rows belong to the epoch just finished */
-            log_eval(t, "valid", REEL_SPLIT_VALID, &r);
-            t->state.epoch = epoch + 1;
-            if (r.accuracy > t->state.best_valid_accuracy) {
-                t->state.best_valid_accuracy = r.accuracy;
-                t->state.best_step = t->state.global_step;
-                best = 1;
-            }
-        }
+        int best = validate(t, epoch); /* metrics rows belong to the epoch just finished */
         reel_log("epoch %" PRIu64 "/%zu done: %.1f s training, %.1f s with evaluation%s\n", epoch + 1, cfg->train.epochs,
                  train_seconds, reel_now_seconds() - epoch_start, best ? ", best so far" : "");
         save_checkpoint(t, best);
     }
     save_checkpoint(t, 0);
     if (skipped) reel_log("%" PRIu64 " step(s) were skipped for non-finite gradients\n", skipped);
-    reel_batch_buffer_free(&buffer);
-    free(order);
-    free(logits);
-    free(dlogits);
-    free(t->predicted);
+    free(sums);
+    free(window);
+}
+
+/* The best-checkpoint criterion: [checkpoint] best_metric, or the objective's own. */
+static void choose_criterion(trainer *t) {
+    const char *name = t->cfg->checkpoint.best_metric[0] ? t->cfg->checkpoint.best_metric : t->obj->best_metric;
+    t->best_index = reel_objective_eval_index(t->obj, name);
+    if (t->best_index < 0 || t->obj->eval_series[t->best_index].better == 0) {
+        reel_buf list = {0};
+        for (size_t i = 0; i < t->obj->num_eval_series; i++)
+            if (t->obj->eval_series[i].better) reel_buf_printf(&list, "%s%s", list.length ? ", " : "", t->obj->eval_series[i].name);
+        REEL_FATAL("set [checkpoint] best_metric to one of the series listed", "[checkpoint] best_metric = '%s': "
+                   "objective %s has no such evaluation series to rank checkpoints by (it has: %s)", name, t->obj->type,
+                   list.data ? list.data : "none");
+    }
+    t->best_better = t->obj->eval_series[t->best_index].better;
 }
 
 int reel_train(const reel_config *requested, const reel_train_options *options) {
@@ -320,7 +367,7 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
     report_threads(&t);
 
     reel_error err = {{0}};
-    char path[2 * 2 * REEL_PATH_MAX + 64];
+    char path[REEL_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/vocab.txt", cfg->data.dir);
     if (reel_vocab_load(&t.vocab, path, &err) != 0) reel_die(&err, "run `reel prep` to create the data directory");
     if (cfg->model.vocab_size > t.vocab.size) {
@@ -330,71 +377,57 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
                  t.vocab.size, t.vocab.size);
         effective.model.vocab_size = t.vocab.size;
     }
-    /* The number of classes comes from the data unless the configuration fixes it; the stored
-     * configuration records it, so `reel eval` rebuilds the same head. */
-    snprintf(path, sizeof path, "%s/train.tok", cfg->data.dir);
-    {
-        reel_tokfile *probe;
-        if (reel_tokfile_open(&probe, path, &err) != 0) reel_die(&err, "run `reel prep` to create the data directory");
-        const size_t *num_classes = reel_config_field(&effective, "model.num_classes");
-        if (num_classes && *num_classes == 0) {
-            char value[32];
-            snprintf(value, sizeof value, "%" PRIu32, reel_tokfile_info(probe)->num_classes);
-            if (reel_config_set(&effective, "model.num_classes", value, "data", &err) != 0) reel_die(&err, NULL);
-        }
-        reel_tokfile_close(probe);
-    }
+    const reel_objective_kind *kind = reel_objective_kind_find(cfg->objective.type);
+    REEL_CHECK(kind, NULL, "unknown objective '%s'", cfg->objective.type);
+    if (kind->resolve && kind->resolve(&effective, &t.vocab, &err) != 0) reel_die(&err, "run `reel prep` to create the data directory");
     if (reel_schedule_check(cfg, &err) != 0) reel_die(&err, "`reel train --help-config` lists every key");
     t.config_ini = reel_config_to_ini(cfg);
     reel_log("--- resolved configuration ---\n%s------------------------------\n", t.config_ini);
-    t.train = open_split(&t, "train", 1);
-    t.valid = open_split(&t, "valid", 0);
-    t.test = open_split(&t, "test", 0);
-    uint64_t num_train = reel_tokfile_info(t.train)->num_docs;
-    REEL_CHECK(num_train > 0, "the training split is empty", "%s/train.tok holds no documents", cfg->data.dir);
-    t.steps_per_epoch = (num_train + cfg->train.batch_size - 1) / cfg->train.batch_size;
-    t.total_steps = t.steps_per_epoch * cfg->train.epochs;
     t.local_rows_max = (cfg->train.batch_size + (size_t)t.comm.size - 1) / (size_t)t.comm.size;
 
     if (reel_model_create(&t.model, cfg, t.local_rows_max, &err) != 0) reel_die(&err, NULL);
+    if (reel_objective_create(&t.obj, cfg, t.model, &t.vocab, &t.comm, t.local_rows_max, 1, &err) != 0)
+        reel_die(&err, NULL);
+    t.total_steps = t.obj->steps_per_epoch * cfg->train.epochs;
+    choose_criterion(&t);
+    layout_metrics(&t);
     reel_optimizer_init(&t.opt, cfg, &t.model->params);
     if (t.comm.rank == 0 && reel_make_dirs(cfg->train.run_dir, &err) != 0)
         reel_die(&err, "set [train] run_dir to a writable directory");
     reel_comm_barrier(&t.comm);
     int resumed = resume_or_init(&t, options);
     t.model->seed = t.state.seed;
-    reel_log("model %s: %zu parameters; %" PRIu64 " training reviews, %" PRIu64 " steps per epoch of %zu reviews "
-             "(%zu per rank at most)\n", cfg->model.type, t.model->params.num_floats, num_train, t.steps_per_epoch,
-             cfg->train.batch_size, t.local_rows_max);
+    reel_log("model %s, objective %s: %zu parameters; %" PRIu64 " steps per epoch of %zu %ss (%zu per rank at most)\n",
+             cfg->model.type, t.obj->type, t.model->params.num_floats, t.obj->steps_per_epoch, cfg->train.batch_size,
+             t.obj->sample_name, t.local_rows_max);
 
     if (t.comm.rank == 0) {
         snprintf(path, sizeof path, "%s/config.ini", cfg->train.run_dir);
-        FILE *out = fopen(path, "w");
-        if (out) {
-            fputs(t.config_ini, out);
-            fclose(out);
-        }
+        if (reel_write_file_atomic(path, t.config_ini, strlen(t.config_ini), &err) != 0) reel_warn("%s", err.message);
         snprintf(path, sizeof path, "%s/metrics.h5", cfg->train.run_dir);
-        if (reel_metrics_open(&t.metrics, path, resumed ? t.state.global_step : 0, &err) != 0)
+        reel_metrics_layout layout = {t.obj->type, t.train_columns, t.num_train_columns, t.eval_columns, t.num_eval_columns};
+        if (reel_metrics_open(&t.metrics, path, &layout, resumed ? t.state.global_step : 0, &err) != 0)
             reel_die(&err, "move the file away, or use a new [train] run_dir");
     }
 
     double start = reel_now_seconds();
     run_epochs(&t);
     reel_log("training: %.1f s\n", reel_now_seconds() - start);
-    if (t.test && t.state.epoch >= cfg->train.epochs) {
-        reel_eval_result r;
-        reel_evaluate(t.model, t.test, cfg->data.max_tokens, t.local_rows_max, &t.comm, &r);
-        log_eval(&t, "test", REEL_SPLIT_TEST, &r);
-        reel_log("final test accuracy: %.2f%%\n", 100 * r.accuracy);
+    if (t.obj->final_split && t.state.epoch >= cfg->train.epochs) {
+        reel_value values[MAX_SERIES];
+        evaluate(&t, t.obj->final_split, 0, REEL_SPLIT_TEST, t.state.epoch, values);
+        const reel_series *series = &t.obj->eval_series[t.best_index];
+        double value = series->type == REEL_COLUMN_F64 ? values[t.best_index].f : (double)values[t.best_index].u;
+        if (series->percent)
+            reel_log("final %s %s: %.2f%%\n", t.obj->final_split, series->name, 100 * value);
+        else
+            reel_log("final %s %s: %.4g\n", t.obj->final_split, series->name, value);
     }
 
     if (t.metrics) reel_metrics_close(t.metrics);
     reel_optimizer_free(&t.opt);
+    reel_objective_destroy(t.obj);
     reel_model_destroy(t.model);
-    reel_tokfile_close(t.train);
-    if (t.valid) reel_tokfile_close(t.valid);
-    if (t.test) reel_tokfile_close(t.test);
     reel_vocab_free(&t.vocab);
     free(t.config_ini);
     return 0;
