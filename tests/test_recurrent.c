@@ -24,6 +24,7 @@ typedef struct {
     size_t lengths[B];
     float inp[T * B * C], w_ih[MAXG * H * C], w_hh[MAXG * H * H], b_ih[MAXG * H], b_hh[MAXG * H];
     float out[T * B * H], r[T * B * H];
+    float h0[B * H], c0[B * H]; /* the initial state, when with_state */
     reel_recurrent_cache cache;
 } rnn_ctx;
 
@@ -38,7 +39,7 @@ static const char *cell_name(reel_cell cell) {
     return cell == REEL_CELL_LSTM ? "lstm" : cell == REEL_CELL_GRU ? "gru" : "rnn";
 }
 
-static void check_cell(reel_cell cell, int reverse) {
+static void check_cell(reel_cell cell, int reverse, int with_state) {
     rnn_ctx *c = calloc(1, sizeof *c);
     c->cell = cell;
     c->reverse = reverse;
@@ -52,13 +53,19 @@ static void check_cell(reel_cell cell, int reverse) {
     fill(c->b_hh, GH, -0.5f, 0.5f, 5);
     fill(c->r, T * B * H, -1, 1, 6);
     reel_recurrent_cache_alloc(&c->cache, cell, T * B, B, H);
+    if (with_state) { /* a state carried in from a previous window: w_hh's gradient includes its product */
+        fill(c->h0, B * H, -0.9f, 0.9f, 40);
+        fill(c->c0, B * H, -2, 2, 41);
+        c->cache.h0 = c->h0;
+        c->cache.c0 = cell == REEL_CELL_LSTM ? c->c0 : NULL;
+    }
     float *dinp = calloc(T * B * C, sizeof(float)), *dw_ih = calloc(GH * C, sizeof(float));
     float *dw_hh = calloc(GH * H, sizeof(float)), *db_ih = calloc(GH, sizeof(float)), *db_hh = calloc(GH, sizeof(float));
     rnn_objective(c);
     reel_recurrent_backward(&c->cache, dinp, dw_ih, dw_hh, db_ih, db_hh, c->r, c->out, c->inp, c->lengths, c->w_ih,
                             c->w_hh, T, B, C, H, reverse);
     char what[64];
-    const char *direction = reverse ? "reverse" : "forward";
+    const char *direction = with_state ? (reverse ? "reverse from h0" : "forward from h0") : reverse ? "reverse" : "forward";
     snprintf(what, sizeof what, "%s %s input", cell_name(cell), direction);
     compare(what, c->inp, dinp, T * B * C, rnn_objective, c);
     snprintf(what, sizeof what, "%s %s w_ih", cell_name(cell), direction);
@@ -69,9 +76,9 @@ static void check_cell(reel_cell cell, int reverse) {
     compare(what, c->b_ih, db_ih, GH, rnn_objective, c);
     snprintf(what, sizeof what, "%s %s b_hh", cell_name(cell), direction);
     compare(what, c->b_hh, db_hh, GH, rnn_objective, c);
-    /* the empty sequence produces zeros in both directions */
+    /* the empty sequence keeps its initial state (zeros without one) in both directions */
     for (size_t t = 0; t < T; t++)
-        for (size_t j = 0; j < H; j++) assert_true(c->out[(t * B + 2) * H + j] == 0.0f);
+        for (size_t j = 0; j < H; j++) assert_true(c->out[(t * B + 2) * H + j] == (with_state ? c->h0[2 * H + j] : 0.0f));
     reel_recurrent_cache_free(&c->cache);
     free(dinp), free(dw_ih), free(dw_hh), free(db_ih), free(db_hh), free(c);
 }
@@ -80,7 +87,55 @@ static void test_gradients(void **state) {
     (void)state;
     reel_cell cells[] = {REEL_CELL_RNN, REEL_CELL_GRU, REEL_CELL_LSTM};
     for (size_t i = 0; i < 3; i++)
-        for (int reverse = 0; reverse <= 1; reverse++) check_cell(cells[i], reverse);
+        for (int reverse = 0; reverse <= 1; reverse++)
+            for (int with_state = 0; with_state <= 1; with_state++) check_cell(cells[i], reverse, with_state);
+}
+
+/* Truncated backpropagation through time: a sequence run as one window of 6 steps gives the same
+ * outputs as two windows of 3, the second starting from the state the first ended in (the last output
+ * and, for the LSTM, the last cell state). */
+static void check_carried_state(reel_cell cell) {
+    enum { L = 6, HALF = 3, BB = 2 };
+    size_t GH = reel_cell_gates(cell) * H;
+    float w_ih[MAXG * H * C], w_hh[MAXG * H * H], b_ih[MAXG * H], b_hh[MAXG * H];
+    fill(w_ih, GH * C, -0.8f, 0.8f, 50);
+    fill(w_hh, GH * H, -0.8f, 0.8f, 51);
+    fill(b_ih, GH, -0.5f, 0.5f, 52);
+    fill(b_hh, GH, -0.5f, 0.5f, 53);
+    float in[L * BB * C], whole[L * BB * H], first[HALF * BB * H], second[HALF * BB * H];
+    fill(in, L * BB * C, -1, 1, 54);
+    size_t full[BB] = {L, L}, half[BB] = {HALF, HALF};
+    reel_recurrent_cache a, b, c;
+    reel_recurrent_cache_alloc(&a, cell, L * BB, BB, H);
+    reel_recurrent_cache_alloc(&b, cell, HALF * BB, BB, H);
+    reel_recurrent_cache_alloc(&c, cell, HALF * BB, BB, H);
+    reel_recurrent_forward(&a, whole, in, full, w_ih, w_hh, b_ih, b_hh, L, BB, C, H, 0);
+    reel_recurrent_forward(&b, first, in, half, w_ih, w_hh, b_ih, b_hh, HALF, BB, C, H, 0);
+    c.h0 = first + (HALF - 1) * BB * H;
+    c.c0 = cell == REEL_CELL_LSTM ? b.cell_state + (HALF - 1) * BB * H : NULL;
+    reel_recurrent_forward(&c, second, in + HALF * BB * C, half, w_ih, w_hh, b_ih, b_hh, HALF, BB, C, H, 0);
+    double worst = 0;
+    for (size_t i = 0; i < HALF * BB * H; i++) {
+        worst = fmax(worst, fabs(first[i] - whole[i]));
+        worst = fmax(worst, fabs(second[i] - whole[HALF * BB * H + i]));
+    }
+    printf("%s: two windows with the state carried vs one window: max |difference| %.3g\n", cell_name(cell), worst);
+    assert_true(worst <= 1e-6);
+    /* and without the carried state the second window differs (the check can fail) */
+    c.h0 = c.c0 = NULL;
+    reel_recurrent_forward(&c, second, in + HALF * BB * C, half, w_ih, w_hh, b_ih, b_hh, HALF, BB, C, H, 0);
+    double apart = 0;
+    for (size_t i = 0; i < HALF * BB * H; i++) apart = fmax(apart, fabs(second[i] - whole[HALF * BB * H + i]));
+    assert_true(apart > 1e-2);
+    reel_recurrent_cache_free(&a);
+    reel_recurrent_cache_free(&b);
+    reel_recurrent_cache_free(&c);
+}
+
+static void test_carried_state(void **state) {
+    (void)state;
+    reel_cell cells[] = {REEL_CELL_RNN, REEL_CELL_GRU, REEL_CELL_LSTM};
+    for (size_t i = 0; i < 3; i++) check_carried_state(cells[i]);
 }
 
 /* A sequence of 3 steps, padded to 6 in a batch of two, against the same sequence alone with T = 3: equal
@@ -345,6 +400,7 @@ static void test_embedding(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradients),
+        cmocka_unit_test(test_carried_state),
         cmocka_unit_test(test_padding_changes_nothing),
         cmocka_unit_test(test_pooling),
         cmocka_unit_test(test_masked_batchnorm),

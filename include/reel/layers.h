@@ -163,6 +163,10 @@ typedef struct reel_recurrent_cache {
     float *dgates_x;     /* (T, B, G*H) gradient of the input pre-activations (allocated by backward) */
     float *dgates_h;     /* (T, B, G*H) of the recurrent ones (GRU; the same buffer as dgates_x otherwise) */
     float *dh, *dh_prev, *dc, *dc_prev, *zeros; /* (B, H) each */
+    /* The state before the first step in processing order, set by the caller before a forward: (B, H)
+     * each, NULL for zeros (c0: LSTM only). Truncated backpropagation through time: backward uses h0 for
+     * the gradient of w_hh but sends no gradient into it. */
+    const float *h0, *c0;
 } reel_recurrent_cache;
 
 /* Room for any batch of at most `rows` = T * B time steps and at most B sequences. */

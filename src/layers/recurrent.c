@@ -46,11 +46,15 @@ static void column_sums(float *sum, const float *x, size_t rows, size_t cols) {
         for (size_t j = 0; j < cols; j++) sum[j] += x[row * cols + j];
 }
 
-/* The state before step t in processing order, or NULL at the first step (zero state). */
+/* The step before step t in processing order; *exists = 0 at the first step, whose previous state is
+ * the initial one (cache->h0, or zeros). */
 static size_t previous_step(size_t t, size_t T, int reverse, int *exists) {
     *exists = reverse ? t + 1 < T : t > 0;
     return reverse ? t + 1 : t - 1;
 }
+
+static const float *initial_h(const reel_recurrent_cache *cache) { return cache->h0 ? cache->h0 : cache->zeros; }
+static const float *initial_c(const reel_recurrent_cache *cache) { return cache->c0 ? cache->c0 : cache->zeros; }
 
 void reel_recurrent_input_bias(float *bias, reel_cell cell, const float *b_ih, const float *b_hh, size_t H) {
     size_t GH = reel_cell_gates(cell) * H;
@@ -71,12 +75,12 @@ void reel_recurrent_forward_steps(reel_recurrent_cache *cache, float *out, const
         size_t t = reverse ? T - 1 - k : k;
         int has_prev;
         size_t p = previous_step(t, T, reverse, &has_prev);
-        const float *h_prev = has_prev ? out + p * B * H : cache->zeros;
-        const float *c_prev = cell == REEL_CELL_LSTM && has_prev ? cache->cell_state + p * B * H : cache->zeros;
+        const float *h_prev = has_prev ? out + p * B * H : initial_h(cache);
+        const float *c_prev = cell != REEL_CELL_LSTM ? cache->zeros : has_prev ? cache->cell_state + p * B * H : initial_c(cache);
         float *step_gates = cache->gates + t * B * GH;
         if (!fused) /* step (B, G*H) = h_prev . w_hh^T + b_hh */
             reel_linear_forward(cache->step, h_prev, w_hh, b_hh, B, H, GH);
-        else if (has_prev && B > 0) /* step_gates (B, G*H) += h_prev (B, H) . w_hh^T; a zero state adds nothing */
+        else if ((has_prev || cache->h0) && B > 0) /* step_gates (B, G*H) += h_prev (B, H) . w_hh^T; a zero state adds nothing */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)GH, (int)H, 1.0f, h_prev, (int)H,
                         w_hh, (int)H, 1.0f, step_gates, (int)GH);
         for (size_t b = 0; b < B; b++) {
@@ -129,8 +133,8 @@ void reel_recurrent_backward_steps(reel_recurrent_cache *cache, float *dw_hh, fl
         size_t t = reverse ? k : T - 1 - k;
         int has_prev;
         size_t p = previous_step(t, T, reverse, &has_prev);
-        const float *h_prev = has_prev ? out + p * B * H : cache->zeros;
-        const float *c_prev = cell == REEL_CELL_LSTM && has_prev ? cache->cell_state + p * B * H : cache->zeros;
+        const float *h_prev = has_prev ? out + p * B * H : initial_h(cache);
+        const float *c_prev = cell != REEL_CELL_LSTM ? cache->zeros : has_prev ? cache->cell_state + p * B * H : initial_c(cache);
         memset(dh_prev, 0, B * H * sizeof *dh_prev);
         for (size_t b = 0; b < B; b++) {
             float *dgx = cache->dgates_x + (t * B + b) * GH, *dgh = cache->dgates_h + (t * B + b) * GH;
@@ -160,12 +164,18 @@ void reel_recurrent_backward_steps(reel_recurrent_cache *cache, float *dw_hh, fl
         dc = dc_prev, dc_prev = swap;
     }
     /* Weight gradients over all steps at once. The recurrent input of step t is the output of the step
-     * before it in processing order; the first step's is zero and contributes nothing, so the products
+     * before it in processing order; the first step's is the initial state (added below when one was
+     * given; zeros contribute nothing), so the products
      * pair the time-shifted, still contiguous, slices of dgates_h and out. */
     if (T > 1) {
         const float *dg = reverse ? cache->dgates_h : cache->dgates_h + B * GH;
         const float *prev = reverse ? out + B * H : out;
         reel_linear_backward(NULL, dw_hh, NULL, dg, prev, w_hh, (T - 1) * B, H, GH);
+    }
+    /* and the first step's, when it started from a given state */
+    if (cache->h0 && T > 0) {
+        size_t first = reverse ? T - 1 : 0;
+        reel_linear_backward(NULL, dw_hh, NULL, cache->dgates_h + first * B * GH, cache->h0, w_hh, B, H, GH);
     }
     /* Bias gradients: column sums of the pre-activation gradients, summed once when both are the same
      * buffer (LSTM, RNN). cache->step (B*G*H >= G*H floats) is free during backward. */
