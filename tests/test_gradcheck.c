@@ -223,6 +223,72 @@ static void test_softmax_ce(void **state) {
     assert_float_equal(reel_softmax_ce(NULL, pair, &one, 1, 2, 1.0f), reel_bce_logits(NULL, &difference, &one, 1, 1.0f), 1e-6);
 }
 
+/* ---------------- decoder fused with softmax cross-entropy ---------------- */
+/* 11 rows (3 of them padding) over 9 classes, in slices of 3 rows: the slices cut across padding, and
+ * the last one is partial. The loss is checked against softmax_ce on logits made the plain way. */
+enum { DN = 11, DD = 4, DK = 9, DSLICE = 3 };
+typedef struct {
+    float features[DN * DD], weight[DK * DD], bias[DK];
+    uint32_t targets[DN];
+    uint8_t mask[DN];
+    float *scratch;
+} decoder_ctx;
+static double decoder_objective(void *p) {
+    decoder_ctx *c = p;
+    return reel_decoder_softmax(NULL, NULL, NULL, NULL, c->features, c->weight, c->bias, c->targets, c->mask, DN, DD,
+                                DK, 1.0f, c->scratch, DSLICE);
+}
+static void test_decoder_softmax(void **state) {
+    (void)state;
+    decoder_ctx c = {.targets = {0, 3, 8, 8, 2, 5, 1, 7, 4, 6, 0}, .mask = {1, 1, 0, 1, 1, 0, 1, 1, 0, 1, 1}};
+    c.scratch = calloc(reel_decoder_scratch_floats(DSLICE, DD, DK), sizeof(float));
+    fill(c.features, DN * DD, -1.5f, 1.5f, 60);
+    fill(c.weight, DK * DD, -1, 1, 61);
+    fill(c.bias, DK, -0.5f, 0.5f, 62);
+    /* three rows predict their target, so the count of right predictions is tested too */
+    for (size_t n = 0; n < 5; n += 2) {
+        float logits[DK];
+        reel_linear_forward(logits, c.features + n * DD, c.weight, c.bias, 1, DD, DK);
+        size_t best = 0;
+        for (size_t k = 1; k < DK; k++)
+            if (logits[k] > logits[best]) best = k;
+        c.targets[n] = (uint32_t)best;
+    }
+    /* garbage in padded rows must not matter */
+    for (size_t d = 0; d < DD; d++) c.features[2 * DD + d] = 1e30f;
+    float dfeatures[DN * DD], dweight[DK * DD] = {0}, dbias[DK] = {0};
+    double correct = 0;
+    double loss = reel_decoder_softmax(dfeatures, dweight, dbias, &correct, c.features, c.weight, c.bias, c.targets,
+                                       c.mask, DN, DD, DK, 1.0f, c.scratch, DSLICE);
+    /* the reference: every valid row's logits, then softmax_ce and the argmax */
+    double expected = 0, expected_correct = 0;
+    for (size_t n = 0; n < DN; n++) {
+        if (!c.mask[n]) continue;
+        float logits[DK], label = (float)c.targets[n];
+        reel_linear_forward(logits, c.features + n * DD, c.weight, c.bias, 1, DD, DK);
+        expected += reel_softmax_ce(NULL, logits, &label, 1, DK, 1.0f);
+        size_t best = 0;
+        for (size_t k = 1; k < DK; k++)
+            if (logits[k] > logits[best]) best = k;
+        expected_correct += best == c.targets[n];
+    }
+    printf("decoder loss %.9g, reference %.9g; %g of 8 rows right\n", loss, expected, correct);
+    assert_true(fabs(loss - expected) <= 1e-5 * fabs(expected));
+    assert_true(correct == expected_correct && correct == 2); /* rows 0 and 4 (row 2 is padding) */
+    for (size_t d = 0; d < DD; d++) assert_true(dfeatures[2 * DD + d] == 0.0f && dfeatures[5 * DD + d] == 0.0f);
+    for (size_t d = 0; d < DD; d++) c.features[2 * DD + d] = 0.25f; /* finite differences need finite values */
+    compare("decoder features", c.features, dfeatures, DN * DD, decoder_objective, &c);
+    compare("decoder weight", c.weight, dweight, DK * DD, decoder_objective, &c);
+    compare("decoder bias", c.bias, dbias, DK, decoder_objective, &c);
+    /* the scale multiplies every gradient and nothing else */
+    float scaled[DN * DD], dw2[DK * DD] = {0};
+    double loss2 = reel_decoder_softmax(scaled, dw2, NULL, NULL, c.features, c.weight, c.bias, c.targets, c.mask, DN, DD,
+                                        DK, 0.25f, c.scratch, DSLICE);
+    assert_true(fabs(loss2 - decoder_objective(&c)) < 1e-9);
+    for (size_t i = 0; i < DN * DD; i++) assert_true(fabs(scaled[i] - 0.25f * dfeatures[i]) <= 1e-6);
+    free(c.scratch);
+}
+
 /* ---------------- the whole bag-of-words model ---------------- */
 static void check_model(int batch_norm, double dropout, double word_dropout) {
     reel_config cfg;
@@ -264,6 +330,7 @@ int main(void) {
         cmocka_unit_test(test_batchnorm),       cmocka_unit_test(test_batchnorm_eval_matches_running_stats),
         cmocka_unit_test(test_relu_dropout),    cmocka_unit_test(test_dropout_mask_keyed_by_sample),
         cmocka_unit_test(test_bce),             cmocka_unit_test(test_softmax_ce),             cmocka_unit_test(test_bow_model),
+        cmocka_unit_test(test_decoder_softmax),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

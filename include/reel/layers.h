@@ -131,6 +131,19 @@ double reel_bce_logits(float *dlogits, const float *logits, const float *labels,
  * dlogits (B, K) = scale * (softmax - onehot) when not NULL. logits (B, K), labels (B) hold class ids. */
 double reel_softmax_ce(float *dlogits, const float *logits, const float *labels, size_t B, size_t K, float scale);
 
+/* ---- decoder.c: linear layer to K classes fused with softmax cross-entropy, a slice of rows at a time ---- */
+/* Floats of scratch that reel_decoder_softmax needs for slices of slice_rows rows. */
+size_t reel_decoder_scratch_floats(size_t slice_rows, size_t D, size_t K);
+/* Returns the SUM over the valid rows of -log softmax(features[n] . weight^T + bias)[targets[n]]; adds to
+ * *correct (when not NULL) the rows whose first largest logit is the target's.
+ * features (N, D), weight (K, D), bias (K), targets (N) each < K, row_mask (N): 1 at valid rows, or NULL
+ * for all. When dfeatures is not NULL (training): dfeatures (N, D) = scale * the gradient (0 at padded
+ * rows), dweight (K, D) += and dbias (K) += (dbias may be NULL). Never holds more than slice_rows rows
+ * of logits (scratch: reel_decoder_scratch_floats floats; slice_rows <= 4096). */
+double reel_decoder_softmax(float *dfeatures, float *dweight, float *dbias, double *correct, const float *features,
+                            const float *weight, const float *bias, const uint32_t *targets, const uint8_t *row_mask,
+                            size_t N, size_t D, size_t K, float scale, float *scratch, size_t slice_rows);
+
 /* ---- pool.c: pooling over the valid time steps of each sequence ---- */
 typedef enum reel_pool_mode { REEL_POOL_MAX = 0, REEL_POOL_MEAN = 1, REEL_POOL_LAST = 2 } reel_pool_mode;
 /* out (B, D) from seq (T, B, D) over steps t < lengths[b]; an empty sequence gives zeros.

@@ -368,7 +368,7 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
 
     reel_error err = {{0}};
     char path[REEL_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/vocab.txt", cfg->data.dir);
+    snprintf(path, sizeof path, "%.1023s/vocab.txt", cfg->data.dir);
     if (reel_vocab_load(&t.vocab, path, &err) != 0) reel_die(&err, "run `reel prep` to create the data directory");
     if (cfg->model.vocab_size > t.vocab.size) {
         /* Rows past the data's vocabulary would never be trained; the stored configuration records the
@@ -402,9 +402,9 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
              t.obj->sample_name, t.local_rows_max);
 
     if (t.comm.rank == 0) {
-        snprintf(path, sizeof path, "%s/config.ini", cfg->train.run_dir);
+        snprintf(path, sizeof path, "%.1023s/config.ini", cfg->train.run_dir);
         if (reel_write_file_atomic(path, t.config_ini, strlen(t.config_ini), &err) != 0) reel_warn("%s", err.message);
-        snprintf(path, sizeof path, "%s/metrics.h5", cfg->train.run_dir);
+        snprintf(path, sizeof path, "%.1023s/metrics.h5", cfg->train.run_dir);
         reel_metrics_layout layout = {t.obj->type, t.train_columns, t.num_train_columns, t.eval_columns, t.num_eval_columns};
         if (reel_metrics_open(&t.metrics, path, &layout, resumed ? t.state.global_step : 0, &err) != 0)
             reel_die(&err, "move the file away, or use a new [train] run_dir");
