@@ -18,6 +18,10 @@ typedef enum reel_rng_purpose {
     REEL_RNG_SYNTH = 5,   /* synthetic corpus: a = document, b, c = draw block */
     REEL_RNG_WORD_DROPOUT = 6, /* a = epoch, b = sample index, c = token position / 4 */
     REEL_RNG_WINDOW = 7,  /* training windows: a = epoch, b = sample index (low word), c = (high word) */
+    REEL_RNG_VOCAB_DROPOUT = 8,  /* whole words dropped for a batch: a = epoch, b = step, c = token / 4 */
+    REEL_RNG_WEIGHT_DROPOUT = 9, /* DropConnect masks: a = epoch, b = step, c = (stream << 24) | block of 4 */
+    REEL_RNG_SAMPLED = 10,       /* sampled-softmax candidates: a = epoch, b = step, c = draw block */
+    REEL_RNG_GENERATE = 11,      /* generation: a = sample, b = position, c = 0 */
 } reel_rng_purpose;
 
 /* Four independent 32-bit words for counter (purpose, a, b, c) under seed. */
