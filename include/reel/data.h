@@ -21,6 +21,7 @@ void reel_rank_share(size_t total, int rank, int size, size_t *begin, size_t *co
 
 typedef struct reel_batch_buffer {
     uint32_t *ids;
+    uint32_t *targets; /* next-token batches: aligned with ids */
     size_t ids_capacity;
     size_t *offsets;
     float *labels;
@@ -38,5 +39,13 @@ int reel_batch_gather(reel_batch_buffer *buf, reel_tokfile *file, const uint64_t
                       size_t vocab_limit, size_t max_tokens, size_t window, uint64_t seed, uint64_t epoch,
                       reel_error *err);
 void reel_batch_buffer_free(reel_batch_buffer *buf);
+
+/* Building a next-token batch sequence by sequence: begin empties the buffer for up to `rows`
+ * sequences; append adds one sequence of `length` tokens and returns where its input ids and its
+ * targets go (*ids, *targets: `length` each, for the caller to fill before the next append, which may
+ * move them); finish sets buf->batch (labels NULL, targets set). */
+void reel_batch_begin(reel_batch_buffer *buf, size_t rows, uint64_t epoch, uint64_t step);
+void reel_batch_append(reel_batch_buffer *buf, size_t length, uint64_t sample_index, uint32_t **ids, uint32_t **targets);
+void reel_batch_finish(reel_batch_buffer *buf);
 
 #endif

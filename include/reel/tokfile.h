@@ -63,6 +63,9 @@ const char *reel_tokfile_path(const reel_tokfile *file);
 int reel_tokfile_doc(reel_tokfile *file, uint64_t doc_index, const uint32_t **ids, size_t *length,
                      int32_t *label, reel_error *err);
 
+/* The number of tokens of document doc_index, from the validated index (its ids are not read). */
+size_t reel_tokfile_doc_length(const reel_tokfile *file, uint64_t doc_index);
+
 /* Checks every document's ids (what `reel inspect` does); returns -1 at the first bad one. */
 int reel_tokfile_validate_all(reel_tokfile *file, reel_error *err);
 

@@ -59,7 +59,39 @@ int reel_batch_gather(reel_batch_buffer *buf, reel_tokfile *file, const uint64_t
     return 0;
 }
 
+void reel_batch_begin(reel_batch_buffer *buf, size_t rows, uint64_t epoch, uint64_t step) {
+    reserve_rows(buf, rows);
+    buf->batch = (reel_batch){0};
+    buf->batch.epoch = epoch;
+    buf->batch.step = step;
+    buf->offsets[0] = 0;
+}
+
+void reel_batch_append(reel_batch_buffer *buf, size_t length, uint64_t sample_index, uint32_t **ids, uint32_t **targets) {
+    size_t b = buf->batch.size, total = buf->offsets[b];
+    REEL_CHECK(b < buf->capacity, NULL, "batch of more than %zu sequences", buf->capacity);
+    if (total + length > buf->ids_capacity || !buf->targets) {
+        buf->ids_capacity = 2 * (total + length) + 16;
+        buf->ids = reel_realloc(buf->ids, buf->ids_capacity * sizeof *buf->ids);
+        buf->targets = reel_realloc(buf->targets, buf->ids_capacity * sizeof *buf->targets);
+    }
+    *ids = buf->ids + total;
+    *targets = buf->targets + total;
+    buf->offsets[b + 1] = total + length;
+    buf->sample_index[b] = sample_index;
+    buf->batch.size = b + 1;
+}
+
+void reel_batch_finish(reel_batch_buffer *buf) {
+    buf->batch.ids = buf->ids;
+    buf->batch.targets = buf->targets;
+    buf->batch.offsets = buf->offsets;
+    buf->batch.labels = NULL;
+    buf->batch.sample_index = buf->sample_index;
+}
+
 void reel_batch_buffer_free(reel_batch_buffer *buf) {
+    free(buf->targets);
     free(buf->ids);
     free(buf->offsets);
     free(buf->labels);

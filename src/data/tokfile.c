@@ -242,6 +242,12 @@ int reel_tokfile_doc(reel_tokfile *file, uint64_t doc_index, const uint32_t **id
     return 0;
 }
 
+size_t reel_tokfile_doc_length(const reel_tokfile *file, uint64_t doc_index) {
+    REEL_CHECK(doc_index < file->header.num_docs, NULL, "%s: document %" PRIu64 " of %" PRIu64, file->path, doc_index,
+               file->header.num_docs);
+    return (size_t)(file->doc_start[doc_index + 1] - file->doc_start[doc_index]);
+}
+
 int reel_tokfile_validate_all(reel_tokfile *file, reel_error *err) {
     for (uint64_t i = 0; i < file->header.num_docs; i++) {
         if (file->validated[i >> 3] & (1u << (i & 7))) continue;

@@ -9,12 +9,14 @@ extern const reel_model_kind reel_model_kind_bow;  /* src/models/bow.c */
 extern const reel_model_kind reel_model_kind_lstm; /* src/models/recurrent.c */
 extern const reel_model_kind reel_model_kind_gru;
 extern const reel_model_kind reel_model_kind_rnn;
+extern const reel_model_kind reel_model_kind_lm;   /* src/models/lm.c */
 
 static const reel_model_kind *const model_kinds[] = {
     &reel_model_kind_bow,
     &reel_model_kind_lstm,
     &reel_model_kind_gru,
     &reel_model_kind_rnn,
+    &reel_model_kind_lm,
 };
 #define NUM_KINDS (sizeof model_kinds / sizeof model_kinds[0])
 

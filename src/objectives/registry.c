@@ -4,10 +4,12 @@
 
 #include <string.h>
 
-extern const reel_objective_kind reel_objective_kind_classify; /* src/objectives/classify.c */
+extern const reel_objective_kind reel_objective_kind_classify;   /* src/objectives/classify.c */
+extern const reel_objective_kind reel_objective_kind_next_token; /* src/objectives/next_token.c */
 
 static const reel_objective_kind *const objective_kinds[] = {
     &reel_objective_kind_classify,
+    &reel_objective_kind_next_token,
 };
 #define NUM_KINDS (sizeof objective_kinds / sizeof objective_kinds[0])
 

@@ -320,22 +320,25 @@ static void run_epochs(trainer *t) {
                 window_start = reel_now_seconds();
             }
             int inside = t->state.step_in_epoch < steps_per_epoch;
+            double pause = reel_now_seconds();
             if (cfg->train.eval_every && t->state.global_step % cfg->train.eval_every == 0 && inside) {
                 int best = validate(t, epoch);
                 save_checkpoint(t, best);
             }
             if (cfg->checkpoint.every_steps && t->state.global_step % cfg->checkpoint.every_steps == 0 && inside)
                 save_checkpoint(t, 0);
+            window_start += reel_now_seconds() - pause; /* throughput counts training time only */
         }
         if (t->state.step_in_epoch < steps_per_epoch) break; /* stopped inside the epoch */
 
-        double train_seconds = reel_now_seconds() - epoch_start;
+        double train_seconds = reel_now_seconds() - epoch_start, pause = reel_now_seconds();
         t->state.epoch = epoch + 1;
         t->state.step_in_epoch = 0;
         int best = validate(t, epoch); /* metrics rows belong to the epoch just finished */
         reel_log("epoch %" PRIu64 "/%zu done: %.1f s training, %.1f s with evaluation%s\n", epoch + 1, cfg->train.epochs,
                  train_seconds, reel_now_seconds() - epoch_start, best ? ", best so far" : "");
         save_checkpoint(t, best);
+        window_start += reel_now_seconds() - pause;
     }
     save_checkpoint(t, 0);
     if (skipped) reel_log("%" PRIu64 " step(s) were skipped for non-finite gradients\n", skipped);
