@@ -120,3 +120,41 @@ seed = 5
 keep_last = 100
 INI
 }
+
+# write_small_lm_config FILE DATA_DIR [SAMPLER]: a small 2-layer LSTM language model with every option
+# that draws random numbers or reduces across ranks (locked, input, word and weight dropout, batch norm
+# over valid steps, tied weights with a projection), so rank-independence and resume are tested where
+# they are hardest. The default sampler is window; stream carries the state across windows.
+write_small_lm_config() {
+  cat >"$1" <<INI
+[data]
+dir = $2
+seq_len = 12
+[model]
+type = lm
+vocab_size = 600
+embed_dim = 10
+layer_dims = 12,8
+rnn_batch_norm = true
+rnn_dropout = 0.2
+input_dropout = 0.1
+word_dropout = 0.1
+weight_dropout = 0.2
+tie_weights = true
+[objective]
+sampler = ${3:-window}
+eval_split = test
+eval_docs = 100
+[optimizer]
+type = adam
+lr = 0.01
+clip_norm = 1.0
+[train]
+epochs = 2
+batch_size = 50
+log_every = 5
+seed = 5
+[checkpoint]
+keep_last = 100
+INI
+}

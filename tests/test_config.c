@@ -19,10 +19,10 @@
 
 /* Keys of the default configuration (model type bow, objective classify): the 33 general keys and
  * bow's 5. --help-config lists the general keys, then each model's and objective's own: the recurrent
- * classifiers share 10 (classify has none). */
+ * classifiers share 10, the language model has 10, classify none and next_token 4. */
 #define NUM_GENERAL_KEYS 33
 #define NUM_KEYS (NUM_GENERAL_KEYS + 5)
-#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10)
+#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10 + 10 + 4)
 
 /* Fields of the composed schema by name ("model.hidden_dim" lives in the bow model's options). */
 static void *field(const reel_config *cfg, const char *name) {
@@ -307,7 +307,7 @@ static void test_bool_choice_string(void **state) {
     expect_value_error("optimizer", "type", "adamw", "expected one of adam, sgd");
     expect_value_error("optimizer", "type", "Adam", "expected one of adam, sgd");
     expect_value_error("optimizer", "schedule", "steps", "expected one of constant, cosine, linear, step, slanted_triangular");
-    expect_value_error("model", "type", "cnn", "expected one of bow, lstm, gru, rnn");
+    expect_value_error("model", "type", "cnn", "expected one of bow, lstm, gru, rnn, lm");
 
     /* Strings: the longest that fits is accepted (on a line longer than inih's default 200), one more
      * character is an error. */

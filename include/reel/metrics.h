@@ -3,7 +3,8 @@
  * metrics.h5 holds two tables, /train (one row per log interval) and /eval (one row per evaluation),
  * each a set of extendible, chunked 1-D datasets of equal length, one per named series, appended and
  * flushed at every row. Which series exist is declared by the run: the trainer's own (step, epoch, lr,
- * grad_norm, allreduce_share; split for evaluations) and those of the objective being trained
+ * grad_norm, allreduce_share: the share of the steps' time spent in MPI_Allreduce, seconds: the
+ * training time the row covers; split for evaluations) and those of the objective being trained
  * (classification: loss, accuracy, samples_per_s; precision, recall, f1, tp, fp, tn, fn; language
  * model: loss, perplexity, accuracy, tokens_per_s). Readers find a series by name:
  *     h5py.File("runs/x/metrics.h5", "r", swmr=True)["train/loss"][:]

@@ -2,7 +2,10 @@
  *
  * Each review is 30 to 200 words in sentences of 5 to 14 words: neutral words (common English function
  * words and about 300 invented two-syllable words such as "berve" and "momsti") and, with probability 0.12 per word,
- * one of 60 positive or 60 negative words, each with its own strength between 0.5 and 2.0. A review
+ * one of 60 positive or 60 negative words, each with its own strength between 0.5 and 2.0. The neutral
+ * words have structure a language model can learn: every neutral word has 4 usual successors (fixed
+ * for the whole corpus), and the next neutral word is one of the previous one's with probability 0.8,
+ * otherwise a fresh one (a function word with probability 0.4, else an invented word). A review
  * leans one way (chosen with probability 1/2); its sentiment words agree with the lean with probability
  * 0.7. A sentiment word is preceded by "not" with probability 0.05, which flips its polarity.
  *

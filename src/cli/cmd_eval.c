@@ -135,16 +135,16 @@ int reel_cmd_eval(int argc, char **argv) {
             printf("\n");
             continue;
         }
-        printf("%-11s%s tokens\n", "length", label);
+        printf("%-19s%s tokens\n", "length", label);
         for (size_t s = 0; s < obj->num_eval_series; s++) {
             const reel_series *series = &obj->eval_series[s];
-            if (series->type != REEL_COLUMN_F64) printf("%-11s%" PRIu64 "\n", series->name, values[s].u);
-            else if (series->percent) printf("%-11s%.2f%%\n", series->name, 100 * values[s].f);
-            else printf("%-11s%.4f\n", series->name, values[s].f);
+            if (series->type != REEL_COLUMN_F64) printf("%-19s%" PRIu64 "\n", series->name, values[s].u);
+            else if (series->percent) printf("%-19s%.2f%%\n", series->name, 100 * values[s].f);
+            else printf("%-19s%.4f\n", series->name, values[s].f);
         }
         reel_buf summary = {0};
         obj->ops->describe(obj, REEL_METRICS_EVAL, values, &summary);
-        printf("%-11s%s\n", "summary", summary.data);
+        printf("%-19s%s\n", "summary", summary.data);
         reel_buf_free(&summary);
     }
     reel_objective_destroy(obj);

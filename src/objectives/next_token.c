@@ -26,7 +26,8 @@
 #include "reel/objective.h"
 #include "reel/rng.h"
 
-enum { MAX_SPLITS = 8, SLICE_ROWS = 512, EVAL_STEP_BUDGET = 32768 };
+enum { MAX_SPLITS = 8, EVAL_STEP_BUDGET = 32768 };
+static size_t SLICE_ROWS = 512;
 
 typedef struct nt_options {
     char sampler[REEL_NAME_MAX];
@@ -110,10 +111,9 @@ static int corpus_open(corpus *c, const reel_config *cfg, const reel_vocab *voca
     if (count < 0) return -1;
     if (count == 0) return reel_fail(err, "[objective] train_splits is empty: name the token files to train on");
     for (int i = 0; i < count; i++) {
-        if (reel_open_split(&c->files[i], cfg, vocab, names[i], 1, err) != 0) {
-            reel_fail(err, "%s (needed by [objective] train_splits = %s)", err->message, list);
-            return -1;
-        }
+        reel_error why = {{0}};
+        if (reel_open_split(&c->files[i], cfg, vocab, names[i], 1, &why) != 0)
+            return reel_fail(err, "%s (needed by [objective] train_splits = %s)", why.message, list);
         c->num_files++;
         c->first[i + 1] = c->first[i] + reel_tokfile_info(c->files[i])->num_docs;
     }
@@ -288,6 +288,7 @@ static void nt_begin_epoch(reel_objective *obj, uint64_t epoch) {
 
 static uint64_t nt_train_step(reel_objective *obj, uint64_t epoch, uint64_t step, double *sums) {
     nt_impl *t = obj->impl;
+    if (getenv("REEL_SLICE")) SLICE_ROWS = strtoul(getenv("REEL_SLICE"), NULL, 10);
     size_t global_tokens = 0;
     if (t->stream)
         gather_streams(t, obj, epoch, step, &global_tokens);
@@ -498,8 +499,9 @@ static int nt_create(reel_objective **out, const reel_config *cfg, reel_model *m
         return 0;
     }
     reel_tokfile *probe;
-    if (reel_open_split(&probe, cfg, vocab, o->eval_split, 1, err) != 0) {
-        reel_fail(err, "%s (needed by [objective] eval_split = %s)", err->message, o->eval_split);
+    reel_error why = {{0}};
+    if (reel_open_split(&probe, cfg, vocab, o->eval_split, 1, &why) != 0) {
+        reel_fail(err, "%s (needed by [objective] eval_split = %s)", why.message, o->eval_split);
         goto fail;
     }
     reel_tokfile_close(probe);

@@ -77,6 +77,19 @@ static void fill_invented(void) {
 
 static void build_invented(void) { pthread_once(&invented_once, fill_invented); }
 
+/* Neutral words in one numbering: the function words, then the invented ones. */
+enum { NUM_NEUTRAL = NUM_FUNCTION + NUM_INVENTED, SUCCESSORS = 4 };
+
+static const char *neutral_word(uint32_t i) { return i < NUM_FUNCTION ? function_words[i] : invented[i - NUM_FUNCTION]; }
+
+/* The k-th usual successor of neutral word w: a fixed pseudo-random neutral word (a multiplicative hash),
+ * the same in every document. This is the text's structure: a language model can learn it, a bag of
+ * words is blind to it. */
+static uint32_t successor(uint32_t w, uint32_t k) {
+    uint32_t h = (w * SUCCESSORS + k + 1) * 2654435761u;
+    return (h >> 8) % NUM_NEUTRAL;
+}
+
 /* Strength of sentiment word w: six levels from 0.5 to 2.0, interleaved across the list. */
 static double strength(size_t w) { return 0.5 + 0.3 * (double)((w * 7) % 6); }
 
@@ -145,7 +158,7 @@ void reel_synth_generate(uint64_t seed, uint32_t stream, uint64_t index, reel_sy
     uint32_t words = 30 + rng_below(&r, 171);
     int lean = rng_below(&r, 2) ? 1 : -1;
     double score = 0.0;
-    uint32_t written = 0, sentence_left = 0;
+    uint32_t written = 0, sentence_left = 0, previous = UINT32_MAX;
     while (written < words) {
         int capitalise = 0;
         if (sentence_left == 0) {
@@ -164,10 +177,15 @@ void reel_synth_generate(uint64_t seed, uint32_t stream, uint64_t index, reel_sy
             }
             put_word(doc, polarity > 0 ? positive_words[w] : negative_words[w], capitalise);
             score += (negated ? -1.0 : 1.0) * polarity * strength(w);
-        } else if (rng_unit(&r) < 0.4) {
-            put_word(doc, function_words[rng_below(&r, NUM_FUNCTION)], capitalise);
         } else {
-            put_word(doc, invented[rng_below(&r, NUM_INVENTED)], capitalise);
+            /* a usual successor of the previous neutral word, or a fresh one */
+            uint32_t w;
+            if (previous != UINT32_MAX && rng_unit(&r) < 0.8)
+                w = successor(previous, rng_below(&r, SUCCESSORS));
+            else
+                w = rng_unit(&r) < 0.4 ? rng_below(&r, NUM_FUNCTION) : NUM_FUNCTION + rng_below(&r, NUM_INVENTED);
+            put_word(doc, neutral_word(w), capitalise);
+            previous = w;
         }
         written++;
         if (--sentence_left == 0 || written >= words)

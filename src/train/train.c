@@ -161,7 +161,7 @@ static void save_checkpoint(trainer *t, int also_best) {
 
 static void layout_metrics(trainer *t) {
     const reel_objective *obj = t->obj;
-    REEL_CHECK(obj->num_train_series + 5 <= MAX_SERIES && obj->num_eval_series + 3 <= MAX_SERIES, NULL,
+    REEL_CHECK(obj->num_train_series + 6 <= MAX_SERIES && obj->num_eval_series + 3 <= MAX_SERIES, NULL,
                "objective '%s' declares too many series", obj->type);
     size_t n = 0;
     t->train_columns[n++] = (reel_column){"step", REEL_COLUMN_U64};
@@ -171,6 +171,7 @@ static void layout_metrics(trainer *t) {
     t->train_columns[n++] = (reel_column){"lr", REEL_COLUMN_F64};
     t->train_columns[n++] = (reel_column){"grad_norm", REEL_COLUMN_F64};
     t->train_columns[n++] = (reel_column){"allreduce_share", REEL_COLUMN_F64};
+    t->train_columns[n++] = (reel_column){"seconds", REEL_COLUMN_F64};
     t->num_train_columns = n;
     n = 0;
     t->eval_columns[n++] = (reel_column){"step", REEL_COLUMN_U64};
@@ -308,11 +309,12 @@ static void run_epochs(trainer *t) {
                 row[n++].f = r.lr;
                 row[n++].f = r.grad_norm;
                 row[n++].f = window_step_seconds > 0 ? window_allreduce_seconds / window_step_seconds : 0;
+                row[n++].f = elapsed;
                 reel_buf line = {0};
                 obj->ops->describe(obj, REEL_METRICS_TRAIN, row + 2, &line);
                 reel_log("epoch %" PRIu64 "/%zu step %" PRIu64 "/%" PRIu64 " | %s | lr %.3g |grad| %.3g | allreduce "
                          "%.1f%% | eta %s\n", epoch + 1, cfg->train.epochs, t->state.step_in_epoch, steps_per_epoch,
-                         line.data, r.lr, r.grad_norm, 100 * row[n - 1].f, eta);
+                         line.data, r.lr, r.grad_norm, 100 * row[n - 2].f, eta);
                 reel_buf_free(&line);
                 append_metrics(t, REEL_METRICS_TRAIN, row);
                 memset(window, 0, num_sums * sizeof *window);

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Throughput of the course's language model, reel against PyTorch on the same machine in the same run.
+#
+# Model (configs/imdb_lm.ini, course part 3a): vocabulary 8,003 (8,000 words and the reserved ids),
+# embedding 500, 3 LSTM layers of 500 with batch norm and locked dropout 0.3 after each, decoder over the
+# vocabulary; a random window of 50 predictions per review; global batch 200; Adam 1e-3; the training
+# text of train, valid and unsup (75,000 reviews). Each layout trains WARMUP + STEPS steps (default
+# 3 + 20); the warm-up steps are left out of every figure.
+#
+# reel layouts:     2 ranks x 1 OpenBLAS thread, 1 rank x 2 threads, 1 rank x 1 thread (mpirun --bind-to
+#                   none), with the full softmax, and with --sampled also the sampled softmax.
+# PyTorch layouts:  DistributedDataParallel 2 processes x 1 thread (gloo over 127.0.0.1), 1 process x 2
+#                   threads, 1 process x 1 thread, by bench/torch_lm.py on the same prepared data.
+#
+# How the figures are measured:
+#   tokens/s   predictions of the timed global batches / their wall time. reel: with train.log_every =
+#              1 every row of metrics.h5 is one step, with its tokens_per_s and the seconds it took
+#              (batch gathering, forward, decoder and softmax, backward, all-reduce, optimizer; not
+#              logging, evaluation or checkpoints). PyTorch: the same span of every step, on rank 0.
+#   allreduce  reel: the share of the timed steps' time spent in the gradient MPI_Allreduce.
+#   peak RSS   per rank / process, in MB (GNU time %M for reel; getrusage in PyTorch, which includes the
+#              PyTorch runtime).
+#   vs PyTorch reel's tokens/s over the best PyTorch layout's.
+#
+# Usage: bench/lm.sh [options] [DATA_DIR]
+#   DATA_DIR           a directory written by `reel prep` of IMDb; default: ../shared/data/aclImdb_v1.tar.gz
+#                      is prepared into a temporary directory first (about 3 s)
+#   --steps N --warmup N   (defaults 20 and 3)
+#   --sampled N        also train reel with the sampled softmax of N candidates (e.g. 1024)
+#   --no-torch         reel only
+#   --reel-only-2x1    reel 2 ranks x 1 thread only (quick checks)
+# Run it after scripts/build, with nothing else running on the machine: it takes about 20 minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/mpi-env
+
+steps=20 warmup=3 torch=1 data="" sampled=0 quick=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --steps) steps=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
+    --sampled) sampled=$2; shift 2 ;;
+    --no-torch) torch=0; shift ;;
+    --reel-only-2x1) quick=1; torch=0; shift ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "bench/lm.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    *) data=$1; shift ;;
+  esac
+done
+for n in "$steps" "$warmup" "$sampled"; do
+  [[ $n =~ ^[0-9]+$ ]] || { echo "bench/lm.sh: '$n' is not a number" >&2; exit 2; }
+done
+
+REEL=${REEL:-build/reel}
+[ -x "$REEL" ] || { echo "bench/lm.sh: $REEL is missing; run scripts/build" >&2; exit 1; }
+command -v /usr/bin/time >/dev/null || { echo "bench/lm.sh: GNU time (/usr/bin/time) is needed for memory" >&2; exit 1; }
+PY=""
+for candidate in /usr/bin/python3 python3; do
+  if command -v "$candidate" >/dev/null && "$candidate" -c "import h5py, numpy" 2>/dev/null; then PY=$candidate; break; fi
+done
+[ -n "$PY" ] || { echo "bench/lm.sh: no python3 with h5py and numpy (apt-get install python3-h5py)" >&2; exit 1; }
+if [ "$torch" = 1 ] && ! "$PY" -c "import torch" 2>/dev/null; then
+  echo "bench/lm.sh: $PY cannot import torch: PyTorch lines skipped (apt-get install python3-torch)" >&2
+  torch=0
+fi
+
+work=$(mktemp -d /tmp/reel-bench-lm-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+if [ -z "$data" ]; then
+  archive=../shared/data/aclImdb_v1.tar.gz
+  [ -f "$archive" ] || { echo "bench/lm.sh: $archive is missing; give a prepared DATA_DIR" >&2; exit 1; }
+  echo "preparing $archive into $work/imdb"
+  "$REEL" prep "$archive" "$work/imdb" >/dev/null
+  data=$work/imdb
+fi
+for split in train valid unsup; do
+  [ -f "$data/$split.tok" ] || { echo "bench/lm.sh: $data/$split.tok is missing (an IMDb \`reel prep\` directory)" >&2; exit 1; }
+done
+
+results=$work/results.txt
+: >"$results"
+
+# run_reel RANKS THREADS SOFTMAX: one reel layout; appends a line to $results.
+run_reel() {
+  local ranks=$1 threads=$2 softmax=$3
+  local name=reel_${ranks}x${threads}_${softmax}
+  local label="$ranks rank$([ "$ranks" = 1 ] || echo s) x $threads thread$([ "$threads" = 1 ] || echo s)"
+  local extra=()
+  [ "$softmax" = full ] || extra=(--set objective.softmax=sampled --set "objective.sampled=$sampled")
+  echo "reel: $label, $softmax softmax" >&2
+  if ! OPENBLAS_NUM_THREADS=$threads mpirun -np "$ranks" --bind-to none -x OPENBLAS_NUM_THREADS \
+      sh -c 'exec /usr/bin/time -f %M -o "$0.$OMPI_COMM_WORLD_RANK" "$@"' "$work/$name.rss" \
+      "$REEL" train configs/imdb_lm.ini --no-resume --run-dir "$work/$name" --set "data.dir=$data" \
+      --set "train.max_steps=$((warmup + steps))" --set train.log_every=1 --set checkpoint.every_steps=0 \
+      --set checkpoint.keep_best=false "${extra[@]}" >"$work/$name.log" 2>&1; then
+    echo "bench/lm.sh: reel failed; the end of its log:" >&2; tail -5 "$work/$name.log" >&2
+    echo "reel|$label|$softmax|failed" >>"$results"
+    return
+  fi
+  local rss="" r
+  for ((r = 0; r < ranks; r++)); do rss+="${rss:+/}$(awk 'END {printf "%.0f", $1 / 1024}' "$work/$name.rss.$r")"; done
+  local figures
+  if ! figures=$("$PY" - "$work/$name/metrics.h5" "$warmup" "$steps" <<'PY'
+import sys
+import h5py
+import numpy as np
+path, warmup, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with h5py.File(path, "r") as f:
+    step, rate, seconds, share = (f["train/" + k][()] for k in ("step", "tokens_per_s", "seconds", "allreduce_share"))
+timed = step > warmup
+if timed.sum() != steps:
+    sys.exit(f"{path}: {timed.sum()} timed rows, expected {steps} (a skipped step?)")
+tokens, total = float((rate[timed] * seconds[timed]).sum()), float(seconds[timed].sum())
+print(f"{total / steps:.3f}|{tokens / total:.0f}|{100 * float((share[timed] * seconds[timed]).sum()) / total:.1f}%")
+PY
+  ); then
+    echo "reel|$label|$softmax|failed" >>"$results"
+    return
+  fi
+  echo "reel|$label|$softmax|$figures|$rss" >>"$results"
+}
+
+# run_torch LABEL ARGS...: one PyTorch layout.
+run_torch() {
+  local label=$1; shift
+  echo "PyTorch: $label" >&2
+  local out
+  if ! out=$("$PY" bench/torch_lm.py --data "$data" --steps "$steps" --warmup "$warmup" "$@" 2>"$work/torch.err"); then
+    echo "bench/lm.sh: torch_lm.py failed:" >&2; tail -5 "$work/torch.err" >&2
+    echo "PyTorch|$label|full|failed" >>"$results"
+    return
+  fi
+  echo "$out" | awk -v l="$label" '/^RESULT/ {
+      for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+      n = split(v["rss_kb"], r, ","); rss = ""
+      for (i = 1; i <= n; i++) rss = rss (i > 1 ? "/" : "") sprintf("%.0f", r[i] / 1024)
+      printf "PyTorch|%s|full|%.3f|%.0f|-|%s\n", l, v["s_per_step"], v["tokens_per_s"], rss }' >>"$results"
+}
+
+run_reel 2 1 full
+[ "$sampled" = 0 ] || run_reel 2 1 sampled
+if [ "$quick" = 0 ]; then
+  run_reel 1 2 full
+  run_reel 1 1 full
+  [ "$sampled" = 0 ] || run_reel 1 1 sampled
+fi
+if [ "$torch" = 1 ]; then
+  run_torch "DDP 2 processes x 1 thread" --ddp 2
+  run_torch "1 process x 2 threads" --threads 2
+  run_torch "1 process x 1 thread" --threads 1
+fi
+
+echo
+echo "== $(nproc) cores; course LM (3 x LSTM 500, embedding 500, vocabulary 8003, window 50, batch 200);" \
+     "$steps timed steps after $warmup warm-up"
+awk -F'|' '
+  { row[NR] = $0; if ($1 == "PyTorch" && $4 != "failed" && $5 > best) best = $5 }
+  END {
+    printf "%-8s %-28s %-8s %8s %10s %10s %14s %11s\n", "impl", "layout", "softmax", "s/step", "tokens/s", "allreduce",
+           "peak RSS MB", "vs PyTorch"
+    for (i = 1; i <= NR; i++) {
+      split(row[i], f, "|")
+      if (f[4] == "failed") { printf "%-8s %-28s %-8s %8s\n", f[1], f[2], f[3], "failed"; continue }
+      ratio = (f[1] == "reel" && best > 0) ? sprintf("%.2fx", f[5] / best) : ""
+      printf "%-8s %-28s %-8s %8.3f %10.0f %10s %14s %11s\n", f[1], f[2], f[3], f[4], f[5], f[6], f[7], ratio
+    }
+  }' "$results"
