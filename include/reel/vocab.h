@@ -40,4 +40,17 @@ int reel_vocab_load(reel_vocab *vocab, const char *path, reel_error *err);
 int reel_vocab_save(const reel_vocab *vocab, const char *path, reel_error *err);
 void reel_vocab_free(reel_vocab *vocab);
 
+/* Token -> id lookup over a loaded vocabulary (open addressing on XXH64), for turning text into ids
+ * outside `reel prep` (a generation prime, a review to classify). */
+typedef struct reel_vocab_index {
+    const reel_vocab *vocab;
+    uint32_t *slots; /* id + 1, 0 = empty */
+    size_t mask;     /* slots - 1, a power of two minus one */
+} reel_vocab_index;
+
+void reel_vocab_index_build(reel_vocab_index *index, const reel_vocab *vocab);
+void reel_vocab_index_free(reel_vocab_index *index);
+/* The id of token[0..length), or -1 when the vocabulary does not hold it. */
+int64_t reel_vocab_find(const reel_vocab_index *index, const char *token, size_t length);
+
 #endif

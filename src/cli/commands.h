@@ -8,5 +8,6 @@ int reel_cmd_synth(int argc, char **argv);
 int reel_cmd_train(int argc, char **argv);
 int reel_cmd_eval(int argc, char **argv);
 int reel_cmd_inspect(int argc, char **argv);
+int reel_cmd_generate(int argc, char **argv);
 
 #endif

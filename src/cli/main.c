@@ -17,6 +17,7 @@ static const reel_command commands[] = {
     {"synth", reel_cmd_synth, "write a synthetic labelled corpus (TSV) that a model can learn, for demos and tests"},
     {"train", reel_cmd_train, "train a model from a config file, data-parallel over the MPI ranks; resumes"},
     {"eval", reel_cmd_eval, "evaluate a checkpoint on a split: loss, accuracy, precision, recall, F1"},
+    {"generate", reel_cmd_generate, "write text with a language model: a prime, a temperature, top-k, top-p"},
     {"inspect", reel_cmd_inspect, "summarise and validate a checkpoint, token file, vocabulary or metrics file"},
 };
 

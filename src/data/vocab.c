@@ -210,3 +210,32 @@ int reel_vocab_save(const reel_vocab *vocab, const char *path, reel_error *err) 
     reel_buf_free(&out);
     return rc;
 }
+
+/* ---- token -> id ---- */
+
+void reel_vocab_index_build(reel_vocab_index *index, const reel_vocab *vocab) {
+    size_t slots = 16;
+    while (slots < 2 * vocab->size) slots *= 2;
+    index->vocab = vocab;
+    index->mask = slots - 1;
+    index->slots = reel_calloc(slots, sizeof *index->slots);
+    for (size_t id = 0; id < vocab->size; id++) {
+        size_t at = (size_t)XXH64(vocab->tokens[id], strlen(vocab->tokens[id]), 0) & index->mask;
+        while (index->slots[at]) at = (at + 1) & index->mask;
+        index->slots[at] = (uint32_t)id + 1;
+    }
+}
+
+void reel_vocab_index_free(reel_vocab_index *index) {
+    free(index->slots);
+    memset(index, 0, sizeof *index);
+}
+
+int64_t reel_vocab_find(const reel_vocab_index *index, const char *token, size_t length) {
+    size_t at = (size_t)XXH64(token, length, 0) & index->mask;
+    for (; index->slots[at]; at = (at + 1) & index->mask) {
+        const char *candidate = index->vocab->tokens[index->slots[at] - 1];
+        if (strncmp(candidate, token, length) == 0 && candidate[length] == '\0') return (int64_t)index->slots[at] - 1;
+    }
+    return -1;
+}

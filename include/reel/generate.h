@@ -1,0 +1,53 @@
+/* reel/generate.h: text from a language model, one token at a time.
+ *
+ * A generator holds several samples side by side, each with its own recurrent state: it reads a prime
+ * (the same for every sample) through the model in one forward from the start of a document (<eod>),
+ * then steps: each step feeds every sample its last token, one time step with the state carried, and
+ * draws the next token from the decoder's softmax. The stateful step is the model's forward with a
+ * batch state buffer (reel/model.h), so what serves here serves a web service too.
+ *
+ * Sampling: the logits are divided by the temperature (0: the greedy choice, the largest logit), then
+ * only the top_k most likely tokens (0: all) and, among those, the smallest set whose probability
+ * reaches top_p (1: all) remain; the draw uses Philox keyed by (seed, sample, position), so the same seed
+ * gives the same text whatever the number of samples. <pad> and <unk> are never drawn.
+ */
+#ifndef REEL_GENERATE_H
+#define REEL_GENERATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "reel/check.h"
+#include "reel/model.h"
+#include "reel/util.h"
+#include "reel/vocab.h"
+
+typedef struct reel_sampling {
+    double temperature; /* >= 0 */
+    size_t top_k;       /* 0: no limit */
+    double top_p;       /* in (0, 1] */
+    uint64_t seed;
+} reel_sampling;
+
+typedef struct reel_generator reel_generator;
+
+/* A generator of `samples` texts from model, which must be a language model (per-token outputs and a
+ * carried state); errors say what the model is instead. */
+int reel_generator_create(reel_generator **out, reel_model *model, size_t samples, reel_error *err);
+void reel_generator_free(reel_generator *g);
+/* Starts every sample at the beginning of a document and reads ids[0..count) (the prime). */
+void reel_generator_prime(reel_generator *g, const uint32_t *ids, size_t count);
+/* Draws the next token of every sample into next[samples] (position = tokens generated so far, keys the
+ * draw) and feeds it to the model, so the following call continues from it. */
+void reel_generator_step(reel_generator *g, const reel_sampling *sampling, uint64_t position, uint32_t *next);
+
+/* The token drawn from logits (K) under sampling, for sample `sample` at `position`; never an id in
+ * [0, REEL_VOCAB_RESERVED) other than <eod>. logits is overwritten. */
+uint32_t reel_sample_logits(float *logits, size_t K, const reel_sampling *sampling, uint64_t sample, uint64_t position);
+
+/* Appends tokens to out as readable text: words joined by spaces, none before closing punctuation and
+ * clitics ("do n't" -> "don't", "film 's" -> "film's") or after an opening bracket; <eod> stays
+ * visible as "<eod>", the end of one document and the start of the next. */
+void reel_detokenize(reel_buf *out, const reel_vocab *vocab, const uint32_t *ids, size_t count);
+
+#endif

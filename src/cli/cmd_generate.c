@@ -1,0 +1,168 @@
+/* reel generate: text from a language-model checkpoint. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "reel/comm.h"
+#include "reel/generate.h"
+#include "reel/loader.h"
+#include "reel/tokenizer.h"
+
+static void usage(FILE *out) {
+    fputs("usage: reel generate CHECKPOINT.h5 [options]\n"
+          "\n"
+          "Writes text from a language model (a checkpoint of [model] type = lm): each sample starts a new\n"
+          "document, reads the prime, then draws one token at a time from the model's softmax. The prime is\n"
+          "tokenized as `reel prep` does; its words outside the model's vocabulary are listed and read as <unk>.\n"
+          "The checkpoint holds its vocabulary, so no data directory is needed. Each sample is printed on a line:\n"
+          "the prime, then ' | ', then what the model wrote.\n"
+          "\n"
+          "options:\n"
+          "  --prime TEXT        the text to continue (default: none, the start of a document)\n"
+          "  --length N          tokens to generate per sample (default 60)\n"
+          "  --temperature T     divides the logits: below 1 more predictable, above 1 more varied; 0 takes the\n"
+          "                      most likely token every time (default 1)\n"
+          "  --top-k K           draw among the K most likely tokens only (default 0: all)\n"
+          "  --top-p P           draw among the most likely tokens whose probabilities add up to P (default 1)\n"
+          "  --samples N         independent samples from the same prime (default 1)\n"
+          "  --seed S            the same seed gives the same text (default 1)\n"
+          "  --stop-at-eod       end a sample when it ends its document (<eod>); otherwise it goes on\n"
+          "  --max-context N     tokens the model reads at most, prime and generated ones together (default 4096)\n"
+          "  -h, --help          this text\n",
+          out);
+}
+
+static int parse_size(const char *option, const char *text, size_t *value, reel_error *err) {
+    char *end;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (*end || end == text || text[0] == '-') return reel_fail(err, "--%s '%s': expected a non-negative integer", option, text);
+    *value = (size_t)v;
+    return 0;
+}
+
+static int parse_double(const char *option, const char *text, double lo, double hi, double *value, reel_error *err) {
+    char *end;
+    double v = strtod(text, &end);
+    if (*end || end == text || !(v >= lo && v <= hi))
+        return reel_fail(err, "--%s '%s': expected a number in [%g, %g]", option, text, lo, hi);
+    *value = v;
+    return 0;
+}
+
+static int generate_main(int argc, char **argv) {
+    static const struct option options[] = {
+        {"prime", required_argument, NULL, 'p'},   {"length", required_argument, NULL, 'l'},
+        {"temperature", required_argument, NULL, 't'}, {"top-k", required_argument, NULL, 'k'},
+        {"top-p", required_argument, NULL, 'P'},   {"samples", required_argument, NULL, 'n'},
+        {"seed", required_argument, NULL, 's'},    {"stop-at-eod", no_argument, NULL, 'e'},
+        {"max-context", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *prime = "";
+    size_t length = 60, samples = 1, max_context = 4096, seed = 1;
+    int stop_at_eod = 0;
+    reel_sampling sampling = {1.0, 0, 1.0, 1};
+    reel_error err = {{0}};
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "h", options, NULL)) != -1;) {
+        int bad = 0;
+        switch (c) {
+        case 'p': prime = optarg; break;
+        case 'l': bad = parse_size("length", optarg, &length, &err); break;
+        case 't': bad = parse_double("temperature", optarg, 0, 1e6, &sampling.temperature, &err); break;
+        case 'k': bad = parse_size("top-k", optarg, &sampling.top_k, &err); break;
+        case 'P': bad = parse_double("top-p", optarg, 1e-9, 1, &sampling.top_p, &err); break;
+        case 'n': bad = parse_size("samples", optarg, &samples, &err) || (samples == 0 && reel_fail(&err, "--samples must be at least 1")); break;
+        case 's': bad = parse_size("seed", optarg, &seed, &err); break;
+        case 'e': stop_at_eod = 1; break;
+        case 'c': bad = parse_size("max-context", optarg, &max_context, &err); break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+        if (bad) return reel_cli_report(&err, NULL);
+    }
+    if (optind != argc - 1) {
+        usage(stderr);
+        return 2;
+    }
+    sampling.seed = seed;
+    const char *checkpoint = argv[optind];
+    reel_trained trained;
+    reel_load_options load = {NULL, 0, samples};
+    if (reel_trained_load(&trained, checkpoint, &load, &err) != 0) return reel_cli_report(&err, NULL);
+    reel_generator *g = NULL;
+    reel_error why = {{0}};
+    if (reel_generator_create(&g, trained.model, samples, &why) != 0) {
+        reel_fail(&err, "%s: %s", checkpoint, why.message);
+        reel_trained_free(&trained);
+        return reel_cli_report(&err, "train a language model with configs/imdb_lm.ini, or give its checkpoint");
+    }
+
+    /* the prime, as `reel prep` tokenizes */
+    reel_tokenizer tokenizer;
+    reel_tokenizer_init(&tokenizer);
+    reel_vocab_index index;
+    reel_vocab_index_build(&index, &trained.vocab);
+    size_t count = 0, V = trained.model->vocab_size, unknown = 0;
+    const reel_token *tokens = reel_tokenize(&tokenizer, prime, strlen(prime), &count);
+    uint32_t *ids = malloc((count ? count : 1) * sizeof *ids);
+    reel_buf unknown_words = {0};
+    for (size_t i = 0; i < count; i++) {
+        int64_t id = reel_vocab_find(&index, tokens[i].text, tokens[i].length);
+        if (id < 0 || (size_t)id >= V) {
+            ids[i] = REEL_TOKEN_UNK;
+            if (unknown++ < 20) reel_buf_printf(&unknown_words, "%s%.*s", unknown > 1 ? ", " : "", (int)tokens[i].length, tokens[i].text);
+        } else {
+            ids[i] = (uint32_t)id;
+        }
+    }
+    int status = 0;
+    if (count + 1 + length > max_context) {
+        reel_fail(&err, "--prime has %zu tokens: with the start of the document and --length %zu that is %zu, more than "
+                  "the model takes (--max-context %zu)", count, length, count + 1 + length, max_context);
+        status = reel_cli_report(&err, "shorten the prime or --length, or raise --max-context");
+        goto done;
+    }
+    if (unknown)
+        fprintf(stderr, "reel: note: %zu word(s) of the prime are not in the model's vocabulary and read as <unk>: %s%s\n",
+                unknown, unknown_words.data, unknown > 20 ? ", ..." : "");
+    reel_buf text = {0};
+    reel_detokenize(&text, &trained.vocab, ids, count);
+    printf("checkpoint %s; prime \"%s\" (%zu tokens); temperature %g, top-k %zu, top-p %g, seed %zu\n", checkpoint,
+           text.data ? text.data : "", count, sampling.temperature, sampling.top_k, sampling.top_p, seed);
+    reel_buf_free(&text);
+
+    reel_generator_prime(g, ids, count);
+    uint32_t *generated = malloc(samples * (length ? length : 1) * sizeof *generated), *next = malloc(samples * sizeof *next);
+    size_t *produced = calloc(samples, sizeof *produced);
+    int *ended = calloc(samples, sizeof *ended);
+    for (size_t position = 0; position < length; position++) {
+        reel_generator_step(g, &sampling, position, next);
+        for (size_t b = 0; b < samples; b++) {
+            if (ended[b]) continue;
+            generated[b * length + produced[b]++] = next[b];
+            if (stop_at_eod && next[b] == REEL_TOKEN_EOD) ended[b] = 1;
+        }
+    }
+    for (size_t b = 0; b < samples; b++) {
+        reel_buf line = {0};
+        reel_detokenize(&line, &trained.vocab, ids, count);
+        reel_buf_append(&line, count ? " |" : "|", count ? 2 : 1);
+        reel_detokenize(&line, &trained.vocab, generated + b * length, produced[b]);
+        printf("[%zu] %s%s", b + 1, line.data, line.length && line.data[line.length - 1] == '\n' ? "" : "\n");
+        reel_buf_free(&line);
+    }
+    free(generated), free(next), free(produced), free(ended);
+done:
+    reel_buf_free(&unknown_words);
+    free(ids);
+    reel_vocab_index_free(&index);
+    reel_tokenizer_free(&tokenizer);
+    reel_generator_free(g);
+    reel_trained_free(&trained);
+    return status;
+}
+
+int reel_cmd_generate(int argc, char **argv) { return reel_comm_run_on_rank0(generate_main, argc, argv); }

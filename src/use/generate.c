@@ -1,0 +1,171 @@
+/* Generation from a language model (reel/generate.h). */
+#include "reel/generate.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reel/data.h"
+#include "reel/layers.h"
+#include "reel/rng.h"
+
+/* Tokens of a prime read per forward: the state carries from one chunk to the next, so a long prime
+ * costs no more memory than this. */
+enum { PRIME_CHUNK = 512 };
+
+struct reel_generator {
+    reel_model *model;
+    size_t samples, width, V;
+    float *state;     /* (samples, width) */
+    float *logits;    /* (samples, V) the next token's logits */
+    float *scratch;   /* (V) */
+    uint64_t *sample_index;
+    reel_batch_buffer buffer;
+    reel_comm comm;
+};
+
+int reel_generator_create(reel_generator **out, reel_model *model, size_t samples, reel_error *err) {
+    if (model->output != REEL_OUTPUT_TOKEN || model->state_width == 0)
+        return reel_fail(err, "model type '%s' is a classifier (one output per document): generation needs a "
+                         "language model (type lm)", model->type);
+    if (samples == 0) return reel_fail(err, "no samples to generate");
+    reel_generator *g = reel_calloc(1, sizeof *g);
+    g->model = model;
+    g->samples = samples;
+    g->width = model->state_width;
+    g->V = model->num_outputs;
+    g->state = reel_calloc(samples * g->width, sizeof(float));
+    g->logits = reel_calloc(samples * g->V, sizeof(float));
+    g->scratch = reel_calloc(g->V, sizeof(float));
+    reel_comm_self(&g->comm);
+    *out = g;
+    return 0;
+}
+
+void reel_generator_free(reel_generator *g) {
+    if (!g) return;
+    reel_batch_buffer_free(&g->buffer);
+    free(g->state);
+    free(g->logits);
+    free(g->scratch);
+    free(g);
+}
+
+/* One forward of rows sequences of `count` tokens each (ids[b * count + k]) from the states in state;
+ * leaves the next token's logits of each in logits (rows, V). */
+static void run(reel_generator *g, const uint32_t *ids, size_t rows, size_t count, float *state, float *logits) {
+    reel_batch_begin(&g->buffer, rows, 0, 0);
+    for (size_t b = 0; b < rows; b++) {
+        uint32_t *inputs, *targets;
+        reel_batch_append(&g->buffer, count, b, &inputs, &targets);
+        memcpy(inputs, ids + b * count, count * sizeof *inputs);
+        memset(targets, 0, count * sizeof *targets);
+    }
+    reel_batch_finish(&g->buffer);
+    g->buffer.batch.state = state;
+    reel_output out;
+    g->model->ops->forward(g->model, &g->buffer.batch, 0, &out, &g->comm);
+    /* the last step of each sequence: row (T - 1) * B + b of the time-major outputs */
+    const float *last = out.features + (out.T - 1) * out.B * out.features_dim;
+    reel_linear_forward(logits, last, out.weight, out.bias, rows, out.features_dim, out.width);
+}
+
+void reel_generator_prime(reel_generator *g, const uint32_t *ids, size_t count) {
+    /* every sample reads the same prime: read it once, then copy the state and the logits */
+    memset(g->state, 0, g->width * sizeof(float));
+    uint32_t chunk[PRIME_CHUNK];
+    size_t total = count + 1, done = 0; /* <eod>, then the prime */
+    while (done < total) {
+        size_t n = total - done < PRIME_CHUNK ? total - done : PRIME_CHUNK;
+        for (size_t k = 0; k < n; k++) chunk[k] = done + k == 0 ? REEL_TOKEN_EOD : ids[done + k - 1];
+        run(g, chunk, 1, n, g->state, g->logits);
+        done += n;
+    }
+    for (size_t b = 1; b < g->samples; b++) {
+        memcpy(g->state + b * g->width, g->state, g->width * sizeof(float));
+        memcpy(g->logits + b * g->V, g->logits, g->V * sizeof(float));
+    }
+}
+
+void reel_generator_step(reel_generator *g, const reel_sampling *sampling, uint64_t position, uint32_t *next) {
+    for (size_t b = 0; b < g->samples; b++) {
+        memcpy(g->scratch, g->logits + b * g->V, g->V * sizeof(float));
+        next[b] = reel_sample_logits(g->scratch, g->V, sampling, b, position);
+    }
+    run(g, next, g->samples, 1, g->state, g->logits);
+}
+
+/* ---- sampling ---- */
+
+typedef struct {
+    float value;
+    uint32_t id;
+} candidate;
+
+static int by_value_descending(const void *a, const void *b) {
+    const candidate *x = a, *y = b;
+    if (x->value != y->value) return x->value > y->value ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+uint32_t reel_sample_logits(float *logits, size_t K, const reel_sampling *s, uint64_t sample, uint64_t position) {
+    /* <pad> and <unk> are never drawn; <eod> may be (it ends a review) */
+    logits[REEL_TOKEN_PAD] = -INFINITY;
+    if (K > REEL_TOKEN_UNK) logits[REEL_TOKEN_UNK] = -INFINITY;
+    size_t best = 0;
+    for (size_t k = 1; k < K; k++)
+        if (logits[k] > logits[best]) best = k;
+    if (s->temperature <= 0 || s->top_k == 1) return (uint32_t)best;
+    candidate *c = malloc(K * sizeof *c);
+    REEL_CHECK(c, NULL, "out of memory sampling");
+    size_t n = 0;
+    for (size_t k = 0; k < K; k++)
+        if (isfinite(logits[k])) c[n++] = (candidate){logits[k], (uint32_t)k};
+    qsort(c, n, sizeof *c, by_value_descending);
+    if (s->top_k && s->top_k < n) n = s->top_k;
+    /* probabilities under the temperature, relative to the largest (which is c[0]) */
+    double *p = malloc(n * sizeof *p), total = 0;
+    REEL_CHECK(p, NULL, "out of memory sampling");
+    for (size_t i = 0; i < n; i++) total += p[i] = exp(((double)c[i].value - c[0].value) / s->temperature);
+    if (s->top_p < 1.0) { /* the smallest head whose probability reaches top_p */
+        double kept = 0;
+        size_t m = 0;
+        while (m < n && kept < s->top_p * total) kept += p[m++];
+        n = m ? m : 1;
+        total = kept > 0 ? kept : p[0];
+    }
+    uint32_t w[4];
+    reel_rng_block(w, s->seed, REEL_RNG_GENERATE, (uint32_t)sample, (uint32_t)position, (uint32_t)(position >> 32));
+    double u = ((double)(w[0] >> 5) * 67108864.0 + (double)(w[1] >> 6)) / 9007199254740992.0 * total;
+    uint32_t chosen = c[n - 1].id;
+    for (size_t i = 0; i < n; i++) {
+        if (u < p[i]) {
+            chosen = c[i].id;
+            break;
+        }
+        u -= p[i];
+    }
+    free(p);
+    free(c);
+    return chosen;
+}
+
+/* ---- text ---- */
+
+static int attaches_left(const char *t) {
+    static const char *const closing[] = {".", ",", "!", "?", ";", ":", ")", "]", "...", "'s", "'re", "'ve", "'ll",
+                                          "'d", "'m", "n't", "%"};
+    for (size_t i = 0; i < sizeof closing / sizeof closing[0]; i++)
+        if (strcmp(t, closing[i]) == 0) return 1;
+    return 0;
+}
+
+void reel_detokenize(reel_buf *out, const reel_vocab *vocab, const uint32_t *ids, size_t count) {
+    for (size_t i = 0; i < count; i++) {
+        const char *t = ids[i] < vocab->size ? vocab->tokens[ids[i]] : "<unk>";
+        int at_line_start = out->length == 0 || out->data[out->length - 1] == '\n';
+        int after_open = out->length > 0 && (out->data[out->length - 1] == '(' || out->data[out->length - 1] == '[');
+        if (!at_line_start && !after_open && !attaches_left(t)) reel_buf_append(out, " ", 1);
+        reel_buf_append(out, t, strlen(t));
+    }
+}

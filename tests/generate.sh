@@ -1,0 +1,83 @@
+# reel generate: a model trained on a tiny deterministic corpus reproduces it; the same seed gives the
+# same text; temperature -> 0 is the greedy continuation; top-k 1 is greedy too; and the bad inputs
+# (a classifier's checkpoint, a prime longer than the model takes, a corrupt checkpoint, bad options)
+# are named errors.
+source "$(dirname "$0")/lib.sh"
+
+# Two kinds of document, 100 of each: every word but the first follows from the words before it.
+for i in $(seq 1 100); do
+  echo "alpha bravo charlie delta echo foxtrot golf ."
+  echo "kilo lima mike november oscar papa quebec !"
+done >"$WORK/corpus.txt"
+expect_ok "prep of the tiny corpus" reel prep --format text --valid-count 20 "$WORK/corpus.txt" "$WORK/data"
+cat >"$WORK/tiny.ini" <<INI
+[data]
+dir = $WORK/data
+[model]
+type = lm
+vocab_size = 100
+embed_dim = 16
+hidden_dim = 32
+num_layers = 1
+rnn_batch_norm = false
+rnn_dropout = 0
+[objective]
+sampler = window
+eval_split = valid
+[optimizer]
+lr = 0.02
+[train]
+epochs = 30
+batch_size = 20
+log_every = 50
+seed = 3
+[checkpoint]
+keep_last = 2
+INI
+expect_ok "train on it" mpireel 2 train "$WORK/tiny.ini" --run-dir "$WORK/run"
+ckpt="$WORK/run/ckpt_best.h5"
+
+expect_ok "greedy from 'kilo lima'" reel generate "$ckpt" --prime "kilo lima" --temperature 0 --length 8 --stop-at-eod
+grep -qx '\[1\] kilo lima | mike november oscar papa quebec! <eod>' "$WORK/out.txt" && pass "reproduces the corpus" \
+  || { fail "greedy continuation:"; cat "$WORK/out.txt" >&2; }
+expect_ok "greedy from nothing" reel generate "$ckpt" --temperature 0 --length 10 --stop-at-eod
+grep -Eqx '\[1\] \| (alpha bravo charlie delta echo foxtrot golf\.|kilo lima mike november oscar papa quebec!) <eod>' \
+  "$WORK/out.txt" && pass "starts a document from nothing" || { fail "from nothing:"; cat "$WORK/out.txt" >&2; }
+
+# The same seed, the same text; another seed, other text (at temperature 1.5 the tiny model's choices
+# are spread enough that 4 samples of 30 tokens differ).
+reel generate "$ckpt" --prime "alpha" --temperature 1.5 --samples 4 --length 30 --seed 11 >"$WORK/a.txt"
+reel generate "$ckpt" --prime "alpha" --temperature 1.5 --samples 4 --length 30 --seed 11 >"$WORK/b.txt"
+reel generate "$ckpt" --prime "alpha" --temperature 1.5 --samples 4 --length 30 --seed 12 >"$WORK/c.txt"
+cmp -s "$WORK/a.txt" "$WORK/b.txt" && pass "same seed, same text" || fail "the same seed gave other text"
+cmp -s <(tail -n +2 "$WORK/a.txt") <(tail -n +2 "$WORK/c.txt") && fail "another seed gave the same text" || pass "another seed, other text"
+# a sample does not depend on how many are drawn with it
+reel generate "$ckpt" --prime "alpha" --temperature 1.5 --samples 1 --length 30 --seed 11 >"$WORK/one.txt"
+[ "$(sed -n 2p "$WORK/one.txt")" = "$(sed -n 2p "$WORK/a.txt")" ] && pass "sample 1 is the same alone" || fail "sample 1 depends on --samples"
+
+# temperature -> 0 is the greedy choice, and so is top-k 1
+reel generate "$ckpt" --prime "charlie" --temperature 0 --length 12 | tail -n +2 >"$WORK/greedy.txt"
+reel generate "$ckpt" --prime "charlie" --temperature 0.001 --length 12 --seed 5 | tail -n +2 >"$WORK/cold.txt"
+reel generate "$ckpt" --prime "charlie" --temperature 1 --top-k 1 --length 12 --seed 9 | tail -n +2 >"$WORK/topk.txt"
+cmp -s "$WORK/greedy.txt" "$WORK/cold.txt" && pass "temperature 0.001 == greedy" || fail "temperature 0.001 differs from greedy"
+cmp -s "$WORK/greedy.txt" "$WORK/topk.txt" && pass "top-k 1 == greedy" || fail "top-k 1 differs from greedy"
+
+# words outside the vocabulary are reported and read as <unk>, which is never drawn
+expect_ok "unknown words in the prime" reel generate "$ckpt" --prime "alpha zulu xray" --length 50 --temperature 3
+grep -q "2 word(s) of the prime are not in the model's vocabulary.*zulu, xray" "$WORK/err.txt" && pass "unknown words named" \
+  || fail "unknown words not reported"
+sed -n 2p "$WORK/out.txt" | sed 's/^.*| //' | grep -qE '<unk>|<pad>' && fail "drew <unk> or <pad>" || pass "never draws <unk> or <pad>"
+
+# bad input
+write_small_config "$WORK/bow.ini" "$WORK/data"
+make_small_data "$WORK/labelled" 600
+expect_ok "a classifier" reel train "$WORK/bow.ini" --set data.dir="$WORK/labelled" --set train.epochs=1 --run-dir "$WORK/bow"
+expect_fail "generate from a classifier" "ckpt_best.h5: model type 'bow' is a classifier.*needs a language model" \
+  reel generate "$WORK/bow/ckpt_best.h5"
+expect_fail "a prime longer than the model takes" "--prime has 8 tokens.*more than the model takes \(--max-context 10\)" \
+  reel generate "$ckpt" --prime "alpha bravo charlie delta echo foxtrot golf ." --length 5 --max-context 10
+cp "$ckpt" "$WORK/cut.h5" && truncate -s $(($(stat -c %s "$ckpt") / 2)) "$WORK/cut.h5"
+expect_fail "a corrupt checkpoint" "cut.h5.*(truncated|corrupt)" reel generate "$WORK/cut.h5"
+expect_fail "a bad temperature" "--temperature '-1'" reel generate "$ckpt" --temperature -1
+expect_fail "no checkpoint" "nothere.h5" reel generate "$WORK/nothere.h5"
+finish
