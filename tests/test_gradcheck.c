@@ -289,6 +289,66 @@ static void test_decoder_softmax(void **state) {
     free(c.scratch);
 }
 
+/* ---------------- the sampled softmax ---------------- */
+/* The decoder rows of above, 5 candidates of 9 classes with a duplicate (4 twice) and candidates that
+ * are some rows' targets (accidental hits, left out for those rows); the loss against a plain
+ * computation of the same formula, and finite differences of every input. */
+enum { SS = 5 };
+static const uint32_t sampled_candidates[SS] = {4, 7, 4, 0, 8};
+static float sampled_log_expected[SS];
+static double sampled_objective(void *p) {
+    decoder_ctx *c = p;
+    float dfeatures[DN * DD], dweight[DK * DD] = {0}, dbias[DK] = {0};
+    return reel_decoder_sampled(dfeatures, dweight, dbias, c->features, c->weight, c->bias, c->targets, c->mask, DN, DD,
+                                DK, sampled_candidates, sampled_log_expected, SS, 1.0f, c->scratch, DSLICE);
+}
+static void test_sampled_softmax(void **state) {
+    (void)state;
+    decoder_ctx c = {.targets = {0, 3, 8, 8, 2, 5, 1, 7, 4, 6, 0}, .mask = {1, 1, 0, 1, 1, 0, 1, 1, 0, 1, 1}};
+    c.scratch = calloc(reel_sampled_scratch_floats(DSLICE, DD, SS), sizeof(float));
+    for (size_t j = 0; j < SS; j++) sampled_log_expected[j] = (float)log(SS * reel_sampled_probability(sampled_candidates[j], DK));
+    fill(c.features, DN * DD, -1.5f, 1.5f, 63);
+    fill(c.weight, DK * DD, -1, 1, 64);
+    fill(c.bias, DK, -0.5f, 0.5f, 65);
+    float dfeatures[DN * DD], dweight[DK * DD] = {0}, dbias[DK] = {0};
+    double loss = reel_decoder_sampled(dfeatures, dweight, dbias, c.features, c.weight, c.bias, c.targets, c.mask, DN, DD,
+                                       DK, sampled_candidates, sampled_log_expected, SS, 1.0f, c.scratch, DSLICE);
+    double expected = 0;
+    for (size_t n = 0; n < DN; n++) {
+        if (!c.mask[n]) continue;
+        float logits[DK];
+        reel_linear_forward(logits, c.features + n * DD, c.weight, c.bias, 1, DD, DK);
+        uint32_t t = c.targets[n];
+        double zt = logits[t] - log(SS * reel_sampled_probability(t, DK)), sum = exp(zt);
+        for (size_t j = 0; j < SS; j++)
+            if (sampled_candidates[j] != t) sum += exp(logits[sampled_candidates[j]] - sampled_log_expected[j]);
+        expected += log(sum) - zt;
+    }
+    printf("sampled loss %.9g, reference %.9g\n", loss, expected);
+    assert_true(fabs(loss - expected) <= 1e-5 * fabs(expected));
+    /* rows the candidates never touch get no gradient: classes 1, 2, 3, 5, 6 only as targets */
+    compare("sampled features", c.features, dfeatures, DN * DD, sampled_objective, &c);
+    compare("sampled weight", c.weight, dweight, DK * DD, sampled_objective, &c);
+    compare("sampled bias", c.bias, dbias, DK, sampled_objective, &c);
+    /* the candidates: the same on every call for a step, from the log-uniform distribution */
+    uint32_t a[4096], b[4096];
+    float la[4096], lb[4096];
+    reel_sampled_candidates(a, la, 4096, 8003, 42, 3, 17);
+    reel_sampled_candidates(b, lb, 4096, 8003, 42, 3, 17);
+    assert_memory_equal(a, b, sizeof a);
+    size_t low = 0;
+    for (size_t j = 0; j < 4096; j++) {
+        assert_true(a[j] < 8003);
+        low += a[j] < 100;
+    }
+    /* q puts log(101) / log(8004) = 51% of its mass on the 100 most frequent ids */
+    printf("sampled candidates below id 100: %zu of 4096 (expected about 2100)\n", low);
+    assert_true(low > 1950 && low < 2250);
+    reel_sampled_candidates(b, lb, 4096, 8003, 42, 3, 18);
+    assert_true(memcmp(a, b, sizeof a) != 0);
+    free(c.scratch);
+}
+
 /* ---------------- the whole bag-of-words model ---------------- */
 static void check_model(int batch_norm, double dropout, double word_dropout) {
     reel_config cfg;
@@ -330,7 +390,7 @@ int main(void) {
         cmocka_unit_test(test_batchnorm),       cmocka_unit_test(test_batchnorm_eval_matches_running_stats),
         cmocka_unit_test(test_relu_dropout),    cmocka_unit_test(test_dropout_mask_keyed_by_sample),
         cmocka_unit_test(test_bce),             cmocka_unit_test(test_softmax_ce),             cmocka_unit_test(test_bow_model),
-        cmocka_unit_test(test_decoder_softmax),
+        cmocka_unit_test(test_decoder_softmax),         cmocka_unit_test(test_sampled_softmax),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,6 +43,23 @@ uni=$(echo "$line" | grep -o 'unigram perplexity [0-9.]*' | awk '{print $3}')
 awk -v p="$ppl" -v u="$uni" 'BEGIN { exit !(p > 0 && u > 0 && p < 0.95 * u) }' \
   && pass "test perplexity $ppl below the unigram baseline $uni" || fail "perplexity '$ppl' vs unigram '$uni'"
 
+# The sampled softmax: the same candidates on every rank (1 rank == 2 ranks), and it learns too.
+for n in 1 2; do
+  expect_ok "sampled softmax, $n rank(s)" mpireel $n train "$WORK/window.ini" --run-dir "$WORK/sampled$n" \
+    --set objective.softmax=sampled --set objective.sampled=64
+done
+if "$CKPT_COMPARE" "$WORK/sampled1/$final_window" "$WORK/sampled2/$final_window" --tol 1e-3; then
+  pass "sampled softmax: 1 rank == 2 ranks"; else fail "sampled softmax: 1 rank != 2 ranks"; fi
+if "$CKPT_COMPARE" "$WORK/sampled1/$final_window" "$WORK/window1/$final_window" --tol 1e-3 >/dev/null; then
+  fail "the sampled softmax trained the same model as the full one"; else pass "sampled differs from full"; fi
+mpireel 2 train "$WORK/window.ini" --run-dir "$WORK/sampled_learn" --set train.epochs=6 --set optimizer.lr=0.02 \
+  --set objective.softmax=sampled --set objective.sampled=200 >"$WORK/sampled_learn.txt" 2>&1 || fail "6 sampled epochs"
+line=$(grep "^test: " "$WORK/sampled_learn.txt" | tail -1)
+ppl=$(echo "$line" | grep -o 'perplexity [0-9.]*' | head -1 | awk '{print $2}')
+uni=$(echo "$line" | grep -o 'unigram perplexity [0-9.]*' | awk '{print $3}')
+awk -v p="$ppl" -v u="$uni" 'BEGIN { exit !(p > 0 && p < 0.95 * u) }' \
+  && pass "sampled softmax: test perplexity $ppl (full softmax) below the unigram $uni" || fail "sampled: '$ppl' vs '$uni'"
+
 # Resume: stopped inside epoch 1 and resumed, bit for bit, for both samplers; and across world sizes.
 for sampler in window stream; do
   eval "final=\$final_$sampler"

@@ -144,6 +144,27 @@ double reel_decoder_softmax(float *dfeatures, float *dweight, float *dbias, doub
                             const float *weight, const float *bias, const uint32_t *targets, const uint8_t *row_mask,
                             size_t N, size_t D, size_t K, float scale, float *scratch, size_t slice_rows);
 
+/* The sampled softmax (Jean et al. 2015, as TensorFlow's sampled_softmax_loss), a cheaper training
+ * objective: S candidate classes are drawn for a whole batch from q, the log-uniform distribution over
+ * class ids (q(k) = log((k+2)/(k+1)) / log(K+1): ids are sorted by frequency); each row's logits are its
+ * target's and the candidates', each minus log(S q(id)); a candidate equal to the row's target is left
+ * out. The loss is -log softmax over those logits at the target: it underestimates the full softmax's
+ * loss, so evaluation always uses the full one. Only the target's and the candidates' weight rows get
+ * gradient. */
+/* candidates (S) drawn from (seed, epoch, step), the same on every rank; log_expected (S) = log(S q(id)) */
+void reel_sampled_candidates(uint32_t *candidates, float *log_expected, size_t S, size_t K, uint64_t seed,
+                             uint64_t epoch, uint64_t step);
+/* q(k) for K classes */
+double reel_sampled_probability(size_t k, size_t K);
+size_t reel_sampled_scratch_floats(size_t slice_rows, size_t D, size_t S);
+/* Returns the SUM over the valid rows of the sampled loss; dfeatures (N, D) = scale * its gradient (0 at
+ * padded rows), dweight (K, D) += and dbias (K) += (may be NULL) on the rows of the targets and the
+ * candidates. Shapes as reel_decoder_softmax; candidates and log_expected (S). */
+double reel_decoder_sampled(float *dfeatures, float *dweight, float *dbias, const float *features, const float *weight,
+                            const float *bias, const uint32_t *targets, const uint8_t *row_mask, size_t N, size_t D,
+                            size_t K, const uint32_t *candidates, const float *log_expected, size_t S, float scale,
+                            float *scratch, size_t slice_rows);
+
 /* ---- pool.c: pooling over the valid time steps of each sequence ---- */
 typedef enum reel_pool_mode { REEL_POOL_MAX = 0, REEL_POOL_MEAN = 1, REEL_POOL_LAST = 2 } reel_pool_mode;
 /* out (B, D) from seq (T, B, D) over steps t < lengths[b]; an empty sequence gives zeros.

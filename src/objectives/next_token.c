@@ -34,9 +34,12 @@ typedef struct nt_options {
     char train_splits[REEL_LIST_MAX];
     char eval_split[REEL_NAME_MAX];
     size_t eval_docs;
+    char softmax[REEL_NAME_MAX];
+    size_t sampled;
 } nt_options;
 
 static const char *const samplers[] = {"window", "stream", NULL};
+static const char *const softmaxes[] = {"full", "sampled", NULL};
 static const reel_key nt_keys[] = {
     REEL_KEY_CHOICE_OF(nt_options, "objective", "sampler", sampler, "window", samplers,
                        "window: a random window of [data] seq_len predictions per document and epoch; stream: the "
@@ -47,6 +50,11 @@ static const reel_key nt_keys[] = {
                        "held-out token file evaluated during training and at the end (IMDb: test)"),
     REEL_KEY_SIZE_OF(nt_options, "objective", "eval_docs", eval_docs, "0", 0, 0,
                      "evaluate on the first eval_docs documents during training (0: all); the end uses all"),
+    REEL_KEY_CHOICE_OF(nt_options, "objective", "softmax", softmax, "full", softmaxes,
+                       "training loss: full softmax over the vocabulary, or sampled softmax over `sampled` candidates "
+                       "(cheaper; its loss underestimates the full one; evaluation always uses the full softmax)"),
+    REEL_KEY_SIZE_OF(nt_options, "objective", "sampled", sampled, "1024", REEL_BOUND_MIN, 1,
+                     "sampled softmax: candidate classes per step, drawn log-uniformly over the ids"),
 };
 static const reel_key_table nt_key_table = {nt_keys, sizeof nt_keys / sizeof nt_keys[0], sizeof(nt_options)};
 
@@ -98,6 +106,9 @@ typedef struct {
     float *scratch;        /* decoder slices */
     size_t scratch_capacity;
     double *unigram_log;   /* (V) log-probabilities of the unigram baseline; NULL without counts */
+    int sampled;           /* the sampled softmax in training */
+    uint32_t *candidates;  /* (sampled) */
+    float *log_expected;   /* (sampled) */
 } nt_impl;
 
 /* ---- data ---- */
@@ -255,7 +266,8 @@ static void *grow(void *buffer, size_t *capacity, size_t needed, size_t element)
 }
 
 /* Runs the model on buf->batch; returns the loss sum over its predictions and adds the right ones to
- * *correct; training: backward with the gradient of loss * scale. */
+ * *correct (not under the sampled softmax, which never sees all the logits); training: backward with
+ * the gradient of loss * scale. */
 static double run_batch(nt_impl *t, reel_objective *obj, int training, float scale, double *correct) {
     reel_model *model = obj->model;
     const reel_batch *batch = &t->buffer.batch;
@@ -267,11 +279,24 @@ static double run_batch(nt_impl *t, reel_objective *obj, int training, float sca
         size_t length = batch->offsets[b + 1] - batch->offsets[b];
         for (size_t k = 0; k < out.T; k++) t->tm_targets[k * B + b] = k < length ? batch->targets[batch->offsets[b] + k] : 0;
     }
-    t->scratch = grow(t->scratch, &t->scratch_capacity, reel_decoder_scratch_floats(SLICE_ROWS, D, out.width), sizeof(float));
+    int sampled = training && t->sampled;
+    size_t S = t->o->sampled;
+    t->scratch = grow(t->scratch, &t->scratch_capacity,
+                      sampled ? reel_sampled_scratch_floats(SLICE_ROWS, D, S) : reel_decoder_scratch_floats(SLICE_ROWS, D, out.width),
+                      sizeof(float));
     float *dfeatures = NULL;
     if (training) {
         t->dfeatures = grow(t->dfeatures, &t->dfeatures_capacity, N * D > 0 ? N * D : 1, sizeof(float));
         dfeatures = t->dfeatures;
+    }
+    if (sampled) {
+        /* one candidate set for the whole global batch: every rank draws the same from (epoch, step) */
+        reel_sampled_candidates(t->candidates, t->log_expected, S, out.width, model->seed, batch->epoch, batch->step);
+        double loss = reel_decoder_sampled(dfeatures, out.dweight, out.dbias, out.features, out.weight, out.bias,
+                                           t->tm_targets, out.row_mask, N, D, out.width, t->candidates,
+                                           t->log_expected, S, scale, t->scratch, SLICE_ROWS);
+        model->ops->backward(model, batch, dfeatures, &obj->comm);
+        return loss;
     }
     double loss = reel_decoder_softmax(dfeatures, training ? out.dweight : NULL, training ? out.dbias : NULL, correct,
                                        out.features, out.weight, out.bias, t->tm_targets, out.row_mask, N, D, out.width,
@@ -308,7 +333,8 @@ static void nt_train_values(const reel_objective *obj, const double *sums, doubl
     double tokens = sums[SUM_TOKENS], loss = tokens > 0 ? sums[SUM_LOSS] / tokens : 0;
     values[0].f = loss;
     values[1].f = exp(loss);
-    values[2].f = tokens > 0 ? sums[SUM_CORRECT] / tokens : 0;
+    /* the sampled softmax never sees all the logits: no accuracy then */
+    values[2].f = ((const nt_impl *)obj->impl)->sampled ? NAN : tokens > 0 ? sums[SUM_CORRECT] / tokens : 0;
     values[3].f = tokens / (seconds > 0 ? seconds : 1e-9);
 }
 
@@ -455,6 +481,8 @@ static void nt_destroy(reel_objective *obj) {
     free(t->dfeatures);
     free(t->scratch);
     free(t->unigram_log);
+    free(t->candidates);
+    free(t->log_expected);
     free(t);
 }
 
@@ -483,6 +511,11 @@ static int nt_create(reel_objective **out, const reel_config *cfg, reel_model *m
     t->o = o;
     t->vocab = vocab;
     t->stream = !strcmp(o->sampler, "stream");
+    t->sampled = !strcmp(o->softmax, "sampled");
+    if (t->sampled) {
+        t->candidates = reel_malloc(o->sampled * sizeof *t->candidates);
+        t->log_expected = reel_malloc(o->sampled * sizeof *t->log_expected);
+    }
     t->seq_len = cfg->data.seq_len;
     obj->sample_name = t->stream ? "stream" : "document";
     obj->train_series = train_series;
