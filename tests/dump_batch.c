@@ -1,11 +1,15 @@
 /* dump_batch CONFIG.ini OUT.h5 [DOCS] [TOKENS]: builds the model CONFIG.ini describes, initialised from
  * its seed, runs one training forward and backward (the trainer's loss, mean over the batch: binary
- * cross-entropy on one logit, softmax cross-entropy on K when [model] num_classes > 2) on the
- * first DOCS (default 8) training documents cut to their first TOKENS (default 30) tokens, and writes
- * everything an independent implementation needs to check reel against it:
- *   /batch/ids (B, T) int64, padded with 0     /batch/lengths (B) int64     /batch/labels (B) float32
+ * cross-entropy on one logit, softmax cross-entropy on K when [model] num_classes > 2; a language
+ * model: the mean next-token cross-entropy over the batch's predictions) on the first DOCS (default 8)
+ * training documents cut to their first TOKENS (default 30) tokens (a language model reads each as
+ * <eod> d_1 ... d_n <eod> and predicts its first TOKENS next tokens), and writes everything an
+ * independent implementation needs to check reel against it:
+ *   /batch/ids (B, T) int64, padded with 0     /batch/lengths (B) int64
+ *   /batch/labels (B) float32 (classifiers)    /batch/targets (B, T) int64 (language models)
  *   /params/<tensor>   /grads/<tensor>         (reel's names, e.g. lstm_l0_fwd/w_ih, real shapes)
- *   /out/logits (B), or (B, K) for K > 2 classes    /out/loss (scalar)
+ *   /out/logits (B), or (B, K) for K > 2 classes; language models (T, B, K), 0 at padding
+ *   /out/loss (scalar)
  * Dropout must be 0 in the config (masks are reel's own random numbers). Used by tests/torch_parity.py. */
 #include <hdf5.h>
 #include <stdio.h>
@@ -72,34 +76,86 @@ int main(int argc, char **argv) {
     uint64_t *indices = malloc(docs * sizeof *indices);
     for (size_t i = 0; i < docs; i++) indices[i] = i;
     reel_batch_buffer buffer = {0};
-    if (reel_batch_gather(&buffer, file, indices, docs, model->vocab_size, tokens, 0, 0, 0, &err) != 0)
-        reel_die(&err, NULL);
     reel_comm comm;
     reel_comm_self(&comm);
-    size_t K = model->num_outputs;
-    float *dlogits = calloc(docs * K, sizeof *dlogits);
+    size_t K = model->num_outputs, T = 0;
+    float *logits = NULL, *dlogits = NULL;
+    double loss;
     memset(model->params.grad, 0, model->params.num_floats * sizeof(float));
     reel_output output;
-    model->ops->forward(model, &buffer.batch, 1, &output, &comm);
-    const float *logits = output.logits;
-    /* the mean loss the trainer uses: BCE on one logit, softmax cross-entropy on K */
-    double loss = reel_classify_loss(dlogits, logits, buffer.labels, docs, K, 1.0f / (float)docs, NULL) / (double)docs;
-    model->ops->backward(model, &buffer.batch, dlogits, &comm);
+    int lm = model->output == REEL_OUTPUT_TOKEN;
+    if (!lm) {
+        if (reel_batch_gather(&buffer, file, indices, docs, model->vocab_size, tokens, 0, 0, 0, &err) != 0)
+            reel_die(&err, NULL);
+        dlogits = calloc(docs * K, sizeof *dlogits);
+        model->ops->forward(model, &buffer.batch, 1, &output, &comm);
+        logits = malloc(docs * K * sizeof *logits);
+        memcpy(logits, output.logits, docs * K * sizeof *logits);
+        /* the mean loss the trainer uses: BCE on one logit, softmax cross-entropy on K */
+        loss = reel_classify_loss(dlogits, logits, buffer.labels, docs, K, 1.0f / (float)docs, NULL) / (double)docs;
+        model->ops->backward(model, &buffer.batch, dlogits, &comm);
+    } else {
+        /* next-token batch as the window sampler frames a document, <eod> d_1 ... d_n <eod>, from its start:
+         * the first min(TOKENS, n + 1) predictions */
+        reel_batch_begin(&buffer, docs, 0, 0);
+        size_t total = 0;
+        for (size_t b = 0; b < docs; b++) {
+            const uint32_t *ids;
+            size_t n;
+            int32_t label;
+            if (reel_tokfile_doc(file, b, &ids, &n, &label, &err) != 0) reel_die(&err, NULL);
+            size_t count = n + 1 < tokens ? n + 1 : tokens;
+            uint32_t *in, *target;
+            reel_batch_append(&buffer, count, b, &in, &target);
+            for (size_t k = 0; k < count; k++) {
+                in[k] = k == 0 ? REEL_TOKEN_EOD : ids[k - 1] < model->vocab_size ? ids[k - 1] : REEL_TOKEN_UNK;
+                target[k] = k == n ? REEL_TOKEN_EOD : ids[k] < model->vocab_size ? ids[k] : REEL_TOKEN_UNK;
+            }
+            total += count;
+        }
+        reel_batch_finish(&buffer);
+        model->ops->forward(model, &buffer.batch, 1, &output, &comm);
+        size_t N = output.rows, D = output.features_dim, B = output.B;
+        T = output.T;
+        uint32_t *tm = calloc(N, sizeof *tm);
+        for (size_t b = 0; b < B; b++)
+            for (size_t k = 0; k < buffer.offsets[b + 1] - buffer.offsets[b]; k++) tm[k * B + b] = buffer.targets[buffer.offsets[b] + k];
+        /* logits (T, B, K) of the valid steps, 0 at padding, the plain way */
+        logits = calloc(N * K, sizeof *logits);
+        for (size_t r = 0; r < N; r++)
+            if (output.row_mask[r]) reel_linear_forward(logits + r * K, output.features + r * D, output.weight, output.bias, 1, D, K);
+        float *scratch = malloc(reel_decoder_scratch_floats(64, D, K) * sizeof *scratch), *dfeatures = malloc(N * D * sizeof *dfeatures);
+        loss = reel_decoder_softmax(dfeatures, output.dweight, output.dbias, NULL, output.features, output.weight,
+                                    output.bias, tm, output.row_mask, N, D, K, 1.0f / (float)total, scratch, 64) /
+               (double)total;
+        model->ops->backward(model, &buffer.batch, dfeatures, &comm);
+        free(scratch), free(dfeatures), free(tm);
+    }
 
-    size_t T = 0;
+    size_t longest = 0;
     for (size_t b = 0; b < docs; b++)
-        if (buffer.offsets[b + 1] - buffer.offsets[b] > T) T = buffer.offsets[b + 1] - buffer.offsets[b];
+        if (buffer.offsets[b + 1] - buffer.offsets[b] > longest) longest = buffer.offsets[b + 1] - buffer.offsets[b];
+    if (!lm) T = longest;
     int64_t *ids = calloc(docs * (T ? T : 1), sizeof *ids), *lengths = calloc(docs, sizeof *lengths);
+    int64_t *targets = calloc(docs * (T ? T : 1), sizeof *targets);
     for (size_t b = 0; b < docs; b++) {
         lengths[b] = (int64_t)(buffer.offsets[b + 1] - buffer.offsets[b]);
-        for (size_t t = 0; t < (size_t)lengths[b]; t++) ids[b * T + t] = buffer.ids[buffer.offsets[b] + t];
+        for (size_t t = 0; t < (size_t)lengths[b]; t++) {
+            ids[b * T + t] = buffer.ids[buffer.offsets[b] + t];
+            if (lm) targets[b * T + t] = buffer.targets[buffer.offsets[b] + t];
+        }
     }
     hid_t out = H5Fcreate(argv[2], H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    hsize_t bt[2] = {docs, T}, b1[1] = {docs}, bk[2] = {docs, K};
+    hsize_t bt[2] = {docs, T}, b1[1] = {docs}, bk[2] = {docs, K}, tbk[3] = {T, docs, K};
     write_array(out, "batch/ids", H5T_STD_I64LE, H5T_NATIVE_INT64, 2, bt, ids);
     write_array(out, "batch/lengths", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, b1, lengths);
-    write_array(out, "batch/labels", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, b1, buffer.labels);
-    write_array(out, "out/logits", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, K == 1 ? 1 : 2, K == 1 ? b1 : bk, logits);
+    if (lm) {
+        write_array(out, "batch/targets", H5T_STD_I64LE, H5T_NATIVE_INT64, 2, bt, targets);
+        write_array(out, "out/logits", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 3, tbk, logits);
+    } else {
+        write_array(out, "batch/labels", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, b1, buffer.labels);
+        write_array(out, "out/logits", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, K == 1 ? 1 : 2, K == 1 ? b1 : bk, logits);
+    }
     write_array(out, "out/loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 0, NULL, &loss);
     write_store(out, "params", &model->params, model->params.data);
     write_store(out, "grads", &model->params, model->params.grad);
@@ -109,7 +165,7 @@ int main(int argc, char **argv) {
     reel_model_destroy(model);
     reel_tokfile_close(file);
     reel_vocab_free(&vocab);
-    free(indices), free(dlogits), free(ids), free(lengths);
+    free(indices), free(dlogits), free(logits), free(ids), free(lengths), free(targets);
     MPI_Finalize();
     return 0;
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks reel's recurrent classifier against an independent PyTorch model.
+"""Checks reel's recurrent classifiers and language model against independent PyTorch models.
 
 usage: torch_parity.py [--tolerance 1e-4] [--require-ragged] [--expect-mismatch CONFIG DUMP]...
                        CONFIG.ini DUMP.h5 [CONFIG.ini DUMP.h5]...
@@ -45,9 +45,21 @@ class Spec:
         model = dict(MODEL_DEFAULTS)
         if parser.has_section("model"):
             model.update(parser["model"])
-        self.cell = model.get("type", "bow")
+        self.type = model.get("type", "bow")
+        self.lm = self.type == "lm"
+        if self.lm:  # the language model's own defaults, not the classifiers'
+            model = dict(parser["model"])
+            for key in ("rnn_dropout", "input_dropout", "word_dropout", "weight_dropout"):
+                if float(model.get(key, "0.3" if key == "rnn_dropout" else "0")) != 0.0:
+                    raise ValueError(f"{path}: [model] {key} must be 0 for the parity check")
+            if model.get("rnn_batch_norm", "true").lower() in ("true", "1", "yes", "on"):
+                raise ValueError(f"{path}: [model] rnn_batch_norm must be false for the parity check")
+            self.cell = model.get("cell", "lstm")
+            self.num_layers, self.bidirectional, self.pooling, self.head_hidden = 0, False, "-", 0
+            return
+        self.cell = self.type
         if self.cell not in CELLS:
-            raise ValueError(f"{path}: [model] type = {self.cell}: only lstm, gru and rnn have a PyTorch twin here")
+            raise ValueError(f"{path}: [model] type = {self.cell}: only lstm, gru, rnn and lm have a PyTorch twin here")
         self.num_layers = int(model["num_layers"])
         self.bidirectional = model["bidirectional"].lower() in ("true", "1", "yes", "on")
         self.pooling = model["pooling"]
@@ -61,6 +73,8 @@ class Spec:
             raise ValueError(f"{path}: [model] rnn_batch_norm must be false for the parity check")
 
     def describe(self):
+        if self.lm:
+            return f"{self.cell} language model"
         dirs = "bidirectional " if self.bidirectional else ""
         head = f", head {self.head_hidden}" if self.head_hidden else ""
         return f"{self.num_layers}-layer {dirs}{self.cell}, {self.pooling} pooling{head}"
@@ -121,6 +135,61 @@ class Twin(nn.Module):
         return logits.squeeze(1) if self.outputs == 1 else logits
 
 
+class LanguageTwin(nn.Module):
+    """reel's language model from its tensors: per-layer widths, tied or untied decoder, projection."""
+
+    def __init__(self, spec, params):
+        super().__init__()
+        self.spec = spec
+        vocab, embed = params["embedding/weight"].shape
+        gates = {"lstm": 4, "gru": 3, "rnn": 1}[spec.cell]
+        extra = {"nonlinearity": "tanh"} if spec.cell == "rnn" else {}
+        self.embedding = nn.Embedding(vocab, embed)
+        self.rnns = nn.ModuleList()
+        layer = 0
+        while f"{spec.cell}_l{layer}_fwd/w_ih" in params:
+            rows, inputs = params[f"{spec.cell}_l{layer}_fwd/w_ih"].shape
+            self.rnns.append(CELLS[spec.cell](inputs, rows // gates, **extra))
+            layer += 1
+        self.tied = "decoder/weight" not in params
+        width = self.rnns[-1].hidden_size
+        self.projection = nn.Linear(width, embed, bias=False) if "decoder_proj/weight" in params else None
+        if self.tied:
+            self.decoder_bias = nn.Parameter(torch.zeros(vocab))
+        else:
+            self.decoder = nn.Linear(width, vocab)
+
+    def reel_names(self):
+        names = {"embedding/weight": self.embedding.weight}
+        reel_part = {"w_ih": "weight_ih_l0", "w_hh": "weight_hh_l0", "b_ih": "bias_ih_l0", "b_hh": "bias_hh_l0"}
+        for layer, rnn in enumerate(self.rnns):
+            for ours, theirs in reel_part.items():
+                names[f"{self.spec.cell}_l{layer}_fwd/{ours}"] = getattr(rnn, theirs)
+        if self.projection is not None:
+            names["decoder_proj/weight"] = self.projection.weight
+        if self.tied:
+            names["decoder/bias"] = self.decoder_bias
+        else:
+            names["decoder/weight"] = self.decoder.weight
+            names["decoder/bias"] = self.decoder.bias
+        return names
+
+    def forward(self, ids, lengths):
+        T = ids.shape[1]
+        x = self.embedding(ids).transpose(0, 1)  # (T, B, E)
+        for rnn in self.rnns:  # each layer sees only the valid steps of each sequence
+            packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+            x, _ = pad_packed_sequence(rnn(packed)[0], total_length=T)
+        if self.projection is not None:
+            x = self.projection(x)
+        if self.tied:
+            logits = x @ self.embedding.weight.t() + self.decoder_bias
+        else:
+            logits = self.decoder(x)
+        valid = (torch.arange(T)[:, None] < lengths[None, :])[:, :, None]
+        return logits * valid  # (T, B, V), 0 at padding as reel's dump
+
+
 def relative_difference(reel, torch_value):
     """max|reel - torch| / max|torch|; infinite when anything is not finite, so NaN cannot pass."""
     reel = np.asarray(reel, dtype=np.float64)
@@ -161,7 +230,8 @@ def run_case(config, dump, tolerance, require_ragged, quiet=False):
     with h5py.File(dump, "r") as f:
         ids = torch.from_numpy(f["batch/ids"][()].astype(np.int64))
         lengths = torch.from_numpy(f["batch/lengths"][()].astype(np.int64))
-        labels = torch.from_numpy(f["batch/labels"][()].astype(np.float32))
+        labels = torch.from_numpy(f["batch/labels"][()].astype(np.float32)) if "batch/labels" in f else None
+        targets = torch.from_numpy(f["batch/targets"][()].astype(np.int64)) if "batch/targets" in f else None
         params, grads = {}, {}
         f["params"].visititems(lambda name, obj: params.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
         f["grads"].visititems(lambda name, obj: grads.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
@@ -177,8 +247,10 @@ def run_case(config, dump, tolerance, require_ragged, quiet=False):
     if hidden is None:
         raise ValueError(f"{dump}: no {spec.cell}_l0_fwd/w_hh: the dump is not of a {spec.cell} model")
     torch.manual_seed(0)  # the twin's own initialisation is overwritten below; seeded only for repeatability
-    outputs = params["output/weight"].shape[0]  # 1: binary; K > 2: K classes
-    twin = Twin(spec, vocab, embed, hidden, outputs)
+    if spec.lm != (targets is not None):
+        raise ValueError(f"{dump}: {'a language model' if spec.lm else 'a classifier'} config, but the dump is not")
+    outputs = vocab if spec.lm else params["output/weight"].shape[0]  # 1: binary; K > 2: K classes
+    twin = LanguageTwin(spec, params) if spec.lm else Twin(spec, vocab, embed, hidden, outputs)
     mapping = twin.reel_names()
     if set(mapping) != set(params):
         raise ValueError(f"{dump}: reel's tensors do not match {spec.describe()}: only in reel "
@@ -192,7 +264,10 @@ def run_case(config, dump, tolerance, require_ragged, quiet=False):
                                  f"{tuple(parameter.shape)} in the twin")
             parameter.copy_(torch.from_numpy(params[name].astype(np.float32)))
     logits = twin(ids, lengths)
-    if outputs == 1:
+    if spec.lm:  # the mean over the valid predictions
+        valid = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).t()  # (T, B)
+        loss = nn.functional.cross_entropy(logits[valid], targets.t()[valid], reduction="mean")
+    elif outputs == 1:
         loss = nn.BCEWithLogitsLoss(reduction="mean")(logits, labels)
     else:
         loss = nn.CrossEntropyLoss(reduction="mean")(logits, labels.long())
@@ -205,7 +280,7 @@ def run_case(config, dump, tolerance, require_ragged, quiet=False):
     rows = compare(reel_values, ours, tolerance)
     if not quiet:
         lengths_text = ", ".join(str(int(n)) for n in lengths)
-        classes = f", {outputs} classes" if outputs > 1 else ""
+        classes = f", {outputs} classes" if outputs > 1 and not spec.lm else ""
         print(f"== {spec.describe()}{classes}: {dump}")
         print(f"   batch of {len(lengths)}, lengths {lengths_text} ({'ragged' if ragged else 'NOT ragged'})")
         print(f"   {'tensor':34} {'shape':>12} {'max|torch|':>11} {'max rel diff':>13}")

@@ -1,4 +1,4 @@
-# Parity of the recurrent classifiers with PyTorch: for each configuration below, tests/dump_batch runs
+# Parity of the recurrent classifiers and language models with PyTorch: for each configuration below, tests/dump_batch runs
 # one training forward and backward in reel and tests/torch_parity.py repeats it with PyTorch's own
 # layers from the same parameters; logits, loss and every gradient must agree within 1e-4 relative.
 # Skipped (exit 77) when no python can import torch and h5py (Debian: python3-torch, python3-h5py).
@@ -47,11 +47,31 @@ write_config rnn_bi_last_head "type = rnn" "bidirectional = true" "pooling = las
 # K logits and softmax cross-entropy. The corpus has two labels, so class 2 is never the target, but its
 # logit still receives gradient through the softmax: every row of the output layer is compared.
 write_config gru_bi_max_3class "type = gru" "bidirectional = true" "pooling = max" "num_classes = 3"
-cases=(lstm_max lstm2_bi_mean gru_bi_last rnn2_max rnn_bi_last_head gru_bi_max_3class)
+# Language models (the dropouts default to non-zero and batch norm to on: both off here), untied, tied,
+# tied with a projection (the last width differs from the embedding's), and per-layer widths.
+write_lm_config() {
+  local name=$1; shift
+  {
+    printf '[data]\ndir = %s\n[model]\ntype = lm\nvocab_size = 600\nembed_dim = 16\n' "$WORK/data"
+    printf 'rnn_dropout = 0\nrnn_batch_norm = false\n'
+    printf '%s\n' "$@"
+    printf '[train]\nseed = 11\n'
+  } >"$WORK/$name.ini"
+}
+write_lm_config lm_lstm2 "cell = lstm" "layer_dims = 12,10"
+write_lm_config lm_gru_tied "cell = gru" "layer_dims = 16" "tie_weights = true"
+write_lm_config lm_lstm_tied_proj "cell = lstm" "layer_dims = 12,8" "tie_weights = true"
+write_lm_config lm_rnn "cell = rnn" "layer_dims = 10,10"
+cases=(lstm_max lstm2_bi_mean gru_bi_last rnn2_max rnn_bi_last_head gru_bi_max_3class lm_lstm2 lm_gru_tied lm_lstm_tied_proj lm_rnn)
 
 # Negative control: the first dump checked against a configuration that pools by mean instead of max.
 # Such a twin computes another function, and the check must say so.
 write_config lstm_max_as_mean "type = lstm" "pooling = mean"
+# and a language model dumped with locked dropout (reel's masks), checked as if it had none
+write_lm_config lm_lstm2_dropped "cell = lstm" "layer_dims = 12,10"
+sed -i 's/^rnn_dropout = 0$/rnn_dropout = 0.3/' "$WORK/lm_lstm2_dropped.ini"
+"$DUMP_BATCH" "$WORK/lm_lstm2_dropped.ini" "$WORK/lm_lstm2_dropped.h5" "$DOCS" "$TOKENS" >/dev/null 2>&1 \
+  || fail "dump_batch lm_lstm2_dropped"
 
 pairs=()
 for name in "${cases[@]}"; do
@@ -66,7 +86,8 @@ done
 # One python process for every case: importing torch costs more than all the models together.
 status=0
 OMP_NUM_THREADS=1 "$TORCH_PYTHON" "$REEL_SOURCE_DIR/tests/torch_parity.py" --tolerance 1e-4 --require-ragged \
-  --expect-mismatch "$WORK/lstm_max_as_mean.ini" "$WORK/lstm_max.h5" "${pairs[@]}" >"$WORK/parity.txt" 2>&1 || status=$?
+  --expect-mismatch "$WORK/lstm_max_as_mean.ini" "$WORK/lstm_max.h5" \
+  --expect-mismatch "$WORK/lm_lstm2.ini" "$WORK/lm_lstm2_dropped.h5" "${pairs[@]}" >"$WORK/parity.txt" 2>&1 || status=$?
 cat "$WORK/parity.txt"
 if [ "$status" -eq 0 ]; then
   pass "reel matches PyTorch on ${#cases[@]} configurations; $(grep -o 'max relative difference.*' "$WORK/parity.txt")"
