@@ -124,6 +124,24 @@ int reel_objective_eval_index(const reel_objective *obj, const char *name);
 int reel_open_split(reel_tokfile **out, const reel_config *cfg, const reel_vocab *vocab, const char *split,
                     int required, reel_error *err);
 
+/* Evaluation order: this rank's share of the first `docs` documents of file, each with its length (cut
+ * to max_tokens when that is not 0, plus `extra` tokens an objective adds, e.g. <eod>), sorted by
+ * length then index, so batches of similar lengths carry little padding (the metrics are sums and do
+ * not depend on the order). *count receives the share's size; free the array. */
+typedef struct reel_doc_length {
+    uint64_t index;
+    size_t length;
+} reel_doc_length;
+reel_doc_length *reel_eval_order(const reel_tokfile *file, uint64_t docs, size_t max_tokens, size_t extra,
+                                 const reel_comm *comm, size_t *count);
+/* Documents in the next evaluation batch from order[start]: at most batch_rows, and no more time steps
+ * (documents x the longest) than REEL_EVAL_STEP_BUDGET. A recurrent model's activations grow with the
+ * steps (about 8 KB per step for an LSTM of 500 units), and a few reviews run to thousands of tokens;
+ * too small a budget leaves long reviews in batches of a handful of rows, where the per-step recurrent
+ * product runs far below the machine's speed. */
+enum { REEL_EVAL_STEP_BUDGET = 32768 };
+size_t reel_eval_batch_rows(const reel_doc_length *order, size_t count, size_t start, size_t batch_rows);
+
 /* The classification loss on logits (B, K): the SUM over the B rows of binary cross-entropy on one logit
  * (K = 1), or softmax cross-entropy on K > 1; dlogits (B, K) = scale * its gradient when not NULL;
  * predicted (B) receives each row's class (1 when the logit is positive / the argmax) when not NULL. */

@@ -157,23 +157,6 @@ static void eval_finish(reel_value *values, const double *sums, size_t num_class
     values[EV_TN].u = binary ? (uint64_t)per_class[0] : 0;
 }
 
-/* Time steps (documents x longest document) in one evaluation batch at most: a recurrent model's
- * activations grow with it (about 8 KB per step for an LSTM of 500 units), and a few reviews run to
- * thousands of tokens. Too small a budget leaves long reviews in batches of a handful of rows, where the
- * per-step recurrent product runs far below the machine's speed. */
-enum { EVAL_STEP_BUDGET = 32768 };
-
-typedef struct {
-    uint64_t index;
-    size_t length;
-} doc_length;
-
-static int by_length(const void *a, const void *b) {
-    const doc_length *x = a, *y = b;
-    if (x->length != y->length) return x->length < y->length ? -1 : 1;
-    return x->index < y->index ? -1 : x->index > y->index;
-}
-
 static void classify_evaluate(reel_objective *obj, const reel_eval_request *request, reel_value *values) {
     classify_impl *c = obj->impl;
     reel_model *model = obj->model;
@@ -185,23 +168,11 @@ static void classify_evaluate(reel_objective *obj, const reel_eval_request *requ
         reel_die(&err, "evaluate on a labelled split made by the same `reel prep` run");
     uint64_t docs = reel_tokfile_info(file)->num_docs;
     if (request->max_docs && request->max_docs < docs) docs = request->max_docs;
-    size_t begin, count, max_tokens = request->max_tokens;
-    reel_rank_share((size_t)docs, comm->rank, comm->size, &begin, &count);
+    size_t count, max_tokens = request->max_tokens;
     size_t batch_rows = request->batch_rows;
     if (batch_rows > model->max_batch) batch_rows = model->max_batch;
     if (batch_rows == 0) batch_rows = 1;
-    /* Documents of similar length go together, so batches carry little padding; the metrics are sums and
-     * do not depend on the order. */
-    doc_length *order = reel_malloc((count ? count : 1) * sizeof *order);
-    for (size_t i = 0; i < count; i++) {
-        const uint32_t *ids;
-        int32_t label;
-        order[i].index = begin + i;
-        if (reel_tokfile_doc(file, begin + i, &ids, &order[i].length, &label, &err) != 0)
-            reel_die(&err, "re-run `reel prep`, or check the file with `reel inspect`");
-        if (max_tokens && order[i].length > max_tokens) order[i].length = max_tokens;
-    }
-    qsort(order, count, sizeof *order, by_length);
+    reel_doc_length *order = reel_eval_order(file, docs, max_tokens, 0, comm, &count);
     size_t classes = c->num_classes;
     uint64_t *indices = reel_malloc(batch_rows * sizeof *indices);
     int *predicted = reel_malloc(batch_rows * sizeof *predicted);
@@ -210,12 +181,8 @@ static void classify_evaluate(reel_objective *obj, const reel_eval_request *requ
     size_t num_sums = 2 + 3 * classes;
     double *sums = reel_calloc(num_sums, sizeof *sums);
     for (size_t start = 0; start < count;) {
-        size_t rows = 0;
-        while (start + rows < count && rows < batch_rows &&
-               (rows == 0 || (rows + 1) * (order[start + rows].length ? order[start + rows].length : 1) <= EVAL_STEP_BUDGET)) {
-            indices[rows] = order[start + rows].index;
-            rows++;
-        }
+        size_t rows = reel_eval_batch_rows(order, count, start, batch_rows);
+        for (size_t r = 0; r < rows; r++) indices[r] = order[start + r].index;
         if (reel_batch_gather(&buffer, file, indices, rows, model->vocab_size, max_tokens, 0, 0, 0, &err) != 0)
             reel_die(&err, "re-run `reel prep`, or check the file with `reel inspect`");
         reel_output out;

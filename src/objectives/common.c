@@ -6,6 +6,8 @@
 
 #include "reel/objective.h"
 
+#include "reel/data.h"
+
 int reel_objective_create(reel_objective **out, const reel_config *cfg, reel_model *model, const reel_vocab *vocab,
                           const reel_comm *comm, size_t max_rows, int for_training, reel_error *err) {
     const reel_objective_kind *kind = reel_objective_kind_find(cfg->objective.type);
@@ -54,4 +56,32 @@ int reel_open_split(reel_tokfile **out, const reel_config *cfg, const reel_vocab
                          path, info->vocab_checksum, cfg->data.dir, vocab->checksum);
     }
     return 0;
+}
+
+static int by_length(const void *a, const void *b) {
+    const reel_doc_length *x = a, *y = b;
+    if (x->length != y->length) return x->length < y->length ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+reel_doc_length *reel_eval_order(const reel_tokfile *file, uint64_t docs, size_t max_tokens, size_t extra,
+                                 const reel_comm *comm, size_t *count) {
+    size_t begin;
+    reel_rank_share((size_t)docs, comm->rank, comm->size, &begin, count);
+    reel_doc_length *order = reel_malloc((*count ? *count : 1) * sizeof *order);
+    for (size_t i = 0; i < *count; i++) {
+        size_t n = reel_tokfile_doc_length(file, begin + i);
+        if (max_tokens && n > max_tokens) n = max_tokens;
+        order[i] = (reel_doc_length){begin + i, n + extra};
+    }
+    qsort(order, *count, sizeof *order, by_length);
+    return order;
+}
+
+size_t reel_eval_batch_rows(const reel_doc_length *order, size_t count, size_t start, size_t batch_rows) {
+    size_t rows = 0;
+    while (start + rows < count && rows < batch_rows &&
+           (rows == 0 || (rows + 1) * (order[start + rows].length ? order[start + rows].length : 1) <= REEL_EVAL_STEP_BUDGET))
+        rows++;
+    return rows;
 }

@@ -26,7 +26,7 @@
 #include "reel/objective.h"
 #include "reel/rng.h"
 
-enum { MAX_SPLITS = 8, EVAL_STEP_BUDGET = 32768 };
+enum { MAX_SPLITS = 8 };
 static size_t SLICE_ROWS = 512;
 
 typedef struct nt_options {
@@ -356,17 +356,6 @@ static double *unigram_log_probs(const reel_vocab *vocab, size_t V, uint64_t doc
     return logp;
 }
 
-typedef struct {
-    uint64_t index;
-    size_t length;
-} doc_length;
-
-static int by_length(const void *a, const void *b) {
-    const doc_length *x = a, *y = b;
-    if (x->length != y->length) return x->length < y->length ? -1 : 1;
-    return x->index < y->index ? -1 : x->index > y->index;
-}
-
 static void nt_evaluate(reel_objective *obj, const reel_eval_request *request, reel_value *values) {
     nt_impl *t = obj->impl;
     reel_model *model = obj->model;
@@ -376,23 +365,12 @@ static void nt_evaluate(reel_objective *obj, const reel_eval_request *request, r
         reel_die(&err, "evaluate on a split made by the same `reel prep` run");
     uint64_t docs = reel_tokfile_info(file)->num_docs;
     if (request->max_docs && request->max_docs < docs) docs = request->max_docs;
-    size_t begin, count, V = model->vocab_size, max_tokens = request->max_tokens;
-    reel_rank_share((size_t)docs, obj->comm.rank, obj->comm.size, &begin, &count);
+    size_t count, V = model->vocab_size, max_tokens = request->max_tokens;
     size_t batch_rows = request->batch_rows ? request->batch_rows : 1;
-    /* documents of similar length together: little padding; the sums do not depend on the order */
-    doc_length *order = reel_malloc((count ? count : 1) * sizeof *order);
-    for (size_t i = 0; i < count; i++) {
-        size_t n = reel_tokfile_doc_length(file, begin + i);
-        if (max_tokens && n > max_tokens) n = max_tokens;
-        order[i] = (doc_length){begin + i, n + 1};
-    }
-    qsort(order, count, sizeof *order, by_length);
+    reel_doc_length *order = reel_eval_order(file, docs, max_tokens, 1, &obj->comm, &count); /* + <eod> */
     double sums[4] = {0}; /* loss, correct, tokens, unigram loss */
     for (size_t start = 0; start < count;) {
-        size_t rows = 0;
-        while (start + rows < count && rows < batch_rows &&
-               (rows == 0 || (rows + 1) * order[start + rows].length <= EVAL_STEP_BUDGET))
-            rows++;
+        size_t rows = reel_eval_batch_rows(order, count, start, batch_rows);
         reel_batch_begin(&t->buffer, rows, 0, 0);
         for (size_t r = 0; r < rows; r++) {
             const uint32_t *ids;
