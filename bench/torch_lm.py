@@ -22,7 +22,6 @@ optimizer update. tokens_per_s: predictions of the timed global batches / their 
 """
 import argparse
 import os
-import socket
 import sys
 
 
@@ -52,12 +51,11 @@ def parse_args():
 
 
 ARGS = parse_args()
-THREADS = 1 if ARGS.ddp else ARGS.threads
-for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[name] = str(THREADS)
-os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_common  # noqa: E402
 
-import resource  # noqa: E402
+torch_common.set_threads(1 if ARGS.ddp else ARGS.threads)
+
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -67,25 +65,11 @@ from torch import nn  # noqa: E402
 UNK, EOD = 1, 2  # reel's reserved ids
 
 
-def read_tokfile(path):
-    """(doc_start (N+1), ids (T)) from a reel token file (layout in include/reel/tokfile.h)."""
-    raw = np.memmap(path, dtype=np.uint8, mode="r")
-    if bytes(raw[:8]) != b"REELTOK\0":
-        sys.exit(f"torch_lm.py: {path} is not a reel token file")
-    n = int(raw[16:24].view(np.uint64)[0])
-    classes = int(raw[36:40].view(np.uint32)[0])
-    at = 64
-    starts = np.frombuffer(raw, dtype=np.uint64, count=n + 1, offset=at).astype(np.int64)
-    at += 8 * (n + 1) + (4 * n if classes else 0)
-    ids = np.frombuffer(raw, dtype=np.uint32, count=int(starts[-1]), offset=at)
-    return starts, ids
-
-
 class Windows:
     def __init__(self, args):
         self.docs = []  # (ids of one split, start, end)
         for split in args.splits.split(","):
-            starts, ids = read_tokfile(os.path.join(args.data, f"{split}.tok"))
+            starts, _, ids = torch_common.read_tokfile(os.path.join(args.data, f"{split}.tok"), "torch_lm.py")
             self.docs += [(ids, int(starts[i]), int(starts[i + 1])) for i in range(len(starts) - 1)]
         self.args = args
         self.rng = np.random.default_rng(args.seed)
@@ -169,39 +153,9 @@ def train(args, rank=0, world=1):
     return seconds, tokens
 
 
-def peak_rss_kb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def ddp_worker(rank, args, port, queue):
-    import torch.distributed as dist
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=args.ddp)
-    seconds, tokens = train(args, rank, args.ddp)
-    dist.barrier()
-    queue.put((rank, seconds, tokens, peak_rss_kb()))
-    dist.destroy_process_group()
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main():
     args = ARGS
-    if args.ddp:
-        import torch.multiprocessing as mp
-        queue = mp.get_context("spawn").SimpleQueue()
-        mp.spawn(ddp_worker, args=(args, free_port(), queue), nprocs=args.ddp, join=True)
-        reports = sorted(queue.get() for _ in range(args.ddp))
-        _, seconds, tokens, _ = reports[0]
-        rss = [r[3] for r in reports]
-    else:
-        torch.set_num_threads(args.threads)
-        seconds, tokens = train(args)
-        rss = [peak_rss_kb()]
+    (seconds, tokens), rss = torch_common.run(train, args, args.ddp, args.threads)
     total = sum(seconds)
     print(f"RESULT s_per_step={total / len(seconds):.6f} tokens_per_s={tokens / total:.1f} "
           f"rss_kb={','.join(map(str, rss))}")

@@ -26,7 +26,6 @@ which includes the PyTorch runtime itself.
 """
 import argparse
 import os
-import socket
 import sys
 
 
@@ -55,14 +54,12 @@ def parse_args():
 
 
 ARGS = parse_args()
-# Thread counts must be in the environment before torch (and its OpenMP and OpenBLAS) load; spawned DDP
-# workers inherit them. OpenBLAS matters: Debian's torch does its matrix products through libblas.
-THREADS = 1 if ARGS.ddp else ARGS.threads
-for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[name] = str(THREADS)
-os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # keep DDP traffic on the loopback interface
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_common  # noqa: E402
 
-import resource  # noqa: E402
+# OpenBLAS matters: Debian's torch does its matrix products through libblas.
+torch_common.set_threads(1 if ARGS.ddp else ARGS.threads)
+
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -72,28 +69,12 @@ from torch import nn  # noqa: E402
 UNK = 1  # reel's reserved id for out-of-vocabulary tokens
 
 
-def read_tokfile(path):
-    """(doc_start (N+1), labels (N), ids (T)) from a reel token file (layout in include/reel/tokfile.h)."""
-    raw = np.memmap(path, dtype=np.uint8, mode="r")
-    if bytes(raw[:8]) != b"REELTOK\0":
-        sys.exit(f"torch_lstm.py: {path} is not a reel token file")
-    header = raw[:64].view(np.uint8)
-    n = int(header[16:24].view(np.uint64)[0])
-    classes = int(header[36:40].view(np.uint32)[0])
-    at = 64
-    starts = np.frombuffer(raw, dtype=np.uint64, count=n + 1, offset=at).astype(np.int64)
-    at += 8 * (n + 1)
-    labels = np.frombuffer(raw, dtype=np.int32, count=n, offset=at) if classes else np.zeros(n, np.int32)
-    at += 4 * n if classes else 0
-    ids = np.frombuffer(raw, dtype=np.uint32, count=int(starts[-1]), offset=at)
-    return starts, labels, ids
-
-
 class Batches:
     """Global batch k = positions [kB, (k+1)B) of a seeded shuffle, as in reel (a second pass reshuffles)."""
 
     def __init__(self, path, args):
-        self.starts, self.labels, self.ids = read_tokfile(path)
+        self.starts, labels, self.ids = torch_common.read_tokfile(path, "torch_lstm.py")
+        self.labels = labels if labels is not None else np.zeros(len(self.starts) - 1, np.int32)
         self.args = args
         self.rng = np.random.default_rng(args.seed)
         self.order = np.empty(0, dtype=np.int64)
@@ -163,39 +144,9 @@ def train(args, rank=0, world=1):
     return seconds, tokens, batches.window_mean
 
 
-def peak_rss_kb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
-
-
-def ddp_worker(rank, args, port, queue):
-    import torch.distributed as dist
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=args.ddp)
-    seconds, tokens, window_mean = train(args, rank, args.ddp)
-    dist.barrier()
-    queue.put((rank, seconds, tokens, window_mean, peak_rss_kb()))
-    dist.destroy_process_group()
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main():
     args = ARGS
-    if args.ddp:
-        import torch.multiprocessing as mp
-        queue = mp.get_context("spawn").SimpleQueue()
-        mp.spawn(ddp_worker, args=(args, free_port(), queue), nprocs=args.ddp, join=True)
-        reports = sorted(queue.get() for _ in range(args.ddp))
-        _, seconds, tokens, window_mean, _ = reports[0]
-        rss = [r[4] for r in reports]
-    else:
-        torch.set_num_threads(args.threads)
-        seconds, tokens, window_mean = train(args)
-        rss = [peak_rss_kb()]
+    (seconds, tokens, window_mean), rss = torch_common.run(train, args, args.ddp, args.threads)
     total = sum(seconds)
     print(f"RESULT s_per_step={total / len(seconds):.6f} reviews_per_s={args.batch * len(seconds) / total:.3f} "
           f"tokens_per_s={tokens / total:.1f} window_mean={window_mean:.3f} rss_kb={','.join(map(str, rss))}")

@@ -14,6 +14,17 @@
 
 #include "vecmath.h"
 
+/* The next slice: up to slice_rows valid rows from *next on, their indices in rows and their features
+ * gathered into x (R, D); returns R (0 when no valid row is left). */
+static size_t next_slice(size_t *next, size_t N, const uint8_t *row_mask, size_t slice_rows, size_t *rows,
+                         const float *features, size_t D, float *x) {
+    size_t R = 0;
+    for (; *next < N && R < slice_rows; (*next)++)
+        if (!row_mask || row_mask[*next]) rows[R++] = *next;
+    for (size_t r = 0; r < R; r++) memcpy(x + r * D, features + rows[r] * D, D * sizeof *x);
+    return R;
+}
+
 size_t reel_decoder_scratch_floats(size_t slice_rows, size_t D, size_t K) {
     return slice_rows * K + 2 * slice_rows * D; /* logits, gathered features, their gradient */
 }
@@ -27,12 +38,7 @@ double reel_decoder_softmax(float *dfeatures, float *dweight, float *dbias, doub
     REEL_CHECK(slice_rows <= sizeof rows / sizeof rows[0], NULL, "decoder: slices of at most 4096 rows");
     double total = 0.0, hits = 0.0;
     if (dfeatures) memset(dfeatures, 0, N * D * sizeof *dfeatures);
-    for (size_t next = 0; next < N;) {
-        size_t R = 0;
-        for (; next < N && R < slice_rows; next++)
-            if (!row_mask || row_mask[next]) rows[R++] = next;
-        if (R == 0) break;
-        for (size_t r = 0; r < R; r++) memcpy(x + r * D, features + rows[r] * D, D * sizeof *x);
+    for (size_t next = 0, R; (R = next_slice(&next, N, row_mask, slice_rows, rows, features, D, x)) > 0;) {
         /* logits (R, K) = x (R, D) . weight^T + bias */
         reel_linear_forward(logits, x, weight, bias, R, D, K);
         for (size_t r = 0; r < R; r++) {
@@ -113,14 +119,9 @@ double reel_decoder_sampled(float *dfeatures, float *dweight, float *dbias, cons
     memset(dfeatures, 0, N * D * sizeof *dfeatures);
     double total = 0.0;
     float log_s = (float)log((double)S);
-    for (size_t next = 0; next < N;) {
-        size_t R = 0;
-        for (; next < N && R < slice_rows; next++)
-            if (!row_mask || row_mask[next]) rows[R++] = next;
-        if (R == 0) break;
-        for (size_t r = 0; r < R; r++) memcpy(x + r * D, features + rows[r] * D, D * sizeof *x);
-        /* the candidates' logits (R, S), at z + 1 of each row of S + 1; the target's at z[0] */
-        float *zc = z + R; /* scratch after the true logits: R rows of S */
+    for (size_t next = 0, R; (R = next_slice(&next, N, row_mask, slice_rows, rows, features, D, x)) > 0;) {
+        /* the targets' logits' gradients at z[0..R), the candidates' logits (R, S) after them */
+        float *zc = z + R;
         reel_linear_forward(zc, x, wc, bc, R, D, S);
         for (size_t r = 0; r < R; r++) {
             uint32_t t = targets[rows[r]];
