@@ -16,7 +16,7 @@ static const reel_command commands[] = {
     {"prep", reel_cmd_prep, "turn a corpus (IMDb archive, TSV, plain text) into token-ID files and a vocabulary"},
     {"synth", reel_cmd_synth, "write a synthetic labelled corpus (TSV) that a model can learn, for demos and tests"},
     {"train", reel_cmd_train, "train a model from a config file, data-parallel over the MPI ranks; resumes"},
-    {"eval", reel_cmd_eval, "evaluate a checkpoint on a split: loss, accuracy, precision, recall, F1"},
+    {"eval", reel_cmd_eval, "evaluate a checkpoint on a split: accuracy and F1, or perplexity"},
     {"generate", reel_cmd_generate, "write text with a language model: a prime, a temperature, top-k, top-p"},
     {"inspect", reel_cmd_inspect, "summarise and validate a checkpoint, token file, vocabulary or metrics file"},
 };
