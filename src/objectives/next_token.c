@@ -503,12 +503,18 @@ static int nt_create(reel_objective **out, const reel_config *cfg, reel_model *m
     obj->num_train_sums = NUM_SUMS;
     obj->best_metric = "perplexity";
     obj->valid_split_code = REEL_SPLIT_TEST;
-    if (corpus_open(&t->train, cfg, vocab, o->train_splits, err) != 0) goto fail;
-    t->unigram_log = unigram_log_probs(vocab, model->vocab_size, t->train.num_docs);
     if (!for_training) {
+        /* evaluation only needs its own split; the training text, when it is there, gives the unigram
+         * baseline its <eod> count */
+        reel_error ignored = {{0}};
+        if (corpus_open(&t->train, cfg, vocab, o->train_splits, &ignored) == 0)
+            t->unigram_log = unigram_log_probs(vocab, model->vocab_size, t->train.num_docs);
+        corpus_close(&t->train);
         *out = obj;
         return 0;
     }
+    if (corpus_open(&t->train, cfg, vocab, o->train_splits, err) != 0) goto fail;
+    t->unigram_log = unigram_log_probs(vocab, model->vocab_size, t->train.num_docs);
     reel_tokfile *probe;
     reel_error why = {{0}};
     if (reel_open_split(&probe, cfg, vocab, o->eval_split, 1, &why) != 0) {
