@@ -148,9 +148,9 @@ double reel_decoder_softmax(float *dfeatures, float *dweight, float *dbias, doub
  * objective: S candidate classes are drawn for a whole batch from q, the log-uniform distribution over
  * class ids (q(k) = log((k+2)/(k+1)) / log(K+1): ids are sorted by frequency); each row's logits are its
  * target's and the candidates', each minus log(S q(id)); a candidate equal to the row's target is left
- * out. The loss is -log softmax over those logits at the target: it underestimates the full softmax's
- * loss, so evaluation always uses the full one. Only the target's and the candidates' weight rows get
- * gradient. */
+ * out. The loss is -log softmax over those logits at the target: a biased estimate of the full
+ * softmax's loss (higher or lower), so evaluation always uses the full one. Only the target's and the
+ * candidates' weight rows get gradient. */
 /* candidates (S) drawn from (seed, epoch, step), the same on every rank; log_expected (S) = log(S q(id)) */
 void reel_sampled_candidates(uint32_t *candidates, float *log_expected, size_t S, size_t K, uint64_t seed,
                              uint64_t epoch, uint64_t step);

@@ -52,7 +52,8 @@ static const reel_key nt_keys[] = {
                      "evaluate on the first eval_docs documents during training (0: all); the end uses all"),
     REEL_KEY_CHOICE_OF(nt_options, "objective", "softmax", softmax, "full", softmaxes,
                        "training loss: full softmax over the vocabulary, or sampled softmax over `sampled` candidates "
-                       "(cheaper; its loss underestimates the full one; evaluation always uses the full softmax)"),
+                       "(cheaper; its training loss is an estimate, not the full softmax's; evaluation always uses the "
+                       "full softmax)"),
     REEL_KEY_SIZE_OF(nt_options, "objective", "sampled", sampled, "1024", REEL_BOUND_MIN, 1,
                      "sampled softmax: candidate classes per step, drawn log-uniformly over the ids"),
 };
