@@ -54,6 +54,27 @@ grep -q "hidden/weight has shape \[24, 16\], the model expects \[32, 16\]" "$WOR
   || fail "shape mismatch not explained"
 [ -f "$WORK/run/ckpt_00000020.h5" ] && pass "checkpoints kept" || fail "a checkpoint disappeared"
 
+# --- a version 1 checkpoint (before objectives: best_valid_accuracy, no /vocab) still resumes and evaluates
+if [ -n "$H5PY_PYTHON" ]; then
+  mkdir -p "$WORK/run_v1" && cp "$WORK/run/ckpt_00000010.h5" "$WORK/run_v1/"
+  "$H5PY_PYTHON" - "$WORK/run_v1/ckpt_00000010.h5" <<'PY'
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r+") as f:
+    f.attrs["format_version"] = np.uint64(1)
+    del f.attrs["objective"]
+    del f["vocab"]
+    state = f["train_state"]
+    accuracy = state.attrs["best_value"]
+    del state.attrs["best_metric"], state.attrs["best_value"]
+    state.attrs["best_valid_accuracy"] = np.float64(accuracy)
+PY
+  expect_ok "resume from a version 1 checkpoint" reel train "$WORK/small.ini" --run-dir "$WORK/run_v1"
+  grep -q "resuming from .*run_v1/ckpt_00000010.h5" "$WORK/out.txt" && pass "version 1 resumes" || fail "version 1 did not resume"
+  expect_ok "eval of a version 1 checkpoint" reel eval "$WORK/run_v1/ckpt_00000010.h5"
+else
+  echo "note: python3-h5py absent, version 1 checkpoints not checked"
+fi
+
 # --- data errors
 cp -r "$WORK/data" "$WORK/data_badid"
 file="$WORK/data_badid/train.tok"
