@@ -19,7 +19,7 @@
 
 /* Keys of the default configuration (model type bow, objective classify): the 33 general keys and
  * bow's 5. --help-config lists the general keys, then each model's and objective's own: the recurrent
-  * classifiers share 10, the language model has 10, classify none and next_token 6. */
+ * classifiers share 10, the language model has 10, classify none and next_token 6. */
 #define NUM_GENERAL_KEYS 33
 #define NUM_KEYS (NUM_GENERAL_KEYS + 5)
 #define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10 + 10 + 6)
