@@ -26,8 +26,9 @@
 #include "reel/objective.h"
 #include "reel/rng.h"
 
-enum { MAX_SPLITS = 8 };
-static size_t SLICE_ROWS = 512;
+/* SLICE_ROWS: rows of logits the decoder makes at a time (512 x 8,003 floats = 16 MB); from 256 to 4,096
+ * the course LM's step time changes by less than the run-to-run noise. */
+enum { MAX_SPLITS = 8, SLICE_ROWS = 512 };
 
 typedef struct nt_options {
     char sampler[REEL_NAME_MAX];
@@ -173,10 +174,16 @@ static size_t window_predictions(const nt_impl *t, size_t n) {
     return t->seq_len && n + 1 > t->seq_len ? t->seq_len : n + 1;
 }
 
+/* Documents in global batch `step` of the window sampler: batch_size, fewer in the last one. */
+static size_t window_batch_documents(const nt_impl *t, uint64_t step) {
+    uint64_t left = t->train.num_docs - step * t->cfg->train.batch_size;
+    return (size_t)(left < t->cfg->train.batch_size ? left : t->cfg->train.batch_size);
+}
+
 static void gather_windows(nt_impl *t, reel_objective *obj, uint64_t epoch, uint64_t step, size_t *global_tokens) {
     const reel_config *cfg = t->cfg;
-    uint64_t num = t->train.num_docs, begin = step * cfg->train.batch_size;
-    size_t global_rows = (size_t)(num - begin < cfg->train.batch_size ? num - begin : cfg->train.batch_size);
+    uint64_t begin = step * cfg->train.batch_size;
+    size_t global_rows = window_batch_documents(t, step);
     size_t local_begin, local_rows;
     reel_rank_share(global_rows, obj->comm.rank, obj->comm.size, &local_begin, &local_rows);
     *global_tokens = 0;
@@ -314,7 +321,6 @@ static void nt_begin_epoch(reel_objective *obj, uint64_t epoch) {
 
 static uint64_t nt_train_step(reel_objective *obj, uint64_t epoch, uint64_t step, double *sums) {
     nt_impl *t = obj->impl;
-    if (getenv("REEL_SLICE")) SLICE_ROWS = strtoul(getenv("REEL_SLICE"), NULL, 10);
     size_t global_tokens = 0;
     if (t->stream)
         gather_streams(t, obj, epoch, step, &global_tokens);
@@ -325,9 +331,7 @@ static uint64_t nt_train_step(reel_objective *obj, uint64_t epoch, uint64_t step
     sums[SUM_LOSS] += run_batch(t, obj, 1, global_tokens ? 1.0f / (float)global_tokens : 0.0f, &correct);
     sums[SUM_CORRECT] += correct;
     sums[SUM_TOKENS] += (double)local_tokens;
-    return t->stream ? t->streams : (uint64_t)(t->train.num_docs - step * t->cfg->train.batch_size < t->cfg->train.batch_size
-                                                   ? t->train.num_docs - step * t->cfg->train.batch_size
-                                                   : t->cfg->train.batch_size);
+    return t->stream ? t->streams : window_batch_documents(t, step);
 }
 
 static void nt_train_values(const reel_objective *obj, const double *sums, double seconds, reel_value *values) {
