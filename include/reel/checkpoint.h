@@ -33,6 +33,7 @@
 #include "reel/check.h"
 #include "reel/model.h"
 #include "reel/optim.h"
+#include "reel/util.h"
 #include "reel/vocab.h"
 
 #define REEL_CHECKPOINT_FORMAT "reel-checkpoint"
@@ -74,6 +75,17 @@ int reel_checkpoint_load(const char *path, reel_model *model, reel_optimizer *op
  * of the whole vocab.txt the model was trained with (its counts are 0); vocab->size = 0 and 0 returned
  * when the file has none. Free with reel_vocab_free. */
 int reel_checkpoint_read_vocab(const char *path, reel_vocab *vocab, reel_error *err);
+
+/* Starts model from another model's checkpoint (fine-tuning a classifier from a language model): every
+ * transferable tensor of the model (its encoder: parameters and saved state such as batch-norm
+ * statistics) is read from the checkpoint's tensor of the same name, which must exist with the same
+ * shape; the model's other tensors keep their values. Nothing else is read: no optimizer state, no step.
+ * A vocabulary other than expected_vocab_checksum, a missing tensor (another cell type, more layers, a
+ * direction or a batch norm the checkpoint lacks) or another shape (another width or vocabulary size)
+ * is an error naming the tensor (and both shapes), and the model is left as it was. report receives
+ * what was loaded, what was left to its initialisation and which checkpoint tensors were not used. */
+int reel_checkpoint_init_from(const char *path, reel_model *model, uint64_t expected_vocab_checksum, reel_buf *report,
+                              reel_error *err);
 
 /* The stored /config text (malloc'd), to rebuild the model a checkpoint belongs to. */
 int reel_checkpoint_read_config(const char *path, char **config_ini, reel_error *err);

@@ -94,6 +94,7 @@ typedef struct reel_config {
         char type[REEL_NAME_MAX]; /* a registered model type (src/models/registry.c) */
         size_t vocab_size;        /* ids >= vocab_size map to <unk> */
         size_t embed_dim;
+        char init_from[REEL_PATH_MAX]; /* a checkpoint whose encoder a fresh run starts from; "": none */
     } model;
     struct {
         char type[REEL_NAME_MAX]; /* a registered objective; "" in the file: the model's own */

@@ -19,6 +19,7 @@ typedef struct reel_tensor_info {
     size_t shape[REEL_TENSOR_MAX_DIMS];
     size_t offset; /* in floats, into the owning store's buffers */
     size_t count;  /* product of shape */
+    int transfer;  /* part of an encoder another model can start from (see reel_checkpoint_init_from) */
 } reel_tensor_info;
 
 /* A set of tensors sharing one layout. `data` always exists; `grad` exists for trainable stores
@@ -40,6 +41,9 @@ size_t reel_store_add(reel_store *store, const char *name, size_t ndim, const si
 void reel_store_allocate(reel_store *store);
 float *reel_store_view(const reel_store *store, size_t index);
 float *reel_store_grad_view(const reel_store *store, size_t index);
+/* Marks tensors [first, num_tensors) as transferable: the encoder tensors a model shares by name with
+ * the models it can start from, or be started from. */
+void reel_store_mark_transfer(reel_store *store, size_t first);
 /* Index of the tensor called name, or (size_t)-1. */
 size_t reel_store_find(const reel_store *store, const char *name);
 void reel_store_free(reel_store *store);

@@ -53,6 +53,9 @@ static const reel_key general_keys[] = {
     KEY_SIZE("model", "vocab_size", model.vocab_size, "8000", BOUND_MIN, 4,
              "token ids >= vocab_size map to <unk> (the reserved ids <pad>, <unk>, <eod> count)"),
     KEY_SIZE("model", "embed_dim", model.embed_dim, "256", BOUND_MIN, 1, "width of the token embeddings"),
+    KEY_STRING("model", "init_from", model.init_from, "",
+               "a checkpoint (e.g. a language model's) whose encoder tensors a fresh run starts from, by name and shape "
+               "(the embedding, recurrent layers and batch norms); a resumed run continues from its own"),
 
     {.section = "objective", .key = "type", .type = REEL_KEY_CHOICE, REEL_FIELD_CHARS(reel_config, objective.type),
      .default_text = "", .choice_at = reel_objective_type_at,
@@ -365,6 +368,10 @@ static int store_value(const reel_key *spec, char *field, const char *value, con
     switch (spec->type) {
     case REEL_KEY_STRING: {
         size_t len = strlen(value);
+        if (len == 0 && spec->default_text && spec->default_text[0] == '\0') { /* an optional key: unset it */
+            memset(field, 0, spec->size);
+            return 0;
+        }
         if (len == 0)
             return reel_fail(err, "%s: [%s] %s is empty: expected a non-empty string", loc, spec->section, spec->key);
         if (len >= spec->size)

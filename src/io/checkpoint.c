@@ -334,6 +334,104 @@ done:
     return status;
 }
 
+/* ---- starting from another model ---- */
+
+typedef struct {
+    const reel_model *model;
+    reel_buf *unused, *layers; /* checkpoint tensors this model does not take; the checkpoint's layer names */
+} init_walk;
+
+static herr_t list_model_tensor(hid_t root, const char *name, const H5O_info_t *info, void *data) {
+    init_walk *walk = data;
+    if (info->type != H5O_TYPE_DATASET) return 0;
+    size_t p = reel_store_find(&walk->model->params, name), s = reel_store_find(&walk->model->state, name);
+    int taken = (p != (size_t)-1 && walk->model->params.tensors[p].transfer) ||
+                (s != (size_t)-1 && walk->model->state.tensors[s].transfer);
+    if (!taken) reel_buf_printf(walk->unused, "%s%s", walk->unused->length ? ", " : "", name);
+    /* the layer (the part before '/'), once */
+    const char *slash = strchr(name, '/');
+    int length = slash ? (int)(slash - name) : (int)strlen(name);
+    char layer[REEL_TENSOR_NAME_MAX + 4];
+    snprintf(layer, sizeof layer, ",%.*s,", length, name);
+    char *listed = walk->layers->data ? walk->layers->data : "";
+    if (!strstr(listed, layer)) reel_buf_printf(walk->layers, "%s%.*s,", walk->layers->length ? "" : ",", length, name);
+    (void)root;
+    return 0;
+}
+
+int reel_checkpoint_init_from(const char *path, reel_model *model, uint64_t expected_vocab_checksum, reel_buf *report,
+                              reel_error *err) {
+    hid_t file = open_checkpoint(path, err);
+    if (file < 0) return -1;
+    int status = -1;
+    uint64_t checksum = 0;
+    reel_buf unused = {0}, layers = {0}, loaded = {0}, kept = {0};
+    float *saved_params = NULL, *saved_state = NULL;
+    if (reel_h5_read_u64_attr(file, "vocab_checksum", &checksum) != 0) {
+        reel_fail(err, "%s: root attribute 'vocab_checksum' is missing", path);
+        goto done;
+    }
+    if (checksum != expected_vocab_checksum) {
+        reel_fail(err, "%s: the checkpoint was trained with another vocabulary (checksum %016" PRIx64 ", the data's "
+                  "vocab.txt has %016" PRIx64 "): a model can only start from one of the same `reel prep` run",
+                  path, checksum, expected_vocab_checksum);
+        goto done;
+    }
+    hid_t group = H5Lexists(file, "model", H5P_DEFAULT) > 0 ? H5Gopen2(file, "model", H5P_DEFAULT) : -1;
+    if (group < 0) {
+        reel_fail(err, "%s: group /model is missing", path);
+        goto done;
+    }
+    init_walk walk = {model, &unused, &layers};
+    H5Ovisit2(group, H5_INDEX_NAME, H5_ITER_INC, list_model_tensor, &walk, H5O_INFO_BASIC);
+    H5Gclose(group);
+    /* read into the model's buffers, but put them back if anything fails: an error leaves the model as it was */
+    saved_params = reel_malloc(model->params.num_floats * sizeof(float) + 1);
+    saved_state = reel_malloc(model->state.num_floats * sizeof(float) + 1);
+    memcpy(saved_params, model->params.data, model->params.num_floats * sizeof(float));
+    memcpy(saved_state, model->state.data, model->state.num_floats * sizeof(float));
+    const reel_store *stores[2] = {&model->params, &model->state};
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < stores[k]->num_tensors; i++) {
+            const reel_tensor_info *info = &stores[k]->tensors[i];
+            if (!info->transfer) {
+                reel_buf_printf(&kept, "%s%s", kept.length ? ", " : "", info->name);
+                continue;
+            }
+            char name[512];
+            snprintf(name, sizeof name, "model/%s", info->name);
+            if (H5Lexists(file, name, H5P_DEFAULT) <= 0) {
+                H5Eclear2(H5E_DEFAULT);
+                /* the list starts and ends with a comma: drop both for the message */
+                const char *list = layers.data ? layers.data + 1 : "";
+                reel_fail(err, "%s: the model's %s is not in the checkpoint, whose model has the layers %.*s (another "
+                          "cell type, more layers, or a direction or batch norm the checkpoint lacks)", path,
+                          info->name, (int)(layers.length > 1 ? layers.length - 2 : 0), list);
+                goto restore;
+            }
+            if (read_tensor(file, path, "model", info, stores[k]->data + info->offset, err) != 0) goto restore;
+            reel_buf_printf(&loaded, "%s%s", loaded.length ? ", " : "", info->name);
+        }
+    reel_buf_printf(report, "loaded %s; initialised as usual: %s; not used from the checkpoint: %s",
+                    loaded.data ? loaded.data : "nothing", kept.data ? kept.data : "nothing",
+                    unused.data ? unused.data : "nothing");
+    status = 0;
+    goto done;
+restore:
+    memcpy(model->params.data, saved_params, model->params.num_floats * sizeof(float));
+    memcpy(model->state.data, saved_state, model->state.num_floats * sizeof(float));
+done:
+    free(saved_params);
+    free(saved_state);
+    reel_buf_free(&unused);
+    reel_buf_free(&layers);
+    reel_buf_free(&loaded);
+    reel_buf_free(&kept);
+    H5Fclose(file);
+    H5Eclear2(H5E_DEFAULT);
+    return status;
+}
+
 /* The scalar string dataset `name` (malloc'd); *text = NULL and 0 when missing and optional. */
 static int read_text(const char *path, const char *name, int required, char **text_out, reel_error *err) {
     *text_out = NULL;

@@ -216,6 +216,7 @@ static int bow_create(reel_model **out, const reel_config *cfg, size_t max_batch
     reel_store_init(&model->params, 1);
     reel_store_init(&model->state, 0);
     m->embedding = reel_store_add(&model->params, "embedding/weight", 2, (size_t[]){model->vocab_size, m->E});
+    reel_store_mark_transfer(&model->params, m->embedding); /* the embedding alone is shared with other models */
     m->hidden_w = reel_store_add(&model->params, "hidden/weight", 2, (size_t[]){m->H, m->E});
     if (m->batch_norm) {
         m->bn_w = reel_store_add(&model->params, "batchnorm/weight", 1, (size_t[]){m->H});

@@ -34,6 +34,10 @@ size_t reel_store_add(reel_store *store, const char *name, size_t ndim, const si
     return store->num_tensors++;
 }
 
+void reel_store_mark_transfer(reel_store *store, size_t first) {
+    for (size_t i = first; i < store->num_tensors; i++) store->tensors[i].transfer = 1;
+}
+
 void reel_store_allocate(reel_store *store) {
     store->data = reel_calloc(store->num_floats, sizeof(float));
     if (store->trainable) store->grad = reel_calloc(store->num_floats, sizeof(float));

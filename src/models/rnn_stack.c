@@ -23,7 +23,7 @@ void rnn_stack_create(rnn_stack *s, const rnn_stack_options *o, reel_store *para
     s->o = *o;
     REEL_CHECK(o->num_layers >= 1 && o->num_layers <= RNN_STACK_MAX_LAYERS && (o->dirs == 1 || o->dirs == 2), NULL,
                "rnn_stack: %zu layers, %zu directions", o->num_layers, o->dirs);
-    size_t G = reel_cell_gates(o->cell);
+    size_t G = reel_cell_gates(o->cell), first_param = params->num_tensors, first_state = state->num_tensors;
     s->embedding = reel_store_add(params, "embedding/weight", 2, (size_t[]){o->vocab, o->E});
     for (size_t l = 0; l < o->num_layers; l++) {
         rnn_layer *ls = &s->layers[l];
@@ -61,6 +61,9 @@ void rnn_stack_create(rnn_stack *s, const rnn_stack_options *o, reel_store *para
         }
     }
     s->D = s->layers[o->num_layers - 1].D;
+    /* the whole encoder: what a classifier starts from when it starts from a language model */
+    reel_store_mark_transfer(params, first_param);
+    reel_store_mark_transfer(state, first_state);
     reel_embedding_rows_init(&s->rows, o->vocab);
 }
 

@@ -5,8 +5,8 @@
  * a classifier, or a decoder over the vocabulary).
  *
  * The tensors are named the same in every model that uses it (embedding/weight, <cell>_l<i>_<fwd|bwd>/
- * w_ih, w_hh, b_ih, b_hh, batchnorm_l<i>/weight, bias, running_mean, running_var), so a classifier can
- * start from the encoder of a language model by name.
+ * w_ih, w_hh, b_ih, b_hh, batchnorm_l<i>/weight, bias, running_mean, running_var), and marked
+ * transferable, so a classifier can start from the encoder of a language model by name.
  *
  * Regularisers (all rank-independent: masks are keyed by sample, epoch and step, never by rank):
  *   input_dropout   locked dropout on the embeddings, one mask per sequence

@@ -117,6 +117,15 @@ static int resume_or_init(trainer *t, const reel_train_options *options) {
             t->state.best_value = NAN;
         }
     }
+    /* A fresh run may start from another model's encoder; a resumed one continues from its own. */
+    if (t->comm.rank == 0 && !resumed && cfg->model.init_from[0]) {
+        reel_buf report = {0};
+        reel_error err = {{0}};
+        if (reel_checkpoint_init_from(cfg->model.init_from, t->model, t->vocab.checksum, &report, &err) != 0)
+            reel_die(&err, "start from a checkpoint of the same data and encoder ([model] init_from)");
+        reel_log("starting from %s: %s\n", cfg->model.init_from, report.data);
+        reel_buf_free(&report);
+    }
     reel_comm_bcast(&t->comm, &resumed, sizeof resumed, 0);
     broadcast_training_state(t);
     if (resumed && t->obj->ops->import_state) t->obj->ops->import_state(t->obj);
