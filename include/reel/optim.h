@@ -20,14 +20,22 @@ typedef struct reel_optimizer {
     const char *slot_names[REEL_OPTIM_MAX_SLOTS];   /* "adam_m", "adam_v" / "momentum" */
     float *slots[REEL_OPTIM_MAX_SLOTS];             /* (num_floats) each */
     size_t num_floats;
-    uint64_t steps_taken;                           /* t, for Adam's bias correction */
+    uint64_t steps_taken;                           /* optimizer steps taken */
     double beta1, beta2, eps, momentum, weight_decay;
     int nesterov;
+    /* Per tensor of the parameters' layout (num_tensors): a multiplier of the learning rate (layer-wise
+     * rates; 0: the tensor is frozen: no update, its state untouched, no weight decay), and the updates it
+     * has had, for Adam's bias correction, which PyTorch also keeps per parameter (a layer unfrozen late
+     * starts its correction afresh). */
+    size_t num_tensors;
+    const reel_tensor_info *tensors;
+    float *lr_scale;
+    uint64_t *tensor_steps;
 } reel_optimizer;
 
 void reel_optimizer_init(reel_optimizer *opt, const reel_config *cfg, const reel_store *params);
 void reel_optimizer_free(reel_optimizer *opt);
-/* One update of params->data from params->grad with learning rate lr. */
+/* One update of params->data from params->grad with learning rate lr (times each tensor's lr_scale). */
 void reel_optimizer_step(reel_optimizer *opt, reel_store *params, double lr);
 
 /* The learning rate at global step `step` (0-based) of total_steps, steps_per_epoch to an epoch: linear

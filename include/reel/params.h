@@ -20,6 +20,8 @@ typedef struct reel_tensor_info {
     size_t offset; /* in floats, into the owning store's buffers */
     size_t count;  /* product of shape */
     int transfer;  /* part of an encoder another model can start from (see reel_checkpoint_init_from) */
+    size_t group;  /* depth of its layer from the input: the embedding 0, each recurrent layer (with its batch
+                      norm) one more, the head the highest; discriminative rates and gradual unfreezing go by it */
 } reel_tensor_info;
 
 /* A set of tensors sharing one layout. `data` always exists; `grad` exists for trainable stores
@@ -28,6 +30,7 @@ typedef struct reel_store {
     reel_tensor_info *tensors;
     size_t num_tensors;
     size_t capacity;
+    size_t group; /* the group of the tensors added next (reel_store_set_group) */
     size_t num_floats; /* total, a multiple of nothing: views are packed back to back */
     float *data;
     float *grad;
@@ -41,6 +44,10 @@ size_t reel_store_add(reel_store *store, const char *name, size_t ndim, const si
 void reel_store_allocate(reel_store *store);
 float *reel_store_view(const reel_store *store, size_t index);
 float *reel_store_grad_view(const reel_store *store, size_t index);
+/* The group of the tensors added from now on (0 at first). */
+void reel_store_set_group(reel_store *store, size_t group);
+/* The highest group of the store's tensors. */
+size_t reel_store_top_group(const reel_store *store);
 /* Marks tensors [first, num_tensors) as transferable: the encoder tensors a model shares by name with
  * the models it can start from, or be started from. */
 void reel_store_mark_transfer(reel_store *store, size_t first);

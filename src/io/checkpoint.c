@@ -107,6 +107,16 @@ static int write_contents(hid_t file, const reel_model *model, const reel_optimi
             snprintf(slot_group, sizeof slot_group, "optimizer/%s", opt->slot_names[s]);
             failed = write_store(file, slot_group, &model->params, opt->slots[s], link_props);
         }
+        /* the updates each tensor has had (they differ from steps_taken for tensors frozen a while) */
+        if (!failed) {
+            hsize_t dims[1] = {opt->num_tensors};
+            hid_t space = H5Screate_simple(1, dims, NULL);
+            hid_t dataset = H5Dcreate2(file, "optimizer/tensor_steps", H5T_STD_U64LE, space, H5P_DEFAULT, H5P_DEFAULT,
+                                       H5P_DEFAULT);
+            failed = dataset < 0 || H5Dwrite(dataset, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, opt->tensor_steps) < 0;
+            if (dataset >= 0) H5Dclose(dataset);
+            H5Sclose(space);
+        }
         H5Gclose(group);
     } else {
         failed = 1;
@@ -301,6 +311,22 @@ int reel_checkpoint_load(const char *path, reel_model *model, reel_optimizer *op
             snprintf(slot_group, sizeof slot_group, "optimizer/%s", opt->slot_names[s]);
             if (read_store(file, path, slot_group, &model->params, opt->slots[s], err) != 0) goto done;
         }
+        /* checkpoints written before tensors could be frozen: every tensor had every update */
+        for (size_t t = 0; t < opt->num_tensors; t++) opt->tensor_steps[t] = opt->steps_taken;
+        if (H5Lexists(file, "optimizer/tensor_steps", H5P_DEFAULT) > 0) {
+            hid_t dataset = H5Dopen2(file, "optimizer/tensor_steps", H5P_DEFAULT), space = H5Dget_space(dataset);
+            hssize_t n = H5Sget_simple_extent_npoints(space);
+            int read = n == (hssize_t)opt->num_tensors &&
+                     H5Dread(dataset, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, opt->tensor_steps) >= 0;
+            H5Sclose(space);
+            H5Dclose(dataset);
+            if (!read) {
+                reel_fail(err, "%s: /optimizer/tensor_steps has %lld entries, the model %zu tensors", path, (long long)n,
+                          opt->num_tensors);
+                goto done;
+            }
+        }
+        H5Eclear2(H5E_DEFAULT);
     }
     if (state) {
         hid_t group = H5Lexists(file, "train_state", H5P_DEFAULT) > 0 ? H5Gopen2(file, "train_state", H5P_DEFAULT) : -1;

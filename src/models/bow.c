@@ -217,6 +217,8 @@ static int bow_create(reel_model **out, const reel_config *cfg, size_t max_batch
     reel_store_init(&model->state, 0);
     m->embedding = reel_store_add(&model->params, "embedding/weight", 2, (size_t[]){model->vocab_size, m->E});
     reel_store_mark_transfer(&model->params, m->embedding); /* the embedding alone is shared with other models */
+    reel_store_set_group(&model->params, 1); /* the hidden layer and its batch norm */
+    reel_store_set_group(&model->state, 1);
     m->hidden_w = reel_store_add(&model->params, "hidden/weight", 2, (size_t[]){m->H, m->E});
     if (m->batch_norm) {
         m->bn_w = reel_store_add(&model->params, "batchnorm/weight", 1, (size_t[]){m->H});
@@ -226,6 +228,7 @@ static int bow_create(reel_model **out, const reel_config *cfg, size_t max_batch
     } else {
         m->hidden_b = reel_store_add(&model->params, "hidden/bias", 1, (size_t[]){m->H});
     }
+    reel_store_set_group(&model->params, 2);
     m->out_w = reel_store_add(&model->params, "output/weight", 2, (size_t[]){model->num_outputs, m->H});
     m->out_b = reel_store_add(&model->params, "output/bias", 1, (size_t[]){model->num_outputs});
     reel_store_allocate(&model->params);

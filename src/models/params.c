@@ -30,8 +30,18 @@ size_t reel_store_add(reel_store *store, const char *name, size_t ndim, const si
         info->count *= shape[d];
     }
     info->offset = store->num_floats;
+    info->group = store->group;
     store->num_floats += info->count;
     return store->num_tensors++;
+}
+
+void reel_store_set_group(reel_store *store, size_t group) { store->group = group; }
+
+size_t reel_store_top_group(const reel_store *store) {
+    size_t top = 0;
+    for (size_t i = 0; i < store->num_tensors; i++)
+        if (store->tensors[i].group > top) top = store->tensors[i].group;
+    return top;
 }
 
 void reel_store_mark_transfer(reel_store *store, size_t first) {

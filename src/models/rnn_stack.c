@@ -24,9 +24,13 @@ void rnn_stack_create(rnn_stack *s, const rnn_stack_options *o, reel_store *para
     REEL_CHECK(o->num_layers >= 1 && o->num_layers <= RNN_STACK_MAX_LAYERS && (o->dirs == 1 || o->dirs == 2), NULL,
                "rnn_stack: %zu layers, %zu directions", o->num_layers, o->dirs);
     size_t G = reel_cell_gates(o->cell), first_param = params->num_tensors, first_state = state->num_tensors;
+    reel_store_set_group(params, 0);
+    reel_store_set_group(state, 0);
     s->embedding = reel_store_add(params, "embedding/weight", 2, (size_t[]){o->vocab, o->E});
     for (size_t l = 0; l < o->num_layers; l++) {
         rnn_layer *ls = &s->layers[l];
+        reel_store_set_group(params, l + 1);
+        reel_store_set_group(state, l + 1);
         ls->H = o->H[l];
         ls->D = o->dirs * ls->H;
         ls->C = l == 0 ? o->E : s->layers[l - 1].D;
@@ -64,6 +68,9 @@ void rnn_stack_create(rnn_stack *s, const rnn_stack_options *o, reel_store *para
     /* the whole encoder: what a classifier starts from when it starts from a language model */
     reel_store_mark_transfer(params, first_param);
     reel_store_mark_transfer(state, first_state);
+    /* what a model adds after the encoder (its head) sits above it */
+    reel_store_set_group(params, o->num_layers + 1);
+    reel_store_set_group(state, o->num_layers + 1);
     reel_embedding_rows_init(&s->rows, o->vocab);
 }
 

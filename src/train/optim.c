@@ -27,23 +27,31 @@ void reel_optimizer_init(reel_optimizer *opt, const reel_config *cfg, const reel
         REEL_FATAL("use adam or sgd", "[optimizer] type = '%s' is not an optimizer", opt->type);
     }
     for (size_t s = 0; s < opt->num_slots; s++) opt->slots[s] = reel_calloc(opt->num_floats, sizeof(float));
+    opt->num_tensors = params->num_tensors;
+    opt->tensors = params->tensors;
+    opt->lr_scale = reel_malloc(opt->num_tensors * sizeof *opt->lr_scale);
+    for (size_t t = 0; t < opt->num_tensors; t++) opt->lr_scale[t] = 1.0f;
+    opt->tensor_steps = reel_calloc(opt->num_tensors, sizeof *opt->tensor_steps);
 }
 
 void reel_optimizer_free(reel_optimizer *opt) {
     for (size_t s = 0; s < opt->num_slots; s++) free(opt->slots[s]);
+    free(opt->lr_scale);
+    free(opt->tensor_steps);
     memset(opt, 0, sizeof *opt);
 }
 
-static void adam_step(reel_optimizer *opt, float *param, const float *grad, double lr) {
-    opt->steps_taken++;
-    double correction1 = 1.0 - pow(opt->beta1, (double)opt->steps_taken);
-    double correction2 = 1.0 - pow(opt->beta2, (double)opt->steps_taken);
+/* Adam on the floats [begin, end) of one tensor, its t-th update at learning rate lr. */
+static void adam_range(reel_optimizer *opt, float *param, const float *grad, size_t begin, size_t end, double lr,
+                       uint64_t t) {
+    double correction1 = 1.0 - pow(opt->beta1, (double)t);
+    double correction2 = 1.0 - pow(opt->beta2, (double)t);
     float b1 = (float)opt->beta1, b2 = (float)opt->beta2, eps = (float)opt->eps;
     float step_size = (float)(lr / correction1);
     float inv_sqrt_correction2 = (float)(1.0 / sqrt(correction2));
     float decay = (float)(1.0 - lr * opt->weight_decay);
     float *m = opt->slots[0], *v = opt->slots[1];
-    for (size_t i = 0; i < opt->num_floats; i++) {
+    for (size_t i = begin; i < end; i++) {
         float g = grad[i];
         m[i] = b1 * m[i] + (1.0f - b1) * g;
         v[i] = b2 * v[i] + (1.0f - b2) * g * g;
@@ -51,11 +59,10 @@ static void adam_step(reel_optimizer *opt, float *param, const float *grad, doub
     }
 }
 
-static void sgd_step(reel_optimizer *opt, float *param, const float *grad, double lr) {
-    opt->steps_taken++;
+static void sgd_range(reel_optimizer *opt, float *param, const float *grad, size_t begin, size_t end, double lr) {
     float momentum = (float)opt->momentum, wd = (float)opt->weight_decay, rate = (float)lr;
     float *buf = opt->slots[0];
-    for (size_t i = 0; i < opt->num_floats; i++) {
+    for (size_t i = begin; i < end; i++) {
         float g = grad[i] + wd * param[i];
         buf[i] = momentum * buf[i] + g;
         float direction = opt->nesterov ? g + momentum * buf[i] : buf[i];
@@ -66,10 +73,17 @@ static void sgd_step(reel_optimizer *opt, float *param, const float *grad, doubl
 void reel_optimizer_step(reel_optimizer *opt, reel_store *params, double lr) {
     REEL_CHECK(params->num_floats == opt->num_floats, NULL, "optimizer built for %zu floats, given %zu",
                opt->num_floats, params->num_floats);
-    if (opt->num_slots == 2)
-        adam_step(opt, params->data, params->grad, lr);
-    else
-        sgd_step(opt, params->data, params->grad, lr);
+    opt->steps_taken++;
+    for (size_t t = 0; t < opt->num_tensors; t++) {
+        if (opt->lr_scale[t] == 0.0f) continue; /* frozen */
+        const reel_tensor_info *info = &opt->tensors[t];
+        double rate = lr * (double)opt->lr_scale[t];
+        opt->tensor_steps[t]++;
+        if (opt->num_slots == 2)
+            adam_range(opt, params->data, params->grad, info->offset, info->offset + info->count, rate, opt->tensor_steps[t]);
+        else
+            sgd_range(opt, params->data, params->grad, info->offset, info->offset + info->count, rate);
+    }
 }
 
 int reel_schedule_check(const reel_config *cfg, reel_error *err) {

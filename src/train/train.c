@@ -64,6 +64,7 @@ static void broadcast_training_state(trainer *t) {
     for (size_t s = 0; s < t->opt.num_slots; s++)
         reel_comm_bcast(&t->comm, t->opt.slots[s], t->opt.num_floats * sizeof(float), 0);
     reel_comm_bcast(&t->comm, &t->opt.steps_taken, sizeof t->opt.steps_taken, 0);
+    reel_comm_bcast(&t->comm, t->opt.tensor_steps, t->opt.num_tensors * sizeof *t->opt.tensor_steps, 0);
     reel_comm_bcast(&t->comm, &t->state, sizeof t->state, 0);
 }
 
