@@ -17,10 +17,10 @@
 
 #include "reel/config.h"
 
-/* Keys of the default configuration (model type bow, objective classify): the 34 general keys and
+/* Keys of the default configuration (model type bow, objective classify): the 38 general keys and
  * bow's 5. --help-config lists the general keys, then each model's and objective's own: the recurrent
  * classifiers share 10, the language model has 10, classify none and next_token 6. */
-#define NUM_GENERAL_KEYS 34
+#define NUM_GENERAL_KEYS 38
 #define NUM_KEYS (NUM_GENERAL_KEYS + 5)
 #define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10 + 10 + 6)
 
@@ -188,7 +188,7 @@ static void test_unknown_key(void **state) {
     expect_file_error("[data]\ndir = d\n[optimizer]\ntype = adam\n\n\n\n\n\n\n\nlearning_rate = 0.1\n",
                       ":12: unknown key 'learning_rate' in section [optimizer] (known keys: type, lr, beta1, "
                       "beta2, eps, momentum, nesterov, weight_decay, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
-                      "stlr_cut_frac, stlr_ratio)");
+                      "stlr_cut_frac, stlr_ratio, freeze, unfreeze_every, unfreeze_unit, layer_lr_decay)");
 }
 
 static void test_unknown_section(void **state) {
@@ -342,7 +342,7 @@ static void test_syntax_errors(void **state) {
     expect_file_error("[data]\ndir = d\n[optimizer]\nlearning_rate = 1\nbroken line\n",
                       ":4: unknown key 'learning_rate' in section [optimizer] (known keys: type, lr, beta1, beta2, "
                       "eps, momentum, nesterov, weight_decay, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
-                      "stlr_cut_frac, stlr_ratio)");
+                      "stlr_cut_frac, stlr_ratio, freeze, unfreeze_every, unfreeze_unit, layer_lr_decay)");
 
     char text[8000];
     snprintf(text, sizeof text, "[data]\ndir = d\n; %06000d\n[model]\nvocab_size = 5\n", 0);
@@ -429,7 +429,8 @@ static void test_override(void **state) {
     expect_override_error(&cfg, "optimizer.learning_rate=1",
                           "--set 'optimizer.learning_rate=1': unknown key 'learning_rate' in section [optimizer] "
                           "(known keys: type, lr, beta1, beta2, eps, momentum, nesterov, weight_decay, clip_norm, "
-                          "schedule, warmup_steps, decay_epochs, decay_factor, stlr_cut_frac, stlr_ratio)");
+                          "schedule, warmup_steps, decay_epochs, decay_factor, stlr_cut_frac, stlr_ratio, freeze, "
+                          "unfreeze_every, unfreeze_unit, layer_lr_decay)");
     expect_override_error(&cfg, "optimizer.lr=-1",
                           "--set 'optimizer.lr=-1': [optimizer] lr = '-1': must be > 0");
     expect_override_error(&cfg, "train.batch_size=abc",
@@ -490,6 +491,10 @@ static const field_case general_cases[] = {
     FIELD("optimizer.decay_factor", 'd', "0.5"),
     FIELD("optimizer.stlr_cut_frac", 'd', "0.25"),
     FIELD("optimizer.stlr_ratio", 'd', "16"),
+    FIELD("optimizer.freeze", 's', "embedding,lstm_l0"),
+    FIELD("optimizer.unfreeze_every", 'z', "2"),
+    FIELD("optimizer.unfreeze_unit", 's', "steps"),
+    FIELD("optimizer.layer_lr_decay", 'd', "2.6"),
     FIELD("train.epochs", 'z', "11"),
     FIELD("train.max_steps", 'z', "999"),
     FIELD("train.batch_size", 'z', "64"),
@@ -587,14 +592,14 @@ static void test_every_field_has_one_key(void **state) {
     assert_int_equal(reel_config_key_index(&cfg, "optimizer"), -1);
     assert_int_equal(reel_config_key_index(&cfg, "model.pooling"), -1); /* a key of the recurrent models */
 
-    /* The resolved INI lists exactly these keys: data.dir, model.init_from, optimizer.decay_epochs and
-     * checkpoint.best_metric are unset in the defaults, which makes them comment lines. */
+    /* The resolved INI lists exactly these keys: data.dir, model.init_from, optimizer.decay_epochs,
+     * optimizer.freeze and checkpoint.best_metric are unset in the defaults, which makes them comment lines. */
     char *ini = reel_config_to_ini(&cfg);
     size_t assignments = 0;
     for (char *line = strtok(ini, "\n"); line; line = strtok(NULL, "\n"))
         if (line[0] != ';' && line[0] != '[' && strstr(line, " = ")) assignments++;
     free(ini);
-    assert_int_equal(assignments, NUM_KEYS - 4);
+    assert_int_equal(assignments, NUM_KEYS - 5);
 
     reel_error err = {""};
     if (reel_config_override(&cfg, "model.type=lstm", &err) != 0) fail_msg("%s", err.message);
@@ -681,7 +686,7 @@ static void test_round_trip(void **state) {
     for (size_t i = 0; i < b.num_keys; i++) {
         /* every key was written out, but for the unset optional strings (comment lines) */
         if (!strcmp(b.keys[i]->key, "decay_epochs") || !strcmp(b.keys[i]->key, "best_metric") ||
-            !strcmp(b.keys[i]->key, "init_from"))
+            !strcmp(b.keys[i]->key, "init_from") || !strcmp(b.keys[i]->key, "freeze"))
             continue;
         assert_true(b.line_of[i] > 0);
         assert_string_equal(b.source_of[i], "resolved");

@@ -108,6 +108,60 @@ static void test_adam_matches_formula(void **state) {
     reel_store_free(&store);
 }
 
+/* Per-tensor rates: a frozen tensor (scale 0) keeps its values and gets no state; a tensor at half the
+ * rate follows AdamW at lr / 2; one unfrozen after a step starts its bias correction at its own first
+ * update (as PyTorch's per-parameter step count does). */
+static void test_adam_per_tensor_rates(void **state) {
+    (void)state;
+    reel_config cfg;
+    reel_config_defaults(&cfg);
+    snprintf(cfg.optimizer.type, sizeof cfg.optimizer.type, "adam");
+    cfg.optimizer.weight_decay = 0.01;
+    reel_store store;
+    reel_store_init(&store, 1);
+    reel_store_add(&store, "low/w", 1, (size_t[]){2});
+    reel_store_add(&store, "mid/w", 1, (size_t[]){2});
+    reel_store_add(&store, "top/w", 1, (size_t[]){2});
+    reel_store_allocate(&store);
+    for (size_t i = 0; i < 6; i++) {
+        store.data[i] = 1.0f + (float)i;
+        store.grad[i] = 0.25f * (float)(i + 1);
+    }
+    reel_optimizer opt;
+    reel_optimizer_init(&opt, &cfg, &store);
+    double p[6], m[6] = {0}, v[6] = {0};
+    for (int i = 0; i < 6; i++) p[i] = 1.0 + i;
+    int t_of[3] = {0, 0, 0};
+    for (int step = 1; step <= 3; step++) {
+        /* low frozen throughout, mid at half the rate, top at the full rate but frozen for step 1 */
+        opt.lr_scale[0] = 0.0f, opt.lr_scale[1] = 0.5f, opt.lr_scale[2] = step == 1 ? 0.0f : 1.0f;
+        reel_optimizer_step(&opt, &store, 1e-2);
+        for (int k = 1; k < 3; k++) {
+            if (opt.lr_scale[k] == 0.0f) continue;
+            int t = ++t_of[k];
+            double lr = 1e-2 * opt.lr_scale[k];
+            for (int i = 2 * k; i < 2 * k + 2; i++) {
+                double g = 0.25 * (i + 1);
+                p[i] -= lr * 0.01 * p[i];
+                m[i] = 0.9 * m[i] + 0.1 * g;
+                v[i] = 0.999 * v[i] + 0.001 * g * g;
+                p[i] -= lr * (m[i] / (1 - pow(0.9, t))) / (sqrt(v[i] / (1 - pow(0.999, t))) + 1e-8);
+            }
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_true(store.data[i] == (float)(1 + i)); /* frozen: untouched */
+        assert_true(opt.slots[0][i] == 0.0f && opt.slots[1][i] == 0.0f); /* and no optimizer state */
+    }
+    for (int i = 2; i < 6; i++) assert_float_equal(store.data[i], p[i], 1e-6);
+    assert_int_equal(opt.steps_taken, 3);
+    assert_int_equal(opt.tensor_steps[0], 0);
+    assert_int_equal(opt.tensor_steps[1], 3);
+    assert_int_equal(opt.tensor_steps[2], 2);
+    reel_optimizer_free(&opt);
+    reel_store_free(&store);
+}
+
 static void test_sgd_momentum_matches_formula(void **state) {
     (void)state;
     for (int nesterov = 0; nesterov <= 1; nesterov++) {
@@ -198,6 +252,7 @@ int main(void) {
         cmocka_unit_test(test_philox_known_answers), cmocka_unit_test(test_shuffle),
         cmocka_unit_test(test_rank_share_covers_batch), cmocka_unit_test(test_adam_matches_formula),
         cmocka_unit_test(test_sgd_momentum_matches_formula), cmocka_unit_test(test_clip_and_schedule),
+        cmocka_unit_test(test_adam_per_tensor_rates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,6 +95,97 @@ expect_ok "uninterrupted fine-tuning" mpireel 2 train "$WORK/clf.ini" --run-dir 
 if "$CKPT_COMPARE" "$WORK/tune_full/ckpt_00000010.h5" "$WORK/tune/ckpt_00000010.h5" --exact; then
   pass "resumed fine-tuning == uninterrupted, bit for bit"; else fail "resumed fine-tuning differs"; fi
 
+# --- frozen layers (the course: only the top LSTM layer, its batch norm and the head train)
+frozen="embedding,lstm_l0,batchnorm_l0"
+for n in 1 2; do
+  expect_ok "fine-tuning with frozen layers, $n rank(s)" mpireel $n train "$WORK/clf.ini" --run-dir "$WORK/frozen$n" \
+    --set optimizer.freeze=$frozen
+done
+if [ -n "$H5PY_PYTHON" ]; then
+  "$H5PY_PYTHON" - "$lm" "$WORK/frozen2/ckpt_00000010.h5" <<'PY' && pass "frozen tensors unchanged, without optimizer state; the rest trained" || fail "freezing"
+import sys, h5py, numpy as np
+lm, run = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+for n in ("embedding/weight", "lstm_l0_fwd/w_ih", "lstm_l0_fwd/w_hh", "lstm_l0_fwd/b_ih", "lstm_l0_fwd/b_hh",
+          "batchnorm_l0/weight", "batchnorm_l0/bias"):
+    assert np.array_equal(lm["model"][n][()], run["model"][n][()]), n + " changed"
+    for slot in ("adam_m", "adam_v"):
+        assert not run["optimizer"][slot][n][()].any(), n + " has optimizer state"
+for n in ("lstm_l1_fwd/w_hh", "batchnorm_l1/weight"):
+    assert not np.array_equal(lm["model"][n][()], run["model"][n][()]), n + " did not train"
+steps = run["optimizer/tensor_steps"][()]
+assert steps.min() == 0 and steps.max() == 10, steps
+PY
+fi
+if "$CKPT_COMPARE" "$WORK/frozen1/ckpt_00000010.h5" "$WORK/frozen2/ckpt_00000010.h5" --tol 1e-3; then
+  pass "frozen: 1 rank == 2 ranks"; else fail "frozen: 1 rank != 2 ranks"; fi
+expect_ok "frozen to step 4" mpireel 2 train "$WORK/clf.ini" --run-dir "$WORK/frozen_split" --set optimizer.freeze=$frozen \
+  --set train.max_steps=4
+expect_ok "frozen, resumed" mpireel 2 train "$WORK/clf.ini" --run-dir "$WORK/frozen_split" --set optimizer.freeze=$frozen
+if "$CKPT_COMPARE" "$WORK/frozen2/ckpt_00000010.h5" "$WORK/frozen_split/ckpt_00000010.h5" --exact; then
+  pass "frozen: resume bit for bit"; else fail "frozen: resume differs"; fi
+expect_fail "a layer the model lacks" "freeze: 'lstm_l7' is not a layer of model type lstm \(its layers: embedding, lstm_l0_fwd, batchnorm_l0, lstm_l1_fwd, batchnorm_l1, output\)" \
+  reel train "$WORK/clf.ini" --run-dir "$WORK/bad_freeze" --set optimizer.freeze=embedding,lstm_l7
+
+# --- gradual unfreezing: everything but the head frozen, one more group from the top every 3 steps
+# (lstm_l1 with batchnorm_l1 after step 3, lstm_l0 with batchnorm_l0 after 6, the embedding after 9)
+expect_ok "gradual unfreezing" mpireel 2 train "$WORK/clf.ini" --run-dir "$WORK/gradual" --set checkpoint.every_steps=1 \
+  --set optimizer.freeze=embedding,lstm_l0,batchnorm_l0,lstm_l1_fwd,batchnorm_l1 --set optimizer.unfreeze_every=3 \
+  --set optimizer.unfreeze_unit=steps --set train.epochs=2
+grep -q "gradual unfreezing at step 3: lstm_l1_fwd/w_ih.*batchnorm_l1/bias train now" "$WORK/out.txt" && \
+  grep -q "gradual unfreezing at step 9: embedding/weight.*train now" "$WORK/out.txt" && pass "unfreezing is logged" \
+  || fail "unfreezing not logged"
+if [ -n "$H5PY_PYTHON" ]; then
+  "$H5PY_PYTHON" - "$WORK/gradual" "$lm" <<'PY' && pass "groups unfreeze on schedule, from the top" || fail "unfreezing schedule"
+import sys, h5py, numpy as np
+def tensor(step, name):  # step 0: the language model the run started from
+    path = f"{sys.argv[1]}/ckpt_{step:08d}.h5" if step else sys.argv[2]
+    with h5py.File(path, "r") as f:
+        return f["model"][name][()]
+# the first step that changed each tensor
+first = {}
+for name in ("lstm_l1_fwd/w_hh", "batchnorm_l1/weight", "lstm_l0_fwd/w_hh", "batchnorm_l0/bias", "embedding/weight"):
+    for step in range(1, 13):
+        if not np.array_equal(tensor(step, name), tensor(step - 1, name)):
+            first[name] = step
+            break
+expected = {"lstm_l1_fwd/w_hh": 4, "batchnorm_l1/weight": 4, "lstm_l0_fwd/w_hh": 7, "batchnorm_l0/bias": 7,
+            "embedding/weight": 10}
+assert first == expected, first
+PY
+fi
+# --- discriminative rates: one plain SGD step from the same start, with and without layer_lr_decay 2.6.
+# The gradient of that step is the same in both, so each tensor moves by lr x 2.6^-(top - its group) x
+# the gradient: exactly the undiscounted move times the factor (groups: embedding 0, lstm_l0 1, lstm_l1
+# 2, the head 3). A large rate keeps the moves far above the weights' float resolution.
+for decay in 1 2.6; do
+  expect_ok "one SGD step, layer_lr_decay $decay" mpireel 2 train "$WORK/clf.ini" --run-dir "$WORK/decay$decay" \
+    --set optimizer.layer_lr_decay=$decay --set train.max_steps=1 --set optimizer.type=sgd --set optimizer.momentum=0 \
+    --set optimizer.lr=0.5
+done
+if [ -n "$H5PY_PYTHON" ]; then
+  "$H5PY_PYTHON" - "$lm" "$WORK/decay1/ckpt_00000001.h5" "$WORK/decay2.6/ckpt_00000001.h5" <<'PY' \
+    && pass "discriminative rates follow lr / 2.6^depth" || fail "discriminative rates"
+import sys, h5py, numpy as np
+lm, plain, decayed = (h5py.File(p, "r") for p in sys.argv[1:4])
+def move(f, name):
+    return f["model"][name][()].astype(np.float64) - lm["model"][name][()]
+# Each stored weight is rounded to float32, so a move is known to within the spacing of the floats
+# around the weights before and after it (np.spacing): the decayed move must be the plain one times the
+# factor to within two spacings, and the moves must be far larger than that for the check to mean
+# something.
+for name, depth in (("embedding/weight", 3), ("lstm_l0_fwd/w_hh", 2), ("batchnorm_l0/weight", 2), ("lstm_l1_fwd/w_ih", 1)):
+    a, b = move(plain, name), move(decayed, name)
+    start = lm["model"][name][()].astype(np.float64)
+    largest = np.maximum(np.abs(start), np.maximum(np.abs(start + a), np.abs(start + b))).astype(np.float32)
+    ulp = np.spacing(largest).astype(np.float64)
+    error = np.abs(b - a * 2.6 ** -depth)
+    assert (error <= 2 * ulp).all(), (name, float((error / ulp).max()))
+    assert np.abs(a).max() > 1000 * ulp.max(), (name, "moves too small to test")
+# the head (group 3) learns at the full rate in both: the same move
+assert np.allclose(plain["model/output/weight"][()], decayed["model/output/weight"][()], rtol=1e-6, atol=1e-9)
+PY
+fi
+
 # --- mismatches: each names the tensor
 expect_fail "another width" "lstm_l0_fwd/w_ih has shape \[48, 10\], the model expects \[64, 10\]" \
   reel train "$WORK/clf.ini" --run-dir "$WORK/bad1" --set model.hidden_dim=16

@@ -113,6 +113,10 @@ typedef struct reel_config {
         double decay_factor;
         double stlr_cut_frac;         /* slanted triangular: share of the steps spent rising */
         double stlr_ratio;            /* slanted triangular: peak / lowest rate */
+        char freeze[REEL_LIST_MAX];   /* layers (tensor name before '/') that do not train */
+        size_t unfreeze_every;        /* gradual unfreezing: one more frozen group from the top every N units */
+        char unfreeze_unit[REEL_NAME_MAX]; /* "epochs" or "steps" */
+        double layer_lr_decay;        /* discriminative rates: each group below the top gets lr / decay^depth */
     } optimizer;
     struct {
         size_t epochs;

@@ -34,6 +34,7 @@ static const char *const type_names[] = {"string", "size", "uint64", "double", "
 
 static const char *const optimizer_types[] = {"adam", "sgd", NULL};
 static const char *const schedules[] = {"constant", "cosine", "linear", "step", "slanted_triangular", NULL};
+static const char *const unfreeze_units[] = {"epochs", "steps", NULL};
 
 /* Sections in the order of the resolved INI and of --help-config. */
 static const char *const sections[] = {"data", "model", "objective", "optimizer", "train", "checkpoint"};
@@ -86,6 +87,15 @@ static const reel_key general_keys[] = {
                "slanted_triangular: share of the steps over which the rate rises"),
     KEY_DOUBLE("optimizer", "stlr_ratio", optimizer.stlr_ratio, "32", BOUND_MIN, 1, 0,
                "slanted_triangular: how much smaller the lowest rate is than the peak"),
+    KEY_STRING("optimizer", "freeze", optimizer.freeze, "",
+               "comma-separated layers that do not train (the part of a tensor name before '/'; lstm_l0 names both "
+               "directions, e.g. embedding,lstm_l0,batchnorm_l0): no update, no optimizer state, no gradient exchange"),
+    KEY_SIZE("optimizer", "unfreeze_every", optimizer.unfreeze_every, "0", 0, 0,
+             "gradual unfreezing: every N unfreeze_units the highest frozen layer (with its batch norm) trains too; 0: never"),
+    KEY_CHOICE("optimizer", "unfreeze_unit", optimizer.unfreeze_unit, "epochs", unfreeze_units, "unit of unfreeze_every"),
+    KEY_DOUBLE("optimizer", "layer_lr_decay", optimizer.layer_lr_decay, "1", BOUND_MIN, 1, 0,
+               "discriminative learning rates: each layer below the top learns at the rate of the one above divided by "
+               "this (ULMFiT: 2.6); 1: one rate"),
 
     KEY_SIZE("train", "epochs", train.epochs, "6", BOUND_MIN, 1, "passes over the training set"),
     KEY_SIZE("train", "max_steps", train.max_steps, "0", 0, 0, "stop after this many global steps; 0 runs all epochs"),

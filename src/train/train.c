@@ -34,6 +34,10 @@ typedef struct trainer {
     uint64_t total_steps, last_checkpoint_step;
     size_t local_rows_max;
     int best_index;        /* the eval series of the best-checkpoint criterion, or -1 */
+    uint8_t *frozen;       /* (parameter tensors) named by [optimizer] freeze */
+    size_t *ranges;        /* (2 * tensors) offset, count of each run of trainable tensors: what is exchanged */
+    size_t num_ranges;
+    size_t released;       /* frozen groups gradual unfreezing has released so far */
     int best_better;       /* +1 higher is better, -1 lower */
     /* the metrics layout: the trainer's columns around the objective's series */
     reel_column train_columns[MAX_SERIES], eval_columns[MAX_SERIES];
@@ -232,6 +236,87 @@ static int validate(trainer *t, uint64_t epoch) {
     return best;
 }
 
+/* ---- frozen layers, layer-wise rates ---- */
+
+/* Whether a tensor belongs to the layer called name: its name up to the '/' is name, or name followed
+ * by '_' and more (lstm_l0 names both directions, lstm_l0_fwd and lstm_l0_bwd). */
+static int same_layer(const char *tensor, const char *name) {
+    size_t n = strlen(name);
+    return strncmp(tensor, name, n) == 0 && (tensor[n] == '/' || (tensor[n] == '_' && strchr(tensor + n, '/')));
+}
+
+/* Reads [optimizer] freeze: every name must be a layer of the model. */
+static void choose_frozen(trainer *t) {
+    const reel_store *p = &t->model->params;
+    t->frozen = reel_calloc(p->num_tensors, 1);
+    t->ranges = reel_malloc(2 * (p->num_tensors + 1) * sizeof *t->ranges);
+    char names[32][REEL_NAME_MAX];
+    reel_error err = {{0}};
+    int count = reel_config_split_list(t->cfg->optimizer.freeze, "[optimizer] freeze", names, 32, &err);
+    if (count < 0) reel_die(&err, NULL);
+    for (int n = 0; n < count; n++) {
+        int found = 0;
+        for (size_t i = 0; i < p->num_tensors; i++)
+            if (same_layer(p->tensors[i].name, names[n])) found = t->frozen[i] = 1;
+        if (!found) {
+            reel_buf layers = {0};
+            for (size_t i = 0; i < p->num_tensors; i++) {
+                const char *slash = strchr(p->tensors[i].name, '/');
+                int length = (int)(slash - p->tensors[i].name);
+                if (i == 0 || strncmp(p->tensors[i - 1].name, p->tensors[i].name, (size_t)length + 1) != 0)
+                    reel_buf_printf(&layers, "%s%.*s", layers.length ? ", " : "", length, p->tensors[i].name);
+            }
+            REEL_FATAL("name layers of the model", "[optimizer] freeze: '%s' is not a layer of model type %s (its "
+                       "layers: %s)", names[n], t->cfg->model.type, layers.data);
+        }
+    }
+}
+
+/* Each tensor's learning-rate multiplier at the current step, and the runs of trainable tensors whose
+ * gradients are exchanged. Frozen tensors get 0; with gradual unfreezing, the frozen groups are released
+ * from the top, one every unfreeze_every epochs or steps; with layer_lr_decay d, a tensor of group g
+ * learns at lr / d^(top - g). A function of the step alone, so a resumed run has the same rates. */
+static void update_rates(trainer *t) {
+    const reel_config *cfg = t->cfg;
+    const reel_store *p = &t->model->params;
+    size_t top = reel_store_top_group(p), released = 0;
+    if (cfg->optimizer.unfreeze_every) {
+        uint64_t progress = strcmp(cfg->optimizer.unfreeze_unit, "steps") == 0 ? t->state.global_step : t->state.epoch;
+        released = (size_t)(progress / cfg->optimizer.unfreeze_every);
+    }
+    /* the frozen groups, from the top: release the first `released` of them */
+    size_t lowest_released = SIZE_MAX, seen = 0;
+    for (size_t g = top + 1; g-- > 0 && seen < released;) {
+        int any = 0;
+        for (size_t i = 0; i < p->num_tensors; i++) any |= t->frozen[i] && p->tensors[i].group == g;
+        if (any) {
+            seen++;
+            lowest_released = g;
+        }
+    }
+    if (seen != t->released) {
+        reel_buf names = {0};
+        for (size_t i = 0; i < p->num_tensors; i++)
+            if (t->frozen[i] && p->tensors[i].group >= lowest_released) reel_buf_printf(&names, "%s%s", names.length ? ", " : "", p->tensors[i].name);
+        if (names.length) reel_log("gradual unfreezing at step %" PRIu64 ": %s train now\n", t->state.global_step, names.data);
+        reel_buf_free(&names);
+        t->released = seen;
+    }
+    t->num_ranges = 0;
+    for (size_t i = 0; i < p->num_tensors; i++) {
+        int frozen = t->frozen[i] && (lowest_released == SIZE_MAX || p->tensors[i].group < lowest_released);
+        t->opt.lr_scale[i] = frozen ? 0.0f : (float)pow(cfg->optimizer.layer_lr_decay, -(double)(top - p->tensors[i].group));
+        if (frozen) continue;
+        if (t->num_ranges && t->ranges[2 * t->num_ranges - 2] + t->ranges[2 * t->num_ranges - 1] == p->tensors[i].offset)
+            t->ranges[2 * t->num_ranges - 1] += p->tensors[i].count;
+        else {
+            t->ranges[2 * t->num_ranges] = p->tensors[i].offset;
+            t->ranges[2 * t->num_ranges + 1] = p->tensors[i].count;
+            t->num_ranges++;
+        }
+    }
+}
+
 /* ---- the loop ---- */
 
 typedef struct step_result {
@@ -251,13 +336,25 @@ static step_result train_step(trainer *t, uint64_t epoch, uint64_t step, double 
     memset(sums, 0, t->obj->num_train_sums * sizeof *sums);
     uint64_t samples = t->obj->ops->train_step(t->obj, epoch, step, sums);
 
+    /* Only the gradients of trainable tensors are exchanged (all of them unless layers are frozen: one
+     * call); a frozen tensor's gradient is never used. */
     double reduce_start = reel_now_seconds();
-    reel_comm_sum_floats(&t->comm, params->grad, params->num_floats);
+    for (size_t k = 0; k < t->num_ranges; k++)
+        reel_comm_sum_floats(&t->comm, params->grad + t->ranges[2 * k], t->ranges[2 * k + 1]);
     reel_comm_sum_doubles(&t->comm, sums, t->obj->num_train_sums);
     r.allreduce_seconds = reel_now_seconds() - reduce_start;
     /* After the all-reduce every rank holds the same gradient, so this test gives the same answer on
      * every rank and they all skip or step together without another collective. */
-    r.grad_norm = reel_grad_norm(params->grad, params->num_floats);
+    if (t->num_ranges == 1) {
+        r.grad_norm = reel_grad_norm(params->grad + t->ranges[0], t->ranges[1]);
+    } else {
+        double squares = 0;
+        for (size_t k = 0; k < t->num_ranges; k++) {
+            double part = reel_grad_norm(params->grad + t->ranges[2 * k], t->ranges[2 * k + 1]);
+            squares += part * part;
+        }
+        r.grad_norm = sqrt(squares);
+    }
     r.lr = reel_schedule_lr(cfg, t->state.global_step, t->total_steps, t->obj->steps_per_epoch);
     t->state.samples_seen += samples;
     r.stepped = isfinite(r.grad_norm) && isfinite(sums[0]);
@@ -288,6 +385,7 @@ static void run_epochs(trainer *t) {
                 stopped = 1;
                 break;
             }
+            update_rates(t);
             step_result r = train_step(t, epoch, t->state.step_in_epoch, sums);
             t->state.step_in_epoch++;
             t->state.global_step++;
@@ -407,6 +505,7 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
     choose_criterion(&t);
     layout_metrics(&t);
     reel_optimizer_init(&t.opt, cfg, &t.model->params);
+    choose_frozen(&t);
     if (t.comm.rank == 0 && reel_make_dirs(cfg->train.run_dir, &err) != 0)
         reel_die(&err, "set [train] run_dir to a writable directory");
     reel_comm_barrier(&t.comm);
@@ -441,6 +540,8 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
 
     if (t.metrics) reel_metrics_close(t.metrics);
     reel_optimizer_free(&t.opt);
+    free(t.frozen);
+    free(t.ranges);
     reel_objective_destroy(t.obj);
     reel_model_destroy(t.model);
     reel_vocab_free(&t.vocab);
