@@ -17,10 +17,10 @@
 
 #include "reel/config.h"
 
-/* Keys of the default configuration (model type bow, objective classify): the 38 general keys and
+/* Keys of the default configuration (model type bow, objective classify): the 39 general keys and
  * bow's 5. --help-config lists the general keys, then each model's and objective's own: the recurrent
  * classifiers share 10, the language model has 10, classify none and next_token 6. */
-#define NUM_GENERAL_KEYS 38
+#define NUM_GENERAL_KEYS 39
 #define NUM_KEYS (NUM_GENERAL_KEYS + 5)
 #define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10 + 10 + 6)
 
@@ -475,6 +475,7 @@ static const field_case general_cases[] = {
     FIELD("model.vocab_size", 'z', "1234"),
     FIELD("model.embed_dim", 'z', "33"),
     FIELD("model.init_from", 's', "runs/lm/ckpt_best.h5"),
+    FIELD("model.embed_from", 's', "vectors/imdb.vec.gz"),
     FIELD("objective.type", 's', "classify"),
     FIELD("optimizer.type", 's', "sgd"),
     FIELD("optimizer.lr", 'd', "0.5"),
@@ -592,14 +593,15 @@ static void test_every_field_has_one_key(void **state) {
     assert_int_equal(reel_config_key_index(&cfg, "optimizer"), -1);
     assert_int_equal(reel_config_key_index(&cfg, "model.pooling"), -1); /* a key of the recurrent models */
 
-    /* The resolved INI lists exactly these keys: data.dir, model.init_from, optimizer.decay_epochs,
-     * optimizer.freeze and checkpoint.best_metric are unset in the defaults, which makes them comment lines. */
+    /* The resolved INI lists exactly these keys: data.dir, model.init_from, model.embed_from,
+     * optimizer.decay_epochs, optimizer.freeze and checkpoint.best_metric are unset in the defaults, which
+     * makes them comment lines. */
     char *ini = reel_config_to_ini(&cfg);
     size_t assignments = 0;
     for (char *line = strtok(ini, "\n"); line; line = strtok(NULL, "\n"))
         if (line[0] != ';' && line[0] != '[' && strstr(line, " = ")) assignments++;
     free(ini);
-    assert_int_equal(assignments, NUM_KEYS - 5);
+    assert_int_equal(assignments, NUM_KEYS - 6);
 
     reel_error err = {""};
     if (reel_config_override(&cfg, "model.type=lstm", &err) != 0) fail_msg("%s", err.message);
@@ -686,7 +688,8 @@ static void test_round_trip(void **state) {
     for (size_t i = 0; i < b.num_keys; i++) {
         /* every key was written out, but for the unset optional strings (comment lines) */
         if (!strcmp(b.keys[i]->key, "decay_epochs") || !strcmp(b.keys[i]->key, "best_metric") ||
-            !strcmp(b.keys[i]->key, "init_from") || !strcmp(b.keys[i]->key, "freeze"))
+            !strcmp(b.keys[i]->key, "init_from") || !strcmp(b.keys[i]->key, "embed_from") ||
+            !strcmp(b.keys[i]->key, "freeze"))
             continue;
         assert_true(b.line_of[i] > 0);
         assert_string_equal(b.source_of[i], "resolved");
@@ -765,9 +768,9 @@ static void test_model_keys(void **state) {
     (void)state;
     expect_file_error("[data]\ndir = d\n[model]\nword_dropout = 0.5\ntype = lstm\n",
                       ":4: unknown key 'word_dropout' in section [model] for model type 'lstm': it is a key of model "
-                      "type 'bow' (known keys: type, vocab_size, embed_dim, init_from, hidden_dim, num_layers, "
-                      "bidirectional, pooling, rnn_dropout, embed_dropout, rnn_batch_norm, head_hidden, dropout, "
-                      "num_classes)");
+                      "type 'bow' (known keys: type, vocab_size, embed_dim, init_from, embed_from, hidden_dim, "
+                      "num_layers, bidirectional, pooling, rnn_dropout, embed_dropout, rnn_batch_norm, head_hidden, "
+                      "dropout, num_classes)");
     expect_file_error_containing("[data]\ndir = d\n[model]\npooling = max\n",
                                  ":4: unknown key 'pooling' in section [model] for model type 'bow': it is a key of "
                                  "model type 'lstm'", NULL);
@@ -793,9 +796,9 @@ static void test_model_keys(void **state) {
     assert_int_equal(reel_config_override(&cfg, "model.type=lstm", &err), -1);
     assert_string_equal(err.message, "--set 'model.type=lstm': b.ini:4: unknown key 'word_dropout' in section [model] "
                                      "for model type 'lstm': it is a key of model type 'bow' (known keys: type, "
-                                     "vocab_size, embed_dim, init_from, hidden_dim, num_layers, bidirectional, "
-                                     "pooling, rnn_dropout, embed_dropout, rnn_batch_norm, head_hidden, dropout, "
-                                     "num_classes)");
+                                     "vocab_size, embed_dim, init_from, embed_from, hidden_dim, num_layers, "
+                                     "bidirectional, pooling, rnn_dropout, embed_dropout, rnn_batch_norm, head_hidden, "
+                                     "dropout, num_classes)");
     assert_memory_equal(&before, &cfg, sizeof cfg); /* refused: nothing changed */
 }
 

@@ -95,6 +95,7 @@ typedef struct reel_config {
         size_t vocab_size;        /* ids >= vocab_size map to <unk> */
         size_t embed_dim;
         char init_from[REEL_PATH_MAX]; /* a checkpoint whose encoder a fresh run starts from; "": none */
+        char embed_from[REEL_PATH_MAX]; /* word vectors (GloVe / word2vec / fastText text) a fresh run's embedding starts from */
     } model;
     struct {
         char type[REEL_NAME_MAX]; /* a registered objective; "" in the file: the model's own */

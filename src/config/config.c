@@ -57,6 +57,9 @@ static const reel_key general_keys[] = {
     KEY_STRING("model", "init_from", model.init_from, "",
                "a checkpoint (e.g. a language model's) whose encoder tensors a fresh run starts from, by name and shape "
                "(the embedding, recurrent layers and batch norms); a resumed run continues from its own"),
+    KEY_STRING("model", "embed_from", model.embed_from, "",
+               "word vectors a fresh run's embedding starts from, matched by word: GloVe .txt or word2vec/fastText .vec "
+               "text, plain or gzip-compressed; words without a vector keep their initialisation"),
 
     {.section = "objective", .key = "type", .type = REEL_KEY_CHOICE, REEL_FIELD_CHARS(reel_config, objective.type),
      .default_text = "", .choice_at = reel_objective_type_at,

@@ -16,6 +16,7 @@
 #include "reel/objective.h"
 #include "reel/optim.h"
 #include "reel/util.h"
+#include "reel/vectors.h"
 #include "reel/vocab.h"
 
 enum { MAX_CONSECUTIVE_SKIPS = 10, MAX_SERIES = 24 };
@@ -130,6 +131,19 @@ static int resume_or_init(trainer *t, const reel_train_options *options) {
             reel_die(&err, "start from a checkpoint of the same data and encoder ([model] init_from)");
         reel_log("starting from %s: %s\n", cfg->model.init_from, report.data);
         reel_buf_free(&report);
+    }
+    if (t->comm.rank == 0 && !resumed && cfg->model.embed_from[0]) {
+        size_t index = reel_store_find(&t->model->params, "embedding/weight");
+        REEL_CHECK(index != (size_t)-1, NULL, "model type %s has no embedding/weight", cfg->model.type);
+        const reel_tensor_info *info = &t->model->params.tensors[index];
+        reel_vectors_report report;
+        reel_error err = {{0}};
+        if (reel_vectors_load(cfg->model.embed_from, &t->vocab, info->shape[0], reel_store_view(&t->model->params, index),
+                              info->shape[1], &report, &err) != 0)
+            reel_die(&err, "give word vectors of this vocabulary's words and of width [model] embed_dim");
+        reel_log("embedding from %s: %zu of %zu words have a vector (%.1f%%; the file holds %zu of width %zu); the others "
+                 "keep their initialisation\n", cfg->model.embed_from, report.matched, report.candidates,
+                 100.0 * (double)report.matched / (double)(report.candidates ? report.candidates : 1), report.lines, report.width);
     }
     reel_comm_bcast(&t->comm, &resumed, sizeof resumed, 0);
     broadcast_training_state(t);
