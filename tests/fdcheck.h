@@ -76,20 +76,45 @@ static double fd_model_objective(void *p) {
     return dot(c->logits, c->r, c->batch->size * c->model->num_outputs);
 }
 
+static void compare_parameter_gradients(const char *label, fd_model_ctx *c) {
+    reel_store *params = &c->model->params;
+    memset(params->grad, 0, params->num_floats * sizeof(float));
+    fd_model_objective(c);
+    c->model->ops->backward(c->model, c->batch, c->r, &c->comm);
+    for (size_t t = 0; t < params->num_tensors; t++) {
+        char what[96];
+        snprintf(what, sizeof what, "%s %s", label, params->tensors[t].name);
+        compare(what, reel_store_view(params, t), reel_store_grad_view(params, t), params->tensors[t].count,
+                fd_model_objective, c);
+    }
+}
+
+/* Checks every parameter gradient; then, for a model whose embedded inputs can be perturbed
+ * (adversarial training), every parameter gradient again with a perturbation added to each token's
+ * embedding, and the gradient with respect to the perturbation itself. */
 static void compare_model_gradients(const char *label, reel_model *model, const reel_batch *batch) {
     size_t outputs = batch->size * model->num_outputs;
     fd_model_ctx c = {model, batch, calloc(outputs, sizeof(float)), calloc(outputs, sizeof(float)), {0}};
     reel_comm_self(&c.comm);
     fill(c.r, outputs, -1, 1, 30);
-    reel_store *params = &model->params;
-    memset(params->grad, 0, params->num_floats * sizeof(float));
-    fd_model_objective(&c);
-    model->ops->backward(model, batch, c.r, &c.comm);
-    for (size_t t = 0; t < params->num_tensors; t++) {
+    compare_parameter_gradients(label, &c);
+    if (model->input_dim) {
+        size_t count = batch->offsets[batch->size] * model->input_dim;
+        float *delta = calloc(count, sizeof(float)), *input_grad = calloc(count, sizeof(float));
+        fill(delta, count, -0.5f, 0.5f, 31);
+        model->input_delta = delta;
         char what[96];
-        snprintf(what, sizeof what, "%s %s", label, params->tensors[t].name);
-        compare(what, reel_store_view(params, t), reel_store_grad_view(params, t), params->tensors[t].count,
-                fd_model_objective, &c);
+        snprintf(what, sizeof what, "%s (perturbed)", label);
+        compare_parameter_gradients(what, &c);
+        model->input_grad = input_grad;
+        fd_model_objective(&c);
+        model->ops->backward(model, batch, c.r, &c.comm);
+        snprintf(what, sizeof what, "%s input perturbation", label);
+        compare(what, delta, input_grad, count, fd_model_objective, &c);
+        model->input_delta = NULL;
+        model->input_grad = NULL;
+        free(delta);
+        free(input_grad);
     }
     free(c.logits);
     free(c.r);

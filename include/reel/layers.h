@@ -86,7 +86,8 @@ typedef struct reel_batchnorm_cache {
 /* Training mode: mean and biased variance over the global batch; running_mean/running_var (C) move
  * towards them by momentum (the running variance uses the unbiased estimate, as PyTorch does).
  * out (B, C), inp (B, C), gamma (C), beta (C); row_mask (B) or NULL: rows with mask 0 (padding) take no
- * part in the statistics, output 0 and get no gradient. Every rank must call it, even with B = 0. */
+ * part in the statistics, output 0 and get no gradient. running_mean = running_var = NULL leaves the
+ * running statistics alone. Every rank must call it, even with B = 0. */
 void reel_batchnorm_forward_train(float *out, reel_batchnorm_cache *cache, const float *inp, const float *gamma,
                                   const float *beta, float *running_mean, float *running_var, const uint8_t *row_mask,
                                   size_t B, size_t C, float momentum, float eps, const reel_comm *comm);

@@ -80,6 +80,15 @@ struct reel_model {
     size_t state_width; /* floats of recurrent state per sequence that a batch can carry (0: none) */
     size_t max_batch;   /* activations exist for this many rows */
     uint64_t seed;      /* keys dropout masks */
+    /* Perturbing the embedded inputs (adversarial training), in models that set input_dim. Both buffers
+     * belong to the caller and hold one row per token of the batch, in the order of batch->ids. */
+    size_t input_dim;          /* E: width of a token's embedded input; 0: the model has none to perturb */
+    const float *input_delta;  /* NULL, or (total tokens, E) added to each token's embedding (after word
+                                  dropout, before input dropout) by every forward */
+    float *input_grad;         /* NULL, or (total tokens, E) that backward fills with the gradient of the loss
+                                  with respect to each token's (perturbed) embedding */
+    int frozen_statistics;     /* 1: a training forward leaves running statistics (batch norm) as they are,
+                                  for a second pass over the same batch */
     const reel_model_ops *ops;
     void *impl;
 };

@@ -36,6 +36,7 @@ void reel_batchnorm_forward_train(float *out, reel_batchnorm_cache *cache, const
         double variance = squares[c] / rows;
         cache->inv_std[c] = (float)(1.0 / sqrt(variance + eps));
         double unbiased = rows > 1 ? variance * rows / (rows - 1) : variance;
+        if (!running_mean) continue; /* a repeated pass over the batch: the statistics moved once already */
         running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * sums[c]);
         running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * unbiased);
     }

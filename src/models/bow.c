@@ -23,8 +23,10 @@ typedef struct {
     /* the documents after word dropout (training only): what forward averaged and backward must use */
     uint32_t *kept_ids;
     size_t kept_capacity, *kept_offsets;
+    size_t *kept_positions; /* (kept tokens) where each kept token is in the batch: its row of input_delta */
     const uint32_t *bag_ids;
     const size_t *bag_offsets;
+    const size_t *bag_positions; /* kept_positions under word dropout, NULL when every token is kept */
     /* tensor indices */
     size_t embedding, hidden_w, hidden_b, bn_w, bn_b, out_w, out_b, running_mean, running_var;
     /* activations and their gradients, (max_batch, width) each */
@@ -41,6 +43,7 @@ static void drop_words(bow_impl *m, const reel_batch *batch, uint64_t seed) {
     if (total > m->kept_capacity) {
         m->kept_capacity = total;
         m->kept_ids = reel_realloc(m->kept_ids, total * sizeof *m->kept_ids);
+        m->kept_positions = reel_realloc(m->kept_positions, total * sizeof *m->kept_positions);
     }
     size_t kept = 0;
     m->kept_offsets[0] = 0;
@@ -53,14 +56,51 @@ static void drop_words(bow_impl *m, const reel_batch *batch, uint64_t seed) {
                 reel_rng_block(words, seed, REEL_RNG_WORD_DROPOUT, (uint32_t)batch->epoch,
                                (uint32_t)batch->sample_index[b], (uint32_t)(t / 4));
             float draw = reel_rng_unit_float(words[t % 4]);
-            if (draw >= m->word_dropout) m->kept_ids[kept++] = batch->ids[begin + t];
+            if (draw >= m->word_dropout) {
+                m->kept_positions[kept] = begin + t;
+                m->kept_ids[kept++] = batch->ids[begin + t];
+            }
             if (draw > best_draw) {
                 best_draw = draw;
                 best = t;
             }
         }
-        if (length > 0 && kept == m->kept_offsets[b]) m->kept_ids[kept++] = batch->ids[begin + best];
+        if (length > 0 && kept == m->kept_offsets[b]) {
+            m->kept_positions[kept] = begin + best;
+            m->kept_ids[kept++] = batch->ids[begin + best];
+        }
         m->kept_offsets[b + 1] = kept;
+    }
+}
+
+/* Adversarial training: a document's average moves by the average of its (kept) tokens' deltas. */
+static void add_mean_deltas(bow_impl *m, const float *delta, size_t B) {
+    size_t E = m->E;
+    for (size_t b = 0; b < B; b++) {
+        size_t begin = m->bag_offsets[b], end = m->bag_offsets[b + 1];
+        if (end == begin) continue;
+        float *mean = m->mean_embedding + b * E, scale = 1.0f / (float)(end - begin);
+        for (size_t i = begin; i < end; i++) {
+            const float *row = delta + (m->bag_positions ? m->bag_positions[i] : i) * E;
+            for (size_t e = 0; e < E; e++) mean[e] += scale * row[e];
+        }
+    }
+}
+
+/* Its gradient: every kept token's delta receives its document's average gradient over the count, a
+ * dropped token none. */
+static void mean_delta_grad(const bow_impl *m, float *input_grad, const reel_batch *batch) {
+    size_t E = m->E, B = batch->size;
+    memset(input_grad, 0, batch->offsets[B] * E * sizeof(float));
+    for (size_t b = 0; b < B; b++) {
+        size_t begin = m->bag_offsets[b], end = m->bag_offsets[b + 1];
+        if (end == begin) continue;
+        const float *d_mean = m->d_mean_embedding + b * E;
+        float scale = 1.0f / (float)(end - begin);
+        for (size_t i = begin; i < end; i++) {
+            float *row = input_grad + (m->bag_positions ? m->bag_positions[i] : i) * E;
+            for (size_t e = 0; e < E; e++) row[e] = scale * d_mean[e];
+        }
     }
 }
 
@@ -79,14 +119,18 @@ static void bow_forward(reel_model *model, const reel_batch *batch, int training
         m->bag_offsets = m->kept_offsets;
     }
     reel_embedding_bag_forward(m->mean_embedding, m->bag_ids, m->bag_offsets, reel_store_view(p, m->embedding), B, E);
+    m->bag_positions = m->bag_ids == batch->ids ? NULL : m->kept_positions;
+    if (model->input_delta) add_mean_deltas(m, model->input_delta, B);
     reel_linear_forward(m->hidden, m->mean_embedding, reel_store_view(p, m->hidden_w),
                         m->batch_norm ? NULL : reel_store_view(p, m->hidden_b), B, E, H);
     const float *after_norm = m->hidden;
     if (m->batch_norm) {
         if (training)
             reel_batchnorm_forward_train(m->normed, &m->bn_cache, m->hidden, reel_store_view(p, m->bn_w),
-                                         reel_store_view(p, m->bn_b), reel_store_view(s, m->running_mean),
-                                         reel_store_view(s, m->running_var), NULL, B, H, BN_MOMENTUM_PERCENT / 100.0f,
+                                         reel_store_view(p, m->bn_b),
+                                         model->frozen_statistics ? NULL : reel_store_view(s, m->running_mean),
+                                         model->frozen_statistics ? NULL : reel_store_view(s, m->running_var), NULL,
+                                         B, H, BN_MOMENTUM_PERCENT / 100.0f,
                                          bn_eps, comm);
         else
             reel_batchnorm_forward_eval(m->normed, m->hidden, reel_store_view(p, m->bn_w), reel_store_view(p, m->bn_b),
@@ -137,6 +181,7 @@ static void bow_backward(reel_model *model, const reel_batch *batch, const float
                          m->batch_norm ? NULL : reel_store_grad_view(p, m->hidden_b), d_hidden, m->mean_embedding, reel_store_view(p, m->hidden_w), B, E, H);
     reel_embedding_bag_backward(reel_store_grad_view(p, m->embedding), m->d_mean_embedding, m->bag_ids,
                                 m->bag_offsets, B, E);
+    if (model->input_grad) mean_delta_grad(m, model->input_grad, batch);
 }
 
 /* PyTorch's defaults, so results compare with the reference implementation: embeddings N(0, 1), linear
@@ -168,6 +213,7 @@ static void bow_destroy(reel_model *model) {
     free(m->bn_cache.scratch);
     free(m->kept_ids);
     free(m->kept_offsets);
+    free(m->kept_positions);
     free(m);
 }
 
@@ -207,6 +253,7 @@ static int bow_create(reel_model **out, const reel_config *cfg, size_t max_batch
     model->num_outputs = reel_model_outputs(o->num_classes);
     model->max_batch = max_batch ? max_batch : 1;
     model->seed = cfg->train.seed;
+    model->input_dim = cfg->model.embed_dim;
     m->E = cfg->model.embed_dim;
     m->H = o->hidden_dim;
     m->dropout = (float)o->dropout;

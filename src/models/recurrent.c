@@ -59,6 +59,8 @@ static void rec_forward(reel_model *model, const reel_batch *batch, int training
     rec_impl *m = model->impl;
     const reel_store *p = &model->params;
     size_t B = batch->size, H = m->H, D = m->D;
+    m->stack.input_delta = model->input_delta;
+    m->stack.frozen_statistics = model->frozen_statistics;
     rnn_stack_forward(&m->stack, p, &model->state, batch, training, model->seed, comm);
     reserve_head(m, B);
     m->dropping = training;
@@ -118,6 +120,7 @@ static void rec_backward(reel_model *model, const reel_batch *batch, const float
     float *grad = rnn_stack_output_grad(&m->stack);
     memset(grad, 0, T * B * D * sizeof(float));
     reel_pool_backward(m->pooling, grad, m->d_pooled, m->argmax, m->stack.lengths, T, B, D, m->stack.o.dirs == 2 ? H : D);
+    m->stack.input_grad = model->input_grad;
     rnn_stack_backward(&m->stack, p, batch, comm);
 }
 
@@ -207,6 +210,7 @@ static int rec_create(reel_model **out, const reel_config *cfg, size_t max_batch
     model->num_outputs = reel_model_outputs(o->num_classes);
     model->max_batch = max_batch ? max_batch : 1;
     model->seed = cfg->train.seed;
+    model->input_dim = cfg->model.embed_dim;
     m->K = model->num_outputs;
     m->H = o->hidden_dim;
     m->D = (o->bidirectional ? 2 : 1) * m->H;

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "reel/rng.h"
 
 /* Dropout stream ids beyond the layers' own (layer l's output mask is keyed by l + 1). */
@@ -95,7 +97,8 @@ static void free_activations(rnn_stack *s) {
         ls->cat = ls->normed = ls->dropped = ls->mask = ls->bn.xhat = ls->bn.inv_std = ls->h0 = ls->c0 = NULL;
         ls->bn.scratch = NULL;
     }
-    float *buffers[] = {s->embedded, s->projected, s->embed_mask, s->row_scale, s->grad_a, s->grad_b, s->d_dir[0], s->d_dir[1]};
+    float *buffers[] = {s->embedded, s->projected, s->embed_mask, s->row_scale, s->grad_a, s->grad_b, s->d_dir[0], s->d_dir[1],
+                        s->delta_steps, s->d_input_steps};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
     free(s->lengths);
     free(s->row_mask);
@@ -151,6 +154,9 @@ static void reserve(rnn_stack *s, size_t T, size_t B) {
     s->projected = reel_calloc(rows * reel_cell_gates(s->o.cell) * s->layers[0].H, sizeof(float));
     s->embed_mask = reel_calloc(B * E, sizeof(float));
     s->row_scale = reel_calloc(rows, sizeof(float));
+    /* used by adversarial training only; untouched pages of calloc cost nothing */
+    s->delta_steps = reel_calloc(rows * E, sizeof(float));
+    s->d_input_steps = reel_calloc(rows * E, sizeof(float));
     s->grad_a = reel_calloc(rows * widest, sizeof(float));
     s->grad_b = reel_calloc(rows * widest, sizeof(float));
     for (size_t d = 0; d < 2; d++) s->d_dir[d] = reel_calloc(rows * widest_H, sizeof(float));
@@ -208,6 +214,10 @@ static void first_layer_forward(rnn_stack *s, const reel_store *p, rnn_layer *ls
     /* projected (U, G*H) = embedded (U, E) . w_ih^T + bias */
     reel_linear_forward(s->projected, s->embedded, reel_store_view(p, ls->w_ih[d]), bias, U, E, GH);
     reel_embedding_rows_to_steps(&s->rows, cache->gates, s->projected, GH);
+    /* gates (T*B, G*H) += delta_steps (T*B, E) . w_ih^T: the perturbation's share of the projection */
+    if (s->perturbed)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(T * B), (int)GH, (int)E, 1.0f, s->delta_steps,
+                    (int)E, reel_store_view(p, ls->w_ih[d]), (int)E, 1.0f, cache->gates, (int)GH);
     reel_recurrent_forward_steps(cache, ls->dir_out[d], s->lengths, effective_w_hh(s, p, ls, d),
                                  reel_store_view(p, ls->b_hh[d]), T, B, H, (int)d);
 }
@@ -225,6 +235,44 @@ static void first_layer_backward(rnn_stack *s, const reel_store *p, float *d_row
     /* d_rows (U, E) += d_projected . w_ih; dw_ih (G*H, E) += d_projected^T . embedded */
     reel_linear_backward(d_rows, reel_store_grad_view(p, ls->w_ih[d]), NULL, d_projected, s->embedded,
                          reel_store_view(p, ls->w_ih[d]), U, E, GH);
+    /* dgates_x is 0 at padded steps, so these products over all T * B steps take nothing from them */
+    int steps = (int)(T * B);
+    /* dw_ih (G*H, E) += dgates_x^T (G*H, T*B) . delta_steps (T*B, E) */
+    if (s->perturbed)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)GH, (int)E, steps, 1.0f, cache->dgates_x, (int)GH,
+                    s->delta_steps, (int)E, 1.0f, reel_store_grad_view(p, ls->w_ih[d]), (int)E);
+    /* d_input_steps (T*B, E) (=, then += for the second direction) dgates_x (T*B, G*H) . w_ih (G*H, E) */
+    if (s->input_grad)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, steps, (int)E, (int)GH, 1.0f, cache->dgates_x, (int)GH,
+                    reel_store_view(p, ls->w_ih[d]), (int)E, d == 0 ? 0.0f : 1.0f, s->d_input_steps, (int)E);
+}
+
+/* delta_steps (T, B, E) from the tokens' deltas (total tokens, E), through the input-dropout mask (B, E)
+ * when there is one; 0 at padded steps. */
+static void deltas_to_steps(rnn_stack *s, const reel_batch *batch, const float *mask, size_t T, size_t B) {
+    size_t E = s->o.E;
+    for (size_t t = 0; t < T; t++)
+        for (size_t b = 0; b < B; b++) {
+            float *row = s->delta_steps + (t * B + b) * E;
+            if (t >= s->lengths[b]) {
+                memset(row, 0, E * sizeof(float));
+                continue;
+            }
+            const float *delta = s->input_delta + (batch->offsets[b] + t) * E;
+            for (size_t e = 0; e < E; e++) row[e] = mask ? delta[e] * mask[b * E + e] : delta[e];
+        }
+}
+
+/* input_grad (total tokens, E) from d_input_steps (T, B, E): the gradient with respect to each token's
+ * delta, through the input-dropout mask. */
+static void steps_to_input_grad(rnn_stack *s, const reel_batch *batch, const float *mask, size_t B) {
+    size_t E = s->o.E;
+    for (size_t b = 0; b < B; b++)
+        for (size_t t = 0; t < s->lengths[b]; t++) {
+            const float *step = s->d_input_steps + (t * B + b) * E;
+            float *out = s->input_grad + (batch->offsets[b] + t) * E;
+            for (size_t e = 0; e < E; e++) out[e] = mask ? step[e] * mask[b * E + e] : step[e];
+        }
 }
 
 /* The carried state of each sequence into the layers' initial states (cache h0/c0), or none. */
@@ -291,6 +339,8 @@ void rnn_stack_forward(rnn_stack *s, const reel_store *p, const reel_store *st, 
     reel_embedding_rows_forward(&s->rows, s->embedded, s->row_mask, batch->ids, batch->offsets,
                                 reel_store_view(p, s->embedding), embed_dropping ? s->embed_mask : NULL, T, B, E);
     if (training && s->o.word_dropout > 0.0f) drop_words(s, batch, seed);
+    s->perturbed = s->input_delta != NULL;
+    if (s->perturbed) deltas_to_steps(s, batch, embed_dropping ? s->embed_mask : NULL, T, B);
     for (size_t l = 0; l < s->o.num_layers; l++) {
         rnn_layer *ls = &s->layers[l];
         size_t C = ls->C, H = ls->H, D = ls->D;
@@ -314,8 +364,9 @@ void rnn_stack_forward(rnn_stack *s, const reel_store *p, const reel_store *st, 
         if (s->o.batch_norm) {
             if (training)
                 reel_batchnorm_forward_train(ls->normed, &ls->bn, cat, reel_store_view(p, ls->bn_w),
-                                             reel_store_view(p, ls->bn_b), reel_store_view(st, ls->bn_mean),
-                                             reel_store_view(st, ls->bn_var), s->row_mask, T * B, D,
+                                             reel_store_view(p, ls->bn_b),
+                                             s->frozen_statistics ? NULL : reel_store_view(st, ls->bn_mean),
+                                             s->frozen_statistics ? NULL : reel_store_view(st, ls->bn_var), s->row_mask, T * B, D,
                                              BN_MOMENTUM_PERCENT / 100.0f, bn_eps, comm);
             else
                 reel_batchnorm_forward_eval(ls->normed, cat, reel_store_view(p, ls->bn_w),
@@ -396,4 +447,5 @@ void rnn_stack_backward(rnn_stack *s, const reel_store *p, const reel_batch *bat
     int embed_dropping = training && s->o.input_dropout > 0.0f;
     reel_embedding_rows_backward(&s->rows, reel_store_grad_view(p, s->embedding), grad,
                                  embed_dropping ? s->embed_mask : NULL, E);
+    if (s->input_grad) steps_to_input_grad(s, batch, embed_dropping ? s->embed_mask : NULL, B);
 }

@@ -81,6 +81,17 @@ typedef struct rnn_stack {
     float *d_dir[2];              /* (T, B, widest H) */
     const float *output;          /* (T, B, D) of the last layer, after the last forward */
     size_t D;                     /* its width */
+    /* Perturbed inputs (adversarial training; see input_delta, input_grad and frozen_statistics in
+     * reel/model.h), set by the model before a forward or backward. The first layer's input at a step
+     * is then (distinct row + that token's delta) times the sequence's input-dropout mask: its
+     * projection is the distinct row's plus delta . w_ih^T, one more product over all the steps, and
+     * the gradient of each step's input is one more product in backward. */
+    const float *input_delta;     /* (total tokens, E) or NULL */
+    float *input_grad;            /* (total tokens, E) or NULL */
+    int frozen_statistics;
+    int perturbed;                /* the last forward added input_delta */
+    float *delta_steps;           /* (T, B, E) each step's delta, input dropout applied; 0 at padding */
+    float *d_input_steps;         /* (T, B, E) the gradient of each step's first-layer input */
 } rnn_stack;
 
 /* Registers the encoder's tensors in params (and batch-norm statistics in state). */
