@@ -333,6 +333,65 @@ static void test_recurrent_models(void **state) {
     check_model("rnn", 1, 1, "last", 0, 0.0, 0);
 }
 
+/* ---------------- frozen lower layers: the backward stops early ---------------- */
+/* The gradients of the tensors that train must be exactly those of the full backward, and the frozen
+ * ones (below the lowest layer that trains) must be left untouched: the work was skipped. */
+static void check_frozen_below(size_t trainable_from) {
+    reel_config cfg;
+    reel_config_defaults(&cfg);
+    config_set(&cfg, "model.type=lstm");
+    cfg.model.vocab_size = 9;
+    cfg.model.embed_dim = 3;
+    config_set(&cfg, "model.hidden_dim=3");
+    config_set(&cfg, "model.num_layers=3");
+    config_set(&cfg, "model.rnn_batch_norm=1");
+    config_set(&cfg, "model.rnn_dropout=0.3");
+    config_set(&cfg, "model.embed_dropout=0.3");
+    reel_model *model;
+    reel_error err;
+    assert_int_equal(reel_model_create(&model, &cfg, 4, &err), 0);
+    model->ops->init(model, 7);
+    static const uint32_t ids[] = {3, 4, 3, 1, 8, 8, 2, 6, 8, 3, 0, 5};
+    static const size_t offsets[] = {0, 4, 5, 9, 12};
+    static const uint64_t samples[] = {10, 11, 12, 13};
+    reel_batch batch = {.size = 4, .ids = ids, .offsets = offsets, .sample_index = samples, .epoch = 2};
+    reel_comm comm;
+    reel_comm_self(&comm);
+    reel_store *p = &model->params;
+    float r[4], *full = malloc(p->num_floats * sizeof(float));
+    fill(r, 4, -1, 1, 50);
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < p->num_tensors; i++) p->tensors[i].frozen = pass == 1 && p->tensors[i].group < trainable_from;
+        memset(p->grad, 0, p->num_floats * sizeof(float));
+        reel_output out;
+        model->ops->forward(model, &batch, 1, &out, &comm);
+        model->ops->backward(model, &batch, r, &comm);
+        if (pass == 0) memcpy(full, p->grad, p->num_floats * sizeof(float));
+    }
+    size_t skipped = 0;
+    for (size_t i = 0; i < p->num_tensors; i++) {
+        const reel_tensor_info *t = &p->tensors[i];
+        if (!t->frozen) {
+            if (memcmp(p->grad + t->offset, full + t->offset, t->count * sizeof(float)) != 0)
+                fail_msg("%s: its gradient changed when the layers below group %zu froze", t->name, trainable_from);
+            continue;
+        }
+        for (size_t k = 0; k < t->count; k++)
+            if (p->grad[t->offset + k] != 0.0f) fail_msg("%s is frozen but its gradient was computed", t->name);
+        skipped++;
+    }
+    printf("trainable from group %zu: %zu frozen tensors skipped, the others' gradients unchanged\n", trainable_from,
+           skipped);
+    assert_true(skipped > 0);
+    free(full);
+    reel_model_destroy(model);
+}
+static void test_frozen_layers_skip_backward(void **state) {
+    (void)state;
+    check_frozen_below(1); /* the embedding alone */
+    check_frozen_below(3); /* the embedding and two of three layers, as the course fine-tunes */
+}
+
 /* ---------------- embedding: distinct rows ---------------- */
 typedef struct {
     float weight[6 * 3], out[4 * 3 * 3], r[4 * 3 * 3], mask[3 * 3];
@@ -407,6 +466,7 @@ int main(void) {
         cmocka_unit_test(test_locked_dropout),
         cmocka_unit_test(test_embedding),
         cmocka_unit_test(test_recurrent_models),
+        cmocka_unit_test(test_frozen_layers_skip_backward),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

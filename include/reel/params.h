@@ -22,6 +22,8 @@ typedef struct reel_tensor_info {
     int transfer;  /* part of an encoder another model can start from (see reel_checkpoint_init_from) */
     size_t group;  /* depth of its layer from the input: the embedding 0, each recurrent layer (with its batch
                       norm) one more, the head the highest; discriminative rates and gradual unfreezing go by it */
+    int frozen;    /* set by the trainer while the tensor does not train: its gradient is never used, so a
+                      backward may leave it unset and skip the work only it needs */
 } reel_tensor_info;
 
 /* A set of tensors sharing one layout. `data` always exists; `grad` exists for trainable stores

@@ -388,11 +388,30 @@ void rnn_stack_forward(rnn_stack *s, const reel_store *p, const reel_store *st, 
 
 float *rnn_stack_output_grad(rnn_stack *s) { return s->grad_a; }
 
+/* 1 when every tensor of layer l (its cells and batch norm) is frozen. */
+static int layer_frozen(const rnn_stack *s, const reel_store *p, size_t l) {
+    const rnn_layer *ls = &s->layers[l];
+    for (size_t d = 0; d < s->o.dirs; d++)
+        if (!p->tensors[ls->w_ih[d]].frozen || !p->tensors[ls->w_hh[d]].frozen || !p->tensors[ls->b_ih[d]].frozen ||
+            !p->tensors[ls->b_hh[d]].frozen)
+            return 0;
+    return !s->o.batch_norm || (p->tensors[ls->bn_w].frozen && p->tensors[ls->bn_b].frozen);
+}
+
 void rnn_stack_backward(rnn_stack *s, const reel_store *p, const reel_batch *batch, const reel_comm *comm) {
     size_t B = batch->size, T = s->T, E = s->o.E;
     int training = s->training, weight_dropping = training && s->o.weight_dropout > 0.0f;
     float *grad = s->grad_a, *spare = s->grad_b;
-    for (size_t l = s->o.num_layers; l-- > 0;) {
+    /* Fine-tuning freezes the lower layers: the backward stops at the lowest layer that trains, which
+     * then skips the gradient of its input too (about a third of a layer's backward), unless the
+     * embedding trains or the gradient of the inputs is asked for. (The frozen flags are the same on
+     * every rank, so the batch-norm collectives stay matched.) */
+    int inputs_needed = s->input_grad != NULL || !p->tensors[s->embedding].frozen;
+    size_t lowest = 0;
+    if (!inputs_needed)
+        for (lowest = 0; lowest < s->o.num_layers && layer_frozen(s, p, lowest); lowest++) continue;
+    for (size_t l = s->o.num_layers; l-- > lowest;) {
+        int input_wanted = inputs_needed || l > lowest;
         rnn_layer *ls = &s->layers[l];
         size_t C = ls->C, H = ls->H, D = ls->D, GH = reel_cell_gates(s->o.cell) * H;
         if (training && s->o.rnn_dropout > 0.0f)
@@ -420,12 +439,13 @@ void rnn_stack_backward(rnn_stack *s, const reel_store *p, const reel_batch *bat
         }
         if (l == 0) { /* spare receives the gradient of the distinct rows (U, E) */
             memset(spare, 0, s->rows.count * E * sizeof(float));
-            for (size_t d = 0; d < s->o.dirs; d++) first_layer_backward(s, p, spare, dw_hh[d], ls, d, d_dir[d], T, B);
+            for (size_t d = 0; d < s->o.dirs; d++)
+                first_layer_backward(s, p, input_wanted ? spare : NULL, dw_hh[d], ls, d, d_dir[d], T, B);
             grad = spare;
         } else {
-            memset(spare, 0, T * B * C * sizeof(float));
+            if (input_wanted) memset(spare, 0, T * B * C * sizeof(float));
             for (size_t d = 0; d < s->o.dirs; d++)
-                reel_recurrent_backward(&ls->cache[d], spare, reel_store_grad_view(p, ls->w_ih[d]), dw_hh[d],
+                reel_recurrent_backward(&ls->cache[d], input_wanted ? spare : NULL, reel_store_grad_view(p, ls->w_ih[d]), dw_hh[d],
                                         reel_store_grad_view(p, ls->b_ih[d]), reel_store_grad_view(p, ls->b_hh[d]),
                                         d_dir[d], ls->dir_out[d], ls->input, s->lengths, reel_store_view(p, ls->w_ih[d]),
                                         effective_w_hh(s, p, ls, d), T, B, C, H, (int)d);
@@ -439,6 +459,7 @@ void rnn_stack_backward(rnn_stack *s, const reel_store *p, const reel_batch *bat
             }
         if (l == 0) break;
     }
+    if (!inputs_needed) return;
 
     /* embeddings: only the rows of the batch's tokens receive gradient */
     if (training && s->o.word_dropout > 0.0f)

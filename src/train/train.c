@@ -319,6 +319,7 @@ static void update_rates(trainer *t) {
     t->num_ranges = 0;
     for (size_t i = 0; i < p->num_tensors; i++) {
         int frozen = t->frozen[i] && (lowest_released == SIZE_MAX || p->tensors[i].group < lowest_released);
+        t->model->params.tensors[i].frozen = frozen;
         t->opt.lr_scale[i] = frozen ? 0.0f : (float)pow(cfg->optimizer.layer_lr_decay, -(double)(top - p->tensors[i].group));
         if (frozen) continue;
         if (t->num_ranges && t->ranges[2 * t->num_ranges - 2] + t->ranges[2 * t->num_ranges - 1] == p->tensors[i].offset)
