@@ -17,12 +17,12 @@
 
 #include "reel/config.h"
 
-/* Keys of the default configuration (model type bow, objective classify): the 39 general keys and
- * bow's 5. --help-config lists the general keys, then each model's and objective's own: the recurrent
- * classifiers share 10, the language model has 10, classify none and next_token 6. */
+/* Keys of the default configuration (model type bow, objective classify): the 39 general keys, bow's 5
+ * and classify's 2. --help-config lists the general keys, then each model's and objective's own: the
+ * recurrent classifiers share 10, the language model has 10, classify 2 and next_token 6. */
 #define NUM_GENERAL_KEYS 39
-#define NUM_KEYS (NUM_GENERAL_KEYS + 5)
-#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10 + 10 + 6)
+#define NUM_KEYS (NUM_GENERAL_KEYS + 5 + 2)
+#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10 + 10 + 2 + 6)
 
 /* Fields of the composed schema by name ("model.hidden_dim" lives in the bow model's options). */
 static void *field(const reel_config *cfg, const char *name) {
@@ -518,6 +518,11 @@ static const field_case bow_cases[] = {
     FIELD("model.num_classes", 'z', "5"),
 };
 
+static const field_case classify_cases[] = {
+    FIELD("objective.adversarial", 'd', "0.5"),
+    FIELD("objective.adversarial_epsilon", 'd', "0.25"),
+};
+
 static const field_case recurrent_cases[] = {
     FIELD("model.type", 's', "lstm"),
     FIELD("model.hidden_dim", 'z', "65"),
@@ -585,9 +590,10 @@ static void test_every_field_has_one_key(void **state) {
     reel_config cfg;
     reel_config_defaults(&cfg);
     assert_int_equal(cfg.num_keys, NUM_KEYS);
-    const field_case *bow_lists[] = {general_cases, bow_cases};
-    const size_t bow_counts[] = {sizeof general_cases / sizeof general_cases[0], sizeof bow_cases / sizeof bow_cases[0]};
-    check_cases(&cfg, bow_lists, bow_counts, 2);
+    const field_case *bow_lists[] = {general_cases, bow_cases, classify_cases};
+    const size_t bow_counts[] = {sizeof general_cases / sizeof general_cases[0], sizeof bow_cases / sizeof bow_cases[0],
+                                 sizeof classify_cases / sizeof classify_cases[0]};
+    check_cases(&cfg, bow_lists, bow_counts, 3);
     assert_int_equal(reel_config_key_index(&cfg, "optimizer.learning_rate"), -1);
     assert_int_equal(reel_config_key_index(&cfg, "lr"), -1);
     assert_int_equal(reel_config_key_index(&cfg, "optimizer"), -1);
@@ -605,10 +611,11 @@ static void test_every_field_has_one_key(void **state) {
 
     reel_error err = {""};
     if (reel_config_override(&cfg, "model.type=lstm", &err) != 0) fail_msg("%s", err.message);
-    const field_case *rec_lists[] = {general_cases, recurrent_cases};
+    const field_case *rec_lists[] = {general_cases, recurrent_cases, classify_cases};
     const size_t rec_counts[] = {sizeof general_cases / sizeof general_cases[0],
-                                 sizeof recurrent_cases / sizeof recurrent_cases[0]};
-    check_cases(&cfg, rec_lists, rec_counts, 2);
+                                 sizeof recurrent_cases / sizeof recurrent_cases[0],
+                                 sizeof classify_cases / sizeof classify_cases[0]};
+    check_cases(&cfg, rec_lists, rec_counts, 3);
     assert_int_equal(reel_config_key_index(&cfg, "model.word_dropout"), -1); /* bow's */
 }
 
