@@ -79,12 +79,17 @@ static void make_store(reel_store *store, float value, float gradient) {
     }
 }
 
+/* The optimizer both Adam tests check: AdamW with weight decay 0.01, the other settings the defaults. */
+static void adamw_config(reel_config *cfg) {
+    reel_config_defaults(cfg);
+    snprintf(cfg->optimizer.type, sizeof cfg->optimizer.type, "adam");
+    cfg->optimizer.weight_decay = 0.01;
+}
+
 static void test_adam_matches_formula(void **state) {
     (void)state;
     reel_config cfg;
-    reel_config_defaults(&cfg);
-    snprintf(cfg.optimizer.type, sizeof cfg.optimizer.type, "adam");
-    cfg.optimizer.weight_decay = 0.01;
+    adamw_config(&cfg);
     reel_store store;
     make_store(&store, 1.0f, 0.5f);
     reel_optimizer opt;
@@ -114,9 +119,7 @@ static void test_adam_matches_formula(void **state) {
 static void test_adam_per_tensor_rates(void **state) {
     (void)state;
     reel_config cfg;
-    reel_config_defaults(&cfg);
-    snprintf(cfg.optimizer.type, sizeof cfg.optimizer.type, "adam");
-    cfg.optimizer.weight_decay = 0.01;
+    adamw_config(&cfg);
     reel_store store;
     reel_store_init(&store, 1);
     reel_store_add(&store, "low/w", 1, (size_t[]){2});
