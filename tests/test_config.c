@@ -17,12 +17,12 @@
 
 #include "reel/config.h"
 
-/* Keys of the default configuration (model type bow, objective classify): the 39 general keys, bow's 5
- * and classify's 2. --help-config lists the general keys, then each model's and objective's own: the
- * recurrent classifiers share 10, the language model has 10, classify 2 and next_token 6. */
-#define NUM_GENERAL_KEYS 39
-#define NUM_KEYS (NUM_GENERAL_KEYS + 5 + 2)
-#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10 + 10 + 2 + 6)
+/* Keys of the default configuration (model type bow, objective classify): the 43 general keys, bow's 5
+ * and classify's 4. --help-config lists the general keys, then each model's and objective's own: the
+ * recurrent classifiers share 10, the language model has 10, classify 4 and next_token 6. */
+#define NUM_GENERAL_KEYS 43
+#define NUM_KEYS (NUM_GENERAL_KEYS + 5 + 4)
+#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10 + 10 + 4 + 6)
 
 /* Fields of the composed schema by name ("model.hidden_dim" lives in the bow model's options). */
 static void *field(const reel_config *cfg, const char *name) {
@@ -187,7 +187,7 @@ static void test_unknown_key(void **state) {
     (void)state;
     expect_file_error("[data]\ndir = d\n[optimizer]\ntype = adam\n\n\n\n\n\n\n\nlearning_rate = 0.1\n",
                       ":12: unknown key 'learning_rate' in section [optimizer] (known keys: type, lr, beta1, "
-                      "beta2, eps, momentum, nesterov, weight_decay, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
+                      "beta2, eps, momentum, nesterov, alpha, centered, rmsprop_momentum, weight_decay, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
                       "stlr_cut_frac, stlr_ratio, freeze, unfreeze_every, unfreeze_unit, layer_lr_decay)");
 }
 
@@ -304,8 +304,8 @@ static void test_bool_choice_string(void **state) {
     expect_value_error("model", "batch_norm", "2", bool_tail);
     expect_value_error("checkpoint", "keep_best", "", bool_tail);
 
-    expect_value_error("optimizer", "type", "adamw", "expected one of adam, sgd");
-    expect_value_error("optimizer", "type", "Adam", "expected one of adam, sgd");
+    expect_value_error("optimizer", "type", "adamw", "expected one of adam, sgd, rmsprop");
+    expect_value_error("optimizer", "type", "Adam", "expected one of adam, sgd, rmsprop");
     expect_value_error("optimizer", "schedule", "steps", "expected one of constant, cosine, linear, step, slanted_triangular");
     expect_value_error("model", "type", "cnn", "expected one of bow, lstm, gru, rnn, lm");
 
@@ -341,7 +341,7 @@ static void test_syntax_errors(void **state) {
                       ":4: syntax error: expected 'key = value', '[section]' or a comment, found 'broken line'");
     expect_file_error("[data]\ndir = d\n[optimizer]\nlearning_rate = 1\nbroken line\n",
                       ":4: unknown key 'learning_rate' in section [optimizer] (known keys: type, lr, beta1, beta2, "
-                      "eps, momentum, nesterov, weight_decay, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
+                      "eps, momentum, nesterov, alpha, centered, rmsprop_momentum, weight_decay, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
                       "stlr_cut_frac, stlr_ratio, freeze, unfreeze_every, unfreeze_unit, layer_lr_decay)");
 
     char text[8000];
@@ -428,7 +428,8 @@ static void test_override(void **state) {
                           "objective, optimizer, train, checkpoint)");
     expect_override_error(&cfg, "optimizer.learning_rate=1",
                           "--set 'optimizer.learning_rate=1': unknown key 'learning_rate' in section [optimizer] "
-                          "(known keys: type, lr, beta1, beta2, eps, momentum, nesterov, weight_decay, clip_norm, "
+                          "(known keys: type, lr, beta1, beta2, eps, momentum, nesterov, alpha, centered, rmsprop_momentum, "
+                          "weight_decay, clip_norm, "
                           "schedule, warmup_steps, decay_epochs, decay_factor, stlr_cut_frac, stlr_ratio, freeze, "
                           "unfreeze_every, unfreeze_unit, layer_lr_decay)");
     expect_override_error(&cfg, "optimizer.lr=-1",
@@ -439,8 +440,8 @@ static void test_override(void **state) {
                           "--set 'train.batch_size=1e3': [train] batch_size = '1e3': expected a non-negative integer");
     expect_override_error(&cfg, "model.dropout=1",
                           "--set 'model.dropout=1': [model] dropout = '1': must be in [0, 1)");
-    expect_override_error(&cfg, "optimizer.type=rmsprop",
-                          "--set 'optimizer.type=rmsprop': [optimizer] type = 'rmsprop': expected one of adam, sgd");
+    expect_override_error(&cfg, "optimizer.type=adagrad",
+                          "--set 'optimizer.type=adagrad': [optimizer] type = 'adagrad': expected one of adam, sgd, rmsprop");
     expect_override_error(&cfg, "train.run_dir=",
                           "--set 'train.run_dir=': [train] run_dir is empty: expected a non-empty string");
     /* an optional string (default empty) is unset by an empty value */
@@ -484,6 +485,9 @@ static const field_case general_cases[] = {
     FIELD("optimizer.eps", 'd', "2"),
     FIELD("optimizer.momentum", 'd', "0.25"),
     FIELD("optimizer.nesterov", 'b', "true"),
+    FIELD("optimizer.alpha", 'd', "0.875"),
+    FIELD("optimizer.centered", 'b', "true"),
+    FIELD("optimizer.rmsprop_momentum", 'd', "0.5"),
     FIELD("optimizer.weight_decay", 'd', "0.01"),
     FIELD("optimizer.clip_norm", 'd', "5"),
     FIELD("optimizer.schedule", 's', "linear"),
@@ -502,6 +506,7 @@ static const field_case general_cases[] = {
     FIELD("train.seed", 'u', "12345678901234567890"),
     FIELD("train.log_every", 'z', "3"),
     FIELD("train.eval_every", 'z', "300"),
+    FIELD("train.early_stopping_patience", 'z', "4"),
     FIELD("train.run_dir", 's', "runs/other"),
     FIELD("checkpoint.every_steps", 'z', "500"),
     FIELD("checkpoint.keep_last", 'z', "9"),
@@ -521,6 +526,8 @@ static const field_case bow_cases[] = {
 static const field_case classify_cases[] = {
     FIELD("objective.adversarial", 'd', "0.5"),
     FIELD("objective.adversarial_epsilon", 'd', "0.25"),
+    FIELD("objective.class_weights", 's', "1,2.5"),
+    FIELD("objective.oversample", 'b', "true"),
 };
 
 static const field_case recurrent_cases[] = {
@@ -600,14 +607,14 @@ static void test_every_field_has_one_key(void **state) {
     assert_int_equal(reel_config_key_index(&cfg, "model.pooling"), -1); /* a key of the recurrent models */
 
     /* The resolved INI lists exactly these keys: data.dir, model.init_from, model.embed_from,
-     * optimizer.decay_epochs, optimizer.freeze and checkpoint.best_metric are unset in the defaults, which
-     * makes them comment lines. */
+     * optimizer.decay_epochs, optimizer.freeze, checkpoint.best_metric and objective.class_weights are unset
+     * in the defaults, which makes them comment lines. */
     char *ini = reel_config_to_ini(&cfg);
     size_t assignments = 0;
     for (char *line = strtok(ini, "\n"); line; line = strtok(NULL, "\n"))
         if (line[0] != ';' && line[0] != '[' && strstr(line, " = ")) assignments++;
     free(ini);
-    assert_int_equal(assignments, NUM_KEYS - 6);
+    assert_int_equal(assignments, NUM_KEYS - 7);
 
     reel_error err = {""};
     if (reel_config_override(&cfg, "model.type=lstm", &err) != 0) fail_msg("%s", err.message);
@@ -696,7 +703,7 @@ static void test_round_trip(void **state) {
         /* every key was written out, but for the unset optional strings (comment lines) */
         if (!strcmp(b.keys[i]->key, "decay_epochs") || !strcmp(b.keys[i]->key, "best_metric") ||
             !strcmp(b.keys[i]->key, "init_from") || !strcmp(b.keys[i]->key, "embed_from") ||
-            !strcmp(b.keys[i]->key, "freeze"))
+            !strcmp(b.keys[i]->key, "freeze") || !strcmp(b.keys[i]->key, "class_weights"))
             continue;
         assert_true(b.line_of[i] > 0);
         assert_string_equal(b.source_of[i], "resolved");
@@ -760,7 +767,7 @@ static void test_print_schema(void **state) {
             found_lr = !strcmp(type, "double") && !strcmp(def, "1e-3") && !strcmp(allowed, ">");
         if (!strcmp(section, "data") && !strcmp(key, "dir")) found_dir = !strcmp(def, "(required)");
         if (!strcmp(section, "optimizer") && !strcmp(key, "type"))
-            found_type = !strcmp(type, "choice") && !strcmp(allowed, "adam|sgd");
+            found_type = !strcmp(type, "choice") && !strcmp(allowed, "adam|sgd|rmsprop");
     }
     fclose(out);
     assert_true(found_lr);

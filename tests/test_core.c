@@ -193,6 +193,53 @@ static void test_sgd_momentum_matches_formula(void **state) {
     }
 }
 
+/* RMSprop against PyTorch's definition, written out in double: plain with its defaults (alpha 0.99, eps
+ * 1e-8, no momentum), and centered with momentum and L2 weight decay; only the slots in use exist. */
+static void test_rmsprop_matches_formula(void **state) {
+    (void)state;
+    for (int variant = 0; variant < 2; variant++) {
+        reel_config cfg;
+        reel_config_defaults(&cfg);
+        snprintf(cfg.optimizer.type, sizeof cfg.optimizer.type, "rmsprop");
+        int centered = variant == 1;
+        double momentum = variant == 1 ? 0.8 : 0.0, wd = variant == 1 ? 0.05 : 0.0;
+        cfg.optimizer.centered = centered;
+        cfg.optimizer.rmsprop_momentum = momentum;
+        cfg.optimizer.weight_decay = wd;
+        reel_store store;
+        make_store(&store, 1.0f, 0.5f);
+        reel_optimizer opt;
+        reel_optimizer_init(&opt, &cfg, &store);
+        assert_int_equal(opt.num_slots, variant == 1 ? 3 : 1);
+        assert_string_equal(opt.slot_names[0], "rmsprop_square");
+        double p[3] = {1, 2, 3}, v[3] = {0}, a[3] = {0}, buf[3] = {0};
+        for (int t = 0; t < 4; t++) {
+            /* the gradient changes between steps, so the centered variance is not zero */
+            for (int i = 0; i < 3; i++) store.grad[i] = (float)(0.5 * (i + 1) * (t % 2 ? -1.0 : 1.5));
+            reel_optimizer_step(&opt, &store, 1e-2);
+            for (int i = 0; i < 3; i++) {
+                double g = (float)(0.5 * (i + 1) * (t % 2 ? -1.0 : 1.5)) + wd * p[i];
+                v[i] = 0.99 * v[i] + 0.01 * g * g;
+                double denominator = v[i];
+                if (centered) {
+                    a[i] = 0.99 * a[i] + 0.01 * g;
+                    denominator -= a[i] * a[i];
+                }
+                denominator = sqrt(denominator) + 1e-8;
+                if (momentum > 0) {
+                    buf[i] = momentum * buf[i] + g / denominator;
+                    p[i] -= 1e-2 * buf[i];
+                } else {
+                    p[i] -= 1e-2 * g / denominator;
+                }
+            }
+        }
+        for (int i = 0; i < 3; i++) assert_float_equal(store.data[i], p[i], 1e-5);
+        reel_optimizer_free(&opt);
+        reel_store_free(&store);
+    }
+}
+
 static void test_clip_and_schedule(void **state) {
     (void)state;
     float grad[2] = {3, 4};
@@ -255,7 +302,7 @@ int main(void) {
         cmocka_unit_test(test_philox_known_answers), cmocka_unit_test(test_shuffle),
         cmocka_unit_test(test_rank_share_covers_batch), cmocka_unit_test(test_adam_matches_formula),
         cmocka_unit_test(test_sgd_momentum_matches_formula), cmocka_unit_test(test_clip_and_schedule),
-        cmocka_unit_test(test_adam_per_tensor_rates),
+        cmocka_unit_test(test_adam_per_tensor_rates), cmocka_unit_test(test_rmsprop_matches_formula),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

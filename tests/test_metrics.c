@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,8 +121,8 @@ static reel_column_type column_type_of(char kind) {
 /* The layout the file is opened with, built from the expected columns. */
 static reel_metrics_layout file_layout(void) {
     static reel_column train[NUM_TRAIN_COLUMNS], eval[NUM_EVAL_COLUMNS];
-    for (size_t c = 0; c < NUM_TRAIN_COLUMNS; c++) train[c] = (reel_column){train_layout[c].name, column_type_of(train_layout[c].kind)};
-    for (size_t c = 0; c < NUM_EVAL_COLUMNS; c++) eval[c] = (reel_column){eval_layout[c].name, column_type_of(eval_layout[c].kind)};
+    for (size_t c = 0; c < NUM_TRAIN_COLUMNS; c++) train[c] = (reel_column){train_layout[c].name, column_type_of(train_layout[c].kind), 0};
+    for (size_t c = 0; c < NUM_EVAL_COLUMNS; c++) eval[c] = (reel_column){eval_layout[c].name, column_type_of(eval_layout[c].kind), 0};
     return (reel_metrics_layout){"classify", train, NUM_TRAIN_COLUMNS, eval, NUM_EVAL_COLUMNS};
 }
 
@@ -400,6 +401,65 @@ static void test_append_reopen_truncate(void **state) {
     verify_file(path, train, 1, eval, 0);
 }
 
+/* Reads dataset name of file as doubles (count values at most); returns how many it has. */
+static size_t read_doubles(const char *path, const char *name, double *values, size_t count) {
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
+    assert_true(file >= 0);
+    hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
+    if (ds < 0) fail_msg("%s has no %s", path, name);
+    hid_t space = H5Dget_space(ds);
+    hsize_t rows = (hsize_t)H5Sget_simple_extent_npoints(space);
+    assert_true(rows <= count);
+    if (rows) assert_true(H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) >= 0);
+    H5Sclose(space);
+    H5Dclose(ds);
+    H5Fclose(file);
+    return (size_t)rows;
+}
+
+/* A series added to reel after a run's file was written (macro_f1, say): resuming adds it, NaN in the
+ * older rows, and keeps every other row; a series not marked as added later and missing from the file
+ * is damage (test_refuses_other_files). */
+static void test_added_series(void **state) {
+    (void)state;
+    char path[256];
+    temp_path(path, sizeof path, "older.h5");
+    reel_train_row train[8];
+    reel_eval_row eval[4];
+    reel_metrics *m = open_or_fail(path, 0);
+    for (size_t i = 0; i < 6; i++) append_train(m, train[i] = train_row(i, 0));
+    for (size_t i = 0; i < 3; i++) append_eval(m, eval[i] = eval_row(i, 0));
+    reel_metrics_close(m);
+
+    reel_metrics_layout layout = file_layout();
+    reel_column eval_columns[NUM_EVAL_COLUMNS + 1];
+    memcpy(eval_columns, layout.eval, NUM_EVAL_COLUMNS * sizeof *eval_columns);
+    eval_columns[NUM_EVAL_COLUMNS] = (reel_column){"macro_f1", REEL_COLUMN_F64, 1};
+    layout.eval = eval_columns;
+    layout.num_eval = NUM_EVAL_COLUMNS + 1;
+    reel_error err = {""};
+    /* resumed at step 80: eval rows 40 and 80 stay */
+    if (reel_metrics_open(&m, path, &layout, 80, &err) != 0) fail_msg("%s", err.message);
+    reel_value values[NUM_EVAL_COLUMNS + 1];
+    eval[2] = eval_row(2, 1);
+    row_values(eval_layout, NUM_EVAL_COLUMNS, &eval[2], values);
+    values[NUM_EVAL_COLUMNS].f = 0.625;
+    if (reel_metrics_append(m, REEL_METRICS_EVAL, values, &err) != 0) fail_msg("%s", err.message);
+    reel_metrics_close(m);
+
+    char aside[300];
+    struct stat info;
+    snprintf(aside, sizeof aside, "%s.unreadable", path);
+    assert_int_not_equal(stat(aside, &info), 0); /* not treated as damaged */
+    double macro[8], accuracy[8];
+    assert_int_equal(read_doubles(path, "eval/macro_f1", macro, 8), 3);
+    assert_true(isnan(macro[0]) && isnan(macro[1]));
+    assert_true(macro[2] == 0.625);
+    assert_int_equal(read_doubles(path, "eval/accuracy", accuracy, 8), 3);
+    for (size_t i = 0; i < 3; i++) assert_true(accuracy[i] == eval[i].accuracy);
+    assert_int_equal(read_doubles(path, "train/loss", accuracy, 8), 6); /* train rows at steps 10..60, all kept */
+}
+
 /* A run killed in the middle of an append: the columns that got the extra row are cut back to the
  * complete rows. */
 static void test_ragged_columns_are_repaired(void **state) {
@@ -662,6 +722,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_reopen_truncate),
         cmocka_unit_test(test_ragged_columns_are_repaired),
+        cmocka_unit_test(test_added_series),
         cmocka_unit_test(test_concurrent_readers),
         cmocka_unit_test(test_h5py_reader),
         cmocka_unit_test(test_refuses_other_files),

@@ -12,7 +12,8 @@
  *   /optimizer              attributes: type, steps_taken
  *   /optimizer/<slot>/<layer>/<name>   the optimizer state per parameter (slot adam_m, adam_v or momentum)
  *   /train_state            attributes: global_step, epoch, step_in_epoch, samples_seen, best_metric,
- *                           best_value (NaN before the first evaluation), best_step, seed
+ *                           best_value (NaN before the first evaluation), best_step, seed,
+ *                           evals_since_best (early stopping; absent in older files: 0)
  *   /train_state/carried/<name>   float32: what the objective carries from step to step, e.g. the
  *                           recurrent state of every stream of a language model ({streams, width})
  * Every dataset carries HDF5's Fletcher-32 checksum and the file uses the newest HDF5 format, whose
@@ -50,6 +51,7 @@ typedef struct reel_train_state {
     double best_value;          /* its best value so far; NaN before the first evaluation */
     uint64_t best_step;
     uint64_t seed;
+    uint64_t evals_since_best;  /* evaluations since best_value last improved (early stopping) */
 } reel_train_state;
 
 typedef struct reel_checkpoint_info {

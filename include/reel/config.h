@@ -101,12 +101,15 @@ typedef struct reel_config {
         char type[REEL_NAME_MAX]; /* a registered objective; "" in the file: the model's own */
     } objective;
     struct {
-        char type[REEL_NAME_MAX];     /* "adam" or "sgd" */
+        char type[REEL_NAME_MAX];     /* "adam", "sgd" or "rmsprop" */
         double lr;
-        double beta1, beta2, eps;     /* adam */
+        double beta1, beta2, eps;     /* adam (eps: rmsprop too) */
         double momentum;              /* sgd */
         int nesterov;                 /* sgd */
-        double weight_decay;          /* adam: decoupled (AdamW); sgd: L2 added to the gradient */
+        double alpha;                 /* rmsprop: decay of the squared-gradient average */
+        int centered;                 /* rmsprop */
+        double rmsprop_momentum;      /* rmsprop */
+        double weight_decay;          /* adam: decoupled (AdamW); sgd, rmsprop: L2 added to the gradient */
         double clip_norm;             /* global gradient-norm clip; 0 disables */
         char schedule[REEL_NAME_MAX]; /* see reel/optim.h */
         size_t warmup_steps;          /* linear warm-up from 0 */
@@ -126,6 +129,7 @@ typedef struct reel_config {
         uint64_t seed;
         size_t log_every;  /* steps between progress lines and metric rows */
         size_t eval_every; /* steps between evaluations inside an epoch; 0: at the end of each epoch only */
+        size_t early_stopping_patience; /* evaluations without improvement that end the run; 0: never */
         char run_dir[REEL_PATH_MAX];
     } train;
     struct {

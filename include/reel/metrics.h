@@ -29,6 +29,8 @@ typedef enum { REEL_COLUMN_U64, REEL_COLUMN_F64, REEL_COLUMN_U8 } reel_column_ty
 typedef struct reel_column {
     const char *name;
     reel_column_type type;
+    int added_later; /* 1: a series added after metrics files were first written; a resumed run whose file
+                        lacks it adds it (NaN or 0 in the older rows) instead of calling the file damaged */
 } reel_column;
 
 /* One value of a row: .u for uint64 and uint8 columns, .f for float64 ones. */

@@ -35,6 +35,7 @@ typedef struct reel_series {
     reel_column_type type;
     int better;
     int percent;
+    int added_later; /* see reel_column: older metrics files may lack it */
 } reel_series;
 
 /* What an evaluation covers. */

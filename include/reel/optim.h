@@ -1,7 +1,10 @@
 /* reel/optim.h: optimizers over the flat parameter buffer, with PyTorch's semantics and defaults:
  *   adam: m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps),
  *         with weight decay decoupled (AdamW: p -= lr * wd * p before the update);
- *   sgd:  g += wd * p;  buf = momentum * buf + g;  p -= lr * (nesterov ? g + momentum * buf : buf).
+ *   sgd:  g += wd * p;  buf = momentum * buf + g;  p -= lr * (nesterov ? g + momentum * buf : buf);
+ *   rmsprop: g += wd * p;  v = alpha v + (1-alpha) g^2;  centered: a = alpha a + (1-alpha) g and the
+ *         denominator is sqrt(v - a^2) + eps, else sqrt(v) + eps;  momentum > 0: buf = momentum * buf +
+ *         g / denominator, p -= lr * buf;  else p -= lr * g / denominator.
  * Their state ("slots") has the parameters' layout, so checkpoints store it tensor by tensor. */
 #ifndef REEL_OPTIM_H
 #define REEL_OPTIM_H
@@ -12,17 +15,18 @@
 #include "reel/config.h"
 #include "reel/params.h"
 
-enum { REEL_OPTIM_MAX_SLOTS = 2 };
+enum { REEL_OPTIM_MAX_SLOTS = 3 };
 
 typedef struct reel_optimizer {
-    char type[REEL_NAME_MAX];                       /* "adam" or "sgd" */
-    size_t num_slots;                               /* adam: 2, sgd: 1 */
-    const char *slot_names[REEL_OPTIM_MAX_SLOTS];   /* "adam_m", "adam_v" / "momentum" */
+    char type[REEL_NAME_MAX];                       /* "adam", "sgd" or "rmsprop" */
+    size_t num_slots;                               /* adam: 2, sgd: 1, rmsprop: 1 to 3 */
+    const char *slot_names[REEL_OPTIM_MAX_SLOTS];   /* "adam_m", "adam_v" / "momentum" / "rmsprop_square",
+                                                       then "rmsprop_mean" (centered), "momentum" (momentum > 0) */
     float *slots[REEL_OPTIM_MAX_SLOTS];             /* (num_floats) each */
     size_t num_floats;
     uint64_t steps_taken;                           /* optimizer steps taken */
-    double beta1, beta2, eps, momentum, weight_decay;
-    int nesterov;
+    double beta1, beta2, eps, momentum, weight_decay, alpha;
+    int nesterov, centered;
     /* Per tensor of the parameters' layout (num_tensors): a multiplier of the learning rate (layer-wise
      * rates; 0: the tensor is frozen: no update, its state untouched, no weight decay), and the updates it
      * has had, for Adam's bias correction, which PyTorch also keeps per parameter (a layer unfrozen late

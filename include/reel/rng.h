@@ -22,6 +22,7 @@ typedef enum reel_rng_purpose {
     REEL_RNG_WEIGHT_DROPOUT = 9, /* DropConnect masks: a = epoch, b = step, c = (stream << 24) | block of 4 */
     REEL_RNG_SAMPLED = 10,       /* sampled-softmax candidates: a = epoch, b = step, c = draw block */
     REEL_RNG_GENERATE = 11,      /* generation: a = sample, b = position, c = 0 */
+    REEL_RNG_OVERSAMPLE = 12,    /* oversampling a class: a = epoch, b = class, c = position */
 } reel_rng_purpose;
 
 /* Four independent 32-bit words for counter (purpose, a, b, c) under seed. */

@@ -63,6 +63,10 @@ const char *reel_tokfile_path(const reel_tokfile *file);
 int reel_tokfile_doc(reel_tokfile *file, uint64_t doc_index, const uint32_t **ids, size_t *length,
                      int32_t *label, reel_error *err);
 
+/* The class of document doc_index, validated at open (-1 when the file has no labels); its ids are not
+ * read. */
+int32_t reel_tokfile_label(const reel_tokfile *file, uint64_t doc_index);
+
 /* The number of tokens of document doc_index, from the validated index (its ids are not read). */
 size_t reel_tokfile_doc_length(const reel_tokfile *file, uint64_t doc_index);
 

@@ -32,7 +32,7 @@ static const char *const type_names[] = {"string", "size", "uint64", "double", "
 #define BOUND_MAX REEL_BOUND_MAX
 #define BOUND_MAX_OPEN REEL_BOUND_MAX_OPEN
 
-static const char *const optimizer_types[] = {"adam", "sgd", NULL};
+static const char *const optimizer_types[] = {"adam", "sgd", "rmsprop", NULL};
 static const char *const schedules[] = {"constant", "cosine", "linear", "step", "slanted_triangular", NULL};
 static const char *const unfreeze_units[] = {"epochs", "steps", NULL};
 
@@ -71,11 +71,17 @@ static const reel_key general_keys[] = {
                "adam: decay of the first-moment estimate"),
     KEY_DOUBLE("optimizer", "beta2", optimizer.beta2, "0.999", BOUND_MIN | BOUND_MAX_OPEN, 0, 1,
                "adam: decay of the second-moment estimate"),
-    KEY_DOUBLE("optimizer", "eps", optimizer.eps, "1e-8", BOUND_MIN_OPEN, 0, 0, "adam: added to the denominator"),
+    KEY_DOUBLE("optimizer", "eps", optimizer.eps, "1e-8", BOUND_MIN_OPEN, 0, 0, "adam, rmsprop: added to the denominator"),
     KEY_DOUBLE("optimizer", "momentum", optimizer.momentum, "0.9", BOUND_MIN | BOUND_MAX_OPEN, 0, 1, "sgd: momentum"),
     KEY_BOOL("optimizer", "nesterov", optimizer.nesterov, "false", "sgd: Nesterov momentum"),
+    KEY_DOUBLE("optimizer", "alpha", optimizer.alpha, "0.99", BOUND_MIN | BOUND_MAX_OPEN, 0, 1,
+               "rmsprop: decay of the mean of squared gradients (PyTorch's alpha)"),
+    KEY_BOOL("optimizer", "centered", optimizer.centered, "false",
+             "rmsprop: divide by the gradient's estimated variance instead of its second moment"),
+    KEY_DOUBLE("optimizer", "rmsprop_momentum", optimizer.rmsprop_momentum, "0", BOUND_MIN | BOUND_MAX_OPEN, 0, 1,
+               "rmsprop: momentum of the scaled step (PyTorch's default 0; sgd has its own key, momentum)"),
     KEY_DOUBLE("optimizer", "weight_decay", optimizer.weight_decay, "0", BOUND_MIN, 0, 0,
-               "adam: decoupled (AdamW); sgd: L2 added to the gradient"),
+               "adam: decoupled (AdamW); sgd, rmsprop: L2 added to the gradient"),
     KEY_DOUBLE("optimizer", "clip_norm", optimizer.clip_norm, "0", BOUND_MIN, 0, 0,
                "clip the global gradient norm to this; 0 disables"),
     KEY_CHOICE("optimizer", "schedule", optimizer.schedule, "constant", schedules,
@@ -108,6 +114,9 @@ static const reel_key general_keys[] = {
     KEY_SIZE("train", "log_every", train.log_every, "10", BOUND_MIN, 1, "steps between progress lines and metric rows"),
     KEY_SIZE("train", "eval_every", train.eval_every, "0", 0, 0,
              "steps between evaluations on the validation data; 0: at the end of each epoch"),
+    KEY_SIZE("train", "early_stopping_patience", train.early_stopping_patience, "0", 0, 0,
+             "early stopping: end the run when the best-checkpoint metric ([checkpoint] best_metric) has not improved "
+             "for this many evaluations in a row; 0: never"),
     KEY_STRING("train", "run_dir", train.run_dir, "runs/default", "directory for checkpoints, metrics and logs"),
 
     KEY_SIZE("checkpoint", "every_steps", checkpoint.every_steps, "0", 0, 0,

@@ -242,6 +242,12 @@ int reel_tokfile_doc(reel_tokfile *file, uint64_t doc_index, const uint32_t **id
     return 0;
 }
 
+int32_t reel_tokfile_label(const reel_tokfile *file, uint64_t doc_index) {
+    REEL_CHECK(doc_index < file->header.num_docs, NULL, "%s: document %" PRIu64 " of %" PRIu64, file->path, doc_index,
+               file->header.num_docs);
+    return file->labels ? file->labels[doc_index] : -1;
+}
+
 size_t reel_tokfile_doc_length(const reel_tokfile *file, uint64_t doc_index) {
     REEL_CHECK(doc_index < file->header.num_docs, NULL, "%s: document %" PRIu64 " of %" PRIu64, file->path, doc_index,
                file->header.num_docs);

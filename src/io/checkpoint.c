@@ -128,7 +128,8 @@ static int write_contents(hid_t file, const reel_model *model, const reel_optimi
                  reel_h5_write_u64_attr(group, "samples_seen", state->samples_seen) ||
                  reel_h5_write_string_attr(group, "best_metric", state->best_metric) ||
                  reel_h5_write_f64_attr(group, "best_value", state->best_value) ||
-                 reel_h5_write_u64_attr(group, "best_step", state->best_step) || reel_h5_write_u64_attr(group, "seed", state->seed);
+                 reel_h5_write_u64_attr(group, "best_step", state->best_step) || reel_h5_write_u64_attr(group, "seed", state->seed) ||
+                 reel_h5_write_u64_attr(group, "evals_since_best", state->evals_since_best);
         H5Gclose(group);
         if (!failed && info->carried && info->carried->num_tensors)
             failed = write_store(file, "train_state/carried", info->carried, info->carried->data, link_props);
@@ -336,9 +337,13 @@ int reel_checkpoint_load(const char *path, reel_model *model, reel_optimizer *op
                  reel_h5_read_u64_attr(group, "samples_seen", &state->samples_seen) == 0 &&
                  reel_h5_read_u64_attr(group, "best_step", &state->best_step) == 0 &&
                  reel_h5_read_u64_attr(group, "seed", &state->seed) == 0;
+        state->evals_since_best = 0;
         if (ok && version >= 2) {
             ok = reel_h5_read_string_attr(group, "best_metric", state->best_metric, sizeof state->best_metric) == 0 &&
                  reel_h5_read_f64_attr(group, "best_value", &state->best_value) == 0;
+            /* written since early stopping exists; older files resume with the count at 0 */
+            if (ok && H5Aexists(group, "evals_since_best") > 0)
+                ok = reel_h5_read_u64_attr(group, "evals_since_best", &state->evals_since_best) == 0;
         } else if (ok) { /* version 1: classifiers, by validation accuracy (-1 before the first) */
             double accuracy = -1;
             ok = reel_h5_read_f64_attr(group, "best_valid_accuracy", &accuracy) == 0;

@@ -9,6 +9,7 @@
 #include "h5util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <hdf5.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -335,7 +336,9 @@ static void free_kept(kept_rows *kept) {
 
 /* Reads the rows with step <= keep_up_to_step. Rows are in step order (steps only grow within a run, and
  * a resumed run rebuilds the file before it appends), so they are a prefix. A run killed in the middle
- * of an append leaves some columns one row longer: the complete rows are those present in every column. */
+ * of an append leaves some columns one row longer: the complete rows are those present in every column.
+ * A series the file lacks that was added to reel after files were written (reel_column.added_later,
+ * e.g. macro_f1) is added, NaN (or 0 for counts) in the older rows; any other missing series is damage. */
 static int read_kept_rows(reel_metrics *m, hid_t file, const table *t, uint64_t keep_up_to_step, kept_rows *kept,
                           reel_error *err) {
     hid_t datasets[MAX_COLUMNS];
@@ -345,6 +348,11 @@ static int read_kept_rows(reel_metrics *m, hid_t file, const table *t, uint64_t 
     for (size_t c = 0; c < t->num_columns && status == 0; c++, opened++) {
         char name[64];
         snprintf(name, sizeof name, "%s/%s", t->group, t->columns[c].name);
+        if (t->columns[c].added_later && H5Lexists(file, name, H5P_DEFAULT) <= 0) {
+            H5Eclear2(H5E_DEFAULT);
+            datasets[c] = H5I_INVALID_HID; /* a series newer than the file: filled in below */
+            continue;
+        }
         datasets[c] = H5Dopen2(file, name, H5P_DEFAULT);
         if (datasets[c] < 0) {
             H5Eclear2(H5E_DEFAULT);
@@ -362,6 +370,14 @@ static int read_kept_rows(reel_metrics *m, hid_t file, const table *t, uint64_t 
         for (size_t c = 0; c < t->num_columns && status == 0; c++) {
             kept->columns[c] = reel_malloc((size_t)(rows ? rows : 1) * column_bytes(t->columns[c].type));
             if (rows == 0) continue;
+            if (datasets[c] < 0) {
+                for (hsize_t r = 0; r < rows; r++) {
+                    if (t->columns[c].type == REEL_COLUMN_F64) ((double *)kept->columns[c])[r] = NAN;
+                    else if (t->columns[c].type == REEL_COLUMN_U64) ((uint64_t *)kept->columns[c])[r] = 0;
+                    else ((uint8_t *)kept->columns[c])[r] = 0;
+                }
+                continue;
+            }
             hid_t file_space = H5Dget_space(datasets[c]), mem_space = H5Screate_simple(1, count, NULL);
             if (file_space < 0 || mem_space < 0 ||
                 H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||

@@ -5,7 +5,18 @@
  * longer than [data] seq_len (when set) is cut to a random window drawn from (seed, epoch, document),
  * else to its first [data] max_tokens. Loss: binary cross-entropy on one logit (two classes) or softmax
  * cross-entropy on K, averaged over the global batch. Metrics: loss, accuracy, and precision, recall,
- * F1 (of class 1 for two classes, macro averages for more) with the binary confusion matrix. */
+ * F1 (of class 1 for two classes, macro averages for more) with the binary confusion matrix, and the
+ * macro-averaged F1 over every class.
+ *
+ * Class imbalance, two remedies that can be combined:
+ *   class_weights: the loss of a document of class k is weighted by w_k, and the step's loss is the
+ *     weighted mean over the global batch, sum(w_i l_i) / sum(w_i), as PyTorch's weighted cross-entropy
+ *     defines it. The denominator is the global batch's (every rank reads the batch's labels, which sit
+ *     in memory), so the step does not depend on the number of ranks. "balanced" sets w_k = N / (K n_k)
+ *     from the training split's class counts n_k.
+ *   oversample: an epoch holds every class as often as the largest one: the documents of a smaller class
+ *     are repeated (all of them as many whole times as fit, then a seeded random subset), and the whole
+ *     list is shuffled. A function of (seed, epoch), so ranks agree and a resumed epoch is the same one. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -20,6 +31,8 @@
 typedef struct classify_options {
     double adversarial;         /* weight of the adversarial loss; 0: plain training */
     double adversarial_epsilon; /* size of the perturbation relative to the document's embeddings */
+    char class_weights[REEL_LIST_MAX]; /* "": none; "balanced"; or one weight per class */
+    int oversample;             /* 1: every class as often as the largest in each epoch */
 } classify_options;
 
 static const reel_key classify_key_list[] = {
@@ -30,33 +43,48 @@ static const reel_key classify_key_list[] = {
                        REEL_BOUND_MIN_OPEN, 0, 0,
                        "L2 norm of a document's adversarial perturbation, as a fraction of the L2 norm of its "
                        "embedded tokens"),
+    REEL_KEY_STRING_OF(classify_options, "objective", "class_weights", class_weights, "",
+                       "weights of the classes in the training loss (a weighted mean over the batch): 'balanced' "
+                       "(inverse class frequency in the training split, N / (K n_k)), or one positive number per "
+                       "class in label order (e.g. 1,4); not given: every class 1"),
+    REEL_KEY_BOOL_OF(classify_options, "objective", "oversample", oversample, "false",
+                     "each epoch repeats the documents of smaller classes so that every class is seen as often as the "
+                     "largest (an epoch gets longer)"),
 };
 static const reel_key_table classify_keys = {classify_key_list, sizeof classify_key_list / sizeof classify_key_list[0],
                                              sizeof(classify_options)};
 
 /* sums of a training step: loss, correct predictions, documents */
-enum { SUM_LOSS, SUM_CORRECT, SUM_ROWS, SUM_ADVERSARIAL, NUM_SUMS };
+enum { SUM_LOSS, SUM_CORRECT, SUM_ROWS, SUM_ADVERSARIAL, SUM_WEIGHT, NUM_SUMS };
 
 static const reel_series train_series[] = {
-    {"loss", REEL_COLUMN_F64, 0, 0},
-    {"accuracy", REEL_COLUMN_F64, 0, 1},
-    {"samples_per_s", REEL_COLUMN_F64, 0, 0},
-    {"adversarial_loss", REEL_COLUMN_F64, 0, 0}, /* declared only when adversarial training is on */
+    {"loss", REEL_COLUMN_F64, 0, 0, 0},
+    {"accuracy", REEL_COLUMN_F64, 0, 1, 0},
+    {"samples_per_s", REEL_COLUMN_F64, 0, 0, 0},
+    {"adversarial_loss", REEL_COLUMN_F64, 0, 0, 0}, /* declared only when adversarial training is on */
 };
 
-enum { EV_LOSS, EV_ACCURACY, EV_PRECISION, EV_RECALL, EV_F1, EV_TP, EV_FP, EV_TN, EV_FN, EV_COUNT };
+enum { EV_LOSS, EV_ACCURACY, EV_PRECISION, EV_RECALL, EV_F1, EV_TP, EV_FP, EV_TN, EV_FN, EV_MACRO_F1, EV_COUNT };
 static const reel_series eval_series[] = {
-    {"loss", REEL_COLUMN_F64, -1, 0},  {"accuracy", REEL_COLUMN_F64, 1, 1}, {"precision", REEL_COLUMN_F64, 1, 0},
-    {"recall", REEL_COLUMN_F64, 1, 0}, {"f1", REEL_COLUMN_F64, 1, 0},       {"tp", REEL_COLUMN_U64, 0, 0},
-    {"fp", REEL_COLUMN_U64, 0, 0},     {"tn", REEL_COLUMN_U64, 0, 0},       {"fn", REEL_COLUMN_U64, 0, 0},
+    {"loss", REEL_COLUMN_F64, -1, 0, 0},  {"accuracy", REEL_COLUMN_F64, 1, 1, 0}, {"precision", REEL_COLUMN_F64, 1, 0, 0},
+    {"recall", REEL_COLUMN_F64, 1, 0, 0}, {"f1", REEL_COLUMN_F64, 1, 0, 0},       {"tp", REEL_COLUMN_U64, 0, 0, 0},
+    {"fp", REEL_COLUMN_U64, 0, 0, 0},     {"tn", REEL_COLUMN_U64, 0, 0, 0},       {"fn", REEL_COLUMN_U64, 0, 0, 0},
+    {"macro_f1", REEL_COLUMN_F64, 1, 0, 1},
 };
 
 typedef struct {
     const reel_config *cfg;
     const reel_vocab *vocab;
     reel_tokfile *train;
-    uint64_t num_train;
+    uint64_t num_train;  /* samples in an epoch: the split's documents, or more when oversampling */
     uint64_t *order;     /* (num_train) the epoch's order */
+    /* class imbalance */
+    float *class_weight; /* (num_classes) or NULL: unweighted */
+    int oversample;
+    uint64_t **class_docs; /* oversampling: the training documents of each class */
+    uint64_t *class_count;
+    uint64_t largest_class;
+    uint64_t *pool;      /* (num_train) scratch: the epoch's repeated documents before the shuffle */
     size_t max_rows;     /* documents per rank in a step, at most */
     reel_batch_buffer buffer;
     float *dlogits;      /* (max_rows, K) */
@@ -109,9 +137,43 @@ static int classify_resolve(reel_config *cfg, const reel_vocab *vocab, reel_erro
     return reel_config_set(cfg, "model.num_classes", value, "data", err);
 }
 
+/* Oversampling: every class fills largest_class slots of the epoch, its documents in a seeded order
+ * (repeated from the start when the class is smaller), then the slots of all classes are shuffled. */
+static void oversampled_order(classify_impl *c, uint64_t seed, uint64_t epoch) {
+    uint64_t *slot = c->pool;
+    for (size_t k = 0; k < c->num_classes; k++) {
+        uint64_t n = c->class_count[k], *docs = c->class_docs[k];
+        /* Fisher-Yates over the class's documents, keyed by (epoch, class, position) */
+        for (uint64_t i = n; i > 1; i--) {
+            uint32_t words[4];
+            reel_rng_block(words, seed, REEL_RNG_OVERSAMPLE, (uint32_t)epoch, (uint32_t)k, (uint32_t)i);
+            uint64_t j = reel_rng_below(words[0], words[1], i), tmp = docs[i - 1];
+            docs[i - 1] = docs[j];
+            docs[j] = tmp;
+        }
+        for (uint64_t j = 0; j < c->largest_class; j++) *slot++ = docs[j % n];
+    }
+    reel_shuffle(c->order, c->num_train, seed, epoch);
+    for (uint64_t i = 0; i < c->num_train; i++) c->order[i] = c->pool[c->order[i]];
+}
+
 static void classify_begin_epoch(reel_objective *obj, uint64_t epoch) {
     classify_impl *c = obj->impl;
-    reel_shuffle(c->order, c->num_train, obj->model->seed, epoch);
+    if (c->oversample) oversampled_order(c, obj->model->seed, epoch);
+    else reel_shuffle(c->order, c->num_train, obj->model->seed, epoch);
+}
+
+/* Weighted loss of B rows: the sum of w_i l_i, with dlogits = factor * w_i / weight_total times each
+ * row's gradient (the weighted mean over a batch whose weights add up to weight_total). */
+static double weighted_loss(const classify_impl *c, float *dlogits, const float *logits, const float *labels, size_t B,
+                            size_t K, double factor, double weight_total, int *predicted) {
+    double total = 0;
+    for (size_t i = 0; i < B; i++) {
+        float w = c->class_weight[(size_t)labels[i]];
+        total += w * reel_classify_loss(dlogits ? dlogits + i * K : NULL, logits + i * K, labels + i, 1, K,
+                                        (float)(factor * w / weight_total), predicted ? predicted + i : NULL);
+    }
+    return total;
 }
 
 /* Adversarial training (Goodfellow et al. 2015; on text embeddings, Miyato et al. 2017): after the clean
@@ -126,7 +188,7 @@ static void classify_begin_epoch(reel_objective *obj, uint64_t epoch) {
  * the clean pass's, so the update does not depend on the ranks; the second pass leaves batch-norm
  * running statistics alone. Returns the adversarial loss sum of this rank's documents. */
 static double adversarial_pass(classify_impl *c, reel_model *model, const reel_batch *batch, size_t global_rows,
-                               const reel_comm *comm) {
+                               double weight_total, const reel_comm *comm) {
     size_t B = batch->size, E = model->input_dim;
     const float *table = reel_store_view(&model->params, c->embedding);
     for (size_t b = 0; b < B; b++) {
@@ -144,8 +206,10 @@ static double adversarial_pass(classify_impl *c, reel_model *model, const reel_b
     model->frozen_statistics = 1;
     reel_output out;
     model->ops->forward(model, batch, 1, &out, comm);
-    double loss = reel_classify_loss(c->dlogits, out.logits, batch->labels, B, model->num_outputs,
-                                     c->adversarial / (float)global_rows, NULL);
+    double loss = c->class_weight ? weighted_loss(c, c->dlogits, out.logits, batch->labels, B, model->num_outputs,
+                                                  c->adversarial, weight_total, NULL)
+                                  : reel_classify_loss(c->dlogits, out.logits, batch->labels, B, model->num_outputs,
+                                                       c->adversarial / (float)global_rows, NULL);
     model->ops->backward(model, batch, c->dlogits, comm);
     model->input_delta = NULL;
     model->frozen_statistics = 0;
@@ -177,10 +241,26 @@ static uint64_t classify_train_step(reel_objective *obj, uint64_t epoch, uint64_
         model->input_grad = c->input_grad;
     }
 
+    /* the weighted mean's denominator: the weights of the whole global batch, from labels every rank has */
+    double weight_total = (double)global_rows, local_weight = (double)local_rows;
+    if (c->class_weight) {
+        weight_total = local_weight = 0;
+        for (size_t i = 0; i < global_rows; i++) {
+            double w = c->class_weight[reel_tokfile_label(c->train, c->order[global_begin + i])];
+            weight_total += w;
+            if (i >= local_begin && i < local_begin + local_rows) local_weight += w;
+        }
+    }
+    sums[SUM_WEIGHT] += local_weight;
+
     reel_output out;
     model->ops->forward(model, &c->buffer.batch, 1, &out, &obj->comm);
-    sums[SUM_LOSS] += reel_classify_loss(c->dlogits, out.logits, c->buffer.labels, local_rows, model->num_outputs,
-                                         1.0f / (float)global_rows, c->predicted);
+    if (c->class_weight)
+        sums[SUM_LOSS] += weighted_loss(c, c->dlogits, out.logits, c->buffer.labels, local_rows, model->num_outputs, 1.0,
+                                        weight_total, c->predicted);
+    else
+        sums[SUM_LOSS] += reel_classify_loss(c->dlogits, out.logits, c->buffer.labels, local_rows, model->num_outputs,
+                                             1.0f / (float)global_rows, c->predicted);
     double correct = 0;
     for (size_t i = 0; i < local_rows; i++) correct += c->predicted[i] == (int)c->buffer.labels[i];
     sums[SUM_CORRECT] += correct;
@@ -188,17 +268,18 @@ static uint64_t classify_train_step(reel_objective *obj, uint64_t epoch, uint64_
     model->ops->backward(model, &c->buffer.batch, c->dlogits, &obj->comm);
     if (adversarial) {
         model->input_grad = NULL;
-        sums[SUM_ADVERSARIAL] += adversarial_pass(c, model, &c->buffer.batch, global_rows, &obj->comm);
+        sums[SUM_ADVERSARIAL] += adversarial_pass(c, model, &c->buffer.batch, global_rows, weight_total, &obj->comm);
     }
     return global_rows;
 }
 
 static void classify_train_values(const reel_objective *obj, const double *sums, double seconds, reel_value *values) {
-    double rows = sums[SUM_ROWS];
-    values[0].f = rows > 0 ? sums[SUM_LOSS] / rows : 0;
+    /* the losses are weighted means (the weight of every document is 1 without class weights) */
+    double rows = sums[SUM_ROWS], weight = sums[SUM_WEIGHT];
+    values[0].f = weight > 0 ? sums[SUM_LOSS] / weight : 0;
     values[1].f = rows > 0 ? sums[SUM_CORRECT] / rows : 0;
     values[2].f = rows / (seconds > 0 ? seconds : 1e-9);
-    if (obj->num_train_series > 3) values[3].f = rows > 0 ? sums[SUM_ADVERSARIAL] / rows : 0;
+    if (obj->num_train_series > 3) values[3].f = weight > 0 ? sums[SUM_ADVERSARIAL] / weight : 0;
 }
 
 /* ---- evaluation ---- */
@@ -211,14 +292,17 @@ static void eval_finish(reel_value *values, const double *sums, size_t num_class
     const double *per_class = sums + 2; /* tp, fp, fn of class k at 3k, 3k+1, 3k+2 */
     double n = 0;
     for (size_t k = 0; k < num_classes; k++) n += per_class[3 * k] + per_class[3 * k + 2];
-    double precision_sum = 0, recall_sum = 0, f1_sum = 0;
+    double precision_sum = 0, recall_sum = 0, f1_sum = 0, every_f1 = 0;
     size_t first = num_classes == 2 ? 1 : 0; /* two classes: the positive class alone */
-    for (size_t k = first; k < num_classes; k++) {
+    for (size_t k = 0; k < num_classes; k++) {
         double tp = per_class[3 * k], fp = per_class[3 * k + 1], fn = per_class[3 * k + 2];
         double precision = ratio(tp, tp + fp), recall = ratio(tp, tp + fn);
+        double f1 = ratio(2 * precision * recall, precision + recall);
+        every_f1 += f1;
+        if (k < first) continue;
         precision_sum += precision;
         recall_sum += recall;
-        f1_sum += ratio(2 * precision * recall, precision + recall);
+        f1_sum += f1;
     }
     double averaged = (double)(num_classes - first);
     values[EV_LOSS].f = ratio(sums[0], n);
@@ -226,6 +310,7 @@ static void eval_finish(reel_value *values, const double *sums, size_t num_class
     values[EV_PRECISION].f = precision_sum / averaged;
     values[EV_RECALL].f = recall_sum / averaged;
     values[EV_F1].f = f1_sum / averaged;
+    values[EV_MACRO_F1].f = every_f1 / (double)num_classes;
     int binary = num_classes == 2;
     values[EV_TP].u = binary ? (uint64_t)per_class[3] : 0;
     values[EV_FP].u = binary ? (uint64_t)per_class[4] : 0;
@@ -295,10 +380,11 @@ static void classify_describe(const reel_objective *obj, reel_metrics_table tabl
         return;
     }
     if (c->num_classes == 2)
-        reel_buf_printf(out, "loss %.4f accuracy %.2f%% precision %.4f recall %.4f F1 %.4f | confusion tp %" PRIu64
-                        " fp %" PRIu64 " tn %" PRIu64 " fn %" PRIu64 " (%" PRIu64 " reviews)", v[EV_LOSS].f,
-                        100 * v[EV_ACCURACY].f, v[EV_PRECISION].f, v[EV_RECALL].f, v[EV_F1].f, v[EV_TP].u, v[EV_FP].u,
-                        v[EV_TN].u, v[EV_FN].u, v[EV_TP].u + v[EV_FP].u + v[EV_TN].u + v[EV_FN].u);
+        reel_buf_printf(out, "loss %.4f accuracy %.2f%% precision %.4f recall %.4f F1 %.4f macro F1 %.4f | confusion tp %"
+                        PRIu64 " fp %" PRIu64 " tn %" PRIu64 " fn %" PRIu64 " (%" PRIu64 " reviews)", v[EV_LOSS].f,
+                        100 * v[EV_ACCURACY].f, v[EV_PRECISION].f, v[EV_RECALL].f, v[EV_F1].f, v[EV_MACRO_F1].f,
+                        v[EV_TP].u, v[EV_FP].u, v[EV_TN].u, v[EV_FN].u,
+                        v[EV_TP].u + v[EV_FP].u + v[EV_TN].u + v[EV_FN].u);
     else
         reel_buf_printf(out, "loss %.4f accuracy %.2f%% macro precision %.4f recall %.4f F1 %.4f (%zu classes)",
                         v[EV_LOSS].f, 100 * v[EV_ACCURACY].f, v[EV_PRECISION].f, v[EV_RECALL].f, v[EV_F1].f,
@@ -314,6 +400,12 @@ static void classify_destroy(reel_objective *obj) {
     free(c->predicted);
     free(c->delta);
     free(c->input_grad);
+    free(c->class_weight);
+    if (c->class_docs)
+        for (size_t k = 0; k < c->num_classes; k++) free(c->class_docs[k]);
+    free(c->class_docs);
+    free(c->class_count);
+    free(c->pool);
     free(c);
 }
 
@@ -325,6 +417,69 @@ static const reel_objective_ops classify_ops = {
     .describe = classify_describe,
     .destroy = classify_destroy,
 };
+
+/* Class weights and oversampling, from the training split's class counts. */
+static int setup_imbalance(classify_impl *c, const classify_options *o, reel_error *err) {
+    size_t K = c->num_classes;
+    uint64_t docs = c->num_train;
+    c->class_count = reel_calloc(K, sizeof *c->class_count);
+    for (uint64_t i = 0; i < docs; i++) c->class_count[reel_tokfile_label(c->train, i)]++;
+    if (strcmp(o->class_weights, "balanced") == 0) {
+        c->class_weight = reel_malloc(K * sizeof *c->class_weight);
+        for (size_t k = 0; k < K; k++) {
+            if (c->class_count[k] == 0)
+                return reel_fail(err, "[objective] class_weights = balanced: class %zu has no document in %s, so it has "
+                                 "no frequency to invert; give the weights as a list", k, reel_tokfile_path(c->train));
+            c->class_weight[k] = (float)((double)docs / ((double)K * (double)c->class_count[k]));
+        }
+    } else if (o->class_weights[0]) {
+        char items[64][REEL_NAME_MAX];
+        int count = reel_config_split_list(o->class_weights, "[objective] class_weights", items, 64, err);
+        if (count < 0) return -1;
+        if ((size_t)count != K)
+            return reel_fail(err, "[objective] class_weights = '%s': %d weight(s), but the data has %zu classes; give one "
+                             "per class in label order, or 'balanced'", o->class_weights, count, K);
+        c->class_weight = reel_malloc(K * sizeof *c->class_weight);
+        for (size_t k = 0; k < K; k++) {
+            char *end;
+            double w = strtod(items[k], &end);
+            if (*end || end == items[k] || !(w > 0) || !isfinite(w))
+                return reel_fail(err, "[objective] class_weights = '%s': weight %zu is '%s', expected a positive number "
+                                 "(or the whole value 'balanced')", o->class_weights, k + 1, items[k]);
+            c->class_weight[k] = (float)w;
+        }
+    }
+    if (c->class_weight) {
+        reel_buf line = {0};
+        for (size_t k = 0; k < K; k++)
+            reel_buf_printf(&line, "%sclass %zu: %" PRIu64 " documents, weight %.4g", k ? "; " : "", k, c->class_count[k],
+                            c->class_weight[k]);
+        reel_log("class weights: %s\n", line.data);
+        reel_buf_free(&line);
+    }
+    if (o->oversample) {
+        c->oversample = 1;
+        c->class_docs = reel_calloc(K, sizeof *c->class_docs);
+        for (size_t k = 0; k < K; k++) {
+            if (c->class_count[k] == 0)
+                return reel_fail(err, "[objective] oversample = true: class %zu has no document in %s to repeat", k,
+                                 reel_tokfile_path(c->train));
+            if (c->class_count[k] > c->largest_class) c->largest_class = c->class_count[k];
+            c->class_docs[k] = reel_malloc(c->class_count[k] * sizeof **c->class_docs);
+        }
+        uint64_t *filled = reel_calloc(K, sizeof *filled);
+        for (uint64_t i = 0; i < docs; i++) {
+            size_t k = (size_t)reel_tokfile_label(c->train, i);
+            c->class_docs[k][filled[k]++] = i;
+        }
+        free(filled);
+        c->num_train = (uint64_t)K * c->largest_class;
+        c->pool = reel_malloc(c->num_train * sizeof *c->pool);
+        reel_log("oversampling: every class %" PRIu64 " times per epoch, %" PRIu64 " samples instead of %" PRIu64 "\n",
+                 c->largest_class, c->num_train, docs);
+    }
+    return 0;
+}
 
 static int classify_create(reel_objective **out, const reel_config *cfg, reel_model *model, const reel_vocab *vocab,
                            const reel_comm *comm, size_t max_rows, int for_training, reel_error *err) {
@@ -358,6 +513,10 @@ static int classify_create(reel_objective **out, const reel_config *cfg, reel_mo
         c->num_train = reel_tokfile_info(c->train)->num_docs;
         if (c->num_train == 0) {
             reel_fail(err, "%s holds no documents", reel_tokfile_path(c->train));
+            reel_objective_destroy(obj);
+            return -1;
+        }
+        if (setup_imbalance(c, o, err) != 0) {
             reel_objective_destroy(obj);
             return -1;
         }

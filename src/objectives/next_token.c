@@ -63,19 +63,19 @@ static const reel_key_table nt_key_table = {nt_keys, sizeof nt_keys / sizeof nt_
 enum { SUM_LOSS, SUM_CORRECT, SUM_TOKENS, NUM_SUMS };
 
 static const reel_series train_series[] = {
-    {"loss", REEL_COLUMN_F64, 0, 0},
-    {"perplexity", REEL_COLUMN_F64, 0, 0},
-    {"accuracy", REEL_COLUMN_F64, 0, 1},
-    {"tokens_per_s", REEL_COLUMN_F64, 0, 0},
+    {"loss", REEL_COLUMN_F64, 0, 0, 0},
+    {"perplexity", REEL_COLUMN_F64, 0, 0, 0},
+    {"accuracy", REEL_COLUMN_F64, 0, 1, 0},
+    {"tokens_per_s", REEL_COLUMN_F64, 0, 0, 0},
 };
 
 enum { EV_LOSS, EV_PERPLEXITY, EV_ACCURACY, EV_TOKENS, EV_UNIGRAM, EV_COUNT };
 static const reel_series eval_series[] = {
-    {"loss", REEL_COLUMN_F64, -1, 0},
-    {"perplexity", REEL_COLUMN_F64, -1, 0},
-    {"accuracy", REEL_COLUMN_F64, 1, 1},
-    {"tokens", REEL_COLUMN_U64, 0, 0},
-    {"unigram_perplexity", REEL_COLUMN_F64, 0, 0},
+    {"loss", REEL_COLUMN_F64, -1, 0, 0},
+    {"perplexity", REEL_COLUMN_F64, -1, 0, 0},
+    {"accuracy", REEL_COLUMN_F64, 1, 1, 0},
+    {"tokens", REEL_COLUMN_U64, 0, 0, 0},
+    {"unigram_perplexity", REEL_COLUMN_F64, 0, 0, 0},
 };
 
 /* The training documents: several token files seen as one numbered list. */

@@ -16,6 +16,8 @@ void reel_optimizer_init(reel_optimizer *opt, const reel_config *cfg, const reel
     opt->momentum = cfg->optimizer.momentum;
     opt->weight_decay = cfg->optimizer.weight_decay;
     opt->nesterov = cfg->optimizer.nesterov;
+    opt->alpha = cfg->optimizer.alpha;
+    opt->centered = cfg->optimizer.centered;
     if (strcmp(opt->type, "adam") == 0) {
         opt->num_slots = 2;
         opt->slot_names[0] = "adam_m";
@@ -23,8 +25,14 @@ void reel_optimizer_init(reel_optimizer *opt, const reel_config *cfg, const reel
     } else if (strcmp(opt->type, "sgd") == 0) {
         opt->num_slots = 1;
         opt->slot_names[0] = "momentum";
+    } else if (strcmp(opt->type, "rmsprop") == 0) {
+        /* only the state the settings use exists (as in PyTorch), so a checkpoint holds no dead slots */
+        opt->momentum = cfg->optimizer.rmsprop_momentum;
+        opt->slot_names[opt->num_slots++] = "rmsprop_square";
+        if (opt->centered) opt->slot_names[opt->num_slots++] = "rmsprop_mean";
+        if (opt->momentum > 0) opt->slot_names[opt->num_slots++] = "momentum";
     } else {
-        REEL_FATAL("use adam or sgd", "[optimizer] type = '%s' is not an optimizer", opt->type);
+        REEL_FATAL("use adam, sgd or rmsprop", "[optimizer] type = '%s' is not an optimizer", opt->type);
     }
     for (size_t s = 0; s < opt->num_slots; s++) opt->slots[s] = reel_calloc(opt->num_floats, sizeof(float));
     opt->num_tensors = params->num_tensors;
@@ -70,6 +78,33 @@ static void sgd_range(reel_optimizer *opt, float *param, const float *grad, size
     }
 }
 
+/* RMSprop as PyTorch defines it (torch.optim.RMSprop): L2 weight decay added to the gradient, the
+ * squared-gradient average v, the gradient average a when centered, momentum on the scaled step. */
+static void rmsprop_range(reel_optimizer *opt, float *param, const float *grad, size_t begin, size_t end, double lr) {
+    float alpha = (float)opt->alpha, eps = (float)opt->eps, wd = (float)opt->weight_decay, rate = (float)lr;
+    float momentum = (float)opt->momentum;
+    size_t slot = 0;
+    float *square = opt->slots[slot++];
+    float *mean = opt->centered ? opt->slots[slot++] : NULL;
+    float *buf = momentum > 0 ? opt->slots[slot++] : NULL;
+    for (size_t i = begin; i < end; i++) {
+        float g = grad[i] + wd * param[i];
+        square[i] = alpha * square[i] + (1.0f - alpha) * g * g;
+        float variance = square[i];
+        if (mean) {
+            mean[i] = alpha * mean[i] + (1.0f - alpha) * g;
+            variance -= mean[i] * mean[i];
+            if (variance < 0.0f) variance = 0.0f; /* >= 0 in exact arithmetic; rounding must not make a NaN */
+        }
+        float scaled = g / (sqrtf(variance) + eps);
+        if (buf) {
+            buf[i] = momentum * buf[i] + scaled;
+            scaled = buf[i];
+        }
+        param[i] -= rate * scaled;
+    }
+}
+
 void reel_optimizer_step(reel_optimizer *opt, reel_store *params, double lr) {
     REEL_CHECK(params->num_floats == opt->num_floats, NULL, "optimizer built for %zu floats, given %zu",
                opt->num_floats, params->num_floats);
@@ -79,10 +114,10 @@ void reel_optimizer_step(reel_optimizer *opt, reel_store *params, double lr) {
         const reel_tensor_info *info = &opt->tensors[t];
         double rate = lr * (double)opt->lr_scale[t];
         opt->tensor_steps[t]++;
-        if (opt->num_slots == 2)
-            adam_range(opt, params->data, params->grad, info->offset, info->offset + info->count, rate, opt->tensor_steps[t]);
-        else
-            sgd_range(opt, params->data, params->grad, info->offset, info->offset + info->count, rate);
+        size_t begin = info->offset, end = info->offset + info->count;
+        if (opt->type[0] == 'a') adam_range(opt, params->data, params->grad, begin, end, rate, opt->tensor_steps[t]);
+        else if (opt->type[0] == 'r') rmsprop_range(opt, params->data, params->grad, begin, end, rate);
+        else sgd_range(opt, params->data, params->grad, begin, end, rate);
     }
 }
 

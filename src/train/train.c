@@ -121,6 +121,7 @@ static int resume_or_init(trainer *t, const reel_train_options *options) {
                      fresh.best_metric);
             snprintf(t->state.best_metric, sizeof t->state.best_metric, "%s", fresh.best_metric);
             t->state.best_value = NAN;
+            t->state.evals_since_best = 0;
         }
     }
     /* A fresh run may start from another model's encoder; a resumed one continues from its own. */
@@ -192,21 +193,23 @@ static void layout_metrics(trainer *t) {
     REEL_CHECK(obj->num_train_series + 6 <= MAX_SERIES && obj->num_eval_series + 3 <= MAX_SERIES, NULL,
                "objective '%s' declares too many series", obj->type);
     size_t n = 0;
-    t->train_columns[n++] = (reel_column){"step", REEL_COLUMN_U64};
-    t->train_columns[n++] = (reel_column){"epoch", REEL_COLUMN_U64};
+    t->train_columns[n++] = (reel_column){"step", REEL_COLUMN_U64, 0};
+    t->train_columns[n++] = (reel_column){"epoch", REEL_COLUMN_U64, 0};
     for (size_t i = 0; i < obj->num_train_series; i++)
-        t->train_columns[n++] = (reel_column){obj->train_series[i].name, obj->train_series[i].type};
-    t->train_columns[n++] = (reel_column){"lr", REEL_COLUMN_F64};
-    t->train_columns[n++] = (reel_column){"grad_norm", REEL_COLUMN_F64};
-    t->train_columns[n++] = (reel_column){"allreduce_share", REEL_COLUMN_F64};
-    t->train_columns[n++] = (reel_column){"seconds", REEL_COLUMN_F64};
+        t->train_columns[n++] = (reel_column){obj->train_series[i].name, obj->train_series[i].type,
+                                              obj->train_series[i].added_later};
+    t->train_columns[n++] = (reel_column){"lr", REEL_COLUMN_F64, 0};
+    t->train_columns[n++] = (reel_column){"grad_norm", REEL_COLUMN_F64, 0};
+    t->train_columns[n++] = (reel_column){"allreduce_share", REEL_COLUMN_F64, 0};
+    t->train_columns[n++] = (reel_column){"seconds", REEL_COLUMN_F64, 0};
     t->num_train_columns = n;
     n = 0;
-    t->eval_columns[n++] = (reel_column){"step", REEL_COLUMN_U64};
-    t->eval_columns[n++] = (reel_column){"epoch", REEL_COLUMN_U64};
-    t->eval_columns[n++] = (reel_column){"split", REEL_COLUMN_U8};
+    t->eval_columns[n++] = (reel_column){"step", REEL_COLUMN_U64, 0};
+    t->eval_columns[n++] = (reel_column){"epoch", REEL_COLUMN_U64, 0};
+    t->eval_columns[n++] = (reel_column){"split", REEL_COLUMN_U8, 0};
     for (size_t i = 0; i < obj->num_eval_series; i++)
-        t->eval_columns[n++] = (reel_column){obj->eval_series[i].name, obj->eval_series[i].type};
+        t->eval_columns[n++] = (reel_column){obj->eval_series[i].name, obj->eval_series[i].type,
+                                             obj->eval_series[i].added_later};
     t->num_eval_columns = n;
 }
 
@@ -246,8 +249,26 @@ static int validate(trainer *t, uint64_t epoch) {
     if (best) {
         t->state.best_value = value;
         t->state.best_step = t->state.global_step;
+        t->state.evals_since_best = 0;
+    } else {
+        t->state.evals_since_best++;
     }
     return best;
+}
+
+/* Early stopping: the best-checkpoint metric has not improved for [train] early_stopping_patience
+ * evaluations. A function of the saved state, so a finished run that is resubmitted (a requeued job)
+ * stays finished, and one resumed with a larger patience goes on. */
+static int patience_exhausted(const trainer *t) {
+    size_t patience = t->cfg->train.early_stopping_patience;
+    return patience && t->state.evals_since_best >= patience;
+}
+
+static void log_early_stop(const trainer *t) {
+    const reel_series *series = &t->obj->eval_series[t->best_index];
+    reel_log("early stopping at step %" PRIu64 ": %s has not improved for %" PRIu64 " evaluations (best %.6g at step %"
+             PRIu64 ", kept in ckpt_best.h5)\n", t->state.global_step, series->name, t->state.evals_since_best,
+             series->percent ? 100 * t->state.best_value : t->state.best_value, t->state.best_step);
 }
 
 /* ---- frozen layers, layer-wise rates ---- */
@@ -381,7 +402,8 @@ static step_result train_step(trainer *t, uint64_t epoch, uint64_t step, double 
     return r;
 }
 
-static void run_epochs(trainer *t) {
+/* Returns 1 when the run is over (every epoch done, or stopped early), 0 when it stopped at max_steps. */
+static int run_epochs(trainer *t) {
     const reel_config *cfg = t->cfg;
     reel_objective *obj = t->obj;
     size_t num_sums = obj->num_train_sums;
@@ -391,6 +413,10 @@ static void run_epochs(trainer *t) {
     uint64_t run_start_step = t->state.global_step, consecutive_skips = 0, skipped = 0, steps_per_epoch = obj->steps_per_epoch;
     int stopped = 0;
 
+    if (patience_exhausted(t)) {
+        log_early_stop(t);
+        stopped = 1;
+    }
     while (t->state.epoch < cfg->train.epochs && !stopped) {
         uint64_t epoch = t->state.epoch;
         double epoch_start = reel_now_seconds();
@@ -449,6 +475,11 @@ static void run_epochs(trainer *t) {
             if (cfg->train.eval_every && t->state.global_step % cfg->train.eval_every == 0 && inside) {
                 int best = validate(t, epoch);
                 save_checkpoint(t, best);
+                if (patience_exhausted(t)) {
+                    log_early_stop(t);
+                    stopped = 1;
+                    break;
+                }
             }
             if (cfg->checkpoint.every_steps && t->state.global_step % cfg->checkpoint.every_steps == 0 && inside)
                 save_checkpoint(t, 0);
@@ -464,11 +495,16 @@ static void run_epochs(trainer *t) {
                  train_seconds, reel_now_seconds() - epoch_start, best ? ", best so far" : "");
         save_checkpoint(t, best);
         window_start += reel_now_seconds() - pause;
+        if (patience_exhausted(t)) {
+            log_early_stop(t);
+            stopped = 1;
+        }
     }
     save_checkpoint(t, 0);
     if (skipped) reel_log("%" PRIu64 " step(s) were skipped for non-finite gradients\n", skipped);
     free(sums);
     free(window);
+    return t->state.epoch >= cfg->train.epochs || patience_exhausted(t);
 }
 
 /* The best-checkpoint criterion: [checkpoint] best_metric, or the objective's own. */
@@ -516,6 +552,10 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
     if (reel_model_create(&t.model, cfg, t.local_rows_max, &err) != 0) reel_die(&err, NULL);
     if (reel_objective_create(&t.obj, cfg, t.model, &t.vocab, &t.comm, t.local_rows_max, 1, &err) != 0)
         reel_die(&err, NULL);
+    if (cfg->train.early_stopping_patience && !t.obj->valid_split)
+        REEL_FATAL("set [train] early_stopping_patience = 0, or prepare the data with a validation split",
+                   "[train] early_stopping_patience = %zu, but objective %s evaluates nothing during training (no "
+                   "validation split in %s)", cfg->train.early_stopping_patience, t.obj->type, cfg->data.dir);
     t.total_steps = t.obj->steps_per_epoch * cfg->train.epochs;
     choose_criterion(&t);
     layout_metrics(&t);
@@ -540,9 +580,9 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
     }
 
     double start = reel_now_seconds();
-    run_epochs(&t);
+    int finished = run_epochs(&t);
     reel_log("training: %.1f s\n", reel_now_seconds() - start);
-    if (t.obj->final_split && t.state.epoch >= cfg->train.epochs) {
+    if (t.obj->final_split && finished) {
         reel_value values[MAX_SERIES];
         evaluate(&t, t.obj->final_split, 0, REEL_SPLIT_TEST, t.state.epoch, values);
         const reel_series *series = &t.obj->eval_series[t.best_index];

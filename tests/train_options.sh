@@ -1,0 +1,124 @@
+# Training options for real-world data: early stopping, class imbalance (class weights, oversampling)
+# and RMSprop, each end to end: what it changes, that it does not depend on the number of ranks, that a
+# resumed run equals an uninterrupted one, and the errors of its bad values.
+source "$(dirname "$0")/lib.sh"
+
+make_small_data "$WORK/data" 2500      # 2,000 train / 500 valid / 500 test, 20 steps per epoch
+write_small_config "$WORK/small.ini" "$WORK/data"
+
+# ---- early stopping ----
+# A high rate with evaluations every 4 steps: validation accuracy peaks early, then stalls.
+es=(--set optimizer.lr=0.05 --set train.epochs=40 --set train.eval_every=4 --set train.early_stopping_patience=3)
+expect_ok "early stopping run" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/es" "${es[@]}"
+cp "$WORK/out.txt" "$WORK/es.log"
+stop_step=$(sed -n 's/.*early stopping at step \([0-9]*\):.*/\1/p' "$WORK/es.log")
+if [ -n "$stop_step" ] && [ "$stop_step" -lt 800 ]; then pass "stopped early, at step $stop_step of 800"
+else fail "no early stop before the last epoch"; sed 's/^/    /' "$WORK/es.log" | tail -5 >&2; fi
+grep -q "final test accuracy" "$WORK/es.log" && pass "an early-stopped run is evaluated on test" \
+  || fail "no final test evaluation after the early stop"
+if [ -n "$H5PY_PYTHON" ]; then
+  # the stop is where the patience ran out: the best of the validation rows is exactly 3 rows before the
+  # last one, and none after it is better
+  "$H5PY_PYTHON" - "$WORK/es/metrics.h5" "$stop_step" <<'PY' && pass "stopped after 3 evaluations without a better accuracy" || fail "the stop does not follow the patience"
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r", swmr=True)
+split, acc, step = f["eval/split"][:], f["eval/accuracy"][:], f["eval/step"][:]
+valid = split == 0
+acc, step = acc[valid], step[valid]
+assert step[-1] == int(sys.argv[2]), (step[-1], sys.argv[2])
+best = None
+for i, a in enumerate(acc):
+    if best is None or a > acc[best]: best = i
+assert best == len(acc) - 4, f"best at row {best} of {len(acc)}: {list(acc)}"
+PY
+fi
+# Resubmitted (a requeued job), the finished run stays finished; a larger patience lets it go on.
+expect_ok "resubmitted" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/es" "${es[@]}"
+grep -q "early stopping at step $stop_step" "$WORK/out.txt" && ! grep -q "^epoch .* step" "$WORK/out.txt" \
+  && pass "a resubmitted early-stopped run trains no further" || fail "the resubmitted run trained again"
+expect_ok "larger patience" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/es_more" "${es[@]}" \
+  --set train.early_stopping_patience=3 --set train.max_steps="$stop_step"
+expect_ok "resumed with patience 6" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/es_more" "${es[@]}" \
+  --set train.early_stopping_patience=6 --set train.max_steps=$((stop_step + 8))
+[ -f "$WORK/es_more/ckpt_$(printf %08d $((stop_step + 8))).h5" ] && pass "a larger patience continues the run" \
+  || fail "patience 6 did not continue past step $stop_step"
+# Stopped half-way and resumed, the run stops at the same step with the same parameters.
+expect_ok "first part" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/es_split" "${es[@]}" \
+  --set train.max_steps=$((stop_step / 2))
+expect_ok "resumed to the early stop" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/es_split" "${es[@]}"
+grep -q "early stopping at step $stop_step:" "$WORK/out.txt" && pass "the resumed run stops at the same step" \
+  || fail "the resumed run stops elsewhere"
+final=ckpt_$(printf %08d "$stop_step").h5
+if "$CKPT_COMPARE" "$WORK/es/$final" "$WORK/es_split/$final" --exact; then pass "early-stopped resume: bit for bit"
+else fail "early-stopped resume differs"; fi
+# A corpus without a validation split has nothing to stop on.
+reel prep --format tsv --valid-count 0 --vocab-size 600 "$WORK/synth_train.tsv" "$WORK/novalid" >/dev/null
+expect_fail "early stopping without validation" "early_stopping_patience = 3, but objective classify evaluates nothing" \
+  mpireel 1 train "$WORK/small.ini" --set data.dir="$WORK/novalid" --run-dir "$WORK/es_none" "${es[@]}"
+
+# ---- class imbalance ----
+# The synthetic corpus with 1 positive review in 8 kept, in training and test alike.
+awk -F'\t' 'NR == 1 || $1 == "neg" || (++p % 8) == 0' "$WORK/synth_train.tsv" >"$WORK/imb_train.tsv"
+awk -F'\t' 'NR == 1 || $1 == "neg" || (++p % 8) == 0' "$WORK/synth_test.tsv" >"$WORK/imb_test.tsv"
+reel prep --format tsv --test "$WORK/imb_test.tsv" --valid-count 200 --vocab-size 600 "$WORK/imb_train.tsv" \
+  "$WORK/imb" >/dev/null
+# (a small bag of words that, unweighted, predicts the majority class for every test review)
+imb=(--set data.dir="$WORK/imb" --set train.epochs=8 --set optimizer.lr=0.01 --set model.batch_norm=false)
+macro_f1() { sed -n 's/^macro_f1 *//p' "$WORK/out.txt"; }
+last_ckpt() { ls "$1" | grep -E '^ckpt_[0-9]+\.h5$' | sort | tail -1; }
+expect_ok "unweighted" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/imb_plain" "${imb[@]}"
+expect_ok "eval unweighted" reel eval "$WORK/imb_plain/$(last_ckpt "$WORK/imb_plain")" --split test
+plain=$(macro_f1)
+expect_ok "balanced weights" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/imb_weighted" "${imb[@]}" \
+  --set objective.class_weights=balanced
+grep -q "class weights: class 0: .* documents, weight 0.5" "$WORK/out.txt" && pass "the weights are logged" \
+  || fail "no class weights in the log"
+expect_ok "eval weighted" reel eval "$WORK/imb_weighted/$(last_ckpt "$WORK/imb_weighted")" --split test
+weighted=$(macro_f1)
+expect_ok "oversampled" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/imb_over" "${imb[@]}" \
+  --set objective.oversample=true
+grep -q "oversampling: every class .* times per epoch" "$WORK/out.txt" && pass "oversampling is logged" \
+  || fail "no oversampling line in the log"
+last=$(last_ckpt "$WORK/imb_over")
+[[ "$last" > "$(last_ckpt "$WORK/imb_plain")" ]] && pass "an oversampled epoch is longer ($last)" \
+  || fail "oversampling did not lengthen the epoch ($last)"
+expect_ok "eval oversampled" reel eval "$WORK/imb_over/$last" --split test
+over=$(macro_f1)
+echo "test macro F1: unweighted $plain, balanced weights $weighted, oversampled $over"
+awk -v a="$plain" -v b="$weighted" 'BEGIN { exit !(b > a + 0.02) }' && pass "class weights raise macro F1 ($plain -> $weighted)" \
+  || fail "class weights do not raise macro F1 ($plain -> $weighted)"
+awk -v a="$plain" -v b="$over" 'BEGIN { exit !(b > a + 0.02) }' && pass "oversampling raises macro F1 ($plain -> $over)" \
+  || fail "oversampling does not raise macro F1 ($plain -> $over)"
+# both together: 1 rank equals 3, and a resumed run equals an uninterrupted one bit for bit
+both=("${imb[@]}" --set objective.class_weights=1,3 --set objective.oversample=true --set model.batch_norm=true)
+expect_ok "weighted+oversampled, 1 rank" mpireel 1 train "$WORK/small.ini" --run-dir "$WORK/both1" "${both[@]}" --set train.max_steps=20
+expect_ok "weighted+oversampled, 3 ranks" mpireel 3 train "$WORK/small.ini" --run-dir "$WORK/both3" "${both[@]}" --set train.max_steps=20
+if "$CKPT_COMPARE" "$WORK/both1/ckpt_00000020.h5" "$WORK/both3/ckpt_00000020.h5" --tol 1e-4; then
+  pass "weights and oversampling: 1 rank == 3 ranks"; else fail "1 rank and 3 ranks differ"; fi
+expect_ok "weighted+oversampled, 3 ranks, to step 9" mpireel 3 train "$WORK/small.ini" --run-dir "$WORK/both_split" \
+  "${both[@]}" --set train.max_steps=9
+expect_ok "resumed to step 20" mpireel 3 train "$WORK/small.ini" --run-dir "$WORK/both_split" "${both[@]}" --set train.max_steps=20
+if "$CKPT_COMPARE" "$WORK/both3/ckpt_00000020.h5" "$WORK/both_split/ckpt_00000020.h5" --exact; then
+  pass "weights and oversampling: resume bit for bit"; else fail "weighted, oversampled resume differs"; fi
+# bad values name the key and what was expected
+expect_fail "three weights for two classes" "class_weights = '1,2,3': 3 weight\(s\), but the data has 2 classes" \
+  mpireel 1 train "$WORK/small.ini" --run-dir "$WORK/bad" --set objective.class_weights=1,2,3
+expect_fail "a weight that is not a number" "class_weights = '1,heavy': weight 2 is 'heavy', expected a positive number" \
+  mpireel 1 train "$WORK/small.ini" --run-dir "$WORK/bad" --set objective.class_weights=1,heavy
+expect_fail "a zero weight" "class_weights = '0,1': weight 1 is '0', expected a positive number" \
+  mpireel 1 train "$WORK/small.ini" --run-dir "$WORK/bad" --set objective.class_weights=0,1
+[ ! -e "$WORK/bad/ckpt_00000001.h5" ] && pass "a bad weight trains nothing" || fail "a bad weight trained anyway"
+
+# ---- RMSprop ----
+rms=(--set optimizer.type=rmsprop --set optimizer.lr=0.01 --set optimizer.centered=true
+     --set optimizer.rmsprop_momentum=0.5 --set train.max_steps=30)
+expect_ok "rmsprop, 2 ranks" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/rms" "${rms[@]}"
+acc=$(sed -n 's/^valid: loss [0-9.]* accuracy \([0-9.]*\)%.*/\1/p' "$WORK/out.txt" | tail -1)  # after epoch 1
+awk -v a="$acc" 'BEGIN { exit !(a > 75) }' && pass "rmsprop learns (validation accuracy $acc%)" || fail "rmsprop did not learn ($acc%)"
+h5ls -r "$WORK/rms/ckpt_00000030.h5" | grep -q "/optimizer/rmsprop_mean/" && pass "checkpoint holds the rmsprop state" \
+  || fail "no rmsprop state in the checkpoint"
+expect_ok "rmsprop to 13" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/rms_split" "${rms[@]}" --set train.max_steps=13
+expect_ok "rmsprop resumed" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/rms_split" "${rms[@]}"
+if "$CKPT_COMPARE" "$WORK/rms/ckpt_00000030.h5" "$WORK/rms_split/ckpt_00000030.h5" --exact; then
+  pass "rmsprop resume: bit for bit"; else fail "rmsprop resume differs"; fi
+finish
