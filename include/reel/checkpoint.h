@@ -7,6 +7,8 @@
  *   /config                 string: the resolved INI configuration the run used
  *   /vocab                  string: the model's vocabulary, token i on line i (the first vocab_size
  *                           entries of vocab.txt), so a checkpoint can be used without the data directory
+ *   /labels                 string, classifiers whose data named their classes: class i's name on line i
+ *                           (labels.txt of the data directory, e.g. neg, pos); absent in older files
  *   /model/<layer>/<name>   float32, the tensor's real shape: parameters (e.g. /model/hidden/weight
  *                           {H, E}) and saved state (/model/batchnorm/running_mean {H})
  *   /optimizer              attributes: type, steps_taken
@@ -61,6 +63,7 @@ typedef struct reel_checkpoint_info {
     const reel_vocab *vocab; /* its first model->vocab_size tokens are stored as /vocab; NULL: none */
     const reel_store *carried; /* stored under /train_state/carried; NULL or empty: none */
     int world_size;
+    const char *class_names;   /* stored as /labels: one class name per line; NULL: none */
 } reel_checkpoint_info;
 
 int reel_checkpoint_save(const char *path, const reel_model *model, const reel_optimizer *opt,
@@ -88,6 +91,9 @@ int reel_checkpoint_read_vocab(const char *path, reel_vocab *vocab, reel_error *
  * what was loaded, what was left to its initialisation and which checkpoint tensors were not used. */
 int reel_checkpoint_init_from(const char *path, reel_model *model, uint64_t expected_vocab_checksum, reel_buf *report,
                               reel_error *err);
+
+/* The stored /labels text (malloc'd), or *class_names = NULL and 0 when the file has none. */
+int reel_checkpoint_read_class_names(const char *path, char **class_names, reel_error *err);
 
 /* The stored /config text (malloc'd), to rebuild the model a checkpoint belongs to. */
 int reel_checkpoint_read_config(const char *path, char **config_ini, reel_error *err);

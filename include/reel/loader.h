@@ -19,6 +19,10 @@ typedef struct reel_trained {
     reel_config cfg;   /* the checkpoint's configuration, with [data] dir replaced when asked */
     reel_vocab vocab;  /* the data directory's vocab.txt (with_data) or the checkpoint's /vocab */
     reel_model *model; /* weights loaded, evaluation mode */
+    /* classifiers: the name of each class (the checkpoint's /labels, else the data directory's labels.txt,
+     * else "0", "1", ...); num_classes 0 for language models */
+    size_t num_classes;
+    char **class_names;
 } reel_trained;
 
 typedef struct reel_load_options {

@@ -33,6 +33,11 @@ void reel_buf_append(reel_buf *buf, const void *bytes, size_t length);
 void reel_buf_printf(reel_buf *buf, const char *fmt, ...) REEL_PRINTF(2, 3);
 void reel_buf_free(reel_buf *buf);
 
+/* Reads a whole file (up to max_bytes; larger is an error naming the file) into buf (appended, so the
+ * caller may reuse buf). A missing file is an error unless missing_ok, when it returns 1 and reads
+ * nothing. */
+int reel_read_file(reel_buf *buf, const char *path, size_t max_bytes, int missing_ok, reel_error *err);
+
 /* Seconds on a monotonic clock. */
 double reel_now_seconds(void);
 /* "h:mm:ss" for a duration in seconds (negative or non-finite: 0:00:00). */

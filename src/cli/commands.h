@@ -10,5 +10,6 @@ int reel_cmd_eval(int argc, char **argv);
 int reel_cmd_inspect(int argc, char **argv);
 int reel_cmd_generate(int argc, char **argv);
 int reel_cmd_export(int argc, char **argv);
+int reel_cmd_predict(int argc, char **argv);
 
 #endif

@@ -92,6 +92,7 @@ static int write_contents(hid_t file, const reel_model *model, const reel_optimi
         reel_buf_free(&text);
         if (failed) return -1;
     }
+    if (info->class_names && write_text(file, "labels", info->class_names) != 0) return -1;
 
     hid_t link_props = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(link_props, 1);
@@ -504,6 +505,11 @@ int reel_checkpoint_read_config(const char *path, char **config_ini, reel_error 
     return read_text(path, "config", 1, config_ini, err);
 }
 
+int reel_checkpoint_read_class_names(const char *path, char **class_names, reel_error *err) {
+    *class_names = NULL;
+    return read_text(path, "labels", 0, class_names, err);
+}
+
 int reel_checkpoint_read_vocab(const char *path, reel_vocab *vocab, reel_error *err) {
     memset(vocab, 0, sizeof *vocab);
     char *text;
@@ -623,7 +629,8 @@ typedef struct {
 
 static herr_t describe_object(hid_t root, const char *name, const H5O_info_t *info, void *data) {
     describe_walk *walk = data;
-    if (info->type != H5O_TYPE_DATASET || strcmp(name, "config") == 0 || strcmp(name, "vocab") == 0 || walk->failed)
+    if (info->type != H5O_TYPE_DATASET || strcmp(name, "config") == 0 || strcmp(name, "vocab") == 0 ||
+        strcmp(name, "labels") == 0 || walk->failed)
         return 0;
     hid_t dataset = H5Dopen2(root, name, H5P_DEFAULT);
     hid_t space = H5Dget_space(dataset);

@@ -32,6 +32,7 @@ typedef struct trainer {
     reel_train_state state;
     reel_metrics *metrics; /* rank 0 only */
     char *config_ini;
+    reel_buf class_names;  /* labels.txt of the data (classifiers), stored in checkpoints as /labels */
     uint64_t total_steps, last_checkpoint_step;
     size_t local_rows_max;
     int best_index;        /* the eval series of the best-checkpoint criterion, or -1 */
@@ -168,7 +169,7 @@ static void save_checkpoint(trainer *t, int also_best) {
     if (t->obj->ops->export_state) t->obj->ops->export_state(t->obj);
     if (t->comm.rank != 0) return;
     reel_checkpoint_info info = {t->config_ini, t->obj->type, t->vocab.checksum, &t->vocab, &t->obj->carried,
-                                 t->comm.size};
+                                 t->comm.size, t->class_names.length ? t->class_names.data : NULL};
     char path[2 * REEL_PATH_MAX + 64];
     reel_error err = {{0}};
     double start = reel_now_seconds();
@@ -557,6 +558,11 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
                    "[train] early_stopping_patience = %zu, but objective %s evaluates nothing during training (no "
                    "validation split in %s)", cfg->train.early_stopping_patience, t.obj->type, cfg->data.dir);
     t.total_steps = t.obj->steps_per_epoch * cfg->train.epochs;
+    if (t.model->output == REEL_OUTPUT_DOCUMENT) {
+        /* the class names travel with the model, so `reel predict` can name what it predicts */
+        snprintf(path, sizeof path, "%.1023s/labels.txt", cfg->data.dir);
+        if (reel_read_file(&t.class_names, path, 1 << 20, 1, &err) < 0) reel_die(&err, "re-run `reel prep`");
+    }
     choose_criterion(&t);
     layout_metrics(&t);
     reel_optimizer_init(&t.opt, cfg, &t.model->params);
@@ -601,5 +607,6 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
     reel_model_destroy(t.model);
     reel_vocab_free(&t.vocab);
     free(t.config_ini);
+    reel_buf_free(&t.class_names);
     return 0;
 }

@@ -64,6 +64,29 @@ int reel_make_dirs(const char *dir, reel_error *err) {
     return 0;
 }
 
+int reel_read_file(reel_buf *buf, const char *path, size_t max_bytes, int missing_ok, reel_error *err) {
+    FILE *file = fopen(path, "rb");
+    if (!file) {
+        if (missing_ok && errno == ENOENT) return 1;
+        return reel_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    }
+    char chunk[65536];
+    size_t total = 0, n;
+    int status = 0;
+    while ((n = fread(chunk, 1, sizeof chunk, file)) > 0) {
+        total += n;
+        if (total > max_bytes) {
+            status = reel_fail(err, "%s: larger than %zu bytes", path, max_bytes);
+            break;
+        }
+        reel_buf_append(buf, chunk, n);
+    }
+    if (status == 0 && ferror(file)) status = reel_fail(err, "%s: read error: %s", path, strerror(errno));
+    fclose(file);
+    if (status == 0 && buf->length == 0) reel_buf_append(buf, "", 0); /* data is a valid empty string */
+    return status;
+}
+
 int reel_write_file_atomic(const char *path, const void *data, size_t length, reel_error *err) {
     size_t n = strlen(path);
     char *tmp = reel_malloc(n + 5);

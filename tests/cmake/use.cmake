@@ -1,0 +1,2 @@
+# Using trained models: reel predict, serve, analyze, plot and runs.
+reel_script_test(predict cli)
