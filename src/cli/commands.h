@@ -11,5 +11,6 @@ int reel_cmd_inspect(int argc, char **argv);
 int reel_cmd_generate(int argc, char **argv);
 int reel_cmd_export(int argc, char **argv);
 int reel_cmd_predict(int argc, char **argv);
+int reel_cmd_serve(int argc, char **argv);
 
 #endif

@@ -1,2 +1,4 @@
 # Using trained models: reel predict, serve, analyze, plot and runs.
 reel_script_test(predict cli)
+reel_script_test(serve cli)
+reel_script_test(serve_page cli)
