@@ -12,5 +12,6 @@ int reel_cmd_generate(int argc, char **argv);
 int reel_cmd_export(int argc, char **argv);
 int reel_cmd_predict(int argc, char **argv);
 int reel_cmd_serve(int argc, char **argv);
+int reel_cmd_analyze(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@ static const reel_command commands[] = {
     {"eval", reel_cmd_eval, "evaluate a checkpoint on a split: accuracy and F1, or perplexity"},
     {"predict", reel_cmd_predict, "classify raw text with a trained classifier, or score it with a language model"},
     {"serve", reel_cmd_serve, "serve a trained model over HTTP: a JSON API and a page to try it"},
+    {"analyze", reel_cmd_analyze, "error analysis of a classifier: mistakes, calibration, length, words"},
     {"generate", reel_cmd_generate, "write text with a language model: a prime, a temperature, top-k, top-p"},
     {"export", reel_cmd_export, "write a corpus as reel tokenized it, or a checkpoint's embedding as word vectors"},
     {"inspect", reel_cmd_inspect, "summarise and validate a checkpoint, token file, vocabulary or metrics file"},

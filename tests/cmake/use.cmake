@@ -2,3 +2,4 @@
 reel_script_test(predict cli)
 reel_script_test(serve cli)
 reel_script_test(serve_page cli)
+reel_script_test(analyze mpi)
