@@ -61,4 +61,24 @@ int reel_metrics_open(reel_metrics **out, const char *path, const reel_metrics_l
 int reel_metrics_append(reel_metrics *metrics, reel_metrics_table table, const reel_value *row, reel_error *err);
 void reel_metrics_close(reel_metrics *metrics);
 
+/* ---- reading (reel plot, reel runs) ----
+ * A finished run's file, or one being written or left by a killed job (the file is opened as an HDF5
+ * SWMR reader). Every series comes back as doubles; a table's rows are those complete in every series. */
+typedef struct reel_series_data {
+    char name[64];
+    double *values; /* (rows of its table) */
+} reel_series_data;
+
+typedef struct reel_metrics_data {
+    char objective[64];
+    size_t rows[2];                 /* [REEL_METRICS_TRAIN], [REEL_METRICS_EVAL] */
+    size_t num_series[2];
+    reel_series_data *series[2];
+} reel_metrics_data;
+
+int reel_metrics_read(reel_metrics_data *out, const char *path, reel_error *err);
+/* The values of series name in a table, or NULL when the file has no such series. */
+const double *reel_metrics_series(const reel_metrics_data *data, reel_metrics_table table, const char *name);
+void reel_metrics_data_free(reel_metrics_data *data);
+
 #endif

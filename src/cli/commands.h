@@ -13,5 +13,7 @@ int reel_cmd_export(int argc, char **argv);
 int reel_cmd_predict(int argc, char **argv);
 int reel_cmd_serve(int argc, char **argv);
 int reel_cmd_analyze(int argc, char **argv);
+int reel_cmd_plot(int argc, char **argv);
+int reel_cmd_runs(int argc, char **argv);
 
 #endif

@@ -20,6 +20,8 @@ static const reel_command commands[] = {
     {"predict", reel_cmd_predict, "classify raw text with a trained classifier, or score it with a language model"},
     {"serve", reel_cmd_serve, "serve a trained model over HTTP: a JSON API and a page to try it"},
     {"analyze", reel_cmd_analyze, "error analysis of a classifier: mistakes, calibration, length, words"},
+    {"plot", reel_cmd_plot, "draw training curves of runs (metrics.h5), or a reliability diagram, as PNG"},
+    {"runs", reel_cmd_runs, "compare runs (a sweep): the settings that differ, best and final metrics"},
     {"generate", reel_cmd_generate, "write text with a language model: a prime, a temperature, top-k, top-p"},
     {"export", reel_cmd_export, "write a corpus as reel tokenized it, or a checkpoint's embedding as word vectors"},
     {"inspect", reel_cmd_inspect, "summarise and validate a checkpoint, token file, vocabulary or metrics file"},
