@@ -182,7 +182,10 @@ static int plot_runs(char **dirs, size_t count, const char *output, int width, i
         reel_buf_printf(&s, "EOD\n");
     }
     for (int p = 0; p < 6; p++) {
-        reel_buf_printf(&s, "set title '%s'\n%s\n", panels[p].title, panels[p].log_scale ? "set logscale y" : "unset logscale y");
+        /* rising curves (accuracy) keep the legend out of their way at the bottom */
+        int rising = panels[p].series && strcmp(panels[p].series, "accuracy") == 0;
+        reel_buf_printf(&s, "set title '%s'\n%s\nset key %s right\n", panels[p].title,
+                        panels[p].log_scale ? "set logscale y" : "unset logscale y", rising ? "bottom" : "top");
         int any = 0;
         for (size_t r = 0; r < count; r++) {
             any |= panels[p].series && reel_metrics_series(&runs[r], REEL_METRICS_TRAIN, panels[p].series) != NULL &&
