@@ -5,6 +5,7 @@
 #include <cblas.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,6 +21,12 @@
 #include "reel/vocab.h"
 
 enum { MAX_CONSECUTIVE_SKIPS = 10, MAX_SERIES = 24 };
+
+/* The signal that asked the run to stop (0: none). Set by the handler, read at step boundaries. */
+static volatile sig_atomic_t stop_signal = 0;
+static void on_stop_signal(int signo) { stop_signal = signo; }
+static const int stop_signals[] = {SIGTERM, SIGUSR1, SIGINT};
+#define NUM_STOP_SIGNALS (sizeof stop_signals / sizeof stop_signals[0])
 
 /* Everything one training run holds. */
 typedef struct trainer {
@@ -41,6 +48,8 @@ typedef struct trainer {
     size_t num_ranges;
     size_t released;       /* frozen groups gradual unfreezing has released so far */
     int best_better;       /* +1 higher is better, -1 lower */
+    /* stopping to be continued: the job's clock and what a checkpoint needs */
+    double time_limit, start_seconds, slowest_step, last_save_seconds, last_eval_seconds;
     /* the metrics layout: the trainer's columns around the objective's series */
     reel_column train_columns[MAX_SERIES], eval_columns[MAX_SERIES];
     size_t num_train_columns, num_eval_columns;
@@ -182,9 +191,10 @@ static void save_checkpoint(trainer *t, int also_best) {
         if (reel_checkpoint_save(path, t->model, &t->opt, &t->state, &info, &err) != 0)
             reel_die(&err, "check free space and permissions of the run directory");
     }
+    t->last_save_seconds = reel_now_seconds() - start;
     reel_log("checkpoint: step %" PRIu64 " saved to %s/ckpt_%08" PRIu64 ".h5%s (%.0f ms)\n", t->state.global_step,
              t->cfg->train.run_dir, t->state.global_step, also_best && t->cfg->checkpoint.keep_best ? " and ckpt_best.h5" : "",
-             1e3 * (reel_now_seconds() - start));
+             1e3 * t->last_save_seconds);
 }
 
 /* ---- metrics ---- */
@@ -242,7 +252,9 @@ static void evaluate(trainer *t, const char *split, size_t max_docs, uint8_t spl
 static int validate(trainer *t, uint64_t epoch) {
     if (!t->obj->valid_split) return 0;
     reel_value values[MAX_SERIES];
+    double start = reel_now_seconds();
     evaluate(t, t->obj->valid_split, t->obj->valid_docs, t->obj->valid_split_code, epoch, values);
+    t->last_eval_seconds = reel_now_seconds() - start;
     if (t->best_index < 0) return 0;
     const reel_series *series = &t->obj->eval_series[t->best_index];
     double value = series->type == REEL_COLUMN_F64 ? values[t->best_index].f : (double)values[t->best_index].u;
@@ -358,12 +370,28 @@ static void update_rates(trainer *t) {
 
 typedef struct step_result {
     int stepped;        /* 0: the gradient was not finite and the update was skipped */
+    int stop;           /* a rank was asked to stop (a signal, or the time limit is near) */
     double grad_norm, lr;
     double seconds, allreduce_seconds;
 } step_result;
 
+/* Whether this rank should ask the run to stop after this step: a signal came, or the time limit is
+ * near. Near means the time left would not cover two of the slowest steps, the last evaluation, two
+ * checkpoint saves (before the first save: an estimate from the size of what is saved, at 200 MB/s),
+ * and a slack of 1 s plus 2% of the limit (at most a minute) for what nobody measured. */
+static int wants_stop(const trainer *t) {
+    if (stop_signal) return 1;
+    if (t->time_limit <= 0) return 0;
+    double state_bytes = (double)(t->model->params.num_floats * (1 + t->opt.num_slots) * sizeof(float));
+    double save = t->last_save_seconds > 0 ? t->last_save_seconds : 0.2 + state_bytes / 200e6;
+    double slack = 1.0 + (0.02 * t->time_limit < 60 ? 0.02 * t->time_limit : 60);
+    double margin = 2 * t->slowest_step + t->last_eval_seconds + 2 * save + slack;
+    return reel_now_seconds() - t->start_seconds + margin >= t->time_limit;
+}
+
 /* One optimizer step on global batch `step` of `epoch`; sums receives the objective's step sums,
- * reduced over the ranks. */
+ * reduced over the ranks (sums has room for one more value: the ranks' stop requests travel in the same
+ * reduction). */
 static step_result train_step(trainer *t, uint64_t epoch, uint64_t step, double *sums) {
     const reel_config *cfg = t->cfg;
     step_result r = {0};
@@ -378,7 +406,9 @@ static step_result train_step(trainer *t, uint64_t epoch, uint64_t step, double 
     double reduce_start = reel_now_seconds();
     for (size_t k = 0; k < t->num_ranges; k++)
         reel_comm_sum_floats(&t->comm, params->grad + t->ranges[2 * k], t->ranges[2 * k + 1]);
-    reel_comm_sum_doubles(&t->comm, sums, t->obj->num_train_sums);
+    sums[t->obj->num_train_sums] = wants_stop(t);
+    reel_comm_sum_doubles(&t->comm, sums, t->obj->num_train_sums + 1);
+    r.stop = sums[t->obj->num_train_sums] > 0;
     r.allreduce_seconds = reel_now_seconds() - reduce_start;
     /* After the all-reduce every rank holds the same gradient, so this test gives the same answer on
      * every rank and they all skip or step together without another collective. */
@@ -400,19 +430,23 @@ static step_result train_step(trainer *t, uint64_t epoch, uint64_t step, double 
         reel_optimizer_step(&t->opt, params, r.lr);
     }
     r.seconds = reel_now_seconds() - start;
+    if (r.seconds > t->slowest_step) t->slowest_step = r.seconds;
     return r;
 }
 
-/* Returns 1 when the run is over (every epoch done, or stopped early), 0 when it stopped at max_steps. */
-static int run_epochs(trainer *t) {
+typedef enum { RUN_FINISHED, RUN_MAX_STEPS, RUN_INTERRUPTED } run_end;
+
+/* Trains until every epoch is done, early stopping ends the run, max_steps is reached, or a stop is
+ * asked for (a signal, the time limit). */
+static run_end run_epochs(trainer *t) {
     const reel_config *cfg = t->cfg;
     reel_objective *obj = t->obj;
     size_t num_sums = obj->num_train_sums;
-    double *sums = reel_calloc(num_sums, sizeof *sums), *window = reel_calloc(num_sums, sizeof *window);
+    double *sums = reel_calloc(num_sums + 1, sizeof *sums), *window = reel_calloc(num_sums, sizeof *window);
     double window_start = reel_now_seconds(), run_start = reel_now_seconds(), window_step_seconds = 0,
            window_allreduce_seconds = 0;
     uint64_t run_start_step = t->state.global_step, consecutive_skips = 0, skipped = 0, steps_per_epoch = obj->steps_per_epoch;
-    int stopped = 0;
+    int stopped = 0, interrupted = 0;
 
     if (patience_exhausted(t)) {
         log_early_stop(t);
@@ -485,6 +519,19 @@ static int run_epochs(trainer *t) {
             if (cfg->checkpoint.every_steps && t->state.global_step % cfg->checkpoint.every_steps == 0 && inside)
                 save_checkpoint(t, 0);
             window_start += reel_now_seconds() - pause; /* throughput counts training time only */
+            if (r.stop) {
+                interrupted = stopped = 1;
+                break;
+            }
+        }
+        if (interrupted) {
+            /* Stopped on the last step of an epoch: the epoch is over, its evaluation is skipped (there may
+             * be no time for it), and the checkpoint resumes at the next epoch. */
+            if (t->state.step_in_epoch == steps_per_epoch) {
+                t->state.epoch = epoch + 1;
+                t->state.step_in_epoch = 0;
+            }
+            break;
         }
         if (t->state.step_in_epoch < steps_per_epoch) break; /* stopped inside the epoch */
 
@@ -505,7 +552,20 @@ static int run_epochs(trainer *t) {
     if (skipped) reel_log("%" PRIu64 " step(s) were skipped for non-finite gradients\n", skipped);
     free(sums);
     free(window);
-    return t->state.epoch >= cfg->train.epochs || patience_exhausted(t);
+    if (interrupted) {
+        int signo = stop_signal;
+        char why[96];
+        if (signo)
+            snprintf(why, sizeof why, "%s received", signo == SIGTERM ? "SIGTERM" : signo == SIGUSR1 ? "SIGUSR1" : "SIGINT");
+        else
+            snprintf(why, sizeof why, "the time limit of %.0f s is near (%.0f s used)", t->time_limit,
+                     reel_now_seconds() - t->start_seconds);
+        reel_log("stopped at step %" PRIu64 " (%s; on rank 0 or another): the checkpoint above continues the run; run the "
+                 "same command again, or requeue the job (exit status %d)\n", t->state.global_step, why, REEL_TRAIN_STOPPED);
+        return RUN_INTERRUPTED;
+    }
+    if (t->state.epoch >= cfg->train.epochs || patience_exhausted(t)) return RUN_FINISHED;
+    return RUN_MAX_STEPS;
 }
 
 /* The best-checkpoint criterion: [checkpoint] best_metric, or the objective's own. */
@@ -525,6 +585,16 @@ static void choose_criterion(trainer *t) {
 
 int reel_train(const reel_config *requested, const reel_train_options *options) {
     trainer t = {0};
+    t.start_seconds = reel_now_seconds();
+    t.time_limit = options->time_limit;
+    /* From here on a stop signal is a request to checkpoint and stop at the next step boundary. */
+    struct sigaction previous[NUM_STOP_SIGNALS], handler;
+    memset(&handler, 0, sizeof handler);
+    handler.sa_handler = on_stop_signal;
+    sigemptyset(&handler.sa_mask);
+    handler.sa_flags = SA_RESTART;
+    stop_signal = 0;
+    for (size_t i = 0; i < NUM_STOP_SIGNALS; i++) sigaction(stop_signals[i], &handler, &previous[i]);
     reel_config effective = *requested;
     const reel_config *cfg = &effective;
     t.cfg = cfg;
@@ -586,9 +656,9 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
     }
 
     double start = reel_now_seconds();
-    int finished = run_epochs(&t);
+    run_end end = run_epochs(&t);
     reel_log("training: %.1f s\n", reel_now_seconds() - start);
-    if (t.obj->final_split && finished) {
+    if (t.obj->final_split && end == RUN_FINISHED) {
         reel_value values[MAX_SERIES];
         evaluate(&t, t.obj->final_split, 0, REEL_SPLIT_TEST, t.state.epoch, values);
         const reel_series *series = &t.obj->eval_series[t.best_index];
@@ -608,5 +678,9 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
     reel_vocab_free(&t.vocab);
     free(t.config_ini);
     reel_buf_free(&t.class_names);
-    return 0;
+    for (size_t i = 0; i < NUM_STOP_SIGNALS; i++) sigaction(stop_signals[i], &previous[i], NULL);
+    /* No rank leaves before rank 0 has written and closed everything: mpirun ends the whole job as soon as
+     * one rank exits with a non-zero status (75 after a stop), which would cut rank 0's last save short. */
+    reel_comm_barrier(&t.comm);
+    return end == RUN_INTERRUPTED ? REEL_TRAIN_STOPPED : REEL_TRAIN_DONE;
 }
