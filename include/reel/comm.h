@@ -1,7 +1,10 @@
 /* reel/comm.h: the few collectives reel uses, over one MPI communicator.
  *
- * Failures in MPI are fatal (Open MPI's default error handler aborts the job), so these return nothing.
- * Counts are size_t and split into INT_MAX pieces, since MPI counts are int. */
+ * Every MPI call goes through REEL_MPI_CHECK: reel sets MPI_ERRORS_RETURN on MPI_COMM_WORLD (main), so a
+ * failed call returns here, and the check names the call, the source line and MPI's reason, says what a
+ * user can do, and ends every rank with MPI_Abort (a failed collective leaves the others waiting). So
+ * these functions return nothing. Counts are size_t and split into INT_MAX pieces, since MPI counts are
+ * int. */
 #ifndef REEL_COMM_H
 #define REEL_COMM_H
 
@@ -14,6 +17,14 @@ typedef struct reel_comm {
     int rank;
     int size;
 } reel_comm;
+
+#define REEL_MPI_CHECK(call)                                                                           \
+    do {                                                                                               \
+        int reel_mpi_status_ = (call);                                                                 \
+        if (reel_mpi_status_ != MPI_SUCCESS) reel_mpi_fail(reel_mpi_status_, #call, __FILE__, __LINE__); \
+    } while (0)
+/* Reports a failed MPI call and aborts every rank. */
+void reel_mpi_fail(int status, const char *call, const char *file, int line) __attribute__((noreturn));
 
 void reel_comm_world(reel_comm *comm);
 /* A communicator of the calling process alone (single-rank kernels and tests). */

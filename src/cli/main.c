@@ -46,6 +46,8 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
         MPI_Init(&argc, &argv);
+        /* failures come back to reel's checks (REEL_MPI_CHECK), which say what failed and abort every rank */
+        MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
         int status = commands[i].run(argc - 1, argv + 1);
         MPI_Finalize();
         return status;

@@ -436,8 +436,8 @@ static void nt_export_state(reel_objective *obj) {
     if (!t->stream) return;
     int *counts = reel_malloc((size_t)obj->comm.size * sizeof *counts), *displs = reel_malloc((size_t)obj->comm.size * sizeof *displs);
     stream_layout(t, obj, counts, displs);
-    MPI_Gatherv(t->state, counts[obj->comm.rank], MPI_FLOAT, obj->carried.data, counts, displs, MPI_FLOAT, 0,
-                obj->comm.comm);
+    REEL_MPI_CHECK(MPI_Gatherv(t->state, counts[obj->comm.rank], MPI_FLOAT, obj->carried.data, counts, displs, MPI_FLOAT, 0,
+                obj->comm.comm));
     free(counts);
     free(displs);
 }
@@ -447,8 +447,8 @@ static void nt_import_state(reel_objective *obj) {
     if (!t->stream) return;
     int *counts = reel_malloc((size_t)obj->comm.size * sizeof *counts), *displs = reel_malloc((size_t)obj->comm.size * sizeof *displs);
     stream_layout(t, obj, counts, displs);
-    MPI_Scatterv(obj->carried.data, counts, displs, MPI_FLOAT, t->state, counts[obj->comm.rank], MPI_FLOAT, 0,
-                 obj->comm.comm);
+    REEL_MPI_CHECK(MPI_Scatterv(obj->carried.data, counts, displs, MPI_FLOAT, t->state, counts[obj->comm.rank], MPI_FLOAT, 0,
+                 obj->comm.comm));
     free(counts);
     free(displs);
 }

@@ -55,21 +55,56 @@ typedef struct trainer {
     size_t num_train_columns, num_eval_columns;
 } trainer;
 
-static void report_threads(const trainer *t) {
-    /* Ranks that share a node compete for its cores: ranks x BLAS threads beyond the core count slows
-     * every rank down badly (OpenBLAS spins), so say so at start. */
-    MPI_Comm node;
-    MPI_Comm_split_type(t->comm.comm, MPI_COMM_TYPE_SHARED, t->comm.rank, MPI_INFO_NULL, &node);
-    int ranks_on_node = 1;
-    MPI_Comm_size(node, &ranks_on_node);
-    MPI_Comm_free(&node);
-    int threads = openblas_get_num_threads();
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    reel_log("reel %s: %d rank(s), %d on this node, %d OpenBLAS thread(s) per rank, %ld core(s)\n", REEL_VERSION,
-             t->comm.size, ranks_on_node, threads, cores);
-    if (t->comm.rank == 0 && (long)ranks_on_node * threads > cores)
-        reel_warn("%d ranks x %d OpenBLAS threads exceed the %ld cores of this node; set OPENBLAS_NUM_THREADS so "
-                  "that ranks x threads <= cores", ranks_on_node, threads, cores);
+/* Where the ranks run: rank 0 logs each host with its ranks, ranks x OpenBLAS threads and cores, and warns
+ * for every host where that exceeds the cores (ranks x spinning BLAS threads beyond the cores slow every
+ * rank down badly). */
+typedef struct rank_place {
+    char host[MPI_MAX_PROCESSOR_NAME];
+    int threads;
+    int cores;
+} rank_place;
+
+static void report_placement(const trainer *t) {
+    rank_place mine;
+    memset(&mine, 0, sizeof mine);
+    int length = 0;
+    REEL_MPI_CHECK(MPI_Get_processor_name(mine.host, &length));
+    mine.threads = openblas_get_num_threads();
+    mine.cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    int size = t->comm.size;
+    rank_place *all = t->comm.rank == 0 ? reel_malloc((size_t)size * sizeof *all) : NULL;
+    REEL_MPI_CHECK(MPI_Gather(&mine, (int)sizeof mine, MPI_BYTE, all, (int)sizeof mine, MPI_BYTE, 0, t->comm.comm));
+    if (t->comm.rank != 0) return;
+    reel_log("reel %s: %d rank(s), %d OpenBLAS thread(s) per rank on rank 0\n", REEL_VERSION, size, mine.threads);
+    uint8_t *done = reel_calloc((size_t)size, 1);
+    for (int r = 0; r < size; r++) {
+        if (done[r]) continue;
+        reel_buf ranks = {0};
+        int count = 0, threads = 0, run_start = -1;
+        for (int q = r; q <= size; q++) {
+            int here = q < size && !done[q] && strcmp(all[q].host, all[r].host) == 0;
+            if (here) {
+                done[q] = 1;
+                count++;
+                threads += all[q].threads;
+                if (run_start < 0) run_start = q;
+            }
+            if (!here && run_start >= 0) { /* print runs of consecutive ranks as a-b */
+                reel_buf_printf(&ranks, "%s%d", ranks.length ? "," : "", run_start);
+                if (q - 1 > run_start) reel_buf_printf(&ranks, "-%d", q - 1);
+                run_start = -1;
+            }
+        }
+        reel_log("  host %s: rank(s) %s, %d rank(s) x threads = %d of %d core(s)\n", all[r].host, ranks.data ? ranks.data : "", count,
+                 threads, all[r].cores);
+        if (threads > all[r].cores)
+            reel_warn("host %s: %d ranks with %d OpenBLAS threads in all exceed its %d cores; set OPENBLAS_NUM_THREADS "
+                      "so that ranks x threads <= cores (the job scripts take it from the CPUs per task)", all[r].host,
+                      count, threads, all[r].cores);
+        reel_buf_free(&ranks);
+    }
+    free(done);
+    free(all);
 }
 
 static void broadcast_training_state(trainer *t) {
@@ -599,7 +634,7 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
     const reel_config *cfg = &effective;
     t.cfg = cfg;
     reel_comm_world(&t.comm);
-    report_threads(&t);
+    report_placement(&t);
 
     reel_error err = {{0}};
     char path[REEL_PATH_MAX + 64];

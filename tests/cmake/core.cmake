@@ -24,3 +24,11 @@ reel_script_test(vectors cli)
 reel_script_test(adversarial mpi)
 reel_script_test(train_options mpi)
 reel_script_test(train_stop mpi)
+add_executable(mpi_fail ${CMAKE_CURRENT_SOURCE_DIR}/mpi_fail.c)
+target_link_libraries(mpi_fail PRIVATE reel_core)
+list(APPEND REEL_TEST_ENV "MPI_FAIL=$<TARGET_FILE:mpi_fail>")
+reel_script_test(faults mpi)
+# The long trials: REEL_FAULT_TRIALS=20 (ctest -L long).
+add_test(NAME faults_long COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/faults.sh)
+set_tests_properties(faults_long PROPERTIES ENVIRONMENT "${REEL_TEST_ENV};REEL_FAULT_TRIALS=20" LABELS "long"
+                     TIMEOUT 1800 WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
