@@ -23,7 +23,18 @@ static herr_t keep_innermost(unsigned n, const H5E_error2_t *record, void *data)
 void reel_h5_reason(char *buffer, size_t size) {
     char innermost[512] = "";
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, keep_innermost, innermost);
-    snprintf(buffer, size, "%s", innermost[0] ? innermost : "no detail from HDF5");
+    /* A failed read or write of the file driver carries the system's reason inside a long record
+     * ("file write failed: time = ..., errno = 28, error message = 'No space left on device', buf = ..."):
+     * the reason and the operation are what a user needs. */
+    const char *quoted = strstr(innermost, "error message = '");
+    const char *colon = strchr(innermost, ':');
+    if (quoted && colon) {
+        quoted += strlen("error message = '");
+        const char *end = strchr(quoted, '\'');
+        snprintf(buffer, size, "%.*s (%.*s)", end ? (int)(end - quoted) : 200, quoted, (int)(colon - innermost), innermost);
+    } else {
+        snprintf(buffer, size, "%s", innermost[0] ? innermost : "no detail from HDF5");
+    }
     H5Eclear2(H5E_DEFAULT);
 }
 

@@ -206,6 +206,22 @@ static int resume_or_init(trainer *t, const reel_train_options *options) {
     return resumed;
 }
 
+/* A checkpoint could not be written (a full disk, a quota, permissions): the run stops, naming what is
+ * kept to continue from once there is room. */
+static REEL_NORETURN void save_failed(const trainer *t, const reel_error *err) {
+    char latest[2 * REEL_PATH_MAX + 64], hint[4 * REEL_PATH_MAX];
+    int found = 0;
+    reel_error ignored = {{0}};
+    reel_checkpoint_latest(t->cfg->train.run_dir, latest, sizeof latest, &found, &ignored);
+    if (found)
+        snprintf(hint, sizeof hint, "make room (or fix the permissions) in %s, then run the same command again: it "
+                 "resumes from %s", t->cfg->train.run_dir, latest);
+    else
+        snprintf(hint, sizeof hint, "make room (or fix the permissions) in %s, then run the same command again",
+                 t->cfg->train.run_dir);
+    reel_die(err, hint);
+}
+
 /* A collective: the objective's carried state is gathered from every rank first. */
 static void save_checkpoint(trainer *t, int also_best) {
     if (t->last_checkpoint_step == t->state.global_step && !also_best) return;
@@ -218,13 +234,11 @@ static void save_checkpoint(trainer *t, int also_best) {
     reel_error err = {{0}};
     double start = reel_now_seconds();
     reel_checkpoint_numbered_path(path, sizeof path, t->cfg->train.run_dir, t->state.global_step);
-    if (reel_checkpoint_save(path, t->model, &t->opt, &t->state, &info, &err) != 0)
-        reel_die(&err, "check free space and permissions of the run directory");
+    if (reel_checkpoint_save(path, t->model, &t->opt, &t->state, &info, &err) != 0) save_failed(t, &err);
     reel_checkpoint_prune(t->cfg->train.run_dir, t->cfg->checkpoint.keep_last);
     if (also_best && t->cfg->checkpoint.keep_best) {
         snprintf(path, sizeof path, "%s/ckpt_best.h5", t->cfg->train.run_dir);
-        if (reel_checkpoint_save(path, t->model, &t->opt, &t->state, &info, &err) != 0)
-            reel_die(&err, "check free space and permissions of the run directory");
+        if (reel_checkpoint_save(path, t->model, &t->opt, &t->state, &info, &err) != 0) save_failed(t, &err);
     }
     t->last_save_seconds = reel_now_seconds() - start;
     reel_log("checkpoint: step %" PRIu64 " saved to %s/ckpt_%08" PRIu64 ".h5%s (%.0f ms)\n", t->state.global_step,
