@@ -15,5 +15,6 @@ int reel_cmd_serve(int argc, char **argv);
 int reel_cmd_analyze(int argc, char **argv);
 int reel_cmd_plot(int argc, char **argv);
 int reel_cmd_runs(int argc, char **argv);
+int reel_cmd_commtest(int argc, char **argv);
 
 #endif

@@ -24,13 +24,14 @@ static const reel_command commands[] = {
     {"runs", reel_cmd_runs, "compare runs (a sweep): the settings that differ, best and final metrics"},
     {"generate", reel_cmd_generate, "write text with a language model: a prime, a temperature, top-k, top-p"},
     {"export", reel_cmd_export, "write a corpus as reel tokenized it, or a checkpoint's embedding as word vectors"},
+    {"commtest", reel_cmd_commtest, "check and time the gradient exchange between the ranks before a long job"},
     {"inspect", reel_cmd_inspect, "summarise and validate a checkpoint, token file, vocabulary or metrics file"},
 };
 
 static void usage(FILE *out) {
     fprintf(out, "usage: reel <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n'reel <command> --help' describes a command. Version " REEL_VERSION ".\n");
 }
 

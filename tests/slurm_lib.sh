@@ -1,0 +1,103 @@
+# A throwaway single-node Slurm for the tests (sourced after lib.sh): munged, slurmctld and slurmd from
+# Debian's slurm-wlm and munge, started without systemd, with every file in $WORK/slurm and ports of
+# their own on loopback, so nothing of the machine's own Slurm (if any) is touched. stop_slurm (run on
+# exit) cancels the jobs and ends the daemons.
+
+# Skips the test (77) when Slurm cannot be had here.
+require_slurm() {
+  local missing=""
+  for program in slurmctld slurmd sbatch scontrol munged; do command -v "$program" >/dev/null || missing+=" $program"; done
+  [ -z "$missing" ] || { echo "SKIPPED: Slurm is not installed (missing:$missing); scripts/install-deps installs slurm-wlm and munge" >&2; exit 77; }
+  [ "$(id -u)" -eq 0 ] || { echo "SKIPPED: running slurmd needs root" >&2; exit 77; }
+  id munge >/dev/null 2>&1 || { echo "SKIPPED: no munge user (the munge package creates it)" >&2; exit 77; }
+}
+
+free_port() {
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 20000))
+    ss -ltn 2>/dev/null | grep -q ":$port " || { echo "$port"; return; }
+  done
+}
+
+start_slurm() {
+  SLURM_DIR="$WORK/slurm"
+  rm -rf "$SLURM_DIR" && mkdir -p "$SLURM_DIR/munge" "$SLURM_DIR/state" "$SLURM_DIR/spool"
+  # munged insists on its own user, a private key and a socket directory others can traverse
+  chown munge:munge "$SLURM_DIR/munge" && chmod 711 "$SLURM_DIR/munge"
+  head -c 1024 /dev/urandom >"$SLURM_DIR/munge/key"
+  chown munge:munge "$SLURM_DIR/munge/key" && chmod 400 "$SLURM_DIR/munge/key"
+  runuser -u munge -- munged --socket="$SLURM_DIR/munge/socket" --key-file="$SLURM_DIR/munge/key" \
+    --log-file="$SLURM_DIR/munge/log" --pid-file="$SLURM_DIR/munge/pid" --seed-file="$SLURM_DIR/munge/seed" \
+    || { fail "munged did not start: $(tail -2 "$SLURM_DIR/munge/log")"; finish; }
+  cat >"$SLURM_DIR/slurm.conf" <<CONF
+ClusterName=reeltest
+SlurmctldHost=localhost(127.0.0.1)
+SlurmctldPort=$(free_port)
+SlurmdPort=$(free_port)
+AuthType=auth/munge
+AuthInfo=socket=$SLURM_DIR/munge/socket
+CredType=cred/munge
+SlurmUser=root
+SlurmdUser=root
+StateSaveLocation=$SLURM_DIR/state
+SlurmdSpoolDir=$SLURM_DIR/spool
+SlurmctldPidFile=$SLURM_DIR/slurmctld.pid
+SlurmdPidFile=$SLURM_DIR/slurmd.pid
+SlurmctldLogFile=$SLURM_DIR/slurmctld.log
+SlurmdLogFile=$SLURM_DIR/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SchedulerType=sched/backfill
+ReturnToService=2
+MpiDefault=none
+JobCompType=jobcomp/none
+AccountingStorageType=accounting_storage/none
+KillWait=15
+MinJobAge=3600
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN
+PartitionName=test Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+CONF
+  export SLURM_CONF="$SLURM_DIR/slurm.conf"
+  trap stop_slurm EXIT
+  slurmctld -i || { fail "slurmctld did not start: $(tail -3 "$SLURM_DIR/slurmctld.log")"; finish; }
+  slurmd -N localhost || { fail "slurmd did not start: $(tail -3 "$SLURM_DIR/slurmd.log")"; finish; }
+  for _ in $(seq 100); do sinfo -h -o %t 2>/dev/null | grep -q idle && break; sleep 0.2; done
+  sinfo -h -o %t | grep -q idle && pass "a Slurm of one node is up ($(sinfo -h -o '%c CPUs, partition %P'))" \
+    || { fail "the node never became idle: $(sinfo 2>&1)"; finish; }
+}
+
+stop_slurm() {
+  scancel --full --signal=KILL --user=root 2>/dev/null || true
+  for pid_file in "$SLURM_DIR/slurmd.pid" "$SLURM_DIR/slurmctld.pid" "$SLURM_DIR/munge/pid"; do
+    [ -f "$pid_file" ] && kill "$(cat "$pid_file")" 2>/dev/null || true
+  done
+  sleep 0.5
+  for pid_file in "$SLURM_DIR/slurmd.pid" "$SLURM_DIR/slurmctld.pid" "$SLURM_DIR/munge/pid"; do
+    [ -f "$pid_file" ] && kill -9 "$(cat "$pid_file")" 2>/dev/null || true
+  done
+  pkill -9 -f "reel .*--run-dir $WORK/" 2>/dev/null || true
+}
+
+# job_field JOB FIELD: a field of scontrol show job (JobState, Restarts, ExitCode, ...)
+job_field() { scontrol show job "$1" -o 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
+
+# wait_job JOB STATE [SECONDS]: until the job is in STATE (a requeued job waiting for its begin time is
+# started at once: Slurm holds requeued jobs back 2 minutes, which only slows the test)
+wait_job() {
+  local job=$1 state=$2 limit=${3:-180} t=0
+  while [ "$t" -lt $((limit * 5)) ]; do
+    local now
+    now=$(job_field "$job" JobState)
+    [ "$now" = "$state" ] && return 0
+    case $now in COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY) [ "$state" != "$now" ] && return 1 ;; esac
+    if [ "$now" = PENDING ] && [ "$(job_field "$job" Reason)" = BeginTime ]; then
+      scontrol update JobId="$job" StartTime=now >/dev/null 2>&1 || true
+    fi
+    sleep 0.2
+    t=$((t + 1))
+  done
+  return 1
+}
