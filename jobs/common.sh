@@ -38,7 +38,12 @@ if [ -n "${SLURM_JOB_ID:-}" ]; then
 elif [ -n "${PBS_NODEFILE:-}" ] && [ -f "${PBS_NODEFILE}" ]; then
   JOB_ID=${PBS_JOBID:-pbs}
   SCHEDULER=pbs
-  MPIRUN+=(-np "$(wc -l <"$PBS_NODEFILE")" --hostfile "$PBS_NODEFILE")
+  # PBS lists a host once per rank; Open MPI reads a host listed once as all of its cores, so the list
+  # becomes "host slots=N", hosts in their order (rank 0 on the first)
+  HOSTS_FILE=$(mktemp "${TMPDIR:-/tmp}/reel_hosts.XXXXXX")
+  awk '!($1 in count) { order[n++] = $1 } { count[$1]++ } END { for (i = 0; i < n; i++) print order[i] " slots=" count[order[i]] }' \
+    "$PBS_NODEFILE" >"$HOSTS_FILE"
+  MPIRUN+=(-np "$(wc -l <"$PBS_NODEFILE")" --hostfile "$HOSTS_FILE")
 else
   JOB_ID=${PBS_JOBID:-local}
   SCHEDULER=none

@@ -209,7 +209,7 @@ static int runs_main(int argc, char **argv) {
         free(runs);
         return reel_cli_report(&err, NULL);
     }
-    qsort(runs, count, sizeof *runs, sort_best ? by_best : by_name);
+    if (count > 1) qsort(runs, count, sizeof *runs, sort_best ? by_best : by_name); /* may be NULL when empty */
 
     /* the settings that differ: in the order of the first run that has them */
     const char **differing = NULL;

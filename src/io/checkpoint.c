@@ -331,6 +331,7 @@ int reel_checkpoint_load(const char *path, reel_model *model, reel_optimizer *op
         H5Eclear2(H5E_DEFAULT);
     }
     if (state) {
+        memset(state, 0, sizeof *state); /* every byte defined, the string's tail included */
         hid_t group = H5Lexists(file, "train_state", H5P_DEFAULT) > 0 ? H5Gopen2(file, "train_state", H5P_DEFAULT) : -1;
         int ok = group >= 0 && reel_h5_read_u64_attr(group, "global_step", &state->global_step) == 0 &&
                  reel_h5_read_u64_attr(group, "epoch", &state->epoch) == 0 &&
@@ -338,7 +339,6 @@ int reel_checkpoint_load(const char *path, reel_model *model, reel_optimizer *op
                  reel_h5_read_u64_attr(group, "samples_seen", &state->samples_seen) == 0 &&
                  reel_h5_read_u64_attr(group, "best_step", &state->best_step) == 0 &&
                  reel_h5_read_u64_attr(group, "seed", &state->seed) == 0;
-        state->evals_since_best = 0;
         if (ok && version >= 2) {
             ok = reel_h5_read_string_attr(group, "best_metric", state->best_metric, sizeof state->best_metric) == 0 &&
                  reel_h5_read_f64_attr(group, "best_value", &state->best_value) == 0;
@@ -589,7 +589,7 @@ size_t reel_checkpoint_list(const char *run_dir, char ***paths) {
         entries[count++].step = step;
     }
     closedir(dir);
-    qsort(entries, count, sizeof *entries, by_step_descending);
+    if (count > 1) qsort(entries, count, sizeof *entries, by_step_descending); /* entries is NULL when empty */
     if (count) *paths = reel_malloc(count * sizeof **paths);
     for (size_t i = 0; i < count; i++) (*paths)[i] = entries[i].path;
     free(entries);

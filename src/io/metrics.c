@@ -448,6 +448,8 @@ static int reopen_file(reel_metrics *m, uint64_t keep_up_to_step, reel_error *er
         }
         reel_warn("%s cannot be read (%s); it was moved to %s and a new metrics file is started", m->path,
                   err && err->message[0] ? err->message : detail, aside);
+        free_kept(&train); /* a table read before the other failed */
+        free_kept(&eval);
         memset(&train, 0, sizeof train);
         memset(&eval, 0, sizeof eval);
     }

@@ -74,7 +74,7 @@ reel_doc_length *reel_eval_order(const reel_tokfile *file, uint64_t docs, size_t
         if (max_tokens && n > max_tokens) n = max_tokens;
         order[i] = (reel_doc_length){begin + i, n + extra};
     }
-    qsort(order, *count, sizeof *order, by_length);
+    if (*count > 1) qsort(order, *count, sizeof *order, by_length); /* may be NULL when empty */
     return order;
 }
 

@@ -368,7 +368,7 @@ static void fix_classes(prep_ctx *ctx) {
     size_t *order = reel_malloc(n * sizeof *order);
     for (size_t i = 0; i < n; i++) order[i] = i;
     sort_names = ctx->src->label_names;
-    qsort(order, n, sizeof *order, by_name);
+    if (n > 1) qsort(order, n, sizeof *order, by_name); /* may be NULL when empty */
     sort_names = NULL;
     ctx->class_of = reel_malloc(n * sizeof *ctx->class_of);
     for (size_t c = 0; c < n; c++) ctx->class_of[order[c]] = (int32_t)c;
@@ -404,7 +404,7 @@ static int by_key(const void *pa, const void *pb) {
 static int canonical_order(prep_ctx *ctx, int split, reel_error *err) {
     in_split *in = &ctx->in[split];
     int imdb = ctx->format == REEL_PREP_IMDB;
-    qsort(in->recs, in->count, sizeof *in->recs, imdb ? by_label_then_key : by_key);
+    if (in->count > 1) qsort(in->recs, in->count, sizeof *in->recs, imdb ? by_label_then_key : by_key); /* may be NULL when empty */
     if (!imdb) return 0;
     for (size_t i = 1; i < in->count; i++) {
         const doc_rec *a = &in->recs[i - 1], *b = &in->recs[i];

@@ -214,7 +214,7 @@ void prep_counter_build_vocab(const prep_counter *c, size_t max_size, uint64_t m
         if (c->counts[i] >= min_count) order[candidates++] = (uint32_t)i;
     }
     sort_counter = c;
-    qsort(order, candidates, sizeof *order, by_count_then_bytes);
+    if (candidates > 1) qsort(order, candidates, sizeof *order, by_count_then_bytes); /* may be NULL when empty */
     sort_counter = NULL;
 
     size_t keep = max_size > REEL_VOCAB_RESERVED ? max_size - REEL_VOCAB_RESERVED : 0;

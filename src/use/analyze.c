@@ -119,7 +119,7 @@ void reel_analyze(reel_analysis *out, const reel_analysis_input *in) {
     }
     free(order);
 
-    qsort(mistakes, out->num_mistakes, sizeof *mistakes, more_confident);
+    if (out->num_mistakes > 1) qsort(mistakes, out->num_mistakes, sizeof *mistakes, more_confident); /* may be NULL when empty */
     size_t keep = out->num_mistakes < in->top ? out->num_mistakes : in->top;
     out->mistakes = reel_realloc(mistakes, (keep ? keep : 1) * sizeof *mistakes);
     out->num_mistakes = keep;
@@ -146,7 +146,7 @@ void reel_analyze(reel_analysis *out, const reel_analysis_input *in) {
         double z = ((double)errors[v] - expected) / sqrt(expected * (1 - p));
         words[candidates++] = (reel_error_word){(uint32_t)v, docs[v], errors[v], z};
     }
-    qsort(words, candidates, sizeof *words, higher_z);
+    if (candidates > 1) qsort(words, candidates, sizeof *words, higher_z); /* may be NULL when empty */
     keep = candidates < in->top ? candidates : in->top;
     out->words = reel_realloc(words, (keep ? keep : 1) * sizeof *words);
     out->num_words = keep;

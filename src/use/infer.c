@@ -102,7 +102,7 @@ static size_t sort_by_length(reel_predictor *p, const reel_document *docs, size_
     size_t count = 0;
     for (size_t i = 0; i < n; i++)
         if (docs[i].length || extra) p->order[count++] = (reel_doc_length){i, docs[i].length + extra};
-    qsort(p->order, count, sizeof *p->order, by_length);
+    if (count > 1) qsort(p->order, count, sizeof *p->order, by_length); /* may be NULL when empty */
     return count;
 }
 

@@ -34,3 +34,4 @@ set_tests_properties(faults_long PROPERTIES ENVIRONMENT "${REEL_TEST_ENV};REEL_F
                      TIMEOUT 1800 WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
 reel_script_test(full_disk mpi)
 reel_script_test(slurm cluster)
+reel_script_test(multihost cluster)
