@@ -130,6 +130,8 @@ typedef struct reel_config {
         size_t log_every;  /* steps between progress lines and metric rows */
         size_t eval_every; /* steps between evaluations inside an epoch; 0: at the end of each epoch only */
         size_t early_stopping_patience; /* evaluations without improvement that end the run; 0: never */
+        double bucket_mb;  /* gradient buckets all-reduced during the backward; 0: one exchange after it */
+        char exchange_embedding[REEL_NAME_MAX]; /* "auto", "dense" or "sparse" (reel/exchange.h) */
         char run_dir[REEL_PATH_MAX];
     } train;
     struct {

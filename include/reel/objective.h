@@ -93,6 +93,8 @@ struct reel_objective {
     uint8_t valid_split_code;      /* REEL_SPLIT_* of valid_split, for the metrics */
     const char *final_split;       /* evaluated when training ends (NULL: none) */
     reel_store carried;            /* see export_state; num_tensors 0 when there is none */
+    int multi_pass;                /* the gradient of a step accumulates over several backward passes (adversarial
+                                      training): the exchange waits for the end of the step (no overlap) */
     void *impl;
 };
 

@@ -35,6 +35,7 @@ static const char *const type_names[] = {"string", "size", "uint64", "double", "
 static const char *const optimizer_types[] = {"adam", "sgd", "rmsprop", NULL};
 static const char *const schedules[] = {"constant", "cosine", "linear", "step", "slanted_triangular", NULL};
 static const char *const unfreeze_units[] = {"epochs", "steps", NULL};
+static const char *const embedding_exchanges[] = {"auto", "dense", "sparse", NULL};
 
 /* Sections in the order of the resolved INI and of --help-config. */
 static const char *const sections[] = {"data", "model", "objective", "optimizer", "train", "checkpoint"};
@@ -117,6 +118,12 @@ static const reel_key general_keys[] = {
     KEY_SIZE("train", "early_stopping_patience", train.early_stopping_patience, "0", 0, 0,
              "early stopping: end the run when the best-checkpoint metric ([checkpoint] best_metric) has not improved "
              "for this many evaluations in a row; 0: never"),
+    KEY_DOUBLE("train", "bucket_mb", train.bucket_mb, "0", BOUND_MIN, 0, 0,
+               "overlap the gradient exchange with the backward pass: buckets of about this many MB, each all-reduced "
+               "as soon as its layers' gradients are final; 0: one exchange after the backward"),
+    KEY_CHOICE("train", "exchange_embedding", train.exchange_embedding, "auto", embedding_exchanges,
+               "the embedding's gradient: auto sends only the rows a step touched when that moves fewer bytes than "
+               "the whole table, decided each step; dense or sparse force one way"),
     KEY_STRING("train", "run_dir", train.run_dir, "runs/default", "directory for checkpoints, metrics and logs"),
 
     KEY_SIZE("checkpoint", "every_steps", checkpoint.every_steps, "0", 0, 0,

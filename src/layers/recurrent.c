@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "reel/check.h"
+#include "reel/exchange.h"
 #include "reel/layers.h"
 
 #include "cells.h"
@@ -130,6 +131,7 @@ void reel_recurrent_backward_steps(reel_recurrent_cache *cache, float *dw_hh, fl
     memset(dc, 0, B * H * sizeof *dc);
     /* backward visits the steps in the opposite order of forward */
     for (size_t k = 0; k < T; k++) {
+        reel_exchange_poll(); /* buckets of the gradient started earlier move on while this layer works */
         size_t t = reverse ? k : T - 1 - k;
         int has_prev;
         size_t p = previous_step(t, T, reverse, &has_prev);

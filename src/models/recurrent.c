@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reel/exchange.h"
 #include "reel/layers.h"
 #include "reel/model.h"
 
@@ -115,6 +116,8 @@ static void rec_backward(reel_model *model, const reel_batch *batch, const float
         reel_linear_backward(m->d_pooled, reel_store_grad_view(p, m->out_w), reel_store_grad_view(p, m->out_b), dlogits,
                              m->pooled, reel_store_view(p, m->out_w), B, D, model->num_outputs);
     }
+
+    reel_grad_ready(reel_store_top_group(p)); /* the head is final */
 
     /* pooling: the gradient of the last layer's output */
     float *grad = rnn_stack_output_grad(&m->stack);

@@ -4,12 +4,14 @@
  * padded and the kernels guarantee that padding changes nothing. Buffers grow to the largest (T, B) seen. */
 #include "rnn_stack.h"
 
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cblas.h>
 
+#include "reel/exchange.h"
 #include "reel/rng.h"
 
 /* Dropout stream ids beyond the layers' own (layer l's output mask is keyed by l + 1). */
@@ -457,6 +459,7 @@ void rnn_stack_backward(rnn_stack *s, const reel_store *p, const reel_batch *bat
                 float *target = reel_store_grad_view(p, ls->w_hh[d]);
                 for (size_t i = 0; i < GH * H; i++) target[i] += dw_hh[d][i] * ls->w_hh_mask[d][i];
             }
+        reel_grad_ready(l + 1); /* this layer and its batch norm are final: their bucket may go */
         if (l == 0) break;
     }
     if (!inputs_needed) return;

@@ -549,6 +549,7 @@ static int classify_create(reel_objective **out, const reel_config *cfg, reel_mo
     obj->eval_series = eval_series;
     obj->num_eval_series = sizeof eval_series / sizeof eval_series[0];
     obj->num_train_sums = NUM_SUMS;
+    obj->multi_pass = c->adversarial > 0;
     obj->best_metric = "accuracy";
     obj->valid_split_code = REEL_SPLIT_VALID;
     *out = obj;

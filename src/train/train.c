@@ -12,6 +12,7 @@
 
 #include "reel/checkpoint.h"
 #include "reel/comm.h"
+#include "reel/exchange.h"
 #include "reel/metrics.h"
 #include "reel/model.h"
 #include "reel/objective.h"
@@ -44,6 +45,9 @@ typedef struct trainer {
     size_t local_rows_max;
     int best_index;        /* the eval series of the best-checkpoint criterion, or -1 */
     uint8_t *frozen;       /* (parameter tensors) named by [optimizer] freeze */
+    uint8_t *frozen_now;   /* (parameter tensors) frozen at this step (gradual unfreezing releases some) */
+    reel_exchange *exchange;
+    int exchange_planned;
     size_t *ranges;        /* (2 * tensors) offset, count of each run of trainable tensors: what is exchanged */
     size_t num_ranges;
     size_t released;       /* frozen groups gradual unfreezing has released so far */
@@ -400,9 +404,12 @@ static void update_rates(trainer *t) {
         t->released = seen;
     }
     t->num_ranges = 0;
+    int changed = 0;
     for (size_t i = 0; i < p->num_tensors; i++) {
         int frozen = t->frozen[i] && (lowest_released == SIZE_MAX || p->tensors[i].group < lowest_released);
         t->model->params.tensors[i].frozen = frozen;
+        changed |= t->frozen_now[i] != frozen;
+        t->frozen_now[i] = (uint8_t)frozen;
         t->opt.lr_scale[i] = frozen ? 0.0f : (float)pow(cfg->optimizer.layer_lr_decay, -(double)(top - p->tensors[i].group));
         if (frozen) continue;
         if (t->num_ranges && t->ranges[2 * t->num_ranges - 2] + t->ranges[2 * t->num_ranges - 1] == p->tensors[i].offset)
@@ -412,6 +419,10 @@ static void update_rates(trainer *t) {
             t->ranges[2 * t->num_ranges + 1] = p->tensors[i].count;
             t->num_ranges++;
         }
+    }
+    if (changed || !t->exchange_planned) {
+        reel_exchange_plan(t->exchange, t->frozen_now);
+        t->exchange_planned = 1;
     }
 }
 
@@ -448,13 +459,13 @@ static step_result train_step(trainer *t, uint64_t epoch, uint64_t step, double 
     reel_store *params = &t->model->params;
     memset(params->grad, 0, params->num_floats * sizeof(float));
     memset(sums, 0, t->obj->num_train_sums * sizeof *sums);
+    /* The gradients of the trainable tensors are exchanged (reel/exchange.h): with buckets, while the
+     * backward goes on; the embedding's touched rows alone when that is cheaper; a frozen tensor's gradient
+     * is never used. */
+    reel_exchange_begin(t->exchange, !t->obj->multi_pass);
     uint64_t samples = t->obj->ops->train_step(t->obj, epoch, step, sums);
-
-    /* Only the gradients of trainable tensors are exchanged (all of them unless layers are frozen: one
-     * call); a frozen tensor's gradient is never used. */
     double reduce_start = reel_now_seconds();
-    for (size_t k = 0; k < t->num_ranges; k++)
-        reel_comm_sum_floats(&t->comm, params->grad + t->ranges[2 * k], t->ranges[2 * k + 1]);
+    reel_exchange_finish(t->exchange);
     sums[t->obj->num_train_sums] = wants_stop(t);
     reel_comm_sum_doubles(&t->comm, sums, t->obj->num_train_sums + 1);
     r.stop = sums[t->obj->num_train_sums] > 0;
@@ -617,6 +628,12 @@ static run_end run_epochs(trainer *t) {
     return RUN_MAX_STEPS;
 }
 
+static int exchange_mode(const reel_config *cfg) {
+    if (strcmp(cfg->train.exchange_embedding, "dense") == 0) return REEL_EMBEDDING_DENSE;
+    if (strcmp(cfg->train.exchange_embedding, "sparse") == 0) return REEL_EMBEDDING_SPARSE;
+    return REEL_EMBEDDING_AUTO;
+}
+
 /* The best-checkpoint criterion: [checkpoint] best_metric, or the objective's own. */
 static void choose_criterion(trainer *t) {
     const char *name = t->cfg->checkpoint.best_metric[0] ? t->cfg->checkpoint.best_metric : t->obj->best_metric;
@@ -686,6 +703,9 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
     layout_metrics(&t);
     reel_optimizer_init(&t.opt, cfg, &t.model->params);
     choose_frozen(&t);
+    t.frozen_now = reel_calloc(t.model->params.num_tensors, 1);
+    t.exchange = reel_exchange_create(&t.model->params, &t.comm, (reel_embedding_exchange)exchange_mode(cfg),
+                                      (size_t)(cfg->train.bucket_mb * 1048576.0));
     if (t.comm.rank == 0 && reel_make_dirs(cfg->train.run_dir, &err) != 0)
         reel_die(&err, "set [train] run_dir to a writable directory");
     reel_comm_barrier(&t.comm);
@@ -720,7 +740,20 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
 
     if (t.metrics) reel_metrics_close(t.metrics);
     reel_optimizer_free(&t.opt);
+    if (t.comm.rank == 0 && t.comm.size > 1) {
+        const reel_exchange_stats *x = reel_exchange_get_stats(t.exchange);
+        reel_log("gradient exchange: %.2f MB all-reduced per step%s", x->steps ? x->bytes_dense / 1e6 / (double)x->steps : 0.0,
+                 x->sparse_steps || x->buckets ? "" : "\n");
+        if (x->buckets)
+            reel_log("; %" PRIu64 " of %" PRIu64 " buckets started during the backward%s", x->early_buckets, x->buckets,
+                     x->sparse_steps ? "" : "\n");
+        if (x->sparse_steps)
+            reel_log("; the embedding as rows in %" PRIu64 " of %" PRIu64 " steps (%.1f MB received per such step)\n",
+                     x->sparse_steps, x->steps, x->bytes_sparse / 1e6 / (double)x->sparse_steps);
+    }
+    reel_exchange_free(t.exchange);
     free(t.frozen);
+    free(t.frozen_now);
     free(t.ranges);
     reel_objective_destroy(t.obj);
     reel_model_destroy(t.model);

@@ -35,3 +35,7 @@ set_tests_properties(faults_long PROPERTIES ENVIRONMENT "${REEL_TEST_ENV};REEL_F
 reel_script_test(full_disk mpi)
 reel_script_test(slurm cluster)
 reel_script_test(multihost cluster)
+add_executable(exchange_check ${CMAKE_CURRENT_SOURCE_DIR}/exchange_check.c)
+target_link_libraries(exchange_check PRIVATE reel_core)
+list(APPEND REEL_TEST_ENV "EXCHANGE_CHECK=$<TARGET_FILE:exchange_check>")
+reel_script_test(exchange mpi)
