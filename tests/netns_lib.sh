@@ -3,7 +3,8 @@
 # that lives in a namespace of its own, addresses 10.99.0.1..N/24, so no address exists in the root
 # namespace and traffic only flows between these hosts. Every process started on host k runs in its own
 # UTS namespace named hk (Open MPI's daemons would otherwise collide on shared-memory files). mpirun
-# runs on h1 and reaches the others through an rsh agent script that enters their namespaces.
+# runs on h1 and reaches the others through an rsh agent script that enters their namespaces. The hosts
+# share this machine's cores, so ranks are not bound to cores (every host's first rank would take core 0).
 #
 #   make_hosts N [RATE]      create h1..hN (RATE: a tc tbf cap on every link, e.g. 1gbit; none by default)
 #   on_host K COMMAND...     run a command on host k
@@ -61,7 +62,7 @@ AGENT
   chmod +x "$RSH_AGENT"
   MPI_NET_OPTS=(--hostfile "$HOSTFILE" --mca plm_rsh_agent "$RSH_AGENT" --mca btl tcp,self
                 --mca btl_tcp_if_include 10.99.0.0/24 --mca oob_tcp_if_include 10.99.0.0/24
-                --mca mpi_yield_when_idle 1 --oversubscribe)
+                --mca mpi_yield_when_idle 1 --oversubscribe --bind-to none)
 }
 
 remove_hosts() {

@@ -742,8 +742,9 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
     reel_optimizer_free(&t.opt);
     if (t.comm.rank == 0 && t.comm.size > 1) {
         const reel_exchange_stats *x = reel_exchange_get_stats(t.exchange);
-        reel_log("gradient exchange: %.2f MB all-reduced per step%s", x->steps ? x->bytes_dense / 1e6 / (double)x->steps : 0.0,
-                 x->sparse_steps || x->buckets ? "" : "\n");
+        reel_log("gradient exchange: %.2f MB all-reduced per step, %.1f ms per step not hidden by the backward%s",
+                 x->steps ? x->bytes_dense / 1e6 / (double)x->steps : 0.0,
+                 x->steps ? 1e3 * x->wait_seconds / (double)x->steps : 0.0, x->sparse_steps || x->buckets ? "" : "\n");
         if (x->buckets)
             reel_log("; %" PRIu64 " of %" PRIu64 " buckets started during the backward%s", x->early_buckets, x->buckets,
                      x->sparse_steps ? "" : "\n");
