@@ -11,6 +11,9 @@ if ! command -v clang >/dev/null; then
   echo "SKIPPED: the fuzzers need clang with libFuzzer (scripts/install-deps installs clang and libclang-rt-14-dev)" >&2
   exit 77
 fi
+# a scratch directory per target (lib.sh named it after this script)
+WORK="${WORK}_$target"
+rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
 build="${REEL_FUZZ_BUILD:?REEL_FUZZ_BUILD must name the fuzzing build directory}"
 (
   flock 9   # one build at a time, even when several fuzz tests start together
@@ -55,7 +58,7 @@ fi
 
 mkdir -p "$WORK/corpus" "$WORK/artifacts"
 status=0
-"$fuzzer" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=3000 -print_final_stats=1 \
+"$fuzzer" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=3000 -print_final_stats=1 -error_exitcode=1 \
   -artifact_prefix="$WORK/artifacts/" "$WORK/corpus" "$seeds" >"$WORK/fuzz.log" 2>&1 || status=$?
 runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$WORK/fuzz.log")
 coverage=$(grep -o 'cov: [0-9]*' "$WORK/fuzz.log" | tail -1)

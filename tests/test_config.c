@@ -451,10 +451,14 @@ static void test_override(void **state) {
     assert_string_equal(cfg.model.init_from, "");
     expect_override_error(&cfg, "train.run_dir=a ;b",
                           "--set 'train.run_dir=a ;b': [train] run_dir = 'a ;b': a value cannot contain a line "
-                          "break, a leading or trailing space, or ';' after a space (it could not be written back to an INI file)");
+                          "break, a leading or trailing space, or ';' first or after a space (it could not be written back to an INI file)");
+    /* found by the config fuzzer: a value starting with ';' read back as a comment */
+    expect_override_error(&cfg, "train.run_dir=;a",
+                          "--set 'train.run_dir=;a': [train] run_dir = ';a': a value cannot contain a line "
+                          "break, a leading or trailing space, or ';' first or after a space (it could not be written back to an INI file)");
     expect_override_error(&cfg, "train.run_dir=a\nb",
                           "--set 'train.run_dir=a\nb': [train] run_dir = 'a\nb': a value cannot contain a line "
-                          "break, a leading or trailing space, or ';' after a space (it could not be written back to an INI file)");
+                          "break, a leading or trailing space, or ';' first or after a space (it could not be written back to an INI file)");
 }
 
 /* Every key of a composed schema reaches its own storage and nothing else: setting it changes that

@@ -374,7 +374,8 @@ static int representable_in_ini(const char *value) {
     if (isspace((unsigned char)value[0]) || isspace((unsigned char)value[len - 1])) return 0;
     for (size_t i = 0; i < len; i++) {
         if (iscntrl((unsigned char)value[i]) && value[i] != '\t') return 0;
-        if (value[i] == ';' && i > 0 && isspace((unsigned char)value[i - 1])) return 0;
+        /* the resolved INI writes "key = value": a ';' first would follow that space and read as a comment */
+        if (value[i] == ';' && (i == 0 || isspace((unsigned char)value[i - 1]))) return 0;
     }
     return 1;
 }
@@ -409,7 +410,7 @@ static int store_value(const reel_key *spec, char *field, const char *value, con
         if (!representable_in_ini(value))
             return reel_fail(err,
                              "%s: [%s] %s = '%s': a value cannot contain a line break, a leading or trailing "
-                             "space, or ';' after a space (it could not be written back to an INI file)",
+                             "space, or ';' first or after a space (it could not be written back to an INI file)",
                              loc, spec->section, spec->key, value);
         memset(field, 0, spec->size);
         memcpy(field, value, len + 1);
