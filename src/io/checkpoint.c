@@ -35,13 +35,13 @@ static int write_tensor(hid_t file, const char *group, const reel_tensor_info *i
     chunk_shape(info, chunk);
     hid_t space = H5Screate_simple((int)info->ndim, dims, NULL);
     hid_t props = H5Pcreate(H5P_DATASET_CREATE);
-    H5Pset_chunk(props, (int)info->ndim, chunk);
-    H5Pset_fletcher32(props);
+    REEL_H5_CHECK(H5Pset_chunk(props, (int)info->ndim, chunk));
+    REEL_H5_CHECK(H5Pset_fletcher32(props));
     hid_t dataset = H5Dcreate2(file, name, H5T_IEEE_F32LE, space, link_props, props, H5P_DEFAULT);
     herr_t status = dataset < 0 ? -1 : H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values);
     if (dataset >= 0) H5Dclose(dataset);
-    H5Pclose(props);
-    H5Sclose(space);
+    if (props >= 0) REEL_H5_CHECK(H5Pclose(props));
+    if (space >= 0) REEL_H5_CHECK(H5Sclose(space));
     return status < 0 ? -1 : 0;
 }
 
@@ -54,13 +54,13 @@ static int write_store(hid_t file, const char *group, const reel_store *store, c
 /* A scalar string dataset. */
 static int write_text(hid_t file, const char *name, const char *text) {
     hid_t text_type = H5Tcopy(H5T_C_S1);
-    H5Tset_size(text_type, strlen(text) + 1);
+    REEL_H5_CHECK(H5Tset_size(text_type, strlen(text) + 1));
     hid_t scalar = H5Screate(H5S_SCALAR);
     hid_t dataset = H5Dcreate2(file, name, text_type, scalar, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     herr_t status = dataset < 0 ? -1 : H5Dwrite(dataset, text_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, text);
     if (dataset >= 0) H5Dclose(dataset);
-    H5Sclose(scalar);
-    H5Tclose(text_type);
+    if (scalar >= 0) REEL_H5_CHECK(H5Sclose(scalar));
+    if (text_type >= 0) REEL_H5_CHECK(H5Tclose(text_type));
     return status < 0 ? -1 : 0;
 }
 
@@ -95,11 +95,11 @@ static int write_contents(hid_t file, const reel_model *model, const reel_optimi
     if (info->class_names && write_text(file, "labels", info->class_names) != 0) return -1;
 
     hid_t link_props = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(link_props, 1);
+    REEL_H5_CHECK(H5Pset_create_intermediate_group(link_props, 1));
     int failed = write_store(file, "model", &model->params, model->params.data, link_props) ||
                  write_store(file, "model", &model->state, model->state.data, link_props);
     hid_t ordered = H5Pcreate(H5P_GROUP_CREATE);
-    H5Pset_attr_creation_order(ordered, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+    REEL_H5_CHECK(H5Pset_attr_creation_order(ordered, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED));
     hid_t group = failed ? -1 : H5Gcreate2(file, "optimizer", H5P_DEFAULT, ordered, H5P_DEFAULT);
     if (group >= 0) {
         failed = reel_h5_write_string_attr(group, "type", opt->type) || reel_h5_write_u64_attr(group, "steps_taken", opt->steps_taken);
@@ -116,9 +116,9 @@ static int write_contents(hid_t file, const reel_model *model, const reel_optimi
                                        H5P_DEFAULT);
             failed = dataset < 0 || H5Dwrite(dataset, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, opt->tensor_steps) < 0;
             if (dataset >= 0) H5Dclose(dataset);
-            H5Sclose(space);
+            if (space >= 0) REEL_H5_CHECK(H5Sclose(space));
         }
-        H5Gclose(group);
+        if (group >= 0) REEL_H5_CHECK(H5Gclose(group));
     } else {
         failed = 1;
     }
@@ -131,14 +131,14 @@ static int write_contents(hid_t file, const reel_model *model, const reel_optimi
                  reel_h5_write_f64_attr(group, "best_value", state->best_value) ||
                  reel_h5_write_u64_attr(group, "best_step", state->best_step) || reel_h5_write_u64_attr(group, "seed", state->seed) ||
                  reel_h5_write_u64_attr(group, "evals_since_best", state->evals_since_best);
-        H5Gclose(group);
+        if (group >= 0) REEL_H5_CHECK(H5Gclose(group));
         if (!failed && info->carried && info->carried->num_tensors)
             failed = write_store(file, "train_state/carried", info->carried, info->carried->data, link_props);
     } else {
         failed = 1;
     }
-    H5Pclose(ordered);
-    H5Pclose(link_props);
+    if (ordered >= 0) REEL_H5_CHECK(H5Pclose(ordered));
+    if (link_props >= 0) REEL_H5_CHECK(H5Pclose(link_props));
     return failed ? -1 : 0;
 }
 
@@ -149,13 +149,13 @@ int reel_checkpoint_save(const char *path, const reel_model *model, const reel_o
     snprintf(temporary, sizeof temporary, "%s.tmp", path);
     hid_t access = H5Pcreate(H5P_FILE_ACCESS);
     /* The newest format checksums all metadata: corruption is detected when the file is opened. */
-    H5Pset_libver_bounds(access, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    REEL_H5_CHECK(H5Pset_libver_bounds(access, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST));
     /* Attributes listed in the order written (format first), so `h5dump -A` and `reel inspect` read well. */
     hid_t creation = H5Pcreate(H5P_FILE_CREATE);
-    H5Pset_attr_creation_order(creation, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+    REEL_H5_CHECK(H5Pset_attr_creation_order(creation, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED));
     hid_t file = H5Fcreate(temporary, H5F_ACC_TRUNC, creation, access);
-    H5Pclose(creation);
-    H5Pclose(access);
+    if (creation >= 0) REEL_H5_CHECK(H5Pclose(creation));
+    if (access >= 0) REEL_H5_CHECK(H5Pclose(access));
     if (file < 0) {
         reel_h5_reason(reason, sizeof reason);
         return reel_fail(err, "%s: cannot create the checkpoint (%s)", temporary, reason);
@@ -208,20 +208,20 @@ static int read_tensor(hid_t file, const char *path, const char *group, const re
     int shape_ok = ndim == (int)info->ndim;
     if (shape_ok && ndim > 0) H5Sget_simple_extent_dims(space, dims, NULL);
     for (int d = 0; shape_ok && d < ndim; d++) shape_ok = dims[d] == info->shape[d];
-    H5Sclose(space);
+    if (space >= 0) REEL_H5_CHECK(H5Sclose(space));
     if (!shape_ok) {
         char found[128] = "", wanted[128] = "";
         for (int d = 0; ndim > 0 && d < ndim && d < 8; d++)
             snprintf(found + strlen(found), sizeof found - strlen(found), "%s%llu", d ? ", " : "", (unsigned long long)dims[d]);
         for (size_t d = 0; d < info->ndim; d++)
             snprintf(wanted + strlen(wanted), sizeof wanted - strlen(wanted), "%s%zu", d ? ", " : "", info->shape[d]);
-        H5Dclose(dataset);
+        if (dataset >= 0) REEL_H5_CHECK(H5Dclose(dataset));
         return reel_fail(err, "%s: dataset /%s has shape [%s], the model expects [%s]: the checkpoint belongs to a "
                          "different model configuration", path, name, found, wanted);
     }
     herr_t status = H5Dread(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values);
     if (status < 0) reel_h5_reason(reason, sizeof reason);
-    H5Dclose(dataset);
+    if (dataset >= 0) REEL_H5_CHECK(H5Dclose(dataset));
     if (status < 0)
         return reel_fail(err, "%s: cannot read dataset /%s (%s): the file is corrupt (failed checksum or truncated)", path,
                          name, reason);
@@ -248,12 +248,12 @@ static hid_t open_checkpoint(const char *path, reel_error *err) {
     }
     uint64_t version = 0;
     if (reel_h5_read_string_attr(file, "format", format, sizeof format) != 0 || strcmp(format, REEL_CHECKPOINT_FORMAT) != 0) {
-        H5Fclose(file);
+        if (file >= 0) REEL_H5_CHECK(H5Fclose(file));
         return reel_fail(err, "%s: not a reel checkpoint (root attribute 'format' is not \"" REEL_CHECKPOINT_FORMAT "\")",
                          path);
     }
     if (reel_h5_read_u64_attr(file, "format_version", &version) != 0 || version < 1 || version > REEL_CHECKPOINT_VERSION) {
-        H5Fclose(file);
+        if (file >= 0) REEL_H5_CHECK(H5Fclose(file));
         return reel_fail(err, "%s: checkpoint format version %" PRIu64 " is not supported (this build reads 1 to %d)", path,
                          version, REEL_CHECKPOINT_VERSION);
     }
@@ -299,7 +299,7 @@ int reel_checkpoint_load(const char *path, reel_model *model, reel_optimizer *op
         }
         int ok = reel_h5_read_string_attr(group, "type", type, sizeof type) == 0 &&
                  reel_h5_read_u64_attr(group, "steps_taken", &opt->steps_taken) == 0;
-        H5Gclose(group);
+        if (group >= 0) REEL_H5_CHECK(H5Gclose(group));
         if (!ok) {
             reel_fail(err, "%s: /optimizer lacks its 'type' or 'steps_taken' attribute", path);
             goto done;
@@ -320,8 +320,8 @@ int reel_checkpoint_load(const char *path, reel_model *model, reel_optimizer *op
             hssize_t n = H5Sget_simple_extent_npoints(space);
             int read = n == (hssize_t)opt->num_tensors &&
                      H5Dread(dataset, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, opt->tensor_steps) >= 0;
-            H5Sclose(space);
-            H5Dclose(dataset);
+            if (space >= 0) REEL_H5_CHECK(H5Sclose(space));
+            if (dataset >= 0) REEL_H5_CHECK(H5Dclose(dataset));
             if (!read) {
                 reel_fail(err, "%s: /optimizer/tensor_steps has %lld entries, the model %zu tensors", path, (long long)n,
                           opt->num_tensors);
@@ -361,7 +361,7 @@ int reel_checkpoint_load(const char *path, reel_model *model, reel_optimizer *op
         goto done;
     status = 0;
 done:
-    H5Fclose(file);
+    if (file >= 0) REEL_H5_CHECK(H5Fclose(file));
     H5Eclear2(H5E_DEFAULT);
     return status;
 }
@@ -415,8 +415,8 @@ int reel_checkpoint_init_from(const char *path, reel_model *model, uint64_t expe
         goto done;
     }
     init_walk walk = {model, &unused, &layers};
-    H5Ovisit2(group, H5_INDEX_NAME, H5_ITER_INC, list_model_tensor, &walk, H5O_INFO_BASIC);
-    H5Gclose(group);
+    REEL_H5_CHECK(H5Ovisit2(group, H5_INDEX_NAME, H5_ITER_INC, list_model_tensor, &walk, H5O_INFO_BASIC));
+    if (group >= 0) REEL_H5_CHECK(H5Gclose(group));
     /* read into the model's buffers, but put them back if anything fails: an error leaves the model as it was */
     saved_params = reel_malloc(model->params.num_floats * sizeof(float) + 1);
     saved_state = reel_malloc(model->state.num_floats * sizeof(float) + 1);
@@ -459,7 +459,7 @@ done:
     reel_buf_free(&layers);
     reel_buf_free(&loaded);
     reel_buf_free(&kept);
-    H5Fclose(file);
+    if (file >= 0) REEL_H5_CHECK(H5Fclose(file));
     H5Eclear2(H5E_DEFAULT);
     return status;
 }
@@ -483,7 +483,7 @@ static int read_text(const char *path, const char *name, int required, char **te
         } else {
             char *text = reel_malloc(size + 1);
             hid_t memory = H5Tcopy(H5T_C_S1);
-            H5Tset_size(memory, size);
+            REEL_H5_CHECK(H5Tset_size(memory, size));
             if (H5Dread(dataset, memory, H5S_ALL, H5S_ALL, H5P_DEFAULT, text) < 0) {
                 free(text);
                 reel_fail(err, "%s: cannot read /%s: the file is corrupt", path, name);
@@ -492,12 +492,12 @@ static int read_text(const char *path, const char *name, int required, char **te
                 *text_out = text;
                 status = 0;
             }
-            H5Tclose(memory);
+            if (memory >= 0) REEL_H5_CHECK(H5Tclose(memory));
         }
-        H5Tclose(type);
-        H5Dclose(dataset);
+        if (type >= 0) REEL_H5_CHECK(H5Tclose(type));
+        if (dataset >= 0) REEL_H5_CHECK(H5Dclose(dataset));
     }
-    H5Fclose(file);
+    if (file >= 0) REEL_H5_CHECK(H5Fclose(file));
     return status;
 }
 
@@ -521,7 +521,7 @@ int reel_checkpoint_read_vocab(const char *path, reel_vocab *vocab, reel_error *
         return -1;
     }
     int ok = reel_h5_read_u64_attr(file, "vocab_checksum", &vocab->checksum) == 0;
-    H5Fclose(file);
+    if (file >= 0) REEL_H5_CHECK(H5Fclose(file));
     if (!ok) {
         free(text);
         return reel_fail(err, "%s: root attribute 'vocab_checksum' is missing", path);
@@ -657,20 +657,20 @@ static herr_t describe_object(hid_t root, const char *name, const H5O_info_t *in
         if (strncmp(name, "model/", 6) == 0) walk->floats += (uint64_t)count;
     }
     free(values);
-    H5Sclose(space);
-    H5Dclose(dataset);
+    if (space >= 0) REEL_H5_CHECK(H5Sclose(space));
+    if (dataset >= 0) REEL_H5_CHECK(H5Dclose(dataset));
     return 0;
 }
 
 static void print_attributes(hid_t object, const char *label) {
     H5O_info_t info;
-    H5Oget_info2(object, &info, H5O_INFO_NUM_ATTRS);
+    REEL_H5_CHECK(H5Oget_info2(object, &info, H5O_INFO_NUM_ATTRS));
     printf("%s\n", label);
     for (hsize_t i = 0; i < info.num_attrs; i++) {
         hid_t attr = H5Aopen_by_idx(object, ".", H5_INDEX_CRT_ORDER, H5_ITER_INC, i, H5P_DEFAULT, H5P_DEFAULT);
         if (attr < 0) attr = H5Aopen_by_idx(object, ".", H5_INDEX_NAME, H5_ITER_INC, i, H5P_DEFAULT, H5P_DEFAULT);
         char name[128];
-        H5Aget_name(attr, sizeof name, name);
+        REEL_H5_CHECK(H5Aget_name(attr, sizeof name, name));
         hid_t type = H5Aget_type(attr);
         char text[256];
         if (H5Tget_class(type) == H5T_STRING) {
@@ -685,8 +685,8 @@ static void print_attributes(hid_t object, const char *label) {
             snprintf(text, sizeof text, "%" PRIu64, value);
         }
         printf("  %-22s %s\n", name, text);
-        H5Tclose(type);
-        H5Aclose(attr);
+        if (type >= 0) REEL_H5_CHECK(H5Tclose(type));
+        if (attr >= 0) REEL_H5_CHECK(H5Aclose(attr));
     }
 }
 
@@ -702,12 +702,12 @@ int reel_checkpoint_describe(const char *path, reel_error *err) {
         char label[64];
         snprintf(label, sizeof label, "/%s:", groups[g]);
         print_attributes(group, label);
-        H5Gclose(group);
+        if (group >= 0) REEL_H5_CHECK(H5Gclose(group));
     }
     printf("tensors:\n");
     describe_walk walk = {path, 0, 0, 0, err};
-    H5Ovisit2(file, H5_INDEX_NAME, H5_ITER_INC, describe_object, &walk, H5O_INFO_BASIC);
-    H5Fclose(file);
+    REEL_H5_CHECK(H5Ovisit2(file, H5_INDEX_NAME, H5_ITER_INC, describe_object, &walk, H5O_INFO_BASIC));
+    if (file >= 0) REEL_H5_CHECK(H5Fclose(file));
     if (walk.failed) return -1;
     printf("%zu datasets, %" PRIu64 " model values, all checksums verified\n", walk.datasets, walk.floats);
     char *config = NULL;

@@ -1,5 +1,7 @@
 #include "h5util.h"
 
+#include "reel/check.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -38,21 +40,29 @@ void reel_h5_reason(char *buffer, size_t size) {
     H5Eclear2(H5E_DEFAULT);
 }
 
+void reel_h5_fatal(const char *call, const char *file, int line) {
+    char reason[512];
+    reel_h5_reason(reason, sizeof reason);
+    reel_fatal_at(file, line, "the file system may be full or failing, or the HDF5 installation broken; checkpoints "
+                  "written before are untouched, and the run continues from the newest when started again",
+                  "HDF5 call %s failed: %s", call, reason);
+}
+
 static int write_attr(hid_t object, const char *name, hid_t type, const void *value) {
     hid_t space = H5Screate(H5S_SCALAR);
     hid_t attr = H5Acreate2(object, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
     herr_t status = attr < 0 ? -1 : H5Awrite(attr, type, value);
     if (attr >= 0) H5Aclose(attr);
-    H5Sclose(space);
+    if (space >= 0) REEL_H5_CHECK(H5Sclose(space));
     return status < 0 ? -1 : 0;
 }
 
 int reel_h5_write_string_attr(hid_t object, const char *name, const char *value) {
     hid_t type = H5Tcopy(H5T_C_S1);
-    H5Tset_size(type, strlen(value) + 1);
-    H5Tset_strpad(type, H5T_STR_NULLTERM);
+    REEL_H5_CHECK(H5Tset_size(type, strlen(value) + 1));
+    REEL_H5_CHECK(H5Tset_strpad(type, H5T_STR_NULLTERM));
     int status = write_attr(object, name, type, value);
-    H5Tclose(type);
+    if (type >= 0) REEL_H5_CHECK(H5Tclose(type));
     return status;
 }
 
@@ -70,8 +80,8 @@ static int read_attr(hid_t object, const char *name, hid_t memory_type, H5T_clas
     if (attr < 0) return -1;
     hid_t type = H5Aget_type(attr);
     int status = H5Tget_class(type) == expected && H5Aread(attr, memory_type, value) >= 0 ? 0 : -1;
-    H5Tclose(type);
-    H5Aclose(attr);
+    if (type >= 0) REEL_H5_CHECK(H5Tclose(type));
+    if (attr >= 0) REEL_H5_CHECK(H5Aclose(attr));
     return status;
 }
 
@@ -97,20 +107,20 @@ int reel_h5_read_string_attr(hid_t object, const char *name, char *value, size_t
             status = 0;
         }
         if (stored) H5free_memory(stored);
-        H5Tclose(memory);
+        if (memory >= 0) REEL_H5_CHECK(H5Tclose(memory));
     } else if (H5Tget_class(type) == H5T_STRING) {
         size_t stored = H5Tget_size(type);
         hid_t memory = H5Tcopy(H5T_C_S1);
-        H5Tset_size(memory, stored + 1);
+        REEL_H5_CHECK(H5Tset_size(memory, stored + 1));
         char buffer[stored + 1];
         if (H5Aread(attr, memory, buffer) >= 0) {
             buffer[stored] = '\0';
             snprintf(value, size, "%s", buffer);
             status = 0;
         }
-        H5Tclose(memory);
+        if (memory >= 0) REEL_H5_CHECK(H5Tclose(memory));
     }
-    H5Tclose(type);
-    H5Aclose(attr);
+    if (type >= 0) REEL_H5_CHECK(H5Tclose(type));
+    if (attr >= 0) REEL_H5_CHECK(H5Aclose(attr));
     return status;
 }

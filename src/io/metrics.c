@@ -116,7 +116,7 @@ static void close_all(reel_metrics *m) {
     for (size_t t = 0; t < 2; t++)
         for (size_t c = 0; c < tables[t]->num_columns; c++)
             if (tables[t]->datasets[c] >= 0) {
-                H5Dclose(tables[t]->datasets[c]);
+                if (tables[t]->datasets[c] >= 0) REEL_H5_CHECK(H5Dclose(tables[t]->datasets[c]));
                 tables[t]->datasets[c] = H5I_INVALID_HID;
             }
     if (m->file >= 0) H5Fclose(m->file);
@@ -157,14 +157,14 @@ static int write_root_attributes(reel_metrics *m, reel_error *err) {
         hdf5_fail(err, m->path, "cannot write the root attribute 'format'");
         goto done;
     }
-    H5Aclose(attr);
+    if (attr >= 0) REEL_H5_CHECK(H5Aclose(attr));
     attr = H5Acreate2(m->file, "format_version", H5T_STD_U32LE, space, H5P_DEFAULT, H5P_DEFAULT);
     unsigned version = METRICS_FORMAT_VERSION;
     if (attr < 0 || H5Awrite(attr, H5T_NATIVE_UINT, &version) < 0) {
         hdf5_fail(err, m->path, "cannot write the root attribute 'format_version'");
         goto done;
     }
-    H5Aclose(attr);
+    if (attr >= 0) REEL_H5_CHECK(H5Aclose(attr));
     attr = H5Acreate2(m->file, "objective", str_type, space, H5P_DEFAULT, H5P_DEFAULT);
     const char *objective = m->objective;
     if (attr < 0 || H5Awrite(attr, str_type, &objective) < 0) {
@@ -215,7 +215,7 @@ static int create_file(reel_metrics *m, reel_error *err) {
     /* EXCL: a file that appeared since the existence check belongs to someone else. */
     m->file = H5Fcreate(m->path, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
     int status = m->file < 0 ? hdf5_fail(err, m->path, "cannot create the metrics file") : 0;
-    H5Pclose(fapl);
+    if (fapl >= 0) REEL_H5_CHECK(H5Pclose(fapl));
     if (status != 0) return -1;
     if (write_root_attributes(m, err) != 0) return -1;
     if (create_table(m, &m->train, err) != 0 || create_table(m, &m->eval, err) != 0) return -1;
@@ -250,7 +250,7 @@ static int read_root_string(reel_metrics *m, const char *name, char *out, size_t
             goto done;
         }
         snprintf(out, size, "%s", value ? value : "");
-        H5free_memory(value);
+        REEL_H5_CHECK(H5free_memory(value));
     } else {
         size_t len = H5Tget_size(type);
         char *value = reel_calloc(len + 1, 1);
@@ -290,7 +290,7 @@ static int check_format(reel_metrics *m, reel_error *err) {
         return reel_fail(err, "%s: damaged reel metrics file: the root attribute format_version is missing or unreadable",
                          m->path);
     }
-    H5Aclose(attr);
+    if (attr >= 0) REEL_H5_CHECK(H5Aclose(attr));
     if (version != METRICS_FORMAT_VERSION)
         return reel_fail(err, "%s: reel metrics format_version %u is not supported (this reel reads version %u)",
                          m->path, version, METRICS_FORMAT_VERSION);
@@ -314,7 +314,7 @@ static int dataset_rows(reel_metrics *m, const table *t, size_t c, hsize_t *rows
         if (space >= 0) H5Sclose(space);
         return status;
     }
-    H5Sclose(space);
+    if (space >= 0) REEL_H5_CHECK(H5Sclose(space));
     if (ndims != 1)
         return reel_fail(err, "%s: damaged reel metrics file: %s/%s has %d dimensions, expected 1", m->path, t->group,
                          t->columns[c].name, ndims);
@@ -426,13 +426,13 @@ static int reopen_file(reel_metrics *m, uint64_t keep_up_to_step, reel_error *er
     if (old >= 0) {
         m->file = old; /* check_format reads m->file */
         if (check_format(m, err) != 0) {
-            H5Fclose(old);
+            if (old >= 0) REEL_H5_CHECK(H5Fclose(old));
             m->file = H5I_INVALID_HID;
             return -1;
         }
         readable = read_kept_rows(m, old, &m->train, keep_up_to_step, &train, err) == 0 &&
                    read_kept_rows(m, old, &m->eval, keep_up_to_step, &eval, err) == 0;
-        H5Fclose(old);
+        if (old >= 0) REEL_H5_CHECK(H5Fclose(old));
         m->file = H5I_INVALID_HID;
     }
     if (!readable) {
@@ -546,7 +546,7 @@ static int append_row(reel_metrics *m, table *t, const reel_value *row, reel_err
         }
         if (file_space >= 0) H5Sclose(file_space);
     }
-    H5Sclose(mem_space);
+    if (mem_space >= 0) REEL_H5_CHECK(H5Sclose(mem_space));
     for (size_t c = 0; c < t->num_columns && status == 0; c++)
         if (H5Dflush(t->datasets[c]) < 0)
             status = hdf5_fail(err, m->path, "cannot flush %s/%s", t->group, t->columns[c].name);

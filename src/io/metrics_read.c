@@ -41,7 +41,7 @@ static int read_group(reel_metrics_data *out, hid_t file, int t, const char *pat
         if (space >= 0) H5Sclose(space);
         if (dataset >= 0) H5Dclose(dataset);
     }
-    H5Gclose(group);
+    if (group >= 0) REEL_H5_CHECK(H5Gclose(group));
     out->rows[t] = rows == SIZE_MAX ? 0 : rows;
     return status;
 }
@@ -50,9 +50,9 @@ int reel_metrics_read(reel_metrics_data *out, const char *path, reel_error *err)
     memset(out, 0, sizeof *out);
     reel_h5_quiet();
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    REEL_H5_CHECK(H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST));
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
-    H5Pclose(fapl);
+    if (fapl >= 0) REEL_H5_CHECK(H5Pclose(fapl));
     if (file < 0) {
         char reason[256];
         reel_h5_reason(reason, sizeof reason);
@@ -60,14 +60,14 @@ int reel_metrics_read(reel_metrics_data *out, const char *path, reel_error *err)
     }
     char format[64] = "";
     if (reel_h5_read_string_attr(file, "format", format, sizeof format) != 0 || strcmp(format, "reel-metrics") != 0) {
-        H5Fclose(file);
+        if (file >= 0) REEL_H5_CHECK(H5Fclose(file));
         return reel_fail(err, "%s: not a reel metrics file (no root attribute format = 'reel-metrics')", path);
     }
     if (reel_h5_read_string_attr(file, "objective", out->objective, sizeof out->objective) != 0 || !out->objective[0])
         snprintf(out->objective, sizeof out->objective, "classify"); /* files from before objectives */
     int status = read_group(out, file, 0, path, err);
     if (status == 0) status = read_group(out, file, 1, path, err);
-    H5Fclose(file);
+    if (file >= 0) REEL_H5_CHECK(H5Fclose(file));
     H5Eclear2(H5E_DEFAULT);
     if (status != 0) reel_metrics_data_free(out);
     return status;
