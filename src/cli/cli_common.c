@@ -1,11 +1,13 @@
 #include "cli_common.h"
 
 #include <mpi.h>
+
+#include "reel/comm.h"
 #include <stdio.h>
 
 int reel_cli_rank(void) {
     int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    REEL_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
     return rank;
 }
 

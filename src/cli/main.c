@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "reel/comm.h"
 
 typedef struct {
     const char *name;
@@ -46,11 +47,12 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
+        /* a failed MPI_Init aborts on its own (MPI's default handler is in force until the next line) */
         MPI_Init(&argc, &argv);
         /* failures come back to reel's checks (REEL_MPI_CHECK), which say what failed and abort every rank */
-        MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+        REEL_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
         int status = commands[i].run(argc - 1, argv + 1);
-        MPI_Finalize();
+        REEL_MPI_CHECK(MPI_Finalize());
         return status;
     }
     fprintf(stderr, "reel: error: unknown command '%s'\n", argv[1]);

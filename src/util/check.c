@@ -17,6 +17,7 @@ int reel_fail(reel_error *err, const char *fmt, ...) {
 
 /* Ends the process group: with several MPI ranks an exit() on one rank would leave the others blocked
  * in their next collective, so MPI_Abort is the only safe way out. */
+/* MPI calls here are unchecked on purpose: this is the way out after a failure, MPI's included. */
 static REEL_NORETURN void reel_exit_all(void) {
     int initialized = 0, finalized = 0, size = 1;
     MPI_Initialized(&initialized);
