@@ -68,6 +68,11 @@ typedef struct reel_model_ops {
     /* Fills the parameters and state deterministically from seed. */
     void (*init)(reel_model *model, uint64_t seed);
     void (*destroy)(reel_model *model);
+    /* Optional (NULL when the model cannot): evaluation-mode logits of every document read to its first
+     * cuts[c] tokens (0: all of it), for all num_cuts cuts from one forward pass over the batch; logits
+     * (num_cuts, B, K). Local, like an evaluation forward. */
+    void (*forward_prefixes)(reel_model *model, const reel_batch *batch, const size_t *cuts, size_t num_cuts,
+                             float *logits, const reel_comm *comm);
 } reel_model_ops;
 
 struct reel_model {

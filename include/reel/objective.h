@@ -64,6 +64,12 @@ typedef struct reel_objective_ops {
     /* Evaluates the model (evaluation mode) on request->split, spread over the ranks: every rank returns
      * the same num_eval_series values. A collective. Bad data is fatal on every rank. */
     void (*evaluate)(reel_objective *obj, const reel_eval_request *request, reel_value *values);
+    /* Optional (NULL: not offered): evaluates request->split once for every cut, each document read to its
+     * first cuts[c] tokens (0: all), into values (num_cuts rows of num_eval_series), from one pass over the
+     * documents where the model allows it (reel_model_ops.forward_prefixes). Returns -1, having done
+     * nothing, when the model does not; the caller then evaluates each cut on its own. A collective. */
+    int (*evaluate_cuts)(reel_objective *obj, const reel_eval_request *request, const size_t *cuts, size_t num_cuts,
+                         reel_value *values);
     /* A short human description of one row of values: table REEL_METRICS_TRAIN or _EVAL. */
     void (*describe)(const reel_objective *obj, reel_metrics_table table, const reel_value *values, reel_buf *out);
     /* The state the checkpoint must hold beyond the model and the optimizer (e.g. the hidden state each

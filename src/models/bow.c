@@ -220,7 +220,7 @@ static void bow_destroy(reel_model *model) {
     free(m);
 }
 
-static const reel_model_ops bow_ops = {bow_forward, bow_backward, bow_init, bow_destroy};
+static const reel_model_ops bow_ops = {bow_forward, bow_backward, bow_init, bow_destroy, NULL};
 
 /* [model] keys of the bag-of-words model. */
 typedef struct bow_options {

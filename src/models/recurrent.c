@@ -24,6 +24,7 @@ typedef struct {
     int dropping; /* the last forward was in training mode */
     size_t head_w, head_b, out_w, out_b;
     size_t cap_B;
+    size_t *cut_lengths;    /* (B) forward_prefixes: each document's length at the current cut */
     float *pooled;          /* (B, D) */
     float *logits;          /* (B, K) */
     size_t *argmax;         /* (B, D) */
@@ -35,6 +36,7 @@ static void free_head(rec_impl *m) {
     float *buffers[] = {m->pooled, m->logits, m->head_pre, m->head_relu, m->head_mask, m->head_dropped, m->d_pooled, m->d_head};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
     free(m->argmax);
+    free(m->cut_lengths);
 }
 
 /* The head's buffers, for B documents. */
@@ -47,6 +49,7 @@ static void reserve_head(rec_impl *m, size_t B) {
     m->pooled = reel_calloc(B * D, sizeof(float));
     m->logits = reel_calloc(B * m->K, sizeof(float));
     m->argmax = reel_calloc(B * D, sizeof(size_t));
+    m->cut_lengths = reel_calloc(B, sizeof(size_t));
     m->d_pooled = reel_calloc(B * D, sizeof(float));
     m->head_pre = reel_calloc(B * head, sizeof(float));
     m->head_relu = reel_calloc(B * head, sizeof(float));
@@ -55,19 +58,12 @@ static void reserve_head(rec_impl *m, size_t B) {
     m->d_head = reel_calloc(B * head, sizeof(float));
 }
 
-static void rec_forward(reel_model *model, const reel_batch *batch, int training, reel_output *out,
-                        const reel_comm *comm) {
+/* The head, from m->pooled (B, D) to logits (B, K): the optional hidden layer (ReLU, dropout in training),
+ * then the output layer. */
+static void head_forward(reel_model *model, const reel_batch *batch, int training, float *logits, size_t B) {
     rec_impl *m = model->impl;
     const reel_store *p = &model->params;
-    size_t B = batch->size, H = m->H, D = m->D;
-    m->stack.input_delta = model->input_delta;
-    m->stack.frozen_statistics = model->frozen_statistics;
-    rnn_stack_forward(&m->stack, p, &model->state, batch, training, model->seed, comm);
-    reserve_head(m, B);
-    m->dropping = training;
-    size_t T = m->stack.T;
-    reel_pool_forward(m->pooling, m->pooled, m->argmax, m->stack.output, m->stack.lengths, T, B, D,
-                      m->stack.o.dirs == 2 ? H : D);
+    size_t D = m->D;
     const float *features = m->pooled;
     size_t width = D;
     if (m->head_hidden) {
@@ -84,10 +80,48 @@ static void rec_forward(reel_model *model, const reel_batch *batch, int training
         }
         width = HH;
     }
-    float *logits = m->logits;
-    *out = (reel_output){.rows = B, .width = model->num_outputs, .logits = logits};
     reel_linear_forward(logits, features, reel_store_view(p, m->out_w), reel_store_view(p, m->out_b), B, width,
                         model->num_outputs);
+}
+
+static void rec_forward(reel_model *model, const reel_batch *batch, int training, reel_output *out,
+                        const reel_comm *comm) {
+    rec_impl *m = model->impl;
+    const reel_store *p = &model->params;
+    size_t B = batch->size, H = m->H, D = m->D;
+    m->stack.input_delta = model->input_delta;
+    m->stack.frozen_statistics = model->frozen_statistics;
+    rnn_stack_forward(&m->stack, p, &model->state, batch, training, model->seed, comm);
+    reserve_head(m, B);
+    m->dropping = training;
+    size_t T = m->stack.T;
+    reel_pool_forward(m->pooling, m->pooled, m->argmax, m->stack.output, m->stack.lengths, T, B, D,
+                      m->stack.o.dirs == 2 ? H : D);
+    head_forward(model, batch, training, m->logits, B);
+    *out = (reel_output){.rows = B, .width = model->num_outputs, .logits = m->logits};
+}
+
+/* Evaluation of several lengths in one pass (reel_model_ops.forward_prefixes): a unidirectional layer's
+ * state after L tokens does not depend on what follows, so the pooled value of each document's first L
+ * steps of the whole document's outputs is the pooled value of the L-token document; only the pooling
+ * and the head run once per cut. */
+static void rec_forward_prefixes(reel_model *model, const reel_batch *batch, const size_t *cuts, size_t num_cuts,
+                                 float *logits, const reel_comm *comm) {
+    rec_impl *m = model->impl;
+    const reel_store *p = &model->params;
+    size_t B = batch->size, D = m->D, K = model->num_outputs;
+    REEL_CHECK(m->stack.o.dirs == 1, NULL, "prefixes of a bidirectional model");
+    m->stack.input_delta = NULL;
+    m->stack.frozen_statistics = 0;
+    rnn_stack_forward(&m->stack, p, &model->state, batch, 0, model->seed, comm);
+    reserve_head(m, B);
+    m->dropping = 0;
+    for (size_t c = 0; c < num_cuts; c++) {
+        for (size_t b = 0; b < B; b++)
+            m->cut_lengths[b] = cuts[c] && cuts[c] < m->stack.lengths[b] ? cuts[c] : m->stack.lengths[b];
+        reel_pool_forward(m->pooling, m->pooled, m->argmax, m->stack.output, m->cut_lengths, m->stack.T, B, D, D);
+        head_forward(model, batch, 0, logits + c * B * K, B);
+    }
 }
 
 static void rec_backward(reel_model *model, const reel_batch *batch, const float *dlogits, const reel_comm *comm) {
@@ -158,7 +192,9 @@ static void rec_destroy(reel_model *model) {
     free(m);
 }
 
-static const reel_model_ops rec_ops = {rec_forward, rec_backward, rec_init, rec_destroy};
+static const reel_model_ops rec_ops = {rec_forward, rec_backward, rec_init, rec_destroy, rec_forward_prefixes};
+/* a bidirectional layer's reverse direction reads the whole document: no prefixes from one pass */
+static const reel_model_ops rec_ops_bidirectional = {rec_forward, rec_backward, rec_init, rec_destroy, NULL};
 
 /* [model] keys of the recurrent classifiers (lstm, gru, rnn). */
 typedef struct rec_options {
@@ -206,7 +242,7 @@ static int rec_create(reel_model **out, const reel_config *cfg, size_t max_batch
     reel_model *model = reel_calloc(1, sizeof *model);
     rec_impl *m = reel_calloc(1, sizeof *m);
     snprintf(model->type, sizeof model->type, "%s", type);
-    model->ops = &rec_ops;
+    model->ops = o->bidirectional ? &rec_ops_bidirectional : &rec_ops;
     model->impl = m;
     model->vocab_size = cfg->model.vocab_size;
     model->output = REEL_OUTPUT_DOCUMENT;

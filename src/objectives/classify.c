@@ -318,58 +318,108 @@ static void eval_finish(reel_value *values, const double *sums, size_t num_class
     values[EV_TN].u = binary ? (uint64_t)per_class[0] : 0;
 }
 
-static void classify_evaluate(reel_objective *obj, const reel_eval_request *request, reel_value *values) {
-    classify_impl *c = obj->impl;
-    reel_model *model = obj->model;
-    const reel_comm *comm = &obj->comm;
+/* Adds a batch's evaluation to sums: loss, correct, then tp, fp, fn per class (doubles hold counts exactly
+ * far beyond any corpus). */
+static void accumulate(double *sums, const float *logits, const float *labels, size_t rows, size_t K, size_t classes,
+                       int *predicted) {
+    sums[0] += reel_classify_loss(NULL, logits, labels, rows, K, 1.0f, predicted);
+    for (size_t i = 0; i < rows; i++) {
+        size_t guess = (size_t)predicted[i], actual = (size_t)labels[i];
+        if (guess >= classes) guess = classes - 1;
+        if (guess == actual) {
+            sums[1] += 1.0;
+            sums[2 + 3 * actual] += 1.0;
+        } else {
+            sums[2 + 3 * guess + 1] += 1.0;
+            sums[2 + 3 * actual + 2] += 1.0;
+        }
+    }
+}
+
+/* The labelled split of an evaluation, checked. */
+static reel_tokfile *open_eval_split(classify_impl *c, const char *split) {
     reel_error err = {{0}};
     reel_tokfile *file;
-    if (reel_open_split(&file, c->cfg, c->vocab, request->split, 1, &err) != 0 ||
-        check_labels(file, c->num_classes, &err) != 0)
+    if (reel_open_split(&file, c->cfg, c->vocab, split, 1, &err) != 0 || check_labels(file, c->num_classes, &err) != 0)
         reel_die(&err, "evaluate on a labelled split made by the same `reel prep` run");
+    return file;
+}
+
+/* Evaluates documents of file cut to max_tokens, read in batches of similar length; with cuts (num_cuts
+ * > 0), the model's forward_prefixes gives every cut's logits from each batch and sums holds num_cuts
+ * rows of sums; else one forward per batch and one row. */
+static void evaluate_documents(classify_impl *c, reel_model *model, const reel_comm *comm, reel_tokfile *file,
+                               const reel_eval_request *request, size_t max_tokens, const size_t *cuts, size_t num_cuts,
+                               double *sums, size_t num_sums) {
+    reel_error err = {{0}};
     uint64_t docs = reel_tokfile_info(file)->num_docs;
     if (request->max_docs && request->max_docs < docs) docs = request->max_docs;
-    size_t count, max_tokens = request->max_tokens;
-    size_t batch_rows = request->batch_rows;
+    size_t count, batch_rows = request->batch_rows;
     if (batch_rows > model->max_batch) batch_rows = model->max_batch;
     if (batch_rows == 0) batch_rows = 1;
     reel_doc_length *order = reel_eval_order(file, docs, max_tokens, 0, comm, &count);
-    size_t classes = c->num_classes;
+    size_t K = model->num_outputs, rows_of_cuts = num_cuts ? num_cuts : 1;
     uint64_t *indices = reel_malloc(batch_rows * sizeof *indices);
     int *predicted = reel_malloc(batch_rows * sizeof *predicted);
+    float *logits = num_cuts ? reel_malloc(num_cuts * batch_rows * K * sizeof *logits) : NULL;
     reel_batch_buffer buffer = {0};
-    /* sums: loss, correct, then tp, fp, fn per class (doubles hold counts exactly far beyond any corpus) */
-    size_t num_sums = 2 + 3 * classes;
-    double *sums = reel_calloc(num_sums, sizeof *sums);
     for (size_t start = 0; start < count;) {
         size_t rows = reel_eval_batch_rows(order, count, start, batch_rows);
         for (size_t r = 0; r < rows; r++) indices[r] = order[start + r].index;
         if (reel_batch_gather(&buffer, file, indices, rows, model->vocab_size, max_tokens, 0, 0, 0, &err) != 0)
             reel_die(&err, "re-run `reel prep`, or check the file with `reel inspect`");
-        reel_output out;
-        model->ops->forward(model, &buffer.batch, 0, &out, comm);
-        sums[0] += reel_classify_loss(NULL, out.logits, buffer.labels, rows, model->num_outputs, 1.0f, predicted);
-        for (size_t i = 0; i < rows; i++) {
-            size_t guess = (size_t)predicted[i], actual = (size_t)buffer.labels[i];
-            if (guess >= classes) guess = classes - 1;
-            if (guess == actual) {
-                sums[1] += 1.0;
-                sums[2 + 3 * actual] += 1.0;
-            } else {
-                sums[2 + 3 * guess + 1] += 1.0;
-                sums[2 + 3 * actual + 2] += 1.0;
-            }
+        if (num_cuts) {
+            model->ops->forward_prefixes(model, &buffer.batch, cuts, num_cuts, logits, comm);
+            for (size_t k = 0; k < rows_of_cuts; k++)
+                accumulate(sums + k * num_sums, logits + k * rows * K, buffer.labels, rows, K, c->num_classes, predicted);
+        } else {
+            reel_output out;
+            model->ops->forward(model, &buffer.batch, 0, &out, comm);
+            accumulate(sums, out.logits, buffer.labels, rows, K, c->num_classes, predicted);
         }
         start += rows;
     }
-    reel_comm_sum_doubles(comm, sums, num_sums);
-    eval_finish(values, sums, classes);
-    free(sums);
+    reel_comm_sum_doubles(comm, sums, rows_of_cuts * num_sums);
+    free(logits);
     free(predicted);
     reel_batch_buffer_free(&buffer);
     free(order);
     free(indices);
+}
+
+static void classify_evaluate(reel_objective *obj, const reel_eval_request *request, reel_value *values) {
+    classify_impl *c = obj->impl;
+    reel_tokfile *file = open_eval_split(c, request->split);
+    size_t num_sums = 2 + 3 * c->num_classes;
+    double *sums = reel_calloc(num_sums, sizeof *sums);
+    evaluate_documents(c, obj->model, &obj->comm, file, request, request->max_tokens, NULL, 0, sums, num_sums);
+    eval_finish(values, sums, c->num_classes);
+    free(sums);
     reel_tokfile_close(file);
+}
+
+/* Every cut from one pass: the documents read to the longest cut, each batch's logits of every cut from
+ * the model's forward_prefixes. */
+static int classify_evaluate_cuts(reel_objective *obj, const reel_eval_request *request, const size_t *cuts,
+                                  size_t num_cuts, reel_value *values) {
+    classify_impl *c = obj->impl;
+    if (!obj->model->ops->forward_prefixes || num_cuts == 0) return -1;
+    size_t longest = 0;
+    for (size_t k = 0; k < num_cuts; k++) {
+        if (cuts[k] == 0) {
+            longest = 0;
+            break;
+        }
+        if (cuts[k] > longest) longest = cuts[k];
+    }
+    reel_tokfile *file = open_eval_split(c, request->split);
+    size_t num_sums = 2 + 3 * c->num_classes;
+    double *sums = reel_calloc(num_cuts * num_sums, sizeof *sums);
+    evaluate_documents(c, obj->model, &obj->comm, file, request, longest, cuts, num_cuts, sums, num_sums);
+    for (size_t k = 0; k < num_cuts; k++) eval_finish(values + k * obj->num_eval_series, sums + k * num_sums, c->num_classes);
+    free(sums);
+    reel_tokfile_close(file);
+    return 0;
 }
 
 static void classify_describe(const reel_objective *obj, reel_metrics_table table, const reel_value *v, reel_buf *out) {
@@ -414,6 +464,7 @@ static const reel_objective_ops classify_ops = {
     .train_step = classify_train_step,
     .train_values = classify_train_values,
     .evaluate = classify_evaluate,
+    .evaluate_cuts = classify_evaluate_cuts,
     .describe = classify_describe,
     .destroy = classify_destroy,
 };

@@ -1,0 +1,62 @@
+# reel eval --lengths: a unidirectional recurrent classifier reads each review once for every length
+# (its state after L tokens does not depend on what follows); the table must be the same as one pass per
+# length (--separate), for every pooling (max, mean, last), every cell, 1 and 2 ranks; a bidirectional
+# model falls back to a pass per length.
+source "$(dirname "$0")/lib.sh"
+
+make_small_data "$WORK/data" 2500
+lengths=10,25,60,full
+config() { # config FILE CELL POOLING BIDIRECTIONAL
+  cat >"$1" <<INI
+[data]
+dir = $WORK/data
+seq_len = 30
+[model]
+type = $2
+vocab_size = 600
+embed_dim = 12
+hidden_dim = 12
+num_layers = 2
+pooling = $3
+bidirectional = $4
+rnn_batch_norm = true
+head_hidden = 8
+[optimizer]
+lr = 0.01
+[train]
+epochs = 2
+batch_size = 100
+log_every = 50
+seed = 5
+INI
+}
+table() { grep -v " lengths in " "$1"; }
+for variant in lstm:max gru:mean rnn:last; do
+  cell=${variant%%:*} pooling=${variant##*:}
+  config "$WORK/$cell.ini" "$cell" "$pooling" false
+  expect_ok "train a $cell with $pooling pooling" mpireel 2 train "$WORK/$cell.ini" --run-dir "$WORK/$cell"
+  ckpt="$WORK/$cell/ckpt_best.h5"
+  for np in 1 2; do
+    expect_ok "$cell: one pass, $np rank(s)" mpireel "$np" eval "$ckpt" --lengths $lengths
+    cp "$WORK/out.txt" "$WORK/one.txt"
+    grep -q "4 lengths in .* (one pass over the documents)" "$WORK/one.txt" && pass "$cell: one pass was taken" \
+      || fail "$cell: not one pass: $(tail -1 "$WORK/one.txt")"
+    expect_ok "$cell: a pass per length, $np rank(s)" mpireel "$np" eval "$ckpt" --lengths $lengths --separate
+    if diff <(table "$WORK/one.txt") <(table "$WORK/out.txt") >/dev/null; then
+      pass "$cell, $pooling pooling, $np rank(s): the same table as a pass per length"
+    else fail "$cell: the tables differ"; diff <(table "$WORK/one.txt") <(table "$WORK/out.txt") >&2; fi
+  done
+  # and a single length as eval has always computed it
+  expect_ok "$cell: length 25 alone" reel eval "$ckpt" --lengths 25 --separate
+  single=$(sed -n 's/^accuracy *\([0-9.]*%\)$/\1/p' "$WORK/out.txt")
+  [ -z "$single" ] && single=$(awk '$1 == 25 { print $3 }' "$WORK/out.txt")
+  awk '$1 == 25 { print $3 }' "$WORK/one.txt" | grep -qF "$single" && pass "$cell: length 25 agrees with its own evaluation ($single)" \
+    || fail "$cell: length 25: $(awk '$1 == 25' "$WORK/one.txt") vs $single"
+done
+
+config "$WORK/bi.ini" lstm max true
+expect_ok "train a bidirectional LSTM" mpireel 2 train "$WORK/bi.ini" --run-dir "$WORK/bi"
+expect_ok "bidirectional: eval" mpireel 2 eval "$WORK/bi/ckpt_best.h5" --lengths $lengths
+grep -q "4 lengths in .* (a pass per length)" "$WORK/out.txt" && pass "a bidirectional model reads each length on its own" \
+  || fail "bidirectional: $(tail -1 "$WORK/out.txt")"
+finish
