@@ -47,13 +47,13 @@ int reel_open_split(reel_tokfile **out, const reel_config *cfg, const reel_vocab
     snprintf(path, sizeof path, "%s/%s.tok", cfg->data.dir, split);
     if (!required && access(path, F_OK) != 0) return 0;
     if (reel_tokfile_open(out, path, err) != 0) return -1;
-    const reel_tokfile_header *info = reel_tokfile_info(*out);
-    if (info->vocab_checksum != vocab->checksum) {
+    uint64_t checksum = reel_tokfile_info(*out)->vocab_checksum; /* the header goes with the file */
+    if (checksum != vocab->checksum) {
         reel_tokfile_close(*out);
         *out = NULL;
         return reel_fail(err, "%s was made with another vocabulary (checksum %016" PRIx64 ", %s/vocab.txt has %016" PRIx64
                          "); re-run `reel prep` so the token files and vocab.txt come from the same run",
-                         path, info->vocab_checksum, cfg->data.dir, vocab->checksum);
+                         path, checksum, cfg->data.dir, vocab->checksum);
     }
     return 0;
 }
