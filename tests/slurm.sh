@@ -16,6 +16,20 @@ sed 's/^epochs = 3/epochs = 120/; s/^keep_last = 100/keep_last = 3\nevery_steps 
 final=ckpt_00002400.h5
 JOBS="$REEL_SOURCE_DIR/jobs"
 submit() { sbatch --parsable --chdir="$REEL_SOURCE_DIR" --output="$WORK/job-%j.out" "$@"; }
+# wait_saved DIR STEP: until DIR holds a checkpoint of step STEP or later (keep_last = 3 deletes older
+# ones, so on a fast machine a poll can miss any one file), at most 60 s; fails if the job never got there
+wait_saved() {
+  local dir=$1 step=$2 f n
+  for _ in $(seq 600); do
+    for f in "$dir"/ckpt_[0-9]*.h5; do
+      [ -e "$f" ] || continue
+      n=${f##*/ckpt_}; n=${n%.h5}
+      [ $((10#$n)) -ge "$step" ] && return 0
+    done
+    sleep 0.1
+  done
+  return 1
+}
 
 # 1. A training job, start to end.
 job=$(submit --export=ALL,REEL="$REEL_BIN",CONFIG="$WORK/small.ini",RUN_DIR="$WORK/plain" "$JOBS/train.sbatch")
@@ -34,8 +48,8 @@ expect_ok "uninterrupted reference" mpireel 2 train "$WORK/long.ini" --run-dir "
 # 2. Warned before the time limit: checkpoint, requeue itself, resume, finish.
 start=$SECONDS
 job=$(submit --export=ALL,REEL="$REEL_BIN",CONFIG="$WORK/long.ini",RUN_DIR="$WORK/warned" "$JOBS/train.sbatch")
-for _ in $(seq 600); do [ -f "$WORK/warned/ckpt_00000200.h5" ] && break; sleep 0.1; done
-scancel --signal=USR1 --batch "$job"
+wait_saved "$WORK/warned" 200 || fail "warned job: no checkpoint of step 200 within 60 s ($(job_field "$job" JobState))"
+scancel --signal=USR1 --batch "$job" || fail "warned job: the signal could not be sent ($(job_field "$job" JobState))"
 wait_job "$job" COMPLETED 240 && [ "$(job_field "$job" Restarts)" = 1 ] && [ "$(job_field "$job" ExitCode)" = 0:0 ] \
   && pass "warned job: requeued once and completed ($((SECONDS - start)) s)" \
   || { fail "warned job: $(job_field "$job" JobState), restarts $(job_field "$job" Restarts)"; cat "$WORK/job-$job.out" >&2; }
@@ -49,8 +63,8 @@ grep -q "USR1 (the time limit is near): stopping with a checkpoint" "$log" && gr
 
 # 3. Preempted: requeued from outside, every process gets SIGTERM; Slurm itself puts it back.
 job=$(submit --export=ALL,REEL="$REEL_BIN",CONFIG="$WORK/long.ini",RUN_DIR="$WORK/preempted" "$JOBS/train.sbatch")
-for _ in $(seq 600); do [ -f "$WORK/preempted/ckpt_00000200.h5" ] && break; sleep 0.1; done
-scontrol requeue "$job"
+wait_saved "$WORK/preempted" 200 || fail "preempted job: no checkpoint of step 200 within 60 s ($(job_field "$job" JobState))"
+scontrol requeue "$job" || fail "preempted job: the requeue failed ($(job_field "$job" JobState))"
 wait_job "$job" COMPLETED 240 && [ "$(job_field "$job" Restarts)" = 1 ] \
   && pass "preempted job: requeued by Slurm and completed" \
   || { fail "preempted job: $(job_field "$job" JobState), restarts $(job_field "$job" Restarts)"; cat "$WORK/job-$job.out" >&2; }

@@ -85,16 +85,21 @@ stop_slurm() {
 job_field() { scontrol show job "$1" -o 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
 
 # wait_job JOB STATE [SECONDS]: until the job is in STATE (a requeued job waiting for its begin time is
-# started at once: Slurm holds requeued jobs back 2 minutes, which only slows the test)
+# started 3 s later, once: Slurm holds requeued jobs back 2 minutes, which only slows the test; starting
+# it in the second of its requeue fails, as slurmd refuses the job's credential, revoked in that second)
 wait_job() {
-  local job=$1 state=$2 limit=${3:-180} t=0
+  local job=$1 state=$2 limit=${3:-180} t=0 restarts_moved=-1
   while [ "$t" -lt $((limit * 5)) ]; do
     local now
     now=$(job_field "$job" JobState)
     [ "$now" = "$state" ] && return 0
     case $now in COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY) [ "$state" != "$now" ] && return 1 ;; esac
     if [ "$now" = PENDING ] && [ "$(job_field "$job" Reason)" = BeginTime ]; then
-      scontrol update JobId="$job" StartTime=now >/dev/null 2>&1 || true
+      local restarts
+      restarts=$(job_field "$job" Restarts)
+      if [ "$restarts" != "$restarts_moved" ]; then
+        scontrol update JobId="$job" StartTime=now+3 >/dev/null 2>&1 && restarts_moved=$restarts
+      fi
     fi
     sleep 0.2
     t=$((t + 1))

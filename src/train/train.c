@@ -761,9 +761,13 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
     reel_vocab_free(&t.vocab);
     free(t.config_ini);
     reel_buf_free(&t.class_names);
-    for (size_t i = 0; i < NUM_STOP_SIGNALS; i++) sigaction(stop_signals[i], &previous[i], NULL);
     /* No rank leaves before rank 0 has written and closed everything: mpirun ends the whole job as soon as
      * one rank exits with a non-zero status (75 after a stop), which would cut rank 0's last save short. */
     reel_comm_barrier(&t.comm);
+    /* After a stop signal the handlers stay: more of a burst (mpirun forwards each signal it gets, a
+     * scheduler may signal every process) can still arrive while the process ends, and the default
+     * action would kill it with that signal instead of the stop status. */
+    if (!stop_signal)
+        for (size_t i = 0; i < NUM_STOP_SIGNALS; i++) sigaction(stop_signals[i], &previous[i], NULL);
     return end == RUN_INTERRUPTED ? REEL_TRAIN_STOPPED : REEL_TRAIN_DONE;
 }
