@@ -36,12 +36,14 @@
 #   --all              --models lstm:500,gru:500,lstm:300
 #   --embed N --vocab N --window N --batch N     (defaults 300, 8000, 100, 200)
 #   --no-torch         reel only
+#   --torch-packed     also PyTorch on a PackedSequence (its way to skip padding; bench/short.sh uses it)
+#   RESULTS_OUT=FILE   (environment) also write the raw result rows there
 # Run it after scripts/build, with nothing else running on the machine: the real settings take minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/mpi-env
 
-steps=30 warmup=5 models=lstm:500 embed=300 vocab=8000 window=100 batch=200 torch=1 data=""
+steps=30 warmup=5 models=lstm:500 embed=300 vocab=8000 window=100 batch=200 torch=1 torch_packed=0 data=""
 while [ $# -gt 0 ]; do
   case $1 in
     --steps) steps=$2; shift 2 ;;
@@ -53,6 +55,7 @@ while [ $# -gt 0 ]; do
     --window) window=$2; shift 2 ;;
     --batch) batch=$2; shift 2 ;;
     --no-torch) torch=0; shift ;;
+    --torch-packed) torch_packed=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "bench/lstm.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) data=$1; shift ;;
@@ -198,9 +201,15 @@ for model in "${model_list[@]}"; do
     run_torch "$cell" "$hidden" "1 process x 1 thread" --threads 1
     run_torch "$cell" "$hidden" "1 process x 2 threads" --threads 2
     run_torch "$cell" "$hidden" "DDP 2 processes x 1 thread" --ddp 2
+    if [ "$torch_packed" = 1 ]; then
+      run_torch "$cell" "$hidden" "1 process x 2 threads, packed" --threads 2 --packed
+      run_torch "$cell" "$hidden" "DDP 2 x 1, packed" --ddp 2 --packed
+    fi
   fi
 done
 
+# the raw rows (MODEL|IMPL|LAYOUT|S_PER_STEP|REVIEWS_PER_S|TOKENS_PER_S|RSS) for a script that compares runs
+[ -z "${RESULTS_OUT:-}" ] || cp "$results" "$RESULTS_OUT"
 echo
 echo "== $(nproc) cores; window $window, batch $batch, embed $embed, vocab $vocab; $steps timed steps after $warmup warm-up"
 echo "   mean window tokens per review over $data/train.tok: $window_mean (reel's tokens/s = reviews/s x this)"

@@ -4,14 +4,15 @@ number of steps on the same prepared data, timed the same way.
 
 usage: torch_lstm.py --data DIR [--cell lstm|gru] [--hidden 500] [--embed 300] [--vocab 8000]
                      [--window 100] [--batch 200] [--steps 30] [--warmup 5] [--lr 1e-3]
-                     [--threads N | --ddp N] [--seed 42]
+                     [--threads N | --ddp N] [--seed 42] [--packed]
 
 Model: embedding -> one unidirectional LSTM/GRU layer -> max over each review's valid steps -> linear ->
 one logit; BCE-with-logits loss (mean over the global batch); Adam. Batches follow reel's rules: each
 review longer than the window is cut to a random run of `window` tokens, ids >= vocab map to <unk> (1).
 The recurrent layer runs over the padded (T, B) batch; with one forward direction padding comes after
 every valid step, so it cannot change a valid output, and the pooling masks it out: the function is
-exactly reel's.
+exactly reel's. --packed runs it on a PackedSequence instead (pack_padded_sequence, enforce_sorted=False),
+PyTorch's own way to skip the padding of uneven batches (bench/short.sh).
 
 --threads N: one process with N intra-op threads (OpenMP and OpenBLAS). --ddp N: DistributedDataParallel
 over N processes of one thread each (gloo, 127.0.0.1 only); each takes a contiguous share of the global
@@ -42,6 +43,7 @@ def parse_args():
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--packed", action="store_true", help="run the recurrent layer on a PackedSequence")
     layout = p.add_mutually_exclusive_group()
     layout.add_argument("--threads", type=int, default=1)
     layout.add_argument("--ddp", type=int, default=0, metavar="N")
@@ -109,9 +111,14 @@ class Classifier(nn.Module):
         self.embedding = nn.Embedding(args.vocab, args.embed)
         self.rnn = (nn.LSTM if args.cell == "lstm" else nn.GRU)(args.embed, args.hidden)
         self.output = nn.Linear(args.hidden, 1)
+        self.packed = args.packed
 
     def forward(self, ids, lengths):
-        out, _ = self.rnn(self.embedding(ids))  # (T, B, H)
+        if self.packed:  # an empty review is packed as one step, which the mask below then hides
+            packed = nn.utils.rnn.pack_padded_sequence(self.embedding(ids), lengths.clamp(min=1), enforce_sorted=False)
+            out, _ = nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], total_length=ids.shape[0])
+        else:
+            out, _ = self.rnn(self.embedding(ids))  # (T, B, H)
         valid = (torch.arange(ids.shape[0])[:, None] < lengths[None, :])[:, :, None]
         pooled = out.masked_fill(~valid, float("-inf")).max(dim=0).values
         # An empty review pools to zeros, as in reel, instead of -inf.

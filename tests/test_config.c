@@ -18,11 +18,11 @@
 #include "reel/config.h"
 
 /* Keys of the default configuration (model type bow, objective classify): the 45 general keys, bow's 5
- * and classify's 4. --help-config lists the general keys, then each model's and objective's own: the
- * recurrent classifiers share 10, the language model has 10, classify 4 and next_token 6. */
+ * and classify's 5. --help-config lists the general keys, then each model's and objective's own: the
+ * recurrent classifiers share 10, the language model has 10, classify 5 and next_token 6. */
 #define NUM_GENERAL_KEYS 45
-#define NUM_KEYS (NUM_GENERAL_KEYS + 5 + 4)
-#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10 + 10 + 4 + 6)
+#define NUM_KEYS (NUM_GENERAL_KEYS + 5 + 5)
+#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10 + 10 + 5 + 6)
 
 /* Fields of the composed schema by name ("model.hidden_dim" lives in the bow model's options). */
 static void *field(const reel_config *cfg, const char *name) {
@@ -534,6 +534,7 @@ static const field_case classify_cases[] = {
     FIELD("objective.adversarial_epsilon", 'd', "0.25"),
     FIELD("objective.class_weights", 's', "1,2.5"),
     FIELD("objective.oversample", 'b', "true"),
+    FIELD("objective.length_buckets", 'z', "8"),
 };
 
 static const field_case recurrent_cases[] = {

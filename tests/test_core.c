@@ -51,6 +51,11 @@ static void test_shuffle(void **state) {
     assert_true(fixed_points < 10); /* a real shuffle has about one fixed point */
 }
 
+static int compare_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
 static void test_rank_share_covers_batch(void **state) {
     (void)state;
     for (size_t total = 0; total < 30; total++)
@@ -67,6 +72,66 @@ static void test_rank_share_covers_batch(void **state) {
             assert_int_equal(next, total);
             assert_true(largest - smallest <= 1);
         }
+}
+
+/* Length buckets: a permutation of the epoch's order; pools of K batches whose batches span narrow
+ * length ranges (every batch of a pool lies inside the pool's sorted run of its size); deterministic;
+ * the epoch's short last batch stays last; another epoch gives another order. */
+static void test_length_buckets(void **state) {
+    (void)state;
+    enum { DOCS = 1030, BATCH = 20, K = 8 };
+    uint64_t lengths[DOCS], order[DOCS], again[DOCS], other[DOCS], scratch[K * (BATCH + 1)];
+    for (size_t i = 0; i < DOCS; i++) {
+        uint32_t w[4];
+        reel_rng_block(w, 5, REEL_RNG_SYNTH, (uint32_t)i, 0, 0);
+        lengths[i] = 3 + w[0] % 200;
+    }
+    reel_shuffle(order, DOCS, 42, 3);
+    uint64_t shuffled[DOCS];
+    memcpy(shuffled, order, sizeof order);
+    memcpy(again, order, sizeof order);
+    reel_shuffle(other, DOCS, 42, 4);
+    reel_bucket_by_length(order, DOCS, lengths, BATCH, K, 42, 3, scratch);
+    reel_bucket_by_length(again, DOCS, lengths, BATCH, K, 42, 3, scratch);
+    reel_bucket_by_length(other, DOCS, lengths, BATCH, K, 42, 4, scratch);
+    assert_memory_equal(order, again, sizeof order);
+    assert_memory_not_equal(order, other, sizeof order);
+    /* each pool holds the same documents as before, and every batch is a run of the pool's sorted lengths */
+    uint64_t spread_sum = 0, batches = 0;
+    for (size_t start = 0; start < DOCS; start += K * BATCH) {
+        size_t count = DOCS - start < K * BATCH ? DOCS - start : K * BATCH;
+        uint64_t before[K * BATCH], after[K * BATCH], sorted_lengths[K * BATCH];
+        memcpy(before, shuffled + start, count * sizeof *before);
+        memcpy(after, order + start, count * sizeof *after);
+        qsort(before, count, sizeof *before, compare_u64);
+        qsort(after, count, sizeof *after, compare_u64);
+        assert_memory_equal(before, after, count * sizeof *before);
+        for (size_t i = 0; i < count; i++) sorted_lengths[i] = lengths[order[start + i]];
+        qsort(sorted_lengths, count, sizeof *sorted_lengths, compare_u64);
+        for (size_t first = 0; first < count; first += BATCH) {
+            size_t rows = count - first < BATCH ? count - first : BATCH;
+            uint64_t low = UINT64_MAX, high = 0;
+            for (size_t i = 0; i < rows; i++) {
+                uint64_t length = lengths[order[start + first + i]];
+                low = length < low ? length : low;
+                high = length > high ? length : high;
+            }
+            /* the batch's lengths are `rows` consecutive values of the pool's sorted lengths */
+            int found = 0;
+            for (size_t at = 0; at + rows <= count && !found; at++)
+                found = sorted_lengths[at] == low && sorted_lengths[at + rows - 1] == high;
+            assert_true(found);
+            spread_sum += high - low;
+            batches++;
+        }
+    }
+    /* random batches of 20 from 3..202 span about 180; sorted runs of a pool of 160, about 25 */
+    assert_true(spread_sum / batches < 40);
+    /* the short last batch (1030 = 51 * 20 + 10) is still the last 10 positions: the pool's longest 10 */
+    uint64_t last_pool_min_of_last = UINT64_MAX;
+    for (size_t i = DOCS - 10; i < DOCS; i++)
+        if (lengths[order[i]] < last_pool_min_of_last) last_pool_min_of_last = lengths[order[i]];
+    for (size_t i = 960; i < DOCS - 10; i++) assert_true(lengths[order[i]] <= last_pool_min_of_last);
 }
 
 static void make_store(reel_store *store, float value, float gradient) {
@@ -300,7 +365,8 @@ static void test_clip_and_schedule(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_philox_known_answers), cmocka_unit_test(test_shuffle),
-        cmocka_unit_test(test_rank_share_covers_batch), cmocka_unit_test(test_adam_matches_formula),
+        cmocka_unit_test(test_rank_share_covers_batch),
+        cmocka_unit_test(test_length_buckets), cmocka_unit_test(test_adam_matches_formula),
         cmocka_unit_test(test_sgd_momentum_matches_formula), cmocka_unit_test(test_clip_and_schedule),
         cmocka_unit_test(test_adam_per_tensor_rates), cmocka_unit_test(test_rmsprop_matches_formula),
     };

@@ -427,8 +427,15 @@ static void check_embedding_rows(int masked) {
     assert_true(c.rows.step_row[0 * 3 + 1] == REEL_NO_ROW && c.rows.step_row[3 * 3 + 2] == REEL_NO_ROW);
     assert_true(c.row_mask[3 * 3 + 2] == 0 && c.row_mask[2 * 3 + 2] == 1 && c.row_mask[0 * 3 + 1] == 0);
     /* the gradient of each row: the sum of its steps' r */
-    float drows[4 * 3 * 3], dweight[18] = {0};
-    reel_embedding_rows_sum_steps(&c.rows, drows, c.r, 3);
+    /* through the packed positions of the batch, as the recurrent model passes them */
+    size_t lengths[3] = {4, 0, 3};
+    reel_packing pk = {0};
+    reel_packing_build(&pk, lengths, 4, 3);
+    assert_int_equal(pk.N, 7);
+    float drows[4 * 3 * 3], dweight[18] = {0}, packed_r[7 * 3];
+    for (size_t q = 0; q < pk.N; q++) memcpy(packed_r + q * 3, c.r + pk.padded[q] * 3, 3 * sizeof(float));
+    reel_embedding_rows_sum_steps(&c.rows, drows, packed_r, 3, pk.padded, pk.N);
+    reel_packing_free(&pk);
     reel_embedding_rows_backward(&c.rows, dweight, drows, c.use_mask, 3);
     compare(masked ? "embedding rows weight, masked" : "embedding rows weight", c.weight, dweight, 18,
             embed_objective, &c);

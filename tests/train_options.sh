@@ -1,5 +1,5 @@
-# Training options for real-world data: early stopping, class imbalance (class weights, oversampling)
-# and RMSprop, each end to end: what it changes, that it does not depend on the number of ranks, that a
+# Training options for real-world data: early stopping, class imbalance (class weights, oversampling),
+# length buckets and RMSprop, each end to end: what it changes, that it does not depend on the number of ranks, that a
 # resumed run equals an uninterrupted one, and the errors of its bad values.
 source "$(dirname "$0")/lib.sh"
 
@@ -108,6 +108,25 @@ expect_fail "a weight that is not a number" "class_weights = '1,heavy': weight 2
 expect_fail "a zero weight" "class_weights = '0,1': weight 1 is '0', expected a positive number" \
   mpireel 1 train "$WORK/small.ini" --run-dir "$WORK/bad" --set objective.class_weights=0,1
 [ ! -e "$WORK/bad/ckpt_00000001.h5" ] && pass "a bad weight trains nothing" || fail "a bad weight trained anyway"
+
+# ---- length buckets ----
+# The small LSTM on whole documents (up to 60 tokens: uneven lengths), batches from pools of 4 sorted by
+# length: 1 rank equals 2 within rounding, a resumed run equals an uninterrupted one bit for bit, and
+# the batches differ from the plain shuffle's (so the run does too).
+write_small_lstm_config "$WORK/lstm.ini" "$WORK/data"
+lb=(--set data.seq_len=0 --set objective.length_buckets=4 --set train.max_steps=12)
+expect_ok "length buckets, 1 rank" mpireel 1 train "$WORK/lstm.ini" --run-dir "$WORK/lb1" "${lb[@]}"
+grep -q "length buckets: pools of 4 batches sorted by length" "$WORK/out.txt" && pass "the log names the buckets"   || fail "no length-bucket line in the log"
+expect_ok "length buckets, 2 ranks" mpireel 2 train "$WORK/lstm.ini" --run-dir "$WORK/lb2" "${lb[@]}"
+if "$CKPT_COMPARE" "$WORK/lb1/ckpt_00000012.h5" "$WORK/lb2/ckpt_00000012.h5" --tol 1e-4; then
+  pass "length buckets: 1 rank == 2 ranks"; else fail "length buckets: 1 rank and 2 ranks differ"; fi
+expect_ok "length buckets, to step 5" mpireel 2 train "$WORK/lstm.ini" --run-dir "$WORK/lb_split" "${lb[@]}" --set train.max_steps=5
+expect_ok "length buckets, resumed" mpireel 2 train "$WORK/lstm.ini" --run-dir "$WORK/lb_split" "${lb[@]}"
+if "$CKPT_COMPARE" "$WORK/lb2/ckpt_00000012.h5" "$WORK/lb_split/ckpt_00000012.h5" --exact; then
+  pass "length buckets: resume bit for bit"; else fail "length buckets: the resumed run differs"; fi
+expect_ok "no length buckets" mpireel 2 train "$WORK/lstm.ini" --run-dir "$WORK/lb0" "${lb[@]}" --set objective.length_buckets=0
+if ! "$CKPT_COMPARE" "$WORK/lb0/ckpt_00000012.h5" "$WORK/lb2/ckpt_00000012.h5" --tol 1e-4 >/dev/null 2>&1; then
+  pass "length buckets change the batches"; else fail "length buckets changed nothing"; fi
 
 # ---- RMSprop ----
 rms=(--set optimizer.type=rmsprop --set optimizer.lr=0.01 --set optimizer.centered=true

@@ -15,6 +15,16 @@
 #include "reel/model.h"
 #include "reel/tokfile.h"
 
+/* Length buckets: order (n) is an epoch's shuffled order of documents, cut into global batches of
+ * `batch`. Each pool of pool_batches consecutive batches is sorted by length (lengths[doc], stable in the
+ * shuffled order) and cut into batches of similar lengths; the order of the pool's batches is shuffled
+ * (the epoch's last batch, when shorter, stays last, so every other batch keeps `batch` documents), and
+ * so are the documents inside each batch, so that no rank's contiguous share always gets a batch's
+ * shortest. A function of (seed, epoch, lengths) alone: the same on any number of ranks, and the same
+ * when an epoch is resumed. scratch: pool_batches * (batch + 1) values. */
+void reel_bucket_by_length(uint64_t *order, uint64_t n, const uint64_t *lengths, size_t batch, size_t pool_batches,
+                           uint64_t seed, uint64_t epoch, uint64_t *scratch);
+
 /* This rank's rows [*begin, *begin + *count) of a global batch of total rows: the first total % size ranks
  * take one row more than the others. A rank may get 0 rows; it still joins every collective. */
 void reel_rank_share(size_t total, int rank, int size, size_t *begin, size_t *count);

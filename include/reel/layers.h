@@ -62,10 +62,13 @@ void reel_embedding_rows_forward(reel_embedding_rows *rows, float *out, uint8_t 
 void reel_embedding_rows_backward(const reel_embedding_rows *rows, float *dweight, const float *dout,
                                   const float *mask, size_t E);
 /* For a caller that computed something per row (X values each, e.g. the rows' input projection):
- * to_steps copies row values (U, X) to every valid step of steps (T, B, X), leaving padded steps alone;
- * sum_steps is its gradient: row values (U, X) = the sum over each row's steps of steps (T, B, X). */
-void reel_embedding_rows_to_steps(const reel_embedding_rows *rows, float *steps, const float *row_values, size_t X);
-void reel_embedding_rows_sum_steps(const reel_embedding_rows *rows, float *row_values, const float *steps, size_t X);
+ * to_steps copies row values (U, X) to steps (count, X), whose row q is the padded position positions[q]
+ * (a valid step: for example the packed positions of a reel_packing); sum_steps is its gradient: row
+ * values (U, X) = the sum over each row's positions of steps (count, X). */
+void reel_embedding_rows_to_steps(const reel_embedding_rows *rows, float *steps, const float *row_values, size_t X,
+                                  const size_t *positions, size_t count);
+void reel_embedding_rows_sum_steps(const reel_embedding_rows *rows, float *row_values, const float *steps, size_t X,
+                                   const size_t *positions, size_t count);
 
 /* ---- linear.c: out = inp . weight^T + bias (OpenBLAS sgemm) ---- */
 /* out (B, OC), inp (B, C), weight (OC, C), bias (OC) or NULL */
@@ -188,16 +191,48 @@ void reel_pool_backward(reel_pool_mode mode, float *dseq, const float *dout, con
 typedef enum reel_cell { REEL_CELL_RNN = 0, REEL_CELL_GRU = 1, REEL_CELL_LSTM = 2 } reel_cell;
 size_t reel_cell_gates(reel_cell cell);
 
+/* Packed sequences. Padding every sequence of a batch to the longest and computing every row at every
+ * step wastes most of the work on short, uneven texts, so the layer orders the batch's sequences by
+ * length, longest first (ties in batch order): at step t the sequences still inside their document are
+ * the first n[t] of that order, and every per-position buffer of the cache is packed, step t's n[t] rows
+ * one after another (the layout of PyTorch's PackedSequence). The caller's tensors stay padded: the input
+ * is gathered into the packed order and the output scattered back. When every sequence is T long the
+ * two layouts are the same and nothing is copied. */
+typedef struct reel_packing {
+    size_t T, B, N;   /* steps, sequences, real positions (the sum of the lengths, each at most T) */
+    size_t *order;    /* (B) the batch row of the i-th longest sequence */
+    size_t *length;   /* (B) its length (at most T) */
+    size_t *active;   /* (T) n[t]: sequences still inside their document at step t */
+    size_t *offset;   /* (T + 1) packed position of step t's first row; offset[T] = N */
+    size_t *padded;   /* (N) the padded position t * B + order[i] of packed position offset[t] + i */
+    int identity;     /* every sequence is T long: packed positions are the padded ones */
+    size_t capacity_T, capacity_B, capacity_N;
+} reel_packing;
+
+/* Orders the sequences of lengths (B) for T steps (lengths above T count as T). */
+void reel_packing_build(reel_packing *pk, const size_t *lengths, size_t T, size_t B);
+void reel_packing_free(reel_packing *pk);
+
 typedef struct reel_recurrent_cache {
     reel_cell cell;
     size_t rows, B, H;   /* capacity: T * B <= rows, B <= B */
-    float *gates;        /* (T, B, G*H) activated gates, kept for backward */
-    float *hidden_part;  /* GRU: (T, B, H) h W_hn + b_hn */
-    float *cell_state;   /* LSTM: (T, B, H) c_t */
+    reel_packing pack;   /* of the batch of the last forward (reel_recurrent_pack) */
+    /* per real position, packed (N <= rows): */
+    float *gates;        /* (N, G*H) activated gates, kept for backward */
+    float *hidden_part;  /* GRU: (N, H) h W_hn + b_hn */
+    float *cell_state;   /* LSTM: (N, H) c_t */
+    float *h;            /* (N, H) outputs (unused when the packing is the identity: out is written directly) */
+    float *h_prev;       /* (N, H) the state each position's step started from: its recurrent input */
+    float *x, *dx;       /* (N, C) the input and its gradient (reel_recurrent_forward/backward; not identity) */
+    size_t x_width;      /* C of x and dx */
+    float *dgates_x;     /* (N, G*H) gradient of the input pre-activations (allocated by backward) */
+    float *dgates_h;     /* (N, G*H) of the recurrent ones (GRU; the same buffer as dgates_x otherwise) */
+    /* per sequence, in the packed order: */
     float *step;         /* (B, G*H) GRU: recurrent pre-activations of one step; LSTM/RNN: summed biases */
-    float *dgates_x;     /* (T, B, G*H) gradient of the input pre-activations (allocated by backward) */
-    float *dgates_h;     /* (T, B, G*H) of the recurrent ones (GRU; the same buffer as dgates_x otherwise) */
     float *dh, *dh_prev, *dc, *dc_prev, *zeros; /* (B, H) each */
+    float *h0_packed, *c0_packed; /* (B, H) h0 and c0 in the packed order */
+    float *c_last;       /* LSTM: (B, H), in batch order: each sequence's cell state after its last step in
+                          * processing order (the initial one when it has no step), as out[T-1] is for h */
     /* The state before the first step in processing order, set by the caller before a forward: (B, H)
      * each, NULL for zeros (c0: LSTM only). Truncated backpropagation through time: backward uses h0 for
      * the gradient of w_hh but sends no gradient into it. */
@@ -223,10 +258,13 @@ void reel_recurrent_backward(reel_recurrent_cache *cache, float *dinp, float *dw
 
 /* The two halves, for a caller that computes the input projection itself (the recurrent model does, for
  * its first layer, once per distinct token instead of once per position).
+ * pack: orders the batch (cache->pack) before the caller fills cache->gates.
  * bias (G*H) = the bias that belongs in the input projection: b_ih + b_hh for LSTM and RNN, b_ih for GRU.
- * forward_steps: cache->gates (T*B, G*H) must hold inp . w_ih^T + that bias on entry; runs the steps.
- * backward_steps: dw_hh, db_ih, db_hh +=, and leaves in cache->dgates_x (T*B, G*H) the gradient of the
- * input pre-activations (zero at padded steps), from which dinp = dgates_x . w_ih, dw_ih = dgates_x^T . inp. */
+ * forward_steps: cache->gates (N, G*H) must hold, at packed position q, inp[pack.padded[q]] . w_ih^T + that
+ * bias on entry; runs the steps.
+ * backward_steps: dw_hh, db_ih, db_hh +=, and leaves in cache->dgates_x (N, G*H) the gradient of the
+ * input pre-activations at each packed position, from which dinp = dgates_x . w_ih, dw_ih = dgates_x^T . inp. */
+void reel_recurrent_pack(reel_recurrent_cache *cache, const size_t *lengths, size_t T, size_t B);
 void reel_recurrent_input_bias(float *bias, reel_cell cell, const float *b_ih, const float *b_hh, size_t H);
 void reel_recurrent_forward_steps(reel_recurrent_cache *cache, float *out, const size_t *lengths, const float *w_hh,
                                   const float *b_hh, size_t T, size_t B, size_t H, int reverse);

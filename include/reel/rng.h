@@ -23,6 +23,7 @@ typedef enum reel_rng_purpose {
     REEL_RNG_SAMPLED = 10,       /* sampled-softmax candidates: a = epoch, b = step, c = draw block */
     REEL_RNG_GENERATE = 11,      /* generation: a = sample, b = position, c = 0 */
     REEL_RNG_OVERSAMPLE = 12,    /* oversampling a class: a = epoch, b = class, c = position */
+    REEL_RNG_BUCKETS = 13,       /* length buckets: a = epoch, b = 2 pool or 2 batch + 1, c = position */
 } reel_rng_purpose;
 
 /* Four independent 32-bit words for counter (purpose, a, b, c) under seed. */

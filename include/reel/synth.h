@@ -16,6 +16,10 @@
  * on word counts reaches 91.7% on 5000 test reviews after training on 20000). So a working model is
  * clearly visible, and 100% would reveal a bug such as leaked labels.
  *
+ * Short texts (REEL_SYNTH_SHORT, `reel synth --short`): the same language in 2 to 55 words (log-normal,
+ * median 7; about 10 tokens on average, 3 to 60 with punctuation) with sentiment words twice as often
+ * (0.24 per word), like tweets or one-line reviews: the workload of packed sequences (bench/short.sh).
+ *
  * Determinism: document i of a stream depends only on (seed, stream, i) through Philox4x32-10 keyed
  * by the seed, so asking for more documents never changes the earlier ones, and train (stream 0) and
  * test (stream 1) documents are independent draws.
@@ -31,6 +35,7 @@
 #define REEL_SYNTH_NOISE 1.25
 
 enum { REEL_SYNTH_TRAIN = 0, REEL_SYNTH_TEST = 1 };
+typedef enum reel_synth_kind { REEL_SYNTH_REVIEWS = 0, REEL_SYNTH_SHORT = 1 } reel_synth_kind;
 
 typedef struct reel_synth_doc {
     char *text; /* NUL-terminated, no TAB or LF; buffer reused between calls */
@@ -41,12 +46,12 @@ typedef struct reel_synth_doc {
 } reel_synth_doc;
 
 /* Generates document `index` of `stream` into doc (zero-initialise doc before the first call). */
-void reel_synth_generate(uint64_t seed, uint32_t stream, uint64_t index, reel_synth_doc *doc);
+void reel_synth_generate(uint64_t seed, uint32_t stream, uint64_t index, reel_synth_kind kind, reel_synth_doc *doc);
 void reel_synth_doc_free(reel_synth_doc *doc);
 
 /* Writes documents 0..docs-1 of stream as TSV with the header "label<TAB>text" and labels neg/pos,
  * through a temporary file renamed into place. *positive (if not NULL) receives the number of pos rows. */
-int reel_synth_write_tsv(const char *path, uint64_t seed, uint32_t stream, uint64_t docs, uint64_t *positive,
-                         reel_error *err);
+int reel_synth_write_tsv(const char *path, uint64_t seed, uint32_t stream, reel_synth_kind kind, uint64_t docs,
+                         uint64_t *positive, reel_error *err);
 
 #endif

@@ -12,7 +12,7 @@
 #include "reel/synth.h"
 
 static void synth_usage(FILE *out) {
-    fputs("usage: reel synth [--docs N] [--test-docs M] [--seed S] OUT.tsv [OUT_TEST.tsv]\n"
+    fputs("usage: reel synth [--docs N] [--test-docs M] [--seed S] [--short] OUT.tsv [OUT_TEST.tsv]\n"
           "\n"
           "Writes a synthetic movie-review corpus as TSV (header 'label<TAB>text', labels neg/pos) for demos\n"
           "and tests; feed it to 'reel prep OUT.tsv OUTDIR --test OUT_TEST.tsv'. Reviews are 30-200 words of\n"
@@ -26,6 +26,8 @@ static void synth_usage(FILE *out) {
           "  --test-docs M   test documents written to OUT_TEST.tsv, if that file is given (default: 5000)\n"
           "  --seed S        seed (default: 42). Document i depends only on the seed and i, so a larger\n"
           "                  --docs keeps the first documents unchanged; test documents are a separate draw.\n"
+          "  --short         short texts instead: 2-55 words (median 7; about 10 tokens on average), with\n"
+          "                  sentiment words twice as often, like tweets or one-line reviews\n"
           "  -h, --help      show this help\n"
           "\n"
           "Each file is written under a temporary name and renamed into place. Runs on one process (under\n"
@@ -47,15 +49,17 @@ static int parse_count(const char *option, const char *text, uint64_t *out) {
 }
 
 static int synth_main(int argc, char **argv) {
-    enum { O_DOCS = 256, O_TEST_DOCS, O_SEED };
+    enum { O_DOCS = 256, O_TEST_DOCS, O_SEED, O_SHORT };
     static const struct option long_options[] = {
         {"docs", required_argument, NULL, O_DOCS},
         {"test-docs", required_argument, NULL, O_TEST_DOCS},
         {"seed", required_argument, NULL, O_SEED},
+        {"short", no_argument, NULL, O_SHORT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     uint64_t docs = 20000, test_docs = 5000, seed = 42;
+    reel_synth_kind kind = REEL_SYNTH_REVIEWS;
     optind = 1;
     opterr = 0;
     for (;;) {
@@ -72,6 +76,7 @@ static int synth_main(int argc, char **argv) {
         case O_SEED:
             if (parse_count("--seed", optarg, &seed) != 0) return 2;
             break;
+        case O_SHORT: kind = REEL_SYNTH_SHORT; break;
         case ':':
             fprintf(stderr, "reel synth: error: option '%s' needs a value\n", argv[optind - 1]);
             return 2;
@@ -83,7 +88,7 @@ static int synth_main(int argc, char **argv) {
     int files = argc - optind;
     if (files < 1 || files > 2) {
         fprintf(stderr, "reel synth: error: expected OUT.tsv and optionally OUT_TEST.tsv, got %d argument(s)\n"
-                        "usage: reel synth [--docs N] [--test-docs M] [--seed S] OUT.tsv [OUT_TEST.tsv]\n",
+                        "usage: reel synth [--docs N] [--test-docs M] [--seed S] [--short] OUT.tsv [OUT_TEST.tsv]\n",
                 files);
         return 2;
     }
@@ -92,7 +97,7 @@ static int synth_main(int argc, char **argv) {
     for (int s = 0; s < files; s++) {
         reel_error err = {""};
         uint64_t positive = 0;
-        if (reel_synth_write_tsv(paths[s], seed, s == 0 ? REEL_SYNTH_TRAIN : REEL_SYNTH_TEST, counts[s], &positive,
+        if (reel_synth_write_tsv(paths[s], seed, s == 0 ? REEL_SYNTH_TRAIN : REEL_SYNTH_TEST, kind, counts[s], &positive,
                                  &err) != 0) {
             fprintf(stderr, "reel synth: error: %s\n", err.message);
             return 1;

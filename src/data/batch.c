@@ -1,5 +1,6 @@
 #include "reel/data.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,4 +98,49 @@ void reel_batch_buffer_free(reel_batch_buffer *buf) {
     free(buf->labels);
     free(buf->sample_index);
     memset(buf, 0, sizeof *buf);
+}
+
+/* Fisher-Yates over items[0..n), keyed by (seed, REEL_RNG_BUCKETS, epoch, stream, position) */
+static void keyed_shuffle(uint64_t *items, uint64_t n, uint64_t seed, uint64_t epoch, uint32_t stream) {
+    for (uint64_t i = n; i > 1; i--) {
+        uint32_t words[4];
+        reel_rng_block(words, seed, REEL_RNG_BUCKETS, (uint32_t)epoch, stream, (uint32_t)i);
+        uint64_t j = reel_rng_below(words[0], words[1], i), tmp = items[i - 1];
+        items[i - 1] = items[j];
+        items[j] = tmp;
+    }
+}
+
+static int by_key(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The shuffle of pool p's batches draws from stream 2p, the shuffle inside global batch g from 2g + 1. */
+void reel_bucket_by_length(uint64_t *order, uint64_t n, const uint64_t *lengths, size_t batch, size_t pool_batches,
+                           uint64_t seed, uint64_t epoch, uint64_t *scratch) {
+    if (pool_batches < 2 || batch == 0) return;
+    uint64_t pool_size = (uint64_t)pool_batches * batch, *sorted = scratch, *perm = scratch + pool_size;
+    REEL_CHECK(pool_size <= UINT32_MAX, NULL, "length buckets: a pool of %" PRIu64 " documents is too large", pool_size);
+    for (uint64_t start = 0, p = 0; start < n; start += pool_size, p++) {
+        uint64_t count = n - start < pool_size ? n - start : pool_size;
+        /* sort by (length, position in the shuffled order): keys length << 32 | position */
+        for (uint64_t i = 0; i < count; i++) {
+            uint64_t length = lengths[order[start + i]];
+            sorted[i] = (length < UINT32_MAX ? length : UINT32_MAX) << 32 | i;
+        }
+        qsort(sorted, count, sizeof *sorted, by_key);
+        for (uint64_t i = 0; i < count; i++) sorted[i] = order[start + (sorted[i] & 0xffffffffu)];
+        /* batch k of the pool is sorted[k * batch, (k + 1) * batch) */
+        uint64_t batches = (count + batch - 1) / batch, whole = count / batch;
+        for (uint64_t k = 0; k < batches; k++) perm[k] = k;
+        keyed_shuffle(perm, whole, seed, epoch, (uint32_t)(2 * p));
+        uint64_t at = start;
+        for (uint64_t k = 0; k < batches; k++) {
+            uint64_t first = perm[k] * batch, rows = count - first < batch ? count - first : batch;
+            memcpy(order + at, sorted + first, rows * sizeof *order);
+            keyed_shuffle(order + at, rows, seed, epoch, (uint32_t)(2 * (at / batch) + 1));
+            at += rows;
+        }
+    }
 }

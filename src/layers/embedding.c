@@ -66,18 +66,21 @@ void reel_embedding_rows_forward(reel_embedding_rows *rows, float *out, uint8_t 
     rows->steps = T * B;
 }
 
-void reel_embedding_rows_to_steps(const reel_embedding_rows *rows, float *steps, const float *row_values, size_t X) {
-    for (size_t step = 0; step < rows->steps; step++)
-        if (rows->step_row[step] != REEL_NO_ROW)
-            memcpy(steps + step * X, row_values + rows->step_row[step] * X, X * sizeof *steps);
+void reel_embedding_rows_to_steps(const reel_embedding_rows *rows, float *steps, const float *row_values, size_t X,
+                                  const size_t *positions, size_t count) {
+    for (size_t q = 0; q < count; q++) {
+        size_t row = rows->step_row[positions[q]];
+        REEL_CHECK(row != REEL_NO_ROW, NULL, "position %zu is padding", positions[q]);
+        memcpy(steps + q * X, row_values + row * X, X * sizeof *steps);
+    }
 }
 
-void reel_embedding_rows_sum_steps(const reel_embedding_rows *rows, float *row_values, const float *steps, size_t X) {
+void reel_embedding_rows_sum_steps(const reel_embedding_rows *rows, float *row_values, const float *steps, size_t X,
+                                   const size_t *positions, size_t count) {
     memset(row_values, 0, rows->count * X * sizeof *row_values);
-    for (size_t step = 0; step < rows->steps; step++) {
-        if (rows->step_row[step] == REEL_NO_ROW) continue;
-        float *target = row_values + rows->step_row[step] * X;
-        const float *source = steps + step * X;
+    for (size_t q = 0; q < count; q++) {
+        float *target = row_values + rows->step_row[positions[q]] * X;
+        const float *source = steps + q * X;
         for (size_t j = 0; j < X; j++) target[j] += source[j];
     }
 }

@@ -206,8 +206,8 @@ static void drop_words(rnn_stack *s, const reel_batch *batch, uint64_t seed) {
     }
 }
 
-/* First layer, one direction: projects the distinct rows, copies each projection to its positions (the
- * padded ones are left alone: the steps never read them) and runs the steps. */
+/* First layer, one direction: projects the distinct rows, copies each projection to its real positions
+ * (packed: the cache was packed for this batch by rnn_stack_forward) and runs the steps. */
 static void first_layer_forward(rnn_stack *s, const reel_store *p, rnn_layer *ls, size_t d, size_t T, size_t B) {
     size_t E = s->o.E, H = ls->H, GH = reel_cell_gates(s->o.cell) * H, U = s->rows.count;
     reel_recurrent_cache *cache = &ls->cache[d];
@@ -215,10 +215,11 @@ static void first_layer_forward(rnn_stack *s, const reel_store *p, rnn_layer *ls
     reel_recurrent_input_bias(bias, s->o.cell, reel_store_view(p, ls->b_ih[d]), reel_store_view(p, ls->b_hh[d]), H);
     /* projected (U, G*H) = embedded (U, E) . w_ih^T + bias */
     reel_linear_forward(s->projected, s->embedded, reel_store_view(p, ls->w_ih[d]), bias, U, E, GH);
-    reel_embedding_rows_to_steps(&s->rows, cache->gates, s->projected, GH);
-    /* gates (T*B, G*H) += delta_steps (T*B, E) . w_ih^T: the perturbation's share of the projection */
+    const reel_packing *pk = &cache->pack;
+    reel_embedding_rows_to_steps(&s->rows, cache->gates, s->projected, GH, pk->padded, pk->N);
+    /* gates (N, G*H) += delta_steps (N, E) . w_ih^T: the perturbation's share of the projection */
     if (s->perturbed)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(T * B), (int)GH, (int)E, 1.0f, s->delta_steps,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)pk->N, (int)GH, (int)E, 1.0f, s->delta_steps,
                     (int)E, reel_store_view(p, ls->w_ih[d]), (int)E, 1.0f, cache->gates, (int)GH);
     reel_recurrent_forward_steps(cache, ls->dir_out[d], s->lengths, effective_w_hh(s, p, ls, d),
                                  reel_store_view(p, ls->b_hh[d]), T, B, H, (int)d);
@@ -233,48 +234,47 @@ static void first_layer_backward(rnn_stack *s, const reel_store *p, float *d_row
                                   dout, ls->dir_out[d], s->lengths, effective_w_hh(s, p, ls, d), T, B, H, (int)d);
     /* the gradient of each distinct projection: the sum over its positions */
     float *d_projected = s->projected;
-    reel_embedding_rows_sum_steps(&s->rows, d_projected, cache->dgates_x, GH);
+    const reel_packing *pk = &cache->pack;
+    reel_embedding_rows_sum_steps(&s->rows, d_projected, cache->dgates_x, GH, pk->padded, pk->N);
     /* d_rows (U, E) += d_projected . w_ih; dw_ih (G*H, E) += d_projected^T . embedded */
     reel_linear_backward(d_rows, reel_store_grad_view(p, ls->w_ih[d]), NULL, d_projected, s->embedded,
                          reel_store_view(p, ls->w_ih[d]), U, E, GH);
-    /* dgates_x is 0 at padded steps, so these products over all T * B steps take nothing from them */
-    int steps = (int)(T * B);
-    /* dw_ih (G*H, E) += dgates_x^T (G*H, T*B) . delta_steps (T*B, E) */
+    /* the products over the real positions, packed */
+    int steps = (int)pk->N;
+    /* dw_ih (G*H, E) += dgates_x^T (G*H, N) . delta_steps (N, E) */
     if (s->perturbed)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)GH, (int)E, steps, 1.0f, cache->dgates_x, (int)GH,
                     s->delta_steps, (int)E, 1.0f, reel_store_grad_view(p, ls->w_ih[d]), (int)E);
-    /* d_input_steps (T*B, E) (=, then += for the second direction) dgates_x (T*B, G*H) . w_ih (G*H, E) */
+    /* d_input_steps (N, E) (=, then += for the second direction) dgates_x (N, G*H) . w_ih (G*H, E) */
     if (s->input_grad)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, steps, (int)E, (int)GH, 1.0f, cache->dgates_x, (int)GH,
                     reel_store_view(p, ls->w_ih[d]), (int)E, d == 0 ? 0.0f : 1.0f, s->d_input_steps, (int)E);
 }
 
-/* delta_steps (T, B, E) from the tokens' deltas (total tokens, E), through the input-dropout mask (B, E)
- * when there is one; 0 at padded steps. */
-static void deltas_to_steps(rnn_stack *s, const reel_batch *batch, const float *mask, size_t T, size_t B) {
+/* delta_steps (N, E) at the first layer's packed positions from the tokens' deltas (total tokens, E),
+ * through the input-dropout mask (B, E) when there is one. */
+static void deltas_to_steps(rnn_stack *s, const reel_batch *batch, const float *mask) {
     size_t E = s->o.E;
-    for (size_t t = 0; t < T; t++)
-        for (size_t b = 0; b < B; b++) {
-            float *row = s->delta_steps + (t * B + b) * E;
-            if (t >= s->lengths[b]) {
-                memset(row, 0, E * sizeof(float));
-                continue;
-            }
-            const float *delta = s->input_delta + (batch->offsets[b] + t) * E;
-            for (size_t e = 0; e < E; e++) row[e] = mask ? delta[e] * mask[b * E + e] : delta[e];
-        }
+    const reel_packing *pk = &s->layers[0].cache[0].pack;
+    for (size_t q = 0; q < pk->N; q++) {
+        size_t t = pk->padded[q] / pk->B, b = pk->padded[q] % pk->B;
+        float *row = s->delta_steps + q * E;
+        const float *delta = s->input_delta + (batch->offsets[b] + t) * E;
+        for (size_t e = 0; e < E; e++) row[e] = mask ? delta[e] * mask[b * E + e] : delta[e];
+    }
 }
 
-/* input_grad (total tokens, E) from d_input_steps (T, B, E): the gradient with respect to each token's
+/* input_grad (total tokens, E) from d_input_steps (N, E): the gradient with respect to each token's
  * delta, through the input-dropout mask. */
-static void steps_to_input_grad(rnn_stack *s, const reel_batch *batch, const float *mask, size_t B) {
+static void steps_to_input_grad(rnn_stack *s, const reel_batch *batch, const float *mask) {
     size_t E = s->o.E;
-    for (size_t b = 0; b < B; b++)
-        for (size_t t = 0; t < s->lengths[b]; t++) {
-            const float *step = s->d_input_steps + (t * B + b) * E;
-            float *out = s->input_grad + (batch->offsets[b] + t) * E;
-            for (size_t e = 0; e < E; e++) out[e] = mask ? step[e] * mask[b * E + e] : step[e];
-        }
+    const reel_packing *pk = &s->layers[0].cache[0].pack;
+    for (size_t q = 0; q < pk->N; q++) {
+        size_t t = pk->padded[q] / pk->B, b = pk->padded[q] % pk->B;
+        const float *step = s->d_input_steps + q * E;
+        float *out = s->input_grad + (batch->offsets[b] + t) * E;
+        for (size_t e = 0; e < E; e++) out[e] = mask ? step[e] * mask[b * E + e] : step[e];
+    }
 }
 
 /* The carried state of each sequence into the layers' initial states (cache h0/c0), or none. */
@@ -300,7 +300,8 @@ static void load_state(rnn_stack *s, const reel_batch *batch, size_t B) {
 }
 
 /* Each sequence's final state back into the batch's state buffer: the last step of the batch, which
- * holds it for shorter sequences too (they keep their state past their end). */
+ * holds it for shorter sequences too (they keep their state past their end), and the cell state the
+ * layer kept per sequence. */
 static void store_state(rnn_stack *s, const reel_batch *batch, size_t T, size_t B) {
     if (!batch->state) return;
     int lstm = s->o.cell == REEL_CELL_LSTM;
@@ -311,7 +312,7 @@ static void store_state(rnn_stack *s, const reel_batch *batch, size_t T, size_t 
         for (size_t b = 0; b < B; b++) {
             float *row = batch->state + b * width + offset;
             memcpy(row, ls->dir_out[0] + ((T - 1) * B + b) * H, H * sizeof(float));
-            if (lstm) memcpy(row + H, ls->cache[0].cell_state + ((T - 1) * B + b) * H, H * sizeof(float));
+            if (lstm) memcpy(row + H, ls->cache[0].c_last + b * H, H * sizeof(float));
         }
         offset += H * (lstm ? 2 : 1);
     }
@@ -341,8 +342,10 @@ void rnn_stack_forward(rnn_stack *s, const reel_store *p, const reel_store *st, 
     reel_embedding_rows_forward(&s->rows, s->embedded, s->row_mask, batch->ids, batch->offsets,
                                 reel_store_view(p, s->embedding), embed_dropping ? s->embed_mask : NULL, T, B, E);
     if (training && s->o.word_dropout > 0.0f) drop_words(s, batch, seed);
+    /* the first layer's order of the batch (packed sequences), before its input projection is placed */
+    for (size_t d = 0; d < s->o.dirs; d++) reel_recurrent_pack(&s->layers[0].cache[d], s->lengths, T, B);
     s->perturbed = s->input_delta != NULL;
-    if (s->perturbed) deltas_to_steps(s, batch, embed_dropping ? s->embed_mask : NULL, T, B);
+    if (s->perturbed) deltas_to_steps(s, batch, embed_dropping ? s->embed_mask : NULL);
     for (size_t l = 0; l < s->o.num_layers; l++) {
         rnn_layer *ls = &s->layers[l];
         size_t C = ls->C, H = ls->H, D = ls->D;
@@ -471,5 +474,5 @@ void rnn_stack_backward(rnn_stack *s, const reel_store *p, const reel_batch *bat
     int embed_dropping = training && s->o.input_dropout > 0.0f;
     reel_embedding_rows_backward(&s->rows, reel_store_grad_view(p, s->embedding), grad,
                                  embed_dropping ? s->embed_mask : NULL, E);
-    if (s->input_grad) steps_to_input_grad(s, batch, embed_dropping ? s->embed_mask : NULL, B);
+    if (s->input_grad) steps_to_input_grad(s, batch, embed_dropping ? s->embed_mask : NULL);
 }

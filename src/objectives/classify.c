@@ -16,7 +16,11 @@
  *     from the training split's class counts n_k.
  *   oversample: an epoch holds every class as often as the largest one: the documents of a smaller class
  *     are repeated (all of them as many whole times as fit, then a seeded random subset), and the whole
- *     list is shuffled. A function of (seed, epoch), so ranks agree and a resumed epoch is the same one. */
+ *     list is shuffled. A function of (seed, epoch), so ranks agree and a resumed epoch is the same one.
+ *
+ * Length buckets (length_buckets = K > 1, reel_bucket_by_length in reel/data.h), as the bucket iterators
+ * of the course's notebooks: batches of similar lengths (after seq_len or max_tokens), from pools of K
+ * batches of the epoch's order. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -33,6 +37,7 @@ typedef struct classify_options {
     double adversarial_epsilon; /* size of the perturbation relative to the document's embeddings */
     char class_weights[REEL_LIST_MAX]; /* "": none; "balanced"; or one weight per class */
     int oversample;             /* 1: every class as often as the largest in each epoch */
+    size_t length_buckets;      /* K > 1: batches of similar lengths from pools of K batches */
 } classify_options;
 
 static const reel_key classify_key_list[] = {
@@ -50,6 +55,10 @@ static const reel_key classify_key_list[] = {
     REEL_KEY_BOOL_OF(classify_options, "objective", "oversample", oversample, "false",
                      "each epoch repeats the documents of smaller classes so that every class is seen as often as the "
                      "largest (an epoch gets longer)"),
+    REEL_KEY_SIZE_OF(classify_options, "objective", "length_buckets", length_buckets, "0", 0, 0,
+                     "K > 1: each run of K global batches of the epoch's shuffled order is sorted by length and cut "
+                     "into K batches of similar lengths (then shuffled), so a batch of short documents pads little; "
+                     "0 or 1: off"),
 };
 static const reel_key_table classify_keys = {classify_key_list, sizeof classify_key_list / sizeof classify_key_list[0],
                                              sizeof(classify_options)};
@@ -85,6 +94,9 @@ typedef struct {
     uint64_t *class_count;
     uint64_t largest_class;
     uint64_t *pool;      /* (num_train) scratch: the epoch's repeated documents before the shuffle */
+    size_t length_buckets; /* pools of this many global batches sorted by length; 0: off */
+    uint64_t *doc_lengths; /* (training documents) length buckets: each one's length in a batch */
+    uint64_t *sort_keys; /* (length_buckets * batch + length_buckets) length buckets: scratch */
     size_t max_rows;     /* documents per rank in a step, at most */
     reel_batch_buffer buffer;
     float *dlogits;      /* (max_rows, K) */
@@ -161,6 +173,9 @@ static void classify_begin_epoch(reel_objective *obj, uint64_t epoch) {
     classify_impl *c = obj->impl;
     if (c->oversample) oversampled_order(c, obj->model->seed, epoch);
     else reel_shuffle(c->order, c->num_train, obj->model->seed, epoch);
+    if (c->length_buckets > 1)
+        reel_bucket_by_length(c->order, c->num_train, c->doc_lengths, c->cfg->train.batch_size, c->length_buckets,
+                              obj->model->seed, epoch, c->sort_keys);
 }
 
 /* Weighted loss of B rows: the sum of w_i l_i, with dlogits = factor * w_i / weight_total times each
@@ -456,6 +471,8 @@ static void classify_destroy(reel_objective *obj) {
     free(c->class_docs);
     free(c->class_count);
     free(c->pool);
+    free(c->sort_keys);
+    free(c->doc_lengths);
     free(c);
 }
 
@@ -572,6 +589,19 @@ static int classify_create(reel_objective **out, const reel_config *cfg, reel_mo
             return -1;
         }
         c->order = reel_malloc(c->num_train * sizeof *c->order);
+        if (o->length_buckets > 1) { /* a pool larger than the epoch is the epoch */
+            uint64_t batches = (c->num_train + cfg->train.batch_size - 1) / cfg->train.batch_size;
+            c->length_buckets = o->length_buckets < batches ? o->length_buckets : (size_t)batches;
+            c->sort_keys = reel_malloc(c->length_buckets * (cfg->train.batch_size + 1) * sizeof *c->sort_keys);
+            uint64_t docs = reel_tokfile_info(c->train)->num_docs;
+            size_t cap = cfg->data.seq_len ? cfg->data.seq_len : cfg->data.max_tokens;
+            c->doc_lengths = reel_malloc(docs * sizeof *c->doc_lengths);
+            for (uint64_t i = 0; i < docs; i++) {
+                c->doc_lengths[i] = reel_tokfile_doc_length(c->train, i);
+                if (cap && c->doc_lengths[i] > cap) c->doc_lengths[i] = cap;
+            }
+            reel_log("length buckets: pools of %zu batches sorted by length\n", c->length_buckets);
+        }
         obj->steps_per_epoch = (c->num_train + cfg->train.batch_size - 1) / cfg->train.batch_size;
         /* validation and test are optional: a corpus without them trains without evaluations */
         reel_tokfile *probe;

@@ -149,13 +149,23 @@ static void put_word(reel_synth_doc *doc, const char *word, int capitalise) {
     if (capitalise && doc->text[start] >= 'a' && doc->text[start] <= 'z') doc->text[start] -= 32;
 }
 
-void reel_synth_generate(uint64_t seed, uint32_t stream, uint64_t index, reel_synth_doc *doc) {
+/* Words of a short text: log-normal around 7 (a median of 7, a mean of about 9), from 2 to 55, so the
+ * tokens (punctuation included) run from 3 to about 60 with a mean of about 10, as tweets and one-line
+ * reviews do. */
+static uint32_t short_text_words(rng_t *r) {
+    double words = exp(log(7.0) + 0.7 * rng_gauss(r));
+    return words < 2.0 ? 2 : words > 55.0 ? 55 : (uint32_t)lround(words);
+}
+
+void reel_synth_generate(uint64_t seed, uint32_t stream, uint64_t index, reel_synth_kind kind, reel_synth_doc *doc) {
     build_invented();
     rng_t r;
     rng_init(&r, seed, stream, index);
     doc->length = 0;
     put(doc, "", 0);
-    uint32_t words = 30 + rng_below(&r, 171);
+    uint32_t words = kind == REEL_SYNTH_SHORT ? short_text_words(&r) : 30 + rng_below(&r, 171);
+    /* a short text has a few words to show its sentiment: sentiment words come twice as often */
+    double sentiment_rate = kind == REEL_SYNTH_SHORT ? 0.24 : 0.12;
     int lean = rng_below(&r, 2) ? 1 : -1;
     double score = 0.0;
     uint32_t written = 0, sentence_left = 0, previous = UINT32_MAX;
@@ -165,7 +175,7 @@ void reel_synth_generate(uint64_t seed, uint32_t stream, uint64_t index, reel_sy
             sentence_left = 5 + rng_below(&r, 10);
             capitalise = 1;
         }
-        if (rng_unit(&r) < 0.12) {
+        if (rng_unit(&r) < sentiment_rate) {
             int agree = rng_unit(&r) < 0.7;
             int polarity = agree ? lean : -lean;
             size_t w = rng_below(&r, polarity > 0 ? NUM_POSITIVE : NUM_NEGATIVE);
@@ -202,8 +212,8 @@ void reel_synth_doc_free(reel_synth_doc *doc) {
     memset(doc, 0, sizeof *doc);
 }
 
-int reel_synth_write_tsv(const char *path, uint64_t seed, uint32_t stream, uint64_t docs, uint64_t *positive,
-                         reel_error *err) {
+int reel_synth_write_tsv(const char *path, uint64_t seed, uint32_t stream, reel_synth_kind kind, uint64_t docs,
+                         uint64_t *positive, reel_error *err) {
     size_t n = strlen(path);
     char *tmp = reel_malloc(n + 5);
     memcpy(tmp, path, n);
@@ -218,7 +228,7 @@ int reel_synth_write_tsv(const char *path, uint64_t seed, uint32_t stream, uint6
     uint64_t pos = 0;
     int ok = fputs("label\ttext\n", fp) >= 0;
     for (uint64_t i = 0; ok && i < docs; i++) {
-        reel_synth_generate(seed, stream, i, &doc);
+        reel_synth_generate(seed, stream, i, kind, &doc);
         pos += (uint64_t)doc.label;
         ok = fputs(doc.label ? "pos\t" : "neg\t", fp) >= 0 && fwrite(doc.text, 1, doc.length, fp) == doc.length &&
              fputc('\n', fp) != EOF;
