@@ -36,6 +36,7 @@
 #   --all              --models lstm:500,gru:500,lstm:300
 #   --embed N --vocab N --window N --batch N     (defaults 300, 8000, 100, 200)
 #   --no-torch         reel only
+#   --precision P      reel's [train] precision: fp32 (default) or bf16
 #   --torch-packed     also PyTorch on a PackedSequence (its way to skip padding; bench/short.sh uses it)
 #   RESULTS_OUT=FILE   (environment) also write the raw result rows there
 # Run it after scripts/build, with nothing else running on the machine: the real settings take minutes.
@@ -43,7 +44,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/mpi-env
 
-steps=30 warmup=5 models=lstm:500 embed=300 vocab=8000 window=100 batch=200 torch=1 torch_packed=0 data=""
+steps=30 warmup=5 models=lstm:500 embed=300 vocab=8000 window=100 batch=200 torch=1 torch_packed=0 precision=fp32 data=""
 while [ $# -gt 0 ]; do
   case $1 in
     --steps) steps=$2; shift 2 ;;
@@ -56,6 +57,7 @@ while [ $# -gt 0 ]; do
     --batch) batch=$2; shift 2 ;;
     --no-torch) torch=0; shift ;;
     --torch-packed) torch_packed=1; shift ;;
+    --precision) precision=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "bench/lstm.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) data=$1; shift ;;
@@ -134,6 +136,7 @@ epochs = 1
 max_steps = $((warmup + steps))
 batch_size = $batch
 log_every = 1
+precision = $precision
 seed = 42
 [checkpoint]
 keep_last = 1
@@ -141,7 +144,7 @@ keep_best = false
 INI
   echo "reel $cell $hidden: $label" >&2
   # Each rank runs under GNU time, which writes its peak RSS (kB) to NAME.rss.RANK.
-  if ! OPENBLAS_NUM_THREADS=$threads mpirun -np "$ranks" --bind-to none -x OPENBLAS_NUM_THREADS \
+  if ! OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads mpirun -np "$ranks" --bind-to none -x OPENBLAS_NUM_THREADS -x OMP_NUM_THREADS \
       sh -c 'exec /usr/bin/time -f %M -o "$0.$OMPI_COMM_WORLD_RANK" "$@"' "$work/$name.rss" \
       "$REEL" train "$cfg" --no-resume --run-dir "$work/$name" >"$work/$name.log" 2>&1; then
     echo "bench/lstm.sh: reel failed; the end of its log:" >&2; tail -5 "$work/$name.log" >&2

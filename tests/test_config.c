@@ -17,10 +17,10 @@
 
 #include "reel/config.h"
 
-/* Keys of the default configuration (model type bow, objective classify): the 45 general keys, bow's 5
+/* Keys of the default configuration (model type bow, objective classify): the 46 general keys, bow's 5
  * and classify's 5. --help-config lists the general keys, then each model's and objective's own: the
  * recurrent classifiers share 10, the language model has 10, classify 5 and next_token 6. */
-#define NUM_GENERAL_KEYS 45
+#define NUM_GENERAL_KEYS 46
 #define NUM_KEYS (NUM_GENERAL_KEYS + 5 + 5)
 #define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10 + 10 + 5 + 6)
 
@@ -513,6 +513,7 @@ static const field_case general_cases[] = {
     FIELD("train.early_stopping_patience", 'z', "4"),
     FIELD("train.bucket_mb", 'd', "12.5"),
     FIELD("train.exchange_embedding", 's', "sparse"),
+    FIELD("train.precision", 's', "bf16"),
     FIELD("train.run_dir", 's', "runs/other"),
     FIELD("checkpoint.every_steps", 'z', "500"),
     FIELD("checkpoint.keep_last", 'z', "9"),

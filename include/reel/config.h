@@ -132,6 +132,7 @@ typedef struct reel_config {
         size_t early_stopping_patience; /* evaluations without improvement that end the run; 0: never */
         double bucket_mb;  /* gradient buckets all-reduced during the backward; 0: one exchange after it */
         char exchange_embedding[REEL_NAME_MAX]; /* "auto", "dense" or "sparse" (reel/exchange.h) */
+        char precision[REEL_NAME_MAX]; /* "fp32", "bf16" or "auto" (reel/gemm.h) */
         char run_dir[REEL_PATH_MAX];
     } train;
     struct {

@@ -36,6 +36,7 @@ static const char *const optimizer_types[] = {"adam", "sgd", "rmsprop", NULL};
 static const char *const schedules[] = {"constant", "cosine", "linear", "step", "slanted_triangular", NULL};
 static const char *const unfreeze_units[] = {"epochs", "steps", NULL};
 static const char *const embedding_exchanges[] = {"auto", "dense", "sparse", NULL};
+static const char *const precisions[] = {"fp32", "bf16", "auto", NULL};
 
 /* Sections in the order of the resolved INI and of --help-config. */
 static const char *const sections[] = {"data", "model", "objective", "optimizer", "train", "checkpoint"};
@@ -124,6 +125,10 @@ static const reel_key general_keys[] = {
     KEY_CHOICE("train", "exchange_embedding", train.exchange_embedding, "auto", embedding_exchanges,
                "the embedding's gradient: auto sends only the rows a step touched when that moves fewer bytes than "
                "the whole table, decided each step; dense or sparse force one way"),
+    KEY_CHOICE("train", "precision", train.precision, "fp32", precisions,
+               "matrix products: fp32 (OpenBLAS), bf16 (oneDNN, operands rounded to bfloat16 and fp32 accumulation; "
+               "parameters, optimizer state and exchange stay fp32; needs a CPU with AVX512_BF16 or AMX) or auto "
+               "(bf16 where the CPU has it, else fp32)"),
     KEY_STRING("train", "run_dir", train.run_dir, "runs/default", "directory for checkpoints, metrics and logs"),
 
     KEY_SIZE("checkpoint", "every_steps", checkpoint.every_steps, "0", 0, 0,

@@ -1,4 +1,4 @@
-#include <cblas.h>
+#include "reel/gemm.h"
 
 #include "reel/layers.h"
 
@@ -8,19 +8,16 @@ void reel_linear_forward(float *out, const float *inp, const float *weight, cons
     /* Start from the bias broadcast over rows so one sgemm with beta = 1 adds the product. */
     for (size_t b = 0; b < B; b++)
         for (size_t o = 0; o < OC; o++) out[b * OC + o] = bias ? bias[o] : 0.0f;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)OC, (int)C, 1.0f, inp, (int)C, weight, (int)C,
-                1.0f, out, (int)OC);
+    reel_gemm(0, 1, B, OC, C, 1.0f, inp, C, weight, C, 1.0f, out, OC);
 }
 
 void reel_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                           const float *weight, size_t B, size_t C, size_t OC) {
     if (B == 0) return;
     if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)C, (int)OC, 1.0f, dout, (int)OC, weight,
-                    (int)C, 1.0f, dinp, (int)C);
+        reel_gemm(0, 0, B, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
     if (dweight)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)OC, (int)C, (int)B, 1.0f, dout, (int)OC, inp,
-                    (int)C, 1.0f, dweight, (int)C);
+        reel_gemm(1, 0, OC, C, B, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
     if (dbias)
         for (size_t b = 0; b < B; b++)
             for (size_t o = 0; o < OC; o++) dbias[o] += dout[b * OC + o];

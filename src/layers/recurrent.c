@@ -5,13 +5,13 @@
  * only propagates dh through W_hh; the weight gradients are single products over all real positions once
  * the loop is done. The caller's tensors stay padded (T, B, .); past its end a sequence keeps its state
  * there, as layers.h describes. */
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "reel/check.h"
 #include "reel/exchange.h"
+#include "reel/gemm.h"
 #include "reel/layers.h"
 
 #include "cells.h"
@@ -220,8 +220,7 @@ void reel_recurrent_forward_steps(reel_recurrent_cache *cache, float *out, const
         if (!fused) /* step (n, G*H) = h_prev . w_hh^T + b_hh */
             reel_linear_forward(cache->step, h_prev, w_hh, b_hh, n, H, GH);
         else if (stateful) /* step_gates (rows, G*H) += h_prev (rows, H) . w_hh^T; a zero state adds nothing */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)stateful, (int)GH, (int)H, 1.0f, h_prev, (int)H,
-                        w_hh, (int)H, 1.0f, step_gates, (int)GH);
+            reel_gemm(0, 1, stateful, GH, H, 1.0f, h_prev, H, w_hh, H, 1.0f, step_gates, GH);
         for (size_t i = 0; i < n; i++) {
             size_t q = here + i;
             float *g = step_gates + i * GH, *hq = h + q * H;

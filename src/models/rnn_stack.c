@@ -9,9 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
-
 #include "reel/exchange.h"
+#include "reel/gemm.h"
 #include "reel/rng.h"
 
 /* Dropout stream ids beyond the layers' own (layer l's output mask is keyed by l + 1). */
@@ -219,8 +218,7 @@ static void first_layer_forward(rnn_stack *s, const reel_store *p, rnn_layer *ls
     reel_embedding_rows_to_steps(&s->rows, cache->gates, s->projected, GH, pk->padded, pk->N);
     /* gates (N, G*H) += delta_steps (N, E) . w_ih^T: the perturbation's share of the projection */
     if (s->perturbed)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)pk->N, (int)GH, (int)E, 1.0f, s->delta_steps,
-                    (int)E, reel_store_view(p, ls->w_ih[d]), (int)E, 1.0f, cache->gates, (int)GH);
+        reel_gemm(0, 1, pk->N, GH, E, 1.0f, s->delta_steps, E, reel_store_view(p, ls->w_ih[d]), E, 1.0f, cache->gates, GH);
     reel_recurrent_forward_steps(cache, ls->dir_out[d], s->lengths, effective_w_hh(s, p, ls, d),
                                  reel_store_view(p, ls->b_hh[d]), T, B, H, (int)d);
 }
@@ -240,15 +238,15 @@ static void first_layer_backward(rnn_stack *s, const reel_store *p, float *d_row
     reel_linear_backward(d_rows, reel_store_grad_view(p, ls->w_ih[d]), NULL, d_projected, s->embedded,
                          reel_store_view(p, ls->w_ih[d]), U, E, GH);
     /* the products over the real positions, packed */
-    int steps = (int)pk->N;
+    size_t steps = pk->N;
     /* dw_ih (G*H, E) += dgates_x^T (G*H, N) . delta_steps (N, E) */
     if (s->perturbed)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)GH, (int)E, steps, 1.0f, cache->dgates_x, (int)GH,
-                    s->delta_steps, (int)E, 1.0f, reel_store_grad_view(p, ls->w_ih[d]), (int)E);
+        reel_gemm(1, 0, GH, E, steps, 1.0f, cache->dgates_x, GH, s->delta_steps, E, 1.0f,
+                  reel_store_grad_view(p, ls->w_ih[d]), E);
     /* d_input_steps (N, E) (=, then += for the second direction) dgates_x (N, G*H) . w_ih (G*H, E) */
     if (s->input_grad)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, steps, (int)E, (int)GH, 1.0f, cache->dgates_x, (int)GH,
-                    reel_store_view(p, ls->w_ih[d]), (int)E, d == 0 ? 0.0f : 1.0f, s->d_input_steps, (int)E);
+        reel_gemm(0, 0, steps, E, GH, 1.0f, cache->dgates_x, GH, reel_store_view(p, ls->w_ih[d]), E, d == 0 ? 0.0f : 1.0f,
+                  s->d_input_steps, E);
 }
 
 /* delta_steps (N, E) at the first layer's packed positions from the tokens' deltas (total tokens, E),

@@ -1,5 +1,6 @@
 reel_unit_test(gradcheck)
 reel_unit_test(core)
+reel_unit_test(gemm)
 reel_unit_test(checkpoint)
 
 # Test helper programs used by the shell tests.
@@ -18,6 +19,7 @@ list(APPEND REEL_TEST_ENV "DUMP_BATCH=$<TARGET_FILE:dump_batch>")
 reel_script_test(train_multiclass cli)
 reel_unit_test(lm)
 reel_script_test(train_lm mpi)
+reel_script_test(bf16 mpi)
 reel_script_test(generate cli)
 reel_script_test(transfer mpi)
 reel_script_test(vectors cli)

@@ -1,0 +1,53 @@
+# [train] precision: the refusal on a CPU without native bf16 (forced with REEL_NO_BF16=1), auto's fallback,
+# and, where the CPU has bf16, a bf16 run: it trains (its losses follow the fp32 run's), it really is
+# another computation (its parameters differ from fp32's), it resumes bit for bit, and its checkpoints
+# are fp32 files that `reel eval` (fp32) reads.
+source "$(dirname "$0")/lib.sh"
+
+make_small_data "$WORK/data" 2500
+write_small_lstm_config "$WORK/lstm.ini" "$WORK/data"
+steps=(--set train.max_steps=16)
+
+REEL_NO_BF16=1 expect_fail "bf16 asked on a CPU without it" \
+  "\[train\] precision = bf16, but this CPU \(bf16 turned off by REEL_NO_BF16\) has no native bf16 matrix products" \
+  mpireel 2 train "$WORK/lstm.ini" --run-dir "$WORK/refused" "${steps[@]}" --set train.precision=bf16
+grep -q "hint: set \[train\] precision = fp32, or auto" "$WORK/err.txt" && pass "the refusal says what to set" \
+  || fail "the refusal has no hint"
+[ ! -e "$WORK/refused/ckpt_00000016.h5" ] && pass "the refused run saved nothing" || fail "the refused run trained"
+REEL_NO_BF16=1 expect_ok "auto without bf16" mpireel 2 train "$WORK/lstm.ini" --run-dir "$WORK/auto" "${steps[@]}" \
+  --set train.precision=auto
+grep -q "precision: auto: this CPU (bf16 turned off by REEL_NO_BF16) has no native bf16 products: fp32" "$WORK/out.txt" && pass "auto says it runs fp32" \
+  || fail "auto did not say which precision it chose"
+expect_ok "fp32" mpireel 2 train "$WORK/lstm.ini" --run-dir "$WORK/fp32" "${steps[@]}"
+"$CKPT_COMPARE" "$WORK/fp32/ckpt_00000016.h5" "$WORK/auto/ckpt_00000016.h5" --exact >/dev/null \
+  && pass "auto without bf16 == fp32, bit for bit" || fail "auto without bf16 differs from fp32"
+
+if ! "$REEL_BIN" train --help-config >/dev/null 2>&1 || ! REEL_NO_BF16=0 mpireel 1 train "$WORK/lstm.ini" --run-dir "$WORK/probe" \
+    --set train.max_steps=1 --set train.precision=auto 2>/dev/null | grep -q "precision: bf16"; then
+  echo "note: this CPU has no native bf16 (AVX512_BF16 or AMX): the bf16 runs are not checked here"
+  finish
+fi
+expect_ok "bf16, 2 ranks" mpireel 2 train "$WORK/lstm.ini" --run-dir "$WORK/bf16" "${steps[@]}" --set train.precision=bf16
+grep -q "precision: bf16 matrix products" "$WORK/out.txt" && pass "the log names bf16" || fail "no bf16 line"
+if "$CKPT_COMPARE" "$WORK/fp32/ckpt_00000016.h5" "$WORK/bf16/ckpt_00000016.h5" --tol 1e-7 >/dev/null 2>&1; then
+  fail "bf16 parameters equal fp32's: the bf16 path was not taken"; else pass "bf16 is another computation"; fi
+# the training losses of the two runs, step by step: bf16 rounds each product's operands to 8 bits, so
+# a loss moves by about 1% (measured: under 0.5%); 5% relative is a bound no broken product stays within
+if [ -n "$H5PY_PYTHON" ]; then
+  "$H5PY_PYTHON" - "$WORK/fp32/metrics.h5" "$WORK/bf16/metrics.h5" <<'PY' && pass "bf16 losses follow fp32's within 5%" || fail "bf16 losses differ"
+import sys, h5py, numpy as np
+a, b = (h5py.File(p, "r", swmr=True)["train/loss"][:] for p in sys.argv[1:3])
+assert len(a) == len(b) and len(a) > 0, (len(a), len(b))
+worst = float(np.max(np.abs(a - b) / np.abs(a)))
+print(f"largest relative difference of the training losses: {worst:.4f}")
+assert worst < 0.05, worst
+PY
+fi
+expect_ok "bf16 to step 7" mpireel 2 train "$WORK/lstm.ini" --run-dir "$WORK/bf16_split" "${steps[@]}" --set train.precision=bf16 \
+  --set train.max_steps=7
+expect_ok "bf16 resumed" mpireel 2 train "$WORK/lstm.ini" --run-dir "$WORK/bf16_split" "${steps[@]}" --set train.precision=bf16
+"$CKPT_COMPARE" "$WORK/bf16/ckpt_00000016.h5" "$WORK/bf16_split/ckpt_00000016.h5" --exact >/dev/null \
+  && pass "bf16: resume bit for bit" || fail "bf16: the resumed run differs"
+expect_ok "reel eval (fp32) of a bf16 checkpoint" reel eval "$WORK/bf16/ckpt_00000016.h5" --split test
+grep -q "accuracy" "$WORK/out.txt" && pass "the bf16 checkpoint evaluates" || fail "no evaluation of the bf16 checkpoint"
+finish
