@@ -151,7 +151,7 @@ if [ "$torch" = 1 ]; then
 fi
 
 echo
-echo "== $(nproc) cores; course LM (3 x LSTM 500, embedding 500, vocabulary 8003, window 50, batch 200);" \
+echo "== $(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) cores; course LM (3 x LSTM 500, embedding 500, vocabulary 8003, window 50, batch 200);" \
      "$steps timed steps after $warmup warm-up"
 awk -F'|' '
   { row[NR] = $0; if ($1 == "PyTorch" && $4 != "failed" && $5 > best) best = $5 }

@@ -214,7 +214,7 @@ done
 # the raw rows (MODEL|IMPL|LAYOUT|S_PER_STEP|REVIEWS_PER_S|TOKENS_PER_S|RSS) for a script that compares runs
 [ -z "${RESULTS_OUT:-}" ] || cp "$results" "$RESULTS_OUT"
 echo
-echo "== $(nproc) cores; window $window, batch $batch, embed $embed, vocab $vocab; $steps timed steps after $warmup warm-up"
+echo "== $(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) cores; window $window, batch $batch, embed $embed, vocab $vocab; $steps timed steps after $warmup warm-up"
 echo "   mean window tokens per review over $data/train.tok: $window_mean (reel's tokens/s = reviews/s x this)"
 awk -F'|' '
   { row[NR] = $0; if ($2 == "PyTorch" && $4 != "failed" && $5 > best[$1]) best[$1] = $5 }

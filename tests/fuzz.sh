@@ -19,7 +19,7 @@ build="${REEL_FUZZ_BUILD:?REEL_FUZZ_BUILD must name the fuzzing build directory}
   flock 9   # one build at a time, even when several fuzz tests start together
   cmake -S "$REEL_SOURCE_DIR" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREEL_FUZZ=ON \
     -DREEL_SANITIZE=ON -DREEL_BUILD_TESTS=OFF >"$WORK/configure.log" 2>&1 &&
-  cmake --build "$build" -j"$(nproc)" --target "fuzz_$target" >"$WORK/build.log" 2>&1
+  cmake --build "$build" -j"$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)" --target "fuzz_$target" >"$WORK/build.log" 2>&1
 ) 9>"$(dirname "$build")/.fuzz_build.lock" || { fail "building fuzz_$target"; tail -20 "$WORK/build.log" >&2; finish; }
 fuzzer="$build/fuzz_$target"
 export LSAN_OPTIONS="suppressions=$REEL_SOURCE_DIR/tests/fuzz/lsan.supp:print_suppressions=0"

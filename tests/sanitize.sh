@@ -8,7 +8,7 @@ build="${REEL_ASAN_BUILD:?REEL_ASAN_BUILD must name the sanitizer build director
 (
   flock 9
   cmake -S "$REEL_SOURCE_DIR" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DREEL_SANITIZE=ON >"$WORK/configure.log" 2>&1 &&
-  cmake --build "$build" -j"$(nproc)" >"$WORK/build.log" 2>&1
+  cmake --build "$build" -j"$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)" >"$WORK/build.log" 2>&1
 ) 9>"$(dirname "$build")/.asan_build.lock" || { fail "building the sanitizer build"; tail -20 "$WORK/build.log" >&2; finish; }
 pass "sanitizer build in $build"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"

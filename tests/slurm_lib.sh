@@ -30,6 +30,7 @@ start_slurm() {
   runuser -u munge -- munged --socket="$SLURM_DIR/munge/socket" --key-file="$SLURM_DIR/munge/key" \
     --log-file="$SLURM_DIR/munge/log" --pid-file="$SLURM_DIR/munge/pid" --seed-file="$SLURM_DIR/munge/seed" \
     || { fail "munged did not start: $(tail -2 "$SLURM_DIR/munge/log")"; finish; }
+  # (nproc follows OMP_NUM_THREADS, which the tests set to 1 for oneDNN: the machine's cores without it)
   cat >"$SLURM_DIR/slurm.conf" <<CONF
 ClusterName=reeltest
 SlurmctldHost=localhost(127.0.0.1)
@@ -57,7 +58,7 @@ JobCompType=jobcomp/none
 AccountingStorageType=accounting_storage/none
 KillWait=15
 MinJobAge=3600
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) State=UNKNOWN
 PartitionName=test Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 CONF
   export SLURM_CONF="$SLURM_DIR/slurm.conf"

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "reel/config.h"
+#include "reel/gemm.h"
 #include "reel/layers.h"
 #include "reel/model.h"
 #include "fdcheck.h"
@@ -89,6 +90,71 @@ static void test_gradients(void **state) {
     for (size_t i = 0; i < 3; i++)
         for (int reverse = 0; reverse <= 1; reverse++)
             for (int with_state = 0; with_state <= 1; with_state++) check_cell(cells[i], reverse, with_state);
+}
+
+/* bf16 products against fp32, for each cell, both directions, ragged lengths: the outputs and every
+ * gradient agree norm-wise within a bound from bf16's unit roundoff u = 2^-8. Each product rounds its
+ * two operands (relative error 2u + u^2 per term, reel/gemm.h); an output at step t depends on at most
+ * t + 1 products in a chain, and a gradient on the forward chain, the backward chain of T steps and its
+ * own product: at most 2T + 1 = 11 roundings in a row here, each adding at most 2u + u^2 relative to the
+ * magnitudes involved. Cancellation makes magnitudes exceed results, so a factor of 2 on top:
+ * bound = 2 (2T + 1)(2u + u^2) = 0.17. The errors measured are far smaller (printed); a product that
+ * went wrong (a transpose, a stride) is off by order 1. */
+static void test_bf16_against_fp32(void **state) {
+    (void)state;
+    if (!reel_bf16_supported()) {
+        printf("note: this CPU (%s) has no native bf16: bf16 gradients not compared\n", reel_cpu_isa_name());
+        return;
+    }
+    const double u = 1.0 / 256.0, bound = 2.0 * (2 * T + 1) * (2 * u + u * u);
+    reel_cell cells[] = {REEL_CELL_RNN, REEL_CELL_GRU, REEL_CELL_LSTM};
+    for (size_t ci = 0; ci < 3; ci++)
+        for (int reverse = 0; reverse <= 1; reverse++) {
+            reel_cell cell = cells[ci];
+            size_t GH = reel_cell_gates(cell) * H;
+            size_t sizes[] = {T * B * H, T * B * C, GH * C, GH * H, GH, GH};
+            float *result[2][6];
+            for (int precision = 0; precision < 2; precision++) {
+                rnn_ctx *c = calloc(1, sizeof *c);
+                c->cell = cell;
+                c->reverse = reverse;
+                size_t lengths[B] = {5, 3, 0, 1};
+                memcpy(c->lengths, lengths, sizeof lengths);
+                fill(c->inp, T * B * C, -1, 1, 1);
+                fill(c->w_ih, GH * C, -0.8f, 0.8f, 2);
+                fill(c->w_hh, GH * H, -0.8f, 0.8f, 3);
+                fill(c->b_ih, GH, -0.5f, 0.5f, 4);
+                fill(c->b_hh, GH, -0.5f, 0.5f, 5);
+                fill(c->r, T * B * H, -1, 1, 6);
+                reel_recurrent_cache_alloc(&c->cache, cell, T * B, B, H);
+                for (size_t k = 0; k < 6; k++) result[precision][k] = calloc(sizes[k], sizeof(float));
+                reel_gemm_set_precision(precision ? REEL_BF16 : REEL_FP32);
+                rnn_objective(c);
+                memcpy(result[precision][0], c->out, sizes[0] * sizeof(float));
+                reel_recurrent_backward(&c->cache, result[precision][1], result[precision][2], result[precision][3],
+                                        result[precision][4], result[precision][5], c->r, c->out, c->inp, c->lengths,
+                                        c->w_ih, c->w_hh, T, B, C, H, reverse);
+                reel_gemm_set_precision(REEL_FP32);
+                reel_recurrent_cache_free(&c->cache);
+                free(c);
+            }
+            const char *names[] = {"output", "input", "w_ih", "w_hh", "b_ih", "b_hh"};
+            for (size_t k = 0; k < 6; k++) {
+                double diff = 0, norm = 0;
+                for (size_t i = 0; i < sizes[k]; i++) {
+                    double d = (double)result[1][k][i] - result[0][k][i];
+                    diff += d * d;
+                    norm += (double)result[0][k][i] * result[0][k][i];
+                }
+                double relative = sqrt(diff / (norm > 0 ? norm : 1));
+                printf("bf16 %s %s %s: relative difference %.2e (bound %.2f)\n", cell_name(cell),
+                       reverse ? "reverse" : "forward", names[k], relative, bound);
+                if (relative > bound) fail_msg("bf16 %s %s: %.3g > %.3g", cell_name(cell), names[k], relative, bound);
+                if (k == 0) assert_true(relative > 0); /* the bf16 path was taken */
+                free(result[0][k]), free(result[1][k]);
+            }
+        }
+    reel_gemm_release();
 }
 
 /* Truncated backpropagation through time: a sequence run as one window of 6 steps gives the same
@@ -467,6 +533,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradients),
         cmocka_unit_test(test_carried_state),
+        cmocka_unit_test(test_bf16_against_fp32),
         cmocka_unit_test(test_padding_changes_nothing),
         cmocka_unit_test(test_pooling),
         cmocka_unit_test(test_masked_batchnorm),
