@@ -66,13 +66,8 @@ fi
 
 work=$(mktemp -d /tmp/reel-bench-lm-XXXXXX)
 trap 'rm -rf "$work"' EXIT
-if [ -z "$data" ]; then
-  archive=../shared/data/aclImdb_v1.tar.gz
-  [ -f "$archive" ] || { echo "bench/lm.sh: $archive is missing; give a prepared DATA_DIR" >&2; exit 1; }
-  echo "preparing $archive into $work/imdb"
-  "$REEL" prep "$archive" "$work/imdb" >/dev/null
-  data=$work/imdb
-fi
+source bench/common.sh
+prepare_imdb bench/lm.sh "$REEL" "$work"
 for split in train valid unsup; do
   [ -f "$data/$split.tok" ] || { echo "bench/lm.sh: $data/$split.tok is missing (an IMDb \`reel prep\` directory)" >&2; exit 1; }
 done

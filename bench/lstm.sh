@@ -85,13 +85,8 @@ fi
 
 work=$(mktemp -d /tmp/reel-bench-lstm-XXXXXX)
 trap 'rm -rf "$work"' EXIT
-if [ -z "$data" ]; then
-  archive=../shared/data/aclImdb_v1.tar.gz
-  [ -f "$archive" ] || { echo "bench/lstm.sh: $archive is missing; give a prepared DATA_DIR" >&2; exit 1; }
-  echo "preparing $archive into $work/imdb"
-  "$REEL" prep "$archive" "$work/imdb" >/dev/null
-  data=$work/imdb
-fi
+source bench/common.sh
+prepare_imdb bench/lstm.sh "$REEL" "$work"
 [ -f "$data/train.tok" ] || { echo "bench/lstm.sh: $data/train.tok is missing (not a \`reel prep\` directory)" >&2; exit 1; }
 
 # Mean window length over the training split: the tokens a review contributes on average.

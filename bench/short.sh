@@ -45,13 +45,10 @@ export REEL
 work=$(mktemp -d /tmp/reel-bench-short-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-if [ -z "$imdb" ]; then
-  archive=../shared/data/aclImdb_v1.tar.gz
-  [ -f "$archive" ] || { echo "bench/short.sh: $archive is missing; give a prepared IMDB_DATA_DIR" >&2; exit 1; }
-  echo "preparing $archive into $work/imdb"
-  build/reel prep "$archive" "$work/imdb" >/dev/null
-  imdb=$work/imdb
-fi
+source bench/common.sh
+data=$imdb
+prepare_imdb bench/short.sh build/reel "$work"
+imdb=$data
 echo "writing $docs short texts and preparing them through the TSV path"
 build/reel synth --short --docs "$docs" "$work/short.tsv" >/dev/null
 build/reel prep "$work/short.tsv" "$work/short" --vocab-size 8000 >/dev/null

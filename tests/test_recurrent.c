@@ -40,7 +40,8 @@ static const char *cell_name(reel_cell cell) {
     return cell == REEL_CELL_LSTM ? "lstm" : cell == REEL_CELL_GRU ? "gru" : "rnn";
 }
 
-static void check_cell(reel_cell cell, int reverse, int with_state) {
+/* A layer of `cell` on a ragged batch with seeded inputs, weights and output weights r; its cache allocated. */
+static rnn_ctx *make_ctx(reel_cell cell, int reverse) {
     rnn_ctx *c = calloc(1, sizeof *c);
     c->cell = cell;
     c->reverse = reverse;
@@ -54,6 +55,12 @@ static void check_cell(reel_cell cell, int reverse, int with_state) {
     fill(c->b_hh, GH, -0.5f, 0.5f, 5);
     fill(c->r, T * B * H, -1, 1, 6);
     reel_recurrent_cache_alloc(&c->cache, cell, T * B, B, H);
+    return c;
+}
+
+static void check_cell(reel_cell cell, int reverse, int with_state) {
+    rnn_ctx *c = make_ctx(cell, reverse);
+    size_t GH = reel_cell_gates(cell) * H;
     if (with_state) { /* a state carried in from a previous window: w_hh's gradient includes its product */
         fill(c->h0, B * H, -0.9f, 0.9f, 40);
         fill(c->c0, B * H, -2, 2, 41);
@@ -115,18 +122,7 @@ static void test_bf16_against_fp32(void **state) {
             size_t sizes[] = {T * B * H, T * B * C, GH * C, GH * H, GH, GH};
             float *result[2][6];
             for (int precision = 0; precision < 2; precision++) {
-                rnn_ctx *c = calloc(1, sizeof *c);
-                c->cell = cell;
-                c->reverse = reverse;
-                size_t lengths[B] = {5, 3, 0, 1};
-                memcpy(c->lengths, lengths, sizeof lengths);
-                fill(c->inp, T * B * C, -1, 1, 1);
-                fill(c->w_ih, GH * C, -0.8f, 0.8f, 2);
-                fill(c->w_hh, GH * H, -0.8f, 0.8f, 3);
-                fill(c->b_ih, GH, -0.5f, 0.5f, 4);
-                fill(c->b_hh, GH, -0.5f, 0.5f, 5);
-                fill(c->r, T * B * H, -1, 1, 6);
-                reel_recurrent_cache_alloc(&c->cache, cell, T * B, B, H);
+                rnn_ctx *c = make_ctx(cell, reverse);
                 for (size_t k = 0; k < 6; k++) result[precision][k] = calloc(sizes[k], sizeof(float));
                 reel_gemm_set_precision(precision ? REEL_BF16 : REEL_FP32);
                 rnn_objective(c);

@@ -39,5 +39,8 @@ static inline uint64_t reel_rng_below(uint32_t hi, uint32_t lo, uint64_t n) {
 /* The epoch's order of n samples: a Fisher-Yates shuffle driven by (seed, REEL_RNG_SHUFFLE, epoch, i).
  * perm has n entries. Independent of the number of ranks. */
 void reel_shuffle(uint64_t *perm, uint64_t n, uint64_t seed, uint64_t epoch);
+/* Shuffles items (n < 2^32) in place: Fisher-Yates driven by (seed, purpose, a, b, i), for the orders
+ * that need a stream of their own (a class's documents when oversampling, a pool of length buckets). */
+void reel_shuffle_keyed(uint64_t *items, uint64_t n, uint64_t seed, uint32_t purpose, uint32_t a, uint32_t b);
 
 #endif

@@ -100,17 +100,6 @@ void reel_batch_buffer_free(reel_batch_buffer *buf) {
     memset(buf, 0, sizeof *buf);
 }
 
-/* Fisher-Yates over items[0..n), keyed by (seed, REEL_RNG_BUCKETS, epoch, stream, position) */
-static void keyed_shuffle(uint64_t *items, uint64_t n, uint64_t seed, uint64_t epoch, uint32_t stream) {
-    for (uint64_t i = n; i > 1; i--) {
-        uint32_t words[4];
-        reel_rng_block(words, seed, REEL_RNG_BUCKETS, (uint32_t)epoch, stream, (uint32_t)i);
-        uint64_t j = reel_rng_below(words[0], words[1], i), tmp = items[i - 1];
-        items[i - 1] = items[j];
-        items[j] = tmp;
-    }
-}
-
 static int by_key(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return (x > y) - (x < y);
@@ -134,12 +123,12 @@ void reel_bucket_by_length(uint64_t *order, uint64_t n, const uint64_t *lengths,
         /* batch k of the pool is sorted[k * batch, (k + 1) * batch) */
         uint64_t batches = (count + batch - 1) / batch, whole = count / batch;
         for (uint64_t k = 0; k < batches; k++) perm[k] = k;
-        keyed_shuffle(perm, whole, seed, epoch, (uint32_t)(2 * p));
+        reel_shuffle_keyed(perm, whole, seed, REEL_RNG_BUCKETS, (uint32_t)epoch, (uint32_t)(2 * p));
         uint64_t at = start;
         for (uint64_t k = 0; k < batches; k++) {
             uint64_t first = perm[k] * batch, rows = count - first < batch ? count - first : batch;
             memcpy(order + at, sorted + first, rows * sizeof *order);
-            keyed_shuffle(order + at, rows, seed, epoch, (uint32_t)(2 * (at / batch) + 1));
+            reel_shuffle_keyed(order + at, rows, seed, REEL_RNG_BUCKETS, (uint32_t)epoch, (uint32_t)(2 * (at / batch) + 1));
             at += rows;
         }
     }

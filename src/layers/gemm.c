@@ -28,17 +28,15 @@ static _Thread_local reel_precision current_precision = REEL_FP32;
 void reel_gemm_set_precision(reel_precision precision) { current_precision = precision; }
 reel_precision reel_gemm_precision(void) { return current_precision; }
 
-static int bf16_turned_off(void);
+static int bf16_turned_off(void) {
+    const char *off = getenv("REEL_NO_BF16");
+    return off && off[0] && strcmp(off, "0") != 0;
+}
 
 int reel_bf16_supported(void) {
     if (bf16_turned_off()) return 0;
     dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
     return ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core_bf16) == (unsigned)dnnl_cpu_isa_avx512_core_bf16;
-}
-
-static int bf16_turned_off(void) {
-    const char *off = getenv("REEL_NO_BF16");
-    return off && off[0] && strcmp(off, "0") != 0;
 }
 
 const char *reel_cpu_isa_name(void) {

@@ -155,14 +155,8 @@ static void oversampled_order(classify_impl *c, uint64_t seed, uint64_t epoch) {
     uint64_t *slot = c->pool;
     for (size_t k = 0; k < c->num_classes; k++) {
         uint64_t n = c->class_count[k], *docs = c->class_docs[k];
-        /* Fisher-Yates over the class's documents, keyed by (epoch, class, position) */
-        for (uint64_t i = n; i > 1; i--) {
-            uint32_t words[4];
-            reel_rng_block(words, seed, REEL_RNG_OVERSAMPLE, (uint32_t)epoch, (uint32_t)k, (uint32_t)i);
-            uint64_t j = reel_rng_below(words[0], words[1], i), tmp = docs[i - 1];
-            docs[i - 1] = docs[j];
-            docs[j] = tmp;
-        }
+        /* the class's documents, shuffled by (epoch, class) */
+        reel_shuffle_keyed(docs, n, seed, REEL_RNG_OVERSAMPLE, (uint32_t)epoch, (uint32_t)k);
         for (uint64_t j = 0; j < c->largest_class; j++) *slot++ = docs[j % n];
     }
     reel_shuffle(c->order, c->num_train, seed, epoch);

@@ -20,3 +20,13 @@ void reel_shuffle(uint64_t *perm, uint64_t n, uint64_t seed, uint64_t epoch) {
         perm[j] = tmp;
     }
 }
+
+void reel_shuffle_keyed(uint64_t *items, uint64_t n, uint64_t seed, uint32_t purpose, uint32_t a, uint32_t b) {
+    for (uint64_t i = n; i > 1; i--) {
+        uint32_t words[4];
+        reel_rng_block(words, seed, purpose, a, b, (uint32_t)i);
+        uint64_t j = reel_rng_below(words[0], words[1], i), tmp = items[i - 1];
+        items[i - 1] = items[j];
+        items[j] = tmp;
+    }
+}
