@@ -28,25 +28,28 @@
 #   --steps N --warmup N   (defaults 20 and 3)
 #   --sampled N        also train reel with the sampled softmax of N candidates (e.g. 1024)
 #   --no-torch         reel only
+#   --precision P      reel's [train] precision: fp32 (default) or bf16 (PyTorch stays fp32)
 #   --reel-only-2x1    reel 2 ranks x 1 thread only (quick checks)
 # Run it after scripts/build, with nothing else running on the machine: it takes about 20 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/mpi-env
 
-steps=20 warmup=3 torch=1 data="" sampled=0 quick=0
+steps=20 warmup=3 torch=1 data="" sampled=0 quick=0 precision=fp32
 while [ $# -gt 0 ]; do
   case $1 in
     --steps) steps=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
     --sampled) sampled=$2; shift 2 ;;
     --no-torch) torch=0; shift ;;
+    --precision) precision=$2; shift 2 ;;
     --reel-only-2x1) quick=1; torch=0; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "bench/lm.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) data=$1; shift ;;
   esac
 done
+case $precision in fp32|bf16) ;; *) echo "bench/lm.sh: --precision is fp32 or bf16, not '$precision'" >&2; exit 2 ;; esac
 for n in "$steps" "$warmup" "$sampled"; do
   [[ $n =~ ^[0-9]+$ ]] || { echo "bench/lm.sh: '$n' is not a number" >&2; exit 2; }
 done
@@ -83,11 +86,12 @@ run_reel() {
   local extra=()
   [ "$softmax" = full ] || extra=(--set objective.softmax=sampled --set "objective.sampled=$sampled")
   echo "reel: $label, $softmax softmax" >&2
-  if ! OPENBLAS_NUM_THREADS=$threads mpirun -np "$ranks" --bind-to none -x OPENBLAS_NUM_THREADS \
+  # oneDNN (bf16) threads with OpenMP: as many threads as OpenBLAS
+  if ! OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads mpirun -np "$ranks" --bind-to none -x OPENBLAS_NUM_THREADS -x OMP_NUM_THREADS \
       sh -c 'exec /usr/bin/time -f %M -o "$0.$OMPI_COMM_WORLD_RANK" "$@"' "$work/$name.rss" \
       "$REEL" train configs/imdb_lm.ini --no-resume --run-dir "$work/$name" --set "data.dir=$data" \
       --set "train.max_steps=$((warmup + steps))" --set train.log_every=1 --set checkpoint.every_steps=0 \
-      --set checkpoint.keep_best=false "${extra[@]}" >"$work/$name.log" 2>&1; then
+      --set checkpoint.keep_best=false --set "train.precision=$precision" "${extra[@]}" >"$work/$name.log" 2>&1; then
     echo "bench/lm.sh: reel failed; the end of its log:" >&2; tail -5 "$work/$name.log" >&2
     echo "reel|$label|$softmax|failed" >>"$results"
     return
@@ -147,7 +151,7 @@ fi
 
 echo
 echo "== $(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) cores; course LM (3 x LSTM 500, embedding 500, vocabulary 8003, window 50, batch 200);" \
-     "$steps timed steps after $warmup warm-up"
+     "reel in $precision; $steps timed steps after $warmup warm-up"
 awk -F'|' '
   { row[NR] = $0; if ($1 == "PyTorch" && $4 != "failed" && $5 > best) best = $5 }
   END {

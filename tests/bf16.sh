@@ -1,6 +1,7 @@
 # [train] precision: the refusal on a CPU without native bf16 (forced with REEL_NO_BF16=1), auto's fallback,
 # and, where the CPU has bf16, a bf16 run: it trains (its losses follow the fp32 run's), it really is
-# another computation (its parameters differ from fp32's), it resumes bit for bit, and its checkpoints
+# another computation (its parameters differ from fp32's), its kept weight copies change nothing, it
+# resumes bit for bit, and its checkpoints
 # are fp32 files that `reel eval` (fp32) reads.
 source "$(dirname "$0")/lib.sh"
 
@@ -44,6 +45,11 @@ print(f"largest relative difference of the training losses: {worst:.4f}")
 assert worst < 0.05, worst
 PY
 fi
+# the weights' bf16 copies (made once per step) give the same run as rounding every weight at every product
+REEL_BF16_WEIGHT_COPIES=0 expect_ok "bf16 without weight copies" mpireel 2 train "$WORK/lstm.ini" --run-dir "$WORK/bf16_nocopy" \
+  "${steps[@]}" --set train.precision=bf16
+"$CKPT_COMPARE" "$WORK/bf16/ckpt_00000016.h5" "$WORK/bf16_nocopy/ckpt_00000016.h5" --exact >/dev/null \
+  && pass "bf16: weight copies kept per step change nothing, bit for bit" || fail "bf16: kept weight copies change the run"
 expect_ok "bf16 to step 7" mpireel 2 train "$WORK/lstm.ini" --run-dir "$WORK/bf16_split" "${steps[@]}" --set train.precision=bf16 \
   --set train.max_steps=7
 expect_ok "bf16 resumed" mpireel 2 train "$WORK/lstm.ini" --run-dir "$WORK/bf16_split" "${steps[@]}" --set train.precision=bf16

@@ -98,7 +98,67 @@ static void test_gemm(void **state) {
     reel_gemm_release();
 }
 
+/* C (M, N) = A (M, K) . op(W) in bf16, into a fresh C */
+static void product(float *C, const float *A, const float *W, int trans_w, size_t M, size_t N, size_t K) {
+    memset(C, 0, M * N * sizeof *C);
+    reel_gemm(0, trans_w, M, N, K, 1.0f, A, K, W, trans_w ? K : N, 0.0f, C, N);
+}
+
+/* Weights' bf16 copies (reel_gemm_set_params): a product with a kept copy is bit-identical to one that
+ * rounds the weight afresh, in either orientation, for many weights (more than the slots kept); a copy
+ * is really kept (an unannounced change of a weight is not seen) until reel_gemm_params_changed(); an
+ * operand outside the registered buffer is never kept. */
+static void test_weight_copies(void **state) {
+    (void)state;
+    if (!reel_bf16_supported()) {
+        printf("note: this CPU (%s) has no native bf16: no bf16 copies to check\n", reel_cpu_isa_name());
+        return;
+    }
+    enum { M = 9, K = 48, N = 40, WEIGHTS = 40 };
+    size_t count = (size_t)WEIGHTS * K * N;
+    float *params = malloc(count * sizeof *params), *A = malloc(M * K * sizeof *A), *outside = malloc(K * N * sizeof *A);
+    float *C = malloc(M * N * sizeof *C), *want = malloc(M * N * sizeof *C), *old = malloc(M * N * sizeof *C);
+    fill(params, count, 7);
+    fill(A, M * K, 8);
+    fill(outside, K * N, 9);
+    reel_gemm_set_precision(REEL_BF16);
+    for (int round = 0; round < 2; round++) /* the second round finds (or, past the slots, remakes) copies */
+        for (size_t w = 0; w < WEIGHTS; w++)
+            for (int trans = 0; trans < 2; trans++) {
+                const float *W = params + w * K * N;
+                reel_gemm_set_params(NULL, 0);
+                product(want, A, W, trans, M, N, K);
+                reel_gemm_set_params(params, count);
+                product(C, A, W, trans, M, N, K);
+                assert_memory_equal(C, want, M * N * sizeof *C);
+            }
+    /* a kept copy is used until the change is announced */
+    float *W = params + 3 * K * N;
+    product(old, A, W, 1, M, N, K);
+    for (size_t i = 0; i < K * N; i++) W[i] = -2.0f * W[i] + 0.125f;
+    product(C, A, W, 1, M, N, K);
+    assert_memory_equal(C, old, M * N * sizeof *C);
+    reel_gemm_params_changed();
+    product(C, A, W, 1, M, N, K);
+    reel_gemm_set_params(NULL, 0);
+    product(want, A, W, 1, M, N, K);
+    assert_memory_equal(C, want, M * N * sizeof *C);
+    assert_memory_not_equal(C, old, M * N * sizeof *C);
+    /* outside the parameters: rounded at every call */
+    reel_gemm_set_params(params, count);
+    product(old, A, outside, 0, M, N, K);
+    for (size_t i = 0; i < K * N; i++) outside[i] += 0.5f;
+    product(C, A, outside, 0, M, N, K);
+    reel_gemm_set_params(NULL, 0);
+    product(want, A, outside, 0, M, N, K);
+    assert_memory_equal(C, want, M * N * sizeof *C);
+    assert_memory_not_equal(C, old, M * N * sizeof *C);
+    reel_gemm_set_precision(REEL_FP32);
+    reel_gemm_release();
+    free(params), free(A), free(outside), free(C), free(want), free(old);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_gemm)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_gemm), cmocka_unit_test(test_weight_copies)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,6 +33,16 @@ reel_precision reel_gemm_precision(void);
 void reel_gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
                const float *B, size_t ldb, float beta, float *C, size_t ldc);
 
+/* Parameters in bf16. A B operand that lies inside the registered parameter buffer is a weight: its
+ * bf16 copy is made once and reused until reel_gemm_params_changed() (a step product would otherwise
+ * round all of w_hh for a few rows of h at every time step: measured as most of a bf16 step's time).
+ * The trainer registers the model's one contiguous buffer (num_floats floats) and calls
+ * reel_gemm_params_changed() at the start of every step and evaluation, since parameters change only
+ * between them. Registering NULL turns the reuse off, and so does the environment variable
+ * REEL_BF16_WEIGHT_COPIES=0 (to check that a run does not depend on it). Per thread, like the precision. */
+void reel_gemm_set_params(const float *params, size_t num_floats);
+void reel_gemm_params_changed(void);
+
 /* Releases the calling thread's bf16 primitives and buffers (they are also kept across calls). */
 void reel_gemm_release(void);
 

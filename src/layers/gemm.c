@@ -54,13 +54,14 @@ const char *reel_cpu_isa_name(void) {
 
 /* ---- fp32 -> bf16 ---- */
 
-/* Round to nearest, ties to even; a NaN stays a (quiet) NaN. */
+/* Round to nearest, ties to even; a NaN stays a (quiet) NaN. Both results are computed and one is
+ * selected, so that GCC vectorises the loops below (a branch kept them scalar). */
 static inline uint16_t to_bf16(float value) {
     uint32_t bits;
     memcpy(&bits, &value, sizeof bits);
-    if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x40u);
-    bits += 0x7fffu + ((bits >> 16) & 1u);
-    return (uint16_t)(bits >> 16);
+    uint32_t quiet_nan = (bits >> 16) | 0x40u;
+    uint32_t rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+    return (uint16_t)((bits & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
 }
 
 /* dst (rows, cols) dense = src (rows, cols) with leading dimension ld, rounded */
@@ -85,6 +86,17 @@ typedef struct {
     dnnl_memory_desc_t a_md, b_md, c_md;
 } shape_entry;
 
+/* A weight's bf16 copy: the matrix at data (rows, cols) with leading dimension ld, as of generation. */
+enum { WEIGHT_SLOTS = 32 };
+
+typedef struct {
+    const float *data;
+    size_t rows, cols, ld;
+    uint64_t generation, last_use;
+    uint16_t *copy;
+    size_t capacity;
+} weight_entry;
+
 typedef struct {
     dnnl_engine_t engine;
     dnnl_stream_t stream;
@@ -92,6 +104,10 @@ typedef struct {
     size_t a_capacity, b_capacity;
     shape_entry *table;
     size_t next_victim;
+    const float *params; /* the registered parameter buffer (reel_gemm_set_params) */
+    size_t num_params;
+    uint64_t generation, uses; /* generation: bumped by reel_gemm_params_changed; uses: an LRU clock */
+    weight_entry weights[WEIGHT_SLOTS];
 } bf16_state;
 
 static _Thread_local bf16_state state;
@@ -178,17 +194,58 @@ static shape_entry *primitive_for(int trans_a, int trans_b, size_t M, size_t N, 
     return e;
 }
 
+void reel_gemm_set_params(const float *params, size_t num_floats) {
+    const char *copies = getenv("REEL_BF16_WEIGHT_COPIES"); /* 0: round every weight at every product */
+    if (copies && strcmp(copies, "0") == 0) params = NULL;
+    state.params = params;
+    state.num_params = params ? num_floats : 0;
+    state.generation++;
+}
+
+void reel_gemm_params_changed(void) { state.generation++; }
+
+/* The bf16 copy of B (rows, cols; leading dimension ld): a weight's kept copy when B lies in the
+ * registered parameters, else a fresh rounding into the scratch buffer. */
+static const uint16_t *rounded_operand_b(const float *B, size_t rows, size_t cols, size_t ld) {
+    size_t extent = (rows - 1) * ld + cols;
+    int is_weight = state.params && B >= state.params && B + extent <= state.params + state.num_params;
+    if (!is_weight) {
+        uint16_t *b = reserve(&state.b, &state.b_capacity, rows * cols);
+        round_rows(b, B, rows, cols, ld);
+        return b;
+    }
+    state.uses++;
+    weight_entry *slot = NULL;
+    for (size_t i = 0; i < WEIGHT_SLOTS; i++) {
+        weight_entry *w = &state.weights[i];
+        if (w->data == B && w->rows == rows && w->cols == cols && w->ld == ld) {
+            slot = w;
+            break;
+        }
+        if (!slot || w->last_use < slot->last_use) slot = w; /* else the least recently used */
+    }
+    if (slot->data != B || slot->rows != rows || slot->cols != cols || slot->ld != ld ||
+        slot->generation != state.generation) {
+        slot->copy = reserve(&slot->copy, &slot->capacity, rows * cols);
+        round_rows(slot->copy, B, rows, cols, ld);
+        slot->data = B, slot->rows = rows, slot->cols = cols, slot->ld = ld;
+        slot->generation = state.generation;
+    }
+    slot->last_use = state.uses;
+    return slot->copy;
+}
+
 static void gemm_bf16(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
                       const float *B, size_t ldb, float beta, float *C, size_t ldc) {
     ensure_state();
     /* the operands as stored: A is (M, K), or (K, M) when transposed; B is (K, N), or (N, K) */
-    uint16_t *a = reserve(&state.a, &state.a_capacity, M * K), *b = reserve(&state.b, &state.b_capacity, K * N);
+    uint16_t *a = reserve(&state.a, &state.a_capacity, M * K);
     round_rows(a, A, trans_a ? K : M, trans_a ? M : K, lda);
-    round_rows(b, B, trans_b ? N : K, trans_b ? K : N, ldb);
+    const uint16_t *b = rounded_operand_b(B, trans_b ? N : K, trans_b ? K : N, ldb);
     shape_entry *e = primitive_for(trans_a, trans_b, M, N, K, ldc, alpha, beta);
     dnnl_memory_t a_mem, b_mem, c_mem;
     DNNL_CHECK(dnnl_memory_create(&a_mem, &e->a_md, state.engine, a));
-    DNNL_CHECK(dnnl_memory_create(&b_mem, &e->b_md, state.engine, b));
+    DNNL_CHECK(dnnl_memory_create(&b_mem, &e->b_md, state.engine, (void *)b)); /* only read */
     DNNL_CHECK(dnnl_memory_create(&c_mem, &e->c_md, state.engine, C));
     dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, a_mem}, {DNNL_ARG_WEIGHTS, b_mem}, {DNNL_ARG_DST, c_mem}};
     DNNL_CHECK(dnnl_primitive_execute(e->primitive, state.stream, 3, args));
@@ -214,6 +271,7 @@ void reel_gemm_release(void) {
     for (size_t i = 0; i < TABLE_SIZE; i++)
         if (state.table[i].used) dnnl_primitive_destroy(state.table[i].primitive);
     free(state.table);
+    for (size_t i = 0; i < WEIGHT_SLOTS; i++) free(state.weights[i].copy);
     free(state.a);
     free(state.b);
     dnnl_stream_destroy(state.stream);

@@ -289,6 +289,7 @@ static void append_metrics(trainer *t, reel_metrics_table table, const reel_valu
 static void evaluate(trainer *t, const char *split, size_t max_docs, uint8_t split_code, uint64_t epoch,
                      reel_value *values) {
     reel_eval_request request = {split, t->cfg->data.max_tokens, max_docs, t->local_rows_max};
+    reel_gemm_params_changed();
     t->obj->ops->evaluate(t->obj, &request, values);
     reel_buf line = {0};
     t->obj->ops->describe(t->obj, REEL_METRICS_EVAL, values, &line);
@@ -460,6 +461,7 @@ static step_result train_step(trainer *t, uint64_t epoch, uint64_t step, double 
     reel_store *params = &t->model->params;
     memset(params->grad, 0, params->num_floats * sizeof(float));
     memset(sums, 0, t->obj->num_train_sums * sizeof *sums);
+    reel_gemm_params_changed(); /* the last step (or a load) changed them: bf16 copies are made anew */
     /* The gradients of the trainable tensors are exchanged (reel/exchange.h): with buckets, while the
      * backward goes on; the embedding's touched rows alone when that is cheaper; a frozen tensor's gradient
      * is never used. */
@@ -722,6 +724,7 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
     choose_criterion(&t);
     layout_metrics(&t);
     reel_optimizer_init(&t.opt, cfg, &t.model->params);
+    reel_gemm_set_params(t.model->params.data, t.model->params.num_floats);
     choose_frozen(&t);
     t.frozen_now = reel_calloc(t.model->params.num_tensors, 1);
     t.exchange = reel_exchange_create(&t.model->params, &t.comm, (reel_embedding_exchange)exchange_mode(cfg),
