@@ -293,6 +293,29 @@ static void test_pooling(void **state) {
     assert_true(c.out[1 * PD + 5] == c.seq[(0 * B + 1) * PD + 5]);
 }
 
+/* Every prefix from one sweep (reel_pool_forward_cuts) equals pooling each prefix on its own, bit for
+ * bit, for every mode: cuts unsorted, repeated, 0 (whole), past a sequence's end; empty sequences; ties
+ * (values rounded to a coarse grid) where max keeps the first. */
+static void test_pooling_cuts(void **state) {
+    (void)state;
+    enum { CT = 40, CB = 5, CD = 7, CUTS = 8 };
+    const size_t lengths[CB] = {40, 17, 0, 1, 33};
+    const size_t cuts[CUTS] = {10, 0, 1, 17, 10, 100, 3, 39};
+    static float seq[CT * CB * CD], out[CUTS * CB * CD], one[CB * CD];
+    size_t cut_lengths[CB], argmax[CB * CD];
+    fill(seq, CT * CB * CD, -1, 1, 30);
+    for (size_t i = 0; i < CT * CB * CD; i += 2) seq[i] = (float)(int)(seq[i] * 4) / 4; /* ties */
+    for (int mode = 0; mode < 3; mode++) {
+        memset(out, 0xff, sizeof out); /* NaN: every row must be written */
+        reel_pool_forward_cuts((reel_pool_mode)mode, out, seq, lengths, cuts, CUTS, CT, CB, CD);
+        for (size_t c = 0; c < CUTS; c++) {
+            for (size_t b = 0; b < CB; b++) cut_lengths[b] = cuts[c] && cuts[c] < lengths[b] ? cuts[c] : lengths[b];
+            reel_pool_forward((reel_pool_mode)mode, one, argmax, seq, cut_lengths, CT, CB, CD, CD);
+            assert_memory_equal(out + c * CB * CD, one, sizeof one);
+        }
+    }
+}
+
 /* ---------------- batch norm with padded rows ---------------- */
 enum { NR = 8, NC = 3 };
 typedef struct {
@@ -532,6 +555,7 @@ int main(void) {
         cmocka_unit_test(test_bf16_against_fp32),
         cmocka_unit_test(test_padding_changes_nothing),
         cmocka_unit_test(test_pooling),
+        cmocka_unit_test(test_pooling_cuts),
         cmocka_unit_test(test_masked_batchnorm),
         cmocka_unit_test(test_locked_dropout),
         cmocka_unit_test(test_embedding),

@@ -177,6 +177,12 @@ typedef enum reel_pool_mode { REEL_POOL_MAX = 0, REEL_POOL_MEAN = 1, REEL_POOL_L
  * take step 0 (where a reverse direction ends). */
 void reel_pool_forward(reel_pool_mode mode, float *out, size_t *argmax, const float *seq, const size_t *lengths,
                        size_t T, size_t B, size_t D, size_t reverse_from);
+/* Every prefix at once, for one direction (reverse_from = D): out (num_cuts, B, D), row (c, b) equal bit
+ * for bit to reel_pool_forward over the first min(cuts[c], lengths[b]) steps (cuts[c] = 0: all of
+ * them), from one sweep over each sequence (the running max, sum or last step read off at each cut) instead
+ * of a sweep per cut. No argmax: evaluation only. */
+void reel_pool_forward_cuts(reel_pool_mode mode, float *out, const float *seq, const size_t *lengths, const size_t *cuts,
+                            size_t num_cuts, size_t T, size_t B, size_t D);
 /* dseq (T, B, D) += the gradient of out from dout (B, D); padding gets none. */
 void reel_pool_backward(reel_pool_mode mode, float *dseq, const float *dout, const size_t *argmax,
                         const size_t *lengths, size_t T, size_t B, size_t D, size_t reverse_from);

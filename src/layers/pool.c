@@ -1,5 +1,7 @@
+#include <stdlib.h>
 #include <string.h>
 
+#include "reel/check.h"
 #include "reel/layers.h"
 
 void reel_pool_forward(reel_pool_mode mode, float *out, size_t *argmax, const float *seq, const size_t *lengths,
@@ -30,6 +32,58 @@ void reel_pool_forward(reel_pool_mode mode, float *out, size_t *argmax, const fl
                 }
         }
     }
+}
+
+void reel_pool_forward_cuts(reel_pool_mode mode, float *out, const float *seq, const size_t *lengths, const size_t *cuts,
+                            size_t num_cuts, size_t T, size_t B, size_t D) {
+    enum { MAX_CUTS = 64 };
+    REEL_CHECK(num_cuts <= MAX_CUTS, "evaluate at most 64 lengths in one pass", "%zu cuts", num_cuts);
+    size_t cut_length[MAX_CUTS], by_length[MAX_CUTS];
+    float *running = reel_malloc((D ? D : 1) * sizeof *running);
+    for (size_t b = 0; b < B; b++) {
+        size_t length = lengths[b] < T ? lengths[b] : T;
+        /* this sequence's length at every cut, and the cuts in increasing order of it (insertion sort) */
+        for (size_t c = 0; c < num_cuts; c++) {
+            cut_length[c] = cuts[c] && cuts[c] < length ? cuts[c] : length;
+            size_t i = c;
+            while (i > 0 && cut_length[by_length[i - 1]] > cut_length[c]) by_length[i] = by_length[i - 1], i--;
+            by_length[i] = c;
+        }
+        size_t next = 0; /* the next cut to fill, in by_length's order */
+        for (; next < num_cuts && cut_length[by_length[next]] == 0; next++)
+            memset(out + (by_length[next] * B + b) * D, 0, D * sizeof *out);
+        if (next == num_cuts) continue;
+        if (mode == REEL_POOL_LAST) {
+            for (; next < num_cuts; next++) {
+                size_t c = by_length[next];
+                memcpy(out + (c * B + b) * D, seq + ((cut_length[c] - 1) * B + b) * D, D * sizeof *out);
+            }
+            continue;
+        }
+        /* the same operations in the same order as reel_pool_forward: max starts from step 0 and compares
+         * the later steps; mean sums from zero and divides the sum by the length */
+        if (mode == REEL_POOL_MEAN)
+            memset(running, 0, D * sizeof *running);
+        else
+            memcpy(running, seq + b * D, D * sizeof *running);
+        for (size_t t = 0; next < num_cuts; t++) {
+            const float *x = seq + (t * B + b) * D;
+            if (mode == REEL_POOL_MEAN) {
+                for (size_t d = 0; d < D; d++) running[d] += x[d];
+            } else if (t > 0) {
+                for (size_t d = 0; d < D; d++)
+                    if (x[d] > running[d]) running[d] = x[d];
+            }
+            for (; next < num_cuts && cut_length[by_length[next]] == t + 1; next++) {
+                float *o = out + (by_length[next] * B + b) * D;
+                if (mode == REEL_POOL_MEAN)
+                    for (size_t d = 0; d < D; d++) o[d] = running[d] / (float)(t + 1);
+                else
+                    memcpy(o, running, D * sizeof *o);
+            }
+        }
+    }
+    free(running);
 }
 
 void reel_pool_backward(reel_pool_mode mode, float *dseq, const float *dout, const size_t *argmax,

@@ -73,8 +73,8 @@ static void lm_forward(reel_model *model, const reel_batch *batch, int training,
     if (m->proj != SIZE_MAX) {
         if (rows > m->cap_rows) {
             free(m->projected);
-            m->cap_rows = rows;
-            m->projected = reel_malloc(rows * m->E * sizeof(float));
+            m->cap_rows = rnn_stack_capacity(rows, m->cap_rows);
+            m->projected = reel_malloc(m->cap_rows * m->E * sizeof(float));
         }
         /* projected (T*B, E) = features (T*B, D) . proj^T */
         reel_linear_forward(m->projected, features, reel_store_view(p, m->proj), NULL, rows, m->D, m->E);

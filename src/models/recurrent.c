@@ -24,7 +24,8 @@ typedef struct {
     int dropping; /* the last forward was in training mode */
     size_t head_w, head_b, out_w, out_b;
     size_t cap_B;
-    size_t *cut_lengths;    /* (B) forward_prefixes: each document's length at the current cut */
+    float *pooled_cuts;     /* (num_cuts, B, D) forward_prefixes: each cut's pooled features */
+    size_t cap_cut_rows;    /* its capacity in rows (num_cuts * B) */
     float *pooled;          /* (B, D) */
     float *logits;          /* (B, K) */
     size_t *argmax;         /* (B, D) */
@@ -36,7 +37,6 @@ static void free_head(rec_impl *m) {
     float *buffers[] = {m->pooled, m->logits, m->head_pre, m->head_relu, m->head_mask, m->head_dropped, m->d_pooled, m->d_head};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
     free(m->argmax);
-    free(m->cut_lengths);
 }
 
 /* The head's buffers, for B documents. */
@@ -49,7 +49,6 @@ static void reserve_head(rec_impl *m, size_t B) {
     m->pooled = reel_calloc(B * D, sizeof(float));
     m->logits = reel_calloc(B * m->K, sizeof(float));
     m->argmax = reel_calloc(B * D, sizeof(size_t));
-    m->cut_lengths = reel_calloc(B, sizeof(size_t));
     m->d_pooled = reel_calloc(B * D, sizeof(float));
     m->head_pre = reel_calloc(B * head, sizeof(float));
     m->head_relu = reel_calloc(B * head, sizeof(float));
@@ -58,17 +57,18 @@ static void reserve_head(rec_impl *m, size_t B) {
     m->d_head = reel_calloc(B * head, sizeof(float));
 }
 
-/* The head, from m->pooled (B, D) to logits (B, K): the optional hidden layer (ReLU, dropout in training),
+/* The head, from pooled (B, D) to logits (B, K): the optional hidden layer (ReLU, dropout in training),
  * then the output layer. */
-static void head_forward(reel_model *model, const reel_batch *batch, int training, float *logits, size_t B) {
+static void head_forward(reel_model *model, const reel_batch *batch, int training, const float *pooled, float *logits,
+                         size_t B) {
     rec_impl *m = model->impl;
     const reel_store *p = &model->params;
     size_t D = m->D;
-    const float *features = m->pooled;
+    const float *features = pooled;
     size_t width = D;
     if (m->head_hidden) {
         size_t HH = m->head_hidden;
-        reel_linear_forward(m->head_pre, m->pooled, reel_store_view(p, m->head_w), reel_store_view(p, m->head_b), B, D,
+        reel_linear_forward(m->head_pre, pooled, reel_store_view(p, m->head_w), reel_store_view(p, m->head_b), B, D,
                             HH);
         reel_relu_forward(m->head_relu, m->head_pre, B * HH);
         features = m->head_relu;
@@ -97,7 +97,7 @@ static void rec_forward(reel_model *model, const reel_batch *batch, int training
     size_t T = m->stack.T;
     reel_pool_forward(m->pooling, m->pooled, m->argmax, m->stack.output, m->stack.lengths, T, B, D,
                       m->stack.o.dirs == 2 ? H : D);
-    head_forward(model, batch, training, m->logits, B);
+    head_forward(model, batch, training, m->pooled, m->logits, B);
     *out = (reel_output){.rows = B, .width = model->num_outputs, .logits = m->logits};
 }
 
@@ -116,12 +116,14 @@ static void rec_forward_prefixes(reel_model *model, const reel_batch *batch, con
     rnn_stack_forward(&m->stack, p, &model->state, batch, 0, model->seed, comm);
     reserve_head(m, B);
     m->dropping = 0;
-    for (size_t c = 0; c < num_cuts; c++) {
-        for (size_t b = 0; b < B; b++)
-            m->cut_lengths[b] = cuts[c] && cuts[c] < m->stack.lengths[b] ? cuts[c] : m->stack.lengths[b];
-        reel_pool_forward(m->pooling, m->pooled, m->argmax, m->stack.output, m->cut_lengths, m->stack.T, B, D, D);
-        head_forward(model, batch, 0, logits + c * B * K, B);
+    if (num_cuts * B > m->cap_cut_rows) {
+        free(m->pooled_cuts);
+        m->cap_cut_rows = num_cuts * B;
+        m->pooled_cuts = reel_malloc(m->cap_cut_rows * D * sizeof(float));
     }
+    /* pooled_cuts (num_cuts, B, D): one sweep over each document's steps reads off every cut */
+    reel_pool_forward_cuts(m->pooling, m->pooled_cuts, m->stack.output, m->stack.lengths, cuts, num_cuts, m->stack.T, B, D);
+    for (size_t c = 0; c < num_cuts; c++) head_forward(model, batch, 0, m->pooled_cuts + c * B * D, logits + c * B * K, B);
 }
 
 static void rec_backward(reel_model *model, const reel_batch *batch, const float *dlogits, const reel_comm *comm) {
@@ -189,6 +191,7 @@ static void rec_destroy(reel_model *model) {
     if (!m) return;
     rnn_stack_free(&m->stack);
     free_head(m);
+    free(m->pooled_cuts);
     free(m);
 }
 

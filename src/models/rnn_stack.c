@@ -11,6 +11,7 @@
 
 #include "reel/exchange.h"
 #include "reel/gemm.h"
+#include "reel/objective.h"
 #include "reel/rng.h"
 
 /* Dropout stream ids beyond the layers' own (layer l's output mask is keyed by l + 1). */
@@ -120,10 +121,16 @@ void rnn_stack_free(rnn_stack *s) {
 /* Makes every activation buffer large enough for T steps of B sequences. Capacity is kept as a number
  * of time steps (T * B), not as T and B apart: evaluation batches a few long reviews or many short ones,
  * and the product of the two maxima would be far larger than either batch. */
+size_t rnn_stack_capacity(size_t needed, size_t current) {
+    size_t doubled = 2 * current > REEL_EVAL_STEP_BUDGET ? REEL_EVAL_STEP_BUDGET : 2 * current;
+    if (doubled < current) doubled = current;
+    return needed > doubled ? needed : doubled;
+}
+
 static void reserve(rnn_stack *s, size_t T, size_t B) {
     if (T * B <= s->cap_rows && B <= s->cap_B) return;
     free_activations(s);
-    s->cap_rows = T * B > s->cap_rows ? T * B : s->cap_rows;
+    s->cap_rows = rnn_stack_capacity(T * B, s->cap_rows);
     s->cap_B = B > s->cap_B ? B : s->cap_B;
     B = s->cap_B;
     size_t rows = s->cap_rows, E = s->o.E, widest = E, widest_H = 0;

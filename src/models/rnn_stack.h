@@ -110,4 +110,10 @@ float *rnn_stack_output_grad(rnn_stack *s);
  * consumes); must follow a training forward on the same batch. */
 void rnn_stack_backward(rnn_stack *s, const reel_store *params, const reel_batch *batch, const reel_comm *comm);
 
+/* The capacity, in time steps (T * B), to allocate when `needed` exceeds `current`: at least double
+ * `current` (up to the evaluation batches' REEL_EVAL_STEP_BUDGET), so that evaluation, whose batches
+ * sorted by length grow step by step, reallocates a few times instead of at nearly every batch (every
+ * reallocation touches fresh pages: 15% of an evaluation's time went to page faults). */
+size_t rnn_stack_capacity(size_t needed, size_t current);
+
 #endif
