@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "reel/config.h"
+#include "reel/optim.h"
 
 /* Keys of the default configuration (model type bow, objective classify): the 46 general keys, bow's 5
  * and classify's 5. --help-config lists the general keys, then each model's and objective's own: the
@@ -824,6 +825,32 @@ static void test_model_keys(void **state) {
     assert_memory_equal(&before, &cfg, sizeof cfg); /* refused: nothing changed */
 }
 
+/* Every configuration the project ships (configs/*.ini) loads, with its model's keys and its schedule
+ * accepted: a README command must not meet an unknown key or a value out of range. */
+static void test_shipped_configs(void **state) {
+    (void)state;
+    const char *source = getenv("REEL_SOURCE_DIR");
+    assert_non_null(source); /* set by CTest (tests/CMakeLists.txt) */
+    char dir_path[4096];
+    snprintf(dir_path, sizeof dir_path, "%s/configs", source);
+    DIR *dir = opendir(dir_path);
+    assert_non_null(dir);
+    size_t checked = 0;
+    for (struct dirent *entry; (entry = readdir(dir));) {
+        size_t n = strlen(entry->d_name);
+        if (n < 5 || strcmp(entry->d_name + n - 4, ".ini") != 0) continue;
+        char path[8192];
+        snprintf(path, sizeof path, "%s/%s", dir_path, entry->d_name);
+        reel_config cfg;
+        reel_error err = {{0}};
+        if (reel_config_load_file(&cfg, path, &err) != 0 || reel_schedule_check(&cfg, &err) != 0)
+            fail_msg("%s: %s", path, err.message);
+        checked++;
+    }
+    closedir(dir);
+    assert_true(checked >= 10);
+}
+
 int main(void) {
     initial_max_line = ini_max_line;
     const struct CMUnitTest tests[] = {
@@ -844,6 +871,7 @@ int main(void) {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_print_schema),
         cmocka_unit_test(test_model_keys),
+        cmocka_unit_test(test_shipped_configs),
     };
     return cmocka_run_group_tests(tests, setup_dir, remove_dir);
 }
