@@ -216,16 +216,13 @@ static const uint16_t *rounded_operand_b(const float *B, size_t rows, size_t col
     }
     state.uses++;
     weight_entry *slot = NULL;
-    for (size_t i = 0; i < WEIGHT_SLOTS; i++) {
+    int same_matrix = 0;
+    for (size_t i = 0; i < WEIGHT_SLOTS && !same_matrix; i++) {
         weight_entry *w = &state.weights[i];
-        if (w->data == B && w->rows == rows && w->cols == cols && w->ld == ld) {
-            slot = w;
-            break;
-        }
-        if (!slot || w->last_use < slot->last_use) slot = w; /* else the least recently used */
+        same_matrix = w->data == B && w->rows == rows && w->cols == cols && w->ld == ld;
+        if (same_matrix || !slot || w->last_use < slot->last_use) slot = w; /* else the least recently used */
     }
-    if (slot->data != B || slot->rows != rows || slot->cols != cols || slot->ld != ld ||
-        slot->generation != state.generation) {
+    if (!same_matrix || slot->generation != state.generation) {
         slot->copy = reserve(&slot->copy, &slot->capacity, rows * cols);
         round_rows(slot->copy, B, rows, cols, ld);
         slot->data = B, slot->rows = rows, slot->cols = cols, slot->ld = ld;
