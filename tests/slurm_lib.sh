@@ -15,7 +15,8 @@ require_slurm() {
 free_port() {
   local port
   while :; do
-    port=$((20000 + RANDOM % 20000))
+    # (below Linux's ephemeral range, 32768 and up, which outgoing connections take without listening)
+    port=$((20000 + RANDOM % 12000))
     ss -ltn 2>/dev/null | grep -q ":$port " || { echo "$port"; return; }
   done
 }
@@ -64,10 +65,32 @@ CONF
   export SLURM_CONF="$SLURM_DIR/slurm.conf"
   trap stop_slurm EXIT
   slurmctld -i || { fail "slurmctld did not start: $(tail -3 "$SLURM_DIR/slurmctld.log")"; finish; }
+  # the controller answers before the node daemon registers with it
+  for _ in $(seq 150); do scontrol ping 2>/dev/null | grep -q UP && break; sleep 0.2; done
+  scontrol ping 2>/dev/null | grep -q UP || { fail "slurmctld never answered: $(scontrol ping 2>&1)"; slurm_logs; finish; }
   slurmd -N localhost || { fail "slurmd did not start: $(tail -3 "$SLURM_DIR/slurmd.log")"; finish; }
-  for _ in $(seq 100); do sinfo -h -o %t 2>/dev/null | grep -q idle && break; sleep 0.2; done
+  # Up to 60 s for the node to register (a loaded machine can be slow); a node daemon that died on the
+  # way is started once more, and the failure shows both daemons' logs.
+  local tries
+  for tries in $(seq 300); do
+    sinfo -h -o %t 2>/dev/null | grep -q idle && break
+    if [ "$tries" -eq 100 ] && ! kill -0 "$(cat "$SLURM_DIR/slurmd.pid" 2>/dev/null)" 2>/dev/null; then
+      echo "note: slurmd had exited (log: $(tail -1 "$SLURM_DIR/slurmd.log")); starting it again" >&2
+      slurmd -N localhost || true
+    fi
+    sleep 0.2
+  done
   sinfo -h -o %t | grep -q idle && pass "a Slurm of one node is up ($(sinfo -h -o '%c CPUs, partition %P'))" \
-    || { fail "the node never became idle: $(sinfo 2>&1)"; finish; }
+    || { fail "the node never became idle: $(sinfo 2>&1)"; slurm_logs; finish; }
+}
+
+# the last lines of the daemons' logs and whether they run, for a failure's report
+slurm_logs() {
+  local daemon
+  for daemon in slurmctld slurmd; do
+    echo "--- $daemon ($(kill -0 "$(cat "$SLURM_DIR/$daemon.pid" 2>/dev/null)" 2>/dev/null && echo running || echo "not running")), last lines of its log:" >&2
+    tail -15 "$SLURM_DIR/$daemon.log" 2>/dev/null | sed 's/^/    /' >&2
+  done
 }
 
 stop_slurm() {
