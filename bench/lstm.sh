@@ -103,6 +103,10 @@ PY
 results=$work/results.txt
 : >"$results"
 
+# fp32 is the default, left unsaid so that a build older than the option (REEL=...) runs the same config
+precision_line=""
+[ "$precision" = fp32 ] || precision_line="precision = $precision"
+
 # run_reel CELL HIDDEN RANKS THREADS: one reel layout; appends a line to $results.
 run_reel() {
   local cell=$1 hidden=$2 ranks=$3 threads=$4
@@ -131,7 +135,7 @@ epochs = 1
 max_steps = $((warmup + steps))
 batch_size = $batch
 log_every = 1
-precision = $precision
+$precision_line
 seed = 42
 [checkpoint]
 keep_last = 1
