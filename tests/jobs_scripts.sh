@@ -23,8 +23,10 @@ for script in train.sbatch train.pbs; do
   [ -f "$run/ckpt_00000030.h5" ] && pass "$script: continued to the end" || fail "$script: no final checkpoint"
 done
 
-# the scheduler's warning (USR1 to the job's shell): passed to mpirun and the ranks, checkpoint, status 75
-sed 's/^epochs = 3/epochs = 1000/' "$WORK/small.ini" >"$WORK/long.ini"
+# the scheduler's warning (USR1 to the job's shell): passed to mpirun and the ranks, checkpoint, status 75.
+# The long run must outlast the 7 s time limit below on any machine: this small model runs ~100 epochs
+# a second on 2 slow cores, and a CI machine did all of 1000 epochs within 7 s, so 10^6 epochs.
+sed 's/^epochs = 3/epochs = 1000000/' "$WORK/small.ini" >"$WORK/long.ini"
 (cd "$REEL_SOURCE_DIR" && exec env REEL="$REEL_BIN" REQUEUE=0 CONFIG="$WORK/long.ini" RUN_DIR="$WORK/warned" \
    bash "$JOBS/train.sbatch") >"$WORK/warned.log" 2>&1 &
 shell=$!

@@ -6,7 +6,9 @@ source "$(dirname "$0")/lib.sh"
 
 make_small_data "$WORK/data" 2500            # 20 steps per epoch
 write_small_config "$WORK/small.ini" "$WORK/data"
-long=(--set train.epochs=1000 --set checkpoint.every_steps=50)
+# long enough to outlast the 8 s --time-limit below on any machine: 1,000 epochs (20,000 steps) take
+# about 18 s here and could end within 8 s on a CI machine (jobs_scripts.sh saw that happen)
+long=(--set train.epochs=1000000 --set checkpoint.every_steps=50)
 final=600
 
 expect_ok "uninterrupted, 2 ranks" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/full2" "${long[@]}" --set train.max_steps=$final
