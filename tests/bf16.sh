@@ -2,7 +2,7 @@
 # and, where the CPU has bf16, a bf16 run: it trains (its losses follow the fp32 run's), it really is
 # another computation (its parameters differ from fp32's), its kept weight copies change nothing, it
 # resumes bit for bit, and its checkpoints
-# are fp32 files that `reel eval` (fp32) reads.
+# are fp32 files that `reel eval` (fp32) reads; and `reel eval --precision` (refused, auto, bf16).
 source "$(dirname "$0")/lib.sh"
 
 make_small_data "$WORK/data" 2500
@@ -22,6 +22,21 @@ grep -q "precision: auto: this CPU (bf16 turned off by REEL_NO_BF16) has no nati
 expect_ok "fp32" mpireel 2 train "$WORK/lstm.ini" --run-dir "$WORK/fp32" "${steps[@]}"
 "$CKPT_COMPARE" "$WORK/fp32/ckpt_00000016.h5" "$WORK/auto/ckpt_00000016.h5" --exact >/dev/null \
   && pass "auto without bf16 == fp32, bit for bit" || fail "auto without bf16 differs from fp32"
+
+# the same for reel eval: refused without native bf16 (nothing else to lose), auto falls back to fp32's figures
+REEL_NO_BF16=1 expect_fail "eval: bf16 asked on a CPU without it" \
+  "--precision bf16, but this CPU \(bf16 turned off by REEL_NO_BF16\) has no native bf16 matrix products" \
+  reel eval "$WORK/fp32/ckpt_00000016.h5" --split test --precision bf16
+grep -q "hint: use --precision fp32 (the default), or auto" "$WORK/err.txt" && pass "eval: the refusal says what to use" \
+  || fail "eval: the refusal has no hint"
+expect_fail "eval: an unknown precision" "--precision 'fp16': expected fp32, bf16 or auto" \
+  reel eval "$WORK/fp32/ckpt_00000016.h5" --precision fp16
+expect_ok "eval fp32" reel eval "$WORK/fp32/ckpt_00000016.h5" --split test
+grep -v "^precision:" "$WORK/out.txt" >"$WORK/eval_plain.txt"
+REEL_NO_BF16=1 expect_ok "eval auto without bf16" reel eval "$WORK/fp32/ckpt_00000016.h5" --split test --precision auto
+grep -q "precision: auto: this CPU (bf16 turned off by REEL_NO_BF16) has no native bf16 products: fp32" "$WORK/out.txt" \
+  && grep -v "^precision:" "$WORK/out.txt" | cmp -s - "$WORK/eval_plain.txt" \
+  && pass "eval: auto without bf16 says so and gives fp32's figures" || fail "eval: auto without bf16"
 
 # does this CPU have native bf16? auto says so in its log line
 if ! REEL_NO_BF16=0 mpireel 1 train "$WORK/lstm.ini" --run-dir "$WORK/probe" --set train.max_steps=1 \
@@ -57,4 +72,23 @@ expect_ok "bf16 resumed" mpireel 2 train "$WORK/lstm.ini" --run-dir "$WORK/bf16_
   && pass "bf16: resume bit for bit" || fail "bf16: the resumed run differs"
 expect_ok "reel eval (fp32) of a bf16 checkpoint" reel eval "$WORK/bf16/ckpt_00000016.h5" --split test
 grep -q "accuracy" "$WORK/out.txt" && pass "the bf16 checkpoint evaluates" || fail "no evaluation of the bf16 checkpoint"
+
+# reel eval --precision bf16, on a small bag of words trained for it (its confident logits make a bf16
+# product's rounding visible at the table's 4 decimals: measured, all 5 losses of 6 reviews move by 1e-4 to
+# 4e-3; the LSTM above, after 16 steps, predicts near 0.5 and hides it)
+write_small_config "$WORK/bow.ini" "$WORK/data"
+expect_ok "a bag of words to evaluate" mpireel 2 train "$WORK/bow.ini" --run-dir "$WORK/bow"
+eval_args=(eval "$WORK/bow/ckpt_00000060.h5" --split test --docs 6 --lengths 5,10,20,40,full)
+expect_ok "eval in fp32" reel "${eval_args[@]}"
+grep -E '^ +(5|10|20|40|full) ' "$WORK/out.txt" >"$WORK/eval_fp32.txt"
+expect_ok "eval in bf16" reel "${eval_args[@]}" --precision bf16
+grep -q "precision: bf16 matrix products" "$WORK/out.txt" && pass "eval: the log names bf16" || fail "eval: no bf16 line"
+grep -E '^ +(5|10|20|40|full) ' "$WORK/out.txt" >"$WORK/eval_bf16.txt"
+# columns: length loss accuracy ...; the losses within 5% of fp32's (the bound of the training check
+# above), and most of them moved (else the bf16 path was not taken)
+paste "$WORK/eval_fp32.txt" "$WORK/eval_bf16.txt" | awk '
+  { a = $2; b = $(NF / 2 + 2); if (a != b) differ++; d = (a > b ? a - b : b - a) / a; if (d > worst) worst = d; n++ }
+  END { printf "eval: %d of %d losses differ in bf16, the largest by %.5f relative\n", differ, n, worst
+        exit !(n == 5 && differ >= 3 && worst < 0.05) }' \
+  && pass "eval in bf16: losses within 5% of fp32's, not identical" || fail "eval in bf16: losses $(cat "$WORK/eval_bf16.txt")"
 finish

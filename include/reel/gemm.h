@@ -16,6 +16,8 @@
 
 #include <stddef.h>
 
+#include "reel/check.h"
+
 typedef enum reel_precision { REEL_FP32 = 0, REEL_BF16 = 1 } reel_precision;
 
 /* 1 when this CPU multiplies bf16 natively (AVX512_BF16 or AMX), as oneDNN detects it. The environment
@@ -23,6 +25,13 @@ typedef enum reel_precision { REEL_FP32 = 0, REEL_BF16 = 1 } reel_precision;
 int reel_bf16_supported(void);
 /* Describes the CPU's best instruction set as oneDNN sees it (for messages). */
 const char *reel_cpu_isa_name(void);
+
+/* The precision a run or an evaluation asked for: "fp32", "bf16" or "auto". bf16 is chosen where it is
+ * asked and the CPU multiplies it natively; "bf16" on a CPU that cannot is an error naming the request
+ * (`bf16_request`, e.g. "[train] precision = bf16") and the CPU, since emulated bf16 runs several times
+ * slower than fp32, which nobody asking for bf16 wants; "auto" falls back to fp32 and logs that it did.
+ * The choice is logged. Returns 0, or -1 with err set. */
+int reel_precision_choose(const char *requested, const char *bf16_request, reel_precision *chosen, reel_error *err);
 
 void reel_gemm_set_precision(reel_precision precision);
 reel_precision reel_gemm_precision(void);

@@ -9,6 +9,7 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "reel/comm.h"
+#include "reel/gemm.h"
 #include "reel/loader.h"
 #include "reel/objective.h"
 #include "reel/util.h"
@@ -33,6 +34,10 @@ static void usage(FILE *out) {
           "                   reads each review once for all lengths (its state after L tokens does not depend\n"
           "                   on what follows); other models read it once per length\n"
           "  --separate       one pass per length even when one pass would do (the same figures, slower)\n"
+          "  --precision P    fp32 (default), bf16 or auto: the matrix products in bfloat16 with fp32\n"
+          "                   accumulation, about twice as fast where the CPU has AVX512_BF16 or AMX; the\n"
+          "                   figures move in their last digits (bf16 stops with an error on other CPUs,\n"
+          "                   auto falls back to fp32)\n"
           "  -h, --help       this text\n",
           out);
 }
@@ -44,9 +49,10 @@ int reel_cmd_eval(int argc, char **argv) {
                                             {"lengths", required_argument, NULL, 'l'},
                                             {"docs", required_argument, NULL, 'n'},
                                             {"separate", no_argument, NULL, 'S'},
+                                            {"precision", required_argument, NULL, 'p'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
-    const char *split = "test", *data_dir = NULL, *length_list = NULL;
+    const char *split = "test", *data_dir = NULL, *length_list = NULL, *precision_name = "fp32";
     size_t batch = 256, max_docs = 0;
     int separate = 0;
     int rank = reel_cli_rank();
@@ -58,6 +64,7 @@ int reel_cmd_eval(int argc, char **argv) {
         case 'd': data_dir = optarg; break;
         case 'l': length_list = optarg; break;
         case 'S': separate = 1; break;
+        case 'p': precision_name = optarg; break;
         case 'b':
         case 'n': {
             char *end;
@@ -86,6 +93,13 @@ int reel_cmd_eval(int argc, char **argv) {
         reel_fail(&err, "--split '%s': expected valid, test or train", split);
         return reel_cli_report(&err, NULL);
     }
+    if (strcmp(precision_name, "fp32") != 0 && strcmp(precision_name, "bf16") != 0 && strcmp(precision_name, "auto") != 0) {
+        reel_fail(&err, "--precision '%s': expected fp32, bf16 or auto", precision_name);
+        return reel_cli_report(&err, NULL);
+    }
+    reel_precision precision;
+    if (reel_precision_choose(precision_name, "--precision bf16", &precision, &err) != 0)
+        return reel_cli_report(&err, "use --precision fp32 (the default), or auto (bf16 where the CPU has it)");
     const char *checkpoint = argv[optind];
     reel_trained trained;
     reel_load_options load = {data_dir, 1, batch};
@@ -99,6 +113,10 @@ int reel_cmd_eval(int argc, char **argv) {
         reel_trained_free(&trained);
         return reel_cli_report(&err, NULL);
     }
+    /* the weights do not change during an evaluation: their bf16 copies are made once */
+    reel_gemm_set_precision(precision);
+    reel_gemm_set_params(trained.model->params.data, trained.model->params.num_floats);
+    reel_gemm_params_changed();
     size_t lengths[64], num_lengths = 0;
     if (!length_list) {
         lengths[num_lengths++] = cfg->data.max_tokens;
@@ -171,6 +189,9 @@ int reel_cmd_eval(int argc, char **argv) {
                all ? "one pass over the documents" : "a pass per length");
     free(all);
     reel_objective_destroy(obj);
+    reel_gemm_set_params(NULL, 0);
+    reel_gemm_set_precision(REEL_FP32);
+    reel_gemm_release();
     reel_trained_free(&trained);
     return 0;
 }

@@ -52,6 +52,22 @@ const char *reel_cpu_isa_name(void) {
     return "no AVX2";
 }
 
+int reel_precision_choose(const char *requested, const char *bf16_request, reel_precision *chosen, reel_error *err) {
+    *chosen = REEL_FP32;
+    if (strcmp(requested, "fp32") == 0) return 0;
+    int native = reel_bf16_supported();
+    if (!native && strcmp(requested, "bf16") == 0)
+        return reel_fail(err, "%s, but this CPU (%s) has no native bf16 matrix products (AVX512_BF16 or AMX)", bf16_request,
+                         reel_cpu_isa_name());
+    if (!native) {
+        reel_log("precision: auto: this CPU (%s) has no native bf16 products: fp32\n", reel_cpu_isa_name());
+        return 0;
+    }
+    reel_log("precision: bf16 matrix products (oneDNN, %s); everything else stays fp32\n", reel_cpu_isa_name());
+    *chosen = REEL_BF16;
+    return 0;
+}
+
 /* ---- fp32 -> bf16 ---- */
 
 /* Round to nearest, ties to even; a NaN stays a (quiet) NaN. Both results are computed and one is

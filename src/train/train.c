@@ -652,24 +652,6 @@ static void choose_criterion(trainer *t) {
     t->best_better = t->obj->eval_series[t->best_index].better;
 }
 
-/* [train] precision: bf16 where asked and the CPU multiplies it natively; a bf16 request on a CPU that
- * cannot is an error (running it emulated would be several times slower than fp32), auto falls back. */
-static reel_precision choose_precision(const reel_config *cfg) {
-    if (strcmp(cfg->train.precision, "fp32") == 0) return REEL_FP32;
-    int native = reel_bf16_supported();
-    if (!native && strcmp(cfg->train.precision, "bf16") == 0)
-        REEL_FATAL("set [train] precision = fp32, or auto (bf16 where the CPU has it)",
-                   "[train] precision = bf16, but this CPU (%s) has no native bf16 matrix products (AVX512_BF16 or AMX)",
-                   reel_cpu_isa_name());
-    if (!native) {
-        reel_log("precision: auto: this CPU (%s) has no native bf16 products: fp32\n", reel_cpu_isa_name());
-        return REEL_FP32;
-    }
-    reel_log("precision: bf16 matrix products (oneDNN, %s); parameters, optimizer state and the exchange stay fp32\n",
-             reel_cpu_isa_name());
-    return REEL_BF16;
-}
-
 int reel_train(const reel_config *requested, const reel_train_options *options) {
     trainer t = {0};
     t.start_seconds = reel_now_seconds();
@@ -703,7 +685,10 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
     REEL_CHECK(kind, NULL, "unknown objective '%s'", cfg->objective.type);
     if (kind->resolve && kind->resolve(&effective, &t.vocab, &err) != 0) reel_die(&err, "run `reel prep` to create the data directory");
     if (reel_schedule_check(cfg, &err) != 0) reel_die(&err, "`reel train --help-config` lists every key");
-    reel_gemm_set_precision(choose_precision(cfg));
+    reel_precision precision;
+    if (reel_precision_choose(cfg->train.precision, "[train] precision = bf16", &precision, &err) != 0)
+        reel_die(&err, "set [train] precision = fp32, or auto (bf16 where the CPU has it)");
+    reel_gemm_set_precision(precision);
     t.config_ini = reel_config_to_ini(cfg);
     reel_log("--- resolved configuration ---\n%s------------------------------\n", t.config_ini);
     t.local_rows_max = (cfg->train.batch_size + (size_t)t.comm.size - 1) / (size_t)t.comm.size;
