@@ -26,12 +26,14 @@ int reel_bf16_supported(void);
 /* Describes the CPU's best instruction set as oneDNN sees it (for messages). */
 const char *reel_cpu_isa_name(void);
 
-/* The precision a run or an evaluation asked for: "fp32", "bf16" or "auto". bf16 is chosen where it is
- * asked and the CPU multiplies it natively; "bf16" on a CPU that cannot is an error naming the request
- * (`bf16_request`, e.g. "[train] precision = bf16") and the CPU, since emulated bf16 runs several times
- * slower than fp32, which nobody asking for bf16 wants; "auto" falls back to fp32 and logs that it did.
- * The choice is logged. Returns 0, or -1 with err set. */
-int reel_precision_choose(const char *requested, const char *bf16_request, reel_precision *chosen, reel_error *err);
+/* The precision a run or an evaluation asked for: "fp32", "bf16" or "auto", given as `setting` (how the
+ * user wrote the name: "[train] precision", "--precision") and `assign` (what joins name and value:
+ * " = ", " "), so that errors quote the request as it was written. bf16 is chosen where it is asked and
+ * the CPU multiplies it natively; "bf16" on a CPU that cannot is an error naming the CPU, since emulated
+ * bf16 runs several times slower than fp32, which nobody asking for bf16 wants; "auto" falls back to fp32
+ * and logs that it did; any other value is an error. The choice is logged. Returns 0, or -1 with err set. */
+int reel_precision_choose(const char *setting, const char *assign, const char *requested, reel_precision *chosen,
+                          reel_error *err);
 
 void reel_gemm_set_precision(reel_precision precision);
 reel_precision reel_gemm_precision(void);

@@ -93,12 +93,8 @@ int reel_cmd_eval(int argc, char **argv) {
         reel_fail(&err, "--split '%s': expected valid, test or train", split);
         return reel_cli_report(&err, NULL);
     }
-    if (strcmp(precision_name, "fp32") != 0 && strcmp(precision_name, "bf16") != 0 && strcmp(precision_name, "auto") != 0) {
-        reel_fail(&err, "--precision '%s': expected fp32, bf16 or auto", precision_name);
-        return reel_cli_report(&err, NULL);
-    }
     reel_precision precision;
-    if (reel_precision_choose(precision_name, "--precision bf16", &precision, &err) != 0)
+    if (reel_precision_choose("--precision", " ", precision_name, &precision, &err) != 0)
         return reel_cli_report(&err, "use --precision fp32 (the default), or auto (bf16 where the CPU has it)");
     const char *checkpoint = argv[optind];
     reel_trained trained;

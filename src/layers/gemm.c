@@ -52,13 +52,16 @@ const char *reel_cpu_isa_name(void) {
     return "no AVX2";
 }
 
-int reel_precision_choose(const char *requested, const char *bf16_request, reel_precision *chosen, reel_error *err) {
+int reel_precision_choose(const char *setting, const char *assign, const char *requested, reel_precision *chosen,
+                          reel_error *err) {
     *chosen = REEL_FP32;
     if (strcmp(requested, "fp32") == 0) return 0;
+    if (strcmp(requested, "bf16") != 0 && strcmp(requested, "auto") != 0)
+        return reel_fail(err, "%s '%s': expected fp32, bf16 or auto", setting, requested);
     int native = reel_bf16_supported();
     if (!native && strcmp(requested, "bf16") == 0)
-        return reel_fail(err, "%s, but this CPU (%s) has no native bf16 matrix products (AVX512_BF16 or AMX)", bf16_request,
-                         reel_cpu_isa_name());
+        return reel_fail(err, "%s%sbf16, but this CPU (%s) has no native bf16 matrix products (AVX512_BF16 or AMX)",
+                         setting, assign, reel_cpu_isa_name());
     if (!native) {
         reel_log("precision: auto: this CPU (%s) has no native bf16 products: fp32\n", reel_cpu_isa_name());
         return 0;

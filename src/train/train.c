@@ -686,7 +686,7 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
     if (kind->resolve && kind->resolve(&effective, &t.vocab, &err) != 0) reel_die(&err, "run `reel prep` to create the data directory");
     if (reel_schedule_check(cfg, &err) != 0) reel_die(&err, "`reel train --help-config` lists every key");
     reel_precision precision;
-    if (reel_precision_choose(cfg->train.precision, "[train] precision = bf16", &precision, &err) != 0)
+    if (reel_precision_choose("[train] precision", " = ", cfg->train.precision, &precision, &err) != 0)
         reel_die(&err, "set [train] precision = fp32, or auto (bf16 where the CPU has it)");
     reel_gemm_set_precision(precision);
     t.config_ini = reel_config_to_ini(cfg);
