@@ -36,11 +36,19 @@ expect_ok() {
     fail "$what: exit status $?"; sed 's/^/    /' "$WORK/err.txt" >&2; fi
 }
 
-# H5PY_PYTHON: a python3 that can import h5py (Debian's python3-h5py), or empty.
-H5PY_PYTHON=""
-for candidate in python3 /usr/bin/python3; do
-  if command -v "$candidate" >/dev/null && "$candidate" -c "import h5py" 2>/dev/null; then H5PY_PYTHON=$candidate; break; fi
-done
+# H5PY_PYTHON: the interpreter with Debian's packages, where scripts/install-deps puts python3-h5py (a
+# python3 earlier on PATH, a pyenv or a virtual environment, may lack it). Tests whose checks read HDF5
+# files call require_h5py first: h5py is a requirement of theirs, not an option, so its absence fails
+# the test loudly instead of passing it with those checks left out.
+H5PY_PYTHON=/usr/bin/python3
+require_h5py() {
+  local why
+  if ! why=$("$H5PY_PYTHON" -c "import h5py, numpy" 2>&1); then
+    echo "FAIL: $TEST_NAME reads HDF5 files with h5py, but $H5PY_PYTHON cannot import it" \
+      "(scripts/install-deps installs python3-h5py): ${why##*$'\n'}" >&2
+    exit 1
+  fi
+}
 
 # Real-data tests call this first: it exits 77 (CTest: skipped) with a clear message when the archive
 # is absent.

@@ -2,6 +2,7 @@
 # metrics the files hold (read independently with h5py); the plots are valid PNGs of the asked size,
 # change when the data changes, and can be drawn from a run that was killed mid-write; bad input.
 source "$(dirname "$0")/lib.sh"
+require_h5py
 
 make_small_data "$WORK/data" 2500
 write_small_config "$WORK/small.ini" "$WORK/data"
@@ -21,29 +22,37 @@ if grep -Eq "train.seed|model.embed_dim|train.run_dir|data.dir" <<<"$header"; th
 else pass "settings the runs share are left out"; fi
 [ "$(wc -l <"$WORK/runs.txt")" -eq 5 ] && pass "a row per run" || fail "$(wc -l <"$WORK/runs.txt") lines"
 expect_ok "runs --tsv --sort best" reel runs "$WORK/sweep" --tsv --sort best
-if [ -n "$H5PY_PYTHON" ]; then
-  "$H5PY_PYTHON" - "$WORK/out.txt" <<'PY' && pass "best and last values match metrics.h5, best run first" || fail "runs table disagrees with metrics.h5"
+# check_runs_tsv TABLE ROWS: the table (reel runs --tsv) has ROWS runs and each row's values are those of
+# its run's metrics.h5, read independently with h5py; best run first. A column without a value is "-".
+cat >"$WORK/check_runs.py" <<'PY'
 import sys, h5py
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 head, body = rows[0], rows[1:]
 col = {name: i for i, name in enumerate(head)}
-assert len(body) == 4, body
+assert len(body) == int(sys.argv[2]), body
+pct = lambda v: f"{100 * v:.2f}%"
 bests = []
 for row in body:
     f = h5py.File(row[0] + "/metrics.h5", "r", swmr=True)
     split, acc, step = f["eval/split"][:], f["eval/accuracy"][:], f["eval/step"][:]
     valid = [(a, s) for a, s, sp in zip(acc, step, split) if sp == 0]
-    best = max(valid, key=lambda x: x[0])
-    best_first = next(v for v in valid if v[0] == best[0])
-    assert row[col["best valid accuracy (step)"]] == f"{100 * best[0]:.2f}% ({best_first[1]})", (row, best_first)
-    assert row[col["last valid"]] == f"{100 * valid[-1][0]:.2f}%", row
+    if valid:
+        best = max(valid, key=lambda x: x[0])
+        best_first = next(v for v in valid if v[0] == best[0])
+        assert row[col["best valid accuracy (step)"]] == f"{pct(best[0])} ({best_first[1]})", (row, best_first)
+        assert row[col["last valid"]] == pct(valid[-1][0]), row
+        bests.append(best[0])
+    else:
+        assert row[col["best valid accuracy (step)"]] == "-" and row[col["last valid"]] == "-", row
     test = [a for a, sp in zip(acc, split) if sp == 1]
-    assert row[col["test"]] == f"{100 * test[-1]:.2f}%", row
+    assert row[col["test"]] == (pct(test[-1]) if test else "-"), row
     assert row[col["steps"]] == str(f["train/step"][-1]), row
-    bests.append(best[0])
+    assert row[col["epochs"]] == str(int(f["train/epoch"][-1]) + 1), row
 assert bests == sorted(bests, reverse=True), bests
+print(" | ".join("\t".join(row) for row in body))
 PY
-fi
+"$H5PY_PYTHON" "$WORK/check_runs.py" "$WORK/out.txt" 4 && pass "best and last values match metrics.h5, best run first" \
+  || fail "runs table disagrees with metrics.h5"
 expect_ok "two directories and a run" reel runs "$WORK/sweep/lr0.01_h16" "$WORK/sweep/lr0.003_h32"
 [ "$(wc -l <"$WORK/out.txt")" -eq 3 ] && pass "runs given one by one" || fail "runs given one by one"
 
@@ -57,7 +66,15 @@ expect_ok "plot the sweep" reel plot "$WORK"/sweep/* -o "$WORK/sweep.png"
 [ "$(png_size "$WORK/sweep.png")" = 1500x900 ] && pass "a 1500x900 PNG of four runs" || fail "sweep.png: $(png_size "$WORK/sweep.png")"
 expect_ok "plot one run" reel plot "$WORK/sweep/lr0.01_h16" -o "$WORK/one.png" --size 800x600 --title "one run"
 [ "$(png_size "$WORK/one.png")" = 800x600 ] && pass "--size is applied" || fail "one.png: $(png_size "$WORK/one.png")"
-cmp -s "$WORK/sweep.png" "$WORK/one.png" && fail "different runs, the same picture" || pass "other runs, another picture"
+# the same run drawn again is the same file (so a difference below means other data); another run's
+# metrics, in a directory of the same name (the legend names runs by their directory), drawn at the same
+# size with the same title, is another picture: only the data differ
+expect_ok "plot the run again" reel plot "$WORK/sweep/lr0.01_h16" -o "$WORK/one_again.png" --size 800x600 --title "one run"
+cmp -s "$WORK/one.png" "$WORK/one_again.png" && pass "the same run, the same picture" || fail "the same run drawn twice differs"
+mkdir -p "$WORK/other" && cp -r "$WORK/sweep/lr0.003_h32" "$WORK/other/lr0.01_h16"
+expect_ok "plot another run" reel plot "$WORK/other/lr0.01_h16" -o "$WORK/other.png" --size 800x600 --title "one run"
+[ "$(png_size "$WORK/other.png")" = 800x600 ] || fail "other.png: $(png_size "$WORK/other.png")"
+cmp -s "$WORK/other.png" "$WORK/one.png" && fail "different runs, the same picture" || pass "other runs, another picture"
 cp "$WORK/one.png" "$WORK/one_before.png"
 expect_ok "train the run further" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/sweep/lr0.01_h16" \
   --set optimizer.lr=0.01 --set model.hidden_dim=16 --set train.epochs=4
@@ -74,6 +91,15 @@ sleep 1
 expect_ok "plot a killed run" reel plot "$WORK/killed" -o "$WORK/killed.png"
 [ "$(png_size "$WORK/killed.png")" = 1500x900 ] && pass "a killed run's metrics are drawn" || fail "killed.png"
 expect_ok "runs lists the killed run" reel runs "$WORK/killed"
+[ "$(wc -l <"$WORK/out.txt")" -eq 2 ] && [ "$(sed -n 2p "$WORK/out.txt" | awk '{print $1}')" = "$WORK/killed" ] \
+  && pass "the listing has the killed run's row" || { fail "no row of the killed run:"; sed 's/^/    /' "$WORK/out.txt" >&2; }
+expect_ok "runs --tsv of the killed run" reel runs "$WORK/killed" --tsv
+"$H5PY_PYTHON" "$WORK/check_runs.py" "$WORK/out.txt" 1 && pass "the killed run's values are those of its metrics.h5" \
+  || fail "the killed run's row disagrees with its metrics.h5"
+column() { awk -F'\t' -v name="$1" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) c = i } NR == 2 { print $c }' "$WORK/out.txt"; }
+[ "$(column steps)" -gt 0 ] && [ "$(column test)" = "-" ] \
+  && pass "the killed run trained ($(column steps) steps) and has no test value" \
+  || fail "the killed run's row: $(sed -n 2p "$WORK/out.txt")"
 
 # the reliability diagram of reel analyze
 expect_ok "analyze" reel analyze "$WORK/sweep/lr0.01_h16/ckpt_best.h5" --json "$WORK/analysis.json"

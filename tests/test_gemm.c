@@ -1,7 +1,10 @@
-/* reel_gemm: fp32 is OpenBLAS's sgemm bit for bit; bf16 agrees with an exact (double) product of the
- * fp32 operands within the bound its rounding allows, for every transpose, alpha, beta and leading
- * dimension, and is really taken (it differs from fp32). On a CPU without native bf16 the bf16 checks
- * are skipped with the reason (REEL_NO_BF16=1 forces that path; tests/bf16.sh covers the refusal). */
+/* reel_gemm against an independent reference, a plain triple loop accumulating in double, for every
+ * transpose, alpha, beta and leading dimension: fp32 within the bound of fp32 accumulation, bf16 within
+ * the bound its operands' rounding allows (and really taken: it differs from fp32).
+ *
+ * Run without arguments, the fp32 checks; with the argument "bf16", the bf16 ones, which exit 77 (CTest:
+ * skipped, with the reason on stderr) on a CPU without native bf16, so such a machine shows them as not
+ * run rather than passed (REEL_NO_BF16=1 forces that path; tests/bf16.sh covers the refusal). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
-#include <cblas.h>
 
 #include "reel/gemm.h"
 
@@ -23,78 +25,152 @@ static void fill(float *x, size_t n, unsigned seed) {
 /* op(X)[i][k] of a row-major X with leading dimension ld */
 static double at(const float *x, int trans, size_t ld, size_t i, size_t k) { return trans ? x[k * ld + i] : x[i * ld + k]; }
 
-static void check_shape(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, float beta, unsigned seed) {
-    size_t lda = (trans_a ? M : K) + 3, ldb = (trans_b ? K : N) + 1, ldc = N + 2; /* padded rows */
+/* The operands of one case: A, B and the C it starts from, with padded rows (leading dimensions larger
+ * than the rows) so that a stride taken wrong reads or writes the wrong elements. */
+typedef struct {
+    int trans_a, trans_b;
+    size_t M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    float *A, *B, *C0;
+} gemm_case;
+
+static gemm_case make_case(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, float beta,
+                           unsigned seed) {
+    gemm_case g = {trans_a, trans_b, M, N, K, (trans_a ? M : K) + 3, (trans_b ? K : N) + 1, N + 2, alpha, beta,
+                   NULL, NULL, NULL};
     size_t a_rows = trans_a ? K : M, b_rows = trans_b ? N : K;
-    float *A = malloc(a_rows * lda * sizeof *A), *B = malloc(b_rows * ldb * sizeof *B);
-    float *C0 = malloc(M * ldc * sizeof *C0), *C = malloc(M * ldc * sizeof *C), *Cref = malloc(M * ldc * sizeof *Cref);
-    fill(A, a_rows * lda, seed);
-    fill(B, b_rows * ldb, seed + 1);
-    fill(C0, M * ldc, seed + 2);
-    /* fp32: exactly OpenBLAS */
-    memcpy(C, C0, M * ldc * sizeof *C);
-    memcpy(Cref, C0, M * ldc * sizeof *C);
+    g.A = malloc(a_rows * g.lda * sizeof *g.A);
+    g.B = malloc(b_rows * g.ldb * sizeof *g.B);
+    g.C0 = malloc(M * g.ldc * sizeof *g.C0);
+    assert_non_null(g.A), assert_non_null(g.B), assert_non_null(g.C0);
+    fill(g.A, a_rows * g.lda, seed);
+    fill(g.B, b_rows * g.ldb, seed + 1);
+    fill(g.C0, M * g.ldc, seed + 2);
+    return g;
+}
+
+static void free_case(gemm_case *g) { free(g->A), free(g->B), free(g->C0); }
+
+/* C = reel_gemm(...) in the given precision, into a fresh copy of C0 */
+static float *run_case(const gemm_case *g, reel_precision precision) {
+    float *C = malloc(g->M * g->ldc * sizeof *C);
+    assert_non_null(C);
+    memcpy(C, g->C0, g->M * g->ldc * sizeof *C);
+    reel_gemm_set_precision(precision);
+    reel_gemm(g->trans_a, g->trans_b, g->M, g->N, g->K, g->alpha, g->A, g->lda, g->B, g->ldb, g->beta, C, g->ldc);
     reel_gemm_set_precision(REEL_FP32);
-    reel_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)M, (int)N,
-                (int)K, alpha, A, (int)lda, B, (int)ldb, beta, Cref, (int)ldc);
-    assert_memory_equal(C, Cref, M * ldc * sizeof *C);
-    if (!reel_bf16_supported()) {
-        free(A), free(B), free(C0), free(C), free(Cref);
-        return;
+    return C;
+}
+
+/* The reference for C[i][j]: alpha sum_k op(A)[i][k] op(B)[k][j] + beta C0[i][j] in double, and the sum
+ * of the magnitudes of the products (what rounding errors are proportional to). */
+static double reference(const gemm_case *g, size_t i, size_t j, double *magnitude) {
+    double exact = 0, sum = 0;
+    for (size_t k = 0; k < g->K; k++) {
+        double p = at(g->A, g->trans_a, g->lda, i, k) * at(g->B, g->trans_b, g->ldb, k, j);
+        exact += p;
+        sum += fabs(p);
     }
-    /* bf16: |C - exact| <= |alpha| (2u + u^2 + K 2^-23) sum_k |a_ik b_kj| + 2^-22 (|alpha| |ab| + |beta c|),
-     * u = 2^-8: each operand is rounded to 8 significant bits (relative error <= u), their product then
-     * carries at most 2u + u^2; the fp32 accumulation of K terms adds at most K 2^-24 relative to the sum
-     * of magnitudes (doubled for slack), and scaling by alpha and adding beta C two more fp32 roundings. */
-    memcpy(C, C0, M * ldc * sizeof *C);
-    reel_gemm_set_precision(REEL_BF16);
-    reel_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    reel_gemm_set_precision(REEL_FP32);
+    *magnitude = sum;
+    return exact;
+}
+
+/* the padding between rows of C is left alone */
+static void check_padding(const gemm_case *g, const float *C) {
+    for (size_t i = 0; i < g->M; i++)
+        for (size_t j = g->N; j < g->ldc; j++) assert_true(C[i * g->ldc + j] == g->C0[i * g->ldc + j]);
+}
+
+/* fp32 against the double reference. A dot product of K terms computed in fp32, in whatever order and
+ * blocking the library sums (with or without fused multiply-adds), is within gamma_K sum_k |a_k b_k| of
+ * the exact one, gamma_n = n u / (1 - n u), u = 2^-24 (Higham, Accuracy and Stability of Numerical
+ * Algorithms, 3.1); scaling by alpha, scaling C by beta and the addition are three more roundings, so
+ * |C - exact| <= gamma_(K+3) (|alpha| sum_k |a_ik b_kj| + |beta c|). The double reference adds at most
+ * K 2^-53 of the same magnitudes, which the bound also allows. A product that went wrong (a transpose,
+ * a stride, beta ignored) is off by order 1, and one computed in bf16 by about 2^-8 of the magnitudes,
+ * far above K 2^-24 for every K here (at most 500: 3e-5 against 4e-3). */
+static double fp32_worst; /* the largest |C - reference| / bound seen, printed to show the margin */
+
+static void check_fp32(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, float beta, unsigned seed) {
+    gemm_case g = make_case(trans_a, trans_b, M, N, K, alpha, beta, seed);
+    float *C = run_case(&g, REEL_FP32);
+    const double u = ldexp(1.0, -24), gamma = (double)(K + 3) * u / (1.0 - (double)(K + 3) * u);
+    for (size_t i = 0; i < M; i++)
+        for (size_t j = 0; j < N; j++) {
+            double magnitude, exact = reference(&g, i, j, &magnitude), c0 = g.C0[i * g.ldc + j];
+            double want = alpha * exact + beta * c0;
+            double scale = fabs(alpha) * magnitude + fabs(beta * c0);
+            double bound = gamma * scale + (double)K * ldexp(1.0, -53) * fabs(alpha) * magnitude;
+            double got = C[i * g.ldc + j];
+            if (bound > 0 && fabs(got - want) / bound > fp32_worst) fp32_worst = fabs(got - want) / bound;
+            if (!(fabs(got - want) <= bound))
+                fail_msg("fp32 %c%c M=%zu N=%zu K=%zu alpha=%g beta=%g: C[%zu][%zu] = %.9g, reference %.9g, "
+                         "difference %.3g > bound %.3g",
+                         trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, beta, i, j, got, want,
+                         fabs(got - want), bound);
+        }
+    check_padding(&g, C);
+    free(C);
+    free_case(&g);
+}
+
+/* bf16 against the double reference:
+ * |C - exact| <= |alpha| (2u + u^2 + K 2^-23) sum_k |a_ik b_kj| + 2^-22 (|alpha| |ab| + |beta c|),
+ * u = 2^-8: each operand is rounded to 8 significant bits (relative error <= u), their product then
+ * carries at most 2u + u^2; the fp32 accumulation of K terms adds at most K 2^-24 relative to the sum
+ * of magnitudes (doubled for slack), and scaling by alpha and adding beta C two more fp32 roundings. */
+static void check_bf16(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, float beta, unsigned seed) {
+    gemm_case g = make_case(trans_a, trans_b, M, N, K, alpha, beta, seed);
+    float *C = run_case(&g, REEL_BF16), *Cfp32 = run_case(&g, REEL_FP32);
     const double u = 1.0 / 256.0;
     int differs = 0;
     for (size_t i = 0; i < M; i++)
         for (size_t j = 0; j < N; j++) {
-            double exact = 0, magnitude = 0;
-            for (size_t k = 0; k < K; k++) {
-                double p = at(A, trans_a, lda, i, k) * at(B, trans_b, ldb, k, j);
-                exact += p;
-                magnitude += fabs(p);
-            }
-            double c0 = C0[i * ldc + j], want = alpha * exact + beta * c0;
+            double magnitude, exact = reference(&g, i, j, &magnitude), c0 = g.C0[i * g.ldc + j];
+            double want = alpha * exact + beta * c0;
             double bound = fabs(alpha) * (2 * u + u * u + (double)K * ldexp(1.0, -23)) * magnitude +
                            ldexp(1.0, -22) * (fabs(alpha * exact) + fabs(beta * c0));
-            double got = C[i * ldc + j];
-            if (fabs(got - want) > bound)
+            double got = C[i * g.ldc + j];
+            if (!(fabs(got - want) <= bound))
                 fail_msg("bf16 %c%c M=%zu N=%zu K=%zu alpha=%g beta=%g: C[%zu][%zu] = %.9g, exact %.9g, bound %.3g",
                          trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, beta, i, j, got, want, bound);
-            if (got != Cref[i * ldc + j]) differs = 1;
+            if (got != Cfp32[i * g.ldc + j]) differs = 1;
         }
-    /* the padding between rows of C is left alone */
-    for (size_t i = 0; i < M; i++)
-        for (size_t j = N; j < ldc; j++) assert_true(C[i * ldc + j] == C0[i * ldc + j]);
+    check_padding(&g, C);
     if (K >= 8) assert_true(differs); /* rounded operands: the bf16 path was really taken */
-    free(A), free(B), free(C0), free(C), free(Cref);
+    free(C), free(Cfp32);
+    free_case(&g);
 }
 
-static void test_gemm(void **state) {
-    (void)state;
-    if (!reel_bf16_supported())
-        printf("note: this CPU (%s) has no native bf16: only the fp32 path is checked\n", reel_cpu_isa_name());
+typedef void (*check_fn)(int, int, size_t, size_t, size_t, float, float, unsigned);
+
+/* every shape, both transposes of each operand, three (alpha, beta) pairs */
+static void check_all(check_fn check) {
     unsigned seed = 1;
     const size_t shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {33, 65, 129}, {100, 200, 300}, {3, 1, 500}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {
-                check_shape(ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], 1.0f, 0.0f, seed++);
-                check_shape(ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], 0.5f, 1.0f, seed++);
-                check_shape(ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], -2.0f, 0.25f, seed++);
+                check(ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], 1.0f, 0.0f, seed++);
+                check(ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], 0.5f, 1.0f, seed++);
+                check(ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], -2.0f, 0.25f, seed++);
             }
+}
+
+static void test_gemm_fp32(void **state) {
+    (void)state;
+    check_all(check_fp32);
+    printf("fp32: the largest difference from the reference is %.3f of its bound\n", fp32_worst);
+}
+
+static void test_gemm_bf16(void **state) {
+    (void)state;
+    check_all(check_bf16);
     /* the same shape again takes the kept primitive; a changed alpha must not */
-    check_shape(0, 1, 33, 65, 129, 1.0f, 0.0f, 900);
-    check_shape(0, 1, 33, 65, 129, 3.0f, 0.0f, 901);
+    check_bf16(0, 1, 33, 65, 129, 1.0f, 0.0f, 900);
+    check_bf16(0, 1, 33, 65, 129, 3.0f, 0.0f, 901);
     reel_gemm_release();
-    check_shape(1, 0, 7, 5, 3, 1.0f, 1.0f, 902); /* after a release, state is made again */
+    check_bf16(1, 0, 7, 5, 3, 1.0f, 1.0f, 902); /* after a release, state is made again */
     reel_gemm_release();
 }
 
@@ -110,10 +186,6 @@ static void product(float *C, const float *A, const float *W, int trans_w, size_
  * operand outside the registered buffer is never kept. */
 static void test_weight_copies(void **state) {
     (void)state;
-    if (!reel_bf16_supported()) {
-        printf("note: this CPU (%s) has no native bf16: no bf16 copies to check\n", reel_cpu_isa_name());
-        return;
-    }
     enum { M = 9, K = 48, N = 40, WEIGHTS = 40 };
     size_t count = (size_t)WEIGHTS * K * N;
     float *params = malloc(count * sizeof *params), *A = malloc(M * K * sizeof *A), *outside = malloc(K * N * sizeof *A);
@@ -158,7 +230,20 @@ static void test_weight_copies(void **state) {
     free(params), free(A), free(outside), free(C), free(want), free(old);
 }
 
-int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_gemm), cmocka_unit_test(test_weight_copies)};
-    return cmocka_run_group_tests(tests, NULL, NULL);
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "bf16") == 0) {
+        if (!reel_bf16_supported()) {
+            fprintf(stderr, "SKIPPED: this CPU (%s) has no native bf16 matrix products: the bf16 checks of "
+                            "reel_gemm cannot run here\n", reel_cpu_isa_name());
+            return 77;
+        }
+        const struct CMUnitTest tests[] = {cmocka_unit_test(test_gemm_bf16), cmocka_unit_test(test_weight_copies)};
+        return cmocka_run_group_tests_name("gemm_bf16", tests, NULL, NULL);
+    }
+    if (argc > 1) {
+        fprintf(stderr, "usage: %s [bf16]\n", argv[0]);
+        return 2;
+    }
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_gemm_fp32)};
+    return cmocka_run_group_tests_name("gemm_fp32", tests, NULL, NULL);
 }

@@ -1,18 +1,17 @@
 # Parity of the recurrent classifiers and language models with PyTorch: for each configuration below, tests/dump_batch runs
 # one training forward and backward in reel and tests/torch_parity.py repeats it with PyTorch's own
-# layers from the same parameters; logits, loss and every gradient must agree within 1e-4 relative.
-# Skipped (exit 77) when no python can import torch and h5py (Debian: python3-torch, python3-h5py).
+# layers from the same parameters; logits, loss and every gradient must agree element by element:
+# |reel - torch| <= 1e-4 (|torch| + 0.01 max|torch|), the max over each tensor (torch_parity.py says why
+# the floor). Measured on this code: at most 2.8e-5 of that bound's scale, i.e. a 3.6x margin; a tensor's
+# largest difference is at most 2.1e-6 of its largest element.
+# torch and h5py are requirements (scripts/install-deps installs python3-torch and python3-h5py for
+# /usr/bin/python3): without them the test fails, it is not skipped.
 source "$(dirname "$0")/lib.sh"
-
-TORCH_PYTHON=""
-for candidate in python3 /usr/bin/python3; do
-  if command -v "$candidate" >/dev/null && "$candidate" -c "import torch, h5py" 2>/dev/null; then
-    TORCH_PYTHON=$candidate; break
-  fi
-done
-if [ -z "$TORCH_PYTHON" ]; then
-  echo "SKIPPED: no python3 can import torch and h5py (Debian: apt-get install python3-torch python3-h5py)" >&2
-  exit 77
+require_h5py
+TORCH_PYTHON=$H5PY_PYTHON
+if ! why=$("$TORCH_PYTHON" -c "import torch" 2>&1); then
+  echo "FAIL: $TORCH_PYTHON cannot import torch (scripts/install-deps installs python3-torch): ${why##*$'\n'}" >&2
+  exit 1
 fi
 : "${DUMP_BATCH:?DUMP_BATCH must point at the dump_batch program (tests/cmake/core.cmake exports it)}"
 [ -x "$DUMP_BATCH" ] || { echo "FAIL: $DUMP_BATCH is not built (cmake --build build --target dump_batch)" >&2; exit 1; }
@@ -85,12 +84,12 @@ done
 
 # One python process for every case: importing torch costs more than all the models together.
 status=0
-OMP_NUM_THREADS=1 "$TORCH_PYTHON" "$REEL_SOURCE_DIR/tests/torch_parity.py" --tolerance 1e-4 --require-ragged \
+OMP_NUM_THREADS=1 "$TORCH_PYTHON" "$REEL_SOURCE_DIR/tests/torch_parity.py" --tolerance 1e-4 --floor 1e-2 --require-ragged \
   --expect-mismatch "$WORK/lstm_max_as_mean.ini" "$WORK/lstm_max.h5" \
   --expect-mismatch "$WORK/lm_lstm2.ini" "$WORK/lm_lstm2_dropped.h5" "${pairs[@]}" >"$WORK/parity.txt" 2>&1 || status=$?
 cat "$WORK/parity.txt"
 if [ "$status" -eq 0 ]; then
-  pass "reel matches PyTorch on ${#cases[@]} configurations; $(grep -o 'max relative difference.*' "$WORK/parity.txt")"
+  pass "reel matches PyTorch on ${#cases[@]} configurations; $(grep -o 'max elementwise difference.*' "$WORK/parity.txt")"
 else
   fail "torch_parity.py exited with status $status (see above)"
 fi

@@ -2,6 +2,7 @@
 # line, field or offset, and nothing already saved is lost. Also: `reel eval` agrees with the test
 # accuracy printed at the end of training, and `reel inspect` describes what it reads.
 source "$(dirname "$0")/lib.sh"
+require_h5py
 
 make_small_data "$WORK/data" 1500
 write_small_config "$WORK/small.ini" "$WORK/data"
@@ -29,12 +30,45 @@ eval_acc=$(grep -o '^accuracy *[0-9.]*%' "$WORK/out.txt" | grep -o '[0-9.]*%')
 [ "$train_acc" = "$eval_acc" ] && pass "eval reproduces the training's test accuracy ($eval_acc)" \
   || fail "eval says $eval_acc, training said $train_acc"
 expect_ok "eval on 1 rank, valid split" reel eval "$WORK/run/ckpt_best.h5" --split valid
+cp "$WORK/out.txt" "$WORK/eval_valid.txt"
+ini_get() { awk -F' = ' -v key="$2" '$1 == key { print $2 }' "$1"; }
+valid_docs=$(ini_get "$WORK/data/prep.ini" valid_docs)
+grep -q "^checkpoint .*ckpt_best.h5 .*, split valid (.*/data/valid.tok)$" "$WORK/eval_valid.txt" && pass "eval names the valid split" \
+  || fail "eval does not name the valid split: $(head -1 "$WORK/eval_valid.txt")"
+# the confusion counts cover every document of the split, and the accuracy is theirs
+read -r tp fp tn fn < <(awk '$1 ~ /^(tp|fp|tn|fn)$/ { v[$1] = $2 } END { print v["tp"], v["fp"], v["tn"], v["fn"] }' "$WORK/eval_valid.txt")
+valid_acc=$(grep -o '^accuracy *[0-9.]*%' "$WORK/eval_valid.txt" | grep -o '[0-9.]*%')
+[ $((tp + fp + tn + fn)) -eq "$valid_docs" ] && grep -q "($valid_docs reviews)\$" "$WORK/eval_valid.txt" \
+  && pass "eval counts the $valid_docs documents of the valid split" || fail "eval's counts $tp+$fp+$tn+$fn, the split has $valid_docs"
+[ "$(awk -v a=$((tp + tn)) -v n="$valid_docs" 'BEGIN { printf "%.2f%%", 100 * a / n }')" = "$valid_acc" ] \
+  && pass "the accuracy ($valid_acc) is that of the counts" || fail "accuracy $valid_acc from counts $tp $fp $tn $fn"
+# the best checkpoint's validation accuracy, as the run recorded it (2 ranks) and eval computes it (1 rank)
+recorded=$("$H5PY_PYTHON" - "$WORK/run/metrics.h5" <<'PY'
+import sys, h5py
+f = h5py.File(sys.argv[1], "r", swmr=True)
+valid = [a for a, s in zip(f["eval/accuracy"][:], f["eval/split"][:]) if s == 0]
+print(f"{100 * max(valid):.2f}%")
+PY
+)
+[ -n "$recorded" ] && [ "$recorded" = "$valid_acc" ] && pass "eval of the valid split equals the run's best validation accuracy ($recorded)" \
+  || fail "eval of the valid split says $valid_acc, the run recorded '$recorded'"
 expect_ok "inspect checkpoint" reel inspect "$WORK/run/ckpt_00000020.h5"
 grep -Eq "/model/embedding/weight +\[[0-9]+, 16\]" "$WORK/out.txt" && pass "inspect shows tensor shapes" || fail "inspect output"
 grep -q "all checksums verified" "$WORK/out.txt" && pass "inspect verifies checksums" || fail "inspect did not verify"
 expect_ok "inspect metrics" reel inspect "$WORK/run/metrics.h5"
 grep -q "/train/loss" "$WORK/out.txt" && pass "inspect shows metric series" || fail "inspect metrics output"
 expect_ok "inspect token file" reel inspect "$WORK/data/train.tok"
+# what inspect reads agrees with what prep wrote (prep.ini) and adds up
+field() { awk -v key="$1" '$1 == key { print $2 }' "$WORK/out.txt"; }
+train_docs=$(ini_get "$WORK/data/prep.ini" train_docs)
+[ "$(field documents)" = "$train_docs" ] && [ "$(field tokens)" = "$(ini_get "$WORK/data/prep.ini" train_tokens)" ] \
+  && pass "inspect: $train_docs documents, $(field tokens) tokens, as prep wrote" \
+  || fail "inspect: $(field documents) documents, $(field tokens) tokens; prep.ini: $train_docs, $(ini_get "$WORK/data/prep.ini" train_tokens)"
+[ "$(field classes)" = 2 ] && [ "$(awk '$1 == "class" { n += $3 } END { print n }' "$WORK/out.txt")" = "$train_docs" ] \
+  && pass "inspect: 2 classes whose documents add up" || fail "inspect classes: $(grep '^ *class' "$WORK/out.txt" | tr '\n' ' ')"
+grep -q "vocabulary *$(ini_get "$WORK/data/prep.ini" size) (checksum $(ini_get "$WORK/data/prep.ini" checksum))" "$WORK/out.txt" \
+  && grep -q "every token id is valid" "$WORK/out.txt" && pass "inspect: the vocabulary's size and checksum, ids valid" \
+  || fail "inspect vocabulary line: $(grep vocabulary "$WORK/out.txt")"
 
 # --- a corrupt newest checkpoint: resume falls back to the previous one and leaves the bad file alone
 cp -r "$WORK/run" "$WORK/run_corrupt"
@@ -55,9 +89,8 @@ grep -q "hidden/weight has shape \[24, 16\], the model expects \[32, 16\]" "$WOR
 [ -f "$WORK/run/ckpt_00000020.h5" ] && pass "checkpoints kept" || fail "a checkpoint disappeared"
 
 # --- a version 1 checkpoint (before objectives: best_valid_accuracy, no /vocab) still resumes and evaluates
-if [ -n "$H5PY_PYTHON" ]; then
-  mkdir -p "$WORK/run_v1" && cp "$WORK/run/ckpt_00000010.h5" "$WORK/run_v1/"
-  "$H5PY_PYTHON" - "$WORK/run_v1/ckpt_00000010.h5" <<'PY'
+mkdir -p "$WORK/run_v1" && cp "$WORK/run/ckpt_00000010.h5" "$WORK/run_v1/"
+"$H5PY_PYTHON" - "$WORK/run_v1/ckpt_00000010.h5" <<'PY' || fail "rewriting a checkpoint as version 1"
 import sys, h5py, numpy as np
 with h5py.File(sys.argv[1], "r+") as f:
     f.attrs["format_version"] = np.uint64(1)
@@ -68,12 +101,15 @@ with h5py.File(sys.argv[1], "r+") as f:
     del state.attrs["best_metric"], state.attrs["best_value"]
     state.attrs["best_valid_accuracy"] = np.float64(accuracy)
 PY
-  expect_ok "resume from a version 1 checkpoint" reel train "$WORK/small.ini" --run-dir "$WORK/run_v1"
-  grep -q "resuming from .*run_v1/ckpt_00000010.h5" "$WORK/out.txt" && pass "version 1 resumes" || fail "version 1 did not resume"
-  expect_ok "eval of a version 1 checkpoint" reel eval "$WORK/run_v1/ckpt_00000010.h5"
-else
-  echo "note: python3-h5py absent, version 1 checkpoints not checked"
-fi
+expect_ok "resume from a version 1 checkpoint" reel train "$WORK/small.ini" --run-dir "$WORK/run_v1"
+grep -q "resuming from .*run_v1/ckpt_00000010.h5" "$WORK/out.txt" && pass "version 1 resumes" || fail "version 1 did not resume"
+expect_ok "eval of a version 1 checkpoint" reel eval "$WORK/run_v1/ckpt_00000010.h5"
+# the same weights as the version 2 file it was made from: the same figures, line for line
+tail -n +2 "$WORK/out.txt" >"$WORK/eval_v1.txt"
+expect_ok "eval of the version 2 original" reel eval "$WORK/run/ckpt_00000010.h5"
+tail -n +2 "$WORK/out.txt" | cmp -s - "$WORK/eval_v1.txt" && grep -q "^accuracy *[0-9.]*%" "$WORK/eval_v1.txt" \
+  && pass "version 1 evaluates as its original ($(grep -o '^accuracy *[0-9.]*%' "$WORK/eval_v1.txt" | tr -s ' '))" \
+  || { fail "version 1 evaluates otherwise:"; diff <(tail -n +2 "$WORK/out.txt") "$WORK/eval_v1.txt" >&2; }
 
 # --- data errors
 cp -r "$WORK/data" "$WORK/data_badid"

@@ -26,7 +26,26 @@ grep -q "^summary .*macro precision.*(3 classes)" "$WORK/out.txt" && pass "eval 
 expect_fail "num_classes that contradicts the data" "has 3 classes, but \[model\] num_classes = 2" \
   reel train "$WORK/bow.ini" --run-dir "$WORK/bad" --set model.num_classes=2
 
+# The LSTM reads whole reviews: the class's marker is at the end of reviews of up to 200 words, which
+# the small configuration's cut (60 tokens) and training windows (24) would hide. One layer of 16 without
+# dropout learns it within 2 epochs: measured, 66.67% on test after 4 (every "mixed" review found, the
+# sentiment of the others, weaker in this corpus, not yet), where chance is 33.3% and a model that has
+# not learnt the marker stays at 31-36% (measured with the dropouts on, or after 1 epoch). 55% is a
+# margin no such model reaches.
 write_small_lstm_config "$WORK/lstm.ini" "$WORK/data"
-expect_ok "lstm, 3 classes, 2 ranks" mpireel 2 train "$WORK/lstm.ini" --run-dir "$WORK/lstm" --set train.epochs=1
-grep -q "final test accuracy" "$WORK/out.txt" && pass "lstm trains on 3 classes" || fail "lstm 3 classes"
+lstm=(--set train.epochs=4 --set data.seq_len=0 --set data.max_tokens=0 --set model.num_layers=1 --set model.embed_dim=16
+      --set model.hidden_dim=16 --set model.rnn_batch_norm=false --set model.rnn_dropout=0 --set model.embed_dropout=0
+      --set model.dropout=0 --set optimizer.lr=0.02)
+expect_ok "lstm, 3 classes, 2 ranks" mpireel 2 train "$WORK/lstm.ini" --run-dir "$WORK/lstm" "${lstm[@]}"
+final=$(grep -o 'final test accuracy: [0-9.]*%' "$WORK/out.txt" | grep -o '[0-9.]*')
+awk -v a="$final" 'BEGIN { exit !(a >= 55) }' && pass "3-class lstm: test accuracy $final% (chance 33.3%)" \
+  || fail "3-class lstm: test accuracy '$final%' (expected >= 55%)"
+grep -q "^test: .*(3 classes)$" "$WORK/out.txt" && pass "3-class lstm: the test evaluation reports 3 classes" \
+  || fail "3-class lstm: $(grep '^test:' "$WORK/out.txt")"
+expect_ok "inspect the lstm" reel inspect "$WORK/lstm/ckpt_00000080.h5"
+grep -Eq "/model/output/weight +\[3, 8\]" "$WORK/out.txt" && pass "3-class lstm: three logits (from the head of 8)" || fail "3-class lstm: output layer shape"
+expect_ok "eval of the lstm" reel eval "$WORK/lstm/ckpt_00000080.h5" --split test
+grep -q "^summary .*accuracy $final% .*(3 classes)$" "$WORK/out.txt" \
+  && pass "3-class lstm: eval of the last checkpoint reproduces the run's test accuracy" \
+  || fail "3-class lstm: eval says $(grep '^summary' "$WORK/out.txt"), the run $final%"
 finish

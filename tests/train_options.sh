@@ -2,6 +2,7 @@
 # length buckets and RMSprop, each end to end: what it changes, that it does not depend on the number of ranks, that a
 # resumed run equals an uninterrupted one, and the errors of its bad values.
 source "$(dirname "$0")/lib.sh"
+require_h5py
 
 make_small_data "$WORK/data" 2500      # 2,000 train / 500 valid / 500 test, 20 steps per epoch
 write_small_config "$WORK/small.ini" "$WORK/data"
@@ -16,10 +17,9 @@ if [ -n "$stop_step" ] && [ "$stop_step" -lt 800 ]; then pass "stopped early, at
 else fail "no early stop before the last epoch"; sed 's/^/    /' "$WORK/es.log" | tail -5 >&2; fi
 grep -q "final test accuracy" "$WORK/es.log" && pass "an early-stopped run is evaluated on test" \
   || fail "no final test evaluation after the early stop"
-if [ -n "$H5PY_PYTHON" ]; then
-  # the stop is where the patience ran out: the best of the validation rows is exactly 3 rows before the
-  # last one, and none after it is better
-  "$H5PY_PYTHON" - "$WORK/es/metrics.h5" "$stop_step" <<'PY' && pass "stopped after 3 evaluations without a better accuracy" || fail "the stop does not follow the patience"
+# the stop is where the patience ran out: the best of the validation rows is exactly 3 rows before the
+# last one, and none after it is better
+"$H5PY_PYTHON" - "$WORK/es/metrics.h5" "$stop_step" <<'PY' && pass "stopped after 3 evaluations without a better accuracy" || fail "the stop does not follow the patience"
 import sys, h5py, numpy as np
 f = h5py.File(sys.argv[1], "r", swmr=True)
 split, acc, step = f["eval/split"][:], f["eval/accuracy"][:], f["eval/step"][:]
@@ -31,7 +31,6 @@ for i, a in enumerate(acc):
     if best is None or a > acc[best]: best = i
 assert best == len(acc) - 4, f"best at row {best} of {len(acc)}: {list(acc)}"
 PY
-fi
 # Resubmitted (a requeued job), the finished run stays finished; a larger patience lets it go on.
 expect_ok "resubmitted" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/es" "${es[@]}"
 grep -q "early stopping at step $stop_step" "$WORK/out.txt" && ! grep -q "^epoch .* step" "$WORK/out.txt" \

@@ -3,6 +3,7 @@
 # of mismatch is an error that names the tensor; and a resumed fine-tuning run continues from its own
 # checkpoint instead of reloading the language model.
 source "$(dirname "$0")/lib.sh"
+require_h5py
 
 make_small_data "$WORK/data" 1500
 cat >"$WORK/lm.ini" <<INI
@@ -55,8 +56,7 @@ expect_ok "a classifier from it" mpireel 2 train "$WORK/clf.ini" --run-dir "$WOR
   --set optimizer.lr=1e-30
 grep -q "starting from .*ckpt_00000020.h5: loaded embedding/weight, lstm_l0_fwd/w_ih.*batchnorm_l1/running_var; initialised as usual: output/weight, output/bias; not used from the checkpoint: decoder/bias, decoder/weight" \
   "$WORK/out.txt" && pass "the log says what was loaded and what was not" || { fail "the log of the start:"; grep "starting from" "$WORK/out.txt" >&2; }
-if [ -n "$H5PY_PYTHON" ]; then
-  "$H5PY_PYTHON" - "$lm" "$WORK/clf/ckpt_00000001.h5" <<'PY' && pass "embedding and LSTM weights bit-identical" || fail "weights differ"
+"$H5PY_PYTHON" - "$lm" "$WORK/clf/ckpt_00000001.h5" <<'PY' && pass "embedding and LSTM weights bit-identical" || fail "weights differ"
 import sys, h5py, numpy as np
 lm, clf = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
 names = []
@@ -71,17 +71,14 @@ assert "decoder/weight" not in clf["model"]
 # the head is not the language model's: it is the classifier's own initialisation
 assert clf["model/output/weight"].shape == (1, 12)
 PY
-fi
 # Control: without init_from the same run starts elsewhere.
 expect_ok "the same classifier from scratch" mpireel 2 train "$WORK/clf.ini" --run-dir "$WORK/scratch" \
   --set train.max_steps=1 --set optimizer.lr=1e-30 --set model.init_from=
-if [ -n "$H5PY_PYTHON" ]; then
-  "$H5PY_PYTHON" - "$lm" "$WORK/scratch/ckpt_00000001.h5" <<'PY' && pass "control: from scratch differs" || fail "control equal"
+"$H5PY_PYTHON" - "$lm" "$WORK/scratch/ckpt_00000001.h5" <<'PY' && pass "control: from scratch differs" || fail "control equal"
 import sys, h5py, numpy as np
 lm, clf = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
 assert not np.array_equal(lm["model/lstm_l0_fwd/w_hh"][()], clf["model/lstm_l0_fwd/w_hh"][()])
 PY
-fi
 
 # Fine-tuning trains, and a resumed run continues from its own checkpoint: the language model's file
 # may be gone by then.
@@ -101,8 +98,7 @@ for n in 1 2; do
   expect_ok "fine-tuning with frozen layers, $n rank(s)" mpireel $n train "$WORK/clf.ini" --run-dir "$WORK/frozen$n" \
     --set optimizer.freeze=$frozen
 done
-if [ -n "$H5PY_PYTHON" ]; then
-  "$H5PY_PYTHON" - "$lm" "$WORK/frozen2/ckpt_00000010.h5" <<'PY' && pass "frozen tensors unchanged, without optimizer state; the rest trained" || fail "freezing"
+"$H5PY_PYTHON" - "$lm" "$WORK/frozen2/ckpt_00000010.h5" <<'PY' && pass "frozen tensors unchanged, without optimizer state; the rest trained" || fail "freezing"
 import sys, h5py, numpy as np
 lm, run = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
 for n in ("embedding/weight", "lstm_l0_fwd/w_ih", "lstm_l0_fwd/w_hh", "lstm_l0_fwd/b_ih", "lstm_l0_fwd/b_hh",
@@ -115,7 +111,6 @@ for n in ("lstm_l1_fwd/w_hh", "batchnorm_l1/weight"):
 steps = run["optimizer/tensor_steps"][()]
 assert steps.min() == 0 and steps.max() == 10, steps
 PY
-fi
 if "$CKPT_COMPARE" "$WORK/frozen1/ckpt_00000010.h5" "$WORK/frozen2/ckpt_00000010.h5" --tol 1e-3; then
   pass "frozen: 1 rank == 2 ranks"; else fail "frozen: 1 rank != 2 ranks"; fi
 expect_ok "frozen to step 4" mpireel 2 train "$WORK/clf.ini" --run-dir "$WORK/frozen_split" --set optimizer.freeze=$frozen \
@@ -134,8 +129,7 @@ expect_ok "gradual unfreezing" mpireel 2 train "$WORK/clf.ini" --run-dir "$WORK/
 grep -q "gradual unfreezing at step 3: lstm_l1_fwd/w_ih.*batchnorm_l1/bias train now" "$WORK/out.txt" && \
   grep -q "gradual unfreezing at step 9: embedding/weight.*train now" "$WORK/out.txt" && pass "unfreezing is logged" \
   || fail "unfreezing not logged"
-if [ -n "$H5PY_PYTHON" ]; then
-  "$H5PY_PYTHON" - "$WORK/gradual" "$lm" <<'PY' && pass "groups unfreeze on schedule, from the top" || fail "unfreezing schedule"
+"$H5PY_PYTHON" - "$WORK/gradual" "$lm" <<'PY' && pass "groups unfreeze on schedule, from the top" || fail "unfreezing schedule"
 import sys, h5py, numpy as np
 def tensor(step, name):  # step 0: the language model the run started from
     path = f"{sys.argv[1]}/ckpt_{step:08d}.h5" if step else sys.argv[2]
@@ -152,7 +146,6 @@ expected = {"lstm_l1_fwd/w_hh": 4, "batchnorm_l1/weight": 4, "lstm_l0_fwd/w_hh":
             "embedding/weight": 10}
 assert first == expected, first
 PY
-fi
 # --- discriminative rates: one plain SGD step from the same start, with and without layer_lr_decay 2.6.
 # The gradient of that step is the same in both, so each tensor moves by lr x 2.6^-(top - its group) x
 # the gradient: exactly the undiscounted move times the factor (groups: embedding 0, lstm_l0 1, lstm_l1
@@ -162,8 +155,7 @@ for decay in 1 2.6; do
     --set optimizer.layer_lr_decay=$decay --set train.max_steps=1 --set optimizer.type=sgd --set optimizer.momentum=0 \
     --set optimizer.lr=0.5
 done
-if [ -n "$H5PY_PYTHON" ]; then
-  "$H5PY_PYTHON" - "$lm" "$WORK/decay1/ckpt_00000001.h5" "$WORK/decay2.6/ckpt_00000001.h5" <<'PY' \
+"$H5PY_PYTHON" - "$lm" "$WORK/decay1/ckpt_00000001.h5" "$WORK/decay2.6/ckpt_00000001.h5" <<'PY' \
     && pass "discriminative rates follow lr / 2.6^depth" || fail "discriminative rates"
 import sys, h5py, numpy as np
 lm, plain, decayed = (h5py.File(p, "r") for p in sys.argv[1:4])
@@ -184,7 +176,6 @@ for name, depth in (("embedding/weight", 3), ("lstm_l0_fwd/w_hh", 2), ("batchnor
 # the head (group 3) learns at the full rate in both: the same move
 assert np.allclose(plain["model/output/weight"][()], decayed["model/output/weight"][()], rtol=1e-6, atol=1e-9)
 PY
-fi
 
 # --- mismatches: each names the tensor
 expect_fail "another width" "lstm_l0_fwd/w_ih has shape \[48, 10\], the model expects \[64, 10\]" \

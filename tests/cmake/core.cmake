@@ -1,6 +1,7 @@
 reel_unit_test(gradcheck)
 reel_unit_test(core)
 reel_unit_test(gemm)
+reel_unit_test_part(gemm bf16)
 reel_unit_test(checkpoint)
 
 # Test helper programs used by the shell tests.
@@ -13,6 +14,7 @@ reel_script_test(train_resume mpi)
 reel_script_test(train_errors cli)
 reel_script_test(jobs_scripts cli)
 reel_unit_test(recurrent)
+reel_unit_test_part(recurrent bf16)
 add_executable(dump_batch ${CMAKE_CURRENT_SOURCE_DIR}/dump_batch.c)
 target_link_libraries(dump_batch PRIVATE reel_core)
 list(APPEND REEL_TEST_ENV "DUMP_BATCH=$<TARGET_FILE:dump_batch>")
