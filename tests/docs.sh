@@ -2,8 +2,8 @@
 # The documentation against the program: README.md and docs/*.md may only name what exists. Checked:
 #   - every `reel <command> ... --option` in a code block or inline code: the command exists and its
 #     --help mentions the option (also `build/reel`, and `mpirun ... reel`);
-#   - every configuration key named as `[section] key`, as `--set section.key=value`, or in an ini code
-#     block: `reel train --help-config` lists it in that section;
+#   - every configuration key named as `[section] key`, as `--set section.key=value`, as inline
+#     `section.key`, or in an ini code block: `reel train --help-config` lists it in that section;
 #   - every `bench/X.sh --option` / `scripts/X --option`: the script mentions the option;
 #   - every path under configs/, jobs/, scripts/, bench/, tests/, include/, src/ and docs/ exists (a glob
 #     must match something);
@@ -108,6 +108,7 @@ def check_code(code, loc):
             if not re.search(r"(?<![\w-])" + re.escape(o) + r"(?![\w-])", body):
                 problems.append("%s: %s does not handle %s (in: %s)" % (loc, script, o, code.strip()))
 
+FILE_EXTENSIONS = {"tok", "txt", "tsv", "ini", "h5", "json", "png", "vec", "md", "sh", "py", "c", "h"}
 PATH = re.compile(r"(?<![\w./-])((?:configs|jobs|scripts|bench|tests|include|src|docs)/[\w.*/-]*[\w*/])")
 
 for page in pages:
@@ -142,6 +143,11 @@ for page in pages:
             for s in spans: check_code(s, loc)
             for m in re.finditer(r"`\[(\w+)\]\s+(\w+)", line):
                 check_key(m.group(1), m.group(2), loc, m.group(0))
+            # `section.key` or `section.key=value` alone in inline code (not a file such as train.tok)
+            for span in spans:
+                m = re.fullmatch(r"(\w+)\.(\w+)(=\S*)?", span.strip())
+                if m and m.group(1) in sections and m.group(2) not in FILE_EXTENSIONS:
+                    check_key(m.group(1), m.group(2), loc, span)
             # relative links [text](target)
             for m in re.finditer(r"\]\(([^)\s]+)\)", line):
                 target = m.group(1)
