@@ -12,14 +12,18 @@
  *   /model/<layer>/<name>   float32, the tensor's real shape: parameters (e.g. /model/hidden/weight
  *                           {H, E}) and saved state (/model/batchnorm/running_mean {H})
  *   /optimizer              attributes: type, steps_taken
- *   /optimizer/<slot>/<layer>/<name>   the optimizer state per parameter (slot adam_m, adam_v or momentum)
+ *   /optimizer/<slot>/<layer>/<name>   the optimizer state per parameter (slots adam_m, adam_v; momentum;
+ *                           rmsprop_square, rmsprop_mean, momentum)
+ *   /optimizer/tensor_steps uint64 {tensors}: the updates each tensor has had (Adam's bias correction;
+ *                           they differ from steps_taken for tensors frozen a while); absent in older files
  *   /train_state            attributes: global_step, epoch, step_in_epoch, samples_seen, best_metric,
  *                           best_value (NaN before the first evaluation), best_step, seed,
  *                           evals_since_best (early stopping; absent in older files: 0)
  *   /train_state/carried/<name>   float32: what the objective carries from step to step, e.g. the
  *                           recurrent state of every stream of a language model ({streams, width})
- * Every dataset carries HDF5's Fletcher-32 checksum and the file uses the newest HDF5 format, whose
- * metadata is checksummed too, so a bit flip or a truncation is reported instead of loaded.
+ * Every tensor dataset (/model and the optimizer slots) carries HDF5's Fletcher-32 checksum, and the file
+ * uses the newest HDF5 format, whose metadata is checksummed too, so a bit flip in a tensor or a
+ * truncation is reported instead of loaded (the strings and tensor_steps have no Fletcher-32 filter).
  * Version 1 files (before objectives) are read too: their best_valid_accuracy is best_value of
  * "accuracy", and they have no /vocab.
  *

@@ -70,7 +70,7 @@ void reel_embedding_rows_to_steps(const reel_embedding_rows *rows, float *steps,
 void reel_embedding_rows_sum_steps(const reel_embedding_rows *rows, float *row_values, const float *steps, size_t X,
                                    const size_t *positions, size_t count);
 
-/* ---- linear.c: out = inp . weight^T + bias (OpenBLAS sgemm) ---- */
+/* ---- linear.c: out = inp . weight^T + bias (reel_gemm: OpenBLAS in fp32, oneDNN in bf16) ---- */
 /* out (B, OC), inp (B, C), weight (OC, C), bias (OC) or NULL */
 void reel_linear_forward(float *out, const float *inp, const float *weight, const float *bias, size_t B, size_t C,
                          size_t OC);

@@ -3,10 +3,12 @@
  * metrics.h5 holds two tables, /train (one row per log interval) and /eval (one row per evaluation),
  * each a set of extendible, chunked 1-D datasets of equal length, one per named series, appended and
  * flushed at every row. Which series exist is declared by the run: the trainer's own (step, epoch, lr,
- * grad_norm, allreduce_share: the share of the steps' time spent in MPI_Allreduce, seconds: the
- * training time the row covers; split for evaluations) and those of the objective being trained
- * (classification: loss, accuracy, samples_per_s; precision, recall, f1, tp, fp, tn, fn; language
- * model: loss, perplexity, accuracy, tokens_per_s). Readers find a series by name:
+ * grad_norm, allreduce_share: the share of the steps' time from the end of this rank's backward to the
+ * end of the gradient exchange, waiting for slower ranks included, seconds: the training time the row
+ * covers; split for evaluations) and those of the objective being trained (classification: loss,
+ * accuracy, samples_per_s, adversarial_loss under adversarial training; evaluations also precision,
+ * recall, f1, tp, fp, tn, fn, macro_f1; language model: loss, perplexity, accuracy, tokens_per_s;
+ * evaluations also tokens, unigram_perplexity). Readers find a series by name:
  *     h5py.File("runs/x/metrics.h5", "r", swmr=True)["train/loss"][:]
  * The file is in HDF5's SWMR mode, so it can be read while the job runs.
  *

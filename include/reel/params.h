@@ -2,8 +2,9 @@
  *
  * A model registers each tensor once (name "<layer>/<tensor>", shape), then reel_store_allocate makes
  * one allocation per buffer and every tensor becomes a view at a fixed offset. The same layout serves
- * the parameters, their gradients and the optimizer state, so the gradient all-reduce is one
- * MPI_Allreduce, the optimizer is one loop, and a checkpoint writes one dataset per view.
+ * the parameters, their gradients and the optimizer state, so the gradient exchange works on runs of
+ * consecutive tensors of one buffer (reel/exchange.h), the optimizer is one loop, and a checkpoint writes
+ * one dataset per view.
  */
 #ifndef REEL_PARAMS_H
 #define REEL_PARAMS_H

@@ -1,8 +1,9 @@
 /* reel/train.h: the data-parallel training loop.
  *
  * Every rank holds the whole model; each step every rank runs forward and backward on its share of the
- * global batch, the gradients (one contiguous buffer) are summed with one MPI_Allreduce, and every rank
- * takes the same optimizer step. The loss of a step is the mean over the GLOBAL batch (each rank scales
+ * global batch, the gradients of the tensors that train are summed over the ranks (reel/exchange.h: in
+ * buckets that may start during the backward, and the embedding's touched rows alone when that moves
+ * fewer bytes than its table), and every rank takes the same optimizer step. The loss of a step is the mean over the GLOBAL batch (each rank scales
  * by 1 / global rows), so uneven shares are exact. Rank 0 alone writes checkpoints and metrics. */
 #ifndef REEL_TRAIN_H
 #define REEL_TRAIN_H

@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# The documentation against the program: README.md and docs/*.md may only name what exists. Checked:
+#   - every `reel <command> ... --option` in a code block or inline code: the command exists and its
+#     --help mentions the option (also `build/reel`, and `mpirun ... reel`);
+#   - every configuration key named as `[section] key`, as `--set section.key=value`, as inline
+#     `section.key`, or in an ini code block: `reel train --help-config` lists it in that section;
+#   - every `bench/X.sh --option` / `scripts/X --option`: the script mentions the option;
+#   - every path under configs/, jobs/, scripts/, bench/, tests/, include/, src/ and docs/ exists (a glob
+#     must match something);
+#   - every relative markdown link resolves to a file, and an #anchor to a heading of that file.
+# Docs rot silently: a renamed option or key, a moved script or a retitled section would otherwise only
+# show when a reader tries it. Everything comes from --help output, so the test takes seconds.
+source "$(dirname "$0")/lib.sh"
+
+SRC=$REEL_SOURCE_DIR
+# python3 comes with scripts/install-deps (python3-h5py, python3-torch): missing, it is a failure, not a skip
+command -v python3 >/dev/null || { fail "python3 is missing: run scripts/install-deps"; finish; }
+
+# The program's own account of itself: the command list, each command's --help, the configuration keys.
+reel --help >"$WORK/help_main.txt" 2>&1 || true
+commands=$(awk '/^commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 }' "$WORK/help_main.txt")
+[ -n "$commands" ] || fail "reel --help lists no commands (the format changed?)"
+mkdir -p "$WORK/help"
+# each start of reel costs about half a second (MPI's initialisation), so they run side by side
+for c in $commands; do reel "$c" --help >"$WORK/help/$c.txt" 2>&1 & done
+config_status=0
+reel train --help-config >"$WORK/help_config.txt" 2>&1 || config_status=$?
+wait
+[ "$config_status" -eq 0 ] || fail "reel train --help-config failed (status $config_status)"
+for c in $commands; do [ -s "$WORK/help/$c.txt" ] || fail "reel $c --help printed nothing"; done
+
+docs=("$SRC/README.md")
+for f in "$SRC"/docs/*.md; do [ -f "$f" ] && docs+=("$f"); done
+[ "${#docs[@]}" -ge 2 ] || fail "no docs/*.md pages next to README.md"
+
+python3 - "$SRC" "$WORK/help" "$WORK/help_config.txt" "${docs[@]}" >"$WORK/report.txt" 2>&1 <<'EOF' || true
+import glob, os, re, sys
+
+src, help_dir, config_help = sys.argv[1], sys.argv[2], sys.argv[3]
+pages = sys.argv[4:]
+problems, counts = [], {"options": 0, "keys": 0, "paths": 0, "links": 0, "script_options": 0}
+
+helps = {os.path.splitext(n)[0]: open(os.path.join(help_dir, n)).read() for n in os.listdir(help_dir)}
+keys = set()
+for line in open(config_help):
+    f = line.split()
+    # rows: owner words, then section, key, type, ...; the owner is one word, or "objective <name>"
+    if len(f) >= 4 and f[0] != "For":
+        if f[0] == "objective": keys.add((f[2], f[3]))
+        else: keys.add((f[1], f[2]))
+if not keys: problems.append("reel train --help-config lists no keys (the format changed?)")
+sections = {s for s, _ in keys}
+
+def slug(heading):
+    # GitHub's anchors: lowercase, punctuation other than '-' and '_' dropped, spaces to '-'
+    text = re.sub(r"`|\*", "", heading.strip().lower())
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+def anchors(path):
+    found, fenced = set(), False
+    for line in open(path):
+        if line.startswith("```"): fenced = not fenced
+        elif not fenced and line.startswith("#"):
+            found.add(slug(line.lstrip("#")))
+    return found
+
+def where(page, n): return "%s:%d" % (os.path.relpath(page, src), n)
+
+SEP = re.compile(r"\s(?:\||&&|\|\||;|>|2>|<)\s|\s#\s|\)$")
+OPT = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
+
+def check_option(cmd, opt, loc, text):
+    counts["options"] += 1
+    if cmd not in helps:
+        problems.append("%s: `reel %s` is not a reel command (in: %s)" % (loc, cmd, text.strip())); return
+    if not re.search(r"(?<![\w-])" + re.escape(opt) + r"(?![\w-])", helps[cmd]):
+        problems.append("%s: `reel %s --help` does not know %s (in: %s)" % (loc, cmd, opt, text.strip()))
+
+def check_key(section, key, loc, text):
+    counts["keys"] += 1
+    if (section, key) not in keys:
+        hint = "no section [%s]" % section if section not in sections else "no key %s in [%s]" % (key, section)
+        problems.append("%s: reel train --help-config has %s (in: %s)" % (loc, hint, text.strip()))
+
+def check_code(code, loc):
+    """A command line or an inline code span."""
+    for m in re.finditer(r"(?:^|[\s(=$])(?:\S*/)?reel\s+([a-z]+)((?:\s+\S+)*)", code):
+        cmd, rest = m.group(1), m.group(2)
+        if cmd not in helps:
+            problems.append("%s: `reel %s` is not a reel command (in: %s)" % (loc, cmd, code.strip()))
+            continue
+        cut = SEP.search(rest)
+        if cut: rest = rest[:cut.start()]
+        for o in OPT.findall(rest):
+            check_option(cmd, o, loc, code)
+    for m in re.finditer(r"--set[ =](\w+)\.(\w+)=", code):
+        check_key(m.group(1), m.group(2), loc, code)
+    for m in re.finditer(r"(?:^|[\s(])((?:bench|scripts)/[\w.-]+)((?:\s+\S+)*)", code):
+        script, rest = m.group(1), m.group(2)
+        cut = SEP.search(rest)
+        if cut: rest = rest[:cut.start()]
+        path = os.path.join(src, script)
+        if not os.path.isfile(path): continue  # reported by the path check
+        body = open(path, errors="replace").read()
+        for o in OPT.findall(rest):
+            counts["script_options"] += 1
+            if not re.search(r"(?<![\w-])" + re.escape(o) + r"(?![\w-])", body):
+                problems.append("%s: %s does not handle %s (in: %s)" % (loc, script, o, code.strip()))
+
+FILE_EXTENSIONS = {"tok", "txt", "tsv", "ini", "h5", "json", "png", "vec", "md", "sh", "py", "c", "h"}
+PATH = re.compile(r"(?<![\w./-])((?:configs|jobs|scripts|bench|tests|include|src|docs)/[\w.*/-]*[\w*/])")
+
+for page in pages:
+    fenced, lang, ini_section, carried = False, "", None, ""
+    for n, line in enumerate(open(page), 1):
+        loc = where(page, n)
+        if not fenced and not line.startswith("```"):
+            # inline code may run over a line break: carry a line with an open backtick into the next
+            if carried and not line.strip():
+                problems.append("%s: inline code opened and never closed in the paragraph above" % loc)
+                carried = ""
+            line = carried + line.rstrip("\n")
+            if line.count("`") % 2:
+                carried = line + " "
+                continue
+            carried = ""
+        if line.startswith("```"):
+            fenced = not fenced
+            lang, ini_section = line[3:].strip(), None
+            continue
+        if fenced:
+            if lang == "ini":
+                s = re.match(r"\s*\[(\w+)\]", line)
+                k = re.match(r"\s*(\w+)\s*=", line)
+                if s: ini_section = s.group(1)
+                elif k and ini_section: check_key(ini_section, k.group(1), loc, line)
+            else:
+                check_code(line, loc)
+            spans = [line]
+        else:
+            spans = re.findall(r"`([^`]+)`", line)
+            for s in spans: check_code(s, loc)
+            for m in re.finditer(r"`\[(\w+)\]\s+(\w+)", line):
+                check_key(m.group(1), m.group(2), loc, m.group(0))
+            # `section.key` or `section.key=value` alone in inline code (not a file such as train.tok)
+            for span in spans:
+                m = re.fullmatch(r"(\w+)\.(\w+)(=\S*)?", span.strip())
+                if m and m.group(1) in sections and m.group(2) not in FILE_EXTENSIONS:
+                    check_key(m.group(1), m.group(2), loc, span)
+            # relative links [text](target)
+            for m in re.finditer(r"\]\(([^)\s]+)\)", line):
+                target = m.group(1)
+                if re.match(r"[a-z]+:", target): continue
+                counts["links"] += 1
+                path, _, anchor = target.partition("#")
+                full = os.path.normpath(os.path.join(os.path.dirname(page), path)) if path else page
+                if not os.path.exists(full):
+                    problems.append("%s: link to %s: no such file" % (loc, target)); continue
+                if anchor and full.endswith(".md") and anchor not in anchors(full):
+                    problems.append("%s: link to %s: %s has no heading #%s" % (loc, target, os.path.relpath(full, src), anchor))
+        for span in spans:
+            for p in PATH.findall(span):
+                counts["paths"] += 1
+                if "*" in p:
+                    if not glob.glob(os.path.join(src, p)):
+                        problems.append("%s: %s matches no file" % (loc, p))
+                elif not os.path.exists(os.path.join(src, p.rstrip("/"))):
+                    problems.append("%s: %s does not exist" % (loc, p))
+
+for p in problems: print("PROBLEM " + p)
+print("CHECKED " + " ".join("%s=%d" % kv for kv in counts.items()))
+EOF
+
+grep -q '^CHECKED ' "$WORK/report.txt" || { fail "the checker did not finish:"; sed 's/^/    /' "$WORK/report.txt" >&2; }
+if grep -q '^PROBLEM ' "$WORK/report.txt"; then
+  while IFS= read -r line; do fail "${line#PROBLEM }"; done < <(grep '^PROBLEM ' "$WORK/report.txt")
+fi
+# A checker that finds nothing to check would pass any docs: each kind must have been exercised.
+checked=$(grep '^CHECKED ' "$WORK/report.txt" | sed 's/^CHECKED //')
+for kind in options keys paths links; do
+  n=$(echo "$checked" | tr ' ' '\n' | sed -n "s/^$kind=//p")
+  if [ "${n:-0}" -gt 0 ]; then pass "$n $kind named in the docs checked"; else fail "no $kind found in the docs: the extraction is broken"; fi
+done
+finish
