@@ -1,5 +1,6 @@
 # reel generate: a model trained on a tiny deterministic corpus reproduces it; the same seed gives the
-# same text; temperature -> 0 is the greedy continuation; top-k 1 is greedy too; and the bad inputs
+# same text; temperature -> 0 is the greedy continuation; top-k 1 is greedy too, and so is a tiny top-p
+# while top-p 1 changes nothing; and the bad inputs
 # (a classifier's checkpoint, a prime longer than the model takes, a corrupt checkpoint, bad options)
 # are named errors.
 source "$(dirname "$0")/lib.sh"
@@ -62,6 +63,20 @@ reel generate "$ckpt" --prime "charlie" --temperature 1 --top-k 1 --length 12 --
 cmp -s "$WORK/greedy.txt" "$WORK/cold.txt" && pass "temperature 0.001 == greedy" || fail "temperature 0.001 differs from greedy"
 cmp -s "$WORK/greedy.txt" "$WORK/topk.txt" && pass "top-k 1 == greedy" || fail "top-k 1 differs from greedy"
 
+# top-p (nucleus sampling): with P = 1e-6 the nucleus is the most likely token alone, so every sample at
+# temperature 1.5 is the greedy text, which plain sampling with the same seed is not (the check can tell
+# a top-p that is ignored); top-p 1 keeps every token, the same text as no top-p. Which tokens a nucleus
+# holds for given probabilities is tested on the sampler itself (tests/test_sampling.c).
+reel generate "$ckpt" --prime "alpha" --temperature 0 --samples 4 --length 30 | tail -n +2 >"$WORK/greedy4.txt"
+reel generate "$ckpt" --prime "alpha" --temperature 1.5 --top-p 1e-6 --samples 4 --length 30 --seed 11 | tail -n +2 >"$WORK/topp.txt"
+reel generate "$ckpt" --prime "alpha" --temperature 1.5 --top-p 1 --samples 4 --length 30 --seed 11 | tail -n +2 >"$WORK/topp1.txt"
+cmp -s "$WORK/greedy4.txt" "$WORK/topp.txt" && pass "top-p 1e-6 at temperature 1.5 == greedy, in all 4 samples" \
+  || { fail "top-p 1e-6 differs from greedy:"; diff "$WORK/greedy4.txt" "$WORK/topp.txt" >&2 || true; }
+cmp -s "$WORK/greedy4.txt" <(tail -n +2 "$WORK/a.txt") && fail "plain sampling at temperature 1.5 is greedy: top-p 1e-6 was not tested" \
+  || pass "plain sampling with the same seed is not greedy"
+cmp -s "$WORK/topp1.txt" <(tail -n +2 "$WORK/a.txt") && pass "top-p 1 == no top-p" || fail "top-p 1 changed the text"
+grep -q "top-p 1e-06," <(reel generate "$ckpt" --top-p 1e-6 --length 1) && pass "the header shows top-p" || fail "top-p not in the header"
+
 # words outside the vocabulary are reported and read as <unk>, which is never drawn
 expect_ok "unknown words in the prime" reel generate "$ckpt" --prime "alpha zulu xray" --length 50 --temperature 3
 grep -q "2 word(s) of the prime are not in the model's vocabulary.*zulu, xray" "$WORK/err.txt" && pass "unknown words named" \
@@ -79,5 +94,8 @@ expect_fail "a prime longer than the model takes" "--prime has 8 tokens.*more th
 cp "$ckpt" "$WORK/cut.h5" && truncate -s $(($(stat -c %s "$ckpt") / 2)) "$WORK/cut.h5"
 expect_fail "a corrupt checkpoint" "cut.h5.*(truncated|corrupt)" reel generate "$WORK/cut.h5"
 expect_fail "a bad temperature" "--temperature '-1'" reel generate "$ckpt" --temperature -1
+expect_fail "top-p 0" "--top-p '0': expected a number in \[1e-09, 1\]" reel generate "$ckpt" --top-p 0
+expect_fail "top-p above 1" "--top-p '1.5': expected a number in \[1e-09, 1\]" reel generate "$ckpt" --top-p 1.5
+expect_fail "top-p not a number" "--top-p 'half': expected a number in \[1e-09, 1\]" reel generate "$ckpt" --top-p half
 expect_fail "no checkpoint" "nothere.h5" reel generate "$WORK/nothere.h5"
 finish
