@@ -46,12 +46,16 @@ for variant in lstm:max gru:mean rnn:last; do
       pass "$cell, $pooling pooling, $np rank(s): the same table as a pass per length"
     else fail "$cell: the tables differ"; diff <(table "$WORK/one.txt") <(table "$WORK/out.txt") >&2; fi
   done
-  # and a single length as eval has always computed it
+  # and a single length as eval has always computed it: its summary (loss, accuracy, precision, recall,
+  # F1, macro F1) must be the table's row; both must be there, since two empty rows would agree
   expect_ok "$cell: length 25 alone" reel eval "$ckpt" --lengths 25 --separate
-  single=$(sed -n 's/^accuracy *\([0-9.]*%\)$/\1/p' "$WORK/out.txt")
-  [ -z "$single" ] && single=$(awk '$1 == 25 { print $3 }' "$WORK/out.txt")
-  awk '$1 == 25 { print $3 }' "$WORK/one.txt" | grep -qF "$single" && pass "$cell: length 25 agrees with its own evaluation ($single)" \
-    || fail "$cell: length 25: $(awk '$1 == 25' "$WORK/one.txt") vs $single"
+  alone=$(sed -n 's/^summary *loss \([^ ]*\) accuracy \([^ ]*\) precision \([^ ]*\) recall \([^ ]*\) F1 \([^ ]*\) macro F1 \([^ ]*\) .*/\1 \2 \3 \4 \5 \6/p' \
+    "$WORK/out.txt")
+  in_table=$(awk '$1 == 25 { print $2, $3, $4, $5, $6, $7 }' "$WORK/one.txt")
+  if [ -z "$alone" ] || [ -z "$in_table" ]; then
+    fail "$cell: length 25: a row is missing (table: '$in_table', alone: '$alone')"; sed 's/^/    /' "$WORK/out.txt" >&2
+  elif [ "$in_table" = "$alone" ]; then pass "$cell: length 25 agrees with its own evaluation ($alone)"
+  else fail "$cell: length 25: '$in_table' in the table vs '$alone' alone"; fi
 done
 
 config "$WORK/bi.ini" lstm max true

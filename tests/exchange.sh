@@ -32,6 +32,57 @@ done; done
 grep -q "gradient exchange: .* of [0-9]* buckets started during the backward; the embedding as rows in 15 of 15 steps" "$WORK/out.txt" \
   && pass "the log counts the overlapped buckets and the steps that sent rows" || fail "no exchange summary: $(grep 'gradient exchange' "$WORK/out.txt")"
 
+# auto decides each step from the rows the ranks touched: rows when all-gathering them moves fewer bytes
+# than all-reducing the table (total rows x (D + 1) < 2 V D), else the table. Two runs where the answer is
+# certain: 6 documents a step, each read as a window of 24 tokens, touch at most 3 x 48 rows of the 600
+# (144 x 9 = 1,296 < 2 x 600 x 8 = 9,600 floats), so every step must go as rows; whole documents that
+# each hold all 40 words of a 43-entry vocabulary make every rank touch at least 40 rows (3 x 40 x 9 =
+# 1,080 >= 2 x 43 x 8 = 688), so no step may. (Embedding dropout is off there: a word type dropped from a
+# rank's batch would leave its row untouched.)
+summary() { grep "gradient exchange:" "$WORK/out.txt"; }
+all_reduced() { summary | sed -n 's/.*gradient exchange: \([0-9.]*\) MB all-reduced per step.*/\1/p'; }
+few=(--set train.batch_size=6 --set train.max_steps=15)
+expect_ok "auto, 6 documents a step" mpireel 3 train "$WORK/lstm.ini" --run-dir "$WORK/few_auto" "${few[@]}"
+few_auto=$(summary)
+expect_ok "dense, 6 documents a step" mpireel 3 train "$WORK/lstm.ini" --run-dir "$WORK/few_dense" "${few[@]}" \
+  --set train.exchange_embedding=dense
+few_dense=$(summary) few_dense_mb=$(all_reduced)
+grep -q "the embedding as rows in 15 of 15 steps" <<<"$few_auto" && pass "auto, few rows touched: rows in every step" \
+  || fail "auto, few rows touched: not rows in every step: '$few_auto'"
+grep -q "as rows" <<<"$few_dense" && fail "forced dense sent rows: '$few_dense'" || pass "forced dense: no rows"
+[ -n "$few_dense_mb" ] && ! grep -q " $few_dense_mb MB all-reduced" <<<"$few_auto" \
+  && pass "auto all-reduced less than dense ($few_dense_mb MB a step) when sending rows" \
+  || fail "auto sending rows all-reduced as much as dense: '$few_auto' vs '$few_dense'"
+close "$WORK/few_dense/ckpt_00000015.h5" "$WORK/few_auto/ckpt_00000015.h5" \
+  && pass "auto as rows within float rounding of dense on 3 ranks" || fail "auto as rows differs from dense"
+
+python3 - "$WORK/every.tsv" <<'PY'
+import random, sys
+rng = random.Random(4)
+words = [a + b for a in "bdfgklmnpr" for b in "aeio"]  # 40 words, each a token of its own
+with open(sys.argv[1], "w") as f:
+    f.write("label\ttext\n")
+    for i in range(300):
+        rng.shuffle(words)
+        f.write(("pos" if i % 2 else "neg") + "\t" + " ".join(words) + "\n")
+PY
+reel prep --format tsv --valid-count 30 "$WORK/every.tsv" "$WORK/every" >/dev/null
+[ "$(wc -l <"$WORK/every/vocab.txt")" -eq 43 ] && pass "every document holds all 40 words (vocabulary of 43)" \
+  || fail "the all-words corpus has $(wc -l <"$WORK/every/vocab.txt") vocabulary entries, not 43"
+many=(--set data.dir="$WORK/every" --set data.seq_len=0 --set model.embed_dropout=0 --set train.batch_size=30 --set train.max_steps=15)
+expect_ok "auto, every word in every document" mpireel 3 train "$WORK/lstm.ini" --run-dir "$WORK/many_auto" "${many[@]}"
+many_auto=$(summary)
+expect_ok "dense, every word in every document" mpireel 3 train "$WORK/lstm.ini" --run-dir "$WORK/many_dense" "${many[@]}" \
+  --set train.exchange_embedding=dense
+expect_ok "sparse, every word in every document" mpireel 3 train "$WORK/lstm.ini" --run-dir "$WORK/many_sparse" "${many[@]}" \
+  --set train.exchange_embedding=sparse
+grep -q "as rows" <<<"$many_auto" && fail "auto sent rows where the table is cheaper: '$many_auto'" \
+  || pass "auto, every row touched: the table in every step"
+grep -q "the embedding as rows in 15 of 15 steps" "$WORK/out.txt" && pass "forced sparse: rows even then" \
+  || fail "forced sparse: $(summary)"
+same "$WORK/many_dense/ckpt_00000015.h5" "$WORK/many_auto/ckpt_00000015.h5" \
+  && pass "auto choosing the table: bit-identical to dense" || fail "auto choosing the table differs from dense"
+
 # resumed with buckets and rows: bit for bit, on the same 3 ranks
 both=(--set train.exchange_embedding=sparse --set train.bucket_mb=0.001)
 expect_ok "3 ranks to step 6" mpireel 3 train "$WORK/lstm.ini" --run-dir "$WORK/resumed" --set train.max_steps=6 "${both[@]}"

@@ -7,10 +7,23 @@
 source "$(dirname "$0")/lib.sh"
 target=${1:?target}
 seconds=${2:-20}
+# clang and its libFuzzer/sanitizer runtime come with scripts/install-deps: without them this fails. A
+# one-line target linked the way the fuzzers are tells a missing runtime (libclang-rt-14-dev) from a
+# build problem of reel's.
 if ! command -v clang >/dev/null; then
-  echo "SKIPPED: the fuzzers need clang with libFuzzer (scripts/install-deps installs clang and libclang-rt-14-dev)" >&2
-  exit 77
+  fail "the fuzzers need clang with libFuzzer: clang is missing (run scripts/install-deps: clang, libclang-rt-14-dev)"
+  finish
 fi
+probe_dir=$(mktemp -d)
+printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' >"$probe_dir/probe.c"
+if ! clang -fsanitize=fuzzer,address,undefined "$probe_dir/probe.c" -o "$probe_dir/probe" >"$probe_dir/clang.log" 2>&1; then
+  fail "clang cannot link a libFuzzer target with ASan and UBSan (its runtime, libclang-rt-14-dev, missing?" \
+       "run scripts/install-deps):"
+  sed 's/^/    /' "$probe_dir/clang.log" | head -5 >&2
+  rm -rf "$probe_dir"
+  finish
+fi
+rm -rf "$probe_dir"
 # a scratch directory per target (lib.sh named it after this script)
 WORK="${WORK}_$target"
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"

@@ -17,8 +17,10 @@ grep -q "3 rank(s) on 3 host(s): 0=h1 1=h2 2=h3" "$WORK/out.txt" && grep -q "eve
   && pass "commtest: a rank on each host, every sum right" || { fail "commtest"; cat "$WORK/out.txt" >&2; }
 
 expect_ok "training on 3 hosts" mpirun_hosts -np 3 --map-by node "$REEL_BIN" train "$WORK/small.ini" --run-dir "$WORK/hosts3" "${opts[@]}"
-for k in 1 2 3; do grep -q "host h$k: rank(s) $((k - 1)), 1 rank(s)" "$WORK/out.txt" || fail "no rank on h$k in the host map"; done
-pass "the host map shows a rank on each of h1, h2, h3"
+missing_hosts=""
+for k in 1 2 3; do grep -q "host h$k: rank(s) $((k - 1)), 1 rank(s)" "$WORK/out.txt" || missing_hosts+=" h$k"; done
+[ -z "$missing_hosts" ] && pass "the host map shows a rank on each of h1, h2, h3" \
+  || { fail "no rank on$missing_hosts in the host map"; grep "host h" "$WORK/out.txt" >&2 || true; }
 expect_ok "training on 1 host" mpireel 3 train "$WORK/small.ini" --run-dir "$WORK/host1" "${opts[@]}"
 if "$CKPT_COMPARE" "$WORK/host1/ckpt_00000100.h5" "$WORK/hosts3/ckpt_00000100.h5" --exact >/dev/null; then
   pass "3 hosts over TCP == 3 ranks on one host, bit for bit"

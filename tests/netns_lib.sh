@@ -13,10 +13,19 @@
 
 NETNS_PREFIX=${NETNS_PREFIX:-reelt$$}
 
+# The tools come from packages scripts/install-deps installs, so one missing is a failure; what no package
+# gives (root, the right to create namespaces inside a container) is a skip with the reason.
 require_netns() {
-  [ "$(id -u)" -eq 0 ] || { echo "SKIPPED: network namespaces need root" >&2; exit 77; }
-  command -v ip >/dev/null || { echo "SKIPPED: ip (iproute2) is missing; scripts/install-deps installs it" >&2; exit 77; }
-  ip netns add "${NETNS_PREFIX}probe" 2>/dev/null || { echo "SKIPPED: cannot create network namespaces here" >&2; exit 77; }
+  local tool missing=""
+  for tool in ip tc unshare; do command -v "$tool" >/dev/null || missing+=" $tool"; done
+  if [ -n "$missing" ]; then
+    echo "FAIL: missing:$missing (ip and tc: iproute2, unshare: util-linux); run scripts/install-deps" >&2
+    exit 1
+  fi
+  [ "$(id -u)" -eq 0 ] || { echo "SKIPPED: network namespaces need root (running as uid $(id -u))" >&2; exit 77; }
+  local why
+  why=$(ip netns add "${NETNS_PREFIX}probe" 2>&1) || {
+    echo "SKIPPED: cannot create network namespaces here (no CAP_SYS_ADMIN?): ip netns add: $why" >&2; exit 77; }
   ip netns del "${NETNS_PREFIX}probe"
 }
 

@@ -5,6 +5,20 @@
 #   bash tests/sanitize.sh [CTEST ARGUMENTS...]
 source "$(dirname "$0")/lib.sh"
 build="${REEL_ASAN_BUILD:?REEL_ASAN_BUILD must name the sanitizer build directory}"
+# The compiler CMake picks (CC, else cc) must link ASan and UBSan; their runtime comes with the compiler
+# that scripts/install-deps installs, so its absence fails here, named, rather than deep in the build.
+compiler=${CC:-cc}
+probe_dir=$(mktemp -d)
+printf 'int main(void) { return 0; }\n' >"$probe_dir/probe.c"
+if ! "$compiler" -fsanitize=address,undefined "$probe_dir/probe.c" -o "$probe_dir/probe" >"$probe_dir/cc.log" 2>&1 \
+   || ! ASAN_OPTIONS=detect_leaks=0 "$probe_dir/probe" >>"$probe_dir/cc.log" 2>&1; then
+  fail "$compiler cannot build and run a program with -fsanitize=address,undefined (its runtime, e.g. libasan and" \
+       "libubsan of build-essential's gcc, missing? run scripts/install-deps):"
+  sed 's/^/    /' "$probe_dir/cc.log" | head -5 >&2
+  rm -rf "$probe_dir"
+  finish
+fi
+rm -rf "$probe_dir"
 (
   flock 9
   cmake -S "$REEL_SOURCE_DIR" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DREEL_SANITIZE=ON >"$WORK/configure.log" 2>&1 &&

@@ -5,6 +5,7 @@
 # reel then loads.
 source "$(dirname "$0")/lib.sh"
 
+[ -n "$H5PY_PYTHON" ] || { fail "no python3 with h5py (python3-h5py; run scripts/install-deps)"; finish; }
 make_small_data "$WORK/data" 1500
 write_small_config "$WORK/bow.ini" "$WORK/data"   # embed_dim 16
 # 40 words of the vocabulary (ids 3..42) and 5 the vocabulary lacks, with values a decimal writes exactly
@@ -20,23 +21,24 @@ with gzip.open(f"{sys.argv[2]}/vectors.vec.gz", "wt") as f:
     f.write(f"{len(rows)} 16\n" + body)
 PY
 
-# check_embedding RUN_CHECKPOINT VECTORS: the embedding rows of the file's words are its values exactly
-check_embedding() {
+# equal_rows RUN_CHECKPOINT VECTORS: prints "E of M": of the M rows the file's words have in the
+# embedding (the file's words that are in the vocabulary), E equal its values exactly
+equal_rows() {
   "$H5PY_PYTHON" - "$1" "$2" "$WORK/data/vocab.txt" <<'PY'
 import sys, h5py, numpy as np
 words = [line.split("\t")[0] for line in open(sys.argv[3], encoding="utf-8")]
 ids = {w: i for i, w in enumerate(words)}
 emb = h5py.File(sys.argv[1], "r")["model/embedding/weight"][()]
-matched = 0
+matched = equal = 0
 for line in open(sys.argv[2]):
     fields = line.split()
     if len(fields) == 2:
         continue
     word, values = fields[0], np.array([np.float32(float(v)) for v in fields[1:]], dtype=np.float32)
     if word in ids and ids[word] < emb.shape[0]:
-        assert np.array_equal(emb[ids[word]], values), word
         matched += 1
-assert matched == 40, matched
+        equal += bool(np.array_equal(emb[ids[word]], values))
+print(f"{equal} of {matched}")
 PY
 }
 
@@ -44,13 +46,16 @@ for file in glove.txt vectors.vec vectors.vec.gz; do
   expect_ok "embedding from $file" reel train "$WORK/bow.ini" --run-dir "$WORK/run_$file" --set model.embed_from="$WORK/$file" \
     --set optimizer.freeze=embedding --set train.max_steps=3
   grep -q "embedding from .*$file: 40 of 473 words have a vector (8.5%; the file holds 45 of width 16)" "$WORK/out.txt" \
-    && pass "$file: coverage reported" || { fail "$file: coverage line"; grep "embedding from" "$WORK/out.txt" >&2; }
-  check_embedding "$WORK/run_$file/ckpt_00000003.h5" "$WORK/glove.txt" && pass "$file: rows are the vectors" || fail "$file: rows differ"
+    && pass "$file: coverage reported" || { fail "$file: coverage line"; grep "embedding from" "$WORK/out.txt" >&2 || true; }
+  rows=$(equal_rows "$WORK/run_$file/ckpt_00000003.h5" "$WORK/glove.txt" 2>&1)
+  [ "$rows" = "40 of 40" ] && pass "$file: rows are the vectors (frozen: $rows equal)" || fail "$file: rows: $rows equal the vectors"
 done
 expect_ok "trained, not frozen" reel train "$WORK/bow.ini" --run-dir "$WORK/trained" --set model.embed_from="$WORK/glove.txt" \
   --set train.max_steps=3
-check_embedding "$WORK/trained/ckpt_00000003.h5" "$WORK/glove.txt" 2>/dev/null && fail "a trained embedding stayed the vectors" \
-  || pass "without freezing the embedding trains"
+# the 40 words are the vocabulary's most frequent, so every one is in the first batches and moves
+rows=$(equal_rows "$WORK/trained/ckpt_00000003.h5" "$WORK/glove.txt" 2>&1)
+[ "$rows" = "0 of 40" ] && pass "without freezing the embedding trains (0 of 40 rows still the vectors)" \
+  || fail "not frozen: $rows rows still equal the vectors (expected 0 of 40)"
 
 # --- errors, each naming the file and the line
 head -5 "$WORK/glove.txt" >"$WORK/bad_value.txt"; echo "$(head -1 "$WORK/glove.txt" | cut -d' ' -f1) $(printf '0.1 %.0s' $(seq 15)) x1" >>"$WORK/bad_value.txt"
@@ -67,7 +72,7 @@ expect_fail "a header that does not match" "header.vec: the header announces 99 
 grep "^zzz" "$WORK/glove.txt" >"$WORK/foreign.txt"
 expect_fail "no word of the vocabulary" "foreign.txt: none of its 5 words is in the vocabulary" \
   reel train "$WORK/bow.ini" --run-dir "$WORK/e5" --set model.embed_from="$WORK/foreign.txt"
-expect_fail "a missing file" "nothere.vec" reel train "$WORK/bow.ini" --run-dir "$WORK/e6" --set model.embed_from="$WORK/nothere.vec"
+expect_fail "a missing file" "nothere.vec: cannot read the vectors: Failed to open '.*/nothere.vec'" reel train "$WORK/bow.ini" --run-dir "$WORK/e6" --set model.embed_from="$WORK/nothere.vec"
 for d in e1 e2 e3 e4 e5 e6; do [ -z "$(ls "$WORK/$d" 2>/dev/null | grep ckpt_)" ] || fail "$d wrote a checkpoint"; done
 
 # --- export: a checkpoint's embedding, read back bit for bit
@@ -86,15 +91,14 @@ PY
 expect_ok "export text" reel export text "$WORK/data" "$WORK/corpus.txt"
 docs=$(wc -l <"$WORK/corpus.txt")
 [ "$docs" -eq 1500 ] && pass "one line per document (train, valid: 1500)" || fail "export text: $docs lines"
+# fastText comes with scripts/install-deps: without it this is a failure, not a skip
 if command -v fasttext >/dev/null; then
   fasttext skipgram -input "$WORK/corpus.txt" -output "$WORK/ft" -dim 16 -epoch 2 -minCount 1 -thread 1 -verbose 0 \
-    >/dev/null 2>&1 || fail "fasttext skipgram"
+    >"$WORK/fasttext.log" 2>&1 || { fail "fasttext skipgram"; tail -5 "$WORK/fasttext.log" >&2; }
   expect_ok "embedding from fastText's vectors" reel train "$WORK/bow.ini" --run-dir "$WORK/ft_run" --set model.embed_from="$WORK/ft.vec"
   grep -Eq "embedding from .*ft.vec: 473 of 473 words have a vector" "$WORK/out.txt" && pass "fastText covers the vocabulary" \
-    || { fail "fastText coverage"; grep "embedding from" "$WORK/out.txt" >&2; }
+    || { fail "fastText coverage"; grep "embedding from" "$WORK/out.txt" >&2 || true; }
 else
-  [ "$failures" -eq 0 ] || finish
-  echo "SKIPPED: fasttext is not installed (scripts/install-deps installs Debian's fasttext); the rest passed" >&2
-  exit 77
+  fail "fasttext is not installed: Debian's fasttext trains the vectors of the last check (run scripts/install-deps)"
 fi
 finish

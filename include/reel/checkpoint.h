@@ -109,6 +109,13 @@ size_t reel_checkpoint_list(const char *run_dir, char ***paths);
 /* Deletes all but the newest keep_last numbered checkpoints. */
 void reel_checkpoint_prune(const char *run_dir, size_t keep_last);
 void reel_checkpoint_numbered_path(char *path, size_t path_size, const char *run_dir, uint64_t step);
+/* Deletes run_dir's numbered checkpoints of steps after `step` (a run that starts over, or from an earlier
+ * checkpoint, leaves none of the future it abandons: resuming would continue that future, and pruning
+ * would keep its checkpoints as the newest and delete the run's own); returns how many, with the lowest
+ * and highest step deleted. A file that cannot be deleted is fatal. */
+size_t reel_checkpoint_remove_after(const char *run_dir, uint64_t step, uint64_t *lowest, uint64_t *highest);
+/* The global step a checkpoint was saved at (/train_state's global_step). */
+int reel_checkpoint_read_step(const char *path, uint64_t *step, reel_error *err);
 
 /* Prints a summary (attributes, tensors with shapes, configuration) to stdout; validates as it reads. */
 int reel_checkpoint_describe(const char *path, reel_error *err);

@@ -617,6 +617,37 @@ void reel_checkpoint_prune(const char *run_dir, size_t keep_last) {
     free(paths);
 }
 
+size_t reel_checkpoint_remove_after(const char *run_dir, uint64_t step, uint64_t *lowest, uint64_t *highest) {
+    char **paths;
+    size_t count = reel_checkpoint_list(run_dir, &paths), removed = 0;
+    *lowest = *highest = 0;
+    for (size_t i = 0; i < count; i++) {
+        const char *slash = strrchr(paths[i], '/');
+        uint64_t at;
+        if (parse_numbered(slash ? slash + 1 : paths[i], &at) && at > step) {
+            if (unlink(paths[i]) != 0) {
+                /* left behind, a later step of another run would be resumed from: stop rather than mix */
+                REEL_FATAL("remove it by hand, or use a new [train] run_dir", "cannot delete %s: %s", paths[i], strerror(errno));
+            }
+            if (removed++ == 0) *highest = at; /* the list goes from the newest down */
+            *lowest = at;
+        }
+        free(paths[i]);
+    }
+    free(paths);
+    return removed;
+}
+
+int reel_checkpoint_read_step(const char *path, uint64_t *step, reel_error *err) {
+    hid_t file = open_checkpoint(path, err);
+    if (file < 0) return -1;
+    hid_t group = H5Lexists(file, "train_state", H5P_DEFAULT) > 0 ? H5Gopen2(file, "train_state", H5P_DEFAULT) : -1;
+    int ok = group >= 0 && reel_h5_read_u64_attr(group, "global_step", step) == 0;
+    if (group >= 0) REEL_H5_CHECK(H5Gclose(group));
+    REEL_H5_CHECK(H5Fclose(file));
+    return ok ? 0 : reel_fail(err, "%s: /train_state lacks its 'global_step' attribute", path);
+}
+
 /* ---- description (reel inspect) ---- */
 
 typedef struct {

@@ -3,6 +3,7 @@
 #include "reel/train.h"
 
 #include <cblas.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -123,6 +124,31 @@ static void broadcast_training_state(trainer *t) {
     reel_comm_bcast(&t->comm, &t->state, sizeof t->state, 0);
 }
 
+/* A run started over (--resume none) or from a given checkpoint replaces whatever the run directory holds
+ * of later steps: left there, an automatic resume would continue that other run, and keep_last would
+ * count its checkpoints among the newest and delete this run's own. ckpt_best.h5 goes too unless it was
+ * saved at or before `step` (then it is of this run's past). Rank 0 only. */
+static void forget_later_steps(const char *run_dir, uint64_t step, const char *why) {
+    uint64_t lowest, highest;
+    size_t removed = reel_checkpoint_remove_after(run_dir, step, &lowest, &highest);
+    if (removed)
+        reel_log("%s: deleted %zu checkpoint(s) of %s, steps %" PRIu64 " to %" PRIu64 ", after step %" PRIu64 "\n", why,
+                 removed, run_dir, lowest, highest, step);
+    char best[REEL_PATH_MAX + 32];
+    snprintf(best, sizeof best, "%.*s/ckpt_best.h5", REEL_PATH_MAX, run_dir);
+    if (access(best, F_OK) != 0) return;
+    uint64_t best_step = 0;
+    reel_error err = {{0}};
+    int readable = reel_checkpoint_read_step(best, &best_step, &err) == 0;
+    if (readable && best_step <= step) return;
+    REEL_CHECK(unlink(best) == 0, "remove it by hand, or use a new [train] run_dir", "cannot delete %s: %s", best,
+               strerror(errno));
+    if (readable)
+        reel_log("%s: deleted %s (step %" PRIu64 ", after step %" PRIu64 ")\n", why, best, best_step, step);
+    else
+        reel_log("%s: deleted %s, which does not load (%s)\n", why, best, err.message);
+}
+
 /* Rank 0 loads the checkpoint to resume from (the newest readable one unless a path was given) and
  * every rank receives its contents. Returns 1 if training resumes, 0 if it starts fresh. */
 static int resume_or_init(trainer *t, const reel_train_options *options) {
@@ -174,6 +200,10 @@ static int resume_or_init(trainer *t, const reel_train_options *options) {
             t->state.evals_since_best = 0;
         }
     }
+    if (t->comm.rank == 0 && options->resume == REEL_RESUME_NEVER)
+        forget_later_steps(cfg->train.run_dir, 0, "starting over (--resume none)");
+    else if (t->comm.rank == 0 && options->resume == REEL_RESUME_FROM)
+        forget_later_steps(cfg->train.run_dir, t->state.global_step, "resuming from a given checkpoint");
     /* A fresh run may start from another model's encoder; a resumed one continues from its own. */
     if (t->comm.rank == 0 && !resumed && cfg->model.init_from[0]) {
         reel_buf report = {0};
