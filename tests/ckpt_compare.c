@@ -75,56 +75,61 @@ static int skipped(compare_state *s, const char *name) {
 
 /* ---- the objects of a file ---- */
 
-typedef struct {
-    char **names; /* "/" for the root, else "/group/dataset" */
-    H5O_type_t *types;
-    size_t count, capacity;
-} object_list;
+/* What a name in the file is: the object a hard link leads to, or a soft or external link (whose target
+ * is then its value). */
+typedef enum { KIND_GROUP, KIND_DATASET, KIND_DATATYPE, KIND_OTHER_OBJECT, KIND_SOFT_LINK, KIND_EXTERNAL_LINK } kind;
 
-static herr_t collect_object(hid_t root, const char *name, const H5O_info_t *info, void *data) {
-    (void)root;
-    object_list *list = data;
+typedef struct {
+    char *name; /* "/" for the root, else "/group/dataset" */
+    kind kind;
+} entry;
+
+typedef struct {
+    entry *entries;
+    size_t count, capacity;
+} entry_list;
+
+static int add_entry(entry_list *list, const char *name, kind k) {
     if (list->count == list->capacity) {
         list->capacity = list->capacity ? 2 * list->capacity : 64;
-        list->names = realloc(list->names, list->capacity * sizeof *list->names);
-        list->types = realloc(list->types, list->capacity * sizeof *list->types);
-        if (!list->names || !list->types) return -1;
+        list->entries = realloc(list->entries, list->capacity * sizeof *list->entries);
+        if (!list->entries) return -1;
     }
     size_t length = strlen(name) + 2;
     char *full = malloc(length);
     if (!full) return -1;
-    snprintf(full, length, "/%s", strcmp(name, ".") == 0 ? "" : name);
-    list->names[list->count] = full;
-    list->types[list->count++] = info->type;
+    snprintf(full, length, "/%s", name);
+    list->entries[list->count++] = (entry){full, k};
     return 0;
 }
 
-static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-static void sort_objects(object_list *list) {
-    /* sort the names, then find each one's type again (names are unique) */
-    char **sorted = malloc((list->count ? list->count : 1) * sizeof *sorted);
-    H5O_type_t *types = malloc((list->count ? list->count : 1) * sizeof *types);
-    memcpy(sorted, list->names, list->count * sizeof *sorted);
-    qsort(sorted, list->count, sizeof *sorted, by_name);
-    for (size_t i = 0; i < list->count; i++)
-        for (size_t j = 0; j < list->count; j++)
-            if (list->names[j] == sorted[i]) types[i] = list->types[j];
-    free(list->names);
-    free(list->types);
-    list->names = sorted;
-    list->types = types;
+/* Every link, not every object: a soft link present in one file only is a difference too. */
+static herr_t collect_link(hid_t root, const char *name, const H5L_info_t *info, void *data) {
+    kind k = KIND_OTHER_OBJECT;
+    if (info->type == H5L_TYPE_SOFT) {
+        k = KIND_SOFT_LINK;
+    } else if (info->type == H5L_TYPE_EXTERNAL) {
+        k = KIND_EXTERNAL_LINK;
+    } else if (info->type == H5L_TYPE_HARD) {
+        H5O_info_t object;
+        if (H5Oget_info_by_name2(root, name, &object, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return -1;
+        k = object.type == H5O_TYPE_GROUP     ? KIND_GROUP
+            : object.type == H5O_TYPE_DATASET ? KIND_DATASET
+            : object.type == H5O_TYPE_NAMED_DATATYPE ? KIND_DATATYPE : KIND_OTHER_OBJECT;
+    }
+    return add_entry(data, name, k);
 }
 
-static void free_objects(object_list *list) {
-    for (size_t i = 0; i < list->count; i++) free(list->names[i]);
-    free(list->names);
-    free(list->types);
+static int by_name(const void *a, const void *b) { return strcmp(((const entry *)a)->name, ((const entry *)b)->name); }
+
+static void free_entries(entry_list *list) {
+    for (size_t i = 0; i < list->count; i++) free(list->entries[i].name);
+    free(list->entries);
 }
 
-static const char *type_name(H5O_type_t type) {
-    return type == H5O_TYPE_GROUP ? "group" : type == H5O_TYPE_DATASET ? "dataset"
-                                              : type == H5O_TYPE_NAMED_DATATYPE ? "named datatype" : "object";
+static const char *kind_name(kind k) {
+    static const char *const names[] = {"group", "dataset", "named datatype", "object", "soft link", "external link"};
+    return names[k];
 }
 
 /* ---- values: a dataset or an attribute ---- */
@@ -269,7 +274,7 @@ static void compare_variable_strings(compare_state *s, const char *name, item a,
                 break;
             }
     }
-    for (size_t i = 0; i < count; i++) free(x[i]), free(y[i]); /* the library's default allocator is malloc */
+    for (size_t i = 0; i < count; i++) H5free_memory(x[i]), H5free_memory(y[i]); /* allocated by the library */
     H5Tclose(memory);
     free(x);
     free(y);
@@ -294,8 +299,7 @@ static void parse_config(const char *text, config_entries *c) {
     for (const char *line = text; *line;) {
         const char *end = strchr(line, '\n');
         size_t length = end ? (size_t)(end - line) : strlen(line);
-        char buffer[4096];
-        snprintf(buffer, sizeof buffer, "%.*s", (int)length, line);
+        char *buffer = strndup(line, length);
         char *equals = strstr(buffer, " = ");
         const char *key = buffer;
         /* a key without a value is written as a comment "; key = (not set)" */
@@ -312,6 +316,7 @@ static void parse_config(const char *text, config_entries *c) {
             strcat(c->other_lines, buffer);
             strcat(c->other_lines, "\n");
         }
+        free(buffer);
         line += length + (end ? 1 : 0);
     }
 }
@@ -463,14 +468,35 @@ static void compare_attributes(compare_state *s, const char *object_name, hid_t 
 
 /* ---- the whole files ---- */
 
-static void compare_object(compare_state *s, const char *name, H5O_type_t type) {
+/* A soft or external link's value is its target. */
+static void compare_link_targets(compare_state *s, const char *name) {
+    char *targets[2] = {NULL, NULL};
+    for (int f = 0; f < 2; f++) {
+        H5L_info_t info;
+        if (H5Lget_info(s->file[f], name + 1, &info, H5P_DEFAULT) < 0) break;
+        targets[f] = calloc(info.u.val_size + 1, 1);
+        if (H5Lget_val(s->file[f], name + 1, targets[f], info.u.val_size, H5P_DEFAULT) < 0) break;
+    }
+    if (!targets[0] || !targets[1])
+        differ(s, "%s: cannot read the link", name);
+    else if (!skipped(s, name) && strcmp(targets[0], targets[1]) != 0)
+        differ(s, "%s: links to \"%s\" vs \"%s\"", name, targets[0], targets[1]);
+    free(targets[0]);
+    free(targets[1]);
+}
+
+static void compare_object(compare_state *s, const char *name, kind k) {
+    if (k == KIND_SOFT_LINK || k == KIND_EXTERNAL_LINK) {
+        compare_link_targets(s, name);
+        return;
+    }
     const char *relative = strcmp(name, "/") == 0 ? "." : name + 1;
     hid_t a = H5Oopen(s->file[0], relative, H5P_DEFAULT), b = H5Oopen(s->file[1], relative, H5P_DEFAULT);
     if (a < 0 || b < 0) {
         differ(s, "%s: cannot open it in %s", name, s->path[a < 0 ? 0 : 1]);
     } else {
         compare_attributes(s, name, a, b);
-        if (type == H5O_TYPE_DATASET) {
+        if (k == KIND_DATASET) {
             compare_item(s, name, (item){a, 0}, (item){b, 0});
             s->datasets++;
         }
@@ -480,33 +506,32 @@ static void compare_object(compare_state *s, const char *name, H5O_type_t type) 
 }
 
 static void compare_files(compare_state *s) {
-    object_list lists[2] = {{0}, {0}};
+    entry_list lists[2] = {{0}, {0}};
     for (int f = 0; f < 2; f++) {
-        if (H5Ovisit2(s->file[f], H5_INDEX_NAME, H5_ITER_INC, collect_object, &lists[f], H5O_INFO_BASIC) < 0)
+        add_entry(&lists[f], "", KIND_GROUP); /* the root: its attributes */
+        if (H5Lvisit(s->file[f], H5_INDEX_NAME, H5_ITER_INC, collect_link, &lists[f]) < 0)
             differ(s, "cannot list the objects of %s", s->path[f]);
-        sort_objects(&lists[f]);
+        qsort(lists[f].entries, lists[f].count, sizeof *lists[f].entries, by_name);
     }
     size_t i = 0, j = 0;
     while (i < lists[0].count || j < lists[1].count) {
-        int order = i == lists[0].count ? 1 : j == lists[1].count ? -1 : strcmp(lists[0].names[i], lists[1].names[j]);
+        const entry *x = i < lists[0].count ? &lists[0].entries[i] : NULL, *y = j < lists[1].count ? &lists[1].entries[j] : NULL;
+        int order = !x ? 1 : !y ? -1 : strcmp(x->name, y->name);
         if (order < 0) {
-            differ(s, "only in A: %s (%s)", lists[0].names[i], type_name(lists[0].types[i]));
+            differ(s, "only in A: %s (%s)", x->name, kind_name(x->kind));
             i++;
         } else if (order > 0) {
-            differ(s, "only in B: %s (%s)", lists[1].names[j], type_name(lists[1].types[j]));
+            differ(s, "only in B: %s (%s)", y->name, kind_name(y->kind));
             j++;
         } else {
-            if (lists[0].types[i] != lists[1].types[j])
-                differ(s, "%s: a %s in A, a %s in B", lists[0].names[i], type_name(lists[0].types[i]),
-                       type_name(lists[1].types[j]));
-            else
-                compare_object(s, lists[0].names[i], lists[0].types[i]);
+            if (x->kind != y->kind) differ(s, "%s: a %s in A, a %s in B", x->name, kind_name(x->kind), kind_name(y->kind));
+            else compare_object(s, x->name, x->kind);
             i++;
             j++;
         }
     }
-    free_objects(&lists[0]);
-    free_objects(&lists[1]);
+    free_entries(&lists[0]);
+    free_entries(&lists[1]);
 }
 
 static int usage(const char *problem) {

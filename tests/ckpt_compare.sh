@@ -62,6 +62,8 @@ compare_status "a tensor only in A" 1 "^  only in A: /model/extra/weight \(datas
 edit renamed 'f.move("model/output/bias", "model/output/bias2")'
 compare_status "a tensor renamed: both sides named" 1 "only in B: /model/output/bias2" "$original" "$WORK/renamed.h5" --exact
 grep -q "only in A: /model/output/bias " "$WORK/compare.txt" && pass "the missing name too" || fail "the renamed tensor's old name is not reported"
+edit link 'f["model/alias"] = h5py.SoftLink("/model/output/bias")'
+compare_status "a soft link only in B" 1 "^  only in B: /model/alias \(soft link\)" "$original" "$WORK/link.h5" --exact
 
 # (c) attributes: a value changed (the seed, a root string), one missing from one file, one of another type
 edit seed 'f["train_state"].attrs.modify("seed", np.uint64(1000))'
