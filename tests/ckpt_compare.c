@@ -1,16 +1,16 @@
 /* ckpt_compare A.h5 B.h5 (--exact | --tol REL) [--ignore NAME]...: compares two checkpoints completely and
- * symmetrically. Both files must hold the same groups and datasets, every object the same attributes, each
- * with the same type and shape, and every value equal. With --exact float datasets must match bit for bit;
- * with --tol REL each float value (of a dataset or a float attribute) may differ by REL * (max(|a|,|b|) +
- * rms(all values of that dataset or attribute)). Everything else (integer and string datasets and attributes,
- * the configuration) must be equal exactly in both modes.
+ * symmetrically. Both files must hold the same names (groups, datasets, links), every object the same
+ * attributes, each with the same type and shape, and every value equal. With --exact float values must match
+ * bit for bit; with --tol REL each float value (of a dataset or a float attribute) may differ by
+ * REL * (max(|a|,|b|) + rms(all values of that dataset or attribute)). Everything else (integer and string
+ * datasets and attributes, the configuration, link targets) must be equal exactly in both modes.
  *
  * Names: objects are "/model/embed/weight", attributes "/train_state@seed" (root: "/@format"), keys of the
  * configuration dataset "/config:train.max_steps". --ignore NAME skips the value of that attribute, dataset
  * or configuration key (it must still exist in both files with the same type and shape) and must name
- * something present, so a misspelt ignore cannot hide a difference. The few values that differ between any
- * two runs (a wall-clock time) are in not_compared[] below; each comparison prints "not compared: ..." for
- * what it skipped.
+ * something present, so a misspelt ignore cannot hide a difference. The values that differ between any two
+ * runs (a wall-clock time, the run directory) are in not_compared[] below; each comparison prints
+ * "not compared: NAME (why)" for what it skipped.
  *
  * Exit 0 when equal, 1 when anything differs (each difference printed with its name), 2 for usage errors or
  * an unreadable file. Used by the multi-rank and resume tests. */
@@ -156,6 +156,27 @@ static int same_type(hid_t a, hid_t b) {
     return H5Tequal(a, b) > 0;
 }
 
+static void describe_type(hid_t type, char *text, size_t size) {
+    size_t bytes = H5Tget_size(type);
+    switch (H5Tget_class(type)) {
+    case H5T_INTEGER:
+        snprintf(text, size, "%s%zu", H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int", 8 * bytes);
+        break;
+    case H5T_FLOAT:
+        snprintf(text, size, "float%zu", 8 * bytes);
+        break;
+    case H5T_STRING:
+        if (H5Tis_variable_str(type) > 0) snprintf(text, size, "variable-length string");
+        else snprintf(text, size, "string of %zu bytes", bytes);
+        break;
+    default:
+        snprintf(text, size, "HDF5 type class %d of %zu bytes", (int)H5Tget_class(type), bytes);
+    }
+    /* two integers or floats of the same size can still differ in byte order */
+    H5T_order_t order = H5Tget_order(type);
+    if (order == H5T_ORDER_BE) snprintf(text + strlen(text), size - strlen(text), " big-endian");
+}
+
 /* Element count of an item, after checking both have the same type and shape; -1 when they differ. */
 static hssize_t same_type_and_shape(compare_state *s, const char *name, item a, item b) {
     hid_t ta = item_type(a), tb = item_type(b), sa = item_space(a), sb = item_space(b);
@@ -163,17 +184,17 @@ static hssize_t same_type_and_shape(compare_state *s, const char *name, item a, 
     if (ta < 0 || tb < 0 || sa < 0 || sb < 0) {
         differ(s, "%s: cannot read its type or shape", name);
     } else if (!same_type(ta, tb)) {
-        differ(s, "%s: different types (class %d, %zu bytes vs class %d, %zu bytes)", name, (int)H5Tget_class(ta),
-               H5Tget_size(ta), (int)H5Tget_class(tb), H5Tget_size(tb));
+        char type_a[64], type_b[64];
+        describe_type(ta, type_a, sizeof type_a);
+        describe_type(tb, type_b, sizeof type_b);
+        differ(s, "%s: different types (%s vs %s)", name, type_a, type_b);
     } else {
         int rank_a = H5Sget_simple_extent_ndims(sa), rank_b = H5Sget_simple_extent_ndims(sb);
         hsize_t dims_a[H5S_MAX_RANK] = {0}, dims_b[H5S_MAX_RANK] = {0};
-        int same = rank_a >= 0 && rank_a == rank_b && H5Sget_simple_extent_type(sa) == H5Sget_simple_extent_type(sb);
-        if (same && rank_a > 0) {
-            H5Sget_simple_extent_dims(sa, dims_a, NULL);
-            H5Sget_simple_extent_dims(sb, dims_b, NULL);
-            same = memcmp(dims_a, dims_b, (size_t)rank_a * sizeof dims_a[0]) == 0;
-        }
+        if (rank_a > 0) H5Sget_simple_extent_dims(sa, dims_a, NULL);
+        if (rank_b > 0) H5Sget_simple_extent_dims(sb, dims_b, NULL);
+        int same = rank_a >= 0 && rank_a == rank_b && H5Sget_simple_extent_type(sa) == H5Sget_simple_extent_type(sb) &&
+                   (rank_a <= 0 || memcmp(dims_a, dims_b, (size_t)rank_a * sizeof dims_a[0]) == 0);
         if (!same) {
             char shape_a[128] = "", shape_b[128] = "";
             for (int d = 0; d < rank_a && d < H5S_MAX_RANK; d++)
@@ -194,9 +215,10 @@ static hssize_t same_type_and_shape(compare_state *s, const char *name, item a, 
     return count;
 }
 
-/* Float values: bit for bit, or within the tolerance in --tol mode, for datasets and float attributes
- * alike (/train_state@best_value is a validation metric: a sum whose order depends on the world size). The bits are those of
- * the file's own precision (float32 read as float), so -0 against +0 or two NaN payloads count as different. */
+/* Float values: bit for bit, or within the tolerance in --tol mode, for datasets and float attributes alike
+ * (/train_state@best_value is a validation metric: a sum whose order depends on the world size). The bits
+ * are those of the file's own precision (float32 read as float), so -0 against +0 or two NaN payloads
+ * count as different. */
 static void compare_floats(compare_state *s, const char *name, item a, item b, size_t count, int with_tolerance) {
     hid_t type = item_type(a);
     size_t size = H5Tget_size(type);

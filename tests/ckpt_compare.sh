@@ -62,6 +62,11 @@ compare_status "a tensor only in A" 1 "^  only in A: /model/extra/weight \(datas
 edit renamed 'f.move("model/output/bias", "model/output/bias2")'
 compare_status "a tensor renamed: both sides named" 1 "only in B: /model/output/bias2" "$original" "$WORK/renamed.h5" --exact
 grep -q "only in A: /model/output/bias " "$WORK/compare.txt" && pass "the missing name too" || fail "the renamed tensor's old name is not reported"
+edit shape 'del f["model/output/bias"]; f.create_dataset("model/output/bias", data=np.zeros(2, dtype="<f4"))'
+compare_status "a tensor of another shape" 1 "^  /model/output/bias: different shapes \(\[1\] vs \[2\]\)" "$original" "$WORK/shape.h5" --tol 1e-3
+edit double 'v = f["model/output/bias"][()]; del f["model/output/bias"]; f.create_dataset("model/output/bias", data=v.astype("<f8"))'
+compare_status "a tensor stored as float64, same values" 1 "^  /model/output/bias: different types \(float32 vs float64\)" \
+  "$original" "$WORK/double.h5" --tol 1e-3
 edit link 'f["model/alias"] = h5py.SoftLink("/model/output/bias")'
 compare_status "a soft link only in B" 1 "^  only in B: /model/alias \(soft link\)" "$original" "$WORK/link.h5" --exact
 
@@ -76,7 +81,7 @@ edit missing 'del f["train_state"].attrs["evals_since_best"]'
 compare_status "attribute missing from B" 1 "^  only in A: attribute /train_state@evals_since_best" "$original" "$WORK/missing.h5" --exact
 compare_status "attribute missing from A" 1 "^  only in B: attribute /train_state@evals_since_best" "$WORK/missing.h5" "$original" --tol 1e-3
 edit typed 'f["optimizer"].attrs["steps_taken"] = np.int32(18)'
-compare_status "attribute of another type, same value" 1 "^  /optimizer@steps_taken: different types" "$original" "$WORK/typed.h5" --exact
+compare_status "attribute of another type, same value" 1 "^  /optimizer@steps_taken: different types \(uint64 vs int32\)" "$original" "$WORK/typed.h5" --exact
 # a float attribute (the best validation metric so far): bit for bit with --exact, within the tolerance
 # with --tol, like the float datasets
 edit best_ulp 'v = f["train_state"].attrs["best_value"]; f["train_state"].attrs.modify("best_value", np.nextafter(v, 2 * v))'
