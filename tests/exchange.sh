@@ -14,8 +14,10 @@ done
 make_small_data "$WORK/data" 2500
 write_small_lstm_config "$WORK/lstm.ini" "$WORK/data"
 steps=(--set train.max_steps=15)
-same() { "$CKPT_COMPARE" "$1" "$2" --exact >/dev/null; }
-close() { "$CKPT_COMPARE" "$1" "$2" --tol 1e-4 >/dev/null; }
+# the runs differ in how gradients are exchanged, which is what must not change the result
+exchange=(--ignore /config:train.exchange_embedding --ignore /config:train.bucket_mb)
+same() { "$CKPT_COMPARE" "$1" "$2" --exact "${exchange[@]}" >/dev/null; }
+close() { "$CKPT_COMPARE" "$1" "$2" --tol 1e-4 "${exchange[@]}" >/dev/null; }
 
 expect_ok "plain exchange, 2 ranks" mpireel 2 train "$WORK/lstm.ini" --run-dir "$WORK/plain2" "${steps[@]}" --set train.exchange_embedding=dense
 expect_ok "plain exchange, 3 ranks" mpireel 3 train "$WORK/lstm.ini" --run-dir "$WORK/plain3" "${steps[@]}" --set train.exchange_embedding=dense

@@ -31,17 +31,18 @@ for stop in 7 33 50; do
   expect_ok "chunk to $stop" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/chunks" --set train.max_steps=$stop \
     --set checkpoint.every_steps=4
 done
-if "$CKPT_COMPARE" "$WORK/full2/$final" "$WORK/chunks/$final" --exact; then pass "three stops: bit for bit"
+# (the configurations differ in the checkpoint interval only)
+if "$CKPT_COMPARE" "$WORK/full2/$final" "$WORK/chunks/$final" --exact --ignore /config:checkpoint.every_steps; then pass "three stops: bit for bit"
 else fail "three stops differ"; fi
 
-# across world sizes
+# across world sizes (the last save's world size is recorded: 1 against 2)
 expect_ok "2 ranks to 25" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/shrink" --set train.max_steps=25
 expect_ok "then 1 rank to 50" mpireel 1 train "$WORK/small.ini" --run-dir "$WORK/shrink" --set train.max_steps=50
-if "$CKPT_COMPARE" "$WORK/full2/$final" "$WORK/shrink/$final" --tol 1e-3; then pass "2 ranks then 1 == uninterrupted"
+if "$CKPT_COMPARE" "$WORK/full2/$final" "$WORK/shrink/$final" --tol 1e-3 --ignore /@world_size_at_save; then pass "2 ranks then 1 == uninterrupted"
 else fail "2 ranks then 1 differs"; fi
 expect_ok "1 rank to 25" mpireel 1 train "$WORK/small.ini" --run-dir "$WORK/grow" --set train.max_steps=25
 expect_ok "then 2 ranks to 50" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/grow" --set train.max_steps=50
-if "$CKPT_COMPARE" "$WORK/full1/$final" "$WORK/grow/$final" --tol 1e-3; then pass "1 rank then 2 == uninterrupted"
+if "$CKPT_COMPARE" "$WORK/full1/$final" "$WORK/grow/$final" --tol 1e-3 --ignore /@world_size_at_save; then pass "1 rank then 2 == uninterrupted"
 else fail "1 rank then 2 differs"; fi
 
 # --resume none: starts from scratch although the run directory holds a longer run, and deletes that

@@ -8,6 +8,7 @@ reel_unit_test(checkpoint)
 add_executable(ckpt_compare ${CMAKE_CURRENT_SOURCE_DIR}/ckpt_compare.c)
 target_link_libraries(ckpt_compare PRIVATE reel_core)
 list(APPEND REEL_TEST_ENV "CKPT_COMPARE=$<TARGET_FILE:ckpt_compare>")
+reel_script_test(ckpt_compare cli)
 
 reel_script_test(train_multirank mpi)
 reel_script_test(train_resume mpi)
