@@ -70,7 +70,7 @@ grep -q "vocabulary *$(ini_get "$WORK/data/prep.ini" size) (checksum $(ini_get "
   && grep -q "every token id is valid" "$WORK/out.txt" && pass "inspect: the vocabulary's size and checksum, ids valid" \
   || fail "inspect vocabulary line: $(grep vocabulary "$WORK/out.txt")"
 
-# --- a corrupt newest checkpoint: resume falls back to the previous one and leaves the bad file alone
+# --- a corrupt newest checkpoint: resume falls back to the previous one and keeps the bad file, set aside
 cp -r "$WORK/run" "$WORK/run_corrupt"
 size=$(stat -c %s "$WORK/run_corrupt/ckpt_00000020.h5")
 truncate -s $((size / 2)) "$WORK/run_corrupt/ckpt_00000020.h5"
@@ -78,6 +78,8 @@ expect_ok "resume past a truncated checkpoint" reel train "$WORK/small.ini" --ru
 grep -q "skipping unusable checkpoint: .*ckpt_00000020.h5.*truncated" "$WORK/err.txt" && pass "names the bad checkpoint" \
   || fail "no warning naming the truncated checkpoint"
 grep -q "resuming from .*ckpt_00000010.h5" "$WORK/out.txt" && pass "resumed from the previous checkpoint" || fail "wrong resume point"
+[ "$(stat -c %s "$WORK"/run_corrupt/replaced_*/ckpt_00000020.h5 2>/dev/null)" = "$((size / 2))" ] \
+  && pass "the truncated checkpoint is kept in replaced_<time>/" || fail "the truncated checkpoint is gone: $(ls -R "$WORK/run_corrupt" | tr '\n' ' ')"
 cp "$WORK/run/ckpt_00000020.h5" "$WORK/cut.h5" && truncate -s $((size / 3)) "$WORK/cut.h5"
 expect_fail "inspect a truncated checkpoint" "cut.h5.*truncated" reel inspect "$WORK/cut.h5"
 expect_fail "eval a truncated checkpoint" "cut.h5.*truncated" reel eval "$WORK/cut.h5"

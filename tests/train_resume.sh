@@ -45,21 +45,27 @@ expect_ok "then 2 ranks to 50" mpireel 2 train "$WORK/small.ini" --run-dir "$WOR
 if "$CKPT_COMPARE" "$WORK/full1/$final" "$WORK/grow/$final" --tol 1e-3 --ignore /@world_size_at_save; then pass "1 rank then 2 == uninterrupted"
 else fail "1 rank then 2 differs"; fi
 
-# --resume none: starts from scratch although the run directory holds a longer run, and deletes that
-# run's checkpoints (ckpt_best.h5 too) first; with keep_last = 3 they would otherwise be the newest three,
+# --resume none: starts from scratch although the run directory holds a longer run, and first moves that
+# run's checkpoints (ckpt_best.h5 too) and metrics to replaced_<time>/; with keep_last = 3 they would otherwise be the newest three,
 # pruning would delete every checkpoint of the new run, and the next automatic resume would continue the
 # old run. The new run equals a fresh one bit for bit, and an automatic resume then continues it.
 ck=(--set checkpoint.every_steps=10 --set checkpoint.keep_last=3)
 expect_ok "a run to 50 (keep_last 3)" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/over" --set train.max_steps=50 "${ck[@]}"
 expect_ok "fresh, to 25" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/fresh" --set train.max_steps=25 "${ck[@]}"
+cp -a "$WORK/over" "$WORK/over_before"
 expect_ok "--resume none over it, to 25" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/over" --set train.max_steps=25 "${ck[@]}" \
   --resume none
 grep -q "resuming from" "$WORK/out.txt" && fail "--resume none resumed: $(grep 'resuming from' "$WORK/out.txt")" \
   || pass "--resume none: no resume"
-grep -q "starting over (--resume none): deleted 3 checkpoint(s) of .*/over, steps 30 to 50, after step 0" "$WORK/out.txt" \
-  && grep -q "starting over (--resume none): deleted .*/over/ckpt_best.h5 (step 40, after step 0)" "$WORK/out.txt" \
-  && pass "--resume none says which checkpoints of the old run it deleted" || { fail "--resume none: no deletion message"; \
-  grep -E "starting over|deleted" "$WORK/out.txt" >&2 || true; }
+grep -q "starting over (--resume none): moved 3 checkpoint(s) of .*/over, steps 30 to 50, after step 0, to .*/over/replaced_" "$WORK/out.txt" \
+  && grep -q "starting over (--resume none): moved .*/over/ckpt_best.h5 (step 40, after step 0) to .*/over/replaced_" "$WORK/out.txt" \
+  && pass "--resume none says which checkpoints of the old run it set aside" || { fail "--resume none: no message of what was set aside"; \
+  grep -E "starting over|moved" "$WORK/out.txt" >&2 || true; }
+aside=$(ls -d "$WORK"/over/replaced_* 2>/dev/null | head -1)
+[ -n "$aside" ] && [ "$(cd "$aside" && ls | tr '\n' ' ')" = "ckpt_00000030.h5 ckpt_00000040.h5 ckpt_00000050.h5 ckpt_best.h5 metrics.h5 " ] \
+  && cmp -s "$aside/ckpt_00000050.h5" "$WORK/over_before/ckpt_00000050.h5" && cmp -s "$aside/metrics.h5" "$WORK/over_before/metrics.h5" \
+  && pass "--resume none: the old run's checkpoints and metrics are kept, unchanged, in $(basename "$aside")" \
+  || fail "--resume none: the old run is not kept whole: $(ls "$WORK/over" "$aside" 2>&1 | tr '\n' ' ')"
 listing=$(cd "$WORK/over" && ls ckpt_*.h5 | tr '\n' ' ')
 [ "$listing" = "ckpt_00000010.h5 ckpt_00000020.h5 ckpt_00000025.h5 ckpt_best.h5 " ] \
   && pass "--resume none: only the new run's checkpoints are left ($listing)" || fail "--resume none left: $listing"
@@ -81,7 +87,8 @@ grep -q "resuming from .*/over/ckpt_00000025.h5" "$WORK/out.txt" && "$CKPT_COMPA
 
 # --resume PATH: from that checkpoint, not the newest. The run directory's later steps are another
 # future (lr 0.05 after step 20); resumed from step 20 with the original configuration the run ends as
-# the uninterrupted one, bit for bit, and none of the other future is left. Also from another run's
+# the uninterrupted one, bit for bit, and none of the other future is left among the run's checkpoints
+# (it is kept in replaced_<time>/). Also from another run's
 # directory into a new one.
 expect_ok "branch: to 20" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/branch" --set train.max_steps=20
 expect_ok "branch: another future to 50" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/branch" --set train.max_steps=50 \
@@ -92,9 +99,13 @@ expect_ok "--resume PATH (step 20 of 50)" mpireel 2 train "$WORK/small.ini" --ru
   --resume "$WORK/branch/ckpt_00000020.h5"
 grep -q "resuming from $WORK/branch/ckpt_00000020.h5: epoch 2, step 0 of the epoch, global step 20" "$WORK/out.txt" \
   && pass "--resume PATH: resumes from that checkpoint" || { fail "--resume PATH: $(grep 'resuming from' "$WORK/out.txt")"; }
-grep -q "resuming from a given checkpoint: deleted 3 checkpoint(s) of .*/branch, steps 30 to 50, after step 20" "$WORK/out.txt" \
-  && pass "--resume PATH: the later checkpoints named as deleted" || { fail "--resume PATH: no deletion message"; \
-  grep -E "deleted" "$WORK/out.txt" >&2 || true; }
+grep -q "resuming from a given checkpoint: moved 3 checkpoint(s) of .*/branch, steps 30 to 50, after step 20, to .*/branch/replaced_" "$WORK/out.txt" \
+  && pass "--resume PATH: the later checkpoints named as set aside" || { fail "--resume PATH: no message of what was set aside"; \
+  grep -E "moved" "$WORK/out.txt" >&2 || true; }
+aside=$(ls -d "$WORK"/branch/replaced_* 2>/dev/null | head -1)
+[ -n "$aside" ] && [ -f "$aside/ckpt_00000050.h5" ] && [ -f "$aside/metrics.h5" ] \
+  && pass "--resume PATH: the other future's checkpoints and metrics are kept in $(basename "$aside")" \
+  || fail "--resume PATH: the other future is not kept: $(ls "$WORK/branch" "$aside" 2>&1 | tr '\n' ' ')"
 "$CKPT_COMPARE" "$WORK/full2/$final" "$WORK/branch/$final" --exact && pass "--resume PATH: bit for bit the uninterrupted run" \
   || fail "--resume PATH: differs from the uninterrupted run"
 [ ! -e "$WORK/branch/ckpt_00000030.h5" ] && pass "--resume PATH: no checkpoint of the other future is left" \
@@ -103,15 +114,32 @@ expect_ok "--resume PATH into a new directory" mpireel 2 train "$WORK/small.ini"
   --resume "$WORK/mid/ckpt_00000025.h5"
 grep -q "resuming from $WORK/mid/ckpt_00000025.h5" "$WORK/out.txt" && "$CKPT_COMPARE" "$WORK/full2/$final" "$WORK/fork/$final" --exact \
   >/dev/null && pass "--resume PATH of another directory: bit for bit the uninterrupted run" || fail "--resume PATH into a new directory"
-# a bad PATH is an error naming it, and deletes nothing
+# a bad PATH is an error naming it, and moves nothing
 before=$(ls "$WORK/branch" | tr '\n' ' ')
 expect_fail "--resume a missing file" "$WORK/nothere.h5: cannot read the checkpoint \(No such file or directory\)" \
   reel train "$WORK/small.ini" --run-dir "$WORK/branch" --resume "$WORK/nothere.h5"
 head -c 1000 "$WORK/full2/$final" >"$WORK/cut.h5"
 expect_fail "--resume a truncated file" "$WORK/cut.h5: not a readable HDF5 file .*truncated or corrupt" \
   reel train "$WORK/small.ini" --run-dir "$WORK/branch" --resume "$WORK/cut.h5"
-[ "$(ls "$WORK/branch" | tr '\n' ' ')" = "$before" ] && pass "a bad --resume deleted nothing" \
+[ "$(ls "$WORK/branch" | tr '\n' ' ')" = "$before" ] && pass "a bad --resume moved nothing" \
   || fail "a bad --resume changed the run directory: $before -> $(ls "$WORK/branch" | tr '\n' ' ')"
+
+# An automatic resume past an unusable newer checkpoint sets it aside: left among the run's own with
+# keep_last = 1, it would stay the newest and pruning would delete every checkpoint the run writes.
+expect_ok "keep_last 1: a run to 40" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/bad_newest" --set train.max_steps=40 \
+  --set checkpoint.every_steps=10 --set checkpoint.keep_last=3
+head -c 2000 "$WORK/bad_newest/ckpt_00000040.h5" >"$WORK/cut40.h5" && mv "$WORK/cut40.h5" "$WORK/bad_newest/ckpt_00000040.h5"
+printf 'not a checkpoint\n' >"$WORK/bad_newest/ckpt_00000060.h5"
+expect_ok "keep_last 1: resumed past them to 50" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/bad_newest" --set train.max_steps=50 \
+  --set checkpoint.every_steps=10 --set checkpoint.keep_last=1
+grep -q "resuming from .*/bad_newest/ckpt_00000030.h5" "$WORK/out.txt" \
+  && [ "$(cd "$WORK/bad_newest" && ls ckpt_0*.h5 | tr '\n' ' ')" = "ckpt_00000050.h5 " ] \
+  && pass "resumed past unusable checkpoints: the run keeps its own newest checkpoint" \
+  || fail "resumed past unusable checkpoints: $(grep 'resuming from' "$WORK/out.txt"); left: $(ls "$WORK/bad_newest" | tr '\n' ' ')"
+aside=$(ls -d "$WORK"/bad_newest/replaced_* 2>/dev/null | head -1)
+[ -n "$aside" ] && [ -f "$aside/ckpt_00000040.h5" ] && [ -f "$aside/ckpt_00000060.h5" ] \
+  && grep -q "resuming past unusable checkpoints: moved 2 checkpoint(s)" "$WORK/out.txt" \
+  && pass "the unusable checkpoints are kept in $(basename "$aside")" || fail "the unusable checkpoints are not kept: $(ls -R "$WORK/bad_newest" | tr '\n' ' ')"
 
 # The stacked bidirectional LSTM: stopped inside epoch 1 and resumed, bit for bit.
 write_small_lstm_config "$WORK/lstm.ini" "$WORK/data"
@@ -124,7 +152,7 @@ before=$(ls "$WORK/branch" | tr '\n' ' ')
 expect_fail "--resume another model's checkpoint" \
   "$WORK/lstm_full/ckpt_00000030.h5: the checkpoint holds a 'lstm' model, the configuration describes a 'bow' model" \
   reel train "$WORK/small.ini" --run-dir "$WORK/branch" --resume "$WORK/lstm_full/ckpt_00000030.h5"
-[ "$(ls "$WORK/branch" | tr '\n' ' ')" = "$before" ] && pass "another model's --resume deleted nothing" \
+[ "$(ls "$WORK/branch" | tr '\n' ' ')" = "$before" ] && pass "another model's --resume moved nothing" \
   || fail "another model's --resume changed the run directory: $before -> $(ls "$WORK/branch" | tr '\n' ' ')"
 
 # The metrics file holds each step once, even though the stopped runs logged up to their stop.

@@ -109,11 +109,14 @@ size_t reel_checkpoint_list(const char *run_dir, char ***paths);
 /* Deletes all but the newest keep_last numbered checkpoints. */
 void reel_checkpoint_prune(const char *run_dir, size_t keep_last);
 void reel_checkpoint_numbered_path(char *path, size_t path_size, const char *run_dir, uint64_t step);
-/* Deletes run_dir's numbered checkpoints of steps after `step` (a run that starts over, or from an earlier
- * checkpoint, leaves none of the future it abandons: resuming would continue that future, and pruning
- * would keep its checkpoints as the newest and delete the run's own); returns how many, with the lowest
- * and highest step deleted. A file that cannot be deleted is fatal. */
-size_t reel_checkpoint_remove_after(const char *run_dir, uint64_t step, uint64_t *lowest, uint64_t *highest);
+/* Moves run_dir's numbered checkpoints of steps after `step` into dest_dir (created when the first one
+ * moves; same file system, so each move is a rename): a run that starts over, or from an earlier
+ * checkpoint, must not find the future it abandons among its own checkpoints (resuming would continue
+ * that future, and pruning would keep its checkpoints as the newest and delete the run's own), but what
+ * was saved is kept. Returns how many moved, with the lowest and highest step moved. A file that cannot
+ * be moved is fatal. */
+size_t reel_checkpoint_move_after(const char *run_dir, uint64_t step, const char *dest_dir, uint64_t *lowest,
+                                  uint64_t *highest);
 /* The global step a checkpoint was saved at (/train_state's global_step). */
 int reel_checkpoint_read_step(const char *path, uint64_t *step, reel_error *err);
 

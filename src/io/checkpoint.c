@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -617,25 +618,32 @@ void reel_checkpoint_prune(const char *run_dir, size_t keep_last) {
     free(paths);
 }
 
-size_t reel_checkpoint_remove_after(const char *run_dir, uint64_t step, uint64_t *lowest, uint64_t *highest) {
+size_t reel_checkpoint_move_after(const char *run_dir, uint64_t step, const char *dest_dir, uint64_t *lowest,
+                                  uint64_t *highest) {
     char **paths;
-    size_t count = reel_checkpoint_list(run_dir, &paths), removed = 0;
+    size_t count = reel_checkpoint_list(run_dir, &paths), moved = 0;
     *lowest = *highest = 0;
     for (size_t i = 0; i < count; i++) {
-        const char *slash = strrchr(paths[i], '/');
+        const char *slash = strrchr(paths[i], '/'), *name = slash ? slash + 1 : paths[i];
         uint64_t at;
-        if (parse_numbered(slash ? slash + 1 : paths[i], &at) && at > step) {
-            if (unlink(paths[i]) != 0) {
+        if (parse_numbered(name, &at) && at > step) {
+            if (moved == 0 && mkdir(dest_dir, 0777) != 0 && errno != EEXIST)
+                REEL_FATAL("check the run directory's permissions and space, or use a new [train] run_dir",
+                           "cannot create %s: %s", dest_dir, strerror(errno));
+            char target[2 * REEL_PATH_MAX + 8];
+            snprintf(target, sizeof target, "%.*s/%s", REEL_PATH_MAX, dest_dir, name);
+            if (rename(paths[i], target) != 0) {
                 /* left behind, a later step of another run would be resumed from: stop rather than mix */
-                REEL_FATAL("remove it by hand, or use a new [train] run_dir", "cannot delete %s: %s", paths[i], strerror(errno));
+                REEL_FATAL("move it away by hand, or use a new [train] run_dir", "cannot move %s to %s: %s", paths[i],
+                           target, strerror(errno));
             }
-            if (removed++ == 0) *highest = at; /* the list goes from the newest down */
+            if (moved++ == 0) *highest = at; /* the list goes from the newest down */
             *lowest = at;
         }
         free(paths[i]);
     }
     free(paths);
-    return removed;
+    return moved;
 }
 
 int reel_checkpoint_read_step(const char *path, uint64_t *step, reel_error *err) {

@@ -9,6 +9,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "reel/checkpoint.h"
@@ -126,27 +128,60 @@ static void broadcast_training_state(trainer *t) {
 
 /* A run started over (--resume none) or from a given checkpoint replaces whatever the run directory holds
  * of later steps: left there, an automatic resume would continue that other run, and keep_last would
- * count its checkpoints among the newest and delete this run's own. ckpt_best.h5 goes too unless it was
- * saved at or before `step` (then it is of this run's past). Rank 0 only. */
-static void forget_later_steps(const char *run_dir, uint64_t step, const char *why) {
+ * count its checkpoints among the newest and delete this run's own. Nothing saved is deleted: the
+ * checkpoints of later steps, ckpt_best.h5 unless it was saved at or before `step` (then it is of this
+ * run's past), and the metrics (moved when starting over, copied otherwise, since the run keeps their
+ * first `step` steps) go to run_dir/replaced_<UTC time>/, which no resume or pruning looks into. Rank 0. */
+static void set_aside_later_steps(const char *run_dir, uint64_t step, const char *why) {
+    char aside[REEL_PATH_MAX + 64], stamp[32];
+    time_t now = time(NULL);
+    struct tm utc;
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", gmtime_r(&now, &utc));
+    snprintf(aside, sizeof aside, "%.*s/replaced_%s", REEL_PATH_MAX, run_dir, stamp);
+    for (int n = 2; access(aside, F_OK) == 0; n++) /* a second replacement within the same second */
+        snprintf(aside, sizeof aside, "%.*s/replaced_%s_%d", REEL_PATH_MAX, run_dir, stamp, n);
     uint64_t lowest, highest;
-    size_t removed = reel_checkpoint_remove_after(run_dir, step, &lowest, &highest);
-    if (removed)
-        reel_log("%s: deleted %zu checkpoint(s) of %s, steps %" PRIu64 " to %" PRIu64 ", after step %" PRIu64 "\n", why,
-                 removed, run_dir, lowest, highest, step);
-    char best[REEL_PATH_MAX + 32];
+    size_t moved = reel_checkpoint_move_after(run_dir, step, aside, &lowest, &highest);
+    if (moved)
+        reel_log("%s: moved %zu checkpoint(s) of %s, steps %" PRIu64 " to %" PRIu64 ", after step %" PRIu64 ", to %s\n",
+                 why, moved, run_dir, lowest, highest, step, aside);
+    char best[REEL_PATH_MAX + 32], target[2 * REEL_PATH_MAX + 96];
     snprintf(best, sizeof best, "%.*s/ckpt_best.h5", REEL_PATH_MAX, run_dir);
-    if (access(best, F_OK) != 0) return;
-    uint64_t best_step = 0;
-    reel_error err = {{0}};
-    int readable = reel_checkpoint_read_step(best, &best_step, &err) == 0;
-    if (readable && best_step <= step) return;
-    REEL_CHECK(unlink(best) == 0, "remove it by hand, or use a new [train] run_dir", "cannot delete %s: %s", best,
+    if (access(best, F_OK) == 0) {
+        uint64_t best_step = 0;
+        reel_error err = {{0}};
+        int readable = reel_checkpoint_read_step(best, &best_step, &err) == 0;
+        if (!readable || best_step > step) {
+            REEL_CHECK(mkdir(aside, 0777) == 0 || errno == EEXIST, "use a new [train] run_dir", "cannot create %s: %s", aside,
+                       strerror(errno));
+            snprintf(target, sizeof target, "%s/ckpt_best.h5", aside);
+            REEL_CHECK(rename(best, target) == 0, "move it away by hand, or use a new [train] run_dir",
+                       "cannot move %s to %s: %s", best, target, strerror(errno));
+            moved++;
+            if (readable)
+                reel_log("%s: moved %s (step %" PRIu64 ", after step %" PRIu64 ") to %s\n", why, best, best_step, step, aside);
+            else
+                reel_log("%s: moved %s, which does not load (%s), to %s\n", why, best, err.message, aside);
+        }
+    }
+    char metrics[REEL_PATH_MAX + 32];
+    snprintf(metrics, sizeof metrics, "%.*s/metrics.h5", REEL_PATH_MAX, run_dir);
+    if (access(metrics, F_OK) != 0 || (moved == 0 && step > 0)) return; /* nothing replaced: metrics stay as they are */
+    REEL_CHECK(mkdir(aside, 0777) == 0 || errno == EEXIST, "use a new [train] run_dir", "cannot create %s: %s", aside,
                strerror(errno));
-    if (readable)
-        reel_log("%s: deleted %s (step %" PRIu64 ", after step %" PRIu64 ")\n", why, best, best_step, step);
-    else
-        reel_log("%s: deleted %s, which does not load (%s)\n", why, best, err.message);
+    snprintf(target, sizeof target, "%s/metrics.h5", aside);
+    if (step == 0) {
+        REEL_CHECK(rename(metrics, target) == 0, "move it away by hand, or use a new [train] run_dir",
+                   "cannot move %s to %s: %s", metrics, target, strerror(errno));
+    } else {
+        reel_error err = {{0}};
+        reel_buf bytes = {0};
+        if (reel_read_file(&bytes, metrics, (size_t)1 << 32, 0, &err) != 0 ||
+            reel_write_file_atomic(target, bytes.data, bytes.length, &err) != 0)
+            reel_die(&err, "make room, or use a new [train] run_dir");
+        reel_buf_free(&bytes);
+    }
+    reel_log("%s: the metrics so far are kept as %s\n", why, target);
 }
 
 /* Rank 0 loads the checkpoint to resume from (the newest readable one unless a path was given) and
@@ -173,19 +208,23 @@ static int resume_or_init(trainer *t, const reel_train_options *options) {
             resumed = 1;
         } else {
             char **paths;
-            size_t count = reel_checkpoint_list(cfg->train.run_dir, &paths);
+            size_t count = reel_checkpoint_list(cfg->train.run_dir, &paths), skipped = 0;
             for (size_t i = 0; i < count && !resumed; i++) {
                 if (reel_checkpoint_load(paths[i], t->model, &t->opt, &t->state, carried, t->vocab.checksum, &err) == 0) {
                     resumed = 1;
                     snprintf(chosen, sizeof chosen, "%s", paths[i]);
                 } else {
-                    /* A newer checkpoint that does not load is kept on disk for inspection; the run goes
-                     * on from the newest one that does. */
+                    /* The run goes on from the newest checkpoint that loads; a newer one that does not is
+                     * moved aside below, kept for inspection. */
                     reel_warn("skipping unusable checkpoint: %s", err.message);
+                    skipped++;
                 }
             }
             for (size_t i = 0; i < count; i++) free(paths[i]);
             free(paths);
+            /* Unusable newer checkpoints must not stay among this run's own: keep_last would count them as
+             * the newest and delete the checkpoints this run writes. */
+            if (resumed && skipped) set_aside_later_steps(cfg->train.run_dir, t->state.global_step, "resuming past unusable checkpoints");
             if (count > 0 && !resumed)
                 REEL_FATAL("fix the configuration to match the checkpoints, move them away, or pass --no-resume",
                            "%s holds %zu checkpoint(s) and none can be resumed (last error above)", cfg->train.run_dir,
@@ -201,9 +240,9 @@ static int resume_or_init(trainer *t, const reel_train_options *options) {
         }
     }
     if (t->comm.rank == 0 && options->resume == REEL_RESUME_NEVER)
-        forget_later_steps(cfg->train.run_dir, 0, "starting over (--resume none)");
+        set_aside_later_steps(cfg->train.run_dir, 0, "starting over (--resume none)");
     else if (t->comm.rank == 0 && options->resume == REEL_RESUME_FROM)
-        forget_later_steps(cfg->train.run_dir, t->state.global_step, "resuming from a given checkpoint");
+        set_aside_later_steps(cfg->train.run_dir, t->state.global_step, "resuming from a given checkpoint");
     /* A fresh run may start from another model's encoder; a resumed one continues from its own. */
     if (t->comm.rank == 0 && !resumed && cfg->model.init_from[0]) {
         reel_buf report = {0};
