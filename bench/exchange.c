@@ -1,7 +1,7 @@
 /* bench_exchange: what exchanging an embedding gradient costs per step, dense and sparse, on the ranks it
  * runs on (mpirun -np 2 build/bench_exchange ...).
- *   dense    one MPI_Allreduce of the whole (V, E) gradient, as reel does (with the rest of the model's
- *            gradient, in the same buffer)
+ *   dense    one MPI_Allreduce of the whole (V, E) gradient, as reel's exchange does for the table when
+ *            that moves fewer bytes than its rows ([train] exchange_embedding = dense, or auto's choice)
  *   sparse   each rank sends only the rows its share of the batch touched: an MPI_Allgather of the row
  *            counts, then an MPI_Allgatherv of the row ids and one of the rows; every rank then adds the
  *            rows up (a row touched by several ranks is summed)

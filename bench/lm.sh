@@ -17,7 +17,9 @@
 #              1 every row of metrics.h5 is one step, with its tokens_per_s and the seconds it took
 #              (batch gathering, forward, decoder and softmax, backward, all-reduce, optimizer; not
 #              logging, evaluation or checkpoints). PyTorch: the same span of every step, on rank 0.
-#   allreduce  reel: the share of the timed steps' time spent in the gradient MPI_Allreduce.
+#   allreduce  reel: the share of the timed steps' time from the end of a rank's backward pass to its
+#              summed gradient (the exchange's wait: the all-reduce not hidden behind the backward, and
+#              waiting for the slower rank).
 #   peak RSS   per rank / process, in MB (GNU time %M for reel; getrusage in PyTorch, which includes the
 #              PyTorch runtime).
 #   vs PyTorch reel's tokens/s over the best PyTorch layout's.
