@@ -60,14 +60,14 @@ int reel_metrics_read(reel_metrics_data *out, const char *path, reel_error *err)
     }
     char format[64] = "";
     if (reel_h5_read_string_attr(file, "format", format, sizeof format) != 0 || strcmp(format, "reel-metrics") != 0) {
-        if (file >= 0) REEL_H5_CHECK(H5Fclose(file));
+        if (file >= 0) REEL_H5_CHECK(reel_h5_close_file(file));
         return reel_fail(err, "%s: not a reel metrics file (no root attribute format = 'reel-metrics')", path);
     }
     if (reel_h5_read_string_attr(file, "objective", out->objective, sizeof out->objective) != 0 || !out->objective[0])
         snprintf(out->objective, sizeof out->objective, "classify"); /* files from before objectives */
     int status = read_group(out, file, 0, path, err);
     if (status == 0) status = read_group(out, file, 1, path, err);
-    if (file >= 0) REEL_H5_CHECK(H5Fclose(file));
+    if (file >= 0) REEL_H5_CHECK(reel_h5_close_file(file));
     H5Eclear2(H5E_DEFAULT);
     if (status != 0) reel_metrics_data_free(out);
     return status;
