@@ -666,11 +666,27 @@ static herr_t describe_object(hid_t root, const char *name, const H5O_info_t *in
     char shape[128] = "";
     for (int d = 0; d < ndim && d < 8; d++)
         snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%llu", d ? ", " : "", (unsigned long long)dims[d]);
-    /* Reading every value is what verifies the Fletcher-32 checksums. */
-    float *values = reel_malloc((size_t)(count > 0 ? count : 1) * sizeof(float));
+    /* A checkpoint stores every value: an extent beyond what the file holds is damage, and would read as
+     * fill values into as much memory as it claims. */
+    hsize_t stored = dataset >= 0 ? reel_h5_stored_elements(dataset) : 0;
+    if (dataset >= 0 && count >= 0 && ((hsize_t)count > stored || (uint64_t)count > SIZE_MAX / sizeof(float))) {
+        reel_fail(walk->err, "%s: dataset /%s claims %lld values, but the file stores at most %llu: the file is "
+                  "truncated or damaged", walk->path, name, (long long)count, (unsigned long long)stored);
+        walk->failed = 1;
+        if (space >= 0) REEL_H5_CHECK(H5Sclose(space));
+        if (dataset >= 0) REEL_H5_CHECK(H5Dclose(dataset));
+        return 0;
+    }
+    /* Reading every value is what verifies the Fletcher-32 checksums. Not reel_malloc: a dataset too big
+     * for the memory is reported with the file's name, not as the run being too big. */
+    float *values = malloc((size_t)(count > 0 ? count : 1) * sizeof(float));
     double sum_squares = 0;
-    herr_t status = H5Dread(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values);
-    if (status < 0) {
+    herr_t status = values ? H5Dread(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) : -1;
+    if (!values) {
+        reel_fail(walk->err, "%s: dataset /%s has %lld values, more than there is memory for", walk->path, name,
+                  (long long)count);
+        walk->failed = 1;
+    } else if (status < 0) {
         char reason[256];
         reel_h5_reason(reason, sizeof reason);
         reel_fail(walk->err, "%s: cannot read dataset /%s (%s): the file is corrupt", walk->path, name, reason);

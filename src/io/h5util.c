@@ -168,6 +168,22 @@ void reel_h5_fatal(const char *call, const char *file, int line) {
                   "HDF5 call %s failed: %s", call, reason);
 }
 
+hsize_t reel_h5_stored_elements(hid_t dataset) {
+    hsize_t bytes = H5Dget_storage_size(dataset), chunk_elements = 0;
+    hid_t type = H5Dget_type(dataset), creation = H5Dget_create_plist(dataset);
+    size_t element = type >= 0 ? H5Tget_size(type) : 0;
+    if (creation >= 0 && H5Pget_layout(creation) == H5D_CHUNKED) {
+        hsize_t chunk[H5S_MAX_RANK];
+        int rank = H5Pget_chunk(creation, H5S_MAX_RANK, chunk);
+        chunk_elements = rank > 0 ? 1 : 0;
+        for (int d = 0; d < rank; d++) chunk_elements *= chunk[d];
+    }
+    if (creation >= 0) REEL_H5_CHECK(H5Pclose(creation));
+    if (type >= 0) REEL_H5_CHECK(H5Tclose(type));
+    H5Eclear2(H5E_DEFAULT);
+    return (element ? bytes / element : 0) + chunk_elements;
+}
+
 static int write_attr(hid_t object, const char *name, hid_t type, const void *value) {
     hid_t space = H5Screate(H5S_SCALAR);
     hid_t attr = H5Acreate2(object, name, type, space, H5P_DEFAULT, H5P_DEFAULT);

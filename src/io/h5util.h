@@ -46,6 +46,12 @@ void reel_h5_take_reason(char *buffer, size_t size);
     } while (0)
 void reel_h5_fatal(const char *call, const char *file, int line) __attribute__((noreturn));
 
+/* The elements of dataset its file actually stores (allocated bytes over the element size), plus one
+ * chunk for a chunked dataset (a writer stopped in an append leaves its last rows unwritten). A reader
+ * checks a dataset's extent against it before allocating memory for it: unwritten parts read as fill
+ * values, so a damaged extent could claim terabytes. */
+hsize_t reel_h5_stored_elements(hid_t dataset);
+
 int reel_h5_write_string_attr(hid_t object, const char *name, const char *value);
 int reel_h5_write_u64_attr(hid_t object, const char *name, uint64_t value);
 int reel_h5_write_f64_attr(hid_t object, const char *name, double value);
