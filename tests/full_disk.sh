@@ -79,6 +79,13 @@ checkpoint_case() {
   # closed, not merely flushed: a reader without SWMR (h5dump) refuses a file still marked open by a writer
   h5dump -H "$dir/run/metrics.h5" >/dev/null 2>&1 && pass "$name: the metrics file was closed" ||
     fail "$name: the metrics file was left open by the run"
+  # run again before there is room: the same clean failure, and still nothing lost or left behind
+  status=$(run_status "$WORK/out.txt" "$WORK/err.txt" "$@" train "$WORK/small.ini" --run-dir "$dir/run" "${opts[@]}")
+  expect_status_1 "$name: the same command on the still full disk" "$status"
+  grep -q "No space left on device" "$WORK/err.txt" && pass "$name: which says why" || fail "$name: no reason: $(cat "$WORK/err.txt")"
+  ls "$dir/run" | grep -q '\.tmp$' && fail "$name: a temporary file was left: $(ls "$dir/run")" || pass "$name: no temporary file left"
+  [ "$(ls "$dir/run" | grep -cE '^ckpt_[0-9]+\.h5$' || true)" -eq "$kept" ] && pass "$name: the checkpoints are kept" ||
+    fail "$name: checkpoints changed: $(ls "$dir/run")"
   [ -z "$free" ] || rm "$dir/filler"
   after_room "$name" "$dir" "$reference" "$@"
   grep -q "resuming from" "$WORK/out.txt" && pass "$name: it resumed" || fail "$name: it started over"
