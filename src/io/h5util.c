@@ -12,13 +12,13 @@ void reel_h5_quiet(void) {
 }
 
 /* When a close's final flush fails (a full disk, a quota, an I/O error), HDF5 1.10 frees the object's
- * internals but leaves its ID registered (the library's bug, fixed in 1.14.1: HDFGroup/hdf5 issue 2257),
- * and no API call removes that ID without closing it again. Whatever closes it later, a second close,
- * H5close or the teardown HDF5 registers with atexit (run by exit()), reads freed memory: the process died
- * of SIGSEGV after printing a correct error. So failed closes are recorded here and the process then
- * ends with _exit, skipping HDF5's teardown. A file ID that failed to close is merely skipped; a dataset,
- * group or attribute that failed to close makes every later enumeration of open objects unsafe (it reads
- * each object's file), so after one the exit cleanup touches HDF5 no more. */
+ * internals but leaves its ID registered (the library's bug, HDFGroup/hdf5 issue 2257, fixed in later
+ * releases), and no API call removes that ID without closing it again. Whatever closes it later, a second
+ * close, H5close or the teardown HDF5 registers with atexit (run by exit()), reads freed memory: the
+ * process died of SIGSEGV after printing a correct error. So failed closes are recorded here and the
+ * process then ends with _exit, skipping HDF5's teardown. A file ID that failed to close is merely
+ * skipped; a dataset, group or attribute that failed to close makes every later enumeration of open
+ * objects unsafe (it reads each object's file), so after one the exit cleanup touches HDF5 no more. */
 #define MAX_UNCLOSABLE 64
 static hid_t unclosable[MAX_UNCLOSABLE];
 static size_t num_unclosable;
