@@ -33,12 +33,24 @@ typedef struct reel_error {
 int reel_fail(reel_error *err, const char *fmt, ...) REEL_PRINTF(2, 3);
 
 /* Prints "reel: error: <message>", "  hint: <hint>" (when hint is not NULL) and the source location,
- * then ends all ranks with exit status 1. */
+ * runs the exit cleanups, then ends all ranks with exit status 1. */
 REEL_NORETURN void reel_fatal_at(const char *file, int line, const char *hint, const char *fmt, ...)
     REEL_PRINTF(4, 5);
 
 /* Prints a recoverable error that the program cannot continue from, then ends all ranks. */
 REEL_NORETURN void reel_die(const reel_error *err, const char *hint);
+
+/* Cleanups for the way out of the process. A cleanup closes what a library still holds open (HDF5 files,
+ * so that they are left complete) and returns nonzero when that library's own teardown, which exit()
+ * runs, must be skipped because it would crash on something that could not be closed. The cleanups run
+ * once: on the fatal paths (before MPI_Abort ends the other ranks) and in reel_exit. */
+void reel_at_exit(int (*cleanup)(void));
+/* Runs the cleanups (the first call only; a call made while they run, from a failure inside one, does
+ * not run them again) and returns nonzero when the process must end with _exit instead of exit. */
+int reel_run_exit_cleanups(void);
+/* main's way out: runs the cleanups, then ends the process with status (exit, or _exit after flushing
+ * every stdio stream when a cleanup asked for it). */
+REEL_NORETURN void reel_exit(int status);
 
 #define REEL_FATAL(hint, ...) reel_fatal_at(__FILE__, __LINE__, (hint), __VA_ARGS__)
 #define REEL_CHECK(cond, hint, ...)                                                                    \

@@ -105,16 +105,16 @@ static int inspect_hdf5(const char *path, reel_error *err) {
     char format[64] = "";
     reel_h5_read_string_attr(file, "format", format, sizeof format);
     if (strcmp(format, REEL_CHECKPOINT_FORMAT) == 0) {
-        H5Fclose(file);
+        reel_h5_close_file(file);
         return reel_checkpoint_describe(path, err);
     }
     if (strcmp(format, "reel-metrics") == 0) {
         printf("metrics %s\n", path);
         H5Ovisit2(file, H5_INDEX_NAME, H5_ITER_INC, print_series, NULL, H5O_INFO_BASIC);
-        H5Fclose(file);
+        reel_h5_close_file(file);
         return 0;
     }
-    H5Fclose(file);
+    reel_h5_close_file(file);
     return reel_fail(err, "%s: an HDF5 file, but neither a reel checkpoint nor a reel metrics file", path);
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "reel/check.h"
 #include "reel/comm.h"
 
 typedef struct {
@@ -53,7 +54,7 @@ int main(int argc, char **argv) {
         REEL_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
         int status = commands[i].run(argc - 1, argv + 1);
         REEL_MPI_CHECK(MPI_Finalize());
-        return status;
+        reel_exit(status); /* not return: an HDF5 file that failed to close must not reach HDF5's teardown */
     }
     fprintf(stderr, "reel: error: unknown command '%s'\n", argv[1]);
     usage(stderr);

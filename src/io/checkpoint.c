@@ -40,7 +40,11 @@ static int write_tensor(hid_t file, const char *group, const reel_tensor_info *i
     REEL_H5_CHECK(H5Pset_fletcher32(props));
     hid_t dataset = H5Dcreate2(file, name, H5T_IEEE_F32LE, space, link_props, props, H5P_DEFAULT);
     herr_t status = dataset < 0 ? -1 : H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values);
-    if (dataset >= 0) H5Dclose(dataset);
+    if (status < 0) reel_h5_keep_reason();
+    if (dataset >= 0 && reel_h5_close_object(dataset) != 0) {
+        status = -1;
+        reel_h5_keep_reason();
+    }
     if (props >= 0) REEL_H5_CHECK(H5Pclose(props));
     if (space >= 0) REEL_H5_CHECK(H5Sclose(space));
     return status < 0 ? -1 : 0;
@@ -59,7 +63,11 @@ static int write_text(hid_t file, const char *name, const char *text) {
     hid_t scalar = H5Screate(H5S_SCALAR);
     hid_t dataset = H5Dcreate2(file, name, text_type, scalar, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     herr_t status = dataset < 0 ? -1 : H5Dwrite(dataset, text_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, text);
-    if (dataset >= 0) H5Dclose(dataset);
+    if (status < 0) reel_h5_keep_reason();
+    if (dataset >= 0 && reel_h5_close_object(dataset) != 0) {
+        status = -1;
+        reel_h5_keep_reason();
+    }
     if (scalar >= 0) REEL_H5_CHECK(H5Sclose(scalar));
     if (text_type >= 0) REEL_H5_CHECK(H5Tclose(text_type));
     return status < 0 ? -1 : 0;
@@ -116,11 +124,19 @@ static int write_contents(hid_t file, const reel_model *model, const reel_optimi
             hid_t dataset = H5Dcreate2(file, "optimizer/tensor_steps", H5T_STD_U64LE, space, H5P_DEFAULT, H5P_DEFAULT,
                                        H5P_DEFAULT);
             failed = dataset < 0 || H5Dwrite(dataset, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, opt->tensor_steps) < 0;
-            if (dataset >= 0) H5Dclose(dataset);
+            if (failed) reel_h5_keep_reason();
+            if (dataset >= 0 && reel_h5_close_object(dataset) != 0) {
+                failed = 1;
+                reel_h5_keep_reason();
+            }
             if (space >= 0) REEL_H5_CHECK(H5Sclose(space));
         }
-        if (group >= 0) REEL_H5_CHECK(H5Gclose(group));
+        if (group >= 0 && reel_h5_close_object(group) != 0) {
+            failed = 1;
+            reel_h5_keep_reason();
+        }
     } else {
+        if (!failed) reel_h5_keep_reason();
         failed = 1;
     }
     group = failed ? -1 : H5Gcreate2(file, "train_state", H5P_DEFAULT, ordered, H5P_DEFAULT);
@@ -132,7 +148,10 @@ static int write_contents(hid_t file, const reel_model *model, const reel_optimi
                  reel_h5_write_f64_attr(group, "best_value", state->best_value) ||
                  reel_h5_write_u64_attr(group, "best_step", state->best_step) || reel_h5_write_u64_attr(group, "seed", state->seed) ||
                  reel_h5_write_u64_attr(group, "evals_since_best", state->evals_since_best);
-        if (group >= 0) REEL_H5_CHECK(H5Gclose(group));
+        if (group >= 0 && reel_h5_close_object(group) != 0) {
+            failed = 1;
+            reel_h5_keep_reason();
+        }
         if (!failed && info->carried && info->carried->num_tensors)
             failed = write_store(file, "train_state/carried", info->carried, info->carried->data, link_props);
     } else {
@@ -151,23 +170,29 @@ int reel_checkpoint_save(const char *path, const reel_model *model, const reel_o
     hid_t access = H5Pcreate(H5P_FILE_ACCESS);
     /* The newest format checksums all metadata: corruption is detected when the file is opened. */
     REEL_H5_CHECK(H5Pset_libver_bounds(access, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST));
+    reel_h5_write_through(access);
     /* Attributes listed in the order written (format first), so `h5dump -A` and `reel inspect` read well. */
     hid_t creation = H5Pcreate(H5P_FILE_CREATE);
     REEL_H5_CHECK(H5Pset_attr_creation_order(creation, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED));
     hid_t file = H5Fcreate(temporary, H5F_ACC_TRUNC, creation, access);
+    if (file < 0) reel_h5_reason(reason, sizeof reason);
     if (creation >= 0) REEL_H5_CHECK(H5Pclose(creation));
     if (access >= 0) REEL_H5_CHECK(H5Pclose(access));
     if (file < 0) {
-        reel_h5_reason(reason, sizeof reason);
+        unlink(temporary); /* on a full disk the file exists, without the superblock HDF5 failed to write */
         return reel_fail(err, "%s: cannot create the checkpoint (%s)", temporary, reason);
     }
+    reel_h5_take_reason(reason, sizeof reason); /* forgets a reason kept by an earlier save */
     int failed = write_contents(file, model, opt, state, info) != 0;
-    if (failed) reel_h5_reason(reason, sizeof reason);
-    if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0 && !failed) {
+    if (failed) reel_h5_take_reason(reason, sizeof reason);
+    /* a failed file is deleted, not flushed; the flush is checked apart from the close for its reason */
+    if (!failed && H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) {
         failed = 1;
         reel_h5_reason(reason, sizeof reason);
     }
-    if (H5Fclose(file) < 0 && !failed) {
+    /* On a full disk the close fails too (its flush); HDF5 then holds an ID that must not be closed
+     * again, which reel_h5_close_file records so that the process ends without HDF5's teardown. */
+    if (reel_h5_close_file(file) != 0 && !failed) {
         failed = 1;
         reel_h5_reason(reason, sizeof reason);
     }
@@ -249,12 +274,12 @@ static hid_t open_checkpoint(const char *path, reel_error *err) {
     }
     uint64_t version = 0;
     if (reel_h5_read_string_attr(file, "format", format, sizeof format) != 0 || strcmp(format, REEL_CHECKPOINT_FORMAT) != 0) {
-        if (file >= 0) REEL_H5_CHECK(H5Fclose(file));
+        if (file >= 0) REEL_H5_CHECK(reel_h5_close_file(file));
         return reel_fail(err, "%s: not a reel checkpoint (root attribute 'format' is not \"" REEL_CHECKPOINT_FORMAT "\")",
                          path);
     }
     if (reel_h5_read_u64_attr(file, "format_version", &version) != 0 || version < 1 || version > REEL_CHECKPOINT_VERSION) {
-        if (file >= 0) REEL_H5_CHECK(H5Fclose(file));
+        if (file >= 0) REEL_H5_CHECK(reel_h5_close_file(file));
         return reel_fail(err, "%s: checkpoint format version %" PRIu64 " is not supported (this build reads 1 to %d)", path,
                          version, REEL_CHECKPOINT_VERSION);
     }
@@ -362,7 +387,7 @@ int reel_checkpoint_load(const char *path, reel_model *model, reel_optimizer *op
         goto done;
     status = 0;
 done:
-    if (file >= 0) REEL_H5_CHECK(H5Fclose(file));
+    if (file >= 0) REEL_H5_CHECK(reel_h5_close_file(file));
     H5Eclear2(H5E_DEFAULT);
     return status;
 }
@@ -460,7 +485,7 @@ done:
     reel_buf_free(&layers);
     reel_buf_free(&loaded);
     reel_buf_free(&kept);
-    if (file >= 0) REEL_H5_CHECK(H5Fclose(file));
+    if (file >= 0) REEL_H5_CHECK(reel_h5_close_file(file));
     H5Eclear2(H5E_DEFAULT);
     return status;
 }
@@ -498,7 +523,7 @@ static int read_text(const char *path, const char *name, int required, char **te
         if (type >= 0) REEL_H5_CHECK(H5Tclose(type));
         if (dataset >= 0) REEL_H5_CHECK(H5Dclose(dataset));
     }
-    if (file >= 0) REEL_H5_CHECK(H5Fclose(file));
+    if (file >= 0) REEL_H5_CHECK(reel_h5_close_file(file));
     return status;
 }
 
@@ -522,7 +547,7 @@ int reel_checkpoint_read_vocab(const char *path, reel_vocab *vocab, reel_error *
         return -1;
     }
     int ok = reel_h5_read_u64_attr(file, "vocab_checksum", &vocab->checksum) == 0;
-    if (file >= 0) REEL_H5_CHECK(H5Fclose(file));
+    if (file >= 0) REEL_H5_CHECK(reel_h5_close_file(file));
     if (!ok) {
         free(text);
         return reel_fail(err, "%s: root attribute 'vocab_checksum' is missing", path);
@@ -680,11 +705,27 @@ static herr_t describe_object(hid_t root, const char *name, const H5O_info_t *in
     char shape[128] = "";
     for (int d = 0; d < ndim && d < 8; d++)
         snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%llu", d ? ", " : "", (unsigned long long)dims[d]);
-    /* Reading every value is what verifies the Fletcher-32 checksums. */
-    float *values = reel_malloc((size_t)(count > 0 ? count : 1) * sizeof(float));
+    /* A checkpoint stores every value: an extent beyond what the file holds is damage, and would read as
+     * fill values into as much memory as it claims. */
+    hsize_t stored = dataset >= 0 ? reel_h5_stored_elements(dataset) : 0;
+    if (dataset >= 0 && count >= 0 && ((hsize_t)count > stored || (uint64_t)count > SIZE_MAX / sizeof(float))) {
+        reel_fail(walk->err, "%s: dataset /%s claims %lld values, but the file stores at most %llu: the file is "
+                  "truncated or damaged", walk->path, name, (long long)count, (unsigned long long)stored);
+        walk->failed = 1;
+        if (space >= 0) REEL_H5_CHECK(H5Sclose(space));
+        if (dataset >= 0) REEL_H5_CHECK(H5Dclose(dataset));
+        return 0;
+    }
+    /* Reading every value is what verifies the Fletcher-32 checksums. Not reel_malloc: a dataset too big
+     * for the memory is reported with the file's name, not as the run being too big. */
+    float *values = malloc((size_t)(count > 0 ? count : 1) * sizeof(float));
     double sum_squares = 0;
-    herr_t status = H5Dread(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values);
-    if (status < 0) {
+    herr_t status = values ? H5Dread(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) : -1;
+    if (!values) {
+        reel_fail(walk->err, "%s: dataset /%s has %lld values, more than there is memory for", walk->path, name,
+                  (long long)count);
+        walk->failed = 1;
+    } else if (status < 0) {
         char reason[256];
         reel_h5_reason(reason, sizeof reason);
         reel_fail(walk->err, "%s: cannot read dataset /%s (%s): the file is corrupt", walk->path, name, reason);
@@ -746,7 +787,7 @@ int reel_checkpoint_describe(const char *path, reel_error *err) {
     printf("tensors:\n");
     describe_walk walk = {path, 0, 0, 0, err};
     REEL_H5_CHECK(H5Ovisit2(file, H5_INDEX_NAME, H5_ITER_INC, describe_object, &walk, H5O_INFO_BASIC));
-    if (file >= 0) REEL_H5_CHECK(H5Fclose(file));
+    if (file >= 0) REEL_H5_CHECK(reel_h5_close_file(file));
     if (walk.failed) return -1;
     printf("%zu datasets, %" PRIu64 " model values, all checksums verified\n", walk.datasets, walk.floats);
     char *config = NULL;

@@ -116,10 +116,11 @@ static void close_all(reel_metrics *m) {
     for (size_t t = 0; t < 2; t++)
         for (size_t c = 0; c < tables[t]->num_columns; c++)
             if (tables[t]->datasets[c] >= 0) {
-                if (tables[t]->datasets[c] >= 0) REEL_H5_CHECK(H5Dclose(tables[t]->datasets[c]));
+                /* a failure (the flush of a full disk) is recorded, and the caller reports what failed first */
+                reel_h5_close_object(tables[t]->datasets[c]);
                 tables[t]->datasets[c] = H5I_INVALID_HID;
             }
-    if (m->file >= 0) H5Fclose(m->file);
+    if (m->file >= 0) reel_h5_close_file(m->file);
     m->file = H5I_INVALID_HID;
 }
 
@@ -138,6 +139,7 @@ static hid_t swmr_fapl(const char *path, reel_error *err) {
         if (fapl >= 0) H5Pclose(fapl);
         return H5I_INVALID_HID;
     }
+    reel_h5_write_through(fapl); /* a full disk fails the append that met it, not the close */
     return fapl;
 }
 
@@ -157,14 +159,22 @@ static int write_root_attributes(reel_metrics *m, reel_error *err) {
         hdf5_fail(err, m->path, "cannot write the root attribute 'format'");
         goto done;
     }
-    if (attr >= 0) REEL_H5_CHECK(H5Aclose(attr));
+    if (reel_h5_close_object(attr) != 0) {
+        attr = H5I_INVALID_HID;
+        hdf5_fail(err, m->path, "cannot write the root attribute 'format'");
+        goto done;
+    }
     attr = H5Acreate2(m->file, "format_version", H5T_STD_U32LE, space, H5P_DEFAULT, H5P_DEFAULT);
     unsigned version = METRICS_FORMAT_VERSION;
     if (attr < 0 || H5Awrite(attr, H5T_NATIVE_UINT, &version) < 0) {
         hdf5_fail(err, m->path, "cannot write the root attribute 'format_version'");
         goto done;
     }
-    if (attr >= 0) REEL_H5_CHECK(H5Aclose(attr));
+    if (reel_h5_close_object(attr) != 0) {
+        attr = H5I_INVALID_HID;
+        hdf5_fail(err, m->path, "cannot write the root attribute 'format_version'");
+        goto done;
+    }
     attr = H5Acreate2(m->file, "objective", str_type, space, H5P_DEFAULT, H5P_DEFAULT);
     const char *objective = m->objective;
     if (attr < 0 || H5Awrite(attr, str_type, &objective) < 0) {
@@ -173,7 +183,8 @@ static int write_root_attributes(reel_metrics *m, reel_error *err) {
     }
     status = 0;
 done:
-    if (attr >= 0) H5Aclose(attr);
+    if (attr >= 0 && reel_h5_close_object(attr) != 0 && status == 0)
+        status = hdf5_fail(err, m->path, "cannot write the root attribute 'objective'");
     if (str_type >= 0) H5Tclose(str_type);
     if (space >= 0) H5Sclose(space);
     return status;
@@ -205,7 +216,9 @@ static int create_table(reel_metrics *m, table *t, reel_error *err) {
 done:
     if (dcpl >= 0) H5Pclose(dcpl);
     if (space >= 0) H5Sclose(space);
-    if (group >= 0) H5Gclose(group); /* SWMR writing may not start while groups are open */
+    /* SWMR writing may not start while groups are open */
+    if (group >= 0 && reel_h5_close_object(group) != 0 && status == 0)
+        status = hdf5_fail(err, m->path, "cannot create the group %s", t->group);
     return status;
 }
 
@@ -426,13 +439,13 @@ static int reopen_file(reel_metrics *m, uint64_t keep_up_to_step, reel_error *er
     if (old >= 0) {
         m->file = old; /* check_format reads m->file */
         if (check_format(m, err) != 0) {
-            if (old >= 0) REEL_H5_CHECK(H5Fclose(old));
+            if (old >= 0) REEL_H5_CHECK(reel_h5_close_file(old));
             m->file = H5I_INVALID_HID;
             return -1;
         }
         readable = read_kept_rows(m, old, &m->train, keep_up_to_step, &train, err) == 0 &&
                    read_kept_rows(m, old, &m->eval, keep_up_to_step, &eval, err) == 0;
-        if (old >= 0) REEL_H5_CHECK(H5Fclose(old));
+        if (old >= 0) REEL_H5_CHECK(reel_h5_close_file(old));
         m->file = H5I_INVALID_HID;
     }
     if (!readable) {
@@ -507,6 +520,7 @@ int reel_metrics_open(reel_metrics **out, const char *path, const reel_metrics_l
         REEL_CHECK(counts[t] >= 1 && counts[t] <= MAX_COLUMNS && !strcmp(tables[t][0].name, "step") &&
                        tables[t][0].type == REEL_COLUMN_U64,
                    NULL, "a metrics table needs 1 to %d columns, the first one \"step\"", MAX_COLUMNS);
+    reel_h5_track_files(); /* a fatal error while the file is open still closes it (see h5util.h) */
     quiet_errors saved = errors_off();
     reel_metrics *m = reel_calloc(1, sizeof *m);
     init_tables(m, layout);
@@ -566,19 +580,23 @@ void reel_metrics_close(reel_metrics *metrics) {
     quiet_errors saved = errors_off();
     table *tables[] = {&metrics->train, &metrics->eval};
     int failed = 0;
+    char detail[512] = "";
     for (size_t t = 0; t < 2; t++)
         for (size_t c = 0; c < tables[t]->num_columns; c++) {
-            if (tables[t]->datasets[c] >= 0 && H5Dclose(tables[t]->datasets[c]) < 0) failed = 1;
+            if (tables[t]->datasets[c] >= 0 && reel_h5_close_object(tables[t]->datasets[c]) != 0 && !failed) {
+                failed = 1;
+                reel_h5_reason(detail, sizeof detail);
+            }
             tables[t]->datasets[c] = H5I_INVALID_HID;
         }
-    if (metrics->file >= 0 && H5Fclose(metrics->file) < 0) failed = 1;
-    metrics->file = H5I_INVALID_HID;
-    if (failed) {
-        char detail[512];
+    if (metrics->file >= 0 && reel_h5_close_file(metrics->file) < 0 && !failed) {
+        failed = 1;
         reel_h5_reason(detail, sizeof detail);
+    }
+    metrics->file = H5I_INVALID_HID;
+    if (failed)
         reel_warn("%s: closing the metrics file failed; its last rows may be missing (HDF5: %s)", metrics->path,
                   detail);
-    }
     free_metrics(metrics);
     errors_restore(saved);
 }

@@ -1,5 +1,6 @@
 /* Reading a metrics file back (reel/metrics.h): reel plot and reel runs. */
 #include <hdf5.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,12 +32,20 @@ static int read_group(reel_metrics_data *out, hid_t file, int t, const char *pat
         hsize_t dims[1] = {0};
         if (space < 0 || H5Sget_simple_extent_ndims(space) != 1 || H5Sget_simple_extent_dims(space, dims, NULL) < 0) {
             status = reel_fail(err, "%s: /%s/%s is not a series (a 1-D dataset)", path, groups[t], s->name);
+        } else if (dims[0] > reel_h5_stored_elements(dataset) || dims[0] > SIZE_MAX / sizeof *s->values) {
+            status = reel_fail(err, "%s: /%s/%s claims %llu rows, but the file stores at most %llu: the file is "
+                               "damaged", path, groups[t], s->name, (unsigned long long)dims[0],
+                               (unsigned long long)reel_h5_stored_elements(dataset));
         } else {
-            s->values = reel_malloc((size_t)(dims[0] ? dims[0] : 1) * sizeof *s->values);
-            if (dims[0] && H5Dread(dataset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->values) < 0)
+            /* not reel_malloc: a damaged file's series is reported, not taken for running out of memory */
+            s->values = malloc((size_t)(dims[0] ? dims[0] : 1) * sizeof *s->values);
+            if (!s->values)
+                status = reel_fail(err, "%s: /%s/%s has %llu rows, more than there is memory for", path, groups[t],
+                                   s->name, (unsigned long long)dims[0]);
+            else if (dims[0] && H5Dread(dataset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->values) < 0)
                 status = reel_fail(err, "%s: cannot read /%s/%s: the file is damaged", path, groups[t], s->name);
             if ((size_t)dims[0] < rows) rows = (size_t)dims[0];
-            out->num_series[t]++;
+            if (s->values) out->num_series[t]++;
         }
         if (space >= 0) H5Sclose(space);
         if (dataset >= 0) H5Dclose(dataset);
@@ -60,14 +69,14 @@ int reel_metrics_read(reel_metrics_data *out, const char *path, reel_error *err)
     }
     char format[64] = "";
     if (reel_h5_read_string_attr(file, "format", format, sizeof format) != 0 || strcmp(format, "reel-metrics") != 0) {
-        if (file >= 0) REEL_H5_CHECK(H5Fclose(file));
+        if (file >= 0) REEL_H5_CHECK(reel_h5_close_file(file));
         return reel_fail(err, "%s: not a reel metrics file (no root attribute format = 'reel-metrics')", path);
     }
     if (reel_h5_read_string_attr(file, "objective", out->objective, sizeof out->objective) != 0 || !out->objective[0])
         snprintf(out->objective, sizeof out->objective, "classify"); /* files from before objectives */
     int status = read_group(out, file, 0, path, err);
     if (status == 0) status = read_group(out, file, 1, path, err);
-    if (file >= 0) REEL_H5_CHECK(H5Fclose(file));
+    if (file >= 0) REEL_H5_CHECK(reel_h5_close_file(file));
     H5Eclear2(H5E_DEFAULT);
     if (status != 0) reel_metrics_data_free(out);
     return status;

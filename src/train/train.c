@@ -280,9 +280,9 @@ static int resume_or_init(trainer *t, const reel_train_options *options) {
     return resumed;
 }
 
-/* A checkpoint could not be written (a full disk, a quota, permissions): the run stops, naming what is
- * kept to continue from once there is room. */
-static REEL_NORETURN void save_failed(const trainer *t, const reel_error *err) {
+/* A checkpoint or the metrics could not be written (a full disk, a quota, permissions): the run stops,
+ * naming what is kept to continue from once there is room. */
+static REEL_NORETURN void write_failed(const trainer *t, const reel_error *err) {
     char latest[2 * REEL_PATH_MAX + 64], hint[4 * REEL_PATH_MAX];
     int found = 0;
     reel_error ignored = {{0}};
@@ -308,11 +308,11 @@ static void save_checkpoint(trainer *t, int also_best) {
     reel_error err = {{0}};
     double start = reel_now_seconds();
     reel_checkpoint_numbered_path(path, sizeof path, t->cfg->train.run_dir, t->state.global_step);
-    if (reel_checkpoint_save(path, t->model, &t->opt, &t->state, &info, &err) != 0) save_failed(t, &err);
+    if (reel_checkpoint_save(path, t->model, &t->opt, &t->state, &info, &err) != 0) write_failed(t, &err);
     reel_checkpoint_prune(t->cfg->train.run_dir, t->cfg->checkpoint.keep_last);
     if (also_best && t->cfg->checkpoint.keep_best) {
         snprintf(path, sizeof path, "%s/ckpt_best.h5", t->cfg->train.run_dir);
-        if (reel_checkpoint_save(path, t->model, &t->opt, &t->state, &info, &err) != 0) save_failed(t, &err);
+        if (reel_checkpoint_save(path, t->model, &t->opt, &t->state, &info, &err) != 0) write_failed(t, &err);
     }
     t->last_save_seconds = reel_now_seconds() - start;
     reel_log("checkpoint: step %" PRIu64 " saved to %s/ckpt_%08" PRIu64 ".h5%s (%.0f ms)\n", t->state.global_step,
@@ -350,7 +350,7 @@ static void layout_metrics(trainer *t) {
 static void append_metrics(trainer *t, reel_metrics_table table, const reel_value *row) {
     if (!t->metrics) return;
     reel_error err = {{0}};
-    if (reel_metrics_append(t->metrics, table, row, &err) != 0) reel_die(&err, NULL);
+    if (reel_metrics_append(t->metrics, table, row, &err) != 0) write_failed(t, &err);
 }
 
 /* Evaluates split (its first max_docs documents; 0: all), logs it and appends its metrics row for the
@@ -798,7 +798,8 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
         snprintf(path, sizeof path, "%.1023s/metrics.h5", cfg->train.run_dir);
         reel_metrics_layout layout = {t.obj->type, t.train_columns, t.num_train_columns, t.eval_columns, t.num_eval_columns};
         if (reel_metrics_open(&t.metrics, path, &layout, resumed ? t.state.global_step : 0, &err) != 0)
-            reel_die(&err, "move the file away, or use a new [train] run_dir");
+            reel_die(&err, "if the disk is full, make room and run the same command again; otherwise move the file "
+                     "away, or use a new [train] run_dir");
     }
 
     double start = reel_now_seconds();

@@ -1,9 +1,12 @@
 #include "reel/comm.h"
 
+#include "reel/check.h"
+
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 void reel_mpi_fail(int status, const char *call, const char *file, int line) {
     char reason[MPI_MAX_ERROR_STRING] = "";
@@ -14,8 +17,10 @@ void reel_mpi_fail(int status, const char *call, const char *file, int line) {
             "  hint: a rank or its node may have died, or the network between the nodes failed; the other ranks' "
             "output and the scheduler's log tell which. The run continues from its newest checkpoint when "
             "started again.\n  (at %s:%d)\n", rank, call, reason, file, line);
-    fflush(stderr);
+    int skip_teardown = reel_run_exit_cleanups(); /* this rank's open files closed before MPI_Abort kills it */
+    fflush(NULL);
     MPI_Abort(MPI_COMM_WORLD, 1);
+    if (skip_teardown) _exit(1);
     exit(1);
 }
 

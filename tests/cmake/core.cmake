@@ -38,6 +38,7 @@ add_test(NAME faults_long COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/faults.sh)
 set_tests_properties(faults_long PROPERTIES ENVIRONMENT "${REEL_TEST_ENV};REEL_FAULT_TRIALS=20" LABELS "long"
                      TIMEOUT 1800 WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
 reel_script_test(full_disk mpi)
+reel_script_test(h5_fatal cli)
 reel_script_test(slurm cluster)
 reel_script_test(multihost cluster)
 add_executable(exchange_check ${CMAKE_CURRENT_SOURCE_DIR}/exchange_check.c)
