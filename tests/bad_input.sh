@@ -1,0 +1,80 @@
+# Bad input that used to give unhelpful errors (issue 17, section 5): a binary file given where reel reads
+# text, or text where it reads binary, is reported with the file's bytes escaped ("\x89HDF"), never raw;
+# a configuration whose sizes need more memory than the machine has names the keys behind the size.
+source "$(dirname "$0")/lib.sh"
+
+make_small_data "$WORK/data" 600
+write_small_config "$WORK/small.ini" "$WORK/data"
+expect_ok "train a checkpoint to misuse" reel train "$WORK/small.ini" --run-dir "$WORK/run" --set train.epochs=1
+ckpt="$WORK/run/ckpt_best.h5"
+
+# expect_escaped "what" "text the error must contain (fixed string)" command...: the command fails, its
+# stderr contains the text, and no raw control byte or byte above 0x7e (the inputs hold no UTF-8 text).
+expect_escaped() {
+  local what=$1 text=$2; shift 2
+  local status=0
+  "$@" >"$WORK/out.txt" 2>"$WORK/err.txt" || status=$?
+  if [ "$status" -eq 0 ]; then fail "$what: expected failure, got success"; return; fi
+  if LC_ALL=C grep -qP '[\x00-\x08\x0e-\x1f\x7f-\xff]' "$WORK/err.txt"; then
+    fail "$what: raw bytes in the message: $(LC_ALL=C grep -P '[\x00-\x08\x0e-\x1f\x7f-\xff]' "$WORK/err.txt" | od -c | head -5)"
+  elif grep -qF -- "$text" "$WORK/err.txt"; then pass "$what"
+  else fail "$what: stderr lacks '$text':"; sed 's/^/    /' "$WORK/err.txt" >&2; fi
+}
+# copy_data NAME: a copy of the prepared data to spoil one file of
+copy_data() { rm -rf "$WORK/$1"; cp -r "$WORK/data" "$WORK/$1"; }
+
+# a checkpoint given as the configuration: its first line is quoted escaped
+expect_escaped "a checkpoint as the configuration" \
+  "ckpt_best.h5:1: syntax error: expected 'key = value', '[section]' or a comment, found '\\x89HDF'" \
+  reel train "$ckpt"
+# ... as the vocabulary
+copy_data vocab_is_ckpt
+cp "$ckpt" "$WORK/vocab_is_ckpt/vocab.txt"
+expect_escaped "a checkpoint as the vocabulary" \
+  "vocab.txt: line 1: expected <token> TAB <count>, found no TAB in '\\x89HDF\\r'" \
+  reel train "$WORK/small.ini" --set "data.dir=$WORK/vocab_is_ckpt"
+# ... as a token file, and a token file of other bytes: the magic found is shown
+copy_data tok_is_ckpt
+cp "$ckpt" "$WORK/tok_is_ckpt/train.tok"
+expect_escaped "a checkpoint as a token file" \
+  'train.tok: byte offset 0: bad magic "\x89HDF\r\n\x1a\n", expected "REELTOK\0"' \
+  reel train "$WORK/small.ini" --set "data.dir=$WORK/tok_is_ckpt"
+copy_data tok_garbage
+{ printf 'PK\x03\x04\x14\x00\xff\x7f'; head -c 4000 "$WORK/data/train.tok" | tail -c 3000; } >"$WORK/tok_garbage/train.tok"
+expect_escaped "a token file of garbage" \
+  'train.tok: byte offset 0: bad magic "PK\x03\x04\x14\x00\xff\x7f", expected "REELTOK\0"' \
+  reel train "$WORK/small.ini" --set "data.dir=$WORK/tok_garbage"
+# a vocabulary count and a configuration value of control bytes
+copy_data vocab_count
+python3 - "$WORK/vocab_count/vocab.txt" <<'PY'
+import sys
+lines = open(sys.argv[1], "rb").read().split(b"\n")
+lines[5] = lines[5].split(b"\t")[0] + b"\t1\x1b[31m2\xfe"
+open(sys.argv[1], "wb").write(b"\n".join(lines))
+PY
+expect_escaped "a vocabulary count with an escape sequence" \
+  "vocab.txt: line 6: count '1\\x1b[31m2\\xfe' is not a decimal number" \
+  reel train "$WORK/small.ini" --set "data.dir=$WORK/vocab_count"
+printf '[optimizer]\nlr = 0.1\x08\x7f\n' >"$WORK/control.ini"
+sed -n '/^\[data\]/,/^\[optimizer\]/p' "$WORK/small.ini" | grep -v '^\[optimizer\]' >"$WORK/control_head.ini"
+cat "$WORK/control_head.ini" "$WORK/control.ini" >"$WORK/control_full.ini"
+expect_escaped "a configuration value with control bytes" \
+  "control_full.ini:11: [optimizer] lr = '0.1\\x08\\x7f': expected a number" \
+  reel train "$WORK/control_full.ini"
+# word vectors with a binary value, and a TSV whose header is binary
+python3 - "$WORK/data/vocab.txt" "$WORK/vectors.txt" <<'PY'
+import sys
+word = open(sys.argv[1], encoding="utf-8").read().split("\n")[3].split("\t")[0]
+open(sys.argv[2], "wb").write(word.encode() + b" " + b" ".join([b"0.5"] * 15) + b" 0.\x89\x01\n")
+PY
+expect_escaped "a word vector value of binary bytes" \
+  "vectors.txt:1: value 16, '0.\\x89\\x01', is not a finite number" \
+  reel train "$WORK/small.ini" --set "model.embed_from=$WORK/vectors.txt"
+printf '\x89HDF\tlabel\nsome text\tpos\n' >"$WORK/binary_header.tsv"
+expect_escaped "a TSV whose header is binary (prep)" \
+  "binary_header.tsv: line 1: no column named 'text' in the header '\\x89HDF\\tlabel'" \
+  reel prep --format tsv "$WORK/binary_header.tsv" "$WORK/prep_out"
+expect_escaped "a TSV whose header is binary (predict)" \
+  "no column 'text' in the header (its columns: '\\x89HDF', 'label')" \
+  reel predict "$ckpt" "$WORK/binary_header.tsv" --tsv
+finish
