@@ -77,4 +77,44 @@ expect_escaped "a TSV whose header is binary (prep)" \
 expect_escaped "a TSV whose header is binary (predict)" \
   "no column 'text' in the header (its columns: '\\x89HDF', 'label')" \
   reel predict "$ckpt" "$WORK/binary_header.tsv" --tsv
+
+# sizes beyond the machine: the error names the tensor or buffer and the keys its size comes from, and
+# comes before anything is allocated (an address-space limit makes the bound the same on every machine;
+# a timeout, that nothing is touched on the way)
+# expect_oom "what" "text (fixed string)" reel arguments...: status 1 (an error, not a crash) within 60 s
+expect_oom() {
+  local what=$1 text=$2; shift 2
+  local status=0
+  (ulimit -v 4000000; timeout 60 "$REEL_BIN" "$@") >"$WORK/out.txt" 2>"$WORK/err.txt" || status=$?
+  if [ "$status" -ne 1 ]; then fail "$what: exit status $status, expected 1"; sed 's/^/    /' "$WORK/err.txt" >&2
+  elif ! grep -q "more than this machine can allocate (the address-space limit (ulimit -v) of 3.8 GiB)" "$WORK/err.txt"; then
+    fail "$what: no machine bound in:"; sed 's/^/    /' "$WORK/err.txt" >&2
+  elif grep -qF -- "$text" "$WORK/err.txt"; then pass "$what"
+  else fail "$what: stderr lacks '$text':"; sed 's/^/    /' "$WORK/err.txt" >&2; fi
+}
+V=$(wc -l <"$WORK/data/vocab.txt") # the vocabulary in effect: the data's, smaller than [model] vocab_size
+expect_oom "an absurd embedding (vocab_size x embed_dim > 10^12 floats)" \
+  "[model] vocab_size x embed_dim = $V x 5000000000 = $((V * 5000000000)) floats" \
+  train "$WORK/small.ini" --set model.embed_dim=5000000000
+grep -qF "out of memory: the parameters and their gradients need 2 x " "$WORK/err.txt" \
+  && grep -qF "floats for embedding/weight" <(sed 's/ ([0-9.]* GiB)//g' "$WORK/err.txt") \
+  && pass "the message says what the floats are and which tensor" || fail "message: $(cat "$WORK/err.txt")"
+grep -qF "hint: make [model] vocab_size x embed_dim smaller (the largest tensor, embedding/weight)" "$WORK/err.txt" \
+  && pass "the hint names the keys" || fail "hint: $(grep hint "$WORK/err.txt")"
+expect_oom "an absurd hidden layer" \
+  "[model] hidden_dim x embed_dim = 100000000000 x 16 = 1600000000000 floats (5960.5 GiB) for hidden/weight" \
+  train "$WORK/small.ini" --set model.hidden_dim=100000000000
+expect_oom "an absurd batch (activations)" \
+  "out of memory: the mean embeddings, sized by [train] batch_size (per rank) x [model] embed_dim, needs 160000000000 x 4 bytes (596.0 GiB)" \
+  train "$WORK/small.ini" --set train.batch_size=10000000000
+write_small_lm_config "$WORK/lm.ini" "$WORK/data"
+expect_oom "an absurd recurrent layer (layer_dims)" \
+  "(4 gates x [model] layer_dims item 2) x [model] layer_dims item 2 = 1200000000 x 300000000 = 360000000000000000 floats" \
+  train "$WORK/lm.ini" --set model.layer_dims=12,300000000 --set model.weight_dropout=0
+expect_oom "an absurd recurrent layer with weight_dropout (its copy of w_hh comes first)" \
+  "out of memory: a copy of w_hh for weight_dropout, sized by (4 gates x [model] layer_dims item 2) x [model] layer_dims item 2, needs 360000000000000000 x 4 bytes" \
+  train "$WORK/lm.ini" --set model.layer_dims=12,300000000
+expect_oom "sizes whose product overflows" \
+  "floats (68719476736.0 GiB)" \
+  train "$WORK/small.ini" --set model.embed_dim=100000000000000 --set model.hidden_dim=100000000000000
 finish
