@@ -82,12 +82,13 @@ expect_escaped "a TSV whose header is binary (predict)" \
 # comes before anything is allocated (an address-space limit makes the bound the same on every machine;
 # a timeout, that nothing is touched on the way)
 # expect_oom "what" "text (fixed string)" reel arguments...: status 1 (an error, not a crash) within 60 s
+LIMIT_KB=4000000 LIMIT_TEXT="3.8 GiB"
 expect_oom() {
   local what=$1 text=$2; shift 2
   local status=0
-  (ulimit -v 4000000; timeout 60 "$REEL_BIN" "$@") >"$WORK/out.txt" 2>"$WORK/err.txt" || status=$?
+  (ulimit -v "$LIMIT_KB"; timeout 60 "$REEL_BIN" "$@") >"$WORK/out.txt" 2>"$WORK/err.txt" || status=$?
   if [ "$status" -ne 1 ]; then fail "$what: exit status $status, expected 1"; sed 's/^/    /' "$WORK/err.txt" >&2
-  elif ! grep -q "more than this machine can allocate (the address-space limit (ulimit -v) of 3.8 GiB)" "$WORK/err.txt"; then
+  elif ! grep -qF "${OUTCOME:-more than this machine can allocate} (the address-space limit (ulimit -v) of $LIMIT_TEXT)" "$WORK/err.txt"; then
     fail "$what: no machine bound in:"; sed 's/^/    /' "$WORK/err.txt" >&2
   elif grep -qF -- "$text" "$WORK/err.txt"; then pass "$what"
   else fail "$what: stderr lacks '$text':"; sed 's/^/    /' "$WORK/err.txt" >&2; fi
@@ -117,4 +118,17 @@ expect_oom "an absurd recurrent layer with weight_dropout (its copy of w_hh come
 expect_oom "sizes whose product overflows" \
   "floats (68719476736.0 GiB)" \
   train "$WORK/small.ini" --set model.embed_dim=100000000000000 --set model.hidden_dim=100000000000000
+# parameters and gradients that fit (2 x 350 M floats, 2.6 GiB, allocated but untouched) but not with
+# Adam's two state buffers: the optimizer refuses before allocating them; SGD's one buffer fits, and the
+# embedding exchange's copy of the embedding is what does not (alone it is below the bound, so the
+# allocation is tried and fails)
+LIMIT_KB=5000000 LIMIT_TEXT="4.8 GiB"
+expect_oom "parameters that fit, but not with Adam's state" \
+  "out of memory: the parameters, their gradients and adam's 2 state buffers need 4 x $((V * 700000 + 24 * 700000 + 73)) floats" \
+  train "$WORK/small.ini" --set model.embed_dim=700000 --set train.batch_size=10
+grep -qF "the largest tensors: [model] vocab_size x embed_dim = $V x 700000" "$WORK/err.txt" \
+  && pass "... naming the embedding" || fail "optimizer message: $(cat "$WORK/err.txt")"
+OUTCOME="the allocation failed" expect_oom "the embedding exchange's buffer (less than the bound alone)" \
+  "out of memory: the packed rows of the embedding exchange, sized by [model] vocab_size x embed_dim, needs $((V * 700000)) x 4 bytes" \
+  train "$WORK/small.ini" --set model.embed_dim=700000 --set train.batch_size=10 --set optimizer.type=sgd
 finish

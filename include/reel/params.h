@@ -58,6 +58,9 @@ void reel_store_allocate(reel_store *store);
  * memory; what says what the copies are ("the parameters, their gradients and the optimizer's 2 state
  * buffers"). */
 void reel_store_require(const reel_store *store, size_t copies, const char *what);
+/* One more zeroed buffer of the store's layout (num_floats floats), e.g. an optimizer's state; when it
+ * cannot be allocated the message is reel_store_require's, copies and what saying what it was part of. */
+float *reel_store_calloc_like(const reel_store *store, size_t copies, const char *what);
 float *reel_store_view(const reel_store *store, size_t index);
 float *reel_store_grad_view(const reel_store *store, size_t index);
 /* The group of the tensors added from now on (0 at first). */

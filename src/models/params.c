@@ -106,6 +106,16 @@ void reel_store_require(const reel_store *store, size_t copies, const char *what
         report_too_large(store, copies, what, "more than this machine can allocate", limit_text);
 }
 
+float *reel_store_calloc_like(const reel_store *store, size_t copies, const char *what) {
+    float *buffer = calloc(store->num_floats ? store->num_floats : 1, sizeof(float));
+    if (!buffer) {
+        char limit_text[128];
+        reel_memory_limit(limit_text, sizeof limit_text);
+        report_too_large(store, copies, what, "the allocation failed", limit_text);
+    }
+    return buffer;
+}
+
 void reel_store_allocate(reel_store *store) {
     const char *what = store->trainable ? "the parameters and their gradients" : "the model's state";
     size_t copies = store->trainable ? 2 : 1;
