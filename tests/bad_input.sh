@@ -77,6 +77,17 @@ expect_escaped "a TSV whose header is binary (prep)" \
 expect_escaped "a TSV whose header is binary (predict)" \
   "no column 'text' in the header (its columns: '\\x89HDF', 'label')" \
   reel predict "$ckpt" "$WORK/binary_header.tsv" --tsv
+# a checkpoint whose model type (an HDF5 attribute) holds control bytes, as a damaged file might
+cp "$ckpt" "$WORK/odd_type.h5"
+"$H5PY_PYTHON" - "$WORK/odd_type.h5" <<'PY'
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r+") as f:
+    f.attrs["model_type"] = np.bytes_(b"bow\x1b[2J\x07")
+PY
+printf 'a fine film\n' >"$WORK/one.txt"
+expect_escaped "a checkpoint's model type with control bytes" \
+  "odd_type.h5: the checkpoint holds a 'bow\x1b[2J\x07' model, the configuration describes a 'bow' model" \
+  reel predict "$WORK/odd_type.h5" "$WORK/one.txt"
 
 # sizes beyond the machine: the error names the tensor or buffer and the keys its size comes from, and
 # comes before anything is allocated (an address-space limit makes the bound the same on every machine;
