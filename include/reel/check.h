@@ -66,11 +66,13 @@ size_t reel_memory_limit(char *describe, size_t size);
  * of only the bytes. */
 void *reel_calloc_for_at(size_t count, size_t size, const char *what, const char *sized_by, const char *file,
                          int line);
-#define reel_calloc_for(count, size, what, sized_by) reel_calloc_for_at((count), (size), (what), (sized_by), __FILE__, __LINE__)
+#define reel_calloc_for(count, size, what, sized_by)                                                  \
+    reel_calloc_for_at((count), (size), (what), (sized_by), __FILE__, __LINE__)
 /* Only the check of reel_calloc_for, for a buffer another function allocates. */
 void reel_require_for_at(size_t count, size_t size, const char *what, const char *sized_by, const char *file,
                          int line);
-#define reel_require_for(count, size, what, sized_by) reel_require_for_at((count), (size), (what), (sized_by), __FILE__, __LINE__)
+#define reel_require_for(count, size, what, sized_by)                                                 \
+    reel_require_for_at((count), (size), (what), (sized_by), __FILE__, __LINE__)
 
 /* Rank-0-only informational output on stdout (all ranks print when MPI is not initialised). */
 void reel_log(const char *fmt, ...) REEL_PRINTF(1, 2);

@@ -442,7 +442,8 @@ int reel_checkpoint_init_from(const char *path, reel_model *model, uint64_t expe
                 char shown[REEL_ERROR_MAX / 2]; /* the file's group names, escaped */
                 reel_fail(err, "%s: the model's %s is not in the checkpoint, whose model has the layers %s (another "
                           "cell type, more layers, or a direction or batch norm the checkpoint lacks)", path,
-                          info->name, reel_escape_bytes(shown, sizeof shown, list, layers.length > 1 ? layers.length - 2 : 0));
+                          info->name,
+                          reel_escape_bytes(shown, sizeof shown, list, layers.length > 1 ? layers.length - 2 : 0));
                 goto restore;
             }
             if (read_tensor(file, path, "model", info, stores[k]->data + info->offset, err) != 0) goto restore;

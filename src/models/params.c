@@ -117,7 +117,7 @@ float *reel_store_calloc_like(const reel_store *store, size_t copies, const char
 }
 
 void reel_store_allocate(reel_store *store) {
-    const char *what = store->trainable ? "the parameters and their gradients" : "the model's state";
+    const char *what = store->trainable ? "the parameters and their gradients" : "the model's running statistics";
     size_t copies = store->trainable ? 2 : 1;
     /* checked before allocating: with overcommit an allocation this large might succeed and the first
      * touch end the process instead */

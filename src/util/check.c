@@ -96,8 +96,10 @@ size_t reel_memory_limit(char *describe, size_t size) {
     }
     if (describe && size) {
         if (limit == SIZE_MAX) snprintf(describe, size, "no known limit");
-        else if (!strcmp(kind, "memory and swap")) snprintf(describe, size, "%.1f GiB of memory and swap", limit / 1073741824.0);
-        else snprintf(describe, size, "%s of %.1f GiB", kind, limit / 1073741824.0);
+        else if (!strcmp(kind, "memory and swap"))
+            snprintf(describe, size, "%.1f GiB of memory and swap", limit / 1073741824.0);
+        else
+            snprintf(describe, size, "%s of %.1f GiB", kind, limit / 1073741824.0);
     }
     return limit;
 }
