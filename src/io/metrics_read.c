@@ -5,6 +5,7 @@
 
 #include "h5util.h"
 #include "reel/metrics.h"
+#include "reel/util.h"
 
 static const char *const groups[2] = {"train", "eval"};
 
@@ -30,7 +31,9 @@ static int read_group(reel_metrics_data *out, hid_t file, int t, const char *pat
         hid_t space = dataset >= 0 ? H5Dget_space(dataset) : H5I_INVALID_HID;
         hsize_t dims[1] = {0};
         if (space < 0 || H5Sget_simple_extent_ndims(space) != 1 || H5Sget_simple_extent_dims(space, dims, NULL) < 0) {
-            status = reel_fail(err, "%s: /%s/%s is not a series (a 1-D dataset)", path, groups[t], s->name);
+            char shown[REEL_QUOTE_MAX]; /* the file's dataset name, escaped */
+            status = reel_fail(err, "%s: /%s/%s is not a series (a 1-D dataset)", path, groups[t],
+                               reel_escape_string(shown, sizeof shown, s->name));
         } else {
             s->values = reel_malloc((size_t)(dims[0] ? dims[0] : 1) * sizeof *s->values);
             if (dims[0] && H5Dread(dataset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->values) < 0)
