@@ -84,6 +84,42 @@ expect_status "wrong method" 405 'GET /v1/predict: use POST' GET /v1/predict
 curl -s -D - -o /dev/null "http://127.0.0.1:$PORT/v1/predict" | grep -qi '^Allow: POST' && pass "405 names the allowed method" \
   || fail "no Allow header"
 expect_status "generation from a classifier" 404 'is a classifier; generation needs a language model' POST /v1/generate '{}'
+# JSON must be UTF-8: the first bad sequence is named with its byte offset in the body
+expect_status "a byte that is never UTF-8" 400 'not valid UTF-8: a byte that never occurs in UTF-8 at byte offset 11 ' \
+  POST /v1/predict $'{"text": "a\xffb"}'
+expect_status "an overlong encoding" 400 'not valid UTF-8: an overlong encoding at byte offset 10 ' \
+  POST /v1/predict $'{"text": "\xc0\xaf and \xe0\x80\xaf"}'
+expect_status "a three-byte overlong encoding" 400 'not valid UTF-8: an overlong encoding at byte offset 12 ' \
+  POST /v1/predict $'{"text": "ab\xe0\x80\xaf"}'
+expect_status "a sequence cut short at the end" 400 'not valid UTF-8: a sequence cut short by the end at byte offset 14 ' \
+  POST /v1/predict $'{"text": "ab"}\xe2\x82'
+expect_status "a surrogate" 400 'not valid UTF-8: a UTF-16 surrogate at byte offset 10 ' \
+  POST /v1/predict $'{"text": "\xed\xa0\x80"}'
+expect_status "valid UTF-8 of two, three and four bytes" 200 '"predictions":\[\{"label"' \
+  POST /v1/predict $'{"text": "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8e\xac"}'
+# a 200 KB header: a JSON 431 (the connection's memory pool is larger than the limit, so the handler sees it)
+python3 -c 'print("X-Big: " + "a" * 200000)' >"$WORK/big_header.txt"
+code=$(curl -s -D "$WORK/431.headers" -o "$WORK/431.json" -w '%{http_code}' -H @"$WORK/big_header.txt" \
+  "http://127.0.0.1:$PORT/healthz" || true)
+[ "$code" = 431 ] && grep -qi '^Content-Type: application/json' "$WORK/431.headers" \
+  && python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["error"]; assert "header fields take 200" in e and "at most 65536" in e, e' "$WORK/431.json" \
+  && pass "a 200 KB header (431 with a JSON error)" || fail "200 KB header: $code $(head -c 300 "$WORK/431.json" 2>/dev/null)"
+code=$(curl -s -o "$WORK/431.json" -w '%{http_code}' -H @"$WORK/big_header.txt" -X POST --data-binary '{"text": "a"}' \
+  "http://127.0.0.1:$PORT/v1/predict" || true)
+[ "$code" = 431 ] && grep -q 'header fields take' "$WORK/431.json" && pass "a 200 KB header on a POST (431)" \
+  || fail "200 KB header on a POST: $code"
+# beyond the connection's memory (1 MiB) libmicrohttpd answers 431 itself, with its own HTML body (no
+# callback sees such a request); curl cannot send it (its own limit is 1 MB), so a socket does
+python3 - "$PORT" <<'PY' && pass "a 3 MB header: 431 from libmicrohttpd" || fail "3 MB header not answered 431"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+try:
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 3000000 + b"\r\n\r\n")
+except OSError:
+    pass  # the server stops reading once it has answered
+line = s.recv(64).split(b"\r\n")[0]
+assert line == b"HTTP/1.1 431 Request Header Fields Too Large", line
+PY
 expect_status "still serving after all that" 200 '"status":"ok"' GET /healthz
 
 # a bounded load test: 8 clients x 500 requests on keep-alive connections, every answer checked

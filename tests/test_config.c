@@ -457,8 +457,9 @@ static void test_override(void **state) {
     expect_override_error(&cfg, "train.run_dir=;a",
                           "--set 'train.run_dir=;a': [train] run_dir = ';a': a value cannot contain a line "
                           "break, a leading or trailing space, or ';' first or after a space (it could not be written back to an INI file)");
+    /* the line break is quoted escaped, so the message stays one line */
     expect_override_error(&cfg, "train.run_dir=a\nb",
-                          "--set 'train.run_dir=a\nb': [train] run_dir = 'a\nb': a value cannot contain a line "
+                          "--set 'train.run_dir=a\\nb': [train] run_dir = 'a\\nb': a value cannot contain a line "
                           "break, a leading or trailing space, or ';' first or after a space (it could not be written back to an INI file)");
 }
 

@@ -1,4 +1,5 @@
-/* Counter-based RNG, epoch shuffle, rank shares and the optimizers, against independent references. */
+/* Counter-based RNG, epoch shuffle, rank shares and the optimizers, against independent references; the
+ * UTF-8 check and the escaping of quoted bytes. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include "reel/optim.h"
 #include "reel/params.h"
 #include "reel/rng.h"
+#include "reel/util.h"
 
 static void test_philox_known_answers(void **state) {
     (void)state;
@@ -362,6 +364,48 @@ static void test_clip_and_schedule(void **state) {
     assert_float_equal(reel_schedule_lr(&cfg, 0, 100, 11), 1.0 / 32, 1e-12);
 }
 
+/* Each fault at its offset, with its description; well-formed text of every length passes. */
+static void test_utf8_invalid_at(void **state) {
+    (void)state;
+    static const struct {
+        const char *bytes;
+        size_t at;
+        const char *why;
+    } cases[] = {
+        {"plain ascii", 11, ""},
+        {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8e\xac \xf4\x8f\xbf\xbf", 19, ""},
+        {"a\xff" "b", 1, "a byte that never occurs in UTF-8"},
+        {"ab\x80", 2, "a continuation byte without a lead byte"},
+        {"\xc0\xaf", 0, "an overlong encoding"},
+        {"xy\xe0\x80\xaf", 2, "an overlong encoding"},
+        {"\xf0\x8f\xbf\xbf", 0, "an overlong encoding"},
+        {"\xed\xa0\x80", 0, "a UTF-16 surrogate"},
+        {"\xf4\x90\x80\x80", 0, "a code point above U+10FFFF"},
+        {"ok\xe2\x82", 2, "a sequence cut short by the end"},
+        {"ok\xe2(x", 2, "a sequence cut short"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *why = NULL;
+        size_t length = strlen(cases[i].bytes);
+        assert_int_equal(reel_utf8_invalid_at(cases[i].bytes, length, &why), cases[i].at);
+        assert_string_equal(why, cases[i].why);
+    }
+}
+
+static void test_escape_bytes(void **state) {
+    (void)state;
+    char out[64];
+    static const unsigned char hdf5[] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n', 0, 0x7f, '\\', '\t'};
+    assert_string_equal(reel_escape_bytes(out, sizeof out, hdf5, sizeof hdf5), "\\x89HDF\\r\\n\\x1a\\n\\x00\\x7f\\\\\\t");
+    /* text stays text: UTF-8 characters, but not C1 controls (U+0085) nor a cut or overlong sequence */
+    assert_string_equal(reel_escape_string(out, sizeof out, "caf\xc3\xa9 \xc2\x85 \xe2\x82 \xc0\xaf"),
+                        "caf\xc3\xa9 \\xc2\\x85 \\xe2\\x82 \\xc0\\xaf");
+    /* too long: ends with "...", never half an escape */
+    assert_string_equal(reel_escape_string(out, 12, "abcdefghijklmnop"), "abcdefgh...");
+    assert_string_equal(reel_escape_bytes(out, 12, "abcdef\xff\xffgh", 10), "abcdef...");
+    assert_string_equal(reel_escape_string(out, 12, "abcdefghijk"), "abcdefghijk");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_philox_known_answers), cmocka_unit_test(test_shuffle),
@@ -369,6 +413,7 @@ int main(void) {
         cmocka_unit_test(test_length_buckets), cmocka_unit_test(test_adam_matches_formula),
         cmocka_unit_test(test_sgd_momentum_matches_formula), cmocka_unit_test(test_clip_and_schedule),
         cmocka_unit_test(test_adam_per_tensor_rates), cmocka_unit_test(test_rmsprop_matches_formula),
+        cmocka_unit_test(test_utf8_invalid_at), cmocka_unit_test(test_escape_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

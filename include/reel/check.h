@@ -66,6 +66,26 @@ void *reel_realloc_at(void *ptr, size_t bytes, const char *file, int line);
 #define reel_calloc(count, size) reel_calloc_at((count), (size), __FILE__, __LINE__)
 #define reel_realloc(ptr, bytes) reel_realloc_at((ptr), (bytes), __FILE__, __LINE__)
 
+/* a x b, or SIZE_MAX when the product overflows (sizes from a configuration can be absurd). */
+size_t reel_size_mul(size_t a, size_t b);
+/* The bytes one allocation of this process can have at most: the machine's memory and swap, or the
+ * address-space or data-segment limit (ulimit -v, ulimit -d) when lower. describe (may be NULL) receives
+ * what the bound is, e.g. "15.6 GiB of memory and swap". */
+size_t reel_memory_limit(char *describe, size_t size);
+/* reel_calloc for a buffer whose size comes from the configuration: when count x size is more than the
+ * machine can allocate, or the allocation fails, the error says what the buffer is and the keys its size
+ * comes from (sized_by, e.g. "[train] batch_size x [model] hidden_dim") and asks to lower them, instead
+ * of only the bytes. */
+void *reel_calloc_for_at(size_t count, size_t size, const char *what, const char *sized_by, const char *file,
+                         int line);
+#define reel_calloc_for(count, size, what, sized_by)                                                  \
+    reel_calloc_for_at((count), (size), (what), (sized_by), __FILE__, __LINE__)
+/* Only the check of reel_calloc_for, for a buffer another function allocates. */
+void reel_require_for_at(size_t count, size_t size, const char *what, const char *sized_by, const char *file,
+                         int line);
+#define reel_require_for(count, size, what, sized_by)                                                 \
+    reel_require_for_at((count), (size), (what), (sized_by), __FILE__, __LINE__)
+
 /* Rank-0-only informational output on stdout (all ranks print when MPI is not initialised). */
 void reel_log(const char *fmt, ...) REEL_PRINTF(1, 2);
 /* Warning on stderr, printed by the calling rank. */

@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include "reel/check.h"
+
 #define REEL_TENSOR_NAME_MAX 64
 #define REEL_TENSOR_MAX_DIMS 4
 
@@ -23,6 +25,9 @@ typedef struct reel_tensor_info {
     int transfer;  /* part of an encoder another model can start from (see reel_checkpoint_init_from) */
     size_t group;  /* depth of its layer from the input: the embedding 0, each recurrent layer (with its batch
                       norm) one more, the head the highest; discriminative rates and gradual unfreezing go by it */
+    char sized_by[2 * REEL_TENSOR_NAME_MAX]; /* the configuration keys its shape comes from, e.g. "[model]
+                                                vocab_size x embed_dim", so an allocation that cannot be
+                                                made says what to lower; "" when not given */
     int frozen;    /* set by the trainer while the tensor does not train: its gradient is never used, so a
                       backward may leave it unset and skip the work only it needs */
 } reel_tensor_info;
@@ -43,8 +48,20 @@ typedef struct reel_store {
 void reel_store_init(reel_store *store, int trainable);
 /* Registers a tensor before allocation and returns its index; shape has ndim entries. */
 size_t reel_store_add(reel_store *store, const char *name, size_t ndim, const size_t *shape);
-/* Allocates data (zeroed) and, for trainable stores, grad. */
+/* The same, saying which configuration keys make the shape (sized_by, printf-style), for the message
+ * when the memory does not suffice. A size that overflows is kept as SIZE_MAX (the allocation refuses it). */
+size_t reel_store_add_sized(reel_store *store, const char *name, size_t ndim, const size_t *shape,
+                            const char *sized_by, ...) REEL_PRINTF(5, 6);
+/* Allocates data (zeroed) and, for trainable stores, grad. When that is more than the machine can
+ * allocate it ends the program naming the largest tensors and the keys their sizes come from. */
 void reel_store_allocate(reel_store *store);
+/* Ends the program with that message unless copies buffers of the store's layout fit in this machine's
+ * memory; what says what the copies are ("the parameters, their gradients and the optimizer's 2 state
+ * buffers"). */
+void reel_store_require(const reel_store *store, size_t copies, const char *what);
+/* One more zeroed buffer of the store's layout (num_floats floats), e.g. an optimizer's state; when it
+ * cannot be allocated the message is reel_store_require's, copies and what saying what it was part of. */
+float *reel_store_calloc_like(const reel_store *store, size_t copies, const char *what);
 float *reel_store_view(const reel_store *store, size_t index);
 float *reel_store_grad_view(const reel_store *store, size_t index);
 /* The group of the tensors added from now on (0 at first). */

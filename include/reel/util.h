@@ -38,6 +38,24 @@ void reel_buf_free(reel_buf *buf);
  * nothing. */
 int reel_read_file(reel_buf *buf, const char *path, size_t max_bytes, int missing_ok, reel_error *err);
 
+/* The byte offset of the first sequence in bytes[0, length) that is not well-formed UTF-8 (RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF, no sequence cut short), or length when all of it
+ * is. why (may be NULL) is set to a short description of the fault, e.g. "an overlong encoding". */
+size_t reel_utf8_invalid_at(const void *bytes, size_t length, const char **why);
+
+/* Writes bytes[0, length) to out (size bytes, always NUL-terminated) for quoting in a message: printable
+ * ASCII and well-formed UTF-8 characters (U+00A0 and up) as they are, the backslash as "\\", a line feed,
+ * carriage return and tab as \n, \r, \t, and every other byte (controls, bytes that are not UTF-8) as
+ * "\xNN", so an error quoting a file never prints a binary file's raw bytes to a terminal. When out is
+ * too small the text ends with "..." (an escape is never cut in half). Returns out. */
+char *reel_escape_bytes(char *out, size_t size, const void *bytes, size_t length);
+/* The same for a NUL-terminated string. */
+char *reel_escape_string(char *out, size_t size, const char *text);
+/* Room for the escaped form of a quote of up to REEL_QUOTE_BYTES bytes (4 characters per byte, "..." and
+ * the NUL). */
+#define REEL_QUOTE_BYTES 64
+#define REEL_QUOTE_MAX (4 * REEL_QUOTE_BYTES + 4)
+
 /* Seconds on a monotonic clock. */
 double reel_now_seconds(void);
 /* "h:mm:ss" for a duration in seconds (negative or non-finite: 0:00:00). */

@@ -303,7 +303,9 @@ static int predict_main(int argc, char **argv) {
                 if (strcmp(fields[f], text_column) == 0) column = f;
             if (column == columns) {
                 reel_buf names = {0};
-                for (size_t f = 0; f < columns; f++) reel_buf_printf(&names, "%s'%s'", f ? ", " : "", fields[f]);
+                char shown[REEL_QUOTE_MAX]; /* a column name as the file has it, escaped */
+                for (size_t f = 0; f < columns; f++)
+                    reel_buf_printf(&names, "%s'%s'", f ? ", " : "", reel_escape_string(shown, sizeof shown, fields[f]));
                 reel_fail(&err, "%s: line 1: no column '%s' in the header (its columns: %s); name the text column "
                           "with --text-column", input_name, text_column, names.data);
                 reel_buf_free(&names);

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "reel/util.h"
+
 static const char *const type_names[] = {"string", "size", "uint64", "double", "bool", "choice"};
 
 #define KEY_STRING(sec, name, field, def, help_text) REEL_KEY_STRING_OF(reel_config, sec, name, field, def, help_text)
@@ -273,15 +275,16 @@ static const char *other_owner(const reel_config *cfg, const char *section, cons
 
 /* The unknown-key message: the known keys of the section, and which type the key belongs to if any. */
 static void unknown_key_message(const reel_config *cfg, const char *section, const char *key, char *out, size_t size) {
-    char list[768];
+    char list[768], shown[REEL_QUOTE_MAX]; /* the key as the file has it, escaped */
     list_keys(cfg, section, list, sizeof list);
     const char *kind = NULL, *owner = other_owner(cfg, section, key, &kind);
+    reel_escape_string(shown, sizeof shown, key);
     if (owner)
         snprintf(out, size, "unknown key '%s' in section [%s] for %s '%s': it is a key of %s '%s' (known keys: %s)",
-                 key, section, kind, !strcmp(kind, "objective") ? cfg->objective.type : cfg->model.type, kind, owner,
+                 shown, section, kind, !strcmp(kind, "objective") ? cfg->objective.type : cfg->model.type, kind, owner,
                  list);
     else
-        snprintf(out, size, "unknown key '%s' in section [%s] (known keys: %s)", key, section, list);
+        snprintf(out, size, "unknown key '%s' in section [%s] (known keys: %s)", shown, section, list);
 }
 
 /* "> 0", ">= 1", "in [0, 1)"; "" when the key has no bounds. */
@@ -397,8 +400,9 @@ static const char *choice_of(const reel_key *spec, size_t index) {
 
 /* Validates value for key spec and stores it at field; loc ("x.ini:12", "--set") starts every message. */
 static int store_value(const reel_key *spec, char *field, const char *value, const char *loc, reel_error *err) {
-    char bounds[64];
+    char bounds[64], shown[REEL_QUOTE_MAX]; /* the value as messages quote it: a binary file's bytes escaped */
     describe_bounds(spec, bounds, sizeof bounds);
+    reel_escape_string(shown, sizeof shown, value);
 
     switch (spec->type) {
     case REEL_KEY_STRING: {
@@ -416,7 +420,7 @@ static int store_value(const reel_key *spec, char *field, const char *value, con
             return reel_fail(err,
                              "%s: [%s] %s = '%s': a value cannot contain a line break, a leading or trailing "
                              "space, or ';' first or after a space (it could not be written back to an INI file)",
-                             loc, spec->section, spec->key, value);
+                             loc, spec->section, spec->key, shown);
         memset(field, 0, spec->size);
         memcpy(field, value, len + 1);
         return 0;
@@ -434,7 +438,7 @@ static int store_value(const reel_key *spec, char *field, const char *value, con
             int n = snprintf(choices + used, sizeof choices - used, "%s%s", used ? ", " : "", c);
             if (n > 0 && (size_t)n < sizeof choices - used) used += (size_t)n;
         }
-        return reel_fail(err, "%s: [%s] %s = '%s': expected one of %s%s", loc, spec->section, spec->key, value,
+        return reel_fail(err, "%s: [%s] %s = '%s': expected one of %s%s", loc, spec->section, spec->key, shown,
                          choices, comment_hint(value));
     }
     case REEL_KEY_SIZE:
@@ -444,12 +448,12 @@ static int store_value(const reel_key *spec, char *field, const char *value, con
         if (parse_unsigned(value, max, &v, &overflow) != 0) {
             if (overflow)
                 return reel_fail(err, "%s: [%s] %s = '%s': out of range (at most %llu)", loc, spec->section,
-                                 spec->key, value, (unsigned long long)max);
+                                 spec->key, shown, (unsigned long long)max);
             return reel_fail(err, "%s: [%s] %s = '%s': expected a non-negative integer%s", loc, spec->section,
-                             spec->key, value, comment_hint(value));
+                             spec->key, shown, comment_hint(value));
         }
         if (!within_bounds(spec, (double)v))
-            return reel_fail(err, "%s: [%s] %s = '%s': must be %s", loc, spec->section, spec->key, value, bounds);
+            return reel_fail(err, "%s: [%s] %s = '%s': must be %s", loc, spec->section, spec->key, shown, bounds);
         if (spec->type == REEL_KEY_SIZE)
             *(size_t *)(void *)field = (size_t)v;
         else
@@ -461,16 +465,16 @@ static int store_value(const reel_key *spec, char *field, const char *value, con
         errno = 0;
         double v = strtod(value, &end);
         if (end == value || *end != '\0')
-            return reel_fail(err, "%s: [%s] %s = '%s': expected a number%s", loc, spec->section, spec->key, value,
+            return reel_fail(err, "%s: [%s] %s = '%s': expected a number%s", loc, spec->section, spec->key, shown,
                              comment_hint(value));
         if (errno == ERANGE)
             return reel_fail(err, "%s: [%s] %s = '%s': out of the range of a double", loc, spec->section,
-                             spec->key, value);
+                             spec->key, shown);
         if (!isfinite(v))
             return reel_fail(err, "%s: [%s] %s = '%s': expected a finite number", loc, spec->section, spec->key,
-                             value);
+                             shown);
         if (!within_bounds(spec, v))
-            return reel_fail(err, "%s: [%s] %s = '%s': must be %s", loc, spec->section, spec->key, value, bounds);
+            return reel_fail(err, "%s: [%s] %s = '%s': must be %s", loc, spec->section, spec->key, shown, bounds);
         *(double *)(void *)field = v;
         return 0;
     }
@@ -478,7 +482,7 @@ static int store_value(const reel_key *spec, char *field, const char *value, con
         int v = 0;
         if (parse_bool(value, &v) != 0)
             return reel_fail(err, "%s: [%s] %s = '%s': expected a boolean (true/false, yes/no, on/off, 1/0)%s",
-                             loc, spec->section, spec->key, value, comment_hint(value));
+                             loc, spec->section, spec->key, shown, comment_hint(value));
         *(int *)(void *)field = v;
         return 0;
     }
@@ -649,17 +653,18 @@ static int on_pair(void *user, const char *section, const char *key, const char 
         return 1;
     }
     if (src->error_line) return 1;
-    char list[512];
+    char list[512], shown[REEL_QUOTE_MAX]; /* a key or section as messages quote it, escaped */
     if (section[0] == '\0') {
         list_sections(list, sizeof list);
         source_fail(src, "%s:%u: key '%s' comes before any [section] header (sections: %s)", src->name,
-                    src->line, key, list);
+                    src->line, reel_escape_string(shown, sizeof shown, key), list);
         return 0;
     }
     if (!is_section(section)) {
         list_sections(list, sizeof list);
         source_fail(src, "%s:%u: unknown section [%s] (known sections: %s)", src->name,
-                    src->section_line ? src->section_line : src->line, section, list);
+                    src->section_line ? src->section_line : src->line,
+                    reel_escape_string(shown, sizeof shown, section), list);
         return 0;
     }
     int index = find_key(src->cfg, section, key);
@@ -699,10 +704,9 @@ static void quote_line(const char *text, size_t len, unsigned line, char *out, s
     while (p < stop && isspace((unsigned char)*p)) p++;
     while (stop > p && isspace((unsigned char)stop[-1])) stop--;
     size_t n = (size_t)(stop - p), max = 60;
-    if (n > max)
-        snprintf(out, size, "%.*s...", (int)max, p);
-    else
-        snprintf(out, size, "%.*s", (int)n, p);
+    /* escaped: a binary file given as a configuration must not print raw bytes */
+    reel_escape_bytes(out, size > 3 ? size - 3 : size, p, n > max ? max : n);
+    if (n > max && size > 3) strcat(out, "...");
 }
 
 static int parse_text(reel_config *cfg, const char *text, size_t len, const char *name, reel_error *err) {
@@ -738,7 +742,7 @@ static int parse_text(reel_config *cfg, const char *text, size_t len, const char
     int status = 0;
     if (rc == -2) REEL_FATAL(NULL, "out of memory while parsing %s", name);
     if (rc > 0 && (src->error_line == 0 || (unsigned)rc < src->error_line)) {
-        char quoted[128];
+        char quoted[REEL_QUOTE_MAX];
         quote_line(text, len, (unsigned)rc, quoted, sizeof quoted);
         if (quoted[0] == '[')
             status = reel_fail(err, "%s:%d: syntax error: expected a section header '[name]', found '%s'", name,
@@ -803,7 +807,10 @@ int reel_config_override(reel_config *cfg, const char *assignment, reel_error *e
     char *copy = reel_malloc(len + 1);
     memcpy(copy, assignment, len + 1);
     int status = 0;
-    char list[512];
+    char list[512], shown[REEL_QUOTE_MAX], shown_section[REEL_QUOTE_MAX];
+    /* the assignment as messages quote it: as typed, but a control byte escaped (a line break in a value
+     * would otherwise split the message) */
+    reel_escape_string(shown, sizeof shown, assignment);
 
     char *eq = strchr(copy, '=');
     char *dot = eq ? memchr(copy, '.', (size_t)(eq - copy)) : NULL;
@@ -814,7 +821,7 @@ int reel_config_override(reel_config *cfg, const char *assignment, reel_error *e
     }
     if (!eq || !dot || section == section_end || key == key_end) {
         status = reel_fail(err, "--set '%s': expected the form section.key=value (for example optimizer.lr=3e-4)",
-                           assignment);
+                           shown);
         goto done;
     }
     *section_end = '\0';
@@ -825,19 +832,20 @@ int reel_config_override(reel_config *cfg, const char *assignment, reel_error *e
 
     if (!is_section(section)) {
         list_sections(list, sizeof list);
-        status = reel_fail(err, "--set '%s': unknown section [%s] (known sections: %s)", assignment, section, list);
+        status = reel_fail(err, "--set '%s': unknown section [%s] (known sections: %s)", shown,
+                           reel_escape_string(shown_section, sizeof shown_section, section), list);
         goto done;
     }
     int index = find_key(cfg, section, key);
     if (index < 0) {
         char message[1024];
         unknown_key_message(cfg, section, key, message, sizeof message);
-        status = reel_fail(err, "--set '%s': %s", assignment, message);
+        status = reel_fail(err, "--set '%s': %s", shown, message);
         goto done;
     }
     /* The assignment as typed leads the message: it is what the user will search the command line for. */
     char loc[REEL_ERROR_MAX];
-    snprintf(loc, sizeof loc, "--set '%s'", assignment);
+    snprintf(loc, sizeof loc, "--set '%s'", shown);
     int is_type = !strcmp(key, "type") && (!strcmp(section, "model") || !strcmp(section, "objective"));
     if (is_type) {
         /* validated first, so that switching never sees an unknown type */
@@ -853,7 +861,7 @@ int reel_config_override(reel_config *cfg, const char *assignment, reel_error *e
         snprintf(objective_type, sizeof objective_type, "%s", model ? (objective_given ? cfg->objective.type : "") : checked);
         reel_error why = {{0}};
         if (switch_types(cfg, model ? checked : cfg->model.type, objective_type, &why) != 0) {
-            status = reel_fail(err, "--set '%s': %s", assignment, why.message);
+            status = reel_fail(err, "--set '%s': %s", shown, why.message);
             goto done;
         }
         index = find_key(cfg, section, key);
@@ -1038,19 +1046,24 @@ int reel_config_split_list(const char *list, const char *key_name, char items[][
                            reel_error *err) {
     size_t count = 0;
     const char *p = list;
+    char shown[REEL_QUOTE_MAX]; /* the list as messages quote it, escaped */
+    reel_escape_string(shown, sizeof shown, list);
     while (*p) {
         const char *comma = strchr(p, ',');
         const char *end = comma ? comma : p + strlen(p);
         const char *a = p, *b = end;
         while (a < b && isspace((unsigned char)*a)) a++;
         while (b > a && isspace((unsigned char)b[-1])) b--;
-        if (a == b) return reel_fail(err, "%s = '%s': an item of the list is empty", key_name, list);
-        if (count == max) return reel_fail(err, "%s = '%s': more than %zu items", key_name, list, max);
-        if ((size_t)(b - a) >= REEL_NAME_MAX)
-            return reel_fail(err, "%s = '%s': item '%.*s' is too long", key_name, list, (int)(b - a), a);
+        if (a == b) return reel_fail(err, "%s = '%s': an item of the list is empty", key_name, shown);
+        if (count == max) return reel_fail(err, "%s = '%s': more than %zu items", key_name, shown, max);
+        if ((size_t)(b - a) >= REEL_NAME_MAX) {
+            char item[REEL_QUOTE_MAX];
+            return reel_fail(err, "%s = '%s': item '%s' is too long", key_name, shown,
+                             reel_escape_bytes(item, sizeof item, a, (size_t)(b - a)));
+        }
         snprintf(items[count++], REEL_NAME_MAX, "%.*s", (int)(b - a), a);
         p = comma ? comma + 1 : end;
-        if (comma && !*p) return reel_fail(err, "%s = '%s': an item of the list is empty", key_name, list);
+        if (comma && !*p) return reel_fail(err, "%s = '%s': an item of the list is empty", key_name, shown);
     }
     return (int)count;
 }
@@ -1058,11 +1071,14 @@ int reel_config_split_list(const char *list, const char *key_name, char items[][
 int reel_config_size_list(const char *list, const char *key_name, size_t *values, size_t max, reel_error *err) {
     char (*items)[REEL_NAME_MAX] = reel_malloc((max ? max : 1) * sizeof *items);
     int count = reel_config_split_list(list, key_name, items, max, err);
+    char shown[REEL_QUOTE_MAX], item[REEL_QUOTE_MAX]; /* as messages quote them, escaped */
     for (int i = 0; i < count; i++) {
         uint64_t v = 0;
         int overflow = 0;
         if (parse_unsigned(items[i], SIZE_MAX, &v, &overflow) != 0 || v == 0) {
-            count = reel_fail(err, "%s = '%s': '%s' is not a positive integer", key_name, list, items[i]);
+            count = reel_fail(err, "%s = '%s': '%s' is not a positive integer", key_name,
+                              reel_escape_string(shown, sizeof shown, list),
+                              reel_escape_string(item, sizeof item, items[i]));
             break;
         }
         values[i] = (size_t)v;

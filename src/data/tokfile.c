@@ -93,9 +93,11 @@ void reel_tokfile_close(reel_tokfile *file) {
 
 static int parse_and_validate(reel_tokfile *f, const unsigned char *bytes, uint64_t size, reel_error *err) {
     const char *path = f->path;
-    if (memcmp(bytes, REEL_TOKFILE_MAGIC, sizeof REEL_TOKFILE_MAGIC) != 0)
-        return reel_fail(err, "%s: byte offset 0: bad magic, expected \"REELTOK\\0\" (is this a reel token file?)",
-                         path);
+    if (memcmp(bytes, REEL_TOKFILE_MAGIC, sizeof REEL_TOKFILE_MAGIC) != 0) {
+        char found[4 * sizeof REEL_TOKFILE_MAGIC + 1]; /* escaped: the magic of a binary file is raw bytes */
+        return reel_fail(err, "%s: byte offset 0: bad magic \"%s\", expected \"REELTOK\\0\" (is this a reel token file?)",
+                         path, reel_escape_bytes(found, sizeof found, bytes, sizeof REEL_TOKFILE_MAGIC));
+    }
     reel_tokfile_header *h = &f->header;
     h->version = load_u32(bytes + 8);
     if (h->version != REEL_TOKFILE_VERSION)

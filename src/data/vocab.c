@@ -117,8 +117,10 @@ static int load_text(reel_vocab *vocab, char *text, size_t length, const char *p
         size_t line_len = nl ? (size_t)(nl - line) : length - pos;
         pos += line_len + (nl ? 1 : 0);
         char *tab = memchr(line, '\t', line_len);
+        char shown[REEL_QUOTE_MAX], other[REEL_QUOTE_MAX]; /* file text as messages quote it, escaped */
         if (!tab)
-            return reel_fail(err, "%s: line %zu: expected <token> TAB <count>, found no TAB", path, line_no);
+            return reel_fail(err, "%s: line %zu: expected <token> TAB <count>, found no TAB in '%s'", path, line_no,
+                             reel_escape_bytes(shown, sizeof shown, line, line_len > 40 ? 40 : line_len));
         size_t tok_len = (size_t)(tab - line);
         if (tok_len == 0) return reel_fail(err, "%s: line %zu: empty token before the TAB", path, line_no);
         if (memchr(line, '\0', line_len) || memchr(line, '\r', line_len))
@@ -131,8 +133,8 @@ static int load_text(reel_vocab *vocab, char *text, size_t length, const char *p
         size_t count_len = line_len - tok_len - 1;
         uint64_t count;
         if (!parse_count(count_text, count_len, &count))
-            return reel_fail(err, "%s: line %zu: count '%.*s' is not a decimal number in [0, 2^64)", path, line_no,
-                             (int)(count_len > 40 ? 40 : count_len), count_text);
+            return reel_fail(err, "%s: line %zu: count '%s' is not a decimal number in [0, 2^64)", path, line_no,
+                             reel_escape_bytes(shown, sizeof shown, count_text, count_len > 40 ? 40 : count_len));
         char *tok = reel_malloc(tok_len + 1);
         memcpy(tok, line, tok_len);
         tok[tok_len] = '\0';
@@ -143,14 +145,15 @@ static int load_text(reel_vocab *vocab, char *text, size_t length, const char *p
         if (id < REEL_VOCAB_RESERVED) {
             if (strcmp(tok, reserved_spelling[id]) != 0)
                 return reel_fail(err, "%s: line %zu: reserved id %zu must be '%s', found '%s'", path, line_no, id,
-                                 reserved_spelling[id], tok);
+                                 reserved_spelling[id], reel_escape_string(shown, sizeof shown, tok));
         } else if (id > REEL_VOCAB_RESERVED) {
             uint64_t prev = vocab->counts[id - 1];
             if (count > prev || (count == prev && strcmp(vocab->tokens[id - 1], tok) >= 0))
                 return reel_fail(err,
                                  "%s: line %zu: '%s' (count %" PRIu64 ") is out of order after '%s' (count %" PRIu64
                                  "); expected decreasing counts, ties in byte order",
-                                 path, line_no, tok, count, vocab->tokens[id - 1], prev);
+                                 path, line_no, reel_escape_string(shown, sizeof shown, tok), count,
+                                 reel_escape_string(other, sizeof other, vocab->tokens[id - 1]), prev);
         }
     }
     if (vocab->size < REEL_VOCAB_RESERVED)
@@ -167,8 +170,9 @@ static int load_text(reel_vocab *vocab, char *text, size_t length, const char *p
         size_t first = token_set_insert(&set, vocab->tokens, i);
         if (first != i) {
             free(set.slots);
+            char shown[REEL_QUOTE_MAX]; /* the token as messages quote it, escaped */
             return reel_fail(err, "%s: line %zu: token '%s' already appears on line %zu", path, i + 1,
-                             vocab->tokens[i], first + 1);
+                             reel_escape_string(shown, sizeof shown, vocab->tokens[i]), first + 1);
         }
     }
     free(set.slots);

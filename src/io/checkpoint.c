@@ -300,8 +300,9 @@ int reel_checkpoint_load(const char *path, reel_model *model, reel_optimizer *op
         goto done;
     }
     if (strcmp(model_type, model->type) != 0) {
-        reel_fail(err, "%s: the checkpoint holds a '%s' model, the configuration describes a '%s' model", path, model_type,
-                  model->type);
+        char shown[REEL_QUOTE_MAX]; /* the file's text, escaped: a damaged file may hold any bytes */
+        reel_fail(err, "%s: the checkpoint holds a '%s' model, the configuration describes a '%s' model", path,
+                  reel_escape_string(shown, sizeof shown, model_type), model->type);
         goto done;
     }
     if (reel_h5_read_u64_attr(file, "vocab_checksum", &checksum) != 0) {
@@ -331,7 +332,9 @@ int reel_checkpoint_load(const char *path, reel_model *model, reel_optimizer *op
             goto done;
         }
         if (strcmp(type, opt->type) != 0) {
-            reel_fail(err, "%s: the checkpoint's optimizer is '%s', the configuration asks for '%s'", path, type, opt->type);
+            char shown[REEL_QUOTE_MAX]; /* the file's text, escaped */
+            reel_fail(err, "%s: the checkpoint's optimizer is '%s', the configuration asks for '%s'", path,
+                      reel_escape_string(shown, sizeof shown, type), opt->type);
             goto done;
         }
         for (size_t s = 0; s < opt->num_slots; s++) {
@@ -462,9 +465,11 @@ int reel_checkpoint_init_from(const char *path, reel_model *model, uint64_t expe
                 H5Eclear2(H5E_DEFAULT);
                 /* the list starts and ends with a comma: drop both for the message */
                 const char *list = layers.data ? layers.data + 1 : "";
-                reel_fail(err, "%s: the model's %s is not in the checkpoint, whose model has the layers %.*s (another "
+                char shown[REEL_ERROR_MAX / 2]; /* the file's group names, escaped */
+                reel_fail(err, "%s: the model's %s is not in the checkpoint, whose model has the layers %s (another "
                           "cell type, more layers, or a direction or batch norm the checkpoint lacks)", path,
-                          info->name, (int)(layers.length > 1 ? layers.length - 2 : 0), list);
+                          info->name,
+                          reel_escape_bytes(shown, sizeof shown, list, layers.length > 1 ? layers.length - 2 : 0));
                 goto restore;
             }
             if (read_tensor(file, path, "model", info, stores[k]->data + info->offset, err) != 0) goto restore;

@@ -7,6 +7,7 @@
 #include "reel/metrics.h"
 
 #include "h5util.h"
+#include "reel/util.h"
 
 #include <errno.h>
 #include <math.h>
@@ -285,12 +286,12 @@ done:
 }
 
 static int check_format(reel_metrics *m, reel_error *err) {
-    char format[64];
+    char format[64], shown[REEL_QUOTE_MAX]; /* the file's text as messages quote it, escaped */
     if (read_root_string(m, "format", format, sizeof format, err) != 0) return -1;
     if (strcmp(format, METRICS_FORMAT) != 0) {
         if (format[0])
             return reel_fail(err, "%s: not a reel metrics file (its root attribute format is '%s', expected '%s')",
-                             m->path, format, METRICS_FORMAT);
+                             m->path, reel_escape_string(shown, sizeof shown, format), METRICS_FORMAT);
         return reel_fail(err, "%s: not a reel metrics file (an HDF5 file without the root attribute format = '%s')",
                          m->path, METRICS_FORMAT);
     }
@@ -313,7 +314,7 @@ static int check_format(reel_metrics *m, reel_error *err) {
     if (!objective[0]) snprintf(objective, sizeof objective, "classify");
     if (strcmp(objective, m->objective) != 0)
         return reel_fail(err, "%s: the file holds the series of objective '%s', this run trains objective '%s'",
-                         m->path, objective, m->objective);
+                         m->path, reel_escape_string(shown, sizeof shown, objective), m->objective);
     return 0;
 }
 

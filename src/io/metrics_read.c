@@ -6,6 +6,7 @@
 
 #include "h5util.h"
 #include "reel/metrics.h"
+#include "reel/util.h"
 
 static const char *const groups[2] = {"train", "eval"};
 
@@ -31,19 +32,24 @@ static int read_group(reel_metrics_data *out, hid_t file, int t, const char *pat
         hid_t space = dataset >= 0 ? H5Dget_space(dataset) : H5I_INVALID_HID;
         hsize_t dims[1] = {0};
         if (space < 0 || H5Sget_simple_extent_ndims(space) != 1 || H5Sget_simple_extent_dims(space, dims, NULL) < 0) {
-            status = reel_fail(err, "%s: /%s/%s is not a series (a 1-D dataset)", path, groups[t], s->name);
+            char shown[REEL_QUOTE_MAX]; /* the file's dataset name, escaped */
+            status = reel_fail(err, "%s: /%s/%s is not a series (a 1-D dataset)", path, groups[t],
+                               reel_escape_string(shown, sizeof shown, s->name));
         } else if (dims[0] > reel_h5_stored_elements(dataset) || dims[0] > SIZE_MAX / sizeof *s->values) {
+            char shown[REEL_QUOTE_MAX];
             status = reel_fail(err, "%s: /%s/%s claims %llu rows, but the file stores at most %llu: the file is "
-                               "damaged", path, groups[t], s->name, (unsigned long long)dims[0],
-                               (unsigned long long)reel_h5_stored_elements(dataset));
+                               "damaged", path, groups[t], reel_escape_string(shown, sizeof shown, s->name),
+                               (unsigned long long)dims[0], (unsigned long long)reel_h5_stored_elements(dataset));
         } else {
             /* not reel_malloc: a damaged file's series is reported, not taken for running out of memory */
             s->values = malloc((size_t)(dims[0] ? dims[0] : 1) * sizeof *s->values);
+            char shown[REEL_QUOTE_MAX];
             if (!s->values)
                 status = reel_fail(err, "%s: /%s/%s has %llu rows, more than there is memory for", path, groups[t],
-                                   s->name, (unsigned long long)dims[0]);
+                                   reel_escape_string(shown, sizeof shown, s->name), (unsigned long long)dims[0]);
             else if (dims[0] && H5Dread(dataset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->values) < 0)
-                status = reel_fail(err, "%s: cannot read /%s/%s: the file is damaged", path, groups[t], s->name);
+                status = reel_fail(err, "%s: cannot read /%s/%s: the file is damaged", path, groups[t],
+                                   reel_escape_string(shown, sizeof shown, s->name));
             if ((size_t)dims[0] < rows) rows = (size_t)dims[0];
             if (s->values) out->num_series[t]++;
         }

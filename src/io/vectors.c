@@ -1,6 +1,7 @@
 /* Word vectors in text formats (reel/vectors.h). Decompression is libarchive's: its raw format with every
  * filter reads a plain file as it is and a compressed one decompressed. */
 #include "reel/vectors.h"
+#include "reel/util.h"
 
 #include <archive.h>
 #include <ctype.h>
@@ -144,7 +145,9 @@ int reel_vectors_load(const char *path, const reel_vocab *vocab, size_t vocab_li
             errno = 0;
             float v = strtof(text, &end);
             if (*end || end == text || errno == ERANGE || !isfinite(v)) {
-                reel_fail(err, "%s:%zu: value %zu, '%s', is not a finite number", path, line, d + 1, text);
+                char shown[REEL_QUOTE_MAX]; /* escaped: a binary file must not print raw bytes */
+                reel_fail(err, "%s:%zu: value %zu, '%s', is not a finite number", path, line, d + 1,
+                          reel_escape_string(shown, sizeof shown, text));
                 goto done;
             }
             row[d] = v;

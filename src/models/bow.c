@@ -6,6 +6,7 @@
  * Batch norm uses the statistics of the global batch, so the model computes the same function whatever
  * the number of ranks; dropout masks are keyed by sample index for the same reason. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -265,36 +266,46 @@ static int bow_create(reel_model **out, const reel_config *cfg, size_t max_batch
 
     reel_store_init(&model->params, 1);
     reel_store_init(&model->state, 0);
-    m->embedding = reel_store_add(&model->params, "embedding/weight", 2, (size_t[]){model->vocab_size, m->E});
+    m->embedding = reel_store_add_sized(&model->params, "embedding/weight", 2, (size_t[]){model->vocab_size, m->E},
+                                        "[model] vocab_size x embed_dim");
     reel_store_mark_transfer(&model->params, m->embedding); /* the embedding alone is shared with other models */
     reel_store_set_group(&model->params, 1); /* the hidden layer and its batch norm */
     reel_store_set_group(&model->state, 1);
-    m->hidden_w = reel_store_add(&model->params, "hidden/weight", 2, (size_t[]){m->H, m->E});
+    m->hidden_w = reel_store_add_sized(&model->params, "hidden/weight", 2, (size_t[]){m->H, m->E},
+                                       "[model] hidden_dim x embed_dim");
     if (m->batch_norm) {
-        m->bn_w = reel_store_add(&model->params, "batchnorm/weight", 1, (size_t[]){m->H});
-        m->bn_b = reel_store_add(&model->params, "batchnorm/bias", 1, (size_t[]){m->H});
-        m->running_mean = reel_store_add(&model->state, "batchnorm/running_mean", 1, (size_t[]){m->H});
-        m->running_var = reel_store_add(&model->state, "batchnorm/running_var", 1, (size_t[]){m->H});
+        m->bn_w = reel_store_add_sized(&model->params, "batchnorm/weight", 1, (size_t[]){m->H}, "[model] hidden_dim");
+        m->bn_b = reel_store_add_sized(&model->params, "batchnorm/bias", 1, (size_t[]){m->H}, "[model] hidden_dim");
+        m->running_mean = reel_store_add_sized(&model->state, "batchnorm/running_mean", 1, (size_t[]){m->H},
+                                                "[model] hidden_dim");
+        m->running_var = reel_store_add_sized(&model->state, "batchnorm/running_var", 1, (size_t[]){m->H},
+                                               "[model] hidden_dim");
     } else {
-        m->hidden_b = reel_store_add(&model->params, "hidden/bias", 1, (size_t[]){m->H});
+        m->hidden_b = reel_store_add_sized(&model->params, "hidden/bias", 1, (size_t[]){m->H}, "[model] hidden_dim");
     }
     reel_store_set_group(&model->params, 2);
-    m->out_w = reel_store_add(&model->params, "output/weight", 2, (size_t[]){model->num_outputs, m->H});
+    m->out_w = reel_store_add_sized(&model->params, "output/weight", 2, (size_t[]){model->num_outputs, m->H},
+                                    "outputs x [model] hidden_dim");
     m->out_b = reel_store_add(&model->params, "output/bias", 1, (size_t[]){model->num_outputs});
     reel_store_allocate(&model->params);
     reel_store_allocate(&model->state);
 
+    /* activations: B is the batch's share of a rank (training: [train] batch_size over the ranks) */
     size_t B = model->max_batch, E = m->E, H = m->H;
-    m->mean_embedding = reel_calloc(B * E, sizeof(float));
-    m->d_mean_embedding = reel_calloc(B * E, sizeof(float));
+    const char *by_embed = "[train] batch_size (per rank) x [model] embed_dim";
+    const char *by_hidden = "[train] batch_size (per rank) x [model] hidden_dim";
+    m->mean_embedding = reel_calloc_for(reel_size_mul(B, E), sizeof(float), "the mean embeddings", by_embed);
+    m->d_mean_embedding = reel_calloc_for(reel_size_mul(B, E), sizeof(float), "their gradient", by_embed);
     float **hidden_buffers[] = {&m->hidden, &m->normed, &m->relu, &m->mask, &m->dropped, &m->d_hidden,
                                 &m->d_normed, &m->d_relu, &m->d_dropped, &m->bn_cache.xhat};
     for (size_t i = 0; i < sizeof hidden_buffers / sizeof hidden_buffers[0]; i++)
-        *hidden_buffers[i] = reel_calloc(B * H, sizeof(float));
+        *hidden_buffers[i] = reel_calloc_for(reel_size_mul(B, H), sizeof(float), "a hidden activation", by_hidden);
     m->bn_cache.inv_std = reel_calloc(H, sizeof(float));
-    m->logits = reel_calloc(B * model->num_outputs, sizeof(float));
+    m->logits = reel_calloc_for(reel_size_mul(B, model->num_outputs), sizeof(float), "the logits",
+                                "[train] batch_size (per rank) x outputs");
     m->bn_cache.scratch = reel_calloc(2 * H + 1, sizeof(double));
-    m->kept_offsets = reel_calloc(B + 1, sizeof(size_t));
+    m->kept_offsets = reel_calloc_for(B < SIZE_MAX ? B + 1 : B, sizeof(size_t), "the word-dropout offsets",
+                                      "[train] batch_size (per rank)");
     *out = model;
     return 0;
 }

@@ -153,6 +153,7 @@ static int lm_create(reel_model **out, const reel_config *cfg, size_t max_batch,
         if (count < 0) return -1;
         if (count == 0) return reel_fail(err, "[model] layer_dims is empty");
         so.num_layers = (size_t)count;
+        so.width_key = "[model] layer_dims";
     } else {
         if (o->num_layers > RNN_STACK_MAX_LAYERS)
             return reel_fail(err, "[model] num_layers = %zu: at most %d recurrent layers", o->num_layers, RNN_STACK_MAX_LAYERS);
@@ -180,12 +181,16 @@ static int lm_create(reel_model **out, const reel_config *cfg, size_t max_batch,
     model->state_width = rnn_stack_state_width(&m->stack);
     if (m->tied) {
         if (m->D != m->E)
-            m->proj = reel_store_add(&model->params, "decoder_proj/weight", 2, (size_t[]){m->E, m->D});
+            m->proj = reel_store_add_sized(&model->params, "decoder_proj/weight", 2, (size_t[]){m->E, m->D},
+                                           "[model] embed_dim x %s (the last layer)",
+                                           o->layer_dims[0] ? "layer_dims" : "hidden_dim");
         m->dec_w = m->stack.embedding;
     } else {
-        m->dec_w = reel_store_add(&model->params, "decoder/weight", 2, (size_t[]){m->V, m->D});
+        m->dec_w = reel_store_add_sized(&model->params, "decoder/weight", 2, (size_t[]){m->V, m->D},
+                                        "[model] vocab_size x %s (the last layer)",
+                                        o->layer_dims[0] ? "layer_dims" : "hidden_dim");
     }
-    m->dec_b = reel_store_add(&model->params, "decoder/bias", 1, (size_t[]){m->V});
+    m->dec_b = reel_store_add_sized(&model->params, "decoder/bias", 1, (size_t[]){m->V}, "[model] vocab_size");
     reel_store_allocate(&model->params);
     reel_store_allocate(&model->state);
     *out = model;

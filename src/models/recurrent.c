@@ -270,8 +270,11 @@ static int rec_create(reel_model **out, const reel_config *cfg, size_t max_batch
     rnn_stack_create(&m->stack, &so, &model->params, &model->state);
     size_t features = m->D;
     if (m->head_hidden) {
-        m->head_w = reel_store_add(&model->params, "head_hidden/weight", 2, (size_t[]){m->head_hidden, m->D});
-        m->head_b = reel_store_add(&model->params, "head_hidden/bias", 1, (size_t[]){m->head_hidden});
+        m->head_w = reel_store_add_sized(&model->params, "head_hidden/weight", 2, (size_t[]){m->head_hidden, m->D},
+                                         "[model] head_hidden x %s[model] hidden_dim",
+                                         o->bidirectional ? "2 directions x " : "");
+        m->head_b = reel_store_add_sized(&model->params, "head_hidden/bias", 1, (size_t[]){m->head_hidden},
+                                         "[model] head_hidden");
         features = m->head_hidden;
     }
     m->out_w = reel_store_add(&model->params, "output/weight", 2, (size_t[]){model->num_outputs, features});

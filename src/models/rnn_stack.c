@@ -30,7 +30,11 @@ void rnn_stack_create(rnn_stack *s, const rnn_stack_options *o, reel_store *para
     size_t G = reel_cell_gates(o->cell), first_param = params->num_tensors, first_state = state->num_tensors;
     reel_store_set_group(params, 0);
     reel_store_set_group(state, 0);
-    s->embedding = reel_store_add(params, "embedding/weight", 2, (size_t[]){o->vocab, o->E});
+    s->embedding = reel_store_add_sized(params, "embedding/weight", 2, (size_t[]){o->vocab, o->E},
+                                        "[model] vocab_size x embed_dim");
+    /* the keys each shape comes from, for the message when the memory does not suffice: W the layer's
+     * units, width its output (both directions), input what it reads */
+    char W[64], width[96], input[96] = "[model] embed_dim";
     for (size_t l = 0; l < o->num_layers; l++) {
         rnn_layer *ls = &s->layers[l];
         reel_store_set_group(params, l + 1);
@@ -39,33 +43,41 @@ void rnn_stack_create(rnn_stack *s, const rnn_stack_options *o, reel_store *para
         ls->D = o->dirs * ls->H;
         ls->C = l == 0 ? o->E : s->layers[l - 1].D;
         size_t GH = G * ls->H;
+        if (l > 0) snprintf(input, sizeof input, "%s", width);
+        if (o->width_key) snprintf(W, sizeof W, "%s item %zu", o->width_key, l + 1);
+        else snprintf(W, sizeof W, "[model] hidden_dim");
+        snprintf(width, sizeof width, o->dirs == 2 ? "2 directions x %s" : "%s", W);
         for (size_t d = 0; d < o->dirs; d++) {
             char name[REEL_TENSOR_NAME_MAX];
             const char *dir = d ? "bwd" : "fwd";
             snprintf(name, sizeof name, "%s_l%zu_%s/w_ih", cell_prefix(o->cell), l, dir);
-            ls->w_ih[d] = reel_store_add(params, name, 2, (size_t[]){GH, ls->C});
+            ls->w_ih[d] = reel_store_add_sized(params, name, 2, (size_t[]){GH, ls->C}, "(%zu gates x %s) x %s", G, W, input);
             snprintf(name, sizeof name, "%s_l%zu_%s/w_hh", cell_prefix(o->cell), l, dir);
-            ls->w_hh[d] = reel_store_add(params, name, 2, (size_t[]){GH, ls->H});
+            ls->w_hh[d] = reel_store_add_sized(params, name, 2, (size_t[]){GH, ls->H}, "(%zu gates x %s) x %s", G, W, W);
             snprintf(name, sizeof name, "%s_l%zu_%s/b_ih", cell_prefix(o->cell), l, dir);
-            ls->b_ih[d] = reel_store_add(params, name, 1, (size_t[]){GH});
+            ls->b_ih[d] = reel_store_add_sized(params, name, 1, (size_t[]){GH}, "%zu gates x %s", G, W);
             snprintf(name, sizeof name, "%s_l%zu_%s/b_hh", cell_prefix(o->cell), l, dir);
-            ls->b_hh[d] = reel_store_add(params, name, 1, (size_t[]){GH});
+            ls->b_hh[d] = reel_store_add_sized(params, name, 1, (size_t[]){GH}, "%zu gates x %s", G, W);
             if (o->weight_dropout > 0.0f) {
-                ls->w_hh_dropped[d] = reel_calloc(GH * ls->H, sizeof(float));
-                ls->w_hh_mask[d] = reel_calloc(GH * ls->H, sizeof(float));
-                ls->dw_hh_dropped[d] = reel_calloc(GH * ls->H, sizeof(float));
+                /* DropConnect's copies of w_hh: as large as it */
+                char by[160];
+                snprintf(by, sizeof by, "(%zu gates x %s) x %s", G, W, W);
+                size_t count = reel_size_mul(GH, ls->H);
+                ls->w_hh_dropped[d] = reel_calloc_for(count, sizeof(float), "a copy of w_hh for weight_dropout", by);
+                ls->w_hh_mask[d] = reel_calloc_for(count, sizeof(float), "weight_dropout's mask", by);
+                ls->dw_hh_dropped[d] = reel_calloc_for(count, sizeof(float), "its gradient", by);
             }
         }
         if (o->batch_norm) {
             char name[REEL_TENSOR_NAME_MAX];
             snprintf(name, sizeof name, "batchnorm_l%zu/weight", l);
-            ls->bn_w = reel_store_add(params, name, 1, (size_t[]){ls->D});
+            ls->bn_w = reel_store_add_sized(params, name, 1, (size_t[]){ls->D}, "%s", width);
             snprintf(name, sizeof name, "batchnorm_l%zu/bias", l);
-            ls->bn_b = reel_store_add(params, name, 1, (size_t[]){ls->D});
+            ls->bn_b = reel_store_add_sized(params, name, 1, (size_t[]){ls->D}, "%s", width);
             snprintf(name, sizeof name, "batchnorm_l%zu/running_mean", l);
-            ls->bn_mean = reel_store_add(state, name, 1, (size_t[]){ls->D});
+            ls->bn_mean = reel_store_add_sized(state, name, 1, (size_t[]){ls->D}, "%s", width);
             snprintf(name, sizeof name, "batchnorm_l%zu/running_var", l);
-            ls->bn_var = reel_store_add(state, name, 1, (size_t[]){ls->D});
+            ls->bn_var = reel_store_add_sized(state, name, 1, (size_t[]){ls->D}, "%s", width);
         }
     }
     s->D = s->layers[o->num_layers - 1].D;
@@ -134,20 +146,29 @@ static void reserve(rnn_stack *s, size_t T, size_t B) {
     s->cap_B = B > s->cap_B ? B : s->cap_B;
     B = s->cap_B;
     size_t rows = s->cap_rows, E = s->o.E, widest = E, widest_H = 0;
+    /* rows: time steps x sequences of a batch; the keys behind the sizes, for the message when the
+     * memory does not suffice */
+    const char *W = s->o.width_key ? s->o.width_key : "[model] hidden_dim";
+    char by_width[160], by_embed[160];
+    snprintf(by_width, sizeof by_width, "[data] seq_len or max_tokens x [train] batch_size (per rank) x %s", W);
+    snprintf(by_embed, sizeof by_embed, "[data] seq_len or max_tokens x [train] batch_size (per rank) x [model] embed_dim");
     for (size_t l = 0; l < s->o.num_layers; l++) {
         rnn_layer *ls = &s->layers[l];
         size_t H = ls->H, D = ls->D;
         if (D > widest) widest = D;
         if (H > widest_H) widest_H = H;
         for (size_t d = 0; d < s->o.dirs; d++) {
+            reel_require_for(reel_size_mul(reel_size_mul(rows, reel_cell_gates(s->o.cell)), H), sizeof(float),
+                             "a layer's gate cache (gates x rows)", by_width);
             reel_recurrent_cache_alloc(&ls->cache[d], s->o.cell, rows, B, H);
-            ls->dir_out[d] = reel_calloc(rows * H, sizeof(float));
+            ls->dir_out[d] = reel_calloc_for(reel_size_mul(rows, H), sizeof(float), "a layer's outputs", by_width);
         }
-        ls->cat = s->o.dirs == 2 ? reel_calloc(rows * D, sizeof(float)) : NULL;
-        ls->normed = reel_calloc(rows * D, sizeof(float));
-        ls->dropped = reel_calloc(rows * D, sizeof(float));
+        ls->cat = s->o.dirs == 2 ? reel_calloc_for(reel_size_mul(rows, D), sizeof(float), "a layer's joined directions",
+                                                   by_width) : NULL;
+        ls->normed = reel_calloc_for(reel_size_mul(rows, D), sizeof(float), "a layer's normalised outputs", by_width);
+        ls->dropped = reel_calloc_for(reel_size_mul(rows, D), sizeof(float), "a layer's outputs after dropout", by_width);
         ls->mask = reel_calloc(B * D, sizeof(float));
-        ls->bn.xhat = reel_calloc(rows * D, sizeof(float));
+        ls->bn.xhat = reel_calloc_for(reel_size_mul(rows, D), sizeof(float), "batch norm's cache", by_width);
         ls->bn.inv_std = reel_calloc(D, sizeof(float));
         ls->bn.scratch = reel_calloc(2 * D + 1, sizeof(double));
         ls->h0 = reel_calloc(B * H, sizeof(float));
@@ -156,17 +177,18 @@ static void reserve(rnn_stack *s, size_t T, size_t B) {
     s->lengths = reel_calloc(B, sizeof(size_t));
     s->row_mask = reel_calloc(rows, 1);
     reel_embedding_rows_reserve(&s->rows, rows);
-    s->embedded = reel_calloc(rows * E, sizeof(float));
+    s->embedded = reel_calloc_for(reel_size_mul(rows, E), sizeof(float), "the embedded inputs", by_embed);
     /* as large as the gates in the worst case (every position distinct); calloc leaves pages that are
      * never touched unmapped, so a batch with U distinct rows costs U rows of memory */
-    s->projected = reel_calloc(rows * reel_cell_gates(s->o.cell) * s->layers[0].H, sizeof(float));
+    s->projected = reel_calloc_for(reel_size_mul(reel_size_mul(rows, reel_cell_gates(s->o.cell)), s->layers[0].H),
+                                   sizeof(float), "the first layer's input projections (gates x rows)", by_width);
     s->embed_mask = reel_calloc(B * E, sizeof(float));
     s->row_scale = reel_calloc(rows, sizeof(float));
     /* used by adversarial training only; untouched pages of calloc cost nothing */
-    s->delta_steps = reel_calloc(rows * E, sizeof(float));
-    s->d_input_steps = reel_calloc(rows * E, sizeof(float));
-    s->grad_a = reel_calloc(rows * widest, sizeof(float));
-    s->grad_b = reel_calloc(rows * widest, sizeof(float));
+    s->delta_steps = reel_calloc_for(reel_size_mul(rows, E), sizeof(float), "the adversarial perturbations", by_embed);
+    s->d_input_steps = reel_calloc_for(reel_size_mul(rows, E), sizeof(float), "their gradients", by_embed);
+    s->grad_a = reel_calloc_for(reel_size_mul(rows, widest), sizeof(float), "a gradient buffer", by_width);
+    s->grad_b = reel_calloc_for(reel_size_mul(rows, widest), sizeof(float), "a gradient buffer", by_width);
     for (size_t d = 0; d < 2; d++) s->d_dir[d] = reel_calloc(rows * widest_H, sizeof(float));
 }
 

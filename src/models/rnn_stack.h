@@ -42,6 +42,7 @@ typedef struct rnn_stack_options {
     size_t vocab, E;
     size_t num_layers;
     size_t H[RNN_STACK_MAX_LAYERS]; /* units of each layer, per direction */
+    const char *width_key;          /* the key H comes from, for messages ("[model] hidden_dim"; NULL: that) */
     size_t dirs;                    /* 1, or 2 for bidirectional layers */
     int batch_norm;
     float input_dropout, word_dropout, rnn_dropout, weight_dropout;

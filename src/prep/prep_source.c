@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "prep_internal.h"
+#include "reel/util.h"
 
 static char *dup_string(const char *s) {
     size_t n = strlen(s) + 1;
@@ -368,17 +369,18 @@ static int label_index(lines_source *ls, line_file *f, const char *label, size_t
             *out = (int32_t)i;
             return 0;
         }
-    int shown = (int)(len > 80 ? 80 : len);
+    char shown[REEL_QUOTE_MAX]; /* the label as messages quote it: escaped, at most 80 bytes of it */
+    reel_escape_bytes(shown, sizeof shown, label, len > 80 ? 80 : len);
     if (len == 0)
         return reel_fail(err, "%s: line %" PRIu64 ": empty label, expected a class name", f->path, f->line_no);
     if (f->split != PREP_IN_TRAIN)
-        return reel_fail(err, "%s: line %" PRIu64 ": label '%.*s' does not occur in the training file %s", f->path,
-                         f->line_no, shown, label, ls->files[0].path);
+        return reel_fail(err, "%s: line %" PRIu64 ": label '%s' does not occur in the training file %s", f->path,
+                         f->line_no, shown, ls->files[0].path);
     if (s->num_labels >= MAX_CLASSES)
         return reel_fail(err,
-                         "%s: line %" PRIu64 ": label '%.*s' would be class number %d; more than %d distinct labels "
+                         "%s: line %" PRIu64 ": label '%s' would be class number %d; more than %d distinct labels "
                          "suggests the wrong --label-column",
-                         f->path, f->line_no, shown, label, MAX_CLASSES + 1, MAX_CLASSES);
+                         f->path, f->line_no, shown, MAX_CLASSES + 1, MAX_CLASSES);
     s->label_names = reel_realloc(s->label_names, (s->num_labels + 1) * sizeof *s->label_names);
     char *name = reel_malloc(len + 1);
     memcpy(name, label, len);
@@ -465,14 +467,15 @@ static int read_tsv_header(lines_source *ls, line_file *f, const char *text_colu
     if (n < 0) return reel_fail(err, "%s: line 1: the file is empty, expected a header row", f->path);
     f->num_fields = count_fields(ls->line, (size_t)n);
     f->text_field = find_column(ls, (size_t)n, text_column);
+    char header[REEL_QUOTE_MAX]; /* the header as messages quote it: escaped, cut short when long */
     if (f->text_field < 0)
         return reel_fail(err, "%s: line 1: no column named '%s' in the header '%s' (set --text-column)", f->path,
-                         text_column, ls->line);
+                         text_column, reel_escape_bytes(header, sizeof header, ls->line, (size_t)n));
     if (label_column) {
         f->label_field = find_column(ls, (size_t)n, label_column);
         if (f->label_field < 0)
             return reel_fail(err, "%s: line 1: no column named '%s' in the header '%s' (set --label-column)", f->path,
-                             label_column, ls->line);
+                             label_column, reel_escape_bytes(header, sizeof header, ls->line, (size_t)n));
     }
     return 0;
 }

@@ -66,7 +66,9 @@ reel_exchange *reel_exchange_create(const reel_store *params, const reel_comm *c
     ex->row_displs = reel_calloc(p, sizeof *ex->row_displs);
     if (ex->embedding != SIZE_MAX) {
         ex->ids = reel_malloc(ex->rows * sizeof *ex->ids);
-        ex->packed = reel_malloc(ex->rows * ex->width * sizeof *ex->packed);
+        /* as large as the embedding: an error names the keys that make it so */
+        ex->packed = reel_calloc_for(reel_size_mul(ex->rows, ex->width), sizeof *ex->packed,
+                                     "the packed rows of the embedding exchange", params->tensors[ex->embedding].sized_by);
     }
     return ex;
 }

@@ -1,6 +1,7 @@
 #include "reel/optim.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,7 +35,13 @@ void reel_optimizer_init(reel_optimizer *opt, const reel_config *cfg, const reel
     } else {
         REEL_FATAL("use adam, sgd or rmsprop", "[optimizer] type = '%s' is not an optimizer", opt->type);
     }
-    for (size_t s = 0; s < opt->num_slots; s++) opt->slots[s] = reel_calloc(opt->num_floats, sizeof(float));
+    /* the state is as large as the parameters once per slot: checked with them (and their gradients), so a
+     * model that only just fits without the optimizer is refused here, naming its largest tensors */
+    char what[128];
+    snprintf(what, sizeof what, "the parameters, their gradients and %s's %zu state buffer%s", opt->type,
+             opt->num_slots, opt->num_slots == 1 ? "" : "s");
+    reel_store_require(params, 2 + opt->num_slots, what);
+    for (size_t s = 0; s < opt->num_slots; s++) opt->slots[s] = reel_store_calloc_like(params, 2 + opt->num_slots, what);
     opt->num_tensors = params->num_tensors;
     opt->tensors = params->tensors;
     opt->lr_scale = reel_malloc(opt->num_tensors * sizeof *opt->lr_scale);

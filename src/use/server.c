@@ -21,6 +21,14 @@ extern const char reel_server_page[]; /* src/use/server_page.c */
 
 enum { MAX_SAMPLES = 8, MAX_CONTEXT = 4096 };
 
+/* Header fields larger than MAX_HEADER_BYTES in all are refused with a JSON 431. libmicrohttpd keeps a
+ * request's header in the connection's memory pool and, when the header outgrows the pool, answers 431
+ * itself with a fixed HTML body that no callback can change (0.9.75). So the pool is made much larger than
+ * the limit: a header up to about CONNECTION_POOL_BYTES reaches the handler, which answers in JSON like
+ * every other error; only beyond that does the library's own 431 remain. The pool is mapped lazily, so a
+ * connection only costs the pages its request fills. */
+enum { MAX_HEADER_BYTES = 64 * 1024, CONNECTION_POOL_BYTES = 1024 * 1024 };
+
 struct reel_server {
     struct MHD_Daemon *daemon;
     reel_trained *trained;
@@ -104,8 +112,20 @@ static enum MHD_Result health(reel_server *s, struct MHD_Connection *connection,
     return send_json(connection, r, MHD_HTTP_OK, json, NULL);
 }
 
+/* JSON text is UTF-8 (RFC 8259): a body that is not would reach the model as bytes no tokenizer expects,
+ * so it is refused with the offset of the first bad sequence. Returns 1 when it sent the 400. */
+static int refuse_invalid_utf8(struct MHD_Connection *connection, request *r, enum MHD_Result *result) {
+    const char *why = "";
+    size_t at = reel_utf8_invalid_at(r->body.data, r->body.length, &why);
+    if (at == r->body.length) return 0;
+    *result = send_error(connection, r, MHD_HTTP_BAD_REQUEST, NULL,
+                         "the body is not valid UTF-8: %s at byte offset %zu (JSON must be UTF-8)", why, at);
+    return 1;
+}
+
 /* Parses the body as a JSON object; on failure sends the 400 and returns NULL. */
 static cJSON *parse_object(struct MHD_Connection *connection, request *r, enum MHD_Result *result) {
+    if (refuse_invalid_utf8(connection, r, result)) return NULL;
     const char *end = NULL;
     cJSON *json = r->body.length ? cJSON_ParseWithLengthOpts(r->body.data, r->body.length, &end, 0) : NULL;
     if (!json) {
@@ -335,6 +355,13 @@ static enum MHD_Result route(reel_server *s, struct MHD_Connection *connection, 
                       s->is_lm ? " and /v1/generate" : "");
 }
 
+static enum MHD_Result add_header_bytes(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    size_t *total = cls;
+    *total += strlen(key) + 2 + (value ? strlen(value) : 0) + 2; /* "key: value\r\n" */
+    return MHD_YES;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, const char *url, const char *method,
                               const char *version, const char *upload_data, size_t *upload_size, void **state) {
     reel_server *s = cls;
@@ -346,6 +373,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
         snprintf(r->method, sizeof r->method, "%s", method);
         snprintf(r->path, sizeof r->path, "%s", url);
         *state = r;
+        size_t header_bytes = 0;
+        MHD_get_connection_values(connection, MHD_HEADER_KIND, add_header_bytes, &header_bytes);
+        if (header_bytes > MAX_HEADER_BYTES) {
+            return send_error(connection, r, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, NULL,
+                              "the request's header fields take %zu bytes: at most %d", header_bytes,
+                              (int)MAX_HEADER_BYTES);
+        }
         const char *declared = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (declared && strtoull(declared, NULL, 10) > s->options.max_body) {
             r->too_large = 1;
@@ -430,7 +464,8 @@ int reel_server_start(reel_server **out, reel_trained *trained, const reel_serve
     s->daemon = MHD_start_daemon(flags, options->port, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, address,
                                  MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(options->threads ? options->threads : 1),
                                  MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 (unsigned)30, MHD_OPTION_END);
+                                 (unsigned)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_POOL_BYTES,
+                                 MHD_OPTION_END);
     if (!s->daemon) {
         reel_server_stop(s);
         return reel_fail(err, "cannot listen on %s port %u (in use, or not an address of this host)", options->host,

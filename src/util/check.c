@@ -2,8 +2,11 @@
 
 #include <mpi.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 int reel_fail(reel_error *err, const char *fmt, ...) {
@@ -105,6 +108,64 @@ void *reel_calloc_at(size_t count, size_t size, const char *file, int line) {
 void *reel_realloc_at(void *old, size_t bytes, const char *file, int line) {
     void *ptr = realloc(old, bytes ? bytes : 1);
     if (!ptr) reel_fatal_at(file, line, "reduce the batch size or the model size", "out of memory reallocating %zu bytes", bytes);
+    return ptr;
+}
+
+size_t reel_size_mul(size_t a, size_t b) { return b && a > SIZE_MAX / b ? SIZE_MAX : a * b; }
+
+size_t reel_memory_limit(char *describe, size_t size) {
+    /* Linux's default overcommit refuses one allocation larger than memory and swap together; memory a
+     * model touches (its parameters, every step) must exist anyway */
+    size_t limit = SIZE_MAX;
+    const char *kind = "memory and swap";
+    struct sysinfo info;
+    if (sysinfo(&info) == 0) {
+        unsigned long long bytes = ((unsigned long long)info.totalram + info.totalswap) * info.mem_unit;
+        if (bytes < SIZE_MAX) limit = (size_t)bytes;
+    }
+    static const struct { int resource; const char *kind; } limits[] = {
+        {RLIMIT_AS, "the address-space limit (ulimit -v)"}, {RLIMIT_DATA, "the data-segment limit (ulimit -d)"}};
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        struct rlimit r;
+        if (getrlimit(limits[i].resource, &r) == 0 && r.rlim_cur != RLIM_INFINITY && r.rlim_cur < limit) {
+            limit = (size_t)r.rlim_cur;
+            kind = limits[i].kind;
+        }
+    }
+    if (describe && size) {
+        if (limit == SIZE_MAX) snprintf(describe, size, "no known limit");
+        else if (!strcmp(kind, "memory and swap"))
+            snprintf(describe, size, "%.1f GiB of memory and swap", limit / 1073741824.0);
+        else
+            snprintf(describe, size, "%s of %.1f GiB", kind, limit / 1073741824.0);
+    }
+    return limit;
+}
+
+static REEL_NORETURN void report_buffer(size_t count, size_t size, const char *what, const char *sized_by,
+                                       const char *outcome, const char *limit_text, const char *file, int line) {
+    char hint[256];
+    snprintf(hint, sizeof hint, "make %s smaller", sized_by);
+    reel_fatal_at(file, line, hint, "out of memory: %s, sized by %s, needs %zu x %zu bytes (%.1f GiB): %s (%s)", what,
+                  sized_by, count, size, (double)count * (double)size / 1073741824.0, outcome, limit_text);
+}
+
+void reel_require_for_at(size_t count, size_t size, const char *what, const char *sized_by, const char *file,
+                         int line) {
+    char limit_text[128];
+    if (reel_size_mul(count, size) > reel_memory_limit(limit_text, sizeof limit_text))
+        report_buffer(count, size, what, sized_by, "more than this machine can allocate", limit_text, file, line);
+}
+
+void *reel_calloc_for_at(size_t count, size_t size, const char *what, const char *sized_by, const char *file,
+                         int line) {
+    reel_require_for_at(count, size, what, sized_by, file, line);
+    void *ptr = calloc(count ? count : 1, size ? size : 1);
+    if (!ptr) {
+        char limit_text[128];
+        reel_memory_limit(limit_text, sizeof limit_text);
+        report_buffer(count, size, what, sized_by, "the allocation failed", limit_text, file, line);
+    }
     return ptr;
 }
 

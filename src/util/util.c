@@ -179,3 +179,97 @@ void reel_format_duration(char *out, size_t size, double seconds) {
     unsigned long s = (unsigned long)(seconds + 0.5);
     snprintf(out, size, "%lu:%02lu:%02lu", s / 3600, s / 60 % 60, s % 60);
 }
+
+size_t reel_utf8_invalid_at(const void *bytes, size_t length, const char **why) {
+    const unsigned char *s = bytes;
+    const char *fault = NULL;
+    size_t i = 0;
+    while (i < length) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t need;
+        uint32_t code, min;
+        if (c >= 0xc2 && c <= 0xdf) need = 1, code = c & 0x1fu, min = 0x80;
+        else if (c >= 0xe0 && c <= 0xef) need = 2, code = c & 0x0fu, min = 0x800;
+        else if (c >= 0xf0 && c <= 0xf4) need = 3, code = c & 0x07u, min = 0x10000;
+        else {
+            /* 0x80-0xbf only continue a sequence; 0xc0, 0xc1 can only start overlong forms; 0xf5-0xff
+             * would encode beyond U+10FFFF or are not UTF-8 at all */
+            fault = c < 0xc0 ? "a continuation byte without a lead byte"
+                    : c < 0xc2 ? "an overlong encoding"
+                               : "a byte that never occurs in UTF-8";
+            break;
+        }
+        size_t k = 1;
+        for (; k <= need; k++) {
+            if (i + k >= length) {
+                fault = "a sequence cut short by the end";
+                break;
+            }
+            if ((s[i + k] & 0xc0u) != 0x80) {
+                fault = "a sequence cut short";
+                break;
+            }
+            code = (code << 6) | (s[i + k] & 0x3fu);
+        }
+        if (fault) break;
+        if (code < min) fault = "an overlong encoding";
+        else if (code >= 0xd800 && code <= 0xdfff) fault = "a UTF-16 surrogate";
+        else if (code > 0x10ffff) fault = "a code point above U+10FFFF";
+        if (fault) break;
+        i += need + 1;
+    }
+    if (why) *why = fault ? fault : "";
+    return fault ? i : length;
+}
+
+/* The quoted form of the character or byte at s[i]: its text in piece, its length returned, the bytes it
+ * stands for in *take. */
+static size_t escape_piece(const unsigned char *s, size_t i, size_t length, char piece[5], size_t *take) {
+    unsigned char c = s[i];
+    *take = 1;
+    /* a well-formed UTF-8 character from U+00A0 up (not a C1 control) is text, quoted as it is */
+    size_t seq = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+    if (seq && i + seq <= length && reel_utf8_invalid_at(s + i, seq, NULL) == seq && !(c == 0xc2 && s[i + 1] < 0xa0)) {
+        memcpy(piece, s + i, seq);
+        piece[seq] = '\0';
+        *take = seq;
+        return seq;
+    }
+    if (c == '\\') memcpy(piece, "\\\\", 3);
+    else if (c == '\n') memcpy(piece, "\\n", 3);
+    else if (c == '\r') memcpy(piece, "\\r", 3);
+    else if (c == '\t') memcpy(piece, "\\t", 3);
+    else if (c >= 0x20 && c < 0x7f) piece[0] = (char)c, piece[1] = '\0';
+    else snprintf(piece, 5, "\\x%02x", c);
+    return strlen(piece);
+}
+
+char *reel_escape_bytes(char *out, size_t size, const void *bytes, size_t length) {
+    const unsigned char *s = bytes;
+    char piece[5];
+    size_t used = 0, take, whole = 0;
+    if (size == 0) return out;
+    for (size_t i = 0; i < length && whole < size; i += take) whole += escape_piece(s, i, length, piece, &take);
+    /* cut short: every piece written leaves room for the "..." that ends the text */
+    size_t reserve = whole + 1 <= size ? 0 : 3;
+    for (size_t i = 0; i < length; i += take) {
+        size_t n = escape_piece(s, i, length, piece, &take);
+        if (used + n + reserve + 1 > size) break;
+        memcpy(out + used, piece, n);
+        used += n;
+    }
+    if (reserve && used + 4 <= size) {
+        memcpy(out + used, "...", 3);
+        used += 3;
+    }
+    out[used] = '\0';
+    return out;
+}
+
+char *reel_escape_string(char *out, size_t size, const char *text) {
+    return reel_escape_bytes(out, size, text, strlen(text));
+}
