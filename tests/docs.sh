@@ -7,7 +7,9 @@
 #   - every `bench/X.sh --option` / `scripts/X --option`: the script mentions the option;
 #   - every path under configs/, jobs/, scripts/, bench/, tests/, include/, src/ and docs/ exists (a glob
 #     must match something);
-#   - every relative markdown link resolves to a file, and an #anchor to a heading of that file.
+#   - every relative markdown link resolves to a file, and an #anchor to a heading of that file;
+#   - the table of labels in docs/development.md (| label | tests | what |) lists exactly the tests that
+#     ctest has under each label, and every label ctest knows.
 # Docs rot silently: a renamed option or key, a moved script or a retitled section would otherwise only
 # show when a reader tries it. Everything comes from --help output, so the test takes seconds.
 source "$(dirname "$0")/lib.sh"
@@ -29,16 +31,24 @@ wait
 [ "$config_status" -eq 0 ] || fail "reel train --help-config failed (status $config_status)"
 for c in $commands; do [ -s "$WORK/help/$c.txt" ] || fail "reel $c --help printed nothing"; done
 
+# The registered tests and their labels, from the build directory that holds this reel (build/ or
+# build/asan): ctest reads its CTestTestfile.cmake without running anything.
+BUILD_DIR=$(dirname "$REEL_BIN")
+command -v ctest >/dev/null || fail "ctest is missing (scripts/install-deps installs cmake)"
+(cd "$BUILD_DIR" && ctest --show-only=json-v1) >"$WORK/ctest.json" 2>"$WORK/ctest.err" ||
+  fail "ctest --show-only=json-v1 failed in $BUILD_DIR: $(cat "$WORK/ctest.err")"
+export CTEST_JSON="$WORK/ctest.json"
+
 docs=("$SRC/README.md")
 for f in "$SRC"/docs/*.md; do [ -f "$f" ] && docs+=("$f"); done
 [ "${#docs[@]}" -ge 2 ] || fail "no docs/*.md pages next to README.md"
 
 python3 - "$SRC" "$WORK/help" "$WORK/help_config.txt" "${docs[@]}" >"$WORK/report.txt" 2>&1 <<'EOF' || true
-import glob, os, re, sys
+import glob, json, os, re, sys
 
 src, help_dir, config_help = sys.argv[1], sys.argv[2], sys.argv[3]
 pages = sys.argv[4:]
-problems, counts = [], {"options": 0, "keys": 0, "paths": 0, "links": 0, "script_options": 0}
+problems, counts = [], {"options": 0, "keys": 0, "paths": 0, "links": 0, "script_options": 0, "tests": 0}
 
 helps = {os.path.splitext(n)[0]: open(os.path.join(help_dir, n)).read() for n in os.listdir(help_dir)}
 keys = set()
@@ -168,6 +178,40 @@ for page in pages:
                 elif not os.path.exists(os.path.join(src, p.rstrip("/"))):
                     problems.append("%s: %s does not exist" % (loc, p))
 
+# The label table of docs/development.md against ctest: each row's tests are exactly ctest's tests of that
+# label, and no label is left out.
+registered = {}
+try:
+    for t in json.load(open(os.environ["CTEST_JSON"]))["tests"]:
+        labels = [p["value"] for p in t.get("properties", []) if p["name"] == "LABELS"]
+        for label in (labels[0] if labels else ["(no label)"]):
+            registered.setdefault(label, set()).add(t["name"])
+except (OSError, ValueError, KeyError) as e:
+    problems.append("cannot read ctest's list of tests (%s): %s" % (os.environ.get("CTEST_JSON"), e))
+dev = os.path.join(src, "docs", "development.md")
+documented, in_table = {}, False
+for n, line in enumerate(open(dev), 1):
+    if re.match(r"\|\s*label\s*\|\s*tests\s*\|", line): in_table = True; continue
+    if in_table and not line.startswith("|"): break
+    cells = line.split("|")
+    if not in_table or len(cells) < 4 or set(cells[1].strip()) <= set("-"): continue
+    label = cells[1].strip().strip("`")
+    names = set(re.findall(r"`([^`]+)`", cells[2]))
+    documented[label] = (n, names)
+    counts["tests"] += len(names)
+if registered and not documented:
+    problems.append("docs/development.md: no table with the header | label | tests | what |")
+for label, (n, names) in sorted(documented.items()):
+    have = registered.get(label, set())
+    loc = where(dev, n)
+    if not have: problems.append("%s: ctest has no test labelled %s" % (loc, label)); continue
+    for t in sorted(names - have): problems.append("%s: %s is not a test labelled %s in ctest" % (loc, t, label))
+    for t in sorted(have - names): problems.append("%s: ctest's test %s (label %s) is not listed" % (loc, t, label))
+if documented:
+    for label in sorted(set(registered) - set(documented)):
+        problems.append("docs/development.md: the label table has no row for %s (tests: %s)"
+                        % (label, " ".join(sorted(registered[label]))))
+
 for p in problems: print("PROBLEM " + p)
 print("CHECKED " + " ".join("%s=%d" % kv for kv in counts.items()))
 EOF
@@ -178,7 +222,7 @@ if grep -q '^PROBLEM ' "$WORK/report.txt"; then
 fi
 # A checker that finds nothing to check would pass any docs: each kind must have been exercised.
 checked=$(grep '^CHECKED ' "$WORK/report.txt" | sed 's/^CHECKED //')
-for kind in options keys paths links; do
+for kind in options keys paths links tests; do
   n=$(echo "$checked" | tr ' ' '\n' | sed -n "s/^$kind=//p")
   if [ "${n:-0}" -gt 0 ]; then pass "$n $kind named in the docs checked"; else fail "no $kind found in the docs: the extraction is broken"; fi
 done
