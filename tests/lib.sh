@@ -50,6 +50,24 @@ require_h5py() {
   fi
 }
 
+# ini_get FILE KEY: the value of "KEY = value" in an INI file reel wrote (prep.ini, config.ini).
+ini_get() { awk -F' = ' -v key="$2" '$1 == key { print $2 }' "$1"; }
+
+# check_eval_report OUT SPLIT DOCS: the classifier report of `reel eval` saved in OUT names the split's
+# token file, its confusion counts cover the split's DOCS documents, and the accuracy it prints is the
+# counts' (to the printed two decimals). Sets EVAL_ACC to the printed accuracy ("88.42%").
+check_eval_report() {
+  local out=$1 split=$2 docs=$3 tp fp tn fn
+  grep -q "^checkpoint .*, split $split (.*/$split.tok)\$" "$out" && pass "eval names the $split split" \
+    || fail "eval does not name the $split split: $(head -1 "$out")"
+  read -r tp fp tn fn < <(awk '$1 ~ /^(tp|fp|tn|fn)$/ { v[$1] = $2 } END { print v["tp"], v["fp"], v["tn"], v["fn"] }' "$out")
+  EVAL_ACC=$(grep -o '^accuracy *[0-9.]*%' "$out" | grep -o '[0-9.]*%' || true)
+  [ $((tp + fp + tn + fn)) -eq "$docs" ] && grep -q "($docs reviews)\$" "$out" \
+    && pass "eval counts the $docs documents of the $split split" || fail "eval's counts $tp+$fp+$tn+$fn, the $split split has $docs"
+  [ "$(awk -v a=$((tp + tn)) -v n="$docs" 'BEGIN { printf "%.2f%%", 100 * a / n }')" = "$EVAL_ACC" ] \
+    && pass "the accuracy ($EVAL_ACC) is that of the counts" || fail "accuracy $EVAL_ACC from counts $tp $fp $tn $fn"
+}
+
 # Real-data tests call this first: it exits 77 (CTest: skipped) with a clear message when the archive
 # is absent.
 require_imdb() {

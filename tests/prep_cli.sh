@@ -2,7 +2,6 @@
 # tarball/directory identity, determinism, and every input error with its message.
 source "$(dirname "$0")/lib.sh"
 
-ini_get() { awk -F' = ' -v key="$2" '$1 == key { print $2 }' "$1"; }
 u64_at() { od -An -t u8 -j "$2" -N 8 "$1" | tr -d ' '; }
 u32_at() { od -An -t u4 -j "$2" -N 4 "$1" | tr -d ' '; }
 

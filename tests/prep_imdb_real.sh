@@ -3,7 +3,6 @@
 source "$(dirname "$0")/lib.sh"
 require_imdb
 
-ini_get() { awk -F' = ' -v key="$2" '$1 == key { print $2 }' "$1"; }
 u64_at() { od -An -t u8 -j "$2" -N 8 "$1" | tr -d ' '; }
 u32_at() { od -An -t u4 -j "$2" -N 4 "$1" | tr -d ' '; }
 
@@ -47,14 +46,8 @@ final=$(grep -o 'final test accuracy: [0-9.]*%' "$WORK/out.txt" | grep -o '[0-9.
 expect_ok "eval of the checkpoint on the test split" reel eval "$WORK/run/ckpt_best.h5" --split test
 cat "$WORK/out.txt"
 test_docs=$(ini_get imdb/prep.ini test_docs)
-grep -q "^checkpoint .*ckpt_best.h5 .*, split test (.*/imdb/test.tok)$" "$WORK/out.txt" && pass "eval names the test split" \
-  || fail "eval does not name the test split: $(head -1 "$WORK/out.txt")"
-read -r tp fp tn fn < <(awk '$1 ~ /^(tp|fp|tn|fn)$/ { v[$1] = $2 } END { print v["tp"], v["fp"], v["tn"], v["fn"] }' "$WORK/out.txt")
-acc=$(grep -o '^accuracy *[0-9.]*%' "$WORK/out.txt" | grep -o '[0-9.]*%')
-[ $((tp + fp + tn + fn)) -eq "$test_docs" ] && grep -q "($test_docs reviews)\$" "$WORK/out.txt" \
-  && pass "eval counts the $test_docs test reviews" || fail "eval counts $tp+$fp+$tn+$fn reviews, the test split has $test_docs"
-[ "$(awk -v a=$((tp + tn)) -v n="$test_docs" 'BEGIN { printf "%.2f%%", 100 * a / n }')" = "$acc" ] \
-  && pass "the accuracy ($acc) is that of the counts" || fail "accuracy $acc from counts $tp $fp $tn $fn"
+check_eval_report "$WORK/out.txt" test "$test_docs"
+acc=$EVAL_ACC
 # one epoch, evaluated once on validation at its end: the best checkpoint is the final model, whose test
 # accuracy the run printed; and it learnt (the same 80% as validation above)
 [ -n "$final" ] && [ "$acc" = "$final" ] && pass "eval reproduces the run's final test accuracy ($final)" \

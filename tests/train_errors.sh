@@ -31,17 +31,9 @@ eval_acc=$(grep -o '^accuracy *[0-9.]*%' "$WORK/out.txt" | grep -o '[0-9.]*%')
   || fail "eval says $eval_acc, training said $train_acc"
 expect_ok "eval on 1 rank, valid split" reel eval "$WORK/run/ckpt_best.h5" --split valid
 cp "$WORK/out.txt" "$WORK/eval_valid.txt"
-ini_get() { awk -F' = ' -v key="$2" '$1 == key { print $2 }' "$1"; }
 valid_docs=$(ini_get "$WORK/data/prep.ini" valid_docs)
-grep -q "^checkpoint .*ckpt_best.h5 .*, split valid (.*/data/valid.tok)$" "$WORK/eval_valid.txt" && pass "eval names the valid split" \
-  || fail "eval does not name the valid split: $(head -1 "$WORK/eval_valid.txt")"
-# the confusion counts cover every document of the split, and the accuracy is theirs
-read -r tp fp tn fn < <(awk '$1 ~ /^(tp|fp|tn|fn)$/ { v[$1] = $2 } END { print v["tp"], v["fp"], v["tn"], v["fn"] }' "$WORK/eval_valid.txt")
-valid_acc=$(grep -o '^accuracy *[0-9.]*%' "$WORK/eval_valid.txt" | grep -o '[0-9.]*%')
-[ $((tp + fp + tn + fn)) -eq "$valid_docs" ] && grep -q "($valid_docs reviews)\$" "$WORK/eval_valid.txt" \
-  && pass "eval counts the $valid_docs documents of the valid split" || fail "eval's counts $tp+$fp+$tn+$fn, the split has $valid_docs"
-[ "$(awk -v a=$((tp + tn)) -v n="$valid_docs" 'BEGIN { printf "%.2f%%", 100 * a / n }')" = "$valid_acc" ] \
-  && pass "the accuracy ($valid_acc) is that of the counts" || fail "accuracy $valid_acc from counts $tp $fp $tn $fn"
+check_eval_report "$WORK/eval_valid.txt" valid "$valid_docs"
+valid_acc=$EVAL_ACC
 # the best checkpoint's validation accuracy, as the run recorded it (2 ranks) and eval computes it (1 rank)
 recorded=$("$H5PY_PYTHON" - "$WORK/run/metrics.h5" <<'PY'
 import sys, h5py
