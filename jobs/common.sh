@@ -49,6 +49,10 @@ else
   SCHEDULER=none
   MPIRUN+=(-np "${NP:-2}")
 fi
+# Open MPI binds each rank to a single core when it starts 2 ranks or fewer, and OpenBLAS, seeing one
+# core, then runs one thread whatever OPENBLAS_NUM_THREADS says: with more threads per rank the ranks are
+# left unbound (the scheduler still confines the job to its CPUs).
+[ "$OPENBLAS_NUM_THREADS" = 1 ] || MPIRUN+=(--bind-to none)
 # Extra mpirun options for this cluster (e.g. --mca btl_tcp_if_include ib0), as one string.
 if [ -n "${MPIRUN_OPTIONS:-}" ]; then read -r -a extra <<<"$MPIRUN_OPTIONS"; MPIRUN+=("${extra[@]}"); fi
 
@@ -87,12 +91,21 @@ reel_train() {
         scontrol requeue "$SLURM_JOB_ID"     # an array element has a job id of its own
         ;;
       pbs)
+        # qrerun ends this job and queues it again, with its variables and arguments. Many sites keep it
+        # for operators, and a job submitted with -r n is not rerunnable: then qrerun fails, and the job
+        # is submitted anew (the variables below; the arguments after the script are not passed on).
+        local rerun=0
         if [ -n "${PBS_JOBID:-}" ] && command -v qrerun >/dev/null; then
-          echo "reel job $JOB_ID: stopped before its end; rerun (qrerun), it will resume from its checkpoint"
-          qrerun "$PBS_JOBID"
-        elif [ -n "${JOB_SCRIPT:-}" ] && command -v qsub >/dev/null; then
+          echo "reel job $JOB_ID: stopped before its end; rerun (qrerun $PBS_JOBID), it will resume from its checkpoint"
+          qrerun "$PBS_JOBID" && rerun=1 || echo "reel job $JOB_ID: qrerun $PBS_JOBID failed (status $?)"
+        fi
+        if [ "$rerun" = 0 ] && [ -n "${JOB_SCRIPT:-}" ] && command -v qsub >/dev/null; then
           echo "reel job $JOB_ID: stopped before its end; submitted again (qsub $JOB_SCRIPT)"
-          qsub -v "CONFIG=${CONFIG:-},RUN_DIR=${RUN_DIR:-},REEL_HOME=$REEL_HOME" "$REEL_HOME/$JOB_SCRIPT"
+          # TIME_LIMIT too: without it a PBS that exports no PBS_WALLTIME would end the next job unwarned
+          qsub -v "CONFIG=${CONFIG:-},RUN_DIR=${RUN_DIR:-},REEL_HOME=$REEL_HOME,REEL=$REEL${TIME_LIMIT:+,TIME_LIMIT=$TIME_LIMIT}" \
+            "$REEL_HOME/$JOB_SCRIPT"
+        elif [ "$rerun" = 0 ]; then
+          echo "reel job $JOB_ID: stopped before its end (status 75), neither rerun nor submitted again; submit it again to continue from its checkpoint"
         fi
         ;;
       *) echo "reel job $JOB_ID: stopped before its end (status 75); run it again to continue from its checkpoint" ;;
