@@ -56,8 +56,8 @@ sed 's/^epochs = 3/epochs = 1000000/' "$WORK/small.ini" >"$WORK/long.ini"
 (cd "$REEL_SOURCE_DIR" && exec env REEL="$REEL_BIN" REQUEUE=0 CONFIG="$WORK/long.ini" RUN_DIR="$WORK/warned" \
    bash "$JOBS/train.sbatch") >"$WORK/warned.log" 2>&1 &
 shell=$!
-for _ in $(seq 300); do [ -f "$WORK/warned/ckpt_00000040.h5" ] && break; sleep 0.1; done
-kill -USR1 "$shell"
+for _ in $(seq 300); do [ -f "$WORK/warned/ckpt_00000040.h5" ] && break; kill -0 "$shell" 2>/dev/null || break; sleep 0.1; done
+kill -USR1 "$shell" 2>/dev/null || true
 status=0
 wait "$shell" || status=$?
 [ "$status" -eq 75 ] && grep -q "USR1 (the time limit is near): stopping with a checkpoint" "$WORK/warned.log" \
@@ -106,19 +106,27 @@ finetune_job_args "$WORK/data" "$WORK/lm/ckpt_best.h5"
 expect_ok "finetune.sbatch" run_job RUN_DIR="$WORK/finetune" bash "$JOBS/finetune.sbatch" "${FINETUNE_ARGS[@]}"
 check_finetune "finetune.sbatch" "$WORK/out.txt" "$WORK/lm/ckpt_best.h5" "$WORK/finetune/ckpt_00000010.h5"
 
+# preempt_pbs_job LOG VAR=VALUE... bash SCRIPT ARGS...: starts a job as PBS would (run_pbs_job) in the
+# background, sends its shell TERM (a preemption) once its log shows a checkpoint saved, waits; sets status
+preempt_pbs_job() {
+  local log=$1 shell; shift
+  rm -f "$WORK"/calls_*
+  (cd "$REEL_SOURCE_DIR" && exec env REEL="$REEL_BIN" PATH="$WORK/bin:$PATH" PBS_NODEFILE="$WORK/nodefile" \
+     PBS_O_WORKDIR="$REEL_SOURCE_DIR" "$@") >"$log" 2>&1 &
+  shell=$!
+  # (a job that ended before: no signal, its status and log tell)
+  for _ in $(seq 300); do grep -q "^checkpoint: step" "$log" && break; kill -0 "$shell" 2>/dev/null || break; sleep 0.1; done
+  kill -TERM "$shell" 2>/dev/null || true
+  status=0
+  wait "$shell" || status=$?
+}
+
 # lm.pbs under PBS Pro (which exports ompthreads as OMP_NUM_THREADS: 2 here, against the tests' 1) is
-# preempted (TERM to the job's shell) after its first checkpoint: it stops with a checkpoint (75), and,
-# qrerun refused (as for a user without the operator's privilege), submits itself again, its variables
-# and TIME_LIMIT with it
-rm -f "$WORK"/calls_*
-(cd "$REEL_SOURCE_DIR" && exec env REEL="$REEL_BIN" PATH="$WORK/bin:$PATH" PBS_NODEFILE="$WORK/nodefile" PBS_JOBID=78.pbs \
-   PBS_O_WORKDIR="$REEL_SOURCE_DIR" OMP_NUM_THREADS=2 STATUS_qrerun=1 TIME_LIMIT=01:00:00 RUN_DIR="$WORK/lm_pbs" \
-   bash "$JOBS/lm.pbs" "${LM_ARGS[@]}" --set train.epochs=1000000) >"$WORK/lm_pbs.log" 2>&1 &
-shell=$!
-for _ in $(seq 300); do [ -f "$WORK/lm_pbs/ckpt_00000010.h5" ] && break; sleep 0.1; done
-kill -TERM "$shell"
-status=0
-wait "$shell" || status=$?
+# preempted after its first checkpoint: it stops with a checkpoint (75), and, qrerun refused (as for a
+# user without the operator's privilege), submits itself again: its variables and TIME_LIMIT in qsub -v,
+# its arguments in a file of the run directory.
+preempt_pbs_job "$WORK/lm_pbs.log" PBS_JOBID=78.pbs OMP_NUM_THREADS=2 STATUS_qrerun=1 TIME_LIMIT=01:00:00 \
+  RUN_DIR="$WORK/lm_pbs" bash "$JOBS/lm.pbs" "${LM_ARGS[@]}" --set train.epochs=1000000
 step=$(sed -n 's/^stopped at step \([0-9]*\) .*/\1/p' "$WORK/lm_pbs.log")
 [ "$status" -eq 75 ] && grep -q "TERM: stopping with a checkpoint" "$WORK/lm_pbs.log" && [ -n "$step" ] \
   && [ -f "$WORK/lm_pbs/ckpt_$(printf %08d "$step").h5" ] \
@@ -127,11 +135,26 @@ step=$(sed -n 's/^stopped at step \([0-9]*\) .*/\1/p' "$WORK/lm_pbs.log")
 grep -q "^reel job 78.pbs (pbs) on .*: OPENBLAS_NUM_THREADS=2, mpirun -np 2 --hostfile [^ ]* --bind-to none\$" "$WORK/lm_pbs.log" \
   && grep -q "^reel .*: 2 rank(s), 2 OpenBLAS thread(s) per rank" "$WORK/lm_pbs.log" \
   && pass "lm.pbs: 2 BLAS threads per rank from PBS Pro's OMP_NUM_THREADS" || fail "lm.pbs threads: $(grep '^reel' "$WORK/lm_pbs.log" | head -2)"
+args_file="$WORK/lm_pbs/job_args"
 [ "$(calls qrerun)" = 78.pbs ] \
-  && [ "$(calls qsub)" = "-v CONFIG=configs/imdb_lm.ini,RUN_DIR=$WORK/lm_pbs,REEL_HOME=$REEL_SOURCE_DIR,REEL=$REEL_BIN,TIME_LIMIT=01:00:00 $REEL_SOURCE_DIR/jobs/lm.pbs" ] \
+  && [ "$(calls qsub)" = "-v CONFIG=configs/imdb_lm.ini,RUN_DIR=$WORK/lm_pbs,REEL_HOME=$REEL_SOURCE_DIR,REEL=$REEL_BIN,TIME_LIMIT=01:00:00,REEL_JOB_ARGS=$args_file $REEL_SOURCE_DIR/jobs/lm.pbs" ] \
   && grep -q "qrerun 78.pbs failed (status 1)" "$WORK/lm_pbs.log" \
   && pass "lm.pbs: qrerun refused, submitted again with its variables (qsub $(calls qsub))" \
   || fail "lm.pbs resubmission: qrerun '$(calls qrerun)', qsub '$(calls qsub)'"
+[ -f "$args_file" ] && printf '%s\0' "${LM_ARGS[@]}" --set train.epochs=1000000 | cmp -s - "$args_file" \
+  && pass "lm.pbs: its arguments kept for the next job, each whole" || fail "lm.pbs: the arguments file $args_file"
+# The job qsub was asked for, started as PBS would start it (those variables, no arguments): it takes
+# the arguments back, resumes the same model from the stop, and, preempted in turn, is rerun (qrerun
+# accepted this time) and not submitted again.
+read -r _ variables script <<<"$(calls qsub)"
+IFS=, read -r -a variables <<<"$variables"
+preempt_pbs_job "$WORK/lm_pbs2.log" PBS_JOBID=79.pbs "${variables[@]}" bash "$script"
+model_line=$(grep "^model lm, objective next_token: " "$WORK/lm_pbs.log" || echo "(none)")
+[ "$status" -eq 75 ] && grep -q "^reel job: the arguments of the job that submitted this one ($args_file): ${LM_ARGS[*]} --set train.epochs=1000000\$" "$WORK/lm_pbs2.log" \
+  && grep -q "^resuming from $WORK/lm_pbs/ckpt_$(printf %08d "$step").h5" "$WORK/lm_pbs2.log" && grep -qxF "$model_line" "$WORK/lm_pbs2.log" \
+  && [ "$(calls qrerun)" = 79.pbs ] && [ -z "$(calls qsub)" ] \
+  && pass "lm.pbs resubmitted: its arguments restored, resumed from step $step, rerun (qrerun 79.pbs) when preempted" \
+  || { fail "lm.pbs resubmitted: status $status, qrerun '$(calls qrerun)', qsub '$(calls qsub)'"; grep -v '^[a-z_0-9]* = \|^;\|^\[\|^$' "$WORK/lm_pbs2.log" | head -8 >&2; }
 
 # finetune.pbs from the same LM, to its end: the log says what it loaded; finished, it is not rerun
 finetune_job_args "$WORK/data" "$WORK/lm/ckpt_best.h5"
