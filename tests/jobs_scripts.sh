@@ -2,7 +2,8 @@
 # node file), with stand-ins for qrerun, qsub and scontrol that record how they are called: the first
 # submission trains, a resubmission continues from the newest checkpoint, the warning signal makes a job
 # checkpoint and stop with status 75, PBS's time limit does the same and the job is rerun with its job id
-# (resubmitted when qrerun is refused; neither when the run finished or failed), the language model and
+# (resubmitted with its variables and arguments when qrerun is refused), a Slurm job stopped so is
+# requeued with its job id, and neither happens when the run finished or failed; the language model and
 # its fine-tuning train from the shipped configs, and the sweep's grid, smoke tests and preparation
 # report what they did. tests/slurm.sh runs them under a real Slurm.
 source "$(dirname "$0")/lib.sh"
@@ -23,14 +24,31 @@ for command in qrerun qsub scontrol; do
   chmod +x "$WORK/bin/$command"
 done
 calls() { cat "$WORK/calls_$1" 2>/dev/null || true; }
-# run_pbs_job VAR=VALUE... bash SCRIPT ARGS...: as PBS starts a job: a node file of 2 ranks on this host,
-# a job id, the submission directory, requeueing on (REQUEUE unset), the stand-ins first on PATH
-printf 'localhost\nlocalhost\n' >"$WORK/nodefile"
-run_pbs_job() {
+# standin_job VAR=VALUE... bash SCRIPT ARGS...: a job with the stand-ins first on PATH and requeueing on
+# (REQUEUE unset), no call recorded yet; run_pbs_job: the same as PBS starts a job, with a node file of 2
+# ranks on this host, a job id (77.pbs unless given) and the submission directory
+standin_job() {
   rm -f "$WORK"/calls_*
-  (cd "$REEL_SOURCE_DIR" && env REEL="$REEL_BIN" PATH="$WORK/bin:$PATH" PBS_NODEFILE="$WORK/nodefile" PBS_JOBID=77.pbs \
-     PBS_O_WORKDIR="$REEL_SOURCE_DIR" "$@")
+  (cd "$REEL_SOURCE_DIR" && env REEL="$REEL_BIN" PATH="$WORK/bin:$PATH" "$@")
 }
+printf 'localhost\nlocalhost\n' >"$WORK/nodefile"
+run_pbs_job() { standin_job PBS_NODEFILE="$WORK/nodefile" PBS_JOBID=77.pbs PBS_O_WORKDIR="$REEL_SOURCE_DIR" "$@"; }
+# preempt_job LOG VAR=VALUE... bash SCRIPT ARGS...: standin_job in the background, its output in LOG; its
+# shell gets TERM (a preemption) once the log shows a checkpoint saved; sets status.
+# preempt_pbs_job: the same, started as PBS would
+preempt_job() {
+  local log=$1 shell; shift
+  rm -f "$WORK"/calls_*
+  # (exec: the signal must reach the job's shell, not a subshell around it)
+  (cd "$REEL_SOURCE_DIR" && exec env REEL="$REEL_BIN" PATH="$WORK/bin:$PATH" "$@") >"$log" 2>&1 &
+  shell=$!
+  # (a job that ended before: no signal, its status and log tell)
+  for _ in $(seq 300); do grep -q "^checkpoint: step" "$log" && break; kill -0 "$shell" 2>/dev/null || break; sleep 0.1; done
+  kill -TERM "$shell" 2>/dev/null || true
+  status=0
+  wait "$shell" || status=$?
+}
+preempt_pbs_job() { local log=$1; shift; preempt_job "$log" PBS_NODEFILE="$WORK/nodefile" PBS_O_WORKDIR="$REEL_SOURCE_DIR" "$@"; }
 
 # train.sbatch outside any scheduler; train.pbs as PBS starts it, where a run that finishes (status 0)
 # must not be rerun
@@ -86,13 +104,30 @@ run_pbs_job CONFIG="$WORK/nowhere.ini" RUN_DIR="$WORK/pbs_failed" bash "$JOBS/tr
   && pass "train.pbs: a failed run (status 1) is neither rerun nor resubmitted" \
   || fail "train.pbs failed: status $status, qrerun '$(calls qrerun)', qsub '$(calls qsub)'"
 
-# the sweep's grid: element 3 of 2 x 2 is the second rate and the second size
-expect_ok "sweep.sbatch, element 3" run_job SLURM_ARRAY_TASK_ID=3 CONFIG="$WORK/small.ini" SWEEP_DIR="$WORK/sweep" \
-  LRS="0.01 0.003" HIDDENS="16 32" bash "$JOBS/sweep.sbatch"
+# the sweep's grid: element 3 of 2 x 2 is the second rate and the second size. (SLURM_JOB_ID alone does not
+# make mpirun look for a Slurm allocation: the scripts take it for a Slurm job, finished here, so not
+# requeued.)
+expect_ok "sweep.sbatch, element 3" standin_job SLURM_JOB_ID=4243 SLURM_ARRAY_JOB_ID=4240 SLURM_ARRAY_TASK_ID=3 \
+  CONFIG="$WORK/small.ini" SWEEP_DIR="$WORK/sweep" LRS="0.01 0.003" HIDDENS="16 32" bash "$JOBS/sweep.sbatch"
+grep -q "^reel job 4240_3 (slurm) on " "$WORK/out.txt" && [ -z "$(calls scontrol)" ] \
+  && pass "sweep.sbatch: element 4240_3 finished (status 0), not requeued" || fail "sweep.sbatch finished: scontrol '$(calls scontrol)'"
 [ -f "$WORK/sweep/lr0.003_h32/ckpt_00000030.h5" ] && grep -q "hidden_dim = 32" "$WORK/sweep/lr0.003_h32/config.ini" \
   && pass "sweep.sbatch: element 3 trains lr 0.003, hidden 32 in its own run directory" || fail "sweep.sbatch grid"
 expect_fail "sweep.sbatch past the grid" "element 4 is past the 2 x 2 grid" run_job SLURM_ARRAY_TASK_ID=4 \
   CONFIG="$WORK/small.ini" SWEEP_DIR="$WORK/sweep" LRS="0.01 0.003" HIDDENS="16 32" bash "$JOBS/sweep.sbatch"
+# Slurm's requeue: an element preempted after a checkpoint (75) requeues its own job id, once; a run
+# that fails (1) is not requeued
+preempt_job "$WORK/requeue.log" SLURM_JOB_ID=4242 SLURM_ARRAY_JOB_ID=4240 SLURM_ARRAY_TASK_ID=1 CONFIG="$WORK/long.ini" \
+  SWEEP_DIR="$WORK/sweep_requeue" LRS="0.01" HIDDENS="16 32" bash "$JOBS/sweep.sbatch"
+[ "$status" -eq 75 ] && grep -q "^reel job 4240_1 (slurm) on " "$WORK/requeue.log" && [ "$(calls scontrol)" = "requeue 4242" ] \
+  && grep -q "^reel job 4240_1: stopped before its end; requeued (scontrol requeue)" "$WORK/requeue.log" \
+  && [ -n "$(ls "$WORK/sweep_requeue/lr0.01_h32/"ckpt_*.h5 2>/dev/null)" ] \
+  && pass "sweep.sbatch: element 4240_1 preempted (75) is requeued as job 4242 (scontrol requeue 4242)" \
+  || { fail "sweep.sbatch preempted: status $status, scontrol '$(calls scontrol)'"; tail -5 "$WORK/requeue.log" >&2; }
+status=0
+standin_job SLURM_JOB_ID=4244 CONFIG="$WORK/nowhere.ini" RUN_DIR="$WORK/slurm_failed" bash "$JOBS/train.sbatch" >"$WORK/failed.log" 2>&1 || status=$?
+[ "$status" -eq 1 ] && grep -q "^reel job 4244 (slurm) on " "$WORK/failed.log" && [ -z "$(calls scontrol)" ] \
+  && pass "train.sbatch: a failed run (status 1) is not requeued" || fail "train.sbatch failed: status $status, scontrol '$(calls scontrol)'"
 
 # The language model and its fine-tuning, with the shipped configs shrunk by arguments after the script
 # (they go to reel train): lm.sbatch trains the LM to its end; finetune.sbatch starts from its best
@@ -105,21 +140,6 @@ check_lm "lm.sbatch" "$WORK/out.txt" "$WORK/lm" 30
 finetune_job_args "$WORK/data" "$WORK/lm/ckpt_best.h5"
 expect_ok "finetune.sbatch" run_job RUN_DIR="$WORK/finetune" bash "$JOBS/finetune.sbatch" "${FINETUNE_ARGS[@]}"
 check_finetune "finetune.sbatch" "$WORK/out.txt" "$WORK/lm/ckpt_best.h5" "$WORK/finetune/ckpt_00000010.h5"
-
-# preempt_pbs_job LOG VAR=VALUE... bash SCRIPT ARGS...: starts a job as PBS would (run_pbs_job) in the
-# background, sends its shell TERM (a preemption) once its log shows a checkpoint saved, waits; sets status
-preempt_pbs_job() {
-  local log=$1 shell; shift
-  rm -f "$WORK"/calls_*
-  (cd "$REEL_SOURCE_DIR" && exec env REEL="$REEL_BIN" PATH="$WORK/bin:$PATH" PBS_NODEFILE="$WORK/nodefile" \
-     PBS_O_WORKDIR="$REEL_SOURCE_DIR" "$@") >"$log" 2>&1 &
-  shell=$!
-  # (a job that ended before: no signal, its status and log tell)
-  for _ in $(seq 300); do grep -q "^checkpoint: step" "$log" && break; kill -0 "$shell" 2>/dev/null || break; sleep 0.1; done
-  kill -TERM "$shell" 2>/dev/null || true
-  status=0
-  wait "$shell" || status=$?
-}
 
 # lm.pbs under PBS Pro (which exports ompthreads as OMP_NUM_THREADS: 2 here, against the tests' 1) is
 # preempted after its first checkpoint: it stops with a checkpoint (75), and, qrerun refused (as for a
