@@ -38,8 +38,9 @@ wait_saved() {
 # submitted from, sets the ranks' BLAS threads.
 job=$(submit --export=ALL,OPENBLAS_NUM_THREADS=3,OMP_NUM_THREADS=3,REEL="$REEL_BIN",CONFIG="$WORK/small.ini",RUN_DIR="$WORK/plain" \
   "$JOBS/train.sbatch")
-wait_job "$job" COMPLETED 120 && [ "$(job_field "$job" ExitCode)" = 0:0 ] && pass "train.sbatch: completed (job $job)" \
-  || { fail "train.sbatch: $(job_field "$job" JobState) $(job_field "$job" ExitCode)"; cat "$WORK/job-$job.out" >&2; }
+wait_job "$job" COMPLETED 120 && [ "$(job_field "$job" ExitCode)" = 0:0 ] && [ "$(job_field "$job" Restarts)" = 0 ] \
+  && pass "train.sbatch: completed, not requeued (job $job)" \
+  || { fail "train.sbatch: $(job_field "$job" JobState) $(job_field "$job" ExitCode), restarts $(job_field "$job" Restarts)"; cat "$WORK/job-$job.out" >&2; }
 grep -q "^reel job $job (slurm) on .*: OPENBLAS_NUM_THREADS=1, mpirun\$" "$WORK/job-$job.out" \
   && grep -q "^reel .*: 2 rank(s), 1 OpenBLAS thread(s) per rank" "$WORK/job-$job.out" \
   && pass "train.sbatch: 1 thread per rank from the allocation's 1 CPU per task (submitted with 3)" \
