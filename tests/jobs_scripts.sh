@@ -60,12 +60,14 @@ for script in train.sbatch train.pbs; do
   expect_ok "$script: first submission" $start CONFIG="$WORK/first.ini" RUN_DIR="$run" bash "$JOBS/$script"
   [ -f "$run/ckpt_00000020.h5" ] && pass "$script: checkpoint written" || fail "$script: no checkpoint after 20 steps"
   grep -q "OPENBLAS_NUM_THREADS=1" "$WORK/out.txt" && pass "$script: reports BLAS threads" || fail "$script: no thread report"
+  not_rerun=$(calls qrerun)$(calls qsub)
   expect_ok "$script: resubmission" $start CONFIG="$WORK/small.ini" RUN_DIR="$run" bash "$JOBS/$script"
   grep -q "resuming from .*ckpt_00000020.h5" "$WORK/out.txt" && pass "$script: resumed" || fail "$script: did not resume"
   [ -f "$run/ckpt_00000030.h5" ] && pass "$script: continued to the end" || fail "$script: no final checkpoint"
 done
-[ -z "$(calls qrerun)$(calls qsub)" ] && pass "train.pbs: a finished run (status 0) is neither rerun nor resubmitted" \
-  || fail "train.pbs finished, yet: qrerun '$(calls qrerun)', qsub '$(calls qsub)'"
+not_rerun+=$(calls qrerun)$(calls qsub)
+[ -z "$not_rerun" ] && pass "train.pbs: the runs that finished (status 0) were neither rerun nor resubmitted" \
+  || fail "train.pbs finished, yet qrerun or qsub was called: '$not_rerun'"
 
 # the scheduler's warning (USR1 to the job's shell): passed to mpirun and the ranks, checkpoint, status 75.
 # The long run must outlast the 7 s time limit below on any machine: this small model runs ~100 epochs
