@@ -53,6 +53,7 @@ elif [ -n "${PBS_NODEFILE:-}" ] && [ -f "${PBS_NODEFILE}" ]; then
   # PBS lists a host once per rank; Open MPI reads a host listed once as all of its cores, so the list
   # becomes "host slots=N", hosts in their order (rank 0 on the first)
   HOSTS_FILE=$(mktemp "${TMPDIR:-/tmp}/reel_hosts.XXXXXX")
+  trap 'rm -f "$HOSTS_FILE"' EXIT      # (every job would leave one behind)
   awk '!($1 in count) { order[n++] = $1 } { count[$1]++ } END { for (i = 0; i < n; i++) print order[i] " slots=" count[order[i]] }' \
     "$PBS_NODEFILE" >"$HOSTS_FILE"
   MPIRUN+=(-np "$(wc -l <"$PBS_NODEFILE")" --hostfile "$HOSTS_FILE")

@@ -94,6 +94,9 @@ status=0
 run_pbs_job PBS_WALLTIME=7 CONFIG="$WORK/long.ini" RUN_DIR="$WORK/pbs_limit" bash "$JOBS/train.pbs" >"$WORK/pbs.log" 2>&1 || status=$?
 grep -q "reel job 77.pbs (pbs)" "$WORK/pbs.log" && grep -q -- "-np 2 --hostfile .*reel_hosts" "$WORK/pbs.log" \
   && pass "train.pbs: ranks from PBS_NODEFILE" || fail "train.pbs: node file not used: $(head -1 "$WORK/pbs.log")"
+hosts_file=$(sed -n 's/^reel job .* --hostfile \([^ ]*\).*/\1/p' "$WORK/pbs.log")
+[ -n "$hosts_file" ] && [ ! -e "$hosts_file" ] && pass "train.pbs: its host list ($hosts_file) removed at the end" \
+  || fail "train.pbs: the host list '$hosts_file' left behind"
 [ "$status" -eq 75 ] && grep -q "the time limit of 7 s is near" "$WORK/pbs.log" \
   && pass "train.pbs: PBS_WALLTIME stops it in time with a checkpoint (status 75)" || { fail "train.pbs time limit: $status"; tail -3 "$WORK/pbs.log" >&2; }
 [ "$(calls qrerun)" = 77.pbs ] && [ -z "$(calls qsub)" ] && grep -q "rerun (qrerun 77.pbs), it will resume" "$WORK/pbs.log" \
