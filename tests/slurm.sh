@@ -1,11 +1,14 @@
 # The job scripts under a real Slurm (Debian's slurm-wlm and munge, one node on loopback): a training
-# job runs to the end; a job warned before its time limit (the USR1 of --signal, sent here with scancel
-# --signal) checkpoints, requeues itself and resumes; a job preempted by a requeue from outside (Slurm
-# sends SIGTERM to every process of the job) resumes too; both end bit-identical to an uninterrupted
-# run. Also the job array sweep, the communication smoke test, preparation, and the PBS script submitted
-# through slurm-wlm-torque's qsub (which sets none of PBS's variables).
+# job runs to the end, its BLAS threads from the allocation's CPUs per task; a job warned before its
+# time limit (the USR1 of --signal, sent here with scancel --signal) checkpoints, requeues itself and
+# resumes; a job preempted by a requeue from outside (Slurm sends SIGTERM to every process of the job)
+# resumes too; both end bit-identical to an uninterrupted run. Also the job array sweep, the
+# communication smoke test and preparation (their reports checked), the language model and the
+# fine-tuning that depends on it, and the PBS script submitted through slurm-wlm-torque's qsub (which
+# sets none of PBS's variables).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/slurm_lib.sh"
+source "$(dirname "$0")/jobs_lib.sh"
 require_slurm
 start_slurm
 
@@ -31,12 +34,17 @@ wait_saved() {
   return 1
 }
 
-# 1. A training job, start to end.
-job=$(submit --export=ALL,REEL="$REEL_BIN",CONFIG="$WORK/small.ini",RUN_DIR="$WORK/plain" "$JOBS/train.sbatch")
-wait_job "$job" COMPLETED 120 && [ "$(job_field "$job" ExitCode)" = 0:0 ] && pass "train.sbatch: completed (job $job)" \
-  || { fail "train.sbatch: $(job_field "$job" JobState) $(job_field "$job" ExitCode)"; cat "$WORK/job-$job.out" >&2; }
-grep -q "reel job $job (slurm) on .*OPENBLAS_NUM_THREADS=1" "$WORK/job-$job.out" && pass "train.sbatch: threads from the allocation" \
-  || fail "train.sbatch: no job line"
+# 1. A training job, start to end. Its 1 CPU per task, not the 3 threads of the environment it was
+# submitted from, sets the ranks' BLAS threads.
+job=$(submit --export=ALL,OPENBLAS_NUM_THREADS=3,OMP_NUM_THREADS=3,REEL="$REEL_BIN",CONFIG="$WORK/small.ini",RUN_DIR="$WORK/plain" \
+  "$JOBS/train.sbatch")
+wait_job "$job" COMPLETED 120 && [ "$(job_field "$job" ExitCode)" = 0:0 ] && [ "$(job_field "$job" Restarts)" = 0 ] \
+  && pass "train.sbatch: completed, not requeued (job $job)" \
+  || { fail "train.sbatch: $(job_field "$job" JobState) $(job_field "$job" ExitCode), restarts $(job_field "$job" Restarts)"; cat "$WORK/job-$job.out" >&2; }
+grep -q "^reel job $job (slurm) on .*: OPENBLAS_NUM_THREADS=1, mpirun\$" "$WORK/job-$job.out" \
+  && grep -q "^reel .*: 2 rank(s), 1 OpenBLAS thread(s) per rank" "$WORK/job-$job.out" \
+  && pass "train.sbatch: 1 thread per rank from the allocation's 1 CPU per task (submitted with 3)" \
+  || fail "train.sbatch: threads: $(grep '^reel' "$WORK/job-$job.out" | head -2)"
 grep -q "host .*: rank(s) 0-1, 2 rank(s)" "$WORK/job-$job.out" && pass "train.sbatch: 2 ranks from the allocation" \
   || fail "train.sbatch: ranks"
 [ -f "$WORK/plain/ckpt_00000060.h5" ] && reel inspect "$WORK/plain/ckpt_00000060.h5" >/dev/null && reel inspect "$WORK/plain/metrics.h5" >/dev/null \
@@ -85,14 +93,37 @@ expect_ok "reel runs on the sweep" reel runs "$WORK/sweep"
   && head -1 "$WORK/out.txt" | grep -q "model.hidden_dim" && head -1 "$WORK/out.txt" | grep -q "optimizer.lr" \
   && pass "sweep.sbatch: 4 elements, a run directory each, their settings in the table" || { fail "sweep"; cat "$WORK/out.txt" >&2; }
 
-# 5. The smoke test and preparation.
+# 5. The smoke test and preparation (the script's 2 CPUs for its one task: 2 threads).
 job=$(submit --nodes=1 --ntasks-per-node=2 --export=ALL,REEL="$REEL_BIN" "$JOBS/smoke.sbatch")
-wait_job "$job" COMPLETED 120 && grep -q "every sum is right" "$WORK/job-$job.out" && pass "smoke.sbatch: every sum is right" \
-  || { fail "smoke.sbatch"; cat "$WORK/job-$job.out" >&2; }
-job=$(submit --export=ALL,REEL="$REEL_BIN",INPUT="$WORK/synth_train.tsv",OUT="$WORK/prepared",PREP_OPTIONS="--vocab-size 600" "$JOBS/prep.sbatch")
-wait_job "$job" COMPLETED 120 && [ -f "$WORK/prepared/prep.ini" ] && pass "prep.sbatch: the corpus is prepared" || fail "prep.sbatch"
+wait_job "$job" COMPLETED 120 && pass "smoke.sbatch: completed" || fail "smoke.sbatch: $(job_field "$job" JobState)"
+check_commtest "smoke.sbatch" "$WORK/job-$job.out" 2
+job=$(submit --export=ALL,REEL="$REEL_BIN",INPUT="$WORK/synth_train.tsv",OUT="$WORK/prepared",PREP_OPTIONS="--vocab-size 200 --valid-count 100" \
+  "$JOBS/prep.sbatch")
+wait_job "$job" COMPLETED 120 && pass "prep.sbatch: completed" || fail "prep.sbatch: $(job_field "$job" JobState)"
+check_prep "prep.sbatch" "$WORK/job-$job.out" "$WORK/synth_train.tsv" "$WORK/prepared" 100 200
+grep -q "^reel job $job (slurm) on .*: OPENBLAS_NUM_THREADS=2, " "$WORK/job-$job.out" \
+  && pass "prep.sbatch: 2 threads from its 2 CPUs per task" || fail "prep.sbatch: threads: $(grep '^reel job' "$WORK/job-$job.out")"
 
-# 6. The PBS script through qsub of slurm-wlm-torque: no PBS_* variables, Slurm's underneath.
+# 6. The language model and, once it has ended well (--dependency=afterok, as the scripts say), its
+# fine-tuning, from the shipped configs shrunk by arguments after the script. The LM runs 1 rank of 2
+# CPUs: 2 BLAS threads, which mpirun must leave unbound to be used.
+lm_job_args "$WORK/data"
+lm=$(submit --ntasks-per-node=1 --cpus-per-task=2 --export=ALL,REEL="$REEL_BIN",RUN_DIR="$WORK/lm" "$JOBS/lm.sbatch" "${LM_ARGS[@]}")
+finetune_job_args "$WORK/data" "$WORK/lm/ckpt_best.h5"
+job=$(submit --dependency=afterok:"$lm" --export=ALL,REEL="$REEL_BIN",RUN_DIR="$WORK/finetune" "$JOBS/finetune.sbatch" "${FINETUNE_ARGS[@]}")
+wait_job "$lm" COMPLETED 120 && pass "lm.sbatch: completed (job $lm)" \
+  || { fail "lm.sbatch: $(job_field "$lm" JobState) $(job_field "$lm" ExitCode)"; tail -5 "$WORK/job-$lm.out" >&2; }
+grep -q "^reel job $lm (slurm) on .*: OPENBLAS_NUM_THREADS=2, mpirun --bind-to none\$" "$WORK/job-$lm.out" \
+  && grep -q "^reel .*: 1 rank(s), 2 OpenBLAS thread(s) per rank" "$WORK/job-$lm.out" \
+  && pass "lm.sbatch: 2 threads for its rank from the allocation's 2 CPUs per task" \
+  || fail "lm.sbatch: threads: $(grep '^reel' "$WORK/job-$lm.out" | head -2)"
+# (2,000 training and 500 validation documents, batch 50)
+check_lm "lm.sbatch" "$WORK/job-$lm.out" "$WORK/lm" 50
+wait_job "$job" COMPLETED 120 && pass "finetune.sbatch: completed after the LM (job $job)" \
+  || { fail "finetune.sbatch: $(job_field "$job" JobState) ($(job_field "$job" Reason))"; tail -5 "$WORK/job-$job.out" >&2; }
+check_finetune "finetune.sbatch" "$WORK/job-$job.out" "$WORK/lm/ckpt_best.h5" "$WORK/finetune/ckpt_00000020.h5"
+
+# 7. The PBS script through qsub of slurm-wlm-torque: no PBS_* variables, Slurm's underneath.
 if command -v qsub >/dev/null; then
   (cd "$REEL_SOURCE_DIR" && qsub -o "$WORK/pbs.out" -e "$WORK/pbs.err" \
      -v REEL="$REEL_BIN",CONFIG="$WORK/small.ini",RUN_DIR="$WORK/pbs" "$JOBS/train.pbs") >"$WORK/qsub.txt" 2>&1
