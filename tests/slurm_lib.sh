@@ -3,13 +3,14 @@
 # their own on loopback, so nothing of the machine's own Slurm (if any) is touched. stop_slurm (run on
 # exit) cancels the jobs and ends the daemons.
 
-# Skips the test (77) when Slurm cannot be had here.
+# Skips the test (77) only when Slurm cannot be had here (no root to run slurmd); a missing package is a
+# failure, since scripts/install-deps installs it.
 require_slurm() {
   local missing=""
-  for program in slurmctld slurmd sbatch scontrol munged; do command -v "$program" >/dev/null || missing+=" $program"; done
-  [ -z "$missing" ] || { echo "SKIPPED: Slurm is not installed (missing:$missing); scripts/install-deps installs slurm-wlm and munge" >&2; exit 77; }
   [ "$(id -u)" -eq 0 ] || { echo "SKIPPED: running slurmd needs root" >&2; exit 77; }
-  id munge >/dev/null 2>&1 || { echo "SKIPPED: no munge user (the munge package creates it)" >&2; exit 77; }
+  for program in slurmctld slurmd sbatch scontrol munged; do command -v "$program" >/dev/null || missing+=" $program"; done
+  [ -z "$missing" ] || { echo "FAIL: Slurm is not installed (missing:$missing); scripts/install-deps installs slurm-wlm and munge" >&2; exit 1; }
+  id munge >/dev/null 2>&1 || { echo "FAIL: no munge user (the munge package creates it; run scripts/install-deps)" >&2; exit 1; }
 }
 
 free_port() {
