@@ -1,0 +1,6 @@
+# Every registered model type, driven by the registry: tests/test_models.c holds each type's tiny
+# configuration and runs the finite-difference, padding and checkpoint checks; tests/models_ranks.sh asks
+# it for the types and their configurations and trains each on 1 and 2 ranks.
+reel_unit_test(models)
+list(APPEND REEL_TEST_ENV "TEST_MODELS=$<TARGET_FILE:test_models>")
+reel_script_test(models_ranks mpi)

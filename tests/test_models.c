@@ -1,0 +1,449 @@
+/* Every registered model type, tested by being registered: each type in src/models/registry.c has a tiny
+ * configuration in the table below (a test fails when one is missing, so a new model cannot be forgotten),
+ * and for each the test runs
+ *   - finite differences of a loss against a sample of entries of every parameter tensor, and of the input
+ *     perturbation where the model has one (model->input_dim);
+ *   - padding invariance: a sequence's evaluation outputs are the same alone and in batches whose other
+ *     sequences are longer (so it is padded) and hold other tokens;
+ *   - a checkpoint round trip: saved, loaded into a model initialised otherwise, the parameters, saved
+ *     state, optimizer slots and evaluation outputs are identical bit for bit.
+ * The same table drives tests/models_ranks.sh (1 vs 2 ranks): `test_models --types` lists the registered
+ * types with their default objective, `test_models --ini TYPE` prints the tiny [model] keys as INI lines.
+ * The more specific checks (every option combination, carried state, pooling modes, frozen layers) stay in
+ * test_gradcheck.c, test_recurrent.c and test_lm.c. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "reel/checkpoint.h"
+#include "reel/config.h"
+#include "reel/layers.h"
+#include "reel/model.h"
+#include "reel/optim.h"
+#include "fdcheck.h"
+#include "config_set.h"
+
+#define SCRATCH_TEMPLATE "/tmp/reel_models_XXXXXX"
+#include "scratch_dir.h"
+
+/* The tiny configuration of each model type: [model] keys (beyond type and vocab_size, which the caller
+ * sets), space-separated key=value. Each switches on what the type has that draws random numbers or
+ * treats padding (dropouts, batch norm over valid steps, pooling, tied weights), so the checks below reach
+ * it. */
+typedef struct {
+    const char *type;
+    const char *keys;
+} tiny_model;
+
+static const tiny_model tiny_models[] = {
+    {"bow", "embed_dim=4 hidden_dim=5 batch_norm=true dropout=0.3 word_dropout=0.2"},
+    {"lstm", "embed_dim=3 hidden_dim=3 num_layers=2 bidirectional=true pooling=max rnn_batch_norm=true "
+             "rnn_dropout=0.2 embed_dropout=0.1 head_hidden=4 dropout=0.3"},
+    {"gru", "embed_dim=3 hidden_dim=4 pooling=mean rnn_dropout=0.2"},
+    {"rnn", "embed_dim=3 hidden_dim=3 bidirectional=true pooling=last"},
+    {"lm", "embed_dim=3 layer_dims=4,3 tie_weights=true rnn_batch_norm=true rnn_dropout=0.2 input_dropout=0.1 "
+           "word_dropout=0.1 weight_dropout=0.2"},
+};
+#define NUM_TINY (sizeof tiny_models / sizeof tiny_models[0])
+
+static const tiny_model *tiny_find(const char *type) {
+    for (size_t i = 0; i < NUM_TINY; i++)
+        if (strcmp(tiny_models[i].type, type) == 0) return &tiny_models[i];
+    return NULL;
+}
+
+/* Calls set(assignment, ctx) with "model.key=value" for each of the tiny model's keys. */
+static void tiny_each_key(const tiny_model *tiny, void (*set)(const char *key, const char *value, void *ctx),
+                          void *ctx) {
+    const char *p = tiny->keys;
+    while (*p) {
+        size_t len = strcspn(p, " ");
+        char entry[128];
+        assert_true(len > 0 && len < sizeof entry);
+        memcpy(entry, p, len);
+        entry[len] = '\0';
+        char *eq = strchr(entry, '=');
+        assert_non_null(eq);
+        *eq = '\0';
+        set(entry, eq + 1, ctx);
+        p += len;
+        while (*p == ' ') p++;
+    }
+}
+
+static void set_config_key(const char *key, const char *value, void *ctx) {
+    config_set(ctx, "model.%s=%s", key, value);
+}
+
+enum { V = 11, SLICE = 4, FD_SAMPLE = 40 };
+
+static void tiny_config(reel_config *cfg, const tiny_model *tiny) {
+    reel_config_defaults(cfg);
+    config_set(cfg, "model.type=%s", tiny->type);
+    config_set(cfg, "model.vocab_size=%d", V);
+    tiny_each_key(tiny, set_config_key, cfg);
+}
+
+/* The tiny model, initialised from seed; its weights then spread over (-0.9, 0.9) (batch-norm gains and
+ * shifts kept) because the initialisers' small values would make every later value tiny and the
+ * differences measure little. */
+static reel_model *tiny_create(const tiny_model *tiny, reel_config *cfg, uint64_t seed) {
+    tiny_config(cfg, tiny);
+    reel_model *model;
+    reel_error err = {{0}};
+    if (reel_model_create(&model, cfg, 8, &err) != 0) fail_msg("%s: %s", tiny->type, err.message);
+    model->ops->init(model, seed);
+    for (size_t t = 0; t < model->params.num_tensors; t++) {
+        reel_tensor_info *info = &model->params.tensors[t];
+        if (strstr(info->name, "batchnorm")) continue;
+        fill(model->params.data + info->offset, info->count, -0.9f, 0.9f, (uint32_t)(70 + t + 13 * seed));
+    }
+    return model;
+}
+
+/* A batch of four sequences of 4, 2, 5 and 1 tokens (tokens repeat inside and across sequences), with
+ * labels for classifiers and next tokens for language models. */
+static const uint32_t batch_ids[] = {3, 4, 3, 9, 8, 2, 5, 3, 10, 4, 2, 7};
+static const uint32_t batch_targets[] = {4, 3, 9, 1, 2, 2, 3, 10, 4, 6, 7, 5};
+static const size_t batch_offsets[] = {0, 4, 6, 11, 12};
+static const float batch_labels[] = {1, 0, 1, 0};
+static const uint64_t batch_samples[] = {20, 21, 22, 23};
+
+/* ---------------- (a) finite differences ---------------- */
+/* The loss: for per-document outputs sum logits . R with fixed random R; for per-token outputs the fused
+ * decoder's cross-entropy over every valid step. */
+typedef struct {
+    reel_model *model;
+    reel_batch batch;
+    reel_comm comm;
+    float *r;          /* (B, K) per-document outputs */
+    float *scratch;    /* the decoder's */
+    uint32_t tm_targets[64];
+    float *dout;       /* (N, K) or (N, D): the gradient handed to backward */
+} fd_ctx;
+
+static double model_loss(fd_ctx *c, int with_gradient) {
+    reel_output out;
+    c->model->ops->forward(c->model, &c->batch, 1, &out, &c->comm);
+    if (c->model->output == REEL_OUTPUT_DOCUMENT) {
+        size_t n = out.rows * out.width;
+        if (with_gradient) memcpy(c->dout, c->r, n * sizeof(float));
+        return dot(out.logits, c->r, n);
+    }
+    assert_true(out.rows <= 64 && out.features_dim <= 64); /* the sizes fd_setup allocated for */
+    for (size_t b = 0; b < out.B; b++)
+        for (size_t t = 0; t < out.T; t++) {
+            size_t length = batch_offsets[b + 1] - batch_offsets[b];
+            c->tm_targets[t * out.B + b] = t < length ? batch_targets[batch_offsets[b] + t] : 0;
+        }
+    return reel_decoder_softmax(with_gradient ? c->dout : NULL, with_gradient ? out.dweight : NULL,
+                                with_gradient ? out.dbias : NULL, NULL, out.features, out.weight, out.bias,
+                                c->tm_targets, out.row_mask, out.rows, out.features_dim, out.width, 1.0f, c->scratch,
+                                SLICE);
+}
+
+static double model_objective(void *p) { return model_loss(p, 0); }
+
+/* Like fdcheck.h's compare, on up to FD_SAMPLE entries of x spread over it (all of a smaller tensor); and
+ * the sample must hold a gradient that is not zero, or it would check nothing. */
+static void compare_sample(const char *what, float *x, const float *grad, size_t n, void *ctx) {
+    size_t picks = n < FD_SAMPLE ? n : FD_SAMPLE, failures = 0;
+    double worst = 0, largest = 0;
+    for (size_t k = 0; k < picks; k++) {
+        /* entry k of picks: one of the n / picks entries of its stretch, drawn */
+        size_t lo = k * n / picks, hi = (k + 1) * n / picks;
+        uint32_t w[4];
+        reel_rng_block(w, 4321, 5, (uint32_t)n, (uint32_t)k, 0);
+        size_t i = lo + w[0] % (hi - lo);
+        float saved = x[i];
+        x[i] = (float)(saved + fd_step);
+        double up = model_objective(ctx);
+        x[i] = (float)(saved - fd_step);
+        double down = model_objective(ctx);
+        x[i] = saved;
+        double numeric = (up - down) / (2 * fd_step), error = fabs(grad[i] - numeric);
+        double allowed = fd_abs_tol + fd_rel_tol * fabs(numeric);
+        if (fabs(numeric) > largest) largest = fabs(numeric);
+        if (error / allowed > worst) worst = error / allowed;
+        if (error > allowed && failures++ < 5)
+            fprintf(stderr, "%s[%zu]: analytic %.6g numeric %.6g\n", what, i, grad[i], numeric);
+    }
+    printf("%-44s %3zu of %4zu entries, worst error / allowed = %.3f\n", what, picks, n, worst);
+    if (largest < 10 * fd_abs_tol) fail_msg("%s: every sampled gradient is below %g: the check tests nothing", what,
+                                            10 * fd_abs_tol);
+    assert_int_equal(failures, 0);
+}
+
+static void fd_setup(fd_ctx *c, reel_model *model) {
+    c->model = model;
+    reel_comm_self(&c->comm);
+    c->batch = (reel_batch){.size = 4, .ids = batch_ids, .offsets = batch_offsets, .sample_index = batch_samples,
+                            .epoch = 1, .step = 3};
+    if (model->output == REEL_OUTPUT_DOCUMENT)
+        c->batch.labels = batch_labels;
+    else
+        c->batch.targets = batch_targets;
+    size_t width = model->num_outputs > 64 ? model->num_outputs : 64;
+    c->r = calloc(4 * model->num_outputs, sizeof(float));
+    fill(c->r, 4 * model->num_outputs, -1, 1, 30);
+    c->scratch = calloc(reel_decoder_scratch_floats(SLICE, 64, V), sizeof(float));
+    c->dout = calloc(64 * width, sizeof(float));
+}
+
+static void fd_free(fd_ctx *c) { free(c->r), free(c->scratch), free(c->dout); }
+
+static void check_gradients(const tiny_model *tiny) {
+    reel_config cfg;
+    fd_ctx c = {0};
+    fd_setup(&c, tiny_create(tiny, &cfg, 7));
+    reel_store *params = &c.model->params;
+    memset(params->grad, 0, params->num_floats * sizeof(float));
+    model_loss(&c, 1);
+    c.model->ops->backward(c.model, &c.batch, c.dout, &c.comm);
+    for (size_t t = 0; t < params->num_tensors; t++) {
+        char what[96];
+        snprintf(what, sizeof what, "%s %s", tiny->type, params->tensors[t].name);
+        compare_sample(what, reel_store_view(params, t), reel_store_grad_view(params, t), params->tensors[t].count,
+                       &c);
+    }
+    if (c.model->input_dim) {
+        size_t count = batch_offsets[4] * c.model->input_dim;
+        float *delta = calloc(count, sizeof(float)), *input_grad = calloc(count, sizeof(float));
+        fill(delta, count, -0.5f, 0.5f, 31);
+        c.model->input_delta = delta;
+        c.model->input_grad = input_grad;
+        model_loss(&c, 1);
+        c.model->ops->backward(c.model, &c.batch, c.dout, &c.comm);
+        char what[96];
+        snprintf(what, sizeof what, "%s input perturbation", tiny->type);
+        compare_sample(what, delta, input_grad, count, &c);
+        c.model->input_delta = NULL;
+        c.model->input_grad = NULL;
+        free(delta), free(input_grad);
+    }
+    reel_model_destroy(c.model);
+    fd_free(&c);
+}
+
+static void test_gradients(void **state) {
+    (void)state;
+    for (size_t i = 0; i < NUM_TINY; i++) check_gradients(&tiny_models[i]);
+}
+
+/* ---------------- (b) padding invariance ---------------- */
+enum { OUTPUTS_MAX = 256 };
+
+/* The evaluation outputs of sequence number `which` of a batch: its logits (K), or its features (len, D)
+ * at its valid steps (rows t * B + which of the time-major output), into dest (OUTPUTS_MAX floats).
+ * Returns how many floats. */
+static size_t sequence_outputs(reel_model *model, const reel_batch *batch, size_t which, float *dest, size_t *padded_T) {
+    reel_comm comm;
+    reel_comm_self(&comm);
+    reel_output out;
+    model->ops->forward(model, batch, 0, &out, &comm);
+    if (model->output == REEL_OUTPUT_DOCUMENT) {
+        assert_true(out.width <= OUTPUTS_MAX);
+        memcpy(dest, out.logits + which * out.width, out.width * sizeof(float));
+        *padded_T = 0;
+        return out.width;
+    }
+    size_t length = batch->offsets[which + 1] - batch->offsets[which], D = out.features_dim;
+    assert_true(length * D <= OUTPUTS_MAX);
+    for (size_t t = 0; t < out.T; t++)
+        if (out.row_mask[t * out.B + which] != (t < length))
+            fail_msg("%s: row mask %d at step %zu of sequence %zu of %zu steps (padded to %zu)", model->type,
+                     out.row_mask[t * out.B + which], t, which, length, out.T);
+    for (size_t t = 0; t < length; t++)
+        memcpy(dest + t * D, out.features + (t * out.B + which) * D, D * sizeof(float));
+    *padded_T = out.T;
+    return length * D;
+}
+
+static void check_padding(const tiny_model *tiny) {
+    reel_config cfg;
+    reel_model *model = tiny_create(tiny, &cfg, 7);
+    /* the sequence 5 3 9 alone, then in three batches: after a longer one and before a single token,
+     * first before a longer one with other tokens, and last after two longer ones */
+    static const uint32_t alone_ids[] = {5, 3, 9};
+    static const size_t alone_offsets[] = {0, 3};
+    static const uint32_t a_ids[] = {1, 2, 6, 7, 8, 2, 5, 3, 9, 4};
+    static const size_t a_offsets[] = {0, 6, 9, 10};
+    static const uint32_t b_ids[] = {5, 3, 9, 10, 10, 0, 1, 6, 4, 2};
+    static const size_t b_offsets[] = {0, 3, 10};
+    static const uint32_t c_ids[] = {7, 7, 7, 7, 2, 0, 3, 3, 3, 3, 3, 5, 3, 9};
+    static const size_t c_offsets[] = {0, 5, 11, 14};
+    static const uint64_t samples[] = {1, 2, 3};
+    const struct {
+        const char *name;
+        const uint32_t *ids;
+        const size_t *offsets;
+        size_t size, which;
+    } batches[] = {{"middle of 3", a_ids, a_offsets, 3, 1},
+                   {"first of 2", b_ids, b_offsets, 2, 0},
+                   {"last of 3", c_ids, c_offsets, 3, 2}};
+    float expected[OUTPUTS_MAX], got[OUTPUTS_MAX];
+    reel_batch alone = {.size = 1, .ids = alone_ids, .offsets = alone_offsets, .sample_index = samples};
+    size_t T, n = sequence_outputs(model, &alone, 0, expected, &T);
+    for (size_t k = 0; k < sizeof batches / sizeof batches[0]; k++) {
+        reel_batch batch = {.size = batches[k].size, .ids = batches[k].ids, .offsets = batches[k].offsets,
+                            .sample_index = samples};
+        assert_int_equal(sequence_outputs(model, &batch, batches[k].which, got, &T), n);
+        /* per-token outputs: the batch really pads our 3 steps */
+        if (model->output == REEL_OUTPUT_TOKEN) assert_true(T > 3);
+        double worst = 0;
+        for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)got[i] - expected[i]));
+        printf("%-5s padding, %-11s: %2zu outputs, max |difference| %.3g\n", tiny->type, batches[k].name, n, worst);
+        /* the same products of the same rows: only a different blocking of the matrix products may
+         * change the last bits */
+        if (worst > 1e-6) fail_msg("%s: the sequence's outputs depend on the padding or its batch (%s)", tiny->type,
+                                   batches[k].name);
+    }
+    reel_model_destroy(model);
+}
+
+static void test_padding(void **state) {
+    (void)state;
+    for (size_t i = 0; i < NUM_TINY; i++) check_padding(&tiny_models[i]);
+}
+
+/* ---------------- (c) checkpoint round trip ---------------- */
+/* Every tensor of a's layout equal bit for bit in b (values laid out as the store a, b describe). */
+static void same_tensors(const char *type, const char *what, const reel_store *a, const float *a_values,
+                         const reel_store *b, const float *b_values) {
+    assert_int_equal(a->num_tensors, b->num_tensors);
+    assert_int_equal(a->num_floats, b->num_floats);
+    for (size_t t = 0; t < a->num_tensors; t++) {
+        const reel_tensor_info *info = &a->tensors[t];
+        if (memcmp(a_values + info->offset, b_values + b->tensors[t].offset, info->count * sizeof(float)) != 0)
+            fail_msg("%s: %s %s differs after the checkpoint round trip", type, what, info->name);
+    }
+}
+
+static void check_round_trip(const tiny_model *tiny) {
+    reel_config cfg;
+    fd_ctx c = {0};
+    fd_setup(&c, tiny_create(tiny, &cfg, 7));
+    reel_model *saved = c.model;
+    reel_optimizer opt;
+    reel_optimizer_init(&opt, &cfg, &saved->params);
+    /* a training step, so the optimizer slots and running statistics hold something */
+    memset(saved->params.grad, 0, saved->params.num_floats * sizeof(float));
+    model_loss(&c, 1);
+    saved->ops->backward(saved, &c.batch, c.dout, &c.comm);
+    reel_optimizer_step(&opt, &saved->params, 1e-2);
+    char path[300];
+    snprintf(path, sizeof path, "%s/%s.h5", tmp_dir, tiny->type);
+    reel_train_state train_state = {5, 1, 2, 40, "loss", 0.5, 4, 9, 0};
+    reel_checkpoint_info info = {"[model]\n", reel_model_default_objective(tiny->type), 0x5eedULL, NULL, NULL, 1};
+    reel_error err = {{0}};
+    if (reel_checkpoint_save(path, saved, &opt, &train_state, &info, &err) != 0) fail_msg("%s", err.message);
+
+    reel_config cfg2;
+    reel_model *loaded = tiny_create(tiny, &cfg2, 8);
+    reel_optimizer opt2;
+    reel_optimizer_init(&opt2, &cfg2, &loaded->params);
+    /* another initialisation: the load has everything to bring over */
+    assert_int_equal(loaded->params.num_floats, saved->params.num_floats);
+    assert_true(memcmp(loaded->params.data, saved->params.data, saved->params.num_floats * sizeof(float)) != 0);
+    reel_train_state read_state;
+    if (reel_checkpoint_load(path, loaded, &opt2, &read_state, NULL, 0x5eedULL, &err) != 0)
+        fail_msg("%s", err.message);
+    same_tensors(tiny->type, "parameter", &saved->params, saved->params.data, &loaded->params, loaded->params.data);
+    same_tensors(tiny->type, "state", &saved->state, saved->state.data, &loaded->state, loaded->state.data);
+    assert_int_equal(opt2.num_slots, opt.num_slots);
+    for (size_t s = 0; s < opt.num_slots; s++)
+        same_tensors(tiny->type, opt.slot_names[s], &saved->params, opt.slots[s], &loaded->params, opt2.slots[s]);
+    /* evaluation outputs of the whole batch, bit for bit */
+    for (size_t b = 0; b < 4; b++) {
+        float a[OUTPUTS_MAX], z[OUTPUTS_MAX];
+        size_t T;
+        size_t n = sequence_outputs(saved, &c.batch, b, a, &T);
+        assert_int_equal(sequence_outputs(loaded, &c.batch, b, z, &T), n);
+        assert_memory_equal(a, z, n * sizeof(float));
+    }
+    printf("%-5s checkpoint round trip: %zu parameters, %zu state floats, %zu optimizer slots identical\n", tiny->type,
+           saved->params.num_floats, saved->state.num_floats, opt.num_slots);
+    reel_optimizer_free(&opt);
+    reel_optimizer_free(&opt2);
+    reel_model_destroy(saved);
+    reel_model_destroy(loaded);
+    fd_free(&c);
+}
+
+static void test_round_trip(void **state) {
+    (void)state;
+    for (size_t i = 0; i < NUM_TINY; i++) check_round_trip(&tiny_models[i]);
+}
+
+/* ---------------- the table covers the registry ---------------- */
+static void test_every_type_has_a_tiny_model(void **state) {
+    (void)state;
+    size_t registered = 0;
+    for (const char *type; (type = reel_model_type_at(registered)); registered++)
+        if (!tiny_find(type))
+            fail_msg("model type '%s' is registered (src/models/registry.c) but has no tiny configuration in "
+                     "tests/test_models.c's tiny_models: add one so that it is tested",
+                     type);
+    for (size_t i = 0; i < NUM_TINY; i++)
+        if (!reel_model_kind_find(tiny_models[i].type))
+            fail_msg("tests/test_models.c's tiny_models has '%s', which is not a registered model type",
+                     tiny_models[i].type);
+    /* every configuration builds */
+    for (size_t i = 0; i < NUM_TINY; i++) {
+        reel_config cfg;
+        reel_model_destroy(tiny_create(&tiny_models[i], &cfg, 1));
+    }
+    printf("%zu registered model types, each with a tiny configuration\n", registered);
+}
+
+/* ---------------- the table for tests/models_ranks.sh ---------------- */
+static void print_ini_key(const char *key, const char *value, void *ctx) {
+    (void)ctx;
+    printf("%s = %s\n", key, value);
+}
+
+static int list_types(void) {
+    int status = 0;
+    for (size_t t = 0; reel_model_type_at(t); t++) {
+        const char *type = reel_model_type_at(t);
+        if (!tiny_find(type)) {
+            fprintf(stderr, "test_models: model type '%s' has no tiny configuration in tests/test_models.c\n", type);
+            status = 1;
+        }
+        printf("%s %s\n", type, reel_model_default_objective(type));
+    }
+    return status;
+}
+
+static int print_ini(const char *type) {
+    const tiny_model *tiny = tiny_find(type);
+    if (!tiny) {
+        fprintf(stderr, "test_models --ini: no tiny configuration for model type '%s'\n", type);
+        return 1;
+    }
+    printf("type = %s\n", type);
+    tiny_each_key(tiny, print_ini_key, NULL);
+    return 0;
+}
+
+/* One process, communicator MPI_COMM_SELF (MPI is not started), as the other unit tests. */
+int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "--types") == 0) return list_types();
+    if (argc == 3 && strcmp(argv[1], "--ini") == 0) return print_ini(argv[2]);
+    if (argc != 1) {
+        fprintf(stderr, "usage: test_models [--types | --ini TYPE]\n");
+        return 2;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_type_has_a_tiny_model),
+        cmocka_unit_test(test_gradients),
+        cmocka_unit_test(test_padding),
+        cmocka_unit_test(test_round_trip),
+    };
+    return cmocka_run_group_tests(tests, setup_dir, remove_dir);
+}
