@@ -6,7 +6,9 @@
  *   bench_kernels --attention 1 [--block N] [--bf16 1] [--repeat N]
  * Defaults: the course LM's shapes on one of two ranks (window 50, 100 sequences, width 500, 8,003 words);
  * attention: (B 8, T 256) and (B 2, T 1024) with C 512, 8 heads, blocks of 64 queries and 64 keys.
- * Run it with OPENBLAS_NUM_THREADS=1; start two at once to see what two ranks on two cores get. */
+ * Run it with OPENBLAS_NUM_THREADS=1 and OMP_NUM_THREADS=1 (as scripts/mpi-env sets them): with OpenMP's
+ * default of one thread per core, oneDNN's idle threads spin between the many small bf16 products of the
+ * attention (measured: 80% of the time in libgomp); start two at once to see what two ranks on two cores get. */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
