@@ -1,0 +1,2 @@
+reel_unit_test(attention)
+reel_unit_test_part(attention bf16)
