@@ -1,8 +1,10 @@
 /* bench_kernels: times the language model's two big pieces alone, one process, for the figures in the
  * issue notes: the decoder fused with its softmax (forward + backward) and one LSTM layer (forward +
- * backward over a window), in GFLOP/s of their matrix products; with --attention 1 instead, causal
- * self-attention (forward + backward) at the GPT's two reference shapes.
+ * backward over a window), in GFLOP/s of their matrix products, and GELU over a GPT-style MLP's hidden
+ * values (4 D per position), in ns per value (--gelu-only 1 times that alone); with --attention 1 instead,
+ * causal self-attention (forward + backward) at the GPT's two reference shapes.
  *   bench_kernels [--rows N] [--dim D] [--vocab K] [--steps T] [--batch B] [--slice R] [--repeat N]
+ *                 [--gelu-only 0|1]
  *   bench_kernels --attention 1 [--block N] [--bf16 1] [--repeat N]
  * Defaults: the course LM's shapes on one of two ranks (window 50, 100 sequences, width 500, 8,003 words);
  * attention: (B 8, T 256) and (B 2, T 1024) with C 512, 8 heads, blocks of 64 queries and 64 keys.
@@ -61,6 +63,7 @@ static void bench_attention(size_t B, size_t T, size_t C, size_t NH, size_t bloc
 
 int main(int argc, char **argv) {
     size_t T = 50, B = 100, D = 500, K = 8003, slice = 512, repeat = 5, attention = 0, block = 64, bf16 = 0;
+    int gelu_only = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         size_t v = strtoull(argv[i + 1], NULL, 10);
         if (!strcmp(argv[i], "--dim")) D = v;
@@ -72,6 +75,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--attention")) attention = v;
         else if (!strcmp(argv[i], "--block")) block = v;
         else if (!strcmp(argv[i], "--bf16")) bf16 = v;
+        else if (!strcmp(argv[i], "--gelu-only")) gelu_only = v != 0;
         else {
             fprintf(stderr, "bench_kernels: unknown option %s\n", argv[i]);
             return 2;
@@ -91,6 +95,30 @@ int main(int argc, char **argv) {
         return 0;
     }
     size_t N = T * B;
+    /* GELU over a GPT-style MLP's hidden activations: N positions of 4 D values */
+    size_t G4 = 4 * N * D;
+    float *g_in = malloc(G4 * sizeof(float)), *g_out = malloc(G4 * sizeof(float)), *g_din = calloc(G4, sizeof(float));
+    fill(g_in, G4, 3, 7);
+    double best_gf = 1e30, best_gb = 1e30;
+    for (size_t r = 0; r < repeat; r++) {
+        double start = reel_now_seconds();
+        reel_gelu_forward(g_out, g_in, G4);
+        double middle = reel_now_seconds();
+        reel_gelu_backward(g_din, g_out, g_in, G4);
+        double end = reel_now_seconds();
+        if (middle - start < best_gf) best_gf = middle - start;
+        if (end - middle < best_gb) best_gb = end - middle;
+    }
+    printf("gelu             %zu values: forward %.4f s (%.2f ns/value), backward %.4f s (%.2f ns/value)\n", G4,
+           best_gf, best_gf / (double)G4 * 1e9, best_gb, best_gb / (double)G4 * 1e9);
+    free(g_in);
+    free(g_out);
+    free(g_din);
+    if (gelu_only) {
+        MPI_Finalize();
+        return 0;
+    }
+
     float *x = malloc(N * D * sizeof(float)), *w = malloc(K * D * sizeof(float)), *bias = calloc(K, sizeof(float));
     float *dx = malloc(N * D * sizeof(float)), *dw = calloc(K * D, sizeof(float)), *db = calloc(K, sizeof(float));
     float *scratch = malloc(reel_decoder_scratch_floats(slice, D, K) * sizeof(float));
@@ -137,6 +165,7 @@ int main(int argc, char **argv) {
     printf("lstm layer       T %zu B %zu H %zu: forward %.3f s (%.1f GFLOP/s), backward %.3f s (%.1f GFLOP/s)\n", T, B, D,
            best_fwd, fwd_flops / best_fwd / 1e9, best_bwd, bwd_flops / best_bwd / 1e9);
     reel_recurrent_cache_free(&cache);
+
     MPI_Finalize();
     return 0;
 }

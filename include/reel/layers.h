@@ -278,4 +278,33 @@ void reel_recurrent_backward_steps(reel_recurrent_cache *cache, float *dw_hh, fl
                                    const float *dout, const float *out, const size_t *lengths, const float *w_hh,
                                    size_t T, size_t B, size_t H, int reverse);
 
+/* ==== Transformer layers (GPT-style decoder) ==== */
+/* Extra letters: N = rows (positions) a row-wise kernel sees, T = positions of a window, P = rows of the
+ * position table. Same conventions as above: backward ACCUMULATES into dinp and parameter gradients. */
+
+/* ---- layernorm.c: layer normalisation over the last dimension (PyTorch's layer_norm, biased variance) ---- */
+#define REEL_LAYERNORM_EPS 1e-5f /* PyTorch's default */
+/* out (N, C) = (inp - mean) * rstd * gamma + beta, row by row; inp (N, C), gamma (C), beta (C);
+ * mean (N) and rstd (N) = 1 / sqrt(var + eps) are kept for the backward. out may not alias inp. */
+void reel_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *gamma,
+                            const float *beta, size_t N, size_t C, float eps);
+/* dinp (N, C) +=, dgamma (C) +=, dbeta (C) += from dout (N, C); inp, mean, rstd as the forward left them. */
+void reel_layernorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *inp,
+                             const float *mean, const float *rstd, const float *gamma, size_t N, size_t C);
+
+/* ---- gelu.c: GELU in GPT-2's tanh form, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as PyTorch's
+ * gelu(approximate='tanh') (computed as x sigmoid(2 u), accurate on the negative tail too: see gelu.c) ---- */
+/* out (N), inp (N); out may be inp */
+void reel_gelu_forward(float *out, const float *inp, size_t N);
+/* dinp (N) += dout (N) * gelu'(inp (N)) */
+void reel_gelu_backward(float *dinp, const float *dout, const float *inp, size_t N);
+
+/* ---- position.c: learned position embeddings added to the token embeddings ---- */
+/* out (B, T, C) = tok (B, T, C) + wpe[pos0 + t] for t < T; wpe (P, C) with pos0 + T <= P (the caller
+ * checks: the kernel does not know P). pos0 > 0 is a window that starts later in its text. out may be tok. */
+void reel_position_forward(float *out, const float *tok, const float *wpe, size_t pos0, size_t B, size_t T, size_t C);
+/* dtok (B, T, C) += dout (B, T, C) when dtok is not NULL; dwpe (P, C) rows pos0 .. pos0+T-1 += the sum of
+ * dout over the batch. */
+void reel_position_backward(float *dtok, float *dwpe, const float *dout, size_t pos0, size_t B, size_t T, size_t C);
+
 #endif

@@ -27,3 +27,7 @@ ROW_KERNEL float reel_row_exp_sum(float *restrict z, size_t K, float shift) {
 ROW_KERNEL void reel_row_scale(float *restrict z, size_t K, float factor) {
     for (size_t k = 0; k < K; k++) z[k] *= factor;
 }
+
+ROW_KERNEL void reel_row_exp(float *restrict z, size_t K) {
+    for (size_t k = 0; k < K; k++) z[k] = expf(z[k]);
+}
