@@ -783,6 +783,8 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
     t.frozen_now = reel_calloc(t.model->params.num_tensors, 1);
     t.exchange = reel_exchange_create(&t.model->params, &t.comm, (reel_embedding_exchange)exchange_mode(cfg),
                                       (size_t)(cfg->train.bucket_mb * 1048576.0));
+    /* the model's backward reports its finished groups to the exchange through these */
+    t.model->params.hooks = reel_exchange_hooks(t.exchange);
     if (t.comm.rank == 0 && reel_make_dirs(cfg->train.run_dir, &err) != 0)
         reel_die(&err, "set [train] run_dir to a writable directory");
     reel_comm_barrier(&t.comm);
@@ -830,6 +832,7 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
             reel_log("; the embedding as rows in %" PRIu64 " of %" PRIu64 " steps (%.1f MB received per such step)\n",
                      x->sparse_steps, x->steps, x->bytes_sparse / 1e6 / (double)x->sparse_steps);
     }
+    t.model->params.hooks = (reel_grad_hooks){0}; /* the exchange they point to goes */
     reel_exchange_free(t.exchange);
     free(t.frozen);
     free(t.frozen_now);
