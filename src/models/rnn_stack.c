@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reel/data.h"
 #include "reel/gemm.h"
-#include "reel/objective.h"
 #include "reel/rng.h"
 
 /* Dropout stream ids beyond the layers' own (layer l's output mask is keyed by l + 1). */
