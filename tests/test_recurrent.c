@@ -439,10 +439,14 @@ static void test_recurrent_models(void **state) {
     check_model("rnn", 1, 1, "last", 0, 0.0, 0);
 }
 
-/* ---------------- frozen lower layers: the backward stops early ---------------- */
-/* The gradients of the tensors that train must be exactly those of the full backward, and the frozen
- * ones (below the lowest layer that trains) must be left untouched: the work was skipped. */
-static void check_frozen_below(size_t trainable_from) {
+/* ---------------- a 3-layer LSTM's whole backward ---------------- */
+static const uint32_t small_ids[] = {3, 4, 3, 1, 8, 8, 2, 6, 8, 3, 0, 5};
+static const size_t small_offsets[] = {0, 4, 5, 9, 12}; /* lengths 4, 1, 4, 3 */
+static const uint64_t small_samples[] = {10, 11, 12, 13};
+
+/* A 3-layer LSTM of width 3 over 9 tokens with the settings of extra (NULL-terminated) too, initialised,
+ * and in *batch 4 documents of it. */
+static reel_model *small_lstm(const char *const *extra, reel_batch *batch) {
     reel_config cfg;
     reel_config_defaults(&cfg);
     config_set(&cfg, "model.type=lstm");
@@ -450,17 +454,24 @@ static void check_frozen_below(size_t trainable_from) {
     cfg.model.embed_dim = 3;
     config_set(&cfg, "model.hidden_dim=3");
     config_set(&cfg, "model.num_layers=3");
-    config_set(&cfg, "model.rnn_batch_norm=1");
-    config_set(&cfg, "model.rnn_dropout=0.3");
-    config_set(&cfg, "model.embed_dropout=0.3");
+    for (size_t i = 0; extra[i]; i++) config_set(&cfg, "%s", extra[i]);
     reel_model *model;
     reel_error err;
     assert_int_equal(reel_model_create(&model, &cfg, 4, &err), 0);
     model->ops->init(model, 7);
-    static const uint32_t ids[] = {3, 4, 3, 1, 8, 8, 2, 6, 8, 3, 0, 5};
-    static const size_t offsets[] = {0, 4, 5, 9, 12};
-    static const uint64_t samples[] = {10, 11, 12, 13};
-    reel_batch batch = {.size = 4, .ids = ids, .offsets = offsets, .sample_index = samples, .epoch = 2};
+    *batch = (reel_batch){.size = 4, .ids = small_ids, .offsets = small_offsets, .sample_index = small_samples,
+                          .epoch = 2};
+    return model;
+}
+
+/* Frozen lower layers: the backward stops early. The gradients of the tensors that train must be exactly
+ * those of the full backward, and the frozen ones (below the lowest layer that trains) must be left
+ * untouched: the work was skipped. */
+static void check_frozen_below(size_t trainable_from) {
+    static const char *const extra[] = {"model.rnn_batch_norm=1", "model.rnn_dropout=0.3", "model.embed_dropout=0.3",
+                                        NULL};
+    reel_batch batch;
+    reel_model *model = small_lstm(extra, &batch);
     reel_comm comm;
     reel_comm_self(&comm);
     reel_store *p = &model->params;
@@ -509,22 +520,9 @@ static void log_poll(void *ctx) {
  * each time step of each layer and direction; with them the gradient is the same as without. */
 static void test_backward_reports_to_hooks(void **state) {
     (void)state;
-    reel_config cfg;
-    reel_config_defaults(&cfg);
-    config_set(&cfg, "model.type=lstm");
-    cfg.model.vocab_size = 9;
-    cfg.model.embed_dim = 3;
-    config_set(&cfg, "model.hidden_dim=3");
-    config_set(&cfg, "model.num_layers=3");
-    config_set(&cfg, "model.bidirectional=1");
-    reel_model *model;
-    reel_error err;
-    assert_int_equal(reel_model_create(&model, &cfg, 4, &err), 0);
-    model->ops->init(model, 7);
-    static const uint32_t ids[] = {3, 4, 3, 1, 8, 8, 2, 6, 8, 3, 0, 5};
-    static const size_t offsets[] = {0, 4, 5, 9, 12}; /* the longest is 4 steps */
-    static const uint64_t samples[] = {10, 11, 12, 13};
-    reel_batch batch = {.size = 4, .ids = ids, .offsets = offsets, .sample_index = samples, .epoch = 2};
+    static const char *const extra[] = {"model.bidirectional=1", NULL};
+    reel_batch batch;
+    reel_model *model = small_lstm(extra, &batch); /* its longest document is 4 steps */
     reel_comm comm;
     reel_comm_self(&comm);
     reel_store *p = &model->params;
