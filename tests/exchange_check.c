@@ -73,13 +73,14 @@ int main(int argc, char **argv) {
                 reel_exchange *ex = reel_exchange_create(&p, &comm, (reel_embedding_exchange)mode, bucketed ? 64 : 0);
                 uint8_t frozen[5] = {0};
                 reel_exchange_plan(ex, frozen);
+                p.hooks = reel_exchange_hooks(ex); /* as the trainer does */
                 fill(&p, comm.rank, shares[s], ++round);
                 memcpy(want, p.grad, p.num_floats * sizeof *want);
                 MPI_Allreduce(MPI_IN_PLACE, want, (int)p.num_floats, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
                 reel_exchange_begin(ex, 1);
                 for (size_t g = 4; g-- > 0;) {
-                    reel_grad_ready(g); /* what the backward reports, top group first */
-                    reel_exchange_poll();
+                    reel_store_grad_ready(&p, g); /* what the backward reports, top group first */
+                    reel_store_poll(&p);
                 }
                 reel_exchange_finish(ex);
                 char what[160];
@@ -105,6 +106,7 @@ int main(int argc, char **argv) {
     reel_exchange *ex = reel_exchange_create(&p, &comm, REEL_EMBEDDING_AUTO, 64);
     uint8_t frozen[5] = {0, 1, 1, 0, 0};
     reel_exchange_plan(ex, frozen);
+    p.hooks = reel_exchange_hooks(ex);
     fill(&p, comm.rank, 0.05, ++round);
     memcpy(local, p.grad, p.num_floats * sizeof *local);
     memcpy(want, p.grad, p.num_floats * sizeof *want);
@@ -112,7 +114,7 @@ int main(int argc, char **argv) {
     size_t l1 = p.tensors[1].offset, l1_count = p.tensors[1].count + p.tensors[2].count;
     memcpy(want + l1, local + l1, l1_count * sizeof *want);
     reel_exchange_begin(ex, 1);
-    for (size_t g = 4; g-- > 0;) reel_grad_ready(g);
+    for (size_t g = 4; g-- > 0;) reel_store_grad_ready(&p, g);
     reel_exchange_finish(ex);
     check("a frozen layer keeps its own gradient, the rest is summed", p.grad, want, p.num_floats, comm.size, comm.rank);
     reel_exchange_free(ex);

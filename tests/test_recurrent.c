@@ -91,6 +91,31 @@ static void check_cell(reel_cell cell, int reverse, int with_state) {
     free(dinp), free(dw_ih), free(dw_hh), free(db_ih), free(db_hh), free(c);
 }
 
+static void count_poll(void *ctx) {
+    (*(size_t *)ctx)++;
+}
+
+/* The poll hook (reel_recurrent_cache.poll) runs once before each of backward's T steps, empty steps
+ * included, and never in forward: it is what lets the gradient exchange's buckets move while a recurrent
+ * layer's backward runs. */
+static void test_poll_hook(void **state) {
+    (void)state;
+    rnn_ctx *c = make_ctx(REEL_CELL_LSTM, 0);
+    size_t polls = 0, GH = reel_cell_gates(c->cell) * H;
+    c->cache.poll = count_poll;
+    c->cache.poll_ctx = &polls;
+    float *dinp = calloc(T * B * C, sizeof(float)), *dw_ih = calloc(GH * C, sizeof(float));
+    float *dw_hh = calloc(GH * H, sizeof(float)), *db_ih = calloc(GH, sizeof(float)), *db_hh = calloc(GH, sizeof(float));
+    c->lengths[0] = 3; /* no sequence reaches the last two steps: they have no rows and still poll */
+    rnn_objective(c);
+    assert_int_equal(polls, 0);
+    reel_recurrent_backward(&c->cache, dinp, dw_ih, dw_hh, db_ih, db_hh, c->r, c->out, c->inp, c->lengths, c->w_ih,
+                            c->w_hh, T, B, C, H, 0);
+    assert_int_equal(polls, T);
+    reel_recurrent_cache_free(&c->cache);
+    free(dinp), free(dw_ih), free(dw_hh), free(db_ih), free(db_hh), free(c);
+}
+
 static void test_gradients(void **state) {
     (void)state;
     reel_cell cells[] = {REEL_CELL_RNN, REEL_CELL_GRU, REEL_CELL_LSTM};
@@ -414,10 +439,14 @@ static void test_recurrent_models(void **state) {
     check_model("rnn", 1, 1, "last", 0, 0.0, 0);
 }
 
-/* ---------------- frozen lower layers: the backward stops early ---------------- */
-/* The gradients of the tensors that train must be exactly those of the full backward, and the frozen
- * ones (below the lowest layer that trains) must be left untouched: the work was skipped. */
-static void check_frozen_below(size_t trainable_from) {
+/* ---------------- a 3-layer LSTM's whole backward ---------------- */
+static const uint32_t small_ids[] = {3, 4, 3, 1, 8, 8, 2, 6, 8, 3, 0, 5};
+static const size_t small_offsets[] = {0, 4, 5, 9, 12}; /* lengths 4, 1, 4, 3 */
+static const uint64_t small_samples[] = {10, 11, 12, 13};
+
+/* A 3-layer LSTM of width 3 over 9 tokens with the settings of extra (NULL-terminated) too, initialised,
+ * and in *batch 4 documents of it. */
+static reel_model *small_lstm(const char *const *extra, reel_batch *batch) {
     reel_config cfg;
     reel_config_defaults(&cfg);
     config_set(&cfg, "model.type=lstm");
@@ -425,17 +454,24 @@ static void check_frozen_below(size_t trainable_from) {
     cfg.model.embed_dim = 3;
     config_set(&cfg, "model.hidden_dim=3");
     config_set(&cfg, "model.num_layers=3");
-    config_set(&cfg, "model.rnn_batch_norm=1");
-    config_set(&cfg, "model.rnn_dropout=0.3");
-    config_set(&cfg, "model.embed_dropout=0.3");
+    for (size_t i = 0; extra[i]; i++) config_set(&cfg, "%s", extra[i]);
     reel_model *model;
     reel_error err;
     assert_int_equal(reel_model_create(&model, &cfg, 4, &err), 0);
     model->ops->init(model, 7);
-    static const uint32_t ids[] = {3, 4, 3, 1, 8, 8, 2, 6, 8, 3, 0, 5};
-    static const size_t offsets[] = {0, 4, 5, 9, 12};
-    static const uint64_t samples[] = {10, 11, 12, 13};
-    reel_batch batch = {.size = 4, .ids = ids, .offsets = offsets, .sample_index = samples, .epoch = 2};
+    *batch = (reel_batch){.size = 4, .ids = small_ids, .offsets = small_offsets, .sample_index = small_samples,
+                          .epoch = 2};
+    return model;
+}
+
+/* Frozen lower layers: the backward stops early. The gradients of the tensors that train must be exactly
+ * those of the full backward, and the frozen ones (below the lowest layer that trains) must be left
+ * untouched: the work was skipped. */
+static void check_frozen_below(size_t trainable_from) {
+    static const char *const extra[] = {"model.rnn_batch_norm=1", "model.rnn_dropout=0.3", "model.embed_dropout=0.3",
+                                        NULL};
+    reel_batch batch;
+    reel_model *model = small_lstm(extra, &batch);
     reel_comm comm;
     reel_comm_self(&comm);
     reel_store *p = &model->params;
@@ -467,6 +503,50 @@ static void check_frozen_below(size_t trainable_from) {
     free(full);
     reel_model_destroy(model);
 }
+typedef struct {
+    size_t groups[16], num_groups, polls;
+} hook_log;
+static void log_ready(void *ctx, size_t group) {
+    hook_log *log = ctx;
+    if (log->num_groups < 16) log->groups[log->num_groups] = group;
+    log->num_groups++;
+}
+static void log_poll(void *ctx) {
+    ((hook_log *)ctx)->polls++;
+}
+
+/* The hooks of the parameter store (set by the trainer for the gradient exchange) are what the model's
+ * backward reports to: every group final, from the head (4) down to the first layer (1), and a poll at
+ * each time step of each layer and direction; with them the gradient is the same as without. */
+static void test_backward_reports_to_hooks(void **state) {
+    (void)state;
+    static const char *const extra[] = {"model.bidirectional=1", NULL};
+    reel_batch batch;
+    reel_model *model = small_lstm(extra, &batch); /* its longest document is 4 steps */
+    reel_comm comm;
+    reel_comm_self(&comm);
+    reel_store *p = &model->params;
+    float r[4], *plain = malloc(p->num_floats * sizeof(float));
+    fill(r, 4, -1, 1, 50);
+    hook_log log = {0};
+    for (int hooked = 0; hooked < 2; hooked++) {
+        p->hooks = hooked ? (reel_grad_hooks){log_ready, log_poll, &log} : (reel_grad_hooks){0};
+        memset(p->grad, 0, p->num_floats * sizeof(float));
+        reel_output out;
+        model->ops->forward(model, &batch, 1, &out, &comm);
+        model->ops->backward(model, &batch, r, &comm);
+        if (!hooked) memcpy(plain, p->grad, p->num_floats * sizeof(float));
+    }
+    assert_memory_equal(plain, p->grad, p->num_floats * sizeof(float));
+    assert_int_equal(reel_store_top_group(p), 4);
+    assert_int_equal(log.num_groups, 4);
+    for (size_t i = 0; i < 4; i++) assert_int_equal(log.groups[i], 4 - i);
+    assert_int_equal(log.polls, 3 * 2 * 4); /* layers x directions x steps */
+    p->hooks = (reel_grad_hooks){0};
+    free(plain);
+    reel_model_destroy(model);
+}
+
 static void test_frozen_layers_skip_backward(void **state) {
     (void)state;
     check_frozen_below(1); /* the embedding alone */
@@ -563,6 +643,7 @@ int main(int argc, char **argv) {
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradients),
+        cmocka_unit_test(test_poll_hook),
         cmocka_unit_test(test_carried_state),
         cmocka_unit_test(test_padding_changes_nothing),
         cmocka_unit_test(test_pooling),
@@ -572,6 +653,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_embedding),
         cmocka_unit_test(test_recurrent_models),
         cmocka_unit_test(test_frozen_layers_skip_backward),
+        cmocka_unit_test(test_backward_reports_to_hooks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

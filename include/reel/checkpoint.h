@@ -39,7 +39,6 @@
 
 #include "reel/check.h"
 #include "reel/model.h"
-#include "reel/optim.h"
 #include "reel/util.h"
 #include "reel/vocab.h"
 
@@ -70,14 +69,28 @@ typedef struct reel_checkpoint_info {
     const char *class_names;   /* stored as /labels: one class name per line; NULL: none */
 } reel_checkpoint_info;
 
-int reel_checkpoint_save(const char *path, const reel_model *model, const reel_optimizer *opt,
+/* The optimizer's state as the checkpoint reads and writes it, provided by the optimizer
+ * (reel_optimizer_checkpoint_slots): named buffers of the parameters' layout (reel/params.h), each
+ * stored as /optimizer/<name>/<layer>/<tensor> like the parameters, and the counts of updates. The
+ * pointers are the optimizer's own: a load writes into them. */
+typedef struct reel_checkpoint_slots {
+    const char *type;               /* the optimizer's name: stored, and a load of another is refused */
+    size_t num_slots;
+    const char *const *slot_names;  /* (num_slots) e.g. "adam_m" */
+    float *const *slots;            /* (num_slots) each of the parameters' num_floats */
+    uint64_t *steps_taken;          /* optimizer steps taken */
+    size_t num_tensors;             /* of the parameters' layout */
+    uint64_t *tensor_steps;         /* (num_tensors) the updates each tensor has had */
+} reel_checkpoint_slots;
+
+int reel_checkpoint_save(const char *path, const reel_model *model, const reel_checkpoint_slots *opt,
                          const reel_train_state *state, const reel_checkpoint_info *info, reel_error *err);
 
 /* Loads the model's tensors (every one must exist with exactly the model's shape), and when opt is not
  * NULL the optimizer state, and when state is not NULL the training state, and when carried is not NULL
  * and has tensors, those (the checkpoint must hold them with the same shapes). expected_vocab_checksum 0
  * skips the vocabulary check. Errors name the file and the dataset or attribute at fault. */
-int reel_checkpoint_load(const char *path, reel_model *model, reel_optimizer *opt, reel_train_state *state,
+int reel_checkpoint_load(const char *path, reel_model *model, const reel_checkpoint_slots *opt, reel_train_state *state,
                          reel_store *carried, uint64_t expected_vocab_checksum, reel_error *err);
 
 /* The stored /vocab (version 2 files) as a vocabulary of the model's tokens, whose checksum is the one

@@ -12,8 +12,31 @@
 #include <stdint.h>
 
 #include "reel/check.h"
-#include "reel/model.h"
 #include "reel/tokfile.h"
+
+/* This rank's share of a batch. */
+typedef struct reel_batch {
+    size_t size;                  /* B: sequences (documents, windows or streams) */
+    const uint32_t *ids;          /* (total tokens) token ids, already mapped into the model's vocabulary */
+    const size_t *offsets;        /* (B+1) sequence boundaries into ids */
+    const float *labels;          /* (B) classification: the class of each document; NULL otherwise */
+    const uint32_t *targets;      /* (total tokens) next-token prediction: the token after each input token;
+                                     NULL otherwise */
+    const uint64_t *sample_index; /* (B) a number unique to each sequence in its epoch: keys its random numbers */
+    uint64_t epoch;               /* keys the random numbers too */
+    uint64_t step;                /* the global batch within the epoch: keys random numbers shared by the
+                                     whole batch (masks on weights or on vocabulary rows) */
+    float *state;                 /* (B, model->state_width) or NULL: each sequence starts from this recurrent
+                                     state instead of zeros, and the forward leaves each sequence's final state
+                                     here (truncated backpropagation through time, generation step by step) */
+} reel_batch;
+
+/* The most time steps (documents x the longest) in one evaluation batch (reel_eval_batch_rows); a model
+ * may size its buffers by it. A recurrent model's activations grow with the steps (about
+ * 8 KB per step for an LSTM of 500 units), and a few reviews run to thousands of tokens; too small a
+ * budget leaves long reviews in batches of a handful of rows, where the per-step recurrent product runs
+ * far below the machine's speed. */
+enum { REEL_EVAL_STEP_BUDGET = 32768 };
 
 /* Length buckets: order (n) is an epoch's shuffled order of documents, cut into global batches of
  * `batch`. Each pool of pool_batches consecutive batches is sorted by length (lengths[doc], stable in the

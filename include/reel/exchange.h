@@ -15,9 +15,10 @@
  *
  * Overlap with the backward pass (bucket_bytes > 0). The trainable ranges are cut into buckets of about
  * bucket_bytes, in the order the backward finishes them (from the top of the model down). The model
- * reports each tensor whose gradient is final (reel_exchange_ready, through reel_model.grad_ready); when
- * every tensor of a bucket is, its non-blocking all-reduce starts, and reel_exchange_progress (called by
- * the layers between pieces of work) lets Open MPI move it, since it makes no progress on its own.
+ * reports each group whose gradient is final (reel_exchange_ready, through the hooks of reel_exchange_hooks
+ * that the trainer puts in the model's parameter store: reel_store_grad_ready); when every tensor of a
+ * bucket is, its non-blocking all-reduce starts, and reel_exchange_progress (called by the layers between
+ * pieces of work, reel_store_poll) lets Open MPI move it, since it makes no progress on its own.
  * reel_exchange_finish waits for the rest. A bucket is a part of the buffer all-reduced on its own, so
  * MPI may add the ranks' values in another order than for the whole buffer: on 2 ranks the bits are the
  * same, on more they agree to float rounding.
@@ -59,11 +60,10 @@ void reel_exchange_finish(reel_exchange *ex);
 
 const reel_exchange_stats *reel_exchange_get_stats(const reel_exchange *ex);
 
-/* Called by the models and layers; nothing happens unless an exchange with overlap is under way.
- * reel_grad_ready(g): the backward has finished every tensor of group g and above (reel_tensor_info
- * group: the head is the highest, the embedding 0). reel_exchange_poll: between pieces of backward work
- * (each time step of a recurrent layer), lets MPI move the buckets already started. */
-void reel_grad_ready(size_t group);
-void reel_exchange_poll(void);
+/* The hooks for the parameter store whose gradient ex exchanges (reel_store.hooks): grad_ready is
+ * reel_exchange_ready, poll reel_exchange_progress, both doing nothing unless a step with overlap is under
+ * way (between reel_exchange_begin(ex, 1) and reel_exchange_finish). The trainer sets them after creating
+ * ex and clears them before freeing it. */
+reel_grad_hooks reel_exchange_hooks(reel_exchange *ex);
 
 #endif

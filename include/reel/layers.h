@@ -243,6 +243,11 @@ typedef struct reel_recurrent_cache {
      * each, NULL for zeros (c0: LSTM only). Truncated backpropagation through time: backward uses h0 for
      * the gradient of w_hh but sends no gradient into it. */
     const float *h0, *c0;
+    /* Called before each step of backward when not NULL, set by the caller after the allocation: lets work
+     * the caller started earlier (the gradient exchange's buckets, reel_grad_hooks) move on while this
+     * layer works, without the layer knowing what that work is. */
+    void (*poll)(void *ctx);
+    void *poll_ctx;
 } reel_recurrent_cache;
 
 /* Room for any batch of at most `rows` = T * B time steps and at most B sequences. */

@@ -19,24 +19,8 @@
 #include "reel/check.h"
 #include "reel/comm.h"
 #include "reel/config.h"
+#include "reel/data.h"
 #include "reel/params.h"
-
-/* This rank's share of a batch. */
-typedef struct reel_batch {
-    size_t size;                  /* B: sequences (documents, windows or streams) */
-    const uint32_t *ids;          /* (total tokens) token ids, already mapped into the model's vocabulary */
-    const size_t *offsets;        /* (B+1) sequence boundaries into ids */
-    const float *labels;          /* (B) classification: the class of each document; NULL otherwise */
-    const uint32_t *targets;      /* (total tokens) next-token prediction: the token after each input token;
-                                     NULL otherwise */
-    const uint64_t *sample_index; /* (B) a number unique to each sequence in its epoch: keys its random numbers */
-    uint64_t epoch;               /* keys the random numbers too */
-    uint64_t step;                /* the global batch within the epoch: keys random numbers shared by the
-                                     whole batch (masks on weights or on vocabulary rows) */
-    float *state;                 /* (B, model->state_width) or NULL: each sequence starts from this recurrent
-                                     state instead of zeros, and the forward leaves each sequence's final state
-                                     here (truncated backpropagation through time, generation step by step) */
-} reel_batch;
 
 typedef enum { REEL_OUTPUT_DOCUMENT = 0, REEL_OUTPUT_TOKEN = 1 } reel_output_kind;
 

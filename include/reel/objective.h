@@ -144,11 +144,7 @@ typedef struct reel_doc_length {
 reel_doc_length *reel_eval_order(const reel_tokfile *file, uint64_t docs, size_t max_tokens, size_t extra,
                                  const reel_comm *comm, size_t *count);
 /* Documents in the next evaluation batch from order[start]: at most batch_rows, and no more time steps
- * (documents x the longest) than REEL_EVAL_STEP_BUDGET. A recurrent model's activations grow with the
- * steps (about 8 KB per step for an LSTM of 500 units), and a few reviews run to thousands of tokens;
- * too small a budget leaves long reviews in batches of a handful of rows, where the per-step recurrent
- * product runs far below the machine's speed. */
-enum { REEL_EVAL_STEP_BUDGET = 32768 };
+ * (documents x the longest) than REEL_EVAL_STEP_BUDGET (reel/data.h). */
 size_t reel_eval_batch_rows(const reel_doc_length *order, size_t count, size_t start, size_t batch_rows);
 
 /* The classification loss on logits (B, K): the SUM over the B rows of binary cross-entropy on one logit

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "reel/checkpoint.h"
 #include "reel/config.h"
 #include "reel/params.h"
 
@@ -39,6 +40,8 @@ typedef struct reel_optimizer {
 
 void reel_optimizer_init(reel_optimizer *opt, const reel_config *cfg, const reel_store *params);
 void reel_optimizer_free(reel_optimizer *opt);
+/* The state a checkpoint saves and loads: views of opt's own buffers and counts, valid while opt lives. */
+reel_checkpoint_slots reel_optimizer_checkpoint_slots(reel_optimizer *opt);
 /* One update of params->data from params->grad with learning rate lr (times each tensor's lr_scale). */
 void reel_optimizer_step(reel_optimizer *opt, reel_store *params, double lr);
 

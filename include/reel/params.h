@@ -32,6 +32,19 @@ typedef struct reel_tensor_info {
                       backward may leave it unset and skip the work only it needs */
 } reel_tensor_info;
 
+/* What the backward tells whoever consumes the gradient while it is being computed (the trainer's
+ * gradient exchange, reel/exchange.h), handed in so that models and layers need not know who that is.
+ * grad_ready(ctx, g): the backward has finished every tensor of group g and above. poll(ctx): called
+ * between pieces of backward work (each time step of a recurrent layer) so that work started earlier can
+ * move on. Either may be NULL: nothing to do. */
+typedef void (*reel_grad_ready_hook)(void *ctx, size_t group);
+typedef void (*reel_poll_hook)(void *ctx);
+typedef struct reel_grad_hooks {
+    reel_grad_ready_hook grad_ready;
+    reel_poll_hook poll;
+    void *ctx;
+} reel_grad_hooks;
+
 /* A set of tensors sharing one layout. `data` always exists; `grad` exists for trainable stores
  * (parameters) and is NULL for state stores (batch-norm running statistics). */
 typedef struct reel_store {
@@ -43,6 +56,7 @@ typedef struct reel_store {
     float *data;
     float *grad;
     int trainable;
+    reel_grad_hooks hooks; /* set by the trainer for the parameters of the model it trains; zero otherwise */
 } reel_store;
 
 void reel_store_init(reel_store *store, int trainable);
@@ -68,6 +82,9 @@ float *reel_store_grad_view(const reel_store *store, size_t index);
 void reel_store_set_group(reel_store *store, size_t group);
 /* The highest group of the store's tensors. */
 size_t reel_store_top_group(const reel_store *store);
+/* The backward calls these on the model's parameter store; they call the store's hooks when set. */
+void reel_store_grad_ready(const reel_store *store, size_t group);
+void reel_store_poll(const reel_store *store);
 /* Marks tensors [first, num_tensors) as transferable: the encoder tensors a model shares by name with
  * the models it can start from, or be started from. */
 void reel_store_mark_transfer(reel_store *store, size_t first);

@@ -73,7 +73,7 @@ static int write_text(hid_t file, const char *name, const char *text) {
     return status < 0 ? -1 : 0;
 }
 
-static int write_contents(hid_t file, const reel_model *model, const reel_optimizer *opt, const reel_train_state *state,
+static int write_contents(hid_t file, const reel_model *model, const reel_checkpoint_slots *opt, const reel_train_state *state,
                           const reel_checkpoint_info *info) {
     hid_t root = file;
     char stamp[32], hex[24];
@@ -111,7 +111,7 @@ static int write_contents(hid_t file, const reel_model *model, const reel_optimi
     REEL_H5_CHECK(H5Pset_attr_creation_order(ordered, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED));
     hid_t group = failed ? -1 : H5Gcreate2(file, "optimizer", H5P_DEFAULT, ordered, H5P_DEFAULT);
     if (group >= 0) {
-        failed = reel_h5_write_string_attr(group, "type", opt->type) || reel_h5_write_u64_attr(group, "steps_taken", opt->steps_taken);
+        failed = reel_h5_write_string_attr(group, "type", opt->type) || reel_h5_write_u64_attr(group, "steps_taken", *opt->steps_taken);
         for (size_t s = 0; !failed && s < opt->num_slots; s++) {
             char slot_group[64];
             snprintf(slot_group, sizeof slot_group, "optimizer/%s", opt->slot_names[s]);
@@ -162,7 +162,7 @@ static int write_contents(hid_t file, const reel_model *model, const reel_optimi
     return failed ? -1 : 0;
 }
 
-int reel_checkpoint_save(const char *path, const reel_model *model, const reel_optimizer *opt,
+int reel_checkpoint_save(const char *path, const reel_model *model, const reel_checkpoint_slots *opt,
                          const reel_train_state *state, const reel_checkpoint_info *info, reel_error *err) {
     reel_h5_quiet();
     char temporary[4096], reason[256];
@@ -286,7 +286,7 @@ static hid_t open_checkpoint(const char *path, reel_error *err) {
     return file;
 }
 
-int reel_checkpoint_load(const char *path, reel_model *model, reel_optimizer *opt, reel_train_state *state,
+int reel_checkpoint_load(const char *path, reel_model *model, const reel_checkpoint_slots *opt, reel_train_state *state,
                          reel_store *carried, uint64_t expected_vocab_checksum, reel_error *err) {
     hid_t file = open_checkpoint(path, err);
     if (file < 0) return -1;
@@ -325,7 +325,7 @@ int reel_checkpoint_load(const char *path, reel_model *model, reel_optimizer *op
             goto done;
         }
         int ok = reel_h5_read_string_attr(group, "type", type, sizeof type) == 0 &&
-                 reel_h5_read_u64_attr(group, "steps_taken", &opt->steps_taken) == 0;
+                 reel_h5_read_u64_attr(group, "steps_taken", opt->steps_taken) == 0;
         if (group >= 0) REEL_H5_CHECK(H5Gclose(group));
         if (!ok) {
             reel_fail(err, "%s: /optimizer lacks its 'type' or 'steps_taken' attribute", path);
@@ -343,7 +343,7 @@ int reel_checkpoint_load(const char *path, reel_model *model, reel_optimizer *op
             if (read_store(file, path, slot_group, &model->params, opt->slots[s], err) != 0) goto done;
         }
         /* checkpoints written before tensors could be frozen: every tensor had every update */
-        for (size_t t = 0; t < opt->num_tensors; t++) opt->tensor_steps[t] = opt->steps_taken;
+        for (size_t t = 0; t < opt->num_tensors; t++) opt->tensor_steps[t] = *opt->steps_taken;
         if (H5Lexists(file, "optimizer/tensor_steps", H5P_DEFAULT) > 0) {
             hid_t dataset = H5Dopen2(file, "optimizer/tensor_steps", H5P_DEFAULT), space = H5Dget_space(dataset);
             hssize_t n = H5Sget_simple_extent_npoints(space);

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "reel/check.h"
-#include "reel/exchange.h"
 #include "reel/gemm.h"
 #include "reel/layers.h"
 
@@ -283,7 +282,7 @@ void reel_recurrent_backward_steps(reel_recurrent_cache *cache, float *dw_hh, fl
     const float *c0 = cache->c0 && cell == REEL_CELL_LSTM ? cache->c0_packed : cache->zeros;
     /* backward visits the steps in the opposite order of forward */
     for (size_t k = 0; k < T; k++) {
-        reel_exchange_poll(); /* buckets of the gradient started earlier move on while this layer works */
+        if (cache->poll) cache->poll(cache->poll_ctx); /* what the caller started earlier moves on meanwhile */
         size_t t = reverse ? k : T - 1 - k, with_prev, prev;
         size_t n = step_rows(pk, t, reverse, &with_prev, &prev);
         if (n == 0) continue;

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "reel/exchange.h"
 #include "reel/layers.h"
 #include "reel/model.h"
 #include "reel/rng.h"
@@ -163,7 +162,7 @@ static void bow_backward(reel_model *model, const reel_batch *batch, const float
     memset(m->d_dropped, 0, B * H * sizeof(float));
     reel_linear_backward(m->d_dropped, reel_store_grad_view(p, m->out_w), reel_store_grad_view(p, m->out_b), dlogits,
                          features, reel_store_view(p, m->out_w), B, H, model->num_outputs);
-    reel_grad_ready(2); /* the output layer is final */
+    reel_store_grad_ready(p, 2); /* the output layer is final */
     const float *d_relu_out = m->d_dropped;
     if (dropped) {
         memset(m->d_relu, 0, B * H * sizeof(float));
@@ -182,7 +181,7 @@ static void bow_backward(reel_model *model, const reel_batch *batch, const float
     memset(m->d_mean_embedding, 0, B * E * sizeof(float));
     reel_linear_backward(m->d_mean_embedding, reel_store_grad_view(p, m->hidden_w),
                          m->batch_norm ? NULL : reel_store_grad_view(p, m->hidden_b), d_hidden, m->mean_embedding, reel_store_view(p, m->hidden_w), B, E, H);
-    reel_grad_ready(1); /* the hidden layer and its batch norm are final */
+    reel_store_grad_ready(p, 1); /* the hidden layer and its batch norm are final */
     reel_embedding_bag_backward(reel_store_grad_view(p, m->embedding), m->d_mean_embedding, m->bag_ids,
                                 m->bag_offsets, B, E);
     if (model->input_grad) mean_delta_grad(m, model->input_grad, batch);

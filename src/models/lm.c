@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "reel/exchange.h"
 #include "reel/layers.h"
 #include "reel/model.h"
 
@@ -102,7 +101,7 @@ static void lm_backward(reel_model *model, const reel_batch *batch, const float 
     } else {
         memcpy(grad, dfeatures, rows * m->D * sizeof(float));
     }
-    reel_grad_ready(reel_store_top_group(p)); /* the decoder (its loss ran before) and the projection are final */
+    reel_store_grad_ready(p, reel_store_top_group(p)); /* the decoder (its loss ran before) and the projection are final */
     rnn_stack_backward(&m->stack, p, batch, comm);
 }
 

@@ -145,6 +145,14 @@ size_t reel_store_find(const reel_store *store, const char *name) {
     return (size_t)-1;
 }
 
+void reel_store_grad_ready(const reel_store *store, size_t group) {
+    if (store->hooks.grad_ready) store->hooks.grad_ready(store->hooks.ctx, group);
+}
+
+void reel_store_poll(const reel_store *store) {
+    if (store->hooks.poll) store->hooks.poll(store->hooks.ctx);
+}
+
 void reel_store_free(reel_store *store) {
     free(store->tensors);
     free(store->data);

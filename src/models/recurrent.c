@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "reel/exchange.h"
 #include "reel/layers.h"
 #include "reel/model.h"
 
@@ -153,7 +152,7 @@ static void rec_backward(reel_model *model, const reel_batch *batch, const float
                              m->pooled, reel_store_view(p, m->out_w), B, D, model->num_outputs);
     }
 
-    reel_grad_ready(reel_store_top_group(p)); /* the head is final */
+    reel_store_grad_ready(p, reel_store_top_group(p)); /* the head is final */
 
     /* pooling: the gradient of the last layer's output */
     float *grad = rnn_stack_output_grad(&m->stack);

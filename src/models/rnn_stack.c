@@ -9,9 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "reel/exchange.h"
+#include "reel/data.h"
 #include "reel/gemm.h"
-#include "reel/objective.h"
 #include "reel/rng.h"
 
 /* Dropout stream ids beyond the layers' own (layer l's output mask is keyed by l + 1). */
@@ -446,6 +445,10 @@ void rnn_stack_backward(rnn_stack *s, const reel_store *p, const reel_batch *bat
         int input_wanted = inputs_needed || l > lowest;
         rnn_layer *ls = &s->layers[l];
         size_t C = ls->C, H = ls->H, D = ls->D, GH = reel_cell_gates(s->o.cell) * H;
+        for (size_t d = 0; d < s->o.dirs; d++) { /* the layer polls the store's hook between its steps */
+            ls->cache[d].poll = p->hooks.poll;
+            ls->cache[d].poll_ctx = p->hooks.ctx;
+        }
         if (training && s->o.rnn_dropout > 0.0f)
             for (size_t t = 0; t < T; t++)
                 for (size_t i = 0; i < B * D; i++) grad[t * B * D + i] *= ls->mask[i];
@@ -489,7 +492,7 @@ void rnn_stack_backward(rnn_stack *s, const reel_store *p, const reel_batch *bat
                 float *target = reel_store_grad_view(p, ls->w_hh[d]);
                 for (size_t i = 0; i < GH * H; i++) target[i] += dw_hh[d][i] * ls->w_hh_mask[d][i];
             }
-        reel_grad_ready(l + 1); /* this layer and its batch norm are final: their bucket may go */
+        reel_store_grad_ready(p, l + 1); /* this layer and its batch norm are final: their bucket may go */
         if (l == 0) break;
     }
     if (!inputs_needed) return;

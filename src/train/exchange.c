@@ -41,10 +41,6 @@ struct reel_exchange {
     reel_exchange_stats stats;
 };
 
-/* The exchange of the step under way, for reel_grad_ready and reel_exchange_poll (one training loop per
- * process). */
-static reel_exchange *active = NULL;
-
 reel_exchange *reel_exchange_create(const reel_store *params, const reel_comm *comm, reel_embedding_exchange mode,
                                     size_t bucket_bytes) {
     reel_exchange *ex = reel_calloc(1, sizeof *ex);
@@ -75,7 +71,6 @@ reel_exchange *reel_exchange_create(const reel_store *params, const reel_comm *c
 
 void reel_exchange_free(reel_exchange *ex) {
     if (!ex) return;
-    if (active == ex) active = NULL;
     free(ex->spans);
     free(ex->whole);
     free(ex->ids);
@@ -145,7 +140,6 @@ static void start_span(reel_exchange *ex, span *s) {
 void reel_exchange_begin(reel_exchange *ex, int overlap) {
     for (size_t i = 0; i < ex->num_spans; i++) ex->spans[i].started = 0;
     ex->armed = overlap && ex->bucket_bytes > 0 && ex->comm.size > 1;
-    active = ex->armed ? ex : NULL;
 }
 
 void reel_exchange_ready(reel_exchange *ex, size_t group) {
@@ -167,12 +161,18 @@ void reel_exchange_progress(reel_exchange *ex) {
         }
 }
 
-void reel_grad_ready(size_t group) {
-    if (active) reel_exchange_ready(active, group);
+static void ready_hook(void *ctx, size_t group) {
+    reel_exchange_ready(ctx, group); /* itself nothing unless armed */
 }
 
-void reel_exchange_poll(void) {
-    if (active) reel_exchange_progress(active);
+/* the layers poll in every backward, also those of steps without overlap: progress only while armed */
+static void poll_hook(void *ctx) {
+    reel_exchange *ex = ctx;
+    if (ex->armed) reel_exchange_progress(ex);
+}
+
+reel_grad_hooks reel_exchange_hooks(reel_exchange *ex) {
+    return (reel_grad_hooks){ready_hook, poll_hook, ex};
 }
 
 /* Whether the embedding goes as rows this step: every rank counts its non-zero rows (ids in ex->ids) and
@@ -269,7 +269,6 @@ void reel_exchange_finish(reel_exchange *ex) {
         }
     }
     ex->armed = 0;
-    active = NULL;
     ex->stats.wait_seconds += reel_now_seconds() - start;
 }
 

@@ -56,6 +56,16 @@ void reel_optimizer_free(reel_optimizer *opt) {
     memset(opt, 0, sizeof *opt);
 }
 
+reel_checkpoint_slots reel_optimizer_checkpoint_slots(reel_optimizer *opt) {
+    return (reel_checkpoint_slots){.type = opt->type,
+                                   .num_slots = opt->num_slots,
+                                   .slot_names = opt->slot_names,
+                                   .slots = opt->slots,
+                                   .steps_taken = &opt->steps_taken,
+                                   .num_tensors = opt->num_tensors,
+                                   .tensor_steps = opt->tensor_steps};
+}
+
 /* Adam on the floats [begin, end) of one tensor, its t-th update at learning rate lr. */
 static void adam_range(reel_optimizer *opt, float *param, const float *grad, size_t begin, size_t end, double lr,
                        uint64_t t) {

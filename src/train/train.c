@@ -199,18 +199,19 @@ static int resume_or_init(trainer *t, const reel_train_options *options) {
     int resumed = 0;
     char chosen[2 * REEL_PATH_MAX + 64] = "";
     reel_store *carried = &t->obj->carried;
+    reel_checkpoint_slots slots = reel_optimizer_checkpoint_slots(&t->opt);
     if (t->comm.rank == 0 && options->resume != REEL_RESUME_NEVER) {
         reel_error err = {{0}};
         if (options->resume == REEL_RESUME_FROM) {
             snprintf(chosen, sizeof chosen, "%s", options->resume_path);
-            if (reel_checkpoint_load(chosen, t->model, &t->opt, &t->state, carried, t->vocab.checksum, &err) != 0)
+            if (reel_checkpoint_load(chosen, t->model, &slots, &t->state, carried, t->vocab.checksum, &err) != 0)
                 reel_die(&err, "pass another checkpoint to --resume, or --no-resume to start over");
             resumed = 1;
         } else {
             char **paths;
             size_t count = reel_checkpoint_list(cfg->train.run_dir, &paths), skipped = 0;
             for (size_t i = 0; i < count && !resumed; i++) {
-                if (reel_checkpoint_load(paths[i], t->model, &t->opt, &t->state, carried, t->vocab.checksum, &err) == 0) {
+                if (reel_checkpoint_load(paths[i], t->model, &slots, &t->state, carried, t->vocab.checksum, &err) == 0) {
                     resumed = 1;
                     snprintf(chosen, sizeof chosen, "%s", paths[i]);
                 } else {
@@ -304,15 +305,16 @@ static void save_checkpoint(trainer *t, int also_best) {
     if (t->comm.rank != 0) return;
     reel_checkpoint_info info = {t->config_ini, t->obj->type, t->vocab.checksum, &t->vocab, &t->obj->carried,
                                  t->comm.size, t->class_names.length ? t->class_names.data : NULL};
+    reel_checkpoint_slots slots = reel_optimizer_checkpoint_slots(&t->opt);
     char path[2 * REEL_PATH_MAX + 64];
     reel_error err = {{0}};
     double start = reel_now_seconds();
     reel_checkpoint_numbered_path(path, sizeof path, t->cfg->train.run_dir, t->state.global_step);
-    if (reel_checkpoint_save(path, t->model, &t->opt, &t->state, &info, &err) != 0) write_failed(t, &err);
+    if (reel_checkpoint_save(path, t->model, &slots, &t->state, &info, &err) != 0) write_failed(t, &err);
     reel_checkpoint_prune(t->cfg->train.run_dir, t->cfg->checkpoint.keep_last);
     if (also_best && t->cfg->checkpoint.keep_best) {
         snprintf(path, sizeof path, "%s/ckpt_best.h5", t->cfg->train.run_dir);
-        if (reel_checkpoint_save(path, t->model, &t->opt, &t->state, &info, &err) != 0) write_failed(t, &err);
+        if (reel_checkpoint_save(path, t->model, &slots, &t->state, &info, &err) != 0) write_failed(t, &err);
     }
     t->last_save_seconds = reel_now_seconds() - start;
     reel_log("checkpoint: step %" PRIu64 " saved to %s/ckpt_%08" PRIu64 ".h5%s (%.0f ms)\n", t->state.global_step,
@@ -783,6 +785,8 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
     t.frozen_now = reel_calloc(t.model->params.num_tensors, 1);
     t.exchange = reel_exchange_create(&t.model->params, &t.comm, (reel_embedding_exchange)exchange_mode(cfg),
                                       (size_t)(cfg->train.bucket_mb * 1048576.0));
+    /* the model's backward reports its finished groups to the exchange through these */
+    t.model->params.hooks = reel_exchange_hooks(t.exchange);
     if (t.comm.rank == 0 && reel_make_dirs(cfg->train.run_dir, &err) != 0)
         reel_die(&err, "set [train] run_dir to a writable directory");
     reel_comm_barrier(&t.comm);
@@ -830,6 +834,7 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
             reel_log("; the embedding as rows in %" PRIu64 " of %" PRIu64 " steps (%.1f MB received per such step)\n",
                      x->sparse_steps, x->steps, x->bytes_sparse / 1e6 / (double)x->sparse_steps);
     }
+    t.model->params.hooks = (reel_grad_hooks){0}; /* the exchange they point to goes */
     reel_exchange_free(t.exchange);
     free(t.frozen);
     free(t.frozen_now);
