@@ -341,7 +341,8 @@ static void check_round_trip(const tiny_model *tiny) {
     reel_train_state train_state = {5, 1, 2, 40, "loss", 0.5, 4, 9, 0};
     reel_checkpoint_info info = {"[model]\n", reel_model_default_objective(tiny->type), 0x5eedULL, NULL, NULL, 1};
     reel_error err = {{0}};
-    if (reel_checkpoint_save(path, saved, &opt, &train_state, &info, &err) != 0) fail_msg("%s", err.message);
+    reel_checkpoint_slots slots = reel_optimizer_checkpoint_slots(&opt);
+    if (reel_checkpoint_save(path, saved, &slots, &train_state, &info, &err) != 0) fail_msg("%s", err.message);
 
     reel_config cfg2;
     reel_model *loaded = tiny_create(tiny, &cfg2, 8);
@@ -351,7 +352,8 @@ static void check_round_trip(const tiny_model *tiny) {
     assert_int_equal(loaded->params.num_floats, saved->params.num_floats);
     assert_true(memcmp(loaded->params.data, saved->params.data, saved->params.num_floats * sizeof(float)) != 0);
     reel_train_state read_state;
-    if (reel_checkpoint_load(path, loaded, &opt2, &read_state, NULL, 0x5eedULL, &err) != 0)
+    reel_checkpoint_slots slots2 = reel_optimizer_checkpoint_slots(&opt2);
+    if (reel_checkpoint_load(path, loaded, &slots2, &read_state, NULL, 0x5eedULL, &err) != 0)
         fail_msg("%s", err.message);
     same_tensors(tiny->type, "parameter", &saved->params, saved->params.data, &loaded->params, loaded->params.data);
     same_tensors(tiny->type, "state", &saved->state, saved->state.data, &loaded->state, loaded->state.data);
