@@ -100,6 +100,9 @@ struct reel_model {
 
 /* Logits per document for num_classes classes: one logit for two, K for K > 2. */
 size_t reel_model_outputs(size_t num_classes);
+/* The configuration key of the number of classes: the classifier objective sets it from the data and the
+ * loader reads it back from a checkpoint's configuration, so both name it through this one constant. */
+#define REEL_KEY_NUM_CLASSES "model.num_classes"
 
 /* A model type, as its source file declares it and src/models/registry.c lists it. */
 typedef struct reel_model_kind {

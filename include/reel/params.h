@@ -14,6 +14,10 @@
 #include "reel/check.h"
 
 #define REEL_TENSOR_NAME_MAX 64
+/* The token embedding's name, which the trainer, the gradient exchange (sparse rows), the classifier's
+ * frozen-embedding path and `reel export` look up; declared here, with the store, so that the gradient
+ * exchange need not include the model header to find it. */
+#define REEL_TENSOR_EMBEDDING "embedding/weight"
 #define REEL_TENSOR_MAX_DIMS 4
 
 typedef struct reel_tensor_info {

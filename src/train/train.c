@@ -253,7 +253,7 @@ static int resume_or_init(trainer *t, const reel_train_options *options) {
         reel_buf_free(&report);
     }
     if (t->comm.rank == 0 && !resumed && cfg->model.embed_from[0]) {
-        size_t index = reel_store_find(&t->model->params, "embedding/weight");
+        size_t index = reel_store_find(&t->model->params, REEL_TENSOR_EMBEDDING);
         REEL_CHECK(index != (size_t)-1, NULL, "model type %s has no embedding/weight", cfg->model.type);
         const reel_tensor_info *info = &t->model->params.tensors[index];
         reel_vectors_report report;
