@@ -18,10 +18,10 @@
 #include "reel/config.h"
 #include "reel/optim.h"
 
-/* Keys of the default configuration (model type bow, objective classify): the 46 general keys, bow's 5
+/* Keys of the default configuration (model type bow, objective classify): the 48 general keys, bow's 5
  * and classify's 5. --help-config lists the general keys, then each model's and objective's own: the
  * recurrent classifiers share 10, the language model has 10, classify 5 and next_token 6. */
-#define NUM_GENERAL_KEYS 46
+#define NUM_GENERAL_KEYS 48
 #define NUM_KEYS (NUM_GENERAL_KEYS + 5 + 5)
 #define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10 + 10 + 5 + 6)
 
@@ -188,7 +188,7 @@ static void test_unknown_key(void **state) {
     (void)state;
     expect_file_error("[data]\ndir = d\n[optimizer]\ntype = adam\n\n\n\n\n\n\n\nlearning_rate = 0.1\n",
                       ":12: unknown key 'learning_rate' in section [optimizer] (known keys: type, lr, beta1, "
-                      "beta2, eps, momentum, nesterov, alpha, centered, rmsprop_momentum, weight_decay, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
+                      "beta2, eps, momentum, nesterov, alpha, centered, rmsprop_momentum, weight_decay, decay, decay_embedding, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
                       "stlr_cut_frac, stlr_ratio, freeze, unfreeze_every, unfreeze_unit, layer_lr_decay)");
 }
 
@@ -342,7 +342,7 @@ static void test_syntax_errors(void **state) {
                       ":4: syntax error: expected 'key = value', '[section]' or a comment, found 'broken line'");
     expect_file_error("[data]\ndir = d\n[optimizer]\nlearning_rate = 1\nbroken line\n",
                       ":4: unknown key 'learning_rate' in section [optimizer] (known keys: type, lr, beta1, beta2, "
-                      "eps, momentum, nesterov, alpha, centered, rmsprop_momentum, weight_decay, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
+                      "eps, momentum, nesterov, alpha, centered, rmsprop_momentum, weight_decay, decay, decay_embedding, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
                       "stlr_cut_frac, stlr_ratio, freeze, unfreeze_every, unfreeze_unit, layer_lr_decay)");
 
     char text[8000];
@@ -430,7 +430,7 @@ static void test_override(void **state) {
     expect_override_error(&cfg, "optimizer.learning_rate=1",
                           "--set 'optimizer.learning_rate=1': unknown key 'learning_rate' in section [optimizer] "
                           "(known keys: type, lr, beta1, beta2, eps, momentum, nesterov, alpha, centered, rmsprop_momentum, "
-                          "weight_decay, clip_norm, "
+                          "weight_decay, decay, decay_embedding, clip_norm, "
                           "schedule, warmup_steps, decay_epochs, decay_factor, stlr_cut_frac, stlr_ratio, freeze, "
                           "unfreeze_every, unfreeze_unit, layer_lr_decay)");
     expect_override_error(&cfg, "optimizer.lr=-1",
@@ -495,6 +495,8 @@ static const field_case general_cases[] = {
     FIELD("optimizer.centered", 'b', "true"),
     FIELD("optimizer.rmsprop_momentum", 'd', "0.5"),
     FIELD("optimizer.weight_decay", 'd', "0.01"),
+    FIELD("optimizer.decay", 's', "matrices"),
+    FIELD("optimizer.decay_embedding", 'b', "true"),
     FIELD("optimizer.clip_norm", 'd', "5"),
     FIELD("optimizer.schedule", 's', "linear"),
     FIELD("optimizer.warmup_steps", 'z', "77"),
@@ -664,6 +666,8 @@ static void test_round_trip(void **state) {
     a.optimizer.eps = DBL_MIN;
     a.optimizer.momentum = 0.0;
     a.optimizer.nesterov = 1;
+    snprintf(a.optimizer.decay, sizeof a.optimizer.decay, "matrices");
+    a.optimizer.decay_embedding = 1;
     a.optimizer.weight_decay = 1e300;
     a.optimizer.clip_norm = nextafter(1.0, 2.0);
     snprintf(a.optimizer.schedule, sizeof a.optimizer.schedule, "cosine");
@@ -694,6 +698,8 @@ static void test_round_trip(void **state) {
     assert_same_double(a.optimizer.eps, b.optimizer.eps, "optimizer.eps");
     assert_same_double(a.optimizer.momentum, b.optimizer.momentum, "optimizer.momentum");
     assert_int_equal(a.optimizer.nesterov, b.optimizer.nesterov);
+    assert_string_equal(a.optimizer.decay, b.optimizer.decay);
+    assert_int_equal(a.optimizer.decay_embedding, b.optimizer.decay_embedding);
     assert_same_double(a.optimizer.weight_decay, b.optimizer.weight_decay, "optimizer.weight_decay");
     assert_same_double(a.optimizer.clip_norm, b.optimizer.clip_norm, "optimizer.clip_norm");
     assert_string_equal(a.optimizer.schedule, b.optimizer.schedule);

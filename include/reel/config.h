@@ -110,6 +110,9 @@ typedef struct reel_config {
         int centered;                 /* rmsprop */
         double rmsprop_momentum;      /* rmsprop */
         double weight_decay;          /* adam: decoupled (AdamW); sgd, rmsprop: L2 added to the gradient */
+        char decay[REEL_NAME_MAX];    /* which tensors weight_decay applies to: "model" (each tensor's flag as
+                                         its model set it), "all", "matrices" (2+ dimensions, not the embedding) */
+        int decay_embedding;          /* decay = matrices: the embedding decays too */
         double clip_norm;             /* global gradient-norm clip; 0 disables */
         char schedule[REEL_NAME_MAX]; /* see reel/optim.h */
         size_t warmup_steps;          /* linear warm-up from 0 */

@@ -37,6 +37,7 @@ static const char *const type_names[] = {"string", "size", "uint64", "double", "
 static const char *const optimizer_types[] = {"adam", "sgd", "rmsprop", NULL};
 static const char *const schedules[] = {"constant", "cosine", "linear", "step", "slanted_triangular", NULL};
 static const char *const unfreeze_units[] = {"epochs", "steps", NULL};
+static const char *const decay_modes[] = {"model", "all", "matrices", NULL};
 static const char *const embedding_exchanges[] = {"auto", "dense", "sparse", NULL};
 static const char *const precisions[] = {"fp32", "bf16", "auto", NULL};
 
@@ -86,6 +87,11 @@ static const reel_key general_keys[] = {
                "rmsprop: momentum of the scaled step (PyTorch's default 0; sgd has its own key, momentum)"),
     KEY_DOUBLE("optimizer", "weight_decay", optimizer.weight_decay, "0", BOUND_MIN, 0, 0,
                "adam: decoupled (AdamW); sgd, rmsprop: L2 added to the gradient"),
+    KEY_CHOICE("optimizer", "decay", optimizer.decay, "model", decay_modes,
+               "the tensors weight_decay applies to: model (as each model marks them; the models so far mark all), "
+               "all, or matrices (two or more dimensions, not the embedding: no biases or norm gains)"),
+    KEY_BOOL("optimizer", "decay_embedding", optimizer.decay_embedding, "false",
+             "decay = matrices: the embedding decays too"),
     KEY_DOUBLE("optimizer", "clip_norm", optimizer.clip_norm, "0", BOUND_MIN, 0, 0,
                "clip the global gradient norm to this; 0 disables"),
     KEY_CHOICE("optimizer", "schedule", optimizer.schedule, "constant", schedules,
