@@ -308,7 +308,7 @@ static void test_bool_choice_string(void **state) {
     expect_value_error("optimizer", "type", "adamw", "expected one of adam, sgd, rmsprop");
     expect_value_error("optimizer", "type", "Adam", "expected one of adam, sgd, rmsprop");
     expect_value_error("optimizer", "schedule", "steps", "expected one of constant, cosine, linear, step, slanted_triangular");
-    expect_value_error("model", "type", "cnn", "expected one of bow, lstm, gru, rnn, lm");
+    expect_value_error("model", "type", "cnn", "expected one of bow, lstm, gru, rnn, rnn_lm");
 
     /* Strings: the longest that fits is accepted (on a line longer than inih's default 200), one more
      * character is an error. */
@@ -794,6 +794,45 @@ static void test_print_schema(void **state) {
 
 /* Each model type has its own keys: another model's key is an error that names its owner, wherever the
  * type is given in the file; --set model.type switches the keys and carries given values over. */
+/* The recurrent LM was type lm before it was rnn_lm: the old name still loads (from a file, from the
+ * /config of an old checkpoint, from --set), brings rnn_lm's keys and objective, and is stored (so written
+ * back) as rnn_lm. */
+static void test_model_type_alias(void **state) {
+    (void)state;
+    reel_config cfg;
+    reel_error err = {""};
+    if (reel_config_load_string(&cfg, "[data]\ndir = d\n[model]\ntype = lm\ncell = gru\ntie_weights = true\n",
+                                "ckpt.h5:/config", &err) != 0)
+        fail_msg("%s", err.message);
+    assert_string_equal(cfg.model.type, "rnn_lm");
+    assert_string_equal(cfg.objective.type, "next_token");
+    assert_string_equal((const char *)reel_config_field(&cfg, "model.cell"), "gru");
+    assert_int_equal(cfg.line_of[reel_config_key_index(&cfg, "model.type")], 4);
+    /* written back under the new name */
+    char *ini = reel_config_to_ini(&cfg);
+    assert_non_null(strstr(ini, "\ntype = rnn_lm\n"));
+    assert_null(strstr(ini, "\ntype = lm\n"));
+    free(ini);
+
+    assert_int_equal(reel_config_load_string(&cfg, "[data]\ndir = d\n", "a.ini", &err), 0);
+    if (reel_config_override(&cfg, "model.type=lm", &err) != 0) fail_msg("%s", err.message);
+    assert_string_equal(cfg.model.type, "rnn_lm");
+    assert_non_null(reel_config_field(&cfg, "model.tie_weights"));
+    assert_string_equal(reel_model_type_resolve("lm"), "rnn_lm");
+    assert_string_equal(reel_model_type_resolve("lstm"), "lstm");
+
+    /* --help-config lists the type by its name, and the old name beside it */
+    FILE *out = tmpfile();
+    reel_config_print_schema(out);
+    rewind(out);
+    char line[1024];
+    int listed = 0;
+    while (fgets(line, sizeof line, out))
+        listed |= strstr(line, " model ") && strstr(line, "|rnn_lm (old name lm = rnn_lm) ") != NULL;
+    fclose(out);
+    assert_true(listed);
+}
+
 static void test_model_keys(void **state) {
     (void)state;
     expect_file_error("[data]\ndir = d\n[model]\nword_dropout = 0.5\ntype = lstm\n",
@@ -877,7 +916,7 @@ int main(void) {
         cmocka_unit_test(test_every_field_has_one_key),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_print_schema),
-        cmocka_unit_test(test_model_keys),
+        cmocka_unit_test(test_model_type_alias), cmocka_unit_test(test_model_keys),
         cmocka_unit_test(test_shipped_configs),
     };
     return cmocka_run_group_tests(tests, setup_dir, remove_dir);

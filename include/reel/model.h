@@ -114,7 +114,7 @@ typedef struct reel_model_kind {
     const char *objective;      /* the objective it is trained with when [objective] type is not given */
 } reel_model_kind;
 
-/* The registered kind of that type, or NULL. */
+/* The registered kind of that type (not an old name: reel_model_type_resolve first), or NULL. */
 const reel_model_kind *reel_model_kind_find(const char *type);
 
 /* Builds the model that cfg describes, with activations for max_batch rows. */

@@ -14,7 +14,7 @@
 static void usage(FILE *out) {
     fputs("usage: reel generate CHECKPOINT.h5 [options]\n"
           "\n"
-          "Writes text from a language model (a checkpoint of [model] type = lm): each sample starts a new\n"
+          "Writes text from a language model (a checkpoint of [model] type = rnn_lm): each sample starts a new\n"
           "document, reads the prime, then draws one token at a time from the model's softmax. The prime is\n"
           "tokenized as `reel prep` does; its words outside the model's vocabulary are listed and read as <unk>.\n"
           "The checkpoint holds its vocabulary, so no data directory is needed. Each sample is printed on a line:\n"

@@ -27,7 +27,7 @@ struct reel_generator {
 int reel_generator_create(reel_generator **out, reel_model *model, size_t samples, reel_error *err) {
     if (model->output != REEL_OUTPUT_TOKEN || model->state_width == 0)
         return reel_fail(err, "model type '%s' is a classifier (one output per document): generation needs a "
-                         "language model (type lm)", model->type);
+                         "language model (type rnn_lm)", model->type);
     if (samples == 0) return reel_fail(err, "no samples to generate");
     reel_generator *g = reel_calloc(1, sizeof *g);
     g->model = model;
