@@ -186,6 +186,22 @@ continuation = line.split(" | ", 1)[1].strip()
 assert served["samples"] == [continuation], (served, continuation)
 assert served["prime"] == "the film" and served["prime_tokens"] == 2
 PY
+# ending at <eod> (the service's default): the same samples as reel generate --stop-at-eod, less the <eod>
+# the service leaves out; long enough that samples end at different points, so each stops on its own
+request POST /v1/generate '{"prime": "the", "length": 400, "temperature": 1.0, "seed": 5, "samples": 8}' \
+  | head -n -1 >"$WORK/gen_eod.json"
+"$REEL_BIN" generate "$lm" --prime "the" --length 400 --temperature 1.0 --seed 5 --samples 8 --stop-at-eod >"$WORK/gen_eod.txt"
+python3 - "$WORK/gen_eod.json" "$WORK/gen_eod.txt" <<'PY' && pass "served generation stops at <eod> as reel generate's" \
+  || fail "generation with stop_at_eod differs"
+import json, sys
+served = json.load(open(sys.argv[1]))["samples"]
+lines = [l.split(" |", 1)[1].strip() for l in open(sys.argv[2]) if l.startswith("[")]
+ended = [l.endswith("<eod>") for l in lines]
+# both outcomes must occur, or the check says nothing about where a sample stops
+assert any(ended) and len(set(len(l) for l in lines)) > 1, lines
+local = [l[: -len("<eod>")].rstrip() if e else l for l, e in zip(lines, ended)]
+assert served == local, (served, local)
+PY
 a=$(request POST /v1/generate '{"prime": "the", "seed": 9, "samples": 3}')
 b=$(request POST /v1/generate '{"prime": "the", "seed": 9, "samples": 3}')
 [ "$a" = "$b" ] && python3 -c "import json,sys; assert len(json.loads(sys.argv[1])['samples']) == 3" "$(head -n -1 <<<"$a")" \
