@@ -394,7 +394,6 @@ static int representable_in_ini(const char *value) {
     return 1;
 }
 
-/* The index-th choice of a choice key. */
 /* The choice an old name (alias) of spec stands for, or value itself. */
 static const char *resolve_alias(const reel_key *spec, const char *value) {
     const char *choice = NULL;
@@ -403,6 +402,7 @@ static const char *resolve_alias(const reel_key *spec, const char *value) {
     return value;
 }
 
+/* The index-th choice of a choice key. */
 static const char *choice_of(const reel_key *spec, size_t index) {
     if (spec->choices) {
         for (size_t i = 0; i < index; i++)
