@@ -102,7 +102,7 @@ import json,sys; a = json.load(open(sys.argv[1])); assert a['documents'] == 100 
 # bad input
 write_small_lm_config "$WORK/lm.ini" "$WORK/data"
 expect_ok "train a language model" mpireel 1 train "$WORK/lm.ini" --run-dir "$WORK/lm" --set train.max_steps=3
-expect_fail "a language model" "is a language model \(lm\): analyze needs a classifier" \
+expect_fail "a language model" "is a language model \(rnn_lm\): analyze needs a classifier" \
   reel analyze "$(ls "$WORK/lm"/ckpt_0*.h5 | head -1)"
 expect_fail "an unknown split" "--split 'unsup': expected test, valid or train" reel analyze "$ckpt" --split unsup
 mkdir -p "$WORK/partial" && cp "$WORK/data/vocab.txt" "$WORK/data/train.tok" "$WORK/partial/"

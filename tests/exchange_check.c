@@ -17,7 +17,7 @@
 static int failures = 0;
 
 static void fill(reel_store *p, int rank, double touched_share, uint32_t round) {
-    size_t embedding = reel_store_find(p, "embedding/weight");
+    size_t embedding = reel_store_find(p, REEL_TENSOR_EMBEDDING);
     const reel_tensor_info *e = &p->tensors[embedding];
     for (size_t i = 0; i < p->num_floats; i++) {
         uint32_t w[4];
@@ -54,7 +54,7 @@ int main(int argc, char **argv) {
     reel_comm_world(&comm);
     reel_store p;
     reel_store_init(&p, 1);
-    reel_store_add(&p, "embedding/weight", 2, (size_t[]){200, 6});
+    reel_store_add(&p, REEL_TENSOR_EMBEDDING, 2, (size_t[]){200, 6});
     reel_store_set_group(&p, 1);
     reel_store_add(&p, "l1/w", 1, (size_t[]){40});
     reel_store_add(&p, "l1/b", 1, (size_t[]){8});

@@ -16,7 +16,7 @@ cat >"$WORK/tiny.ini" <<INI
 [data]
 dir = $WORK/data
 [model]
-type = lm
+type = rnn_lm
 vocab_size = 100
 embed_dim = 16
 hidden_dim = 32

@@ -81,7 +81,7 @@ check_lm() {
   local what=$1 log=$2 dir=$3 steps=$4 bad="" final ppl
   final="$dir/ckpt_$(printf %08d "$steps").h5"
   if reel inspect "$final" >"$WORK/inspect.txt" 2>&1; then
-    grep -Eq "^  model_type +lm\$" "$WORK/inspect.txt" || bad+=" $final is not a language model;"
+    grep -Eq "^  model_type +rnn_lm\$" "$WORK/inspect.txt" || bad+=" $final is not a language model;"
     grep -Eq "^  global_step +$steps\$" "$WORK/inspect.txt" || bad+=" $final is not of step $steps;"
     grep -q "^  /model/lstm_l2_fwd/w_ih " "$WORK/inspect.txt" && ! grep -q "lstm_l3" "$WORK/inspect.txt" \
       || bad+=" $final does not have the config's 3 LSTM layers;"

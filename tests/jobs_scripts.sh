@@ -139,7 +139,7 @@ standin_job SLURM_JOB_ID=4244 CONFIG="$WORK/nowhere.ini" RUN_DIR="$WORK/slurm_fa
 # checkpoint (1000 training documents, batch 50: 30 steps of train and valid; then 10 of 100).
 lm_job_args "$WORK/data"
 expect_ok "lm.sbatch" run_job RUN_DIR="$WORK/lm" bash "$JOBS/lm.sbatch" "${LM_ARGS[@]}"
-grep -q "^reel job local (none) .*, mpirun -np 2\$" "$WORK/out.txt" && grep -q "^model lm, objective next_token" "$WORK/out.txt" \
+grep -q "^reel job local (none) .*, mpirun -np 2\$" "$WORK/out.txt" && grep -q "^model rnn_lm, objective next_token" "$WORK/out.txt" \
   && pass "lm.sbatch: the language model of configs/imdb_lm.ini on 2 ranks" || fail "lm.sbatch: $(head -1 "$WORK/out.txt")"
 check_lm "lm.sbatch" "$WORK/out.txt" "$WORK/lm" 30
 finetune_job_args "$WORK/data" "$WORK/lm/ckpt_best.h5"
@@ -174,7 +174,7 @@ args_file="$WORK/lm_pbs/job_args"
 read -r _ variables script <<<"$(calls qsub)"
 IFS=, read -r -a variables <<<"$variables"
 preempt_pbs_job "$WORK/lm_pbs2.log" PBS_JOBID=79.pbs "${variables[@]}" bash "$script"
-model_line=$(grep "^model lm, objective next_token: " "$WORK/lm_pbs.log" || echo "(none)")
+model_line=$(grep "^model rnn_lm, objective next_token: " "$WORK/lm_pbs.log" || echo "(none)")
 [ "$status" -eq 75 ] && grep -q "^reel job: the arguments of the job that submitted this one ($args_file): ${LM_ARGS[*]} --set train.epochs=1000000\$" "$WORK/lm_pbs2.log" \
   && grep -q "^resuming from $WORK/lm_pbs/ckpt_$(printf %08d "$step").h5" "$WORK/lm_pbs2.log" && grep -qxF "$model_line" "$WORK/lm_pbs2.log" \
   && [ "$(calls qrerun)" = 79.pbs ] && [ -z "$(calls qsub)" ] \

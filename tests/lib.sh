@@ -157,7 +157,7 @@ write_small_lm_config() {
 dir = $2
 seq_len = 12
 [model]
-type = lm
+type = rnn_lm
 vocab_size = 600
 embed_dim = 10
 layer_dims = 12,8

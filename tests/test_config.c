@@ -18,10 +18,10 @@
 #include "reel/config.h"
 #include "reel/optim.h"
 
-/* Keys of the default configuration (model type bow, objective classify): the 46 general keys, bow's 5
+/* Keys of the default configuration (model type bow, objective classify): the 48 general keys, bow's 5
  * and classify's 5. --help-config lists the general keys, then each model's and objective's own: the
  * recurrent classifiers share 10, the language model has 10, classify 5 and next_token 6. */
-#define NUM_GENERAL_KEYS 46
+#define NUM_GENERAL_KEYS 48
 #define NUM_KEYS (NUM_GENERAL_KEYS + 5 + 5)
 #define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10 + 10 + 5 + 6)
 
@@ -188,7 +188,7 @@ static void test_unknown_key(void **state) {
     (void)state;
     expect_file_error("[data]\ndir = d\n[optimizer]\ntype = adam\n\n\n\n\n\n\n\nlearning_rate = 0.1\n",
                       ":12: unknown key 'learning_rate' in section [optimizer] (known keys: type, lr, beta1, "
-                      "beta2, eps, momentum, nesterov, alpha, centered, rmsprop_momentum, weight_decay, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
+                      "beta2, eps, momentum, nesterov, alpha, centered, rmsprop_momentum, weight_decay, decay, decay_embedding, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
                       "stlr_cut_frac, stlr_ratio, freeze, unfreeze_every, unfreeze_unit, layer_lr_decay)");
 }
 
@@ -308,7 +308,7 @@ static void test_bool_choice_string(void **state) {
     expect_value_error("optimizer", "type", "adamw", "expected one of adam, sgd, rmsprop");
     expect_value_error("optimizer", "type", "Adam", "expected one of adam, sgd, rmsprop");
     expect_value_error("optimizer", "schedule", "steps", "expected one of constant, cosine, linear, step, slanted_triangular");
-    expect_value_error("model", "type", "cnn", "expected one of bow, lstm, gru, rnn, lm");
+    expect_value_error("model", "type", "cnn", "expected one of bow, lstm, gru, rnn, rnn_lm");
 
     /* Strings: the longest that fits is accepted (on a line longer than inih's default 200), one more
      * character is an error. */
@@ -342,7 +342,7 @@ static void test_syntax_errors(void **state) {
                       ":4: syntax error: expected 'key = value', '[section]' or a comment, found 'broken line'");
     expect_file_error("[data]\ndir = d\n[optimizer]\nlearning_rate = 1\nbroken line\n",
                       ":4: unknown key 'learning_rate' in section [optimizer] (known keys: type, lr, beta1, beta2, "
-                      "eps, momentum, nesterov, alpha, centered, rmsprop_momentum, weight_decay, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
+                      "eps, momentum, nesterov, alpha, centered, rmsprop_momentum, weight_decay, decay, decay_embedding, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
                       "stlr_cut_frac, stlr_ratio, freeze, unfreeze_every, unfreeze_unit, layer_lr_decay)");
 
     char text[8000];
@@ -430,7 +430,7 @@ static void test_override(void **state) {
     expect_override_error(&cfg, "optimizer.learning_rate=1",
                           "--set 'optimizer.learning_rate=1': unknown key 'learning_rate' in section [optimizer] "
                           "(known keys: type, lr, beta1, beta2, eps, momentum, nesterov, alpha, centered, rmsprop_momentum, "
-                          "weight_decay, clip_norm, "
+                          "weight_decay, decay, decay_embedding, clip_norm, "
                           "schedule, warmup_steps, decay_epochs, decay_factor, stlr_cut_frac, stlr_ratio, freeze, "
                           "unfreeze_every, unfreeze_unit, layer_lr_decay)");
     expect_override_error(&cfg, "optimizer.lr=-1",
@@ -495,6 +495,8 @@ static const field_case general_cases[] = {
     FIELD("optimizer.centered", 'b', "true"),
     FIELD("optimizer.rmsprop_momentum", 'd', "0.5"),
     FIELD("optimizer.weight_decay", 'd', "0.01"),
+    FIELD("optimizer.decay", 's', "matrices"),
+    FIELD("optimizer.decay_embedding", 'b', "true"),
     FIELD("optimizer.clip_norm", 'd', "5"),
     FIELD("optimizer.schedule", 's', "linear"),
     FIELD("optimizer.warmup_steps", 'z', "77"),
@@ -664,6 +666,8 @@ static void test_round_trip(void **state) {
     a.optimizer.eps = DBL_MIN;
     a.optimizer.momentum = 0.0;
     a.optimizer.nesterov = 1;
+    snprintf(a.optimizer.decay, sizeof a.optimizer.decay, "matrices");
+    a.optimizer.decay_embedding = 1;
     a.optimizer.weight_decay = 1e300;
     a.optimizer.clip_norm = nextafter(1.0, 2.0);
     snprintf(a.optimizer.schedule, sizeof a.optimizer.schedule, "cosine");
@@ -694,6 +698,8 @@ static void test_round_trip(void **state) {
     assert_same_double(a.optimizer.eps, b.optimizer.eps, "optimizer.eps");
     assert_same_double(a.optimizer.momentum, b.optimizer.momentum, "optimizer.momentum");
     assert_int_equal(a.optimizer.nesterov, b.optimizer.nesterov);
+    assert_string_equal(a.optimizer.decay, b.optimizer.decay);
+    assert_int_equal(a.optimizer.decay_embedding, b.optimizer.decay_embedding);
     assert_same_double(a.optimizer.weight_decay, b.optimizer.weight_decay, "optimizer.weight_decay");
     assert_same_double(a.optimizer.clip_norm, b.optimizer.clip_norm, "optimizer.clip_norm");
     assert_string_equal(a.optimizer.schedule, b.optimizer.schedule);
@@ -788,6 +794,45 @@ static void test_print_schema(void **state) {
 
 /* Each model type has its own keys: another model's key is an error that names its owner, wherever the
  * type is given in the file; --set model.type switches the keys and carries given values over. */
+/* The recurrent LM was type lm before it was rnn_lm: the old name still loads (from a file, from the
+ * /config of an old checkpoint, from --set), brings rnn_lm's keys and objective, and is stored (so written
+ * back) as rnn_lm. */
+static void test_model_type_alias(void **state) {
+    (void)state;
+    reel_config cfg;
+    reel_error err = {""};
+    if (reel_config_load_string(&cfg, "[data]\ndir = d\n[model]\ntype = lm\ncell = gru\ntie_weights = true\n",
+                                "ckpt.h5:/config", &err) != 0)
+        fail_msg("%s", err.message);
+    assert_string_equal(cfg.model.type, "rnn_lm");
+    assert_string_equal(cfg.objective.type, "next_token");
+    assert_string_equal((const char *)reel_config_field(&cfg, "model.cell"), "gru");
+    assert_int_equal(cfg.line_of[reel_config_key_index(&cfg, "model.type")], 4);
+    /* written back under the new name */
+    char *ini = reel_config_to_ini(&cfg);
+    assert_non_null(strstr(ini, "\ntype = rnn_lm\n"));
+    assert_null(strstr(ini, "\ntype = lm\n"));
+    free(ini);
+
+    assert_int_equal(reel_config_load_string(&cfg, "[data]\ndir = d\n", "a.ini", &err), 0);
+    if (reel_config_override(&cfg, "model.type=lm", &err) != 0) fail_msg("%s", err.message);
+    assert_string_equal(cfg.model.type, "rnn_lm");
+    assert_non_null(reel_config_field(&cfg, "model.tie_weights"));
+    assert_string_equal(reel_model_type_resolve("lm"), "rnn_lm");
+    assert_string_equal(reel_model_type_resolve("lstm"), "lstm");
+
+    /* --help-config lists the type by its name, and the old name beside it */
+    FILE *out = tmpfile();
+    reel_config_print_schema(out);
+    rewind(out);
+    char line[1024];
+    int listed = 0;
+    while (fgets(line, sizeof line, out))
+        listed |= strstr(line, " model ") && strstr(line, "|rnn_lm (old name lm = rnn_lm) ") != NULL;
+    fclose(out);
+    assert_true(listed);
+}
+
 static void test_model_keys(void **state) {
     (void)state;
     expect_file_error("[data]\ndir = d\n[model]\nword_dropout = 0.5\ntype = lstm\n",
@@ -871,7 +916,7 @@ int main(void) {
         cmocka_unit_test(test_every_field_has_one_key),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_print_schema),
-        cmocka_unit_test(test_model_keys),
+        cmocka_unit_test(test_model_type_alias), cmocka_unit_test(test_model_keys),
         cmocka_unit_test(test_shipped_configs),
     };
     return cmocka_run_group_tests(tests, setup_dir, remove_dir);

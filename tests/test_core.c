@@ -232,6 +232,84 @@ static void test_adam_per_tensor_rates(void **state) {
     reel_store_free(&store);
 }
 
+/* Weight decay per tensor: four tensors, the embedding, a matrix, a bias and a norm gain the model marked
+ * as not decaying; under each [optimizer] decay setting two AdamW steps must follow the formula with the
+ * decay term for exactly the tensors that setting names, and the plain Adam formula for the others. */
+static void test_adam_decay_per_tensor(void **state) {
+    (void)state;
+    static const struct {
+        const char *mode;
+        int decay_embedding;
+        int expected[4]; /* embedding, matrix, bias, gain */
+    } cases[] = {
+        {"model", 0, {1, 1, 1, 0}},
+        {"all", 0, {1, 1, 1, 1}},
+        {"matrices", 0, {0, 1, 0, 0}},
+        {"matrices", 1, {1, 1, 0, 0}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        reel_config cfg;
+        adamw_config(&cfg);
+        cfg.optimizer.weight_decay = 0.5; /* large, so the decay term is far above float rounding */
+        snprintf(cfg.optimizer.decay, sizeof cfg.optimizer.decay, "%s", cases[c].mode);
+        cfg.optimizer.decay_embedding = cases[c].decay_embedding;
+        reel_store store;
+        reel_store_init(&store, 1);
+        size_t first[5];
+        first[0] = 0;
+        reel_store_add(&store, REEL_TENSOR_EMBEDDING, 2, (size_t[]){3, 2});
+        reel_store_add(&store, "hidden/weight", 2, (size_t[]){2, 2});
+        reel_store_add(&store, "hidden/bias", 1, (size_t[]){2});
+        size_t gain = reel_store_add(&store, "norm/gain", 1, (size_t[]){2});
+        reel_store_set_decay(&store, gain, 0);
+        reel_store_allocate(&store);
+        for (size_t t = 0; t < 4; t++) first[t + 1] = first[t] + store.tensors[t].count;
+        double p[14], m[14] = {0}, v[14] = {0};
+        for (size_t i = 0; i < store.num_floats; i++) {
+            p[i] = store.data[i] = 0.5f + 0.25f * (float)i;
+            store.grad[i] = 0.125f * (float)(i % 5 + 1) * (i % 2 ? -1.0f : 1.0f);
+        }
+        reel_optimizer opt;
+        reel_optimizer_init(&opt, &cfg, &store);
+        for (size_t t = 0; t < 4; t++) assert_int_equal(opt.decays[t], cases[c].expected[t]);
+        for (int step = 1; step <= 2; step++) {
+            reel_optimizer_step(&opt, &store, 1e-2);
+            for (size_t t = 0; t < 4; t++)
+                for (size_t i = first[t]; i < first[t + 1]; i++) {
+                    double g = store.grad[i];
+                    if (cases[c].expected[t]) p[i] -= 1e-2 * 0.5 * p[i];
+                    m[i] = 0.9 * m[i] + 0.1 * g;
+                    v[i] = 0.999 * v[i] + 0.001 * g * g;
+                    p[i] -= 1e-2 * (m[i] / (1 - pow(0.9, step))) / (sqrt(v[i] / (1 - pow(0.999, step))) + 1e-8);
+                }
+        }
+        /* the decay term moves a value by 5e-3 of itself (at least 2.5e-3) per step: 1e-5 tells the two formulas
+         * apart and leaves room for float rounding */
+        for (size_t i = 0; i < store.num_floats; i++) assert_float_equal(store.data[i], p[i], 1e-5);
+        reel_optimizer_free(&opt);
+        reel_store_free(&store);
+    }
+}
+
+/* decay_embedding only means something with decay = matrices: given with another mode it is an error
+ * naming both keys. */
+static void test_decay_embedding_needs_matrices(void **state) {
+    (void)state;
+    reel_config cfg;
+    adamw_config(&cfg);
+    reel_error err = {{0}};
+    assert_int_equal(reel_optimizer_check(&cfg, &err), 0); /* not given: fine */
+    int index = reel_config_key_index(&cfg, "optimizer.decay_embedding");
+    assert_true(index >= 0);
+    cfg.line_of[index] = 3;
+    cfg.optimizer.decay_embedding = 1;
+    assert_int_equal(reel_optimizer_check(&cfg, &err), -1);
+    assert_non_null(strstr(err.message, "decay_embedding"));
+    assert_non_null(strstr(err.message, "decay = model"));
+    snprintf(cfg.optimizer.decay, sizeof cfg.optimizer.decay, "matrices");
+    assert_int_equal(reel_optimizer_check(&cfg, &err), 0);
+}
+
 static void test_sgd_momentum_matches_formula(void **state) {
     (void)state;
     for (int nesterov = 0; nesterov <= 1; nesterov++) {
@@ -412,7 +490,8 @@ int main(void) {
         cmocka_unit_test(test_rank_share_covers_batch),
         cmocka_unit_test(test_length_buckets), cmocka_unit_test(test_adam_matches_formula),
         cmocka_unit_test(test_sgd_momentum_matches_formula), cmocka_unit_test(test_clip_and_schedule),
-        cmocka_unit_test(test_adam_per_tensor_rates), cmocka_unit_test(test_rmsprop_matches_formula),
+        cmocka_unit_test(test_adam_per_tensor_rates), cmocka_unit_test(test_adam_decay_per_tensor),
+        cmocka_unit_test(test_decay_embedding_needs_matrices), cmocka_unit_test(test_rmsprop_matches_formula),
         cmocka_unit_test(test_utf8_invalid_at), cmocka_unit_test(test_escape_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

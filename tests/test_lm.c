@@ -20,7 +20,7 @@ enum { V = 11, SLICE = 4 };
 static reel_model *make_lm(const char *cell, size_t embed, const char *dims, int tied, int batch_norm, double dropout) {
     reel_config cfg;
     reel_config_defaults(&cfg);
-    config_set(&cfg, "model.type=lm");
+    config_set(&cfg, "model.type=rnn_lm");
     config_set(&cfg, "model.cell=%s", cell);
     config_set(&cfg, "model.vocab_size=%d", V);
     config_set(&cfg, "model.embed_dim=%zu", embed);

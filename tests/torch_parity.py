@@ -49,7 +49,7 @@ class Spec:
         if parser.has_section("model"):
             model.update(parser["model"])
         self.type = model.get("type", "bow")
-        self.lm = self.type == "lm"
+        self.lm = self.type in ("rnn_lm", "lm")  # lm: the old name
         if self.lm:  # the language model's own defaults, not the classifiers'
             model = dict(parser["model"])
             for key in ("rnn_dropout", "input_dropout", "word_dropout", "weight_dropout"):

@@ -51,7 +51,7 @@ write_config gru_bi_max_3class "type = gru" "bidirectional = true" "pooling = ma
 write_lm_config() {
   local name=$1; shift
   {
-    printf '[data]\ndir = %s\n[model]\ntype = lm\nvocab_size = 600\nembed_dim = 16\n' "$WORK/data"
+    printf '[data]\ndir = %s\n[model]\ntype = rnn_lm\nvocab_size = 600\nembed_dim = 16\n' "$WORK/data"
     printf 'rnn_dropout = 0\nrnn_batch_norm = false\n'
     printf '%s\n' "$@"
     printf '[train]\nseed = 11\n'

@@ -84,6 +84,37 @@ for sampler in window stream; do
   if "$CKPT_COMPARE" "$WORK/${sampler}1/$final" "$WORK/${sampler}_shrink/$final" --tol 1e-3; then
     pass "$sampler: 3 ranks then 1 == uninterrupted"; else fail "$sampler: 3 ranks then 1 differs"; fi
 done
+# The old name of the model type: a checkpoint written before the recurrent LM was renamed holds
+# type = lm in its /config and model_type = "lm"; made here from the window run's stop at step 7 by
+# rewriting both. It evaluates like the same checkpoint under rnn_lm, and resumed with a configuration that
+# says type = lm it ends bit for bit where the uninterrupted run did, its config written back as rnn_lm.
+mkdir -p "$WORK/old_name" "$WORK/new_name"
+cp "$WORK/window_split/ckpt_00000007.h5" "$WORK/old_name/" && cp "$WORK/window_split/ckpt_00000007.h5" "$WORK/new_name/"
+"$H5PY_PYTHON" - "$WORK/old_name/ckpt_00000007.h5" <<'PY' && pass "a checkpoint with the old type name" || fail "rewriting the type to lm"
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r+") as f:
+    text = f["config"][()].decode()
+    assert text.count("\ntype = rnn_lm\n") == 1, "no type = rnn_lm in /config"
+    del f["config"]
+    f.create_dataset("config", data=np.bytes_(text.replace("\ntype = rnn_lm\n", "\ntype = lm\n").encode()))
+    assert f.attrs["model_type"] == b"rnn_lm", f.attrs["model_type"]
+    f.attrs["model_type"] = np.bytes_(b"lm")
+PY
+sed 's/^type = rnn_lm$/type = lm/' "$WORK/window.ini" >"$WORK/window_old_name.ini"
+grep -qx 'type = lm' "$WORK/window_old_name.ini" || fail "window_old_name.ini does not say type = lm"
+for name in old_name new_name; do
+  expect_ok "eval, $name" mpireel 2 eval "$WORK/$name/ckpt_00000007.h5" --split test
+  cp "$WORK/out.txt" "$WORK/eval_$name.txt"
+done
+head -1 "$WORK/eval_old_name.txt" | grep -q "ckpt_00000007.h5 (rnn_lm, objective next_token)" \
+  && pass "the old name is read as rnn_lm" || fail "eval of the old name: $(head -1 "$WORK/eval_old_name.txt")"
+grep -q '^perplexity ' "$WORK/eval_old_name.txt" && cmp -s <(tail -n +2 "$WORK/eval_old_name.txt") <(tail -n +2 "$WORK/eval_new_name.txt") \
+  && pass "type = lm evaluates as rnn_lm" || { fail "eval differs between lm and rnn_lm:"; diff "$WORK/eval_old_name.txt" "$WORK/eval_new_name.txt" >&2; }
+expect_ok "resumed from type = lm" mpireel 2 train "$WORK/window_old_name.ini" --run-dir "$WORK/old_name"
+if "$CKPT_COMPARE" "$WORK/window2/$final_window" "$WORK/old_name/$final_window" --exact; then
+  pass "type = lm resumes bit for bit as rnn_lm"; else fail "the resume from type = lm differs"; fi
+grep -qx 'type = rnn_lm' "$WORK/old_name/config.ini" && pass "the resumed run writes type = rnn_lm" \
+  || fail "$WORK/old_name/config.ini: $(grep '^type' "$WORK/old_name/config.ini")"
 # Dropping the carried state on resume must be detectable: zero it in a copy of the stop's checkpoint.
 mkdir -p "$WORK/zeroed" && cp "$WORK/stream_split/ckpt_00000007.h5" "$WORK/zeroed/"
 "$H5PY_PYTHON" - "$WORK/zeroed/ckpt_00000007.h5" <<'PY' || fail "zeroing the carried state"

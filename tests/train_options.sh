@@ -140,4 +140,48 @@ expect_ok "rmsprop to 13" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/rms
 expect_ok "rmsprop resumed" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/rms_split" "${rms[@]}"
 if "$CKPT_COMPARE" "$WORK/rms/ckpt_00000030.h5" "$WORK/rms_split/ckpt_00000030.h5" --exact; then
   pass "rmsprop resume: bit for bit"; else fail "rmsprop resume differs"; fi
+# ---- weight decay per tensor ----
+# One AdamW step from the same initialisation and batch: the gradient is the same in every run, so a tensor
+# weight decay leaves out must come out bit-identical to a run without weight decay (the no-decay formula;
+# tests/test_core.c checks both formulas value by value), and one it applies to must differ. decay =
+# matrices: only the matrices other than the embedding decay (bow: hidden/weight, output/weight), not the
+# biases or the batch norm's gain; decay_embedding = true adds the embedding; the default (decay = model:
+# bow marks every tensor) decays the biases and gains too.
+wd1=(--set train.max_steps=1 --set optimizer.lr=0.05)
+expect_ok "no weight decay, 1 step" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/wd0" "${wd1[@]}"
+expect_ok "decay = matrices, 1 step" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/wdm" "${wd1[@]}" \
+  --set optimizer.weight_decay=0.5 --set optimizer.decay=matrices
+expect_ok "decay = matrices with the embedding, 1 step" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/wde" "${wd1[@]}" \
+  --set optimizer.weight_decay=0.5 --set optimizer.decay=matrices --set optimizer.decay_embedding=true
+expect_ok "decay = model (every tensor), 1 step" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/wda" "${wd1[@]}" \
+  --set optimizer.weight_decay=0.5
+grep -q '^decay = matrices$' "$WORK/wdm/config.ini" && pass "the resolved config says decay = matrices" \
+  || fail "decay = matrices missing from $WORK/wdm/config.ini"
+"$H5PY_PYTHON" - "$WORK" <<'PY' && pass "decay per tensor: exactly the chosen tensors decay" || fail "decay per tensor"
+import glob, sys, h5py, numpy as np
+work = sys.argv[1]
+def tensors(run):
+    (path,) = glob.glob(f"{work}/{run}/ckpt_0*.h5")
+    out = {}
+    with h5py.File(path, "r") as f:
+        f["model"].visititems(lambda name, d: out.__setitem__(name, d[()]) if isinstance(d, h5py.Dataset) else None)
+    return out
+base = tensors("wd0")
+changed = {run: {n for n, v in base.items() if not np.array_equal(v, tensors(run)[n])} for run in ("wdm", "wde", "wda")}
+# What decay can move at all: with every tensor decaying (wda), the trained tensors whose initial values are
+# not all 0 (AdamW scales the value before the step; the running statistics and the zero-initialised output
+# bias are not moved). It must hold a norm gain (1-D, initialised to 1) and every matrix, or the check below
+# says nothing about them.
+movable = changed["wda"]
+assert "batchnorm/weight" in movable, sorted(movable)
+assert all(n in movable for n, v in base.items() if v.ndim >= 2), sorted(movable)
+want = {"wdm": {n for n in movable if base[n].ndim >= 2 and n != "embedding/weight"},
+        "wde": {n for n in movable if base[n].ndim >= 2}}
+bad = [f"{run}: changed by weight decay {sorted(changed[run])}, expected {sorted(w)}" for run, w in want.items()
+       if changed[run] != w]
+if bad:
+    sys.exit("\n".join(bad))
+PY
+expect_fail "decay_embedding without decay = matrices" "decay_embedding is given, but decay = all" \
+  mpireel 1 train "$WORK/small.ini" --run-dir "$WORK/wd_bad" --set optimizer.decay=all --set optimizer.decay_embedding=true
 finish

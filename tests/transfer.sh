@@ -11,7 +11,7 @@ cat >"$WORK/lm.ini" <<INI
 dir = $WORK/data
 seq_len = 12
 [model]
-type = lm
+type = rnn_lm
 vocab_size = 600
 embed_dim = 10
 cell = lstm

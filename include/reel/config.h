@@ -49,6 +49,9 @@ typedef struct reel_key {
     double lo, hi;
     const char *const *choices; /* NULL-terminated, for REEL_KEY_CHOICE; NULL: the choices come from choice_at */
     const char *(*choice_at)(size_t index); /* the index-th choice, NULL past the last (registries) */
+    /* the index-th old name still accepted for a choice, and in *choice the choice it stands for; NULL past
+     * the last; NULL: no old names. A value given by an old name is stored as the choice. */
+    const char *(*alias_at)(size_t index, const char **choice);
     const char *help;
 } reel_key;
 
@@ -110,6 +113,9 @@ typedef struct reel_config {
         int centered;                 /* rmsprop */
         double rmsprop_momentum;      /* rmsprop */
         double weight_decay;          /* adam: decoupled (AdamW); sgd, rmsprop: L2 added to the gradient */
+        char decay[REEL_NAME_MAX];    /* which tensors weight_decay applies to: "model" (each tensor's flag as
+                                         its model set it), "all", "matrices" (2+ dimensions, not the embedding) */
+        int decay_embedding;          /* decay = matrices: the embedding decays too */
         double clip_norm;             /* global gradient-norm clip; 0 disables */
         char schedule[REEL_NAME_MAX]; /* see reel/optim.h */
         size_t warmup_steps;          /* linear warm-up from 0 */
@@ -188,6 +194,11 @@ static inline const void *reel_config_objective_options(const reel_config *cfg) 
  * index-th model type / objective (NULL past the last), the keys of one (NULL: no such type), and the
  * objective a model type is trained with when [objective] type is not given. */
 const char *reel_model_type_at(size_t index);
+/* The index-th old name of a model type, and in *type (when not NULL) the type it stands for; NULL past the
+ * last. */
+const char *reel_model_alias_at(size_t index, const char **type);
+/* The type an old name stands for ("lm": "rnn_lm"), or name itself when it is not an old name. */
+const char *reel_model_type_resolve(const char *name);
 const reel_key_table *reel_model_key_table(const char *type);
 const char *reel_model_default_objective(const char *type);
 const char *reel_objective_type_at(size_t index);

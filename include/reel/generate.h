@@ -40,6 +40,12 @@ void reel_generator_prime(reel_generator *g, const uint32_t *ids, size_t count);
 /* Draws the next token of every sample into next[samples] (position = tokens generated so far, keys the
  * draw) and feeds it to the model, so the following call continues from it. */
 void reel_generator_step(reel_generator *g, const reel_sampling *sampling, uint64_t position, uint32_t *next);
+/* The sampling loop `reel generate` and `reel serve` share: after the prime, up to length steps; sample b's
+ * tokens go to out[b * length ..] (out: (samples, length)) and their number to produced[b] (samples). With
+ * stop_at_eod a sample ends at its first <eod>, which it keeps as its last token; otherwise every sample
+ * gets length tokens. */
+void reel_generator_run(reel_generator *g, const reel_sampling *sampling, size_t length, int stop_at_eod,
+                        uint32_t *out, size_t *produced);
 
 /* The token drawn from logits (K) under sampling, for sample `sample` at `position`; never an id in
  * [0, REEL_VOCAB_RESERVED) other than <eod>. logits is overwritten. */

@@ -84,6 +84,9 @@ struct reel_model {
 
 /* Logits per document for num_classes classes: one logit for two, K for K > 2. */
 size_t reel_model_outputs(size_t num_classes);
+/* The configuration key of the number of classes: the classifier objective sets it from the data and the
+ * loader reads it back from a checkpoint's configuration, so both name it through this one constant. */
+#define REEL_KEY_NUM_CLASSES "model.num_classes"
 
 /* A model type, as its source file declares it and src/models/registry.c lists it. */
 typedef struct reel_model_kind {
@@ -95,7 +98,7 @@ typedef struct reel_model_kind {
     const char *objective;      /* the objective it is trained with when [objective] type is not given */
 } reel_model_kind;
 
-/* The registered kind of that type, or NULL. */
+/* The registered kind of that type (not an old name: reel_model_type_resolve first), or NULL. */
 const reel_model_kind *reel_model_kind_find(const char *type);
 
 /* Builds the model that cfg describes, with activations for max_batch rows. */

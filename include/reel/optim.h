@@ -1,6 +1,7 @@
 /* reel/optim.h: optimizers over the flat parameter buffer, with PyTorch's semantics and defaults:
  *   adam: m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps),
  *         with weight decay decoupled (AdamW: p -= lr * wd * p before the update);
+ * weight decay (wd) applies to the tensors [optimizer] decay chooses (reel_optimizer_decays), 0 for the others;
  *   sgd:  g += wd * p;  buf = momentum * buf + g;  p -= lr * (nesterov ? g + momentum * buf : buf);
  *   rmsprop: g += wd * p;  v = alpha v + (1-alpha) g^2;  centered: a = alpha a + (1-alpha) g and the
  *         denominator is sqrt(v - a^2) + eps, else sqrt(v) + eps;  momentum > 0: buf = momentum * buf +
@@ -36,9 +37,14 @@ typedef struct reel_optimizer {
     const reel_tensor_info *tensors;
     float *lr_scale;
     uint64_t *tensor_steps;
+    int *decays;                                    /* (num_tensors) 1: weight_decay applies to the tensor */
 } reel_optimizer;
 
 void reel_optimizer_init(reel_optimizer *opt, const reel_config *cfg, const reel_store *params);
+/* Whether weight decay applies to tensor info under cfg's [optimizer] decay and decay_embedding. */
+int reel_optimizer_decays(const reel_config *cfg, const reel_tensor_info *info);
+/* Checks the [optimizer] keys that depend on each other (decay_embedding needs decay = matrices). */
+int reel_optimizer_check(const reel_config *cfg, reel_error *err);
 void reel_optimizer_free(reel_optimizer *opt);
 /* The state a checkpoint saves and loads: views of opt's own buffers and counts, valid while opt lives. */
 reel_checkpoint_slots reel_optimizer_checkpoint_slots(reel_optimizer *opt);

@@ -14,6 +14,10 @@
 #include "reel/check.h"
 
 #define REEL_TENSOR_NAME_MAX 64
+/* The token embedding's name, which the trainer, the gradient exchange (sparse rows), the classifier's
+ * frozen-embedding path and `reel export` look up; declared here, with the store, so that the gradient
+ * exchange need not include the model header to find it. */
+#define REEL_TENSOR_EMBEDDING "embedding/weight"
 #define REEL_TENSOR_MAX_DIMS 4
 
 typedef struct reel_tensor_info {
@@ -28,6 +32,8 @@ typedef struct reel_tensor_info {
     char sized_by[2 * REEL_TENSOR_NAME_MAX]; /* the configuration keys its shape comes from, e.g. "[model]
                                                 vocab_size x embed_dim", so an allocation that cannot be
                                                 made says what to lower; "" when not given */
+    int decay;     /* 1: the optimizer's weight decay applies to it. The model's choice (reel_store_add sets 1,
+                      reel_store_set_decay changes it); [optimizer] decay = all | matrices overrides it */
     int frozen;    /* set by the trainer while the tensor does not train: its gradient is never used, so a
                       backward may leave it unset and skip the work only it needs */
 } reel_tensor_info;
@@ -88,6 +94,8 @@ void reel_store_poll(const reel_store *store);
 /* Marks tensors [first, num_tensors) as transferable: the encoder tensors a model shares by name with
  * the models it can start from, or be started from. */
 void reel_store_mark_transfer(reel_store *store, size_t first);
+/* Whether the optimizer's weight decay applies to tensor index (every tensor does unless its model says not). */
+void reel_store_set_decay(reel_store *store, size_t index, int decay);
 /* Index of the tensor called name, or (size_t)-1. */
 size_t reel_store_find(const reel_store *store, const char *name);
 void reel_store_free(reel_store *store);

@@ -88,7 +88,7 @@ static int export_vectors(const char *checkpoint, const char *out_path, reel_err
     reel_trained trained;
     reel_load_options load = {NULL, 0, 1};
     if (reel_trained_load(&trained, checkpoint, &load, err) != 0) return -1;
-    size_t index = reel_store_find(&trained.model->params, "embedding/weight");
+    size_t index = reel_store_find(&trained.model->params, REEL_TENSOR_EMBEDDING);
     int status = -1;
     if (index == (size_t)-1) {
         reel_fail(err, "%s: the model has no embedding/weight", checkpoint);

@@ -14,7 +14,7 @@
 static void usage(FILE *out) {
     fputs("usage: reel generate CHECKPOINT.h5 [options]\n"
           "\n"
-          "Writes text from a language model (a checkpoint of [model] type = lm): each sample starts a new\n"
+          "Writes text from a language model (a checkpoint of [model] type = rnn_lm): each sample starts a new\n"
           "document, reads the prime, then draws one token at a time from the model's softmax. The prime is\n"
           "tokenized as `reel prep` does; its words outside the model's vocabulary are listed and read as <unk>.\n"
           "The checkpoint holds its vocabulary, so no data directory is needed. Each sample is printed on a line:\n"
@@ -135,17 +135,9 @@ static int generate_main(int argc, char **argv) {
     reel_buf_free(&text);
 
     reel_generator_prime(g, ids, count);
-    uint32_t *generated = malloc(samples * (length ? length : 1) * sizeof *generated), *next = malloc(samples * sizeof *next);
-    size_t *produced = calloc(samples, sizeof *produced);
-    int *ended = calloc(samples, sizeof *ended);
-    for (size_t position = 0; position < length; position++) {
-        reel_generator_step(g, &sampling, position, next);
-        for (size_t b = 0; b < samples; b++) {
-            if (ended[b]) continue;
-            generated[b * length + produced[b]++] = next[b];
-            if (stop_at_eod && next[b] == REEL_TOKEN_EOD) ended[b] = 1;
-        }
-    }
+    uint32_t *generated = reel_malloc(samples * (length ? length : 1) * sizeof *generated);
+    size_t *produced = reel_calloc(samples, sizeof *produced);
+    reel_generator_run(g, &sampling, length, stop_at_eod, generated, produced);
     for (size_t b = 0; b < samples; b++) {
         reel_buf line = {0};
         reel_detokenize(&line, &trained.vocab, ids, count);
@@ -154,7 +146,7 @@ static int generate_main(int argc, char **argv) {
         printf("[%zu] %s%s", b + 1, line.data, line.length && line.data[line.length - 1] == '\n' ? "" : "\n");
         reel_buf_free(&line);
     }
-    free(generated), free(next), free(produced), free(ended);
+    free(generated), free(produced);
 done:
     reel_buf_free(&unknown_words);
     free(ids);

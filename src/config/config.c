@@ -37,6 +37,7 @@ static const char *const type_names[] = {"string", "size", "uint64", "double", "
 static const char *const optimizer_types[] = {"adam", "sgd", "rmsprop", NULL};
 static const char *const schedules[] = {"constant", "cosine", "linear", "step", "slanted_triangular", NULL};
 static const char *const unfreeze_units[] = {"epochs", "steps", NULL};
+static const char *const decay_modes[] = {"model", "all", "matrices", NULL};
 static const char *const embedding_exchanges[] = {"auto", "dense", "sparse", NULL};
 static const char *const precisions[] = {"fp32", "bf16", "auto", NULL};
 
@@ -53,7 +54,7 @@ static const reel_key general_keys[] = {
              "(language models: the tokens per window, predicting the next one at each)"),
 
     {.section = "model", .key = "type", .type = REEL_KEY_CHOICE, REEL_FIELD_CHARS(reel_config, model.type),
-     .default_text = "bow", .choice_at = reel_model_type_at,
+     .default_text = "bow", .choice_at = reel_model_type_at, .alias_at = reel_model_alias_at,
      .help = "the model; each type has keys of its own (listed below under its name)"},
     KEY_SIZE("model", "vocab_size", model.vocab_size, "8000", BOUND_MIN, 4,
              "token ids >= vocab_size map to <unk> (the reserved ids <pad>, <unk>, <eod> count)"),
@@ -67,7 +68,7 @@ static const reel_key general_keys[] = {
 
     {.section = "objective", .key = "type", .type = REEL_KEY_CHOICE, REEL_FIELD_CHARS(reel_config, objective.type),
      .default_text = "", .choice_at = reel_objective_type_at,
-     .help = "what the model learns; not given: the model type's own (classifiers: classify, lm: next_token)"},
+     .help = "what the model learns; not given: the model type's own (classifiers: classify, rnn_lm: next_token)"},
 
     KEY_CHOICE("optimizer", "type", optimizer.type, "adam", optimizer_types, "optimizer"),
     KEY_DOUBLE("optimizer", "lr", optimizer.lr, "1e-3", BOUND_MIN_OPEN, 0, 0, "peak learning rate"),
@@ -86,6 +87,11 @@ static const reel_key general_keys[] = {
                "rmsprop: momentum of the scaled step (PyTorch's default 0; sgd has its own key, momentum)"),
     KEY_DOUBLE("optimizer", "weight_decay", optimizer.weight_decay, "0", BOUND_MIN, 0, 0,
                "adam: decoupled (AdamW); sgd, rmsprop: L2 added to the gradient"),
+    KEY_CHOICE("optimizer", "decay", optimizer.decay, "model", decay_modes,
+               "the tensors weight_decay applies to: model (as each model marks them; the models so far mark all), "
+               "all, or matrices (two or more dimensions, not the embedding: no biases or norm gains)"),
+    KEY_BOOL("optimizer", "decay_embedding", optimizer.decay_embedding, "false",
+             "decay = matrices: the embedding decays too"),
     KEY_DOUBLE("optimizer", "clip_norm", optimizer.clip_norm, "0", BOUND_MIN, 0, 0,
                "clip the global gradient norm to this; 0 disables"),
     KEY_CHOICE("optimizer", "schedule", optimizer.schedule, "constant", schedules,
@@ -388,6 +394,14 @@ static int representable_in_ini(const char *value) {
     return 1;
 }
 
+/* The choice an old name (alias) of spec stands for, or value itself. */
+static const char *resolve_alias(const reel_key *spec, const char *value) {
+    const char *choice = NULL;
+    for (size_t i = 0; spec->alias_at && spec->alias_at(i, &choice); i++)
+        if (strcmp(value, spec->alias_at(i, NULL)) == 0) return choice;
+    return value;
+}
+
 /* The index-th choice of a choice key. */
 static const char *choice_of(const reel_key *spec, size_t index) {
     if (spec->choices) {
@@ -437,6 +451,12 @@ static int store_value(const reel_key *spec, char *field, const char *value, con
             }
             int n = snprintf(choices + used, sizeof choices - used, "%s%s", used ? ", " : "", c);
             if (n > 0 && (size_t)n < sizeof choices - used) used += (size_t)n;
+        }
+        const char *resolved = resolve_alias(spec, value);
+        if (resolved != value) {
+            memset(field, 0, spec->size);
+            memcpy(field, resolved, strlen(resolved) + 1);
+            return 0;
         }
         return reel_fail(err, "%s: [%s] %s = '%s': expected one of %s%s", loc, spec->section, spec->key, shown,
                          choices, comment_hint(value));
@@ -648,8 +668,12 @@ static char *read_line(char *buf, int size, void *stream) {
 static int on_pair(void *user, const char *section, const char *key, const char *value) {
     ini_source *src = user;
     if (src->prescan) {
-        if (!strcmp(key, "type") && (!strcmp(section, "model") || !strcmp(section, "objective")))
-            snprintf(!strcmp(section, "model") ? src->model_type : src->objective_type, REEL_NAME_MAX, "%s", value);
+        if (!strcmp(key, "type") && (!strcmp(section, "model") || !strcmp(section, "objective"))) {
+            /* an old name of a type brings the keys of the type it stands for */
+            int index = find_key(src->cfg, section, key);
+            const char *type = index >= 0 ? resolve_alias(src->cfg->keys[index], value) : value;
+            snprintf(!strcmp(section, "model") ? src->model_type : src->objective_type, REEL_NAME_MAX, "%s", type);
+        }
         return 1;
     }
     if (src->error_line) return 1;
@@ -1017,6 +1041,11 @@ void reel_config_print_schema(FILE *out) {
             allowed[0] = '\0';
             for (size_t i = 0; choice_of(spec, i); i++) {
                 int n = snprintf(allowed + used, size - used, "%s%s", used ? "|" : "", choice_of(spec, i));
+                if (n > 0 && (size_t)n < size - used) used += (size_t)n;
+            }
+            const char *choice = NULL;
+            for (size_t i = 0; spec->alias_at && spec->alias_at(i, &choice); i++) {
+                int n = snprintf(allowed + used, size - used, " (old name %s = %s)", spec->alias_at(i, NULL), choice);
                 if (n > 0 && (size_t)n < size - used) used += (size_t)n;
             }
         } else if (spec->type == REEL_KEY_STRING) {

@@ -299,7 +299,8 @@ int reel_checkpoint_load(const char *path, reel_model *model, const reel_checkpo
         reel_fail(err, "%s: root attribute 'model_type' is missing", path);
         goto done;
     }
-    if (strcmp(model_type, model->type) != 0) {
+    /* a checkpoint written before a type was renamed holds the old name */
+    if (strcmp(reel_model_type_resolve(model_type), model->type) != 0) {
         char shown[REEL_QUOTE_MAX]; /* the file's text, escaped: a damaged file may hold any bytes */
         reel_fail(err, "%s: the checkpoint holds a '%s' model, the configuration describes a '%s' model", path,
                   reel_escape_string(shown, sizeof shown, model_type), model->type);

@@ -11,7 +11,7 @@
 /* The class names of a classifier: the checkpoint's /labels, else labels.txt of its data directory
  * (checkpoints from before /labels), else the class numbers. */
 static int load_class_names(reel_trained *t, reel_error *err) {
-    const size_t *num_classes = reel_config_field(&t->cfg, "model.num_classes");
+    const size_t *num_classes = reel_config_field(&t->cfg, REEL_KEY_NUM_CLASSES);
     if (t->model->output != REEL_OUTPUT_DOCUMENT || !num_classes) return 0;
     size_t K = *num_classes;
     if (K == 0) K = t->model->num_outputs == 1 ? 2 : t->model->num_outputs;

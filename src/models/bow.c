@@ -265,7 +265,7 @@ static int bow_create(reel_model **out, const reel_config *cfg, size_t max_batch
 
     reel_store_init(&model->params, 1);
     reel_store_init(&model->state, 0);
-    m->embedding = reel_store_add_sized(&model->params, "embedding/weight", 2, (size_t[]){model->vocab_size, m->E},
+    m->embedding = reel_store_add_sized(&model->params, REEL_TENSOR_EMBEDDING, 2, (size_t[]){model->vocab_size, m->E},
                                         "[model] vocab_size x embed_dim");
     reel_store_mark_transfer(&model->params, m->embedding); /* the embedding alone is shared with other models */
     reel_store_set_group(&model->params, 1); /* the hidden layer and its batch norm */

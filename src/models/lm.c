@@ -161,7 +161,7 @@ static int lm_create(reel_model **out, const reel_config *cfg, size_t max_batch,
     }
     reel_model *model = reel_calloc(1, sizeof *model);
     lm_impl *m = reel_calloc(1, sizeof *m);
-    snprintf(model->type, sizeof model->type, "lm");
+    snprintf(model->type, sizeof model->type, "rnn_lm");
     model->ops = &lm_ops;
     model->impl = m;
     model->vocab_size = cfg->model.vocab_size;
@@ -196,4 +196,4 @@ static int lm_create(reel_model **out, const reel_config *cfg, size_t max_batch,
     return 0;
 }
 
-const reel_model_kind reel_model_kind_lm = {"lm", lm_create, &lm_key_table, "next_token"};
+const reel_model_kind reel_model_kind_lm = {"rnn_lm", lm_create, &lm_key_table, "next_token"};

@@ -42,12 +42,18 @@ size_t reel_store_add_sized(reel_store *store, const char *name, size_t ndim, co
     }
     info->offset = store->num_floats;
     info->group = store->group;
+    info->decay = 1; /* what every model did before the flag existed, so their results stay as they were */
     /* saturates: a configuration's sizes may overflow, and reel_store_allocate then refuses them */
     store->num_floats = info->count > SIZE_MAX - store->num_floats ? SIZE_MAX : store->num_floats + info->count;
     return store->num_tensors++;
 }
 
 void reel_store_set_group(reel_store *store, size_t group) { store->group = group; }
+
+void reel_store_set_decay(reel_store *store, size_t index, int decay) {
+    REEL_CHECK(index < store->num_tensors, NULL, "tensor %zu of %zu", index, store->num_tensors);
+    store->tensors[index].decay = decay != 0;
+}
 
 size_t reel_store_top_group(const reel_store *store) {
     size_t top = 0;

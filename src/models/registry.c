@@ -28,6 +28,27 @@ const reel_model_kind *reel_model_kind_find(const char *type) {
 
 const char *reel_model_type_at(size_t index) { return index < NUM_KINDS ? model_kinds[index]->type : NULL; }
 
+/* Old names of model types: still read in configurations and in the /config (and model_type) of
+ * checkpoints written before the rename, and resolved to the new name, which is what a run writes back. */
+static const struct {
+    const char *alias, *type;
+} model_aliases[] = {
+    {"lm", "rnn_lm"}, /* the recurrent language model, named when it was the only one */
+};
+#define NUM_ALIASES (sizeof model_aliases / sizeof model_aliases[0])
+
+const char *reel_model_alias_at(size_t index, const char **type) {
+    if (index >= NUM_ALIASES) return NULL;
+    if (type) *type = model_aliases[index].type;
+    return model_aliases[index].alias;
+}
+
+const char *reel_model_type_resolve(const char *name) {
+    for (size_t i = 0; i < NUM_ALIASES; i++)
+        if (strcmp(name, model_aliases[i].alias) == 0) return model_aliases[i].type;
+    return name;
+}
+
 const reel_key_table *reel_model_key_table(const char *type) {
     const reel_model_kind *kind = reel_model_kind_find(type);
     return kind ? kind->keys : NULL;

@@ -29,7 +29,7 @@ void rnn_stack_create(rnn_stack *s, const rnn_stack_options *o, reel_store *para
     size_t G = reel_cell_gates(o->cell), first_param = params->num_tensors, first_state = state->num_tensors;
     reel_store_set_group(params, 0);
     reel_store_set_group(state, 0);
-    s->embedding = reel_store_add_sized(params, "embedding/weight", 2, (size_t[]){o->vocab, o->E},
+    s->embedding = reel_store_add_sized(params, REEL_TENSOR_EMBEDDING, 2, (size_t[]){o->vocab, o->E},
                                         "[model] vocab_size x embed_dim");
     /* the keys each shape comes from, for the message when the memory does not suffice: W the layer's
      * units, width its output (both directions), input what it reads */

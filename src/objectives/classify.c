@@ -139,14 +139,14 @@ static int check_labels(const reel_tokfile *file, size_t num_classes, reel_error
 /* The number of classes comes from the training data unless the configuration fixes it; the stored
  * configuration records it, so `reel eval` rebuilds the same head. */
 static int classify_resolve(reel_config *cfg, const reel_vocab *vocab, reel_error *err) {
-    const size_t *num_classes = reel_config_field(cfg, "model.num_classes");
+    const size_t *num_classes = reel_config_field(cfg, REEL_KEY_NUM_CLASSES);
     if (!num_classes || *num_classes != 0) return 0;
     reel_tokfile *probe;
     if (reel_open_split(&probe, cfg, vocab, "train", 1, err) != 0) return -1;
     char value[32];
     snprintf(value, sizeof value, "%" PRIu32, reel_tokfile_info(probe)->num_classes);
     reel_tokfile_close(probe);
-    return reel_config_set(cfg, "model.num_classes", value, "data", err);
+    return reel_config_set(cfg, REEL_KEY_NUM_CLASSES, value, "data", err);
 }
 
 /* Oversampling: every class fills largest_class slots of the epoch, its documents in a seeded order
@@ -545,7 +545,7 @@ static int setup_imbalance(classify_impl *c, const classify_options *o, reel_err
 
 static int classify_create(reel_objective **out, const reel_config *cfg, reel_model *model, const reel_vocab *vocab,
                            const reel_comm *comm, size_t max_rows, int for_training, reel_error *err) {
-    const size_t *num_classes = reel_config_field(cfg, "model.num_classes");
+    const size_t *num_classes = reel_config_field(cfg, REEL_KEY_NUM_CLASSES);
     if (!num_classes) return reel_fail(err, "[model] type = %s has no classes to learn", cfg->model.type);
     reel_objective *obj = reel_calloc(1, sizeof *obj);
     classify_impl *c = reel_calloc(1, sizeof *c);
@@ -559,7 +559,7 @@ static int classify_create(reel_objective **out, const reel_config *cfg, reel_mo
     c->adversarial = (float)o->adversarial;
     c->epsilon = (float)o->adversarial_epsilon;
     if (c->adversarial > 0) {
-        c->embedding = reel_store_find(&model->params, "embedding/weight");
+        c->embedding = reel_store_find(&model->params, REEL_TENSOR_EMBEDDING);
         if (model->input_dim == 0 || c->embedding == (size_t)-1) {
             reel_fail(err, "[objective] adversarial = %g: model %s has no embedded inputs to perturb; set it to 0",
                       o->adversarial, model->type);

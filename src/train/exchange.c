@@ -48,7 +48,7 @@ reel_exchange *reel_exchange_create(const reel_store *params, const reel_comm *c
     ex->comm = *comm;
     ex->mode = mode;
     ex->bucket_bytes = bucket_bytes;
-    ex->embedding = reel_store_find(params, "embedding/weight");
+    ex->embedding = reel_store_find(params, REEL_TENSOR_EMBEDDING);
     if (ex->embedding != (size_t)-1 && params->tensors[ex->embedding].ndim == 2) {
         ex->rows = params->tensors[ex->embedding].shape[0];
         ex->width = params->tensors[ex->embedding].shape[1];

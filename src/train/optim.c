@@ -47,12 +47,34 @@ void reel_optimizer_init(reel_optimizer *opt, const reel_config *cfg, const reel
     opt->lr_scale = reel_malloc(opt->num_tensors * sizeof *opt->lr_scale);
     for (size_t t = 0; t < opt->num_tensors; t++) opt->lr_scale[t] = 1.0f;
     opt->tensor_steps = reel_calloc(opt->num_tensors, sizeof *opt->tensor_steps);
+    opt->decays = reel_malloc((opt->num_tensors ? opt->num_tensors : 1) * sizeof *opt->decays);
+    for (size_t t = 0; t < opt->num_tensors; t++) opt->decays[t] = reel_optimizer_decays(cfg, &opt->tensors[t]);
+}
+
+int reel_optimizer_decays(const reel_config *cfg, const reel_tensor_info *info) {
+    if (strcmp(cfg->optimizer.decay, "all") == 0) return 1;
+    if (strcmp(cfg->optimizer.decay, "matrices") == 0) {
+        /* GPT practice: biases and norm gains (one dimension) keep their scale; the embedding is a matrix
+         * but decays only by choice */
+        if (strcmp(info->name, REEL_TENSOR_EMBEDDING) == 0) return cfg->optimizer.decay_embedding;
+        return info->ndim >= 2;
+    }
+    return info->decay;
+}
+
+int reel_optimizer_check(const reel_config *cfg, reel_error *err) {
+    int index = reel_config_key_index(cfg, "optimizer.decay_embedding");
+    if (index >= 0 && cfg->line_of[index] != 0 && strcmp(cfg->optimizer.decay, "matrices") != 0)
+        return reel_fail(err, "[optimizer] decay_embedding is given, but decay = %s: it only chooses whether the "
+                         "embedding decays with decay = matrices", cfg->optimizer.decay);
+    return 0;
 }
 
 void reel_optimizer_free(reel_optimizer *opt) {
     for (size_t s = 0; s < opt->num_slots; s++) free(opt->slots[s]);
     free(opt->lr_scale);
     free(opt->tensor_steps);
+    free(opt->decays);
     memset(opt, 0, sizeof *opt);
 }
 
@@ -68,13 +90,13 @@ reel_checkpoint_slots reel_optimizer_checkpoint_slots(reel_optimizer *opt) {
 
 /* Adam on the floats [begin, end) of one tensor, its t-th update at learning rate lr. */
 static void adam_range(reel_optimizer *opt, float *param, const float *grad, size_t begin, size_t end, double lr,
-                       uint64_t t) {
+                       uint64_t t, double weight_decay) {
     double correction1 = 1.0 - pow(opt->beta1, (double)t);
     double correction2 = 1.0 - pow(opt->beta2, (double)t);
     float b1 = (float)opt->beta1, b2 = (float)opt->beta2, eps = (float)opt->eps;
     float step_size = (float)(lr / correction1);
     float inv_sqrt_correction2 = (float)(1.0 / sqrt(correction2));
-    float decay = (float)(1.0 - lr * opt->weight_decay);
+    float decay = (float)(1.0 - lr * weight_decay);
     float *m = opt->slots[0], *v = opt->slots[1];
     for (size_t i = begin; i < end; i++) {
         float g = grad[i];
@@ -84,8 +106,9 @@ static void adam_range(reel_optimizer *opt, float *param, const float *grad, siz
     }
 }
 
-static void sgd_range(reel_optimizer *opt, float *param, const float *grad, size_t begin, size_t end, double lr) {
-    float momentum = (float)opt->momentum, wd = (float)opt->weight_decay, rate = (float)lr;
+static void sgd_range(reel_optimizer *opt, float *param, const float *grad, size_t begin, size_t end, double lr,
+                      double weight_decay) {
+    float momentum = (float)opt->momentum, wd = (float)weight_decay, rate = (float)lr;
     float *buf = opt->slots[0];
     for (size_t i = begin; i < end; i++) {
         float g = grad[i] + wd * param[i];
@@ -97,8 +120,9 @@ static void sgd_range(reel_optimizer *opt, float *param, const float *grad, size
 
 /* RMSprop as PyTorch defines it (torch.optim.RMSprop): L2 weight decay added to the gradient, the
  * squared-gradient average v, the gradient average a when centered, momentum on the scaled step. */
-static void rmsprop_range(reel_optimizer *opt, float *param, const float *grad, size_t begin, size_t end, double lr) {
-    float alpha = (float)opt->alpha, eps = (float)opt->eps, wd = (float)opt->weight_decay, rate = (float)lr;
+static void rmsprop_range(reel_optimizer *opt, float *param, const float *grad, size_t begin, size_t end, double lr,
+                          double weight_decay) {
+    float alpha = (float)opt->alpha, eps = (float)opt->eps, wd = (float)weight_decay, rate = (float)lr;
     float momentum = (float)opt->momentum;
     size_t slot = 0;
     float *square = opt->slots[slot++];
@@ -132,9 +156,10 @@ void reel_optimizer_step(reel_optimizer *opt, reel_store *params, double lr) {
         double rate = lr * (double)opt->lr_scale[t];
         opt->tensor_steps[t]++;
         size_t begin = info->offset, end = info->offset + info->count;
-        if (opt->type[0] == 'a') adam_range(opt, params->data, params->grad, begin, end, rate, opt->tensor_steps[t]);
-        else if (opt->type[0] == 'r') rmsprop_range(opt, params->data, params->grad, begin, end, rate);
-        else sgd_range(opt, params->data, params->grad, begin, end, rate);
+        double wd = opt->decays[t] ? opt->weight_decay : 0.0;
+        if (opt->type[0] == 'a') adam_range(opt, params->data, params->grad, begin, end, rate, opt->tensor_steps[t], wd);
+        else if (opt->type[0] == 'r') rmsprop_range(opt, params->data, params->grad, begin, end, rate, wd);
+        else sgd_range(opt, params->data, params->grad, begin, end, rate, wd);
     }
 }
 

@@ -254,7 +254,7 @@ static int resume_or_init(trainer *t, const reel_train_options *options) {
         reel_buf_free(&report);
     }
     if (t->comm.rank == 0 && !resumed && cfg->model.embed_from[0]) {
-        size_t index = reel_store_find(&t->model->params, "embedding/weight");
+        size_t index = reel_store_find(&t->model->params, REEL_TENSOR_EMBEDDING);
         REEL_CHECK(index != (size_t)-1, NULL, "model type %s has no embedding/weight", cfg->model.type);
         const reel_tensor_info *info = &t->model->params.tensors[index];
         reel_vectors_report report;
@@ -755,7 +755,8 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
     const reel_objective_kind *kind = reel_objective_kind_find(cfg->objective.type);
     REEL_CHECK(kind, NULL, "unknown objective '%s'", cfg->objective.type);
     if (kind->resolve && kind->resolve(&effective, &t.vocab, &err) != 0) reel_die(&err, "run `reel prep` to create the data directory");
-    if (reel_schedule_check(cfg, &err) != 0) reel_die(&err, "`reel train --help-config` lists every key");
+    if (reel_schedule_check(cfg, &err) != 0 || reel_optimizer_check(cfg, &err) != 0)
+        reel_die(&err, "`reel train --help-config` lists every key");
     reel_precision precision;
     if (reel_precision_choose("[train] precision", " = ", cfg->train.precision, &precision, &err) != 0)
         reel_die(&err, "set [train] precision = fp32, or auto (bf16 where the CPU has it)");

@@ -27,7 +27,7 @@ struct reel_generator {
 int reel_generator_create(reel_generator **out, reel_model *model, size_t samples, reel_error *err) {
     if (model->output != REEL_OUTPUT_TOKEN || model->state_width == 0)
         return reel_fail(err, "model type '%s' is a classifier (one output per document): generation needs a "
-                         "language model (type lm)", model->type);
+                         "language model (type rnn_lm)", model->type);
     if (samples == 0) return reel_fail(err, "no samples to generate");
     reel_generator *g = reel_calloc(1, sizeof *g);
     g->model = model;
@@ -101,6 +101,25 @@ typedef struct {
     float value;
     uint32_t id;
 } candidate;
+
+void reel_generator_run(reel_generator *g, const reel_sampling *sampling, size_t length, int stop_at_eod,
+                        uint32_t *out, size_t *produced) {
+    uint32_t *next = reel_malloc(g->samples * sizeof *next);
+    int *ended = reel_calloc(g->samples, sizeof *ended);
+    for (size_t b = 0; b < g->samples; b++) produced[b] = 0;
+    /* Every step draws for every sample, an ended one too: the draw of a sample is keyed by its position,
+     * not by what the others do, so a sample's text does not depend on when the others stop. */
+    for (size_t position = 0; position < length; position++) {
+        reel_generator_step(g, sampling, position, next);
+        for (size_t b = 0; b < g->samples; b++) {
+            if (ended[b]) continue;
+            out[b * length + produced[b]++] = next[b];
+            if (stop_at_eod && next[b] == REEL_TOKEN_EOD) ended[b] = 1;
+        }
+    }
+    free(next);
+    free(ended);
+}
 
 static int by_value_descending(const void *a, const void *b) {
     const candidate *x = a, *y = b;

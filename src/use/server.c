@@ -294,17 +294,9 @@ static enum MHD_Result generate(reel_server *s, struct MHD_Connection *connectio
     reel_error err = {{0}};
     REEL_CHECK(reel_generator_create(&g, s->trained->model, rows, &err) == 0, NULL, "%s", err.message);
     reel_generator_prime(g, ids, count);
-    uint32_t *out = reel_malloc(rows * (steps ? steps : 1) * sizeof *out), *next = reel_malloc(rows * sizeof *next);
+    uint32_t *out = reel_malloc(rows * (steps ? steps : 1) * sizeof *out);
     size_t *produced = reel_calloc(rows, sizeof *produced);
-    int *ended = reel_calloc(rows, sizeof *ended);
-    for (size_t position = 0; position < steps; position++) {
-        reel_generator_step(g, &sampling, position, next);
-        for (size_t b = 0; b < rows; b++) {
-            if (ended[b]) continue;
-            out[b * steps + produced[b]++] = next[b];
-            if (stop_at_eod && next[b] == REEL_TOKEN_EOD) ended[b] = 1;
-        }
-    }
+    reel_generator_run(g, &sampling, steps, stop_at_eod, out, produced);
     reel_generator_free(g);
     cJSON *answer = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(answer, "samples");
     reel_buf text = {0};
@@ -322,7 +314,7 @@ static enum MHD_Result generate(reel_server *s, struct MHD_Connection *connectio
     cJSON_AddNumberToObject(answer, "prime_tokens", (double)count);
     cJSON_AddNumberToObject(answer, "unknown", (double)unknown);
     reel_buf_free(&text);
-    free(ids), free(out), free(next), free(produced), free(ended);
+    free(ids), free(out), free(produced);
     cJSON_Delete(json);
     return send_json(connection, r, MHD_HTTP_OK, answer, NULL);
 }
