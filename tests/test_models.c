@@ -46,7 +46,7 @@ static const tiny_model tiny_models[] = {
              "rnn_dropout=0.2 embed_dropout=0.1 head_hidden=4 dropout=0.3"},
     {"gru", "embed_dim=3 hidden_dim=4 pooling=mean rnn_dropout=0.2"},
     {"rnn", "embed_dim=3 hidden_dim=3 bidirectional=true pooling=last"},
-    {"lm", "embed_dim=3 layer_dims=4,3 tie_weights=true rnn_batch_norm=true rnn_dropout=0.2 input_dropout=0.1 "
+    {"rnn_lm", "embed_dim=3 layer_dims=4,3 tie_weights=true rnn_batch_norm=true rnn_dropout=0.2 input_dropout=0.1 "
            "word_dropout=0.1 weight_dropout=0.2"},
 };
 #define NUM_TINY (sizeof tiny_models / sizeof tiny_models[0])
