@@ -3,6 +3,7 @@
 # 75 after writing a checkpoint of the step reached, and the run continued from it must end with
 # parameters bit-identical to an uninterrupted run.
 source "$(dirname "$0")/lib.sh"
+require_h5py
 
 make_small_data "$WORK/data" 2500            # 20 steps per epoch
 write_small_config "$WORK/small.ini" "$WORK/data"
@@ -62,6 +63,31 @@ stop_with "SIGTERM to the ranks" "$WORK/term2" 2 TERM ranks
 # Slurm signals every process of a job, mpirun too, which then ends with status 1 (Open MPI's own choice
 # on SIGTERM) while the ranks still save and stop; the checkpoint is what matters
 stop_with "SIGTERM to mpirun and the ranks" "$WORK/term3" 2 TERM all
+
+# A stop on the last step of an epoch (REEL_STOP_AFTER_STEP aims it, as no signal can): the checkpoint keeps
+# the epoch open, so the continued run evaluates it as the uninterrupted one did. The whole checkpoint
+# (evals_since_best and best_value included), ckpt_best.h5 and the evaluation rows of metrics.h5 must
+# equal the uninterrupted run's: a stop that skipped the epoch's evaluation counted one evaluation fewer.
+status=0
+REEL_STOP_AFTER_STEP=40 "$MPIEXEC" -np 2 --oversubscribe "$REEL_BIN" train "$WORK/small.ini" --run-dir "$WORK/edge" "${long[@]}" \
+  --set train.max_steps=$final >"$WORK/edge.log" 2>&1 || status=$?
+[ "$status" -eq 75 ] && grep -q "^stopped at step 40 (REEL_STOP_AFTER_STEP=40" "$WORK/edge.log" \
+  && pass "stopped on the last step of epoch 2 (step 40), status 75" || { fail "edge stop: status $status"; tail -3 "$WORK/edge.log" >&2; }
+expect_ok "edge stop: continued" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/edge" "${long[@]}" --set train.max_steps=$final
+grep -q "resuming from .*ckpt_00000040.h5: epoch 2, step 20 of the epoch" "$WORK/out.txt" \
+  && pass "edge stop: resumed with epoch 2's steps done and its evaluation to come" || fail "edge stop: $(grep resuming "$WORK/out.txt")"
+"$CKPT_COMPARE" "$WORK/full2/ckpt_$(printf %08d $final).h5" "$WORK/edge/ckpt_$(printf %08d $final).h5" --exact >"$WORK/cmp.txt" \
+  && "$CKPT_COMPARE" "$WORK/full2/ckpt_best.h5" "$WORK/edge/ckpt_best.h5" --exact >>"$WORK/cmp.txt" \
+  && pass "edge stop: the final and the best checkpoints equal the uninterrupted run's, whole" \
+  || { fail "edge stop: the continued run differs"; grep -v "^  not compared" "$WORK/cmp.txt" | grep "^  " >&2 || true; }
+"$H5PY_PYTHON" - "$WORK/full2/metrics.h5" "$WORK/edge/metrics.h5" <<'PY' && pass "edge stop: the same evaluation rows" \
+  || fail "edge stop: the evaluation rows differ"
+import sys, h5py, numpy as np
+a, b = (h5py.File(p, "r", swmr=True) for p in sys.argv[1:3])
+assert sorted(a["eval"].keys()) == sorted(b["eval"].keys())
+for k in a["eval"].keys():
+    assert np.array_equal(a["eval"][k][:], b["eval"][k][:]), k
+PY
 
 # --time-limit: stops in time, with the checkpoint, on its own clock
 start=$SECONDS
