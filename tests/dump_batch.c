@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reel/catalogue.h"
 #include "reel/comm.h"
 #include "reel/config.h"
 #include "reel/data.h"

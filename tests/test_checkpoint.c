@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "reel/catalogue.h"
 #include "reel/checkpoint.h"
 #include "config_set.h"
 #include "reel/config.h"

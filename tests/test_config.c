@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "reel/catalogue.h"
 #include "reel/config.h"
 #include "reel/optim.h"
 
@@ -897,6 +898,98 @@ static void test_shipped_configs(void **state) {
     assert_true(checked >= 10);
 }
 
+/* The configuration layer knows the model types and objectives only through the catalogue it is given:
+ * a catalogue of made-up types (one of them named bow, the general table's default type) gives their
+ * keys, choices, old names and default objective, and none of the registries'. */
+typedef struct toy_options {
+    size_t width, depth;
+    double margin;
+} toy_options;
+static const reel_key toy_bow_keys[] = {
+    REEL_KEY_SIZE_OF(toy_options, "model", "width", width, "7", REEL_BOUND_MIN, 1, "toy bow: width"),
+};
+static const reel_key toy_keys[] = {
+    REEL_KEY_SIZE_OF(toy_options, "model", "depth", depth, "2", REEL_BOUND_MIN, 1, "toy: depth"),
+};
+static const reel_key score_keys[] = {
+    REEL_KEY_DOUBLE_OF(toy_options, "objective", "margin", margin, "0.5", REEL_BOUND_MIN_OPEN, 0, 0, "score: margin"),
+};
+static const reel_key_table toy_bow_table = {toy_bow_keys, 1, sizeof(toy_options)};
+static const reel_key_table toy_table = {toy_keys, 1, sizeof(toy_options)};
+static const reel_key_table score_table = {score_keys, 1, sizeof(toy_options)};
+static const reel_key_table rank_table = {NULL, 0, 0};
+static const reel_config_type toy_models[] = {{"bow", &toy_bow_table, "score"}, {"toy", &toy_table, "rank"}};
+static const reel_config_alias toy_aliases[] = {{"old_toy", "toy"}};
+static const reel_config_type toy_objectives[] = {{"score", &score_table, NULL}, {"rank", &rank_table, NULL}};
+static const reel_config_catalogue toy_catalogue = {toy_models, 2, toy_aliases, 1, toy_objectives, 2};
+
+static void test_catalogue(void **state) {
+    (void)state;
+    reel_config cfg;
+    reel_error err = {""};
+    reel_config_defaults_with(&cfg, &toy_catalogue);
+    assert_ptr_equal(cfg.catalogue, &toy_catalogue);
+    assert_string_equal(cfg.model.type, "bow");
+    assert_string_equal(cfg.objective.type, "score");
+    assert_int_equal(SIZE_OF(cfg, "model.width"), 7);
+    assert_true(DOUBLE_OF(cfg, "objective.margin") == 0.5);
+    assert_int_equal(reel_config_key_index(&cfg, "model.hidden_dim"), -1); /* the registered bow's key */
+    assert_int_equal(reel_config_key_index(&cfg, "objective.label_smoothing"), -1);
+
+    /* an old name of the catalogue loads as its type, with that type's keys */
+    if (reel_config_load_string_with(&cfg, &toy_catalogue, "[data]\ndir = d\n[model]\ntype = old_toy\ndepth = 5\n",
+                                     "t.ini", &err) != 0)
+        fail_msg("%s", err.message);
+    assert_string_equal(cfg.model.type, "toy");
+    assert_string_equal(cfg.objective.type, "rank"); /* the type's own objective, from the catalogue */
+    assert_int_equal(SIZE_OF(cfg, "model.depth"), 5);
+    assert_int_equal(reel_config_key_index(&cfg, "model.width"), -1);
+
+    /* the choices are the catalogue's types, not the registries' */
+    assert_int_equal(reel_config_load_string_with(&cfg, &toy_catalogue, "[data]\ndir = d\n[model]\ntype = lstm\n",
+                                                  "t.ini", &err), -1);
+    assert_string_equal(err.message, "t.ini:4: [model] type = 'lstm': expected one of bow, toy");
+    assert_int_equal(reel_config_load_string_with(&cfg, &toy_catalogue, "[data]\ndir = d\n[objective]\ntype = classify\n",
+                                                  "t.ini", &err), -1);
+    assert_string_equal(err.message, "t.ini:4: [objective] type = 'classify': expected one of score, rank");
+
+    /* another type's key names its owner from the catalogue; --set switches within it */
+    assert_int_equal(reel_config_load_string_with(&cfg, &toy_catalogue, "[data]\ndir = d\n", "t.ini", &err), 0);
+    assert_int_equal(reel_config_override(&cfg, "model.depth=3", &err), -1);
+    assert_string_equal(err.message, "--set 'model.depth=3': unknown key 'depth' in section [model] for model type "
+                                     "'bow': it is a key of model type 'toy' (known keys: type, vocab_size, "
+                                     "embed_dim, init_from, embed_from, width)");
+    if (reel_config_override(&cfg, "model.type=toy", &err) != 0 || reel_config_override(&cfg, "model.depth=3", &err) != 0)
+        fail_msg("%s", err.message);
+    assert_int_equal(SIZE_OF(cfg, "model.depth"), 3);
+
+    /* --help-config lists the catalogue's types and old names, and nothing of the registries */
+    FILE *out = tmpfile();
+    assert_non_null(out);
+    reel_config_print_schema_with(out, &toy_catalogue);
+    rewind(out);
+    char line[1024];
+    int width = 0, depth = 0, margin = 0, model_type = 0, objective_type = 0, own_rows = 0;
+    while (fgets(line, sizeof line, out)) {
+        char owner[64], section[64], key[64];
+        if (sscanf(line, "%63s %63s %63s", owner, section, key) != 3) continue;
+        width += !strcmp(owner, "bow") && !strcmp(key, "width");
+        depth += !strcmp(owner, "toy") && !strcmp(key, "depth");
+        margin += !strcmp(owner, "objective") && !strcmp(section, "score") && !strcmp(key, "objective");
+        model_type += !strcmp(section, "model") && !strcmp(key, "type") && strstr(line, " bow|toy (old name old_toy = toy) ");
+        objective_type += !strcmp(section, "objective") && !strcmp(key, "type") && strstr(line, " score|rank ");
+        /* the rows of types (not the general keys, not the header): the three above, no registered type's */
+        own_rows += strcmp(owner, "all") != 0 && strcmp(owner, "for") != 0;
+    }
+    fclose(out);
+    assert_int_equal(width, 1);
+    assert_int_equal(depth, 1);
+    assert_int_equal(margin, 1);
+    assert_int_equal(model_type, 1);
+    assert_int_equal(objective_type, 1);
+    assert_int_equal(own_rows, 3);
+}
+
 int main(void) {
     initial_max_line = ini_max_line;
     const struct CMUnitTest tests[] = {
@@ -918,6 +1011,7 @@ int main(void) {
         cmocka_unit_test(test_print_schema),
         cmocka_unit_test(test_model_type_alias), cmocka_unit_test(test_model_keys),
         cmocka_unit_test(test_shipped_configs),
+        cmocka_unit_test(test_catalogue),
     };
     return cmocka_run_group_tests(tests, setup_dir, remove_dir);
 }

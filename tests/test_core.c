@@ -9,6 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "reel/catalogue.h"
 #include "reel/config.h"
 #include "reel/data.h"
 #include "reel/optim.h"

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "reel/catalogue.h"
 #include "reel/config.h"
 #include "reel/layers.h"
 #include "reel/model.h"

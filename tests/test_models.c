@@ -20,6 +20,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "reel/catalogue.h"
 #include "reel/checkpoint.h"
 #include "reel/config.h"
 #include "reel/layers.h"

@@ -47,11 +47,10 @@ typedef struct reel_key {
     const char *default_text;   /* NULL for a required key */
     unsigned bounds;
     double lo, hi;
-    const char *const *choices; /* NULL-terminated, for REEL_KEY_CHOICE; NULL: the choices come from choice_at */
-    const char *(*choice_at)(size_t index); /* the index-th choice, NULL past the last (registries) */
-    /* the index-th old name still accepted for a choice, and in *choice the choice it stands for; NULL past
-     * the last; NULL: no old names. A value given by an old name is stored as the choice. */
-    const char *(*alias_at)(size_t index, const char **choice);
+    const char *const *choices; /* NULL-terminated, for REEL_KEY_CHOICE; NULL: the choices come from the catalogue */
+    /* REEL_KEY_CHOICE without choices: which types of the catalogue (below) are the choices; the model
+     * types also accept their old names, stored as the type they stand for */
+    enum { REEL_CHOICES_LISTED = 0, REEL_CHOICES_MODEL_TYPES, REEL_CHOICES_OBJECTIVES } choices_from;
     const char *help;
 } reel_key;
 
@@ -60,6 +59,29 @@ typedef struct reel_key_table {
     size_t count;
     size_t options_size; /* bytes of the options struct the offsets point into (<= REEL_OPTIONS_MAX) */
 } reel_key_table;
+
+/* The model types and objectives the configuration can name, with their key tables. The registries
+ * (above this layer: src/models, src/objectives) build it and hand it in, so that this layer needs no
+ * knowledge of them (reel/catalogue.h has the registries' catalogue and wrappers that pass it). */
+typedef struct reel_config_type {
+    const char *name;
+    const reel_key_table *keys;
+    const char *objective; /* a model type's: the objective trained when [objective] type is not given */
+} reel_config_type;
+
+typedef struct reel_config_alias {
+    const char *name; /* an old name still read ("lm") */
+    const char *type; /* the type it stands for ("rnn_lm") */
+} reel_config_alias;
+
+typedef struct reel_config_catalogue {
+    const reel_config_type *models;
+    size_t num_models;
+    const reel_config_alias *model_aliases;
+    size_t num_model_aliases;
+    const reel_config_type *objectives;
+    size_t num_objectives;
+} reel_config_catalogue;
 
 /* Declaring keys. The _Generic terms are never evaluated; they turn an entry whose type does not match
  * its field into a compile error instead of a silent overwrite of the neighbouring field.
@@ -94,14 +116,14 @@ typedef struct reel_config {
         size_t seq_len;          /* training window drawn at random per document and epoch; 0 = whole */
     } data;
     struct {
-        char type[REEL_NAME_MAX]; /* a registered model type (src/models/registry.c) */
+        char type[REEL_NAME_MAX]; /* a model type of the catalogue */
         size_t vocab_size;        /* ids >= vocab_size map to <unk> */
         size_t embed_dim;
         char init_from[REEL_PATH_MAX]; /* a checkpoint whose encoder a fresh run starts from; "": none */
         char embed_from[REEL_PATH_MAX]; /* word vectors (GloVe / word2vec / fastText text) a fresh run's embedding starts from */
     } model;
     struct {
-        char type[REEL_NAME_MAX]; /* a registered objective; "" in the file: the model's own */
+        char type[REEL_NAME_MAX]; /* an objective of the catalogue; "" in the file: the model's own */
     } objective;
     struct {
         char type[REEL_NAME_MAX];     /* "adam", "sgd" or "rmsprop" */
@@ -160,14 +182,19 @@ typedef struct reel_config {
     unsigned char store_of[REEL_CONFIG_MAX_KEYS]; /* reel_key_store */
     unsigned int line_of[REEL_CONFIG_MAX_KEYS];
     const char *source_of[REEL_CONFIG_MAX_KEYS];
+    /* the types the configuration can name; it must outlive cfg (the registries' is static) */
+    const reel_config_catalogue *catalogue;
 } reel_config;
 
-/* Fills every key with its default (model type bow and its objective). */
-void reel_config_defaults(reel_config *cfg);
+/* Fills every key with its default (model type bow and its objective) and keeps catalogue in cfg: the
+ * types [model] type and [objective] type can name. */
+void reel_config_defaults_with(reel_config *cfg, const reel_config_catalogue *catalogue);
 /* Defaults, then the INI file at path, then the required-key check. */
-int reel_config_load_file(reel_config *cfg, const char *path, reel_error *err);
+int reel_config_load_file_with(reel_config *cfg, const reel_config_catalogue *catalogue, const char *path,
+                               reel_error *err);
 /* Same from text already in memory; source_name is used in messages (e.g. "ckpt_00000100.h5:/config"). */
-int reel_config_load_string(reel_config *cfg, const char *text, const char *source_name, reel_error *err);
+int reel_config_load_string_with(reel_config *cfg, const reel_config_catalogue *catalogue, const char *text,
+                                 const char *source_name, reel_error *err);
 /* Applies one "section.key=value" override, as given to --set. Changing [model] type or [objective]
  * type switches to that type's keys; values already given for the old type carry over when the new
  * type has the same key, and are an error naming where they were given otherwise. */
@@ -178,8 +205,8 @@ int reel_config_set(reel_config *cfg, const char *name, const char *value, const
 /* The resolved configuration as INI text (malloc'd), every key present, loadable again. */
 char *reel_config_to_ini(const reel_config *cfg);
 /* Lists every section, key, type, default and help line (for --help-config): the general keys, then
- * those of each model type and each objective. */
-void reel_config_print_schema(FILE *out);
+ * those of each model type and each objective of catalogue. */
+void reel_config_print_schema_with(FILE *out, const reel_config_catalogue *catalogue);
 /* Index into keys/line_of/source_of of the key named "section.key" (e.g. "train.batch_size") in cfg's
  * composed schema, or -1 when there is no such key. */
 int reel_config_key_index(const reel_config *cfg, const char *name);
@@ -189,20 +216,6 @@ const void *reel_config_field(const reel_config *cfg, const char *name);
 /* The options of the model / the objective, laid out by their key tables. */
 static inline const void *reel_config_model_options(const reel_config *cfg) { return cfg->model_options; }
 static inline const void *reel_config_objective_options(const reel_config *cfg) { return cfg->objective_options; }
-
-/* Provided by the registries (src/models/registry.c, src/objectives/registry.c): the name of the
- * index-th model type / objective (NULL past the last), the keys of one (NULL: no such type), and the
- * objective a model type is trained with when [objective] type is not given. */
-const char *reel_model_type_at(size_t index);
-/* The index-th old name of a model type, and in *type (when not NULL) the type it stands for; NULL past the
- * last. */
-const char *reel_model_alias_at(size_t index, const char **type);
-/* The type an old name stands for ("lm": "rnn_lm"), or name itself when it is not an old name. */
-const char *reel_model_type_resolve(const char *name);
-const reel_key_table *reel_model_key_table(const char *type);
-const char *reel_model_default_objective(const char *type);
-const char *reel_objective_type_at(size_t index);
-const reel_key_table *reel_objective_key_table(const char *type);
 
 /* Comma-separated lists held in string keys: splits "a,b,c" into at most max items (spaces around
  * items are dropped); returns the count, or -1 with err naming the key when there are too many, or an

@@ -6,6 +6,7 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "reel/catalogue.h"
 #include "reel/config.h"
 #include "reel/train.h"
 

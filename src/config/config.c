@@ -1,9 +1,10 @@
 /* src/config/config.c: the configuration schema, INI loading through libinih, --set overrides and printing.
  *
  * The general keys live in one table here. The keys of each model type and objective live in their own
- * files and reach this one through the registries (reel_model_key_table, reel_objective_key_table). The
- * schema of a configuration is composed from the general table and the tables of its model type and
- * objective, so parsing, validation, defaults, the resolved INI text and --help-config cannot drift apart.
+ * files and reach this one through the catalogue the caller passes (reel_config_catalogue: the registries
+ * build it, above this layer, which knows nothing of them). The schema of a configuration is composed
+ * from the general table and the tables of its model type and objective, so parsing, validation,
+ * defaults, the resolved INI text and --help-config cannot drift apart.
  */
 #include "reel/config.h"
 
@@ -54,7 +55,7 @@ static const reel_key general_keys[] = {
              "(language models: the tokens per window, predicting the next one at each)"),
 
     {.section = "model", .key = "type", .type = REEL_KEY_CHOICE, REEL_FIELD_CHARS(reel_config, model.type),
-     .default_text = "bow", .choice_at = reel_model_type_at, .alias_at = reel_model_alias_at,
+     .default_text = "bow", .choices_from = REEL_CHOICES_MODEL_TYPES,
      .help = "the model; each type has keys of its own (listed below under its name)"},
     KEY_SIZE("model", "vocab_size", model.vocab_size, "8000", BOUND_MIN, 4,
              "token ids >= vocab_size map to <unk> (the reserved ids <pad>, <unk>, <eod> count)"),
@@ -67,7 +68,7 @@ static const reel_key general_keys[] = {
                "text, plain or gzip-compressed; words without a vector keep their initialisation"),
 
     {.section = "objective", .key = "type", .type = REEL_KEY_CHOICE, REEL_FIELD_CHARS(reel_config, objective.type),
-     .default_text = "", .choice_at = reel_objective_type_at,
+     .default_text = "", .choices_from = REEL_CHOICES_OBJECTIVES,
      .help = "what the model learns; not given: the model type's own (classifiers: classify, rnn_lm: next_token)"},
 
     KEY_CHOICE("optimizer", "type", optimizer.type, "adam", optimizer_types, "optimizer"),
@@ -155,6 +156,33 @@ _Static_assert(sizeof general_keys / sizeof general_keys[0] <= REEL_CONFIG_MAX_K
 #define CONFIG_LINE_MAX (2 * REEL_PATH_MAX + 256)
 
 /* ---------------------------------------------------------------------------------------------- */
+/* The catalogue                                                                                   */
+
+static const reel_config_type *find_type(const reel_config_type *types, size_t count, const char *name) {
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(types[i].name, name) == 0) return &types[i];
+    return NULL;
+}
+
+/* The keys of a model type / an objective of the catalogue; NULL when it has no such type. */
+static const reel_key_table *model_table(const reel_config_catalogue *catalogue, const char *type) {
+    const reel_config_type *found = find_type(catalogue->models, catalogue->num_models, type);
+    return found ? found->keys : NULL;
+}
+
+static const reel_key_table *objective_table(const reel_config_catalogue *catalogue, const char *type) {
+    const reel_config_type *found = find_type(catalogue->objectives, catalogue->num_objectives, type);
+    return found ? found->keys : NULL;
+}
+
+/* A configuration filled by hand (not through reel_config_defaults_with) has no catalogue to compose its
+ * schema from: a programming error, reported as such rather than as a crash. */
+static const reel_config_catalogue *catalogue_of(const reel_config *cfg) {
+    REEL_CHECK(cfg->catalogue, "start from reel_config_defaults_with", "the configuration has no catalogue of types");
+    return cfg->catalogue;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
 /* The composed schema                                                                             */
 
 static unsigned char *storage(reel_config *cfg, size_t index) {
@@ -217,8 +245,8 @@ static void append_table(reel_config *cfg, const char *section, const reel_key *
  * section by section, the general keys first, then the model's, then the objective's. Line and source
  * information is reset; values are left alone. */
 static void compose(reel_config *cfg) {
-    const reel_key_table *model = reel_model_key_table(cfg->model.type);
-    const reel_key_table *objective = reel_objective_key_table(cfg->objective.type);
+    const reel_key_table *model = model_table(catalogue_of(cfg), cfg->model.type);
+    const reel_key_table *objective = objective_table(catalogue_of(cfg), cfg->objective.type);
     REEL_CHECK(model && objective, NULL, "composing the schema of unknown types '%s' / '%s'", cfg->model.type,
                cfg->objective.type);
     REEL_CHECK(model->options_size <= REEL_OPTIONS_MAX && objective->options_size <= REEL_OPTIONS_MAX,
@@ -256,9 +284,10 @@ static void list_keys(const reel_config *cfg, const char *section, char *out, si
 
 /* The model type or objective, other than cfg's, that has section.key; NULL when none has. */
 static const char *other_owner(const reel_config *cfg, const char *section, const char *key, const char **kind) {
-    for (size_t t = 0; reel_model_type_at(t); t++) {
-        const char *type = reel_model_type_at(t);
-        const reel_key_table *table = reel_model_key_table(type);
+    const reel_config_catalogue *catalogue = catalogue_of(cfg);
+    for (size_t t = 0; t < catalogue->num_models; t++) {
+        const char *type = catalogue->models[t].name;
+        const reel_key_table *table = catalogue->models[t].keys;
         for (size_t i = 0; table && i < table->count; i++)
             if (!strcmp(table->keys[i].section, section) && !strcmp(table->keys[i].key, key) &&
                 strcmp(type, cfg->model.type) != 0) {
@@ -266,9 +295,9 @@ static const char *other_owner(const reel_config *cfg, const char *section, cons
                 return type;
             }
     }
-    for (size_t t = 0; reel_objective_type_at(t); t++) {
-        const char *type = reel_objective_type_at(t);
-        const reel_key_table *table = reel_objective_key_table(type);
+    for (size_t t = 0; t < catalogue->num_objectives; t++) {
+        const char *type = catalogue->objectives[t].name;
+        const reel_key_table *table = catalogue->objectives[t].keys;
         for (size_t i = 0; table && i < table->count; i++)
             if (!strcmp(table->keys[i].section, section) && !strcmp(table->keys[i].key, key) &&
                 strcmp(type, cfg->objective.type) != 0) {
@@ -394,26 +423,40 @@ static int representable_in_ini(const char *value) {
     return 1;
 }
 
+/* The old names spec accepts for its choices (only model types have any); their count in *count. */
+static const reel_config_alias *aliases_of(const reel_config_catalogue *catalogue, const reel_key *spec, size_t *count) {
+    *count = spec->choices_from == REEL_CHOICES_MODEL_TYPES ? catalogue->num_model_aliases : 0;
+    return *count ? catalogue->model_aliases : NULL;
+}
+
 /* The choice an old name (alias) of spec stands for, or value itself. */
-static const char *resolve_alias(const reel_key *spec, const char *value) {
-    const char *choice = NULL;
-    for (size_t i = 0; spec->alias_at && spec->alias_at(i, &choice); i++)
-        if (strcmp(value, spec->alias_at(i, NULL)) == 0) return choice;
+static const char *resolve_alias(const reel_config_catalogue *catalogue, const reel_key *spec, const char *value) {
+    size_t count = 0;
+    const reel_config_alias *aliases = aliases_of(catalogue, spec, &count);
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(value, aliases[i].name) == 0) return aliases[i].type;
     return value;
 }
 
-/* The index-th choice of a choice key. */
-static const char *choice_of(const reel_key *spec, size_t index) {
+/* The index-th choice of a choice key, NULL past the last: its own list, or the catalogue's types. */
+static const char *choice_of(const reel_config_catalogue *catalogue, const reel_key *spec, size_t index) {
     if (spec->choices) {
         for (size_t i = 0; i < index; i++)
             if (!spec->choices[i]) return NULL;
         return spec->choices[index];
     }
-    return spec->choice_at ? spec->choice_at(index) : NULL;
+    switch (spec->choices_from) {
+    case REEL_CHOICES_MODEL_TYPES: return index < catalogue->num_models ? catalogue->models[index].name : NULL;
+    case REEL_CHOICES_OBJECTIVES: return index < catalogue->num_objectives ? catalogue->objectives[index].name : NULL;
+    case REEL_CHOICES_LISTED: break;
+    }
+    return NULL;
 }
 
-/* Validates value for key spec and stores it at field; loc ("x.ini:12", "--set") starts every message. */
-static int store_value(const reel_key *spec, char *field, const char *value, const char *loc, reel_error *err) {
+/* Validates value for key spec and stores it at field; loc ("x.ini:12", "--set") starts every message.
+ * catalogue gives the choices of the [model] and [objective] type keys. */
+static int store_value(const reel_config_catalogue *catalogue, const reel_key *spec, char *field, const char *value,
+                       const char *loc, reel_error *err) {
     char bounds[64], shown[REEL_QUOTE_MAX]; /* the value as messages quote it: a binary file's bytes escaped */
     describe_bounds(spec, bounds, sizeof bounds);
     reel_escape_string(shown, sizeof shown, value);
@@ -442,8 +485,8 @@ static int store_value(const reel_key *spec, char *field, const char *value, con
     case REEL_KEY_CHOICE: {
         char choices[256];
         size_t used = 0;
-        for (size_t i = 0; choice_of(spec, i); i++) {
-            const char *c = choice_of(spec, i);
+        for (size_t i = 0; choice_of(catalogue, spec, i); i++) {
+            const char *c = choice_of(catalogue, spec, i);
             if (strcmp(value, c) == 0) {
                 memset(field, 0, spec->size);
                 memcpy(field, c, strlen(c) + 1);
@@ -452,7 +495,7 @@ static int store_value(const reel_key *spec, char *field, const char *value, con
             int n = snprintf(choices + used, sizeof choices - used, "%s%s", used ? ", " : "", c);
             if (n > 0 && (size_t)n < sizeof choices - used) used += (size_t)n;
         }
-        const char *resolved = resolve_alias(spec, value);
+        const char *resolved = resolve_alias(catalogue, spec, value);
         if (resolved != value) {
             memset(field, 0, spec->size);
             memcpy(field, resolved, strlen(resolved) + 1);
@@ -511,7 +554,7 @@ static int store_value(const reel_key *spec, char *field, const char *value, con
 }
 
 static int set_value(reel_config *cfg, size_t index, const char *value, const char *loc, reel_error *err) {
-    return store_value(cfg->keys[index], field_of(cfg, index), value, loc, err);
+    return store_value(catalogue_of(cfg), cfg->keys[index], field_of(cfg, index), value, loc, err);
 }
 
 /* The default of one key; "" leaves an optional string key empty (and, for [objective] type, lets the
@@ -537,8 +580,10 @@ static void format_value(const reel_config *cfg, size_t index, char *out, size_t
  * default) carries over to the key of the same name; a given value whose key the new types lack is an
  * error naming where it was given. On error cfg is unchanged. */
 static int switch_types(reel_config *cfg, const char *model_type, const char *objective_type, reel_error *err) {
-    const char *objective = objective_type[0] ? objective_type : reel_model_default_objective(model_type);
-    REEL_CHECK(objective && reel_objective_key_table(objective), NULL, "model type '%s' has no usable objective",
+    const reel_config_catalogue *catalogue = catalogue_of(cfg);
+    const reel_config_type *model = find_type(catalogue->models, catalogue->num_models, model_type);
+    const char *objective = objective_type[0] ? objective_type : model ? model->objective : NULL;
+    REEL_CHECK(objective && objective_table(catalogue, objective), NULL, "model type '%s' has no usable objective",
                model_type);
     reel_config *next = reel_malloc(sizeof *next);
     *next = *cfg;
@@ -585,8 +630,10 @@ static int switch_types(reel_config *cfg, const char *model_type, const char *ob
     return status;
 }
 
-void reel_config_defaults(reel_config *cfg) {
+void reel_config_defaults_with(reel_config *cfg, const reel_config_catalogue *catalogue) {
+    REEL_CHECK(catalogue, NULL, "reel_config_defaults_with needs a catalogue of types");
     memset(cfg, 0, sizeof *cfg);
+    cfg->catalogue = catalogue;
     /* the general keys first, so that [model] type has its default before the model's keys are known */
     cfg->num_keys = 0;
     for (size_t s = 0; s < NUM_SECTIONS; s++) append_table(cfg, sections[s], general_keys, NUM_GENERAL, REEL_STORE_CONFIG);
@@ -671,7 +718,7 @@ static int on_pair(void *user, const char *section, const char *key, const char 
         if (!strcmp(key, "type") && (!strcmp(section, "model") || !strcmp(section, "objective"))) {
             /* an old name of a type brings the keys of the type it stands for */
             int index = find_key(src->cfg, section, key);
-            const char *type = index >= 0 ? resolve_alias(src->cfg->keys[index], value) : value;
+            const char *type = index >= 0 ? resolve_alias(catalogue_of(src->cfg), src->cfg->keys[index], value) : value;
             snprintf(!strcmp(section, "model") ? src->model_type : src->objective_type, REEL_NAME_MAX, "%s", type);
         }
         return 1;
@@ -733,8 +780,9 @@ static void quote_line(const char *text, size_t len, unsigned line, char *out, s
     if (n > max && size > 3) strcat(out, "...");
 }
 
-static int parse_text(reel_config *cfg, const char *text, size_t len, const char *name, reel_error *err) {
-    reel_config_defaults(cfg);
+static int parse_text(reel_config *cfg, const reel_config_catalogue *catalogue, const char *text, size_t len,
+                      const char *name, reel_error *err) {
+    reel_config_defaults_with(cfg, catalogue);
     ini_source *src = reel_calloc(1, sizeof *src);
     src->cfg = cfg;
     src->name = intern_name(name);
@@ -749,8 +797,8 @@ static int parse_text(reel_config *cfg, const char *text, size_t len, const char
      * second pass to report, at its line. */
     src->prescan = 1;
     ini_parse_stream(read_line, src, on_pair, src);
-    const char *model_type = reel_model_key_table(src->model_type) ? src->model_type : cfg->model.type;
-    const char *objective_type = reel_objective_key_table(src->objective_type) ? src->objective_type : "";
+    const char *model_type = model_table(catalogue, src->model_type) ? src->model_type : cfg->model.type;
+    const char *objective_type = objective_table(catalogue, src->objective_type) ? src->objective_type : "";
     reel_error switch_error;
     if (switch_types(cfg, model_type, objective_type, &switch_error) != 0)
         REEL_FATAL(NULL, "switching the schema of the defaults: %s", switch_error.message);
@@ -791,11 +839,13 @@ static int parse_text(reel_config *cfg, const char *text, size_t len, const char
     return status;
 }
 
-int reel_config_load_string(reel_config *cfg, const char *text, const char *source_name, reel_error *err) {
-    return parse_text(cfg, text, strlen(text), source_name ? source_name : "<string>", err);
+int reel_config_load_string_with(reel_config *cfg, const reel_config_catalogue *catalogue, const char *text,
+                                 const char *source_name, reel_error *err) {
+    return parse_text(cfg, catalogue, text, strlen(text), source_name ? source_name : "<string>", err);
 }
 
-int reel_config_load_file(reel_config *cfg, const char *path, reel_error *err) {
+int reel_config_load_file_with(reel_config *cfg, const reel_config_catalogue *catalogue, const char *path,
+                               reel_error *err) {
     FILE *file = fopen(path, "rb");
     if (!file) return reel_fail(err, "%s: cannot open the configuration file: %s", path, strerror(errno));
     size_t capacity = 4096, len = 0;
@@ -813,7 +863,7 @@ int reel_config_load_file(reel_config *cfg, const char *path, reel_error *err) {
         free(text);
         return reel_fail(err, "%s: error while reading the configuration file", path);
     }
-    int status = parse_text(cfg, text, len, path, err);
+    int status = parse_text(cfg, catalogue, text, len, path, err);
     free(text);
     return status;
 }
@@ -874,7 +924,7 @@ int reel_config_override(reel_config *cfg, const char *assignment, reel_error *e
     if (is_type) {
         /* validated first, so that switching never sees an unknown type */
         char checked[REEL_NAME_MAX];
-        if (store_value(cfg->keys[index], checked, value, loc, err) != 0) {
+        if (store_value(catalogue_of(cfg), cfg->keys[index], checked, value, loc, err) != 0) {
             status = -1;
             goto done;
         }
@@ -998,7 +1048,7 @@ typedef struct schema_row {
     const reel_key *key;
 } schema_row;
 
-void reel_config_print_schema(FILE *out) {
+void reel_config_print_schema_with(FILE *out, const reel_config_catalogue *catalogue) {
     static const char *const headers[] = {"for", "section", "key", "type", "default", "allowed", "description"};
     enum { COLUMNS = 7, MAX_ROWS = 512 };
     static schema_row rows[MAX_ROWS];
@@ -1007,18 +1057,18 @@ void reel_config_print_schema(FILE *out) {
     for (size_t i = 0; i < NUM_GENERAL; i++) rows[num_rows++] = (schema_row){"all", &general_keys[i]};
     /* one group per distinct key table; types that share a table share the group (lstm|gru|rnn) */
     for (int kind = 0; kind < 2; kind++) {
-        const char *(*type_at)(size_t) = kind == 0 ? reel_model_type_at : reel_objective_type_at;
-        const reel_key_table *(*table_of)(const char *) = kind == 0 ? reel_model_key_table : reel_objective_key_table;
-        for (size_t t = 0; type_at(t); t++) {
-            const reel_key_table *table = table_of(type_at(t));
+        const reel_config_type *types = kind == 0 ? catalogue->models : catalogue->objectives;
+        size_t num_types = kind == 0 ? catalogue->num_models : catalogue->num_objectives;
+        for (size_t t = 0; t < num_types; t++) {
+            const reel_key_table *table = types[t].keys;
             int seen = 0;
-            for (size_t u = 0; u < t; u++) seen |= table_of(type_at(u)) == table;
+            for (size_t u = 0; u < t; u++) seen |= types[u].keys == table;
             if (seen || !table || table->count == 0 || num_owners == 64) continue;
             char *owner = owners[num_owners++];
             size_t used = (size_t)snprintf(owner, 256, "%s", kind == 0 ? "" : "objective ");
-            for (size_t u = t; type_at(u); u++)
-                if (table_of(type_at(u)) == table && used < 256)
-                    used += (size_t)snprintf(owner + used, 256 - used, "%s%s", u == t ? "" : "|", type_at(u));
+            for (size_t u = t; u < num_types; u++)
+                if (types[u].keys == table && used < 256)
+                    used += (size_t)snprintf(owner + used, 256 - used, "%s%s", u == t ? "" : "|", types[u].name);
             for (size_t i = 0; i < table->count && num_rows < MAX_ROWS; i++) rows[num_rows++] = (schema_row){owner, &table->keys[i]};
         }
     }
@@ -1039,13 +1089,14 @@ void reel_config_print_schema(FILE *out) {
         if (spec->type == REEL_KEY_CHOICE) {
             size_t used = 0;
             allowed[0] = '\0';
-            for (size_t i = 0; choice_of(spec, i); i++) {
-                int n = snprintf(allowed + used, size - used, "%s%s", used ? "|" : "", choice_of(spec, i));
+            for (size_t i = 0; choice_of(catalogue, spec, i); i++) {
+                int n = snprintf(allowed + used, size - used, "%s%s", used ? "|" : "", choice_of(catalogue, spec, i));
                 if (n > 0 && (size_t)n < size - used) used += (size_t)n;
             }
-            const char *choice = NULL;
-            for (size_t i = 0; spec->alias_at && spec->alias_at(i, &choice); i++) {
-                int n = snprintf(allowed + used, size - used, " (old name %s = %s)", spec->alias_at(i, NULL), choice);
+            size_t num_aliases = 0;
+            const reel_config_alias *aliases = aliases_of(catalogue, spec, &num_aliases);
+            for (size_t i = 0; i < num_aliases; i++) {
+                int n = snprintf(allowed + used, size - used, " (old name %s = %s)", aliases[i].name, aliases[i].type);
                 if (n > 0 && (size_t)n < size - used) used += (size_t)n;
             }
         } else if (spec->type == REEL_KEY_STRING) {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reel/catalogue.h"
 #include "reel/checkpoint.h"
 #include "reel/util.h"
 

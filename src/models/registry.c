@@ -30,9 +30,7 @@ const char *reel_model_type_at(size_t index) { return index < NUM_KINDS ? model_
 
 /* Old names of model types: still read in configurations and in the /config (and model_type) of
  * checkpoints written before the rename, and resolved to the new name, which is what a run writes back. */
-static const struct {
-    const char *alias, *type;
-} model_aliases[] = {
+static const reel_config_alias model_aliases[] = {
     {"lm", "rnn_lm"}, /* the recurrent language model, named when it was the only one */
 };
 #define NUM_ALIASES (sizeof model_aliases / sizeof model_aliases[0])
@@ -40,13 +38,24 @@ static const struct {
 const char *reel_model_alias_at(size_t index, const char **type) {
     if (index >= NUM_ALIASES) return NULL;
     if (type) *type = model_aliases[index].type;
-    return model_aliases[index].alias;
+    return model_aliases[index].name;
 }
 
 const char *reel_model_type_resolve(const char *name) {
     for (size_t i = 0; i < NUM_ALIASES; i++)
-        if (strcmp(name, model_aliases[i].alias) == 0) return model_aliases[i].type;
+        if (strcmp(name, model_aliases[i].name) == 0) return model_aliases[i].type;
     return name;
+}
+
+/* The kinds' names are not constant expressions in C, so the catalogue's table is filled at run time. */
+void reel_model_catalogue(reel_config_catalogue *catalogue) {
+    static reel_config_type types[NUM_KINDS];
+    for (size_t i = 0; i < NUM_KINDS; i++)
+        types[i] = (reel_config_type){model_kinds[i]->type, model_kinds[i]->keys, model_kinds[i]->objective};
+    catalogue->models = types;
+    catalogue->num_models = NUM_KINDS;
+    catalogue->model_aliases = model_aliases;
+    catalogue->num_model_aliases = NUM_ALIASES;
 }
 
 const reel_key_table *reel_model_key_table(const char *type) {

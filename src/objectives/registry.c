@@ -25,3 +25,11 @@ const reel_key_table *reel_objective_key_table(const char *type) {
     const reel_objective_kind *kind = reel_objective_kind_find(type);
     return kind ? kind->keys : NULL;
 }
+
+/* As reel_model_catalogue: the kinds' names are not constant expressions, so the table is filled here. */
+void reel_objective_catalogue(reel_config_catalogue *catalogue) {
+    static reel_config_type types[NUM_KINDS];
+    for (size_t i = 0; i < NUM_KINDS; i++) types[i] = (reel_config_type){objective_kinds[i]->type, objective_kinds[i]->keys, NULL};
+    catalogue->objectives = types;
+    catalogue->num_objectives = NUM_KINDS;
+}

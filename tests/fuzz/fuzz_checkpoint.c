@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "fuzz_common.h"
+#include "reel/catalogue.h"
 #include "reel/checkpoint.h"
 #include "reel/config.h"
 #include "reel/model.h"

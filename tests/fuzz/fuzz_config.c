@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fuzz_common.h"
+#include "reel/catalogue.h"
 #include "reel/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
