@@ -8,6 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include <mpi.h>
+#include <unistd.h>
 
 #include "cli_common.h"
 
@@ -148,11 +149,53 @@ static void test_usage(void **state) {
     assert_int_equal(usage_calls, 2);
 }
 
+static void test_option_name(void **state) {
+    (void)state;
+    static const struct option options[] = {{"max-body", required_argument, NULL, 'b'},
+                                            {"port", required_argument, NULL, 'p'},
+                                            {NULL, 0, NULL, 0}};
+    char name[16];
+    assert_string_equal(reel_cli_option_name(options, 'p', name, sizeof name), "--port");
+    assert_string_equal(reel_cli_option_name(options, 'b', name, sizeof name), "--max-body");
+    assert_string_equal(reel_cli_option_name(options, 'x', name, sizeof name), "--?");
+}
+
+/* What reel_cli_getopt_error(command, c, argv) writes to standard error, with optind as getopt_long
+ * leaves it (just past the offending word). */
+static void getopt_error_text(const char *command, int c, char **argv, int next, char *text, size_t size) {
+    fflush(stderr);
+    FILE *capture = tmpfile();
+    assert_non_null(capture);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_true(dup2(fileno(capture), STDERR_FILENO) >= 0);
+    optind = next;
+    assert_int_equal(reel_cli_getopt_error(command, c, argv), 2);
+    fflush(stderr);
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    rewind(capture);
+    size_t n = fread(text, 1, size - 1, capture);
+    text[n] = '\0';
+    fclose(capture);
+}
+
+static void test_getopt_error(void **state) {
+    (void)state;
+    char *argv[] = {"prep", "--bogus", "--seed", NULL};
+    char text[256];
+    getopt_error_text("prep", ':', argv, 3, text, sizeof text);
+    assert_string_equal(text, "reel prep: error: option '--seed' needs a value\n");
+    getopt_error_text("synth", '?', argv, 2, text, sizeof text);
+    assert_string_equal(text, "reel synth: error: unknown option '--bogus' (see reel synth --help)\n");
+}
+
 int main(void) {
     MPI_Init(NULL, NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_u64_good), cmocka_unit_test(test_u64_refused), cmocka_unit_test(test_size),
         cmocka_unit_test(test_double),   cmocka_unit_test(test_split),       cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_option_name), cmocka_unit_test(test_getopt_error),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     MPI_Finalize();

@@ -75,6 +75,14 @@ int reel_cli_check_split(const char *split, reel_error *err) {
     return reel_fail(err, "--split '%s': expected test, valid or train", split);
 }
 
+const char *reel_cli_option_name(const struct option *options, int c, char *name, size_t size) {
+    const char *found = "?";
+    for (const struct option *opt = options; opt->name; opt++)
+        if (opt->val == c) found = opt->name;
+    snprintf(name, size, "--%s", found);
+    return name;
+}
+
 int reel_cli_usage(void (*usage)(FILE *), int status) {
     if (reel_cli_rank() == 0) usage(status == 0 ? stdout : stderr);
     return status;

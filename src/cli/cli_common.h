@@ -4,6 +4,8 @@
 #ifndef REEL_CLI_COMMON_H
 #define REEL_CLI_COMMON_H
 
+#include <getopt.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -30,6 +32,10 @@ int reel_cli_parse_double(const char *option, const char *text, double lo, doubl
                           reel_error *err);
 /* Checks a --split value: test, valid or train (the labelled splits a checkpoint can be scored on). */
 int reel_cli_check_split(const char *split, reel_error *err);
+
+/* "--NAME" of the entry of a getopt_long table whose val is c, for the parsers' messages, written into
+ * name (size bytes); "--?" if no entry has it. Returns name. */
+const char *reel_cli_option_name(const struct option *options, int c, char *name, size_t size);
 
 /* The end of a getopt loop and the operand check of the MPI-aware commands: rank 0 prints the usage text
  * (to standard output for status 0, i.e. --help, otherwise to standard error); returns status. */

@@ -78,9 +78,6 @@ static int analyze_main(int argc, char **argv, int rank) {
     reel_error err = {{0}};
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "h", options, NULL)) != -1;) {
-        const char *name = NULL;
-        for (const struct option *opt = options; opt->name; opt++)
-            if (opt->val == c) name = opt->name;
         size_t *target = c == 'm' ? &max_tokens : c == 'n' ? &max_docs : c == 't' ? &top : c == 'w' ? &min_docs
                        : c == 'c' ? &chars : c == 'b' ? &batch : NULL;
         switch (c) {
@@ -88,8 +85,8 @@ static int analyze_main(int argc, char **argv, int rank) {
         case 'd': data_dir = optarg; break;
         case 'j': json_path = optarg; break;
         case 'm': case 'n': case 't': case 'w': case 'c': case 'b': {
-            char option[32];
-            snprintf(option, sizeof option, "--%s", name);
+            char option[64];
+            reel_cli_option_name(options, c, option, sizeof option);
             if (reel_cli_parse_size(option, optarg, c == 'm' || c == 'n' || c == 't' ? 0 : 1, SIZE_MAX, target, &err) != 0)
                 return reel_cli_report(&err, NULL) + 1;
             break;

@@ -104,14 +104,15 @@ int reel_cmd_eval(int argc, char **argv) {
         char copy[1024];
         snprintf(copy, sizeof copy, "%s", length_list);
         for (char *save = NULL, *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-            char *end;
-            unsigned long long value = strcmp(item, "full") == 0 ? 0 : strtoull(item, &end, 10);
-            if ((strcmp(item, "full") != 0 && (*end || end == item)) || num_lengths == 64) {
+            size_t value = 0;
+            reel_error item_err = {{0}}; /* the message below names the whole list */
+            if ((strcmp(item, "full") != 0 && reel_cli_parse_size("--lengths", item, 0, SIZE_MAX, &value, &item_err) != 0) ||
+                num_lengths == 64) {
                 reel_fail(&err, "--lengths '%s': expected up to 64 comma-separated token counts (0 or full: whole reviews)",
                           length_list);
                 return reel_cli_report(&err, NULL);
             }
-            lengths[num_lengths++] = (size_t)value;
+            lengths[num_lengths++] = value;
         }
     }
     if (rank == 0) printf("checkpoint %s (%s, objective %s), split %s (%s/%s.tok)\n", checkpoint, cfg->model.type,

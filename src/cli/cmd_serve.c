@@ -68,9 +68,6 @@ static int serve_main(int argc, char **argv) {
     reel_error err = {{0}};
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "h", options, NULL)) != -1;) {
-        const char *name = NULL;
-        for (const struct option *opt = options; opt->name; opt++)
-            if (opt->val == c) name = opt->name;
         switch (c) {
         case 'H': o.host = optarg; break;
         case 'f': port_file = optarg; break;
@@ -81,8 +78,8 @@ static int serve_main(int argc, char **argv) {
         case 'm':
         case 'g':
         case 't': {
-            char option[32];
-            snprintf(option, sizeof option, "--%s", name);
+            char option[64];
+            reel_cli_option_name(options, c, option, sizeof option);
             /* a port is 16 bits; 0 asks the system for a free one */
             if (reel_cli_parse_size(option, optarg, c == 'm' || c == 'p' ? 0 : 1, c == 'p' ? 65535 : SIZE_MAX, &value,
                                     &err) != 0)
