@@ -45,16 +45,6 @@ static void usage(FILE *out) {
           out);
 }
 
-static int parse_size(const char *option, const char *text, size_t min, size_t *value, reel_error *err) {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (*end || end == text || text[0] == '-' || errno || v < min)
-        return reel_fail(err, "--%s '%s': expected an integer >= %zu", option, text, min);
-    *value = (size_t)v;
-    return 0;
-}
-
 /* The start of a document as text, at most chars bytes (not cutting a UTF-8 sequence). */
 static void document_text(reel_buf *out, const reel_vocab *vocab, const uint32_t *ids, size_t length, size_t chars) {
     out->length = 0;
@@ -88,35 +78,25 @@ static int analyze_main(int argc, char **argv, int rank) {
     reel_error err = {{0}};
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "h", options, NULL)) != -1;) {
-        const char *name = NULL;
-        for (const struct option *opt = options; opt->name; opt++)
-            if (opt->val == c) name = opt->name;
         size_t *target = c == 'm' ? &max_tokens : c == 'n' ? &max_docs : c == 't' ? &top : c == 'w' ? &min_docs
                        : c == 'c' ? &chars : c == 'b' ? &batch : NULL;
         switch (c) {
         case 's': split = optarg; break;
         case 'd': data_dir = optarg; break;
         case 'j': json_path = optarg; break;
-        case 'm': case 'n': case 't': case 'w': case 'c': case 'b':
-            if (parse_size(name, optarg, c == 'm' || c == 'n' || c == 't' ? 0 : 1, target, &err) != 0)
+        case 'm': case 'n': case 't': case 'w': case 'c': case 'b': {
+            char option[64];
+            reel_cli_option_name(options, c, option, sizeof option);
+            if (reel_cli_parse_size(option, optarg, c == 'm' || c == 'n' || c == 't' ? 0 : 1, SIZE_MAX, target, &err) != 0)
                 return reel_cli_report(&err, NULL) + 1;
             break;
-        case 'h':
-            if (rank == 0) usage(stdout);
-            return 0;
-        default:
-            if (rank == 0) usage(stderr);
-            return 2;
+        }
+        case 'h': return reel_cli_usage(usage, 0);
+        default: return reel_cli_usage(usage, 2);
         }
     }
-    if (optind != argc - 1) {
-        if (rank == 0) usage(stderr);
-        return 2;
-    }
-    if (strcmp(split, "valid") != 0 && strcmp(split, "test") != 0 && strcmp(split, "train") != 0) {
-        reel_fail(&err, "--split '%s': expected test, valid or train", split);
-        return reel_cli_report(&err, NULL);
-    }
+    if (optind != argc - 1) return reel_cli_usage(usage, 2);
+    if (reel_cli_check_split(split, &err) != 0) return reel_cli_report(&err, NULL);
     const char *checkpoint = argv[optind];
     reel_trained trained;
     reel_load_options load = {data_dir, 1, batch};

@@ -50,24 +50,13 @@ int reel_cmd_commtest(int argc, char **argv) {
     for (int c; (c = getopt_long(argc, argv, "h", options, NULL)) != -1;) {
         switch (c) {
         case 's':
-        case 'r': {
-            char *end;
-            errno = 0;
-            unsigned long long v = strtoull(optarg, &end, 10);
-            if (*end || end == optarg || optarg[0] == '-' || errno || v == 0) {
-                reel_fail(&err, "--%s '%s': expected a positive integer", c == 's' ? "max-size" : "repeat", optarg);
+        case 'r':
+            if (reel_cli_parse_size(c == 's' ? "--max-size" : "--repeat", optarg, 1, SIZE_MAX,
+                                    c == 's' ? &max_size : &repeat, &err) != 0)
                 return reel_cli_report(&err, NULL) + 1;
-            }
-            if (c == 's') max_size = (size_t)v;
-            else repeat = (size_t)v;
             break;
-        }
-        case 'h':
-            if (comm.rank == 0) usage(stdout);
-            return 0;
-        default:
-            if (comm.rank == 0) usage(stderr);
-            return 2;
+        case 'h': return reel_cli_usage(usage, 0);
+        default: return reel_cli_usage(usage, 2);
         }
     }
     /* who is where */

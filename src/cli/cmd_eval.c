@@ -66,33 +66,17 @@ int reel_cmd_eval(int argc, char **argv) {
         case 'S': separate = 1; break;
         case 'p': precision_name = optarg; break;
         case 'b':
-        case 'n': {
-            char *end;
-            unsigned long long value = strtoull(optarg, &end, 10);
-            if (*end || value == 0 || optarg[0] == '-') {
-                reel_fail(&err, "--%s '%s': expected a positive integer", c == 'b' ? "batch" : "docs", optarg);
+        case 'n':
+            if (reel_cli_parse_size(c == 'b' ? "--batch" : "--docs", optarg, 1, SIZE_MAX, c == 'b' ? &batch : &max_docs,
+                                    &err) != 0)
                 return reel_cli_report(&err, NULL);
-            }
-            if (c == 'b') batch = (size_t)value;
-            else max_docs = (size_t)value;
             break;
-        }
-        case 'h':
-            if (rank == 0) usage(stdout);
-            return 0;
-        default:
-            if (rank == 0) usage(stderr);
-            return 2;
+        case 'h': return reel_cli_usage(usage, 0);
+        default: return reel_cli_usage(usage, 2);
         }
     }
-    if (optind != argc - 1) {
-        if (rank == 0) usage(stderr);
-        return 2;
-    }
-    if (strcmp(split, "valid") != 0 && strcmp(split, "test") != 0 && strcmp(split, "train") != 0) {
-        reel_fail(&err, "--split '%s': expected valid, test or train", split);
-        return reel_cli_report(&err, NULL);
-    }
+    if (optind != argc - 1) return reel_cli_usage(usage, 2);
+    if (reel_cli_check_split(split, &err) != 0) return reel_cli_report(&err, NULL);
     reel_precision precision;
     if (reel_precision_choose("--precision", " ", precision_name, &precision, &err) != 0)
         return reel_cli_report(&err, "use --precision fp32 (the default), or auto (bf16 where the CPU has it)");
@@ -120,14 +104,15 @@ int reel_cmd_eval(int argc, char **argv) {
         char copy[1024];
         snprintf(copy, sizeof copy, "%s", length_list);
         for (char *save = NULL, *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-            char *end;
-            unsigned long long value = strcmp(item, "full") == 0 ? 0 : strtoull(item, &end, 10);
-            if ((strcmp(item, "full") != 0 && (*end || end == item)) || num_lengths == 64) {
+            size_t value = 0;
+            reel_error item_err = {{0}}; /* the message below names the whole list */
+            if ((strcmp(item, "full") != 0 && reel_cli_parse_size("--lengths", item, 0, SIZE_MAX, &value, &item_err) != 0) ||
+                num_lengths == 64) {
                 reel_fail(&err, "--lengths '%s': expected up to 64 comma-separated token counts (0 or full: whole reviews)",
                           length_list);
                 return reel_cli_report(&err, NULL);
             }
-            lengths[num_lengths++] = (size_t)value;
+            lengths[num_lengths++] = value;
         }
     }
     if (rank == 0) printf("checkpoint %s (%s, objective %s), split %s (%s/%s.tok)\n", checkpoint, cfg->model.type,

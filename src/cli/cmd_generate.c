@@ -35,23 +35,6 @@ static void usage(FILE *out) {
           out);
 }
 
-static int parse_size(const char *option, const char *text, size_t *value, reel_error *err) {
-    char *end;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (*end || end == text || text[0] == '-') return reel_fail(err, "--%s '%s': expected a non-negative integer", option, text);
-    *value = (size_t)v;
-    return 0;
-}
-
-static int parse_double(const char *option, const char *text, double lo, double hi, double *value, reel_error *err) {
-    char *end;
-    double v = strtod(text, &end);
-    if (*end || end == text || !(v >= lo && v <= hi))
-        return reel_fail(err, "--%s '%s': expected a number in [%g, %g]", option, text, lo, hi);
-    *value = v;
-    return 0;
-}
-
 static int generate_main(int argc, char **argv) {
     static const struct option options[] = {
         {"prime", required_argument, NULL, 'p'},   {"length", required_argument, NULL, 'l'},
@@ -70,23 +53,20 @@ static int generate_main(int argc, char **argv) {
         int bad = 0;
         switch (c) {
         case 'p': prime = optarg; break;
-        case 'l': bad = parse_size("length", optarg, &length, &err); break;
-        case 't': bad = parse_double("temperature", optarg, 0, 1e6, &sampling.temperature, &err); break;
-        case 'k': bad = parse_size("top-k", optarg, &sampling.top_k, &err); break;
-        case 'P': bad = parse_double("top-p", optarg, 1e-9, 1, &sampling.top_p, &err); break;
-        case 'n': bad = parse_size("samples", optarg, &samples, &err) || (samples == 0 && reel_fail(&err, "--samples must be at least 1")); break;
-        case 's': bad = parse_size("seed", optarg, &seed, &err); break;
+        case 'l': bad = reel_cli_parse_size("--length", optarg, 0, SIZE_MAX, &length, &err); break;
+        case 't': bad = reel_cli_parse_double("--temperature", optarg, 0, 1e6, 0, &sampling.temperature, &err); break;
+        case 'k': bad = reel_cli_parse_size("--top-k", optarg, 0, SIZE_MAX, &sampling.top_k, &err); break;
+        case 'P': bad = reel_cli_parse_double("--top-p", optarg, 1e-9, 1, 0, &sampling.top_p, &err); break;
+        case 'n': bad = reel_cli_parse_size("--samples", optarg, 1, SIZE_MAX, &samples, &err); break;
+        case 's': bad = reel_cli_parse_size("--seed", optarg, 0, SIZE_MAX, &seed, &err); break;
         case 'e': stop_at_eod = 1; break;
-        case 'c': bad = parse_size("max-context", optarg, &max_context, &err); break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'c': bad = reel_cli_parse_size("--max-context", optarg, 0, SIZE_MAX, &max_context, &err); break;
+        case 'h': return reel_cli_usage(usage, 0);
+        default: return reel_cli_usage(usage, 2);
         }
         if (bad) return reel_cli_report(&err, NULL);
     }
-    if (optind != argc - 1) {
-        usage(stderr);
-        return 2;
-    }
+    if (optind != argc - 1) return reel_cli_usage(usage, 2);
     sampling.seed = seed;
     const char *checkpoint = argv[optind];
     reel_trained trained;

@@ -226,7 +226,7 @@ static int predict_main(int argc, char **argv) {
                                             {NULL, 0, NULL, 0}};
     int tsv = 0, json = 0, verbose = 0;
     const char *text_column = "text";
-    long long max_tokens = -1;
+    size_t max_tokens = SIZE_MAX; /* SIZE_MAX: not given */
     size_t batch = 64;
     reel_error err = {{0}};
     optind = 1;
@@ -237,27 +237,16 @@ static int predict_main(int argc, char **argv) {
         case 'j': json = 1; break;
         case 'v': verbose = 1; break;
         case 'm':
-        case 'b': {
-            char *end;
-            errno = 0;
-            unsigned long long value = strtoull(optarg, &end, 10);
-            if (*end || end == optarg || optarg[0] == '-' || errno || (c == 'b' && value == 0)) {
-                reel_fail(&err, "--%s '%s': expected a %s integer", c == 'b' ? "batch" : "max-tokens", optarg,
-                          c == 'b' ? "positive" : "non-negative");
+        case 'b':
+            if (reel_cli_parse_size(c == 'b' ? "--batch" : "--max-tokens", optarg, c == 'b', SIZE_MAX,
+                                    c == 'b' ? &batch : &max_tokens, &err) != 0)
                 return reel_cli_report(&err, NULL) + 1;
-            }
-            if (c == 'b') batch = (size_t)value;
-            else max_tokens = (long long)value;
             break;
-        }
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'h': return reel_cli_usage(usage, 0);
+        default: return reel_cli_usage(usage, 2);
         }
     }
-    if (optind != argc - 1 && optind != argc - 2) {
-        usage(stderr);
-        return 2;
-    }
+    if (optind != argc - 1 && optind != argc - 2) return reel_cli_usage(usage, 2);
     const char *checkpoint = argv[optind];
     const char *input = optind == argc - 2 ? argv[optind + 1] : "-";
 
@@ -268,7 +257,7 @@ static int predict_main(int argc, char **argv) {
     if (reel_trained_load(&r.trained, checkpoint, &load, &err) != 0)
         return reel_cli_report(&err, "give a checkpoint written by `reel train`");
     r.is_lm = r.trained.model->output == REEL_OUTPUT_TOKEN;
-    r.max_tokens = max_tokens >= 0 ? (size_t)max_tokens : r.is_lm ? 0 : r.trained.cfg.data.max_tokens;
+    r.max_tokens = max_tokens != SIZE_MAX ? max_tokens : r.is_lm ? 0 : r.trained.cfg.data.max_tokens;
     reel_text_encoder_init(&r.encoder, &r.trained.vocab, r.trained.model->vocab_size);
     if (reel_predictor_create(&r.predictor, r.trained.model, batch, &err) != 0) {
         reel_trained_free(&r.trained);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_common.h"
 #include "commands.h"
 #include "reel/comm.h"
 #include "reel/prep.h"
@@ -66,29 +67,19 @@ static void prep_usage(FILE *out) {
         out);
 }
 
-static int parse_u64(const char *option, const char *text, uint64_t min, uint64_t *out) {
-    char *end;
-    errno = 0;
-    if (text[0] == '-' || text[0] == '\0') goto bad;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (errno != 0 || *end != '\0' || v < min) goto bad;
-    *out = (uint64_t)v;
-    return 0;
-bad:
-    fprintf(stderr, "reel prep: error: %s '%s': expected an integer >= %" PRIu64 "\n", option, text, min);
+/* The option parsers of cli_common.c, their error printed as this command prints its usage errors. */
+static int parse_u64(const char *option, const char *text, uint64_t min, uint64_t max, uint64_t *out) {
+    reel_error err = {{0}};
+    if (reel_cli_parse_u64(option, text, min, max, out, &err) == 0) return 0;
+    fprintf(stderr, "reel prep: error: %s\n", err.message);
     return -1;
 }
 
 static int parse_fraction(const char *option, const char *text, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (errno != 0 || end == text || *end != '\0' || !(v >= 0.0 && v < 1.0)) {
-        fprintf(stderr, "reel prep: error: %s '%s': expected a number in [0, 1)\n", option, text);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    reel_error err = {{0}};
+    if (reel_cli_parse_double(option, text, 0, 1, 1, out, &err) == 0) return 0;
+    fprintf(stderr, "reel prep: error: %s\n", err.message);
+    return -1;
 }
 
 static void print_summary(const reel_prep_options *opts, const reel_prep_result *r) {
@@ -153,7 +144,7 @@ static int prep_main(int argc, char **argv) {
         case O_TEXT_COL: opts.text_column = optarg; break;
         case O_LABEL_COL: opts.label_column = optarg; break;
         case O_VALID_COUNT:
-            if (parse_u64("--valid-count", optarg, 0, &value) != 0 || value > INT64_MAX) return 2;
+            if (parse_u64("--valid-count", optarg, 0, INT64_MAX, &value) != 0) return 2;
             opts.valid_count = (int64_t)value;
             have_count = 1;
             break;
@@ -162,34 +153,22 @@ static int prep_main(int argc, char **argv) {
             have_fraction = 1;
             break;
         case O_SEED:
-            if (parse_u64("--seed", optarg, 0, &opts.seed) != 0) return 2;
+            if (parse_u64("--seed", optarg, 0, UINT64_MAX, &opts.seed) != 0) return 2;
             break;
         case O_VOCAB_SIZE:
-            if (parse_u64("--vocab-size", optarg, 4, &value) != 0) return 2;
-            if (value > UINT32_MAX) {
-                fprintf(stderr, "reel prep: error: --vocab-size '%s': expected at most %u\n", optarg, UINT32_MAX);
-                return 2;
-            }
+            /* token ids are 32-bit */
+            if (parse_u64("--vocab-size", optarg, 4, UINT32_MAX, &value) != 0) return 2;
             opts.vocab_size = (size_t)value;
             break;
         case O_MIN_COUNT:
-            if (parse_u64("--min-count", optarg, 1, &opts.min_count) != 0) return 2;
+            if (parse_u64("--min-count", optarg, 1, UINT64_MAX, &opts.min_count) != 0) return 2;
             break;
         case O_THREADS:
-            if (parse_u64("--threads", optarg, 1, &value) != 0) return 2;
-            if (value > 2) {
-                fprintf(stderr, "reel prep: error: --threads '%s': expected 1 or 2\n", optarg);
-                return 2;
-            }
+            if (parse_u64("--threads", optarg, 1, 2, &value) != 0) return 2;
             opts.threads = (int)value;
             break;
         case O_QUIET: opts.verbose = 0; break;
-        case ':':
-            fprintf(stderr, "reel prep: error: option '%s' needs a value\n", argv[optind - 1]);
-            return 2;
-        default:
-            fprintf(stderr, "reel prep: error: unknown option '%s' (see reel prep --help)\n", argv[optind - 1]);
-            return 2;
+        default: return reel_cli_getopt_error("prep", c, argv);
         }
     }
     if (have_count && have_fraction) {

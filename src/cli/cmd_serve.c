@@ -50,16 +50,6 @@ static void usage(FILE *out) {
           out);
 }
 
-static int parse_size(const char *option, const char *text, size_t min, size_t *value, reel_error *err) {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (*end || end == text || text[0] == '-' || errno || v < min)
-        return reel_fail(err, "--%s '%s': expected an integer >= %zu", option, text, min);
-    *value = (size_t)v;
-    return 0;
-}
-
 static int serve_main(int argc, char **argv) {
     static const struct option options[] = {{"host", required_argument, NULL, 'H'},
                                             {"port", required_argument, NULL, 'p'},
@@ -78,40 +68,35 @@ static int serve_main(int argc, char **argv) {
     reel_error err = {{0}};
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "h", options, NULL)) != -1;) {
-        const char *name = NULL;
-        for (const struct option *opt = options; opt->name; opt++)
-            if (opt->val == c) name = opt->name;
         switch (c) {
         case 'H': o.host = optarg; break;
         case 'f': port_file = optarg; break;
         case 'q': o.log = NULL; break;
         case 'p':
-            if (parse_size(name, optarg, 0, &value, &err) != 0 || value > 65535) {
-                if (!err.message[0]) reel_fail(&err, "--port '%s': expected a port number, 0 to 65535", optarg);
-                return reel_cli_report(&err, NULL) + 1;
-            }
-            o.port = (uint16_t)value;
-            break;
         case 'b':
         case 'n':
         case 'm':
         case 'g':
-        case 't':
-            if (parse_size(name, optarg, c == 'm' ? 0 : 1, &value, &err) != 0) return reel_cli_report(&err, NULL) + 1;
-            if (c == 'b') o.max_body = value;
+        case 't': {
+            char option[64];
+            reel_cli_option_name(options, c, option, sizeof option);
+            /* a port is 16 bits; 0 asks the system for a free one */
+            if (reel_cli_parse_size(option, optarg, c == 'm' || c == 'p' ? 0 : 1, c == 'p' ? 65535 : SIZE_MAX, &value,
+                                    &err) != 0)
+                return reel_cli_report(&err, NULL) + 1;
+            if (c == 'p') o.port = (uint16_t)value;
+            else if (c == 'b') o.max_body = value;
             else if (c == 'n') o.max_texts = value;
             else if (c == 'm') max_tokens = value;
             else if (c == 'g') o.max_generate = value;
-            else o.threads = (unsigned)(value > 64 ? 64 : value);
+            else if (c == 't') o.threads = (unsigned)(value > 64 ? 64 : value);
             break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        }
+        case 'h': return reel_cli_usage(usage, 0);
+        default: return reel_cli_usage(usage, 2);
         }
     }
-    if (optind != argc - 1) {
-        usage(stderr);
-        return 2;
-    }
+    if (optind != argc - 1) return reel_cli_usage(usage, 2);
     const char *checkpoint = argv[optind];
     reel_trained trained;
     reel_load_options load = {NULL, 0, 64};

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_common.h"
 #include "commands.h"
 #include "reel/comm.h"
 #include "reel/prep.h"
@@ -36,16 +37,12 @@ static void synth_usage(FILE *out) {
           out);
 }
 
+/* cli_common.c's parser, its error printed as this command prints its usage errors. */
 static int parse_count(const char *option, const char *text, uint64_t *out) {
-    char *end;
-    errno = 0;
-    unsigned long long v = text[0] == '-' ? 0 : strtoull(text, &end, 10);
-    if (text[0] == '-' || text[0] == '\0' || errno != 0 || *end != '\0') {
-        fprintf(stderr, "reel synth: error: %s '%s': expected a non-negative integer\n", option, text);
-        return -1;
-    }
-    *out = (uint64_t)v;
-    return 0;
+    reel_error err = {{0}};
+    if (reel_cli_parse_u64(option, text, 0, UINT64_MAX, out, &err) == 0) return 0;
+    fprintf(stderr, "reel synth: error: %s\n", err.message);
+    return -1;
 }
 
 static int synth_main(int argc, char **argv) {
@@ -77,12 +74,7 @@ static int synth_main(int argc, char **argv) {
             if (parse_count("--seed", optarg, &seed) != 0) return 2;
             break;
         case O_SHORT: kind = REEL_SYNTH_SHORT; break;
-        case ':':
-            fprintf(stderr, "reel synth: error: option '%s' needs a value\n", argv[optind - 1]);
-            return 2;
-        default:
-            fprintf(stderr, "reel synth: error: unknown option '%s' (see reel synth --help)\n", argv[optind - 1]);
-            return 2;
+        default: return reel_cli_getopt_error("synth", c, argv);
         }
     }
     int files = argc - optind;

@@ -128,12 +128,8 @@ int reel_cmd_train(int argc, char **argv) {
         case OPT_HELP_CONFIG:
             if (rank == 0) reel_config_print_schema(stdout);
             return 0;
-        case 'h':
-            if (rank == 0) usage(stdout);
-            return 0;
-        default:
-            if (rank == 0) usage(stderr);
-            return 2;
+        case 'h': return reel_cli_usage(usage, 0);
+        default: return reel_cli_usage(usage, 2);
         }
     }
     if (optind != argc - 1) {
