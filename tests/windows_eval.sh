@@ -3,7 +3,7 @@
 # Evaluation slides windows over each document (reel/windows.h) and must agree with predict's scores
 # (which test_windows_lm checks against one forward per window): the same loss and the same number of
 # tokens, each token scored once; a bound changes the loss, and a bound longer than every document gives
-# the unbounded output exactly. Generation refuses a prime and length past the model's bound, which
+# the unbounded output exactly; two ranks print one rank's figures. Generation refuses a prime and length past the model's bound, which
 # --max-context may lower but not raise.
 source "$(dirname "$0")/lib.sh"
 
@@ -65,6 +65,10 @@ assert abs(nll / tokens - loss) < 1.5e-4, (nll / tokens, loss)
 assert abs(loss - full_loss) > 1e-3, (loss, full_loss)
 PY
 done
+# the windows of a document stay on the rank that holds it: two ranks give one rank's figures
+expect_ok "eval, max_context 4, two ranks" env REEL_TEST_MAX_CONTEXT=4 "$MPIEXEC" -np 2 --oversubscribe "$REEL_BIN" eval "$lm" --split test --batch 7
+cmp -s "$WORK/out.txt" "$WORK/eval_4.txt" && pass "max_context 4: two ranks print one rank's evaluation" \
+  || fail "max_context 4: two ranks differ: $(diff "$WORK/out.txt" "$WORK/eval_4.txt" | head -6)"
 expect_ok "eval, max_context past every document" env REEL_TEST_MAX_CONTEXT=100000 "$REEL_BIN" eval "$lm" --split test
 cmp -s "$WORK/out.txt" "$WORK/eval_full.txt" && pass "a bound past every document: the unbounded output" \
   || fail "a bound past every document changed eval: $(diff "$WORK/out.txt" "$WORK/eval_full.txt" | head -4)"
