@@ -35,7 +35,9 @@ typedef struct reel_generator reel_generator;
  * carried state); errors say what the model is instead. */
 int reel_generator_create(reel_generator **out, reel_model *model, size_t samples, reel_error *err);
 void reel_generator_free(reel_generator *g);
-/* Starts every sample at the beginning of a document and reads ids[0..count) (the prime). */
+/* Starts every sample at the beginning of a document and reads ids[0..count) (the prime). A model of
+ * bounded max_context reads only the last max_context tokens of <eod> and the prime (cut, not refused: the
+ * latest tokens matter most to what follows; the commands refuse a prime and length past a limit first). */
 void reel_generator_prime(reel_generator *g, const uint32_t *ids, size_t count);
 /* Draws the next token of every sample into next[samples] (position = tokens generated so far, keys the
  * draw) and feeds it to the model, so the following call continues from it. */

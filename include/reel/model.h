@@ -67,6 +67,8 @@ struct reel_model {
     reel_output_kind output;
     size_t num_outputs; /* logits per row: classifiers 1 for two classes, K for K > 2; language models V */
     size_t state_width; /* floats of recurrent state per sequence that a batch can carry (0: none) */
+    size_t max_context; /* positions a forward may read of one sequence (0: unbounded, as a recurrent model);
+                           evaluation, scoring and generation read longer documents in windows (reel/windows.h) */
     size_t max_batch;   /* activations exist for this many rows */
     uint64_t seed;      /* keys dropout masks */
     /* Perturbing the embedded inputs (adversarial training), in models that set input_dim. Both buffers

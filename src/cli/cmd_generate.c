@@ -30,7 +30,8 @@ static void usage(FILE *out) {
           "  --samples N         independent samples from the same prime (default 1)\n"
           "  --seed S            the same seed gives the same text (default 1)\n"
           "  --stop-at-eod       end a sample when it ends its document (<eod>); otherwise it goes on\n"
-          "  --max-context N     tokens the model reads at most, prime and generated ones together (default 4096)\n"
+          "  --max-context N     tokens the model reads at most, prime and generated ones together (default: the\n"
+          "                      model's own limit, none for a recurrent model; a smaller N lowers it)\n"
           "  -h, --help          this text\n",
           out);
 }
@@ -44,7 +45,7 @@ static int generate_main(int argc, char **argv) {
         {"max-context", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *prime = "";
-    size_t length = 60, samples = 1, max_context = 4096, seed = 1;
+    size_t length = 60, samples = 1, max_context = 0, seed = 1; /* max_context 0: the model's */
     int stop_at_eod = 0;
     reel_sampling sampling = {1.0, 0, 1.0, 1};
     reel_error err = {{0}};
@@ -99,9 +100,17 @@ static int generate_main(int argc, char **argv) {
         }
     }
     int status = 0;
-    if (count + 1 + length > max_context) {
-        reel_fail(&err, "--prime has %zu tokens: with the start of the document and --length %zu that is %zu, more than "
-                  "the model takes (--max-context %zu)", count, length, count + 1 + length, max_context);
+    /* the model's context, lowered by --max-context; 0 on both sides: unbounded */
+    size_t model_context = trained.model->max_context;
+    int lowered = max_context && (!model_context || max_context < model_context);
+    size_t limit = lowered ? max_context : model_context;
+    if (limit && count + 1 + length > limit) {
+        if (lowered)
+            reel_fail(&err, "--prime has %zu tokens: with the start of the document and --length %zu that is %zu, more than "
+                      "the model takes (--max-context %zu)", count, length, count + 1 + length, limit);
+        else
+            reel_fail(&err, "--prime has %zu tokens: with the start of the document and --length %zu that is %zu, more than "
+                      "the model takes (its max_context %zu)", count, length, count + 1 + length, limit);
         status = reel_cli_report(&err, "shorten the prime or --length, or raise --max-context");
         goto done;
     }

@@ -14,7 +14,8 @@
  *           (truncated backpropagation through time). The states are part of the checkpoint, per stream,
  *           so a resumed run continues every stream exactly, on any number of ranks.
  * The loss is the mean over the predictions of the global batch. Evaluation reads whole documents from
- * the zero state with the full softmax: loss, perplexity, next-token accuracy, and the perplexity of the
+ * the zero state (a model of bounded max_context: in sliding windows of reel/windows.h, each from the zero
+ * state, every prediction scored once) with the full softmax: loss, perplexity, next-token accuracy, and the perplexity of the
  * unigram distribution of the training text (vocab.txt's counts) on the same tokens, as a baseline. */
 #include <inttypes.h>
 #include <math.h>
@@ -25,6 +26,7 @@
 #include "reel/layers.h"
 #include "reel/objective.h"
 #include "reel/rng.h"
+#include "reel/windows.h"
 
 /* SLICE_ROWS: rows of logits the decoder makes at a time (512 x 8,003 floats = 16 MB); from 256 to 4,096
  * the course LM's step time changes by less than the run-to-run noise. */
@@ -109,6 +111,10 @@ typedef struct {
     size_t scratch_capacity;
     double *unigram_log;   /* (V) log-probabilities of the unigram baseline; NULL without counts */
     int sampled;           /* the sampled softmax in training */
+    uint8_t *eval_mask;    /* (T * B) the rows an evaluation scores, when windows overlap */
+    size_t eval_mask_capacity;
+    size_t *score_from;    /* (rows) per row of a windowed evaluation batch, the first step it scores */
+    size_t score_from_capacity;
     uint32_t *candidates;  /* (sampled) */
     float *log_expected;   /* (sampled) */
 } nt_impl;
@@ -275,13 +281,21 @@ static void *grow(void *buffer, size_t *capacity, size_t needed, size_t element)
 
 /* Runs the model on buf->batch; returns the loss sum over its predictions and adds the right ones to
  * *correct (not under the sampled softmax, which never sees all the logits); training: backward with
- * the gradient of loss * scale. */
-static double run_batch(nt_impl *t, reel_objective *obj, int training, float scale, double *correct) {
+ * the gradient of loss * scale. score_from (B, evaluation only): NULL, or the first step of each row that
+ * counts (the steps before it are left context, scored by an earlier window). */
+static double run_batch(nt_impl *t, reel_objective *obj, int training, float scale, double *correct,
+                        const size_t *score_from) {
     reel_model *model = obj->model;
     const reel_batch *batch = &t->buffer.batch;
     reel_output out;
     model->ops->forward(model, batch, training, &out, &obj->comm);
     size_t N = out.rows, D = out.features_dim, B = out.B;
+    if (score_from) {
+        t->eval_mask = grow(t->eval_mask, &t->eval_mask_capacity, N ? N : 1, sizeof *t->eval_mask);
+        for (size_t k = 0; k < out.T; k++)
+            for (size_t b = 0; b < B; b++) t->eval_mask[k * B + b] = k >= score_from[b] && out.row_mask[k * B + b];
+        out.row_mask = t->eval_mask;
+    }
     t->tm_targets = grow(t->tm_targets, &t->tm_capacity, N ? N : 1, sizeof *t->tm_targets);
     for (size_t b = 0; b < B; b++) {
         size_t length = batch->offsets[b + 1] - batch->offsets[b];
@@ -328,7 +342,7 @@ static uint64_t nt_train_step(reel_objective *obj, uint64_t epoch, uint64_t step
         gather_windows(t, obj, epoch, step, &global_tokens);
     size_t local_tokens = t->buffer.offsets[t->buffer.batch.size];
     double correct = 0;
-    sums[SUM_LOSS] += run_batch(t, obj, 1, global_tokens ? 1.0f / (float)global_tokens : 0.0f, &correct);
+    sums[SUM_LOSS] += run_batch(t, obj, 1, global_tokens ? 1.0f / (float)global_tokens : 0.0f, &correct, NULL);
     sums[SUM_CORRECT] += correct;
     sums[SUM_TOKENS] += (double)local_tokens;
     return t->stream ? t->streams : window_batch_documents(t, step);
@@ -361,6 +375,53 @@ static double *unigram_log_probs(const reel_vocab *vocab, size_t V, uint64_t doc
     return logp;
 }
 
+/* Evaluation of a model of bounded context: the predictions of every document (<eod> d_1 ... d_n <eod>,
+ * cut to max_tokens) in the windows of reel/windows.h at the default stride, each window a row read from
+ * the zero state, scoring only its own predictions; batches of at most batch_rows windows and
+ * REEL_EVAL_STEP_BUDGET steps. Adds to sums as the whole-document path does. */
+static void evaluate_windows(nt_impl *t, reel_objective *obj, reel_tokfile *file, const reel_doc_length *order,
+                             size_t count, size_t batch_rows, size_t max_tokens, double *sums) {
+    size_t W = obj->model->max_context, S = reel_windows_default_stride(W), V = obj->model->vocab_size;
+    size_t rows_cap = REEL_EVAL_STEP_BUDGET / W;
+    if (rows_cap > batch_rows) rows_cap = batch_rows;
+    if (rows_cap == 0) rows_cap = 1;
+    t->score_from = grow(t->score_from, &t->score_from_capacity, rows_cap, sizeof *t->score_from);
+    reel_error err = {{0}};
+    size_t rows = 0;
+    for (size_t d = 0; d < count; d++) {
+        const uint32_t *ids;
+        size_t n;
+        int32_t label;
+        if (reel_tokfile_doc(file, order[d].index, &ids, &n, &label, &err) != 0)
+            reel_die(&err, "re-run `reel prep`, or check the file with `reel inspect`");
+        int cut = max_tokens && n > max_tokens;
+        if (cut) n = max_tokens;
+        size_t predictions = n + 1 - (size_t)cut, windows = reel_windows_count(predictions, W, S);
+        for (size_t k = 0; k < windows; k++) {
+            reel_window w = reel_windows_at(predictions, W, S, k);
+            if (rows == 0) reel_batch_begin(&t->buffer, rows_cap, 0, 0);
+            uint32_t *inputs, *targets;
+            reel_batch_append(&t->buffer, w.end - w.start, order[d].index, &inputs, &targets);
+            for (size_t p = w.start; p < w.end; p++) {
+                inputs[p - w.start] = framed(ids, n, p, V);
+                targets[p - w.start] = framed(ids, n, p + 1, V);
+                if (p >= w.score_from && t->unigram_log) sums[3] -= t->unigram_log[targets[p - w.start]];
+            }
+            sums[2] += (double)(w.end - w.score_from);
+            t->score_from[rows++] = w.score_from - w.start;
+            if (rows == rows_cap) {
+                reel_batch_finish(&t->buffer);
+                sums[0] += run_batch(t, obj, 0, 1.0f, &sums[1], t->score_from);
+                rows = 0;
+            }
+        }
+    }
+    if (rows > 0) {
+        reel_batch_finish(&t->buffer);
+        sums[0] += run_batch(t, obj, 0, 1.0f, &sums[1], t->score_from);
+    }
+}
+
 static void nt_evaluate(reel_objective *obj, const reel_eval_request *request, reel_value *values) {
     nt_impl *t = obj->impl;
     reel_model *model = obj->model;
@@ -374,6 +435,10 @@ static void nt_evaluate(reel_objective *obj, const reel_eval_request *request, r
     size_t batch_rows = request->batch_rows ? request->batch_rows : 1;
     reel_doc_length *order = reel_eval_order(file, docs, max_tokens, 1, &obj->comm, &count); /* + <eod> */
     double sums[4] = {0}; /* loss, correct, tokens, unigram loss */
+    if (model->max_context > 0) {
+        evaluate_windows(t, obj, file, order, count, batch_rows, max_tokens, sums);
+        count = 0;
+    }
     for (size_t start = 0; start < count;) {
         size_t rows = reel_eval_batch_rows(order, count, start, batch_rows);
         reel_batch_begin(&t->buffer, rows, 0, 0);
@@ -395,7 +460,7 @@ static void nt_evaluate(reel_objective *obj, const reel_eval_request *request, r
             sums[2] += (double)(n + 1 - cut);
         }
         reel_batch_finish(&t->buffer);
-        sums[0] += run_batch(t, obj, 0, 1.0f, &sums[1]);
+        sums[0] += run_batch(t, obj, 0, 1.0f, &sums[1], NULL);
         start += rows;
     }
     reel_comm_sum_doubles(&obj->comm, sums, 4);
@@ -465,6 +530,8 @@ static void nt_destroy(reel_objective *obj) {
     free(t->scratch);
     free(t->unigram_log);
     free(t->candidates);
+    free(t->eval_mask);
+    free(t->score_from);
     free(t->log_expected);
     free(t);
 }

@@ -8,6 +8,7 @@
 #include "reel/data.h"
 #include "reel/layers.h"
 #include "reel/rng.h"
+#include "reel/windows.h"
 
 /* Tokens of a prime read per forward: the state carries from one chunk to the next, so a long prime
  * costs no more memory than this. */
@@ -75,6 +76,10 @@ void reel_generator_prime(reel_generator *g, const uint32_t *ids, size_t count) 
     memset(g->state, 0, g->width * sizeof(float));
     uint32_t chunk[PRIME_CHUNK];
     size_t total = count + 1, done = 0; /* <eod>, then the prime */
+    /* A model of bounded context reads the last window of <eod> p_1 ... p_n (reel/windows.h's last window,
+     * aligned on the end): the prime is cut to its last max_context tokens, as evaluation would read them. */
+    size_t W = g->model->max_context;
+    if (W > 0 && total > W) done = reel_windows_at(total, W, W, reel_windows_count(total, W, W) - 1).start;
     while (done < total) {
         size_t n = total - done < PRIME_CHUNK ? total - done : PRIME_CHUNK;
         for (size_t k = 0; k < n; k++) chunk[k] = done + k == 0 ? REEL_TOKEN_EOD : ids[done + k - 1];

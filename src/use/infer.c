@@ -9,6 +9,7 @@
 #include "reel/data.h"
 #include "reel/layers.h"
 #include "reel/objective.h"
+#include "reel/windows.h"
 
 /* ---- text -> ids ---- */
 
@@ -161,48 +162,102 @@ void reel_predict_classes(reel_predictor *p, const reel_document *docs, size_t n
     }
 }
 
+/* Adds to nll[row_doc[b]] the negative log-likelihood of the targets of row b of the batch just run
+ * (out), from its step row_from[b] on: the logits of the valid rows a slice at a time, log-softmax at the
+ * target. */
+static void score_rows(reel_predictor *p, const reel_output *out, const size_t *row_doc, const size_t *row_from,
+                       double *nll) {
+    size_t D = out->features_dim, V = p->model->num_outputs;
+    if (!p->logits) {
+        p->logits = reel_malloc((size_t)SCORE_SLICE * V * sizeof *p->logits);
+        p->rows = reel_malloc((size_t)SCORE_SLICE * D * sizeof *p->rows);
+    }
+    size_t doc_of[SCORE_SLICE], target_of[SCORE_SLICE], filled = 0;
+    for (size_t row = 0; row <= out->rows; row++) {
+        if (row < out->rows && out->row_mask[row] && row / out->B >= row_from[row % out->B]) {
+            size_t t = row / out->B, b = row % out->B;
+            memcpy(p->rows + filled * D, out->features + row * D, D * sizeof(float));
+            doc_of[filled] = row_doc[b];
+            target_of[filled] = p->buffer.batch.targets[p->buffer.batch.offsets[b] + t];
+            filled++;
+        }
+        if (filled == SCORE_SLICE || (row == out->rows && filled)) {
+            reel_linear_forward(p->logits, p->rows, out->weight, out->bias, filled, D, V);
+            for (size_t k = 0; k < filled; k++) {
+                const float *z = p->logits + k * V;
+                float top = z[0];
+                for (size_t v = 1; v < V; v++) top = z[v] > top ? z[v] : top;
+                double sum = 0;
+                for (size_t v = 0; v < V; v++) sum += exp((double)(z[v] - top));
+                nll[doc_of[k]] += log(sum) + (double)top - (double)z[target_of[k]];
+            }
+            filled = 0;
+        }
+    }
+}
+
+/* A model of bounded context: every document's predictions (<eod> d_1 ... d_n <eod>) in the windows of
+ * reel/windows.h at the default stride, one row per window from the start state, each scoring only its
+ * own predictions; up to max_batch windows per forward, in the documents' order. */
+static void score_windows(reel_predictor *p, const reel_document *docs, size_t n, double *nll) {
+    reel_model *model = p->model;
+    size_t W = model->max_context, S = reel_windows_default_stride(W), V = model->vocab_size;
+    size_t *row_doc = reel_malloc(p->max_batch * sizeof *row_doc), *row_from = reel_malloc(p->max_batch * sizeof *row_from);
+    size_t rows = 0;
+    for (size_t i = 0; i <= n; i++) {
+        size_t predictions = i < n ? docs[i].length + 1 : 0, windows = i < n ? reel_windows_count(predictions, W, S) : 0;
+        for (size_t k = 0; k <= windows; k++) {
+            /* a full batch, or the end of the documents: run it */
+            if (rows == p->max_batch || (i == n && rows > 0)) {
+                reel_batch_finish(&p->buffer);
+                reel_output out;
+                model->ops->forward(model, &p->buffer.batch, 0, &out, &p->comm);
+                score_rows(p, &out, row_doc, row_from, nll);
+                rows = 0;
+            }
+            if (k == windows) break;
+            reel_window w = reel_windows_at(predictions, W, S, k);
+            if (rows == 0) reel_batch_begin(&p->buffer, p->max_batch, 0, 0);
+            uint32_t *inputs, *targets;
+            reel_batch_append(&p->buffer, w.end - w.start, i, &inputs, &targets);
+            const reel_document *d = &docs[i];
+            for (size_t q = w.start; q < w.end; q++) {
+                /* input q of <eod> d_1 ... d_n, target q + 1 of d_1 ... d_n <eod> */
+                inputs[q - w.start] = q == 0 ? REEL_TOKEN_EOD : d->ids[q - 1] < V ? d->ids[q - 1] : REEL_TOKEN_UNK;
+                targets[q - w.start] = q == d->length ? REEL_TOKEN_EOD : d->ids[q] < V ? d->ids[q] : REEL_TOKEN_UNK;
+            }
+            row_doc[rows] = i;
+            row_from[rows] = w.score_from - w.start;
+            rows++;
+        }
+    }
+    free(row_doc);
+    free(row_from);
+}
+
 void reel_score_documents(reel_predictor *p, const reel_document *docs, size_t n, double *nll, size_t *tokens) {
     reel_model *model = p->model;
     REEL_CHECK(model->output == REEL_OUTPUT_TOKEN, NULL, "a likelihood from model type %s", model->type);
-    size_t V = model->num_outputs;
     for (size_t i = 0; i < n; i++) {
         nll[i] = 0;
         tokens[i] = docs[i].length + 1;
     }
+    if (model->max_context > 0) {
+        score_windows(p, docs, n, nll);
+        return;
+    }
     size_t count = sort_by_length(p, docs, n, 1);
+    size_t *row_doc = reel_malloc((p->max_batch ? p->max_batch : 1) * sizeof *row_doc);
+    size_t *row_from = reel_calloc(p->max_batch ? p->max_batch : 1, sizeof *row_from); /* whole documents */
     for (size_t start = 0; start < count;) {
         size_t rows = reel_eval_batch_rows(p->order, count, start, p->max_batch);
         fill_batch(p, docs, start, rows, 1);
         reel_output out;
         model->ops->forward(model, &p->buffer.batch, 0, &out, &p->comm);
-        size_t D = out.features_dim;
-        if (!p->logits) {
-            p->logits = reel_malloc((size_t)SCORE_SLICE * V * sizeof *p->logits);
-            p->rows = reel_malloc((size_t)SCORE_SLICE * D * sizeof *p->rows);
-        }
-        /* the valid rows (t < length of sequence b), a slice at a time: logits, log-softmax at the target */
-        size_t doc_of[SCORE_SLICE], target_of[SCORE_SLICE], filled = 0;
-        for (size_t row = 0; row <= out.rows; row++) {
-            if (row < out.rows && out.row_mask[row]) {
-                size_t t = row / out.B, b = row % out.B;
-                memcpy(p->rows + filled * D, out.features + row * D, D * sizeof(float));
-                doc_of[filled] = b;
-                target_of[filled] = p->buffer.batch.targets[p->buffer.batch.offsets[b] + t];
-                filled++;
-            }
-            if (filled == SCORE_SLICE || (row == out.rows && filled)) {
-                reel_linear_forward(p->logits, p->rows, out.weight, out.bias, filled, D, V);
-                for (size_t k = 0; k < filled; k++) {
-                    const float *z = p->logits + k * V;
-                    float top = z[0];
-                    for (size_t v = 1; v < V; v++) top = z[v] > top ? z[v] : top;
-                    double sum = 0;
-                    for (size_t v = 0; v < V; v++) sum += exp((double)(z[v] - top));
-                    nll[p->order[start + doc_of[k]].index] += log(sum) + (double)top - (double)z[target_of[k]];
-                }
-                filled = 0;
-            }
-        }
+        for (size_t r = 0; r < rows; r++) row_doc[r] = p->order[start + r].index;
+        score_rows(p, &out, row_doc, row_from, nll);
         start += rows;
     }
+    free(row_doc);
+    free(row_from);
 }

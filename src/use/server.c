@@ -19,7 +19,7 @@
 
 extern const char reel_server_page[]; /* src/use/server_page.c */
 
-enum { MAX_SAMPLES = 8, MAX_CONTEXT = 4096 };
+enum { MAX_SAMPLES = 8 };
 
 /* Header fields larger than MAX_HEADER_BYTES in all are refused with a JSON 431. libmicrohttpd keeps a
  * request's header in the connection's memory pool and, when the header outgrows the pool, answers 431
@@ -282,13 +282,15 @@ static enum MHD_Result generate(reel_server *s, struct MHD_Connection *connectio
     uint32_t *ids = NULL;
     size_t capacity = 0, unknown = 0;
     size_t count = reel_text_encode(&s->encoder, prime, strlen(prime), 0, &ids, &capacity, &unknown, NULL);
-    if (count + 1 + steps > MAX_CONTEXT) {
+    /* the model's context bounds what a sample reads (0: unbounded; length is bounded by max_generate) */
+    size_t max_context = s->trained->model->max_context;
+    if (max_context && count + 1 + steps > max_context) {
         pthread_mutex_unlock(&s->model_lock);
         free(ids);
         cJSON_Delete(json);
         return send_error(connection, r, MHD_HTTP_BAD_REQUEST, NULL,
-                          "the prime has %zu tokens: with \"length\" %zu that is more than the %d tokens the model reads",
-                          count, steps, MAX_CONTEXT);
+                          "the prime has %zu tokens: with \"length\" %zu that is more than the %zu tokens the model reads",
+                          count, steps, max_context);
     }
     reel_generator *g = NULL;
     reel_error err = {{0}};
