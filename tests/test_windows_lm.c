@@ -15,6 +15,7 @@
 #include <math.h>
 #include <cmocka.h>
 
+#include "reel/catalogue.h"
 #include "reel/config.h"
 #include "reel/data.h"
 #include "reel/generate.h"
