@@ -4,7 +4,7 @@
 # (a classifier's checkpoint, a prime longer than the model takes, a corrupt checkpoint, bad options)
 # are named errors.
 source "$(dirname "$0")/lib.sh"
-[ -n "$H5PY_PYTHON" ] || { fail "no python3 with h5py (python3-h5py; run scripts/install-deps)"; finish; }
+require_h5py
 
 # Two kinds of document, 100 of each: every word but the first follows from the words before it.
 for i in $(seq 1 100); do
@@ -12,27 +12,8 @@ for i in $(seq 1 100); do
   echo "kilo lima mike november oscar papa quebec !"
 done >"$WORK/corpus.txt"
 expect_ok "prep of the tiny corpus" reel prep --format text --valid-count 20 "$WORK/corpus.txt" "$WORK/data"
-cat >"$WORK/tiny.ini" <<INI
-[data]
-dir = $WORK/data
-[model]
-type = rnn_lm
-vocab_size = 100
-embed_dim = 16
-hidden_dim = 32
-num_layers = 1
-rnn_batch_norm = false
-rnn_dropout = 0
-[objective]
-sampler = window
-eval_split = valid
-[optimizer]
-lr = 0.02
-[train]
-epochs = 30
-batch_size = 20
-log_every = 50
-seed = 3
+write_tiny_lm_config "$WORK/tiny.ini" "$WORK/data" 30
+cat >>"$WORK/tiny.ini" <<INI
 [checkpoint]
 keep_last = 2
 INI

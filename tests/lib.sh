@@ -147,6 +147,34 @@ keep_last = 100
 INI
 }
 
+# write_tiny_lm_config FILE DATA_DIR EPOCHS: a one-layer LSTM language model (width 32, no dropout or batch
+# norm, vocabulary 100) that learns a tiny deterministic corpus in seconds, trained on windows, evaluated on
+# the valid split. Callers may append further sections.
+write_tiny_lm_config() {
+  cat >"$1" <<INI
+[data]
+dir = $2
+[model]
+type = rnn_lm
+vocab_size = 100
+embed_dim = 16
+hidden_dim = 32
+num_layers = 1
+rnn_batch_norm = false
+rnn_dropout = 0
+[objective]
+sampler = window
+eval_split = valid
+[optimizer]
+lr = 0.02
+[train]
+epochs = $3
+batch_size = 20
+log_every = 50
+seed = 3
+INI
+}
+
 # write_small_lm_config FILE DATA_DIR [SAMPLER]: a small 2-layer LSTM language model with every option
 # that draws random numbers or reduces across ranks (locked, input, word and weight dropout, batch norm
 # over valid steps, tied weights with a projection), so rank-independence and resume are tested where

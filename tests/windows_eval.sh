@@ -18,28 +18,7 @@ for i in $(seq 1 100); do
   echo "kilo lima mike november oscar papa quebec ! romeo sierra tango alpha lima"
 done >"$WORK/test.txt"
 expect_ok "prep" reel prep --format text --valid-count 20 --test "$WORK/test.txt" "$WORK/corpus.txt" "$WORK/data"
-cat >"$WORK/lm.ini" <<INI
-[data]
-dir = $WORK/data
-[model]
-type = rnn_lm
-vocab_size = 100
-embed_dim = 16
-hidden_dim = 32
-num_layers = 1
-rnn_batch_norm = false
-rnn_dropout = 0
-[objective]
-sampler = window
-eval_split = valid
-[optimizer]
-lr = 0.02
-[train]
-epochs = 4
-batch_size = 20
-log_every = 50
-seed = 3
-INI
+write_tiny_lm_config "$WORK/lm.ini" "$WORK/data" 4
 expect_ok "train a language model" reel train "$WORK/lm.ini" --run-dir "$WORK/lm"
 lm="$WORK/lm/ckpt_best.h5"
 
