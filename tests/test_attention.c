@@ -18,6 +18,7 @@
 #include "reel/attention.h"
 #include "reel/gemm.h"
 #include "fdcheck.h"
+#include "bf16_part.h"
 
 typedef struct {
     size_t B, T, C, NH, Bq, Bk;
@@ -388,20 +389,10 @@ static void test_bf16(void **state) {
 }
 
 int main(int argc, char **argv) {
-    if (argc > 1 && strcmp(argv[1], "bf16") == 0) {
-        if (!reel_bf16_supported()) {
-            fprintf(stderr, "SKIPPED: this CPU (%s) has no native bf16 matrix products: the bf16 checks of "
-                            "the attention kernels cannot run here\n", reel_cpu_isa_name());
-            return 77;
-        }
-        const struct CMUnitTest tests[] = {cmocka_unit_test(test_bf16)};
-        return cmocka_run_group_tests_name("attention_bf16", tests, NULL, NULL);
-    }
-    if (argc > 1) {
-        fprintf(stderr, "usage: %s [bf16]\n", argv[0]);
-        return 2;
-    }
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_against_reference), cmocka_unit_test(test_padding_invariance),
-                                       cmocka_unit_test(test_finite_differences), cmocka_unit_test(test_workspace)};
-    return cmocka_run_group_tests_name("attention", tests, NULL, NULL);
+    const struct CMUnitTest fp32[] = {cmocka_unit_test(test_against_reference), cmocka_unit_test(test_padding_invariance),
+                                      cmocka_unit_test(test_finite_differences), cmocka_unit_test(test_workspace)};
+    const struct CMUnitTest bf16[] = {cmocka_unit_test(test_bf16)};
+    return run_fp32_and_bf16_parts(argc, argv, "attention", "the bf16 checks of the attention kernels", fp32,
+                                   REEL_COUNT(fp32), bf16, REEL_COUNT(bf16));
 }
+

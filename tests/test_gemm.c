@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "reel/gemm.h"
+#include "bf16_part.h"
 
 static void fill(float *x, size_t n, unsigned seed) {
     srand(seed);
@@ -231,19 +232,9 @@ static void test_weight_copies(void **state) {
 }
 
 int main(int argc, char **argv) {
-    if (argc > 1 && strcmp(argv[1], "bf16") == 0) {
-        if (!reel_bf16_supported()) {
-            fprintf(stderr, "SKIPPED: this CPU (%s) has no native bf16 matrix products: the bf16 checks of "
-                            "reel_gemm cannot run here\n", reel_cpu_isa_name());
-            return 77;
-        }
-        const struct CMUnitTest tests[] = {cmocka_unit_test(test_gemm_bf16), cmocka_unit_test(test_weight_copies)};
-        return cmocka_run_group_tests_name("gemm_bf16", tests, NULL, NULL);
-    }
-    if (argc > 1) {
-        fprintf(stderr, "usage: %s [bf16]\n", argv[0]);
-        return 2;
-    }
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_gemm_fp32)};
-    return cmocka_run_group_tests_name("gemm_fp32", tests, NULL, NULL);
+    const struct CMUnitTest fp32[] = {cmocka_unit_test(test_gemm_fp32)};
+    const struct CMUnitTest bf16[] = {cmocka_unit_test(test_gemm_bf16), cmocka_unit_test(test_weight_copies)};
+    return run_fp32_and_bf16_parts(argc, argv, "gemm", "the bf16 checks of reel_gemm", fp32, REEL_COUNT(fp32), bf16,
+                                   REEL_COUNT(bf16));
 }
+

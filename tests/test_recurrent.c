@@ -17,6 +17,7 @@
 #include "reel/model.h"
 #include "fdcheck.h"
 #include "config_set.h"
+#include "bf16_part.h"
 
 enum { T = 5, B = 4, C = 3, H = 4, MAXG = 4 };
 
@@ -625,23 +626,7 @@ static void test_embedding(void **state) {
     reel_embedding_rows_free(&rows);
 }
 
-/* Run without arguments, every test but the bf16 one; with the argument "bf16", that one alone, which
- * exits 77 (CTest: skipped, with the reason on stderr) on a CPU without native bf16 so that such a
- * machine shows it as not run rather than passed (REEL_NO_BF16=1 forces that path). */
 int main(int argc, char **argv) {
-    if (argc > 1 && strcmp(argv[1], "bf16") == 0) {
-        if (!reel_bf16_supported()) {
-            fprintf(stderr, "SKIPPED: this CPU (%s) has no native bf16 matrix products: the recurrent layers' "
-                            "bf16 outputs and gradients cannot be compared with fp32 here\n", reel_cpu_isa_name());
-            return 77;
-        }
-        const struct CMUnitTest bf16[] = {cmocka_unit_test(test_bf16_against_fp32)};
-        return cmocka_run_group_tests_name("recurrent_bf16", bf16, NULL, NULL);
-    }
-    if (argc > 1) {
-        fprintf(stderr, "usage: %s [bf16]\n", argv[0]);
-        return 2;
-    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradients),
         cmocka_unit_test(test_poll_hook),
@@ -656,5 +641,9 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_frozen_layers_skip_backward),
         cmocka_unit_test(test_backward_reports_to_hooks),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest bf16[] = {cmocka_unit_test(test_bf16_against_fp32)};
+    return run_fp32_and_bf16_parts(argc, argv, "recurrent",
+                                   "the comparison of the recurrent layers' bf16 outputs and gradients with fp32",
+                                   tests, REEL_COUNT(tests), bf16, REEL_COUNT(bf16));
 }
+

@@ -23,13 +23,19 @@ static float gelu_u(float x) {
     return GELU_K * (x + GELU_A * x * x * x);
 }
 
+/* e[i] = exp(-2 |u(x[i])|) for n <= CHUNK values: both the forward and the backward build on it, and
+ * its exponent is never positive, so it cannot overflow */
+static void gelu_exp_terms(float *e, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) e[i] = -2.0f * fabsf(gelu_u(x[i]));
+    reel_row_exp(e, n);
+}
+
 void reel_gelu_forward(float *out, const float *inp, size_t N) {
     float e[CHUNK];
     for (size_t start = 0; start < N; start += CHUNK) {
         size_t n = N - start < CHUNK ? N - start : CHUNK;
         const float *x = inp + start;
-        for (size_t i = 0; i < n; i++) e[i] = -2.0f * fabsf(gelu_u(x[i]));
-        reel_row_exp(e, n);
+        gelu_exp_terms(e, x, n);
         /* out may be inp: each x[i] is read before out[i] is written. s = (x >= 0 ? 1 : e) / (1 + e)
          * is p or q: choosing before any arithmetic keeps the loop vectorised; a choice between p and q
          * themselves, or a sum q + (p - q) [x >= 0], GCC turns into a branch over the arithmetic, which
@@ -46,8 +52,7 @@ void reel_gelu_backward(float *dinp, const float *dout, const float *inp, size_t
     for (size_t start = 0; start < N; start += CHUNK) {
         size_t n = N - start < CHUNK ? N - start : CHUNK;
         const float *x = inp + start;
-        for (size_t i = 0; i < n; i++) e[i] = -2.0f * fabsf(gelu_u(x[i]));
-        reel_row_exp(e, n);
+        gelu_exp_terms(e, x, n);
         for (size_t i = 0; i < n; i++) {
             float p = 1.0f / (1.0f + e[i]), q = e[i] * p, s = x[i] >= 0.0f ? p : q;
             float d = s + 2.0f * x[i] * p * q * GELU_K * (1.0f + 3.0f * GELU_A * x[i] * x[i]);
