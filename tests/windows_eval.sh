@@ -76,7 +76,7 @@ if [ "$PORT" -gt 0 ]; then
   [ "$code" = 200 ] && grep -q '"samples"' "$WORK/answer.txt" && pass "/v1/generate within the bound (200)" \
     || fail "/v1/generate within the bound: $code $(head -c 300 "$WORK/answer.txt")"
   code=$(post '{"prime": "alpha bravo", "length": 4}')
-  [ "$code" = 400 ] && grep -q 'more than the 6 tokens the model reads' "$WORK/answer.txt" \
+  [ "$code" = 400 ] && grep -q 'the prime has 2 tokens: with the start of the document and \\"length\\" 4 that is 7, more than the model takes (its max_context 6)' "$WORK/answer.txt" \
     && pass "/v1/generate past the model's bound (400)" || fail "/v1/generate past the bound: $code $(head -c 300 "$WORK/answer.txt")"
 else
   fail "the server did not start: $(cat "$WORK/serve.log")"

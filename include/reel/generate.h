@@ -35,6 +35,13 @@ typedef struct reel_generator reel_generator;
  * carried state); errors say what the model is instead. */
 int reel_generator_create(reel_generator **out, reel_model *model, size_t samples, reel_error *err);
 void reel_generator_free(reel_generator *g);
+/* Whether a prime of prime_tokens tokens and `length` generated ones fit what the model reads: its
+ * max_context, or `lowered` when that is smaller (0: no lowering; both 0: unbounded). 0, or -1 with err
+ * saying how many tokens that is and which limit applied ("--max-context N" or "its max_context N"), the
+ * prime and the length named as the caller's user wrote them (prime_name "--prime", length_name
+ * "--length"). The one check reel generate and reel serve make before they generate. */
+int reel_generator_fits(const reel_model *model, size_t lowered, size_t prime_tokens, const char *prime_name,
+                        size_t length, const char *length_name, reel_error *err);
 /* Starts every sample at the beginning of a document and reads ids[0..count) (the prime). A model of
  * bounded max_context reads only the last max_context tokens of <eod> and the prime (cut, not refused: the
  * latest tokens matter most to what follows; the commands refuse a prime and length past a limit first). */

@@ -103,15 +103,11 @@ typedef struct reel_model_kind {
 /* The registered kind of that type (not an old name: reel_model_type_resolve first), or NULL. */
 const reel_model_kind *reel_model_kind_find(const char *type);
 /* The registry by index and by name (src/models/registry.c): the name of the index-th model type (NULL
- * past the last), the keys of one (NULL: no such type), and the objective a model type is trained with
- * when [objective] type is not given. */
+ * past the last), and the objective a model type is trained with when [objective] type is not given (its
+ * keys and old names reach the configuration through the catalogue below). */
 const char *reel_model_type_at(size_t index);
-/* The index-th old name of a model type, and in *type (when not NULL) the type it stands for; NULL past the
- * last. */
-const char *reel_model_alias_at(size_t index, const char **type);
 /* The type an old name stands for ("lm": "rnn_lm"), or name itself when it is not an old name. */
 const char *reel_model_type_resolve(const char *name);
-const reel_key_table *reel_model_key_table(const char *type);
 const char *reel_model_default_objective(const char *type);
 /* The registry's half of the configuration's catalogue: sets its models and model_aliases (static data,
  * filled on the first call; reel_catalogue in reel/catalogue.h makes that call once). */

@@ -118,10 +118,6 @@ typedef struct reel_objective_kind {
 } reel_objective_kind;
 
 const reel_objective_kind *reel_objective_kind_find(const char *type);
-/* The registry by index and by name (src/objectives/registry.c): the name of the index-th objective (NULL
- * past the last), and the keys of one (NULL: no such objective). */
-const char *reel_objective_type_at(size_t index);
-const reel_key_table *reel_objective_key_table(const char *type);
 /* The registry's half of the configuration's catalogue: sets its objectives (as reel_model_catalogue). */
 void reel_objective_catalogue(reel_config_catalogue *catalogue);
 

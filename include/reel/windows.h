@@ -27,7 +27,8 @@ int reel_windows_check(size_t max_context, size_t stride, reel_error *err);
 /* The stride the evaluation paths use: half the context, so every scored position after the first window
  * sees at least half a window of left context, for about two forwards per position. */
 size_t reel_windows_default_stride(size_t max_context);
-/* Windows of a sequence of `length` positions (1 for length 0: an empty window). Stride as checked. */
+/* Windows of a sequence of `length` positions (1 for length 0: an empty window). A stride that
+ * reel_windows_check refuses is a fatal error here (a caller's bug, not a user's input). */
 size_t reel_windows_count(size_t length, size_t max_context, size_t stride);
 /* Window k < reel_windows_count(...). */
 reel_window reel_windows_at(size_t length, size_t max_context, size_t stride, size_t k);

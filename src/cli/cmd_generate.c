@@ -100,17 +100,7 @@ static int generate_main(int argc, char **argv) {
         }
     }
     int status = 0;
-    /* the model's context, lowered by --max-context; 0 on both sides: unbounded */
-    size_t model_context = trained.model->max_context;
-    int lowered = max_context && (!model_context || max_context < model_context);
-    size_t limit = lowered ? max_context : model_context;
-    if (limit && count + 1 + length > limit) {
-        if (lowered)
-            reel_fail(&err, "--prime has %zu tokens: with the start of the document and --length %zu that is %zu, more than "
-                      "the model takes (--max-context %zu)", count, length, count + 1 + length, limit);
-        else
-            reel_fail(&err, "--prime has %zu tokens: with the start of the document and --length %zu that is %zu, more than "
-                      "the model takes (its max_context %zu)", count, length, count + 1 + length, limit);
+    if (reel_generator_fits(trained.model, max_context, count, "--prime", length, "--length", &err) != 0) {
         status = reel_cli_report(&err, "shorten the prime or --length, or raise --max-context");
         goto done;
     }
@@ -124,7 +114,7 @@ static int generate_main(int argc, char **argv) {
     reel_buf_free(&text);
 
     reel_generator_prime(g, ids, count);
-    uint32_t *generated = reel_malloc(samples * (length ? length : 1) * sizeof *generated);
+    uint32_t *generated = reel_malloc(reel_size_mul(reel_size_mul(samples, length ? length : 1), sizeof *generated));
     size_t *produced = reel_calloc(samples, sizeof *produced);
     reel_generator_run(g, &sampling, length, stop_at_eod, generated, produced);
     for (size_t b = 0; b < samples; b++) {

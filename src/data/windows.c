@@ -10,7 +10,14 @@ int reel_windows_check(size_t max_context, size_t stride, reel_error *err) {
 
 size_t reel_windows_default_stride(size_t max_context) { return max_context > 1 ? max_context / 2 : 1; }
 
+/* A stride past the context would leave positions unscored, and 0 would never end: a caller's bug. */
+static void require_stride(size_t max_context, size_t stride) {
+    reel_error err = {{0}};
+    if (reel_windows_check(max_context, stride, &err) != 0) REEL_FATAL(NULL, "%s", err.message);
+}
+
 size_t reel_windows_count(size_t length, size_t max_context, size_t stride) {
+    require_stride(max_context, stride);
     if (max_context == 0 || length <= max_context) return 1;
     /* one window per stride past the first, the last one reaching the end */
     return 1 + (length - max_context + stride - 1) / stride;
@@ -23,6 +30,7 @@ static size_t window_end(size_t length, size_t max_context, size_t stride, size_
 }
 
 reel_window reel_windows_at(size_t length, size_t max_context, size_t stride, size_t k) {
+    require_stride(max_context, stride);
     reel_window w;
     if (max_context == 0) {
         w.start = w.score_from = 0;

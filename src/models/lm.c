@@ -178,16 +178,15 @@ static int lm_create(reel_model **out, const reel_config *cfg, size_t max_batch,
     rnn_stack_create(&m->stack, &so, &model->params, &model->state);
     m->D = m->stack.D;
     model->state_width = rnn_stack_state_width(&m->stack);
+    const char *width_key = so.width_key ? so.width_key : "[model] hidden_dim"; /* the last layer's width */
     if (m->tied) {
         if (m->D != m->E)
             m->proj = reel_store_add_sized(&model->params, "decoder_proj/weight", 2, (size_t[]){m->E, m->D},
-                                           "[model] embed_dim x %s (the last layer)",
-                                           o->layer_dims[0] ? "layer_dims" : "hidden_dim");
+                                           "[model] embed_dim x %s (the last layer)", width_key);
         m->dec_w = m->stack.embedding;
     } else {
         m->dec_w = reel_store_add_sized(&model->params, "decoder/weight", 2, (size_t[]){m->V, m->D},
-                                        "[model] vocab_size x %s (the last layer)",
-                                        o->layer_dims[0] ? "layer_dims" : "hidden_dim");
+                                        "[model] vocab_size x %s (the last layer)", width_key);
     }
     m->dec_b = reel_store_add_sized(&model->params, "decoder/bias", 1, (size_t[]){m->V}, "[model] vocab_size");
     reel_store_allocate(&model->params);

@@ -128,13 +128,8 @@ void reel_store_allocate(reel_store *store) {
     /* checked before allocating: with overcommit an allocation this large might succeed and the first
      * touch end the process instead */
     reel_store_require(store, copies, what);
-    store->data = calloc(store->num_floats ? store->num_floats : 1, sizeof(float));
-    if (store->data && store->trainable) store->grad = calloc(store->num_floats ? store->num_floats : 1, sizeof(float));
-    if (!store->data || (store->trainable && !store->grad)) {
-        char limit_text[128];
-        reel_memory_limit(limit_text, sizeof limit_text);
-        report_too_large(store, copies, what, "the allocation failed", limit_text);
-    }
+    store->data = reel_store_calloc_like(store, copies, what);
+    if (store->trainable) store->grad = reel_store_calloc_like(store, copies, what);
 }
 
 float *reel_store_view(const reel_store *store, size_t index) {

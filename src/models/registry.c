@@ -1,5 +1,6 @@
 #include "reel/model.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,12 +36,6 @@ static const reel_config_alias model_aliases[] = {
 };
 #define NUM_ALIASES (sizeof model_aliases / sizeof model_aliases[0])
 
-const char *reel_model_alias_at(size_t index, const char **type) {
-    if (index >= NUM_ALIASES) return NULL;
-    if (type) *type = model_aliases[index].type;
-    return model_aliases[index].name;
-}
-
 const char *reel_model_type_resolve(const char *name) {
     for (size_t i = 0; i < NUM_ALIASES; i++)
         if (strcmp(name, model_aliases[i].name) == 0) return model_aliases[i].type;
@@ -58,11 +53,6 @@ void reel_model_catalogue(reel_config_catalogue *catalogue) {
     catalogue->num_model_aliases = NUM_ALIASES;
 }
 
-const reel_key_table *reel_model_key_table(const char *type) {
-    const reel_model_kind *kind = reel_model_kind_find(type);
-    return kind ? kind->keys : NULL;
-}
-
 const char *reel_model_default_objective(const char *type) {
     const reel_model_kind *kind = reel_model_kind_find(type);
     return kind ? kind->objective : NULL;
@@ -78,7 +68,14 @@ int reel_model_create(reel_model **out, const reel_config *cfg, size_t max_batch
     /* Test-only: no registered model bounds its context yet, so the tests force a bound on a recurrent
      * model to drive the windowed paths of evaluation, scoring and generation. */
     const char *forced = getenv("REEL_TEST_MAX_CONTEXT");
-    if (forced && *forced) (*out)->max_context = (size_t)strtoull(forced, NULL, 10);
+    if (forced && *forced) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long value = strtoull(forced, &end, 10);
+        REEL_CHECK(forced[0] >= '0' && forced[0] <= '9' && *end == '\0' && errno == 0, "unset it, or give a number of tokens",
+                   "REEL_TEST_MAX_CONTEXT='%s': expected a whole number", forced);
+        (*out)->max_context = (size_t)value;
+    }
     return 0;
 }
 

@@ -19,13 +19,6 @@ const reel_objective_kind *reel_objective_kind_find(const char *type) {
     return NULL;
 }
 
-const char *reel_objective_type_at(size_t index) { return index < NUM_KINDS ? objective_kinds[index]->type : NULL; }
-
-const reel_key_table *reel_objective_key_table(const char *type) {
-    const reel_objective_kind *kind = reel_objective_kind_find(type);
-    return kind ? kind->keys : NULL;
-}
-
 /* As reel_model_catalogue: the kinds' names are not constant expressions, so the table is filled here. */
 void reel_objective_catalogue(reel_config_catalogue *catalogue) {
     static reel_config_type types[NUM_KINDS];

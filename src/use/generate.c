@@ -8,7 +8,6 @@
 #include "reel/data.h"
 #include "reel/layers.h"
 #include "reel/rng.h"
-#include "reel/windows.h"
 
 /* Tokens of a prime read per forward: the state carries from one chunk to the next, so a long prime
  * costs no more memory than this. */
@@ -41,6 +40,17 @@ int reel_generator_create(reel_generator **out, reel_model *model, size_t sample
     reel_comm_self(&g->comm);
     *out = g;
     return 0;
+}
+
+int reel_generator_fits(const reel_model *model, size_t lowered, size_t prime_tokens, const char *prime_name,
+                        size_t length, const char *length_name, reel_error *err) {
+    size_t own = model->max_context;
+    int use_lowered = lowered && (!own || lowered < own);
+    size_t limit = use_lowered ? lowered : own, total = prime_tokens + 1 + length; /* <eod>, prime, generated */
+    if (!limit || total <= limit) return 0;
+    return reel_fail(err, "%s has %zu tokens: with the start of the document and %s %zu that is %zu, more than the "
+                     "model takes (%s %zu)", prime_name, prime_tokens, length_name, length, total,
+                     use_lowered ? "--max-context" : "its max_context", limit);
 }
 
 void reel_generator_free(reel_generator *g) {
@@ -76,10 +86,10 @@ void reel_generator_prime(reel_generator *g, const uint32_t *ids, size_t count) 
     memset(g->state, 0, g->width * sizeof(float));
     uint32_t chunk[PRIME_CHUNK];
     size_t total = count + 1, done = 0; /* <eod>, then the prime */
-    /* A model of bounded context reads the last window of <eod> p_1 ... p_n (reel/windows.h's last window,
-     * aligned on the end): the prime is cut to its last max_context tokens, as evaluation would read them. */
+    /* A model of bounded context reads the last max_context tokens of <eod> p_1 ... p_n (the last window,
+     * aligned on the end, as evaluation would read them): the latest tokens matter most. */
     size_t W = g->model->max_context;
-    if (W > 0 && total > W) done = reel_windows_at(total, W, W, reel_windows_count(total, W, W) - 1).start;
+    if (W > 0 && total > W) done = total - W;
     while (done < total) {
         size_t n = total - done < PRIME_CHUNK ? total - done : PRIME_CHUNK;
         for (size_t k = 0; k < n; k++) chunk[k] = done + k == 0 ? REEL_TOKEN_EOD : ids[done + k - 1];

@@ -283,17 +283,14 @@ static enum MHD_Result generate(reel_server *s, struct MHD_Connection *connectio
     size_t capacity = 0, unknown = 0;
     size_t count = reel_text_encode(&s->encoder, prime, strlen(prime), 0, &ids, &capacity, &unknown, NULL);
     /* the model's context bounds what a sample reads (0: unbounded; length is bounded by max_generate) */
-    size_t max_context = s->trained->model->max_context;
-    if (max_context && count + 1 + steps > max_context) {
+    reel_error err = {{0}};
+    if (reel_generator_fits(s->trained->model, 0, count, "the prime", steps, "\"length\"", &err) != 0) {
         pthread_mutex_unlock(&s->model_lock);
         free(ids);
         cJSON_Delete(json);
-        return send_error(connection, r, MHD_HTTP_BAD_REQUEST, NULL,
-                          "the prime has %zu tokens: with \"length\" %zu that is more than the %zu tokens the model reads",
-                          count, steps, max_context);
+        return send_error(connection, r, MHD_HTTP_BAD_REQUEST, NULL, "%s", err.message);
     }
     reel_generator *g = NULL;
-    reel_error err = {{0}};
     REEL_CHECK(reel_generator_create(&g, s->trained->model, rows, &err) == 0, NULL, "%s", err.message);
     reel_generator_prime(g, ids, count);
     uint32_t *out = reel_malloc(rows * (steps ? steps : 1) * sizeof *out);
