@@ -57,20 +57,25 @@ static void differ(compare_state *s, const char *format, ...) {
     s->mismatches++;
 }
 
-/* 1 when the value called name is not to be compared (and says so once). */
-static int skipped(compare_state *s, const char *name) {
+/* 1 when name is one of the --ignore names, which it marks used: the name exists in both files. Looked up
+ * before the type and shape are compared, so an ignored value of another type in the other file is reported
+ * as that difference, not also as an --ignore naming nothing. */
+static int ignored(compare_state *s, const char *name) {
+    int found = 0;
+    for (size_t i = 0; i < s->num_ignores; i++)
+        if (strcmp(name, s->ignore[i]) == 0) s->ignore_used[i] = found = 1;
+    return found;
+}
+
+/* 1 when the value called name is not to be compared (and says so once); is_ignored from ignored(). */
+static int skipped(const char *name, int is_ignored) {
     for (size_t i = 0; i < sizeof not_compared / sizeof not_compared[0]; i++)
         if (strcmp(name, not_compared[i].name) == 0) {
             printf("  not compared: %s (%s)\n", name, not_compared[i].why);
             return 1;
         }
-    for (size_t i = 0; i < s->num_ignores; i++)
-        if (strcmp(name, s->ignore[i]) == 0) {
-            s->ignore_used[i] = 1;
-            printf("  not compared: %s (--ignore)\n", name);
-            return 1;
-        }
-    return 0;
+    if (is_ignored) printf("  not compared: %s (--ignore)\n", name);
+    return is_ignored;
 }
 
 /* ---- the objects of a file ---- */
@@ -315,7 +320,8 @@ static void parse_config(const char *text, config_entries *c) {
     for (const char *p = text; *p; p++) lines += *p == '\n';
     c->keys = calloc(lines, sizeof *c->keys);
     c->values = calloc(lines, sizeof *c->values);
-    c->other_lines = calloc(strlen(text) + 1, 1);
+    /* every line is stored with a "\n", also a last line that had none: one byte more than the text */
+    c->other_lines = calloc(strlen(text) + 2, 1);
     c->count = 0;
     char section[128] = "";
     for (const char *line = text; *line;) {
@@ -364,7 +370,7 @@ static void compare_config(compare_state *s, const char *name, const char *text_
                 differ(s, "only in %s: %s", f == 0 ? "A" : "B", key_name);
             } else if (f == 0) {
                 s->config_keys++;
-                if (!skipped(s, key_name) && strcmp(c[0].values[i], c[1].values[j]) != 0)
+                if (!skipped(key_name, ignored(s, key_name)) && strcmp(c[0].values[i], c[1].values[j]) != 0)
                     differ(s, "%s: \"%s\" vs \"%s\"", key_name, c[0].values[i], c[1].values[j]);
             }
         }
@@ -412,8 +418,9 @@ static void compare_bytes(compare_state *s, const char *name, item a, item b, si
 }
 
 static void compare_item(compare_state *s, const char *name, item a, item b) {
+    int is_ignored = ignored(s, name); /* before the type and shape: see ignored() */
     hssize_t count = same_type_and_shape(s, name, a, b);
-    if (count < 0 || skipped(s, name)) return;
+    if (count < 0 || skipped(name, is_ignored)) return;
     hid_t type = item_type(a);
     H5T_class_t class = H5Tget_class(type);
     size_t size = H5Tget_size(type);
@@ -499,9 +506,10 @@ static void compare_link_targets(compare_state *s, const char *name) {
         targets[f] = calloc(info.u.val_size + 1, 1);
         if (H5Lget_val(s->file[f], name + 1, targets[f], info.u.val_size, H5P_DEFAULT) < 0) break;
     }
+    int is_ignored = ignored(s, name);
     if (!targets[0] || !targets[1])
         differ(s, "%s: cannot read the link", name);
-    else if (!skipped(s, name) && strcmp(targets[0], targets[1]) != 0)
+    else if (!skipped(name, is_ignored) && strcmp(targets[0], targets[1]) != 0)
         differ(s, "%s: links to \"%s\" vs \"%s\"", name, targets[0], targets[1]);
     free(targets[0]);
     free(targets[1]);
@@ -546,8 +554,13 @@ static void compare_files(compare_state *s) {
             differ(s, "only in B: %s (%s)", y->name, kind_name(y->kind));
             j++;
         } else {
-            if (x->kind != y->kind) differ(s, "%s: a %s in A, a %s in B", x->name, kind_name(x->kind), kind_name(y->kind));
-            else compare_object(s, x->name, x->kind);
+            /* in both files: an --ignore of it is used even when its kinds differ (a difference all the same) */
+            if (x->kind != y->kind) {
+                ignored(s, x->name);
+                differ(s, "%s: a %s in A, a %s in B", x->name, kind_name(x->kind), kind_name(y->kind));
+            } else {
+                compare_object(s, x->name, x->kind);
+            }
             i++;
             j++;
         }
