@@ -2,6 +2,7 @@
 # text, or text where it reads binary, is reported with the file's bytes escaped ("\x89HDF"), never raw;
 # a configuration whose sizes need more memory than the machine has names the keys behind the size.
 source "$(dirname "$0")/lib.sh"
+require_h5py # it writes damaged checkpoints and metrics files
 
 make_small_data "$WORK/data" 600
 write_small_config "$WORK/small.ini" "$WORK/data"

@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib.sh"
 
 # The copies are edited with h5py (python3-h5py, installed by scripts/install-deps): without it nothing
 # here can be checked, which is a failure, not a skip.
-if [ -z "$H5PY_PYTHON" ]; then fail "no python3 with h5py (scripts/install-deps installs python3-h5py)"; finish; fi
+require_h5py
 
 make_small_data "$WORK/data" 1100     # 500 for validation, 6 steps per epoch, 3 epochs
 write_small_config "$WORK/small.ini" "$WORK/data"

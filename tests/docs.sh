@@ -24,12 +24,16 @@ commands=$(awk '/^commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 }' "$W
 [ -n "$commands" ] || fail "reel --help lists no commands (the format changed?)"
 mkdir -p "$WORK/help"
 # each start of reel costs about half a second (MPI's initialisation), so they run side by side
-for c in $commands; do reel "$c" --help >"$WORK/help/$c.txt" 2>&1 & done
+# (each records its exit status: an error message must not pass for a command's help)
+for c in $commands; do { status=0; reel "$c" --help >"$WORK/help/$c.txt" 2>&1 || status=$?; echo "$status" >"$WORK/help_status_$c"; } & done
 config_status=0
 reel train --help-config >"$WORK/help_config.txt" 2>&1 || config_status=$?
 wait
 [ "$config_status" -eq 0 ] || fail "reel train --help-config failed (status $config_status)"
-for c in $commands; do [ -s "$WORK/help/$c.txt" ] || fail "reel $c --help printed nothing"; done
+for c in $commands; do
+  [ -s "$WORK/help/$c.txt" ] || fail "reel $c --help printed nothing"
+  [ "$(cat "$WORK/help_status_$c")" = 0 ] || fail "reel $c --help failed (status $(cat "$WORK/help_status_$c"))"
+done
 
 # The registered tests and their labels, from the build directory that holds this reel (build/ or
 # build/asan): ctest reads its CTestTestfile.cmake without running anything.
@@ -222,7 +226,7 @@ if grep -q '^PROBLEM ' "$WORK/report.txt"; then
 fi
 # A checker that finds nothing to check would pass any docs: each kind must have been exercised.
 checked=$(grep '^CHECKED ' "$WORK/report.txt" | sed 's/^CHECKED //')
-for kind in options keys paths links tests; do
+for kind in options keys paths links script_options tests; do
   n=$(echo "$checked" | tr ' ' '\n' | sed -n "s/^$kind=//p")
   if [ "${n:-0}" -gt 0 ]; then pass "$n $kind named in the docs checked"; else fail "no $kind found in the docs: the extraction is broken"; fi
 done

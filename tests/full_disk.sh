@@ -66,6 +66,10 @@ checkpoint_case() {
   expect_status_1 "$name: the disk fills up during a checkpoint" "$status"
   grep -Eq "ckpt_([0-9]+|best)\.h5: writing the checkpoint failed \(No space left on device" "$WORK/err.txt" &&
     pass "$name: the message names the checkpoint and the reason" || fail "$name: no message: $(cat "$WORK/err.txt")"
+  # the close cases are there for the failure on closing ckpt_best.h5 (below): another HDF5 that writes more
+  # or less metadata would move the failure elsewhere, and the case would no longer test what it is for
+  case $name in close_*) grep -q "ckpt_best\.h5: writing the checkpoint failed" "$WORK/err.txt" \
+    && pass "$name: it is ckpt_best.h5 that failed" || fail "$name: not ckpt_best.h5 that failed (HDF5 wrote another amount?)";; esac
   grep -q "hint: make room (or fix the permissions) in .*disk_$name/run, then run the same command again: it resumes from .*ckpt_[0-9]*\.h5" \
     "$WORK/err.txt" && pass "$name: the hint names the checkpoint to resume from" || fail "$name: no hint: $(cat "$WORK/err.txt")"
   local kept

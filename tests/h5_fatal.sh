@@ -4,10 +4,7 @@
 # fails while its metrics file is open, which must leave that file closed. (A full disk: full_disk.sh.)
 source "$(dirname "$0")/lib.sh"
 
-if [ -z "$H5PY_PYTHON" ]; then
-  fail "no python3 with h5py, which damages the files here (scripts/install-deps installs python3-h5py)"
-  finish
-fi
+require_h5py # it damages the files here
 
 # expect_error WHAT REGEX COMMAND...: exit status exactly 1 (not a signal), stderr matching REGEX.
 expect_error() {

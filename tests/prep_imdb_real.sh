@@ -44,7 +44,6 @@ awk -v a="$valid" 'BEGIN { exit !(a >= 80) }' && pass "validation accuracy $vali
   fail "validation accuracy '$valid' after one epoch (expected >= 80%)"
 final=$(grep -o 'final test accuracy: [0-9.]*%' "$WORK/out.txt" | grep -o '[0-9.]*%')
 expect_ok "eval of the checkpoint on the test split" reel eval "$WORK/run/ckpt_best.h5" --split test
-cat "$WORK/out.txt"
 test_docs=$(ini_get imdb/prep.ini test_docs)
 check_eval_report "$WORK/out.txt" test "$test_docs"
 acc=$EVAL_ACC

@@ -4,7 +4,7 @@
 source "$(dirname "$0")/lib.sh"
 
 # python3-h5py (scripts/install-deps) reads the metrics files below: without it the test fails
-[ -n "$H5PY_PYTHON" ] || { fail "no python3 with h5py (python3-h5py; run scripts/install-deps)"; finish; }
+require_h5py
 make_small_data "$WORK/data" 2500      # 20 steps per epoch, 3 epochs = 60 steps
 write_small_config "$WORK/small.ini" "$WORK/data"
 final=ckpt_00000050.h5
@@ -126,11 +126,11 @@ expect_fail "--resume a truncated file" "$WORK/cut.h5: not a readable HDF5 file 
 
 # An automatic resume past an unusable newer checkpoint sets it aside: left among the run's own with
 # keep_last = 1, it would stay the newest and pruning would delete every checkpoint the run writes.
-expect_ok "keep_last 1: a run to 40" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/bad_newest" --set train.max_steps=40 \
+expect_ok "a run to 40 (keep_last 3)" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/bad_newest" --set train.max_steps=40 \
   --set checkpoint.every_steps=10 --set checkpoint.keep_last=3
 head -c 2000 "$WORK/bad_newest/ckpt_00000040.h5" >"$WORK/cut40.h5" && mv "$WORK/cut40.h5" "$WORK/bad_newest/ckpt_00000040.h5"
 printf 'not a checkpoint\n' >"$WORK/bad_newest/ckpt_00000060.h5"
-expect_ok "keep_last 1: resumed past them to 50" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/bad_newest" --set train.max_steps=50 \
+expect_ok "resumed past them to 50 with keep_last 1" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/bad_newest" --set train.max_steps=50 \
   --set checkpoint.every_steps=10 --set checkpoint.keep_last=1
 grep -q "resuming from .*/bad_newest/ckpt_00000030.h5" "$WORK/out.txt" \
   && [ "$(cd "$WORK/bad_newest" && ls ckpt_0*.h5 | tr '\n' ' ')" = "ckpt_00000050.h5 " ] \

@@ -5,7 +5,7 @@
 # reel then loads.
 source "$(dirname "$0")/lib.sh"
 
-[ -n "$H5PY_PYTHON" ] || { fail "no python3 with h5py (python3-h5py; run scripts/install-deps)"; finish; }
+require_h5py
 make_small_data "$WORK/data" 1500
 write_small_config "$WORK/bow.ini" "$WORK/data"   # embed_dim 16
 # 40 words of the vocabulary (ids 3..42) and 5 the vocabulary lacks, with values a decimal writes exactly
