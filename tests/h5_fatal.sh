@@ -1,6 +1,6 @@
 # Errors that end reel while an HDF5 file is open end it with exit status 1 and a message naming the file,
 # never with a signal or a bare "out of memory": damaged metrics and checkpoint files whose datasets claim
-# more values than the file holds (reel runs, reel plot, reel inspect read them), and a training run that
+# more values than the file holds (reel runs, reel plot, reel inspect read them, and a resumed run), and a training run that
 # fails while its metrics file is open, which must leave that file closed. (A full disk: full_disk.sh.)
 source "$(dirname "$0")/lib.sh"
 
@@ -32,6 +32,15 @@ PY
 claim="damaged/metrics\.h5: /train/loss claims 1099511627776 rows, but the file stores at most [0-9]+: the file is damaged"
 expect_error "reel runs: a series longer than its file" "$claim" reel runs "$WORK/damaged"
 expect_error "reel plot: the same" "$claim" reel plot "$WORK/damaged" -o "$WORK/plot.png"
+
+# The same damaged series met by a resumed run: the metrics file is moved aside as unreadable (naming the
+# series) and a new one started, instead of allocating what the extent claims.
+cp -r "$WORK/run" "$WORK/resumed" && cp "$WORK/damaged/metrics.h5" "$WORK/resumed/metrics.h5"
+expect_ok "a run resumed over the damaged metrics file" reel train "$WORK/small.ini" --run-dir "$WORK/resumed" --set train.epochs=2
+grep -q "metrics.h5 cannot be read (.*/train/loss claims 1099511627776 rows, but the file stores at most [0-9]*); it was moved to .*metrics.h5.unreadable" \
+  "$WORK/err.txt" && [ -f "$WORK/resumed/metrics.h5.unreadable" ] && reel runs "$WORK/resumed" >/dev/null 2>&1 \
+  && pass "resume: the damaged metrics file moved aside, named, and a new one readable" \
+  || { fail "resume over a damaged metrics file:"; sed 's/^/    /' "$WORK/err.txt" >&2; }
 
 # A checkpoint dataset of 2^40 values with nothing stored.
 cp "$WORK/run/ckpt_best.h5" "$WORK/damaged.h5"

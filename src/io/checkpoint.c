@@ -683,7 +683,7 @@ int reel_checkpoint_read_step(const char *path, uint64_t *step, reel_error *err)
     hid_t group = H5Lexists(file, "train_state", H5P_DEFAULT) > 0 ? H5Gopen2(file, "train_state", H5P_DEFAULT) : -1;
     int ok = group >= 0 && reel_h5_read_u64_attr(group, "global_step", step) == 0;
     if (group >= 0) REEL_H5_CHECK(H5Gclose(group));
-    REEL_H5_CHECK(H5Fclose(file));
+    REEL_H5_CHECK(reel_h5_close_file(file));
     return ok ? 0 : reel_fail(err, "%s: /train_state lacks its 'global_step' attribute", path);
 }
 

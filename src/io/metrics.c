@@ -332,6 +332,11 @@ static int dataset_rows(reel_metrics *m, const table *t, size_t c, hsize_t *rows
     if (ndims != 1)
         return reel_fail(err, "%s: damaged reel metrics file: %s/%s has %d dimensions, expected 1", m->path, t->group,
                          t->columns[c].name, ndims);
+    /* a damaged file can claim more rows than it stores: reading them would allocate what it claims */
+    hsize_t stored = reel_h5_stored_elements(t->datasets[c]);
+    if (dims[0] > stored)
+        return reel_fail(err, "%s: damaged reel metrics file: %s/%s claims %llu rows, but the file stores at most %llu",
+                         m->path, t->group, t->columns[c].name, (unsigned long long)dims[0], (unsigned long long)stored);
     *rows = dims[0];
     return 0;
 }
