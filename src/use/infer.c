@@ -196,31 +196,38 @@ static void score_rows(reel_predictor *p, const reel_output *out, const size_t *
     }
 }
 
+/* Runs the windows gathered so far (rows of them) and adds their scores. */
+static void run_windows(reel_predictor *p, size_t rows, const size_t *row_doc, const size_t *row_from, double *nll) {
+    if (rows == 0) return;
+    reel_batch_finish(&p->buffer);
+    reel_output out;
+    p->model->ops->forward(p->model, &p->buffer.batch, 0, &out, &p->comm);
+    score_rows(p, &out, row_doc, row_from, nll);
+}
+
 /* A model of bounded context: every document's predictions (<eod> d_1 ... d_n <eod>) in the windows of
  * reel/windows.h at the default stride, one row per window from the start state, each scoring only its
- * own predictions; up to max_batch windows per forward, in the documents' order. */
+ * own predictions; up to max_batch windows per forward, and no more steps than the evaluation's budget
+ * (as evaluation batches them), in the documents' order. */
 static void score_windows(reel_predictor *p, const reel_document *docs, size_t n, double *nll) {
     reel_model *model = p->model;
     size_t W = model->max_context, S = reel_windows_default_stride(W), V = model->vocab_size;
-    size_t *row_doc = reel_malloc(p->max_batch * sizeof *row_doc), *row_from = reel_malloc(p->max_batch * sizeof *row_from);
+    size_t rows_cap = REEL_EVAL_STEP_BUDGET / W < p->max_batch ? REEL_EVAL_STEP_BUDGET / W : p->max_batch;
+    if (rows_cap == 0) rows_cap = 1;
+    size_t *row_doc = reel_malloc(rows_cap * sizeof *row_doc), *row_from = reel_malloc(rows_cap * sizeof *row_from);
     size_t rows = 0;
-    for (size_t i = 0; i <= n; i++) {
-        size_t predictions = i < n ? docs[i].length + 1 : 0, windows = i < n ? reel_windows_count(predictions, W, S) : 0;
-        for (size_t k = 0; k <= windows; k++) {
-            /* a full batch, or the end of the documents: run it */
-            if (rows == p->max_batch || (i == n && rows > 0)) {
-                reel_batch_finish(&p->buffer);
-                reel_output out;
-                model->ops->forward(model, &p->buffer.batch, 0, &out, &p->comm);
-                score_rows(p, &out, row_doc, row_from, nll);
+    for (size_t i = 0; i < n; i++) {
+        const reel_document *d = &docs[i];
+        size_t predictions = d->length + 1, windows = reel_windows_count(predictions, W, S);
+        for (size_t k = 0; k < windows; k++) {
+            if (rows == rows_cap) {
+                run_windows(p, rows, row_doc, row_from, nll);
                 rows = 0;
             }
-            if (k == windows) break;
             reel_window w = reel_windows_at(predictions, W, S, k);
-            if (rows == 0) reel_batch_begin(&p->buffer, p->max_batch, 0, 0);
+            if (rows == 0) reel_batch_begin(&p->buffer, rows_cap, 0, 0);
             uint32_t *inputs, *targets;
             reel_batch_append(&p->buffer, w.end - w.start, i, &inputs, &targets);
-            const reel_document *d = &docs[i];
             for (size_t q = w.start; q < w.end; q++) {
                 /* input q of <eod> d_1 ... d_n, target q + 1 of d_1 ... d_n <eod> */
                 inputs[q - w.start] = q == 0 ? REEL_TOKEN_EOD : d->ids[q - 1] < V ? d->ids[q - 1] : REEL_TOKEN_UNK;
@@ -231,6 +238,7 @@ static void score_windows(reel_predictor *p, const reel_document *docs, size_t n
             rows++;
         }
     }
+    run_windows(p, rows, row_doc, row_from, nll);
     free(row_doc);
     free(row_from);
 }
