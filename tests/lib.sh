@@ -68,6 +68,23 @@ check_eval_report() {
     && pass "the accuracy ($EVAL_ACC) is that of the counts" || fail "accuracy $EVAL_ACC from counts $tp $fp $tn $fn"
 }
 
+# start_server NAME CHECKPOINT [options]: starts reel serve on a free loopback port (the port file it writes
+# once listening); sets PORT and PID, and the test fails if it does not start. Every server started is
+# killed when the test exits.
+SERVER_PIDS=()
+stop_servers() { for pid in "${SERVER_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done; }
+start_server() {
+  local name=$1 ckpt=$2; shift 2
+  [ ${#SERVER_PIDS[@]} -gt 0 ] || trap stop_servers EXIT
+  rm -f "$WORK/$name.port"
+  "$REEL_BIN" serve "$ckpt" --port 0 --port-file "$WORK/$name.port" "$@" 2>"$WORK/$name.log" &
+  PID=$!
+  SERVER_PIDS+=("$PID")
+  for _ in $(seq 100); do [ -s "$WORK/$name.port" ] && break; sleep 0.1; done
+  PORT=$(cat "$WORK/$name.port" 2>/dev/null || echo 0)
+  [ "$PORT" -gt 0 ] || { fail "$name did not start"; cat "$WORK/$name.log" >&2; finish; }
+}
+
 # Real-data tests call this first: it exits 77 (CTest: skipped) with a clear message when the archive
 # is absent.
 require_imdb() {

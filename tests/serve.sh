@@ -3,21 +3,6 @@
 # request log, and a clean stop on SIGTERM. The page in a browser is tests/serve_page.sh.
 source "$(dirname "$0")/lib.sh"
 
-SERVER_PIDS=()
-cleanup() { for pid in "${SERVER_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-# start_server NAME CHECKPOINT [options]: starts reel serve on a free loopback port; sets PORT and PID.
-start_server() {
-  local name=$1 ckpt=$2; shift 2
-  rm -f "$WORK/$name.port"
-  "$REEL_BIN" serve "$ckpt" --port 0 --port-file "$WORK/$name.port" "$@" 2>"$WORK/$name.log" &
-  PID=$!
-  SERVER_PIDS+=("$PID")
-  for _ in $(seq 100); do [ -s "$WORK/$name.port" ] && break; sleep 0.1; done
-  PORT=$(cat "$WORK/$name.port" 2>/dev/null || echo 0)
-  [ "$PORT" -gt 0 ] || { fail "$name did not start"; cat "$WORK/$name.log" >&2; finish; }
-}
 # request METHOD PATH [BODY]: prints the body, then the status on the last line
 request() {
   if [ $# -ge 3 ]; then curl -s -w '\n%{http_code}' -X "$1" "http://127.0.0.1:$PORT$2" -H 'Content-Type: application/json' --data-binary "$3"

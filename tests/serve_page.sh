@@ -19,17 +19,6 @@ if [ -n "$missing" ]; then
   finish
 fi
 
-SERVER_PIDS=()
-cleanup() { for pid in "${SERVER_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done; }
-trap cleanup EXIT
-start_server() {
-  local name=$1 ckpt=$2
-  "$REEL_BIN" serve "$ckpt" --port 0 --port-file "$WORK/$name.port" 2>"$WORK/$name.log" &
-  SERVER_PIDS+=("$!")
-  for _ in $(seq 100); do [ -s "$WORK/$name.port" ] && break; sleep 0.1; done
-  PORT=$(cat "$WORK/$name.port")
-}
-
 make_small_data "$WORK/data" 2500
 write_small_config "$WORK/small.ini" "$WORK/data"
 expect_ok "train a classifier" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/bow"

@@ -64,21 +64,13 @@ expect_fail "--max-context does not raise it" "more than the model takes \(its m
 expect_ok "an unbounded model: no limit" reel generate "$lm" --prime "alpha bravo" --length 300
 
 # the server's /v1/generate: the model's bound, a 400 past it
-REEL_TEST_MAX_CONTEXT=6 "$REEL_BIN" serve "$lm" --port 0 --port-file "$WORK/serve.port" 2>"$WORK/serve.log" &
-SERVER_PID=$!
-trap 'kill "$SERVER_PID" 2>/dev/null || true' EXIT
-for _ in $(seq 100); do [ -s "$WORK/serve.port" ] && break; sleep 0.1; done
-PORT=$(cat "$WORK/serve.port" 2>/dev/null || echo 0)
-if [ "$PORT" -gt 0 ]; then
-  post() { curl -s -o "$WORK/answer.txt" -w '%{http_code}' -X POST "http://127.0.0.1:$PORT/v1/generate" \
-             -H 'Content-Type: application/json' --data-binary "$1"; }
-  code=$(post '{"prime": "alpha bravo", "length": 3, "stop_at_eod": false}')
-  [ "$code" = 200 ] && grep -q '"samples"' "$WORK/answer.txt" && pass "/v1/generate within the bound (200)" \
-    || fail "/v1/generate within the bound: $code $(head -c 300 "$WORK/answer.txt")"
-  code=$(post '{"prime": "alpha bravo", "length": 4}')
-  [ "$code" = 400 ] && grep -q 'the prime has 2 tokens: with the start of the document and \\"length\\" 4 that is 7, more than the model takes (its max_context 6)' "$WORK/answer.txt" \
-    && pass "/v1/generate past the model's bound (400)" || fail "/v1/generate past the bound: $code $(head -c 300 "$WORK/answer.txt")"
-else
-  fail "the server did not start: $(cat "$WORK/serve.log")"
-fi
+REEL_TEST_MAX_CONTEXT=6 start_server serve "$lm"
+post() { curl -s -o "$WORK/answer.txt" -w '%{http_code}' -X POST "http://127.0.0.1:$PORT/v1/generate" \
+           -H 'Content-Type: application/json' --data-binary "$1"; }
+code=$(post '{"prime": "alpha bravo", "length": 3, "stop_at_eod": false}')
+[ "$code" = 200 ] && grep -q '"samples"' "$WORK/answer.txt" && pass "/v1/generate within the bound (200)" \
+  || fail "/v1/generate within the bound: $code $(head -c 300 "$WORK/answer.txt")"
+code=$(post '{"prime": "alpha bravo", "length": 4}')
+[ "$code" = 400 ] && grep -q 'the prime has 2 tokens: with the start of the document and \\"length\\" 4 that is 7, more than the model takes (its max_context 6)' "$WORK/answer.txt" \
+  && pass "/v1/generate past the model's bound (400)" || fail "/v1/generate past the bound: $code $(head -c 300 "$WORK/answer.txt")"
 finish
