@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 trials=${REEL_FAULT_TRIALS:-3}
 make_small_data "$WORK/data" 2500            # 20 steps per epoch
 write_small_config "$WORK/small.ini" "$WORK/data"
-# The kill lands between steps 20 and 220; the run goes on to 1,000 so that the ranks are still alive when
+# The kill lands once the log shows a step between 20 and 220 (the 20 ms poll may add a few steps); the run goes on to 1,000 so that the ranks are still alive when
 # the log shows the target step, also on a fast machine (300 steps took 0.7 s, and a trial once found
 # no rank left to kill).
 final=1000
@@ -19,7 +19,7 @@ reference="$WORK/full/ckpt_$(printf %08d $final).h5"
 identical=0
 for trial in $(seq "$trials"); do
   dir="$WORK/trial$trial"
-  target=$((20 + RANDOM % 200))        # the kill comes right after this step
+  target=$((20 + RANDOM % 200))        # the kill comes once the log shows this step (a few steps later at most)
   victim=$((RANDOM % 3))
   "$MPIEXEC" -np 3 --oversubscribe "$REEL_BIN" train "$WORK/small.ini" --run-dir "$dir" "${opts[@]}" \
     --set train.log_every=1 >"$WORK/trial.log" 2>&1 &
