@@ -38,37 +38,6 @@ void reel_vocab_free(reel_vocab *vocab) {
     memset(vocab, 0, sizeof *vocab);
 }
 
-/* Length of the valid UTF-8 prefix of s[0..n). */
-static size_t utf8_valid_prefix(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t need;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            need = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            if (c == 0xE0) lo = 0xA0;
-            if (c == 0xED) hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            if (c == 0xF0) lo = 0x90;
-            if (c == 0xF4) hi = 0x8F;
-        } else {
-            return i;
-        }
-        if (n - i <= need || s[i + 1] < lo || s[i + 1] > hi) return i;
-        for (size_t k = 2; k <= need; k++)
-            if ((s[i + k] & 0xC0) != 0x80) return i;
-        i += need + 1;
-    }
-    return n;
-}
-
 /* Open-addressing set of token indices, used only to find duplicates while loading. */
 typedef struct {
     size_t *slots; /* index + 1; 0 is empty */
@@ -126,9 +95,10 @@ static int load_text(reel_vocab *vocab, char *text, size_t length, const char *p
         if (memchr(line, '\0', line_len) || memchr(line, '\r', line_len))
             return reel_fail(err, "%s: line %zu: contains a NUL or CR byte, expected <token> TAB <count> LF", path,
                              line_no);
-        if (utf8_valid_prefix((const unsigned char *)line, tok_len) != tok_len)
+        size_t invalid_at = reel_utf8_invalid_at(line, tok_len, NULL);
+        if (invalid_at != tok_len)
             return reel_fail(err, "%s: line %zu: token is not valid UTF-8 (byte %zu of the line)", path, line_no,
-                             utf8_valid_prefix((const unsigned char *)line, tok_len) + 1);
+                             invalid_at + 1);
         const char *count_text = tab + 1;
         size_t count_len = line_len - tok_len - 1;
         uint64_t count;
