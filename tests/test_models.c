@@ -50,6 +50,7 @@ static const tiny_model tiny_models[] = {
     {"rnn", "embed_dim=3 hidden_dim=3 bidirectional=true pooling=last"},
     {"rnn_lm", "embed_dim=3 layer_dims=4,3 tie_weights=true rnn_batch_norm=true rnn_dropout=0.2 input_dropout=0.1 "
            "word_dropout=0.1 weight_dropout=0.2"},
+    {"gpt", "embed_dim=8 num_layers=2 num_heads=2 d_ff=12 max_context=8 dropout=0.2"},
 };
 #define NUM_TINY (sizeof tiny_models / sizeof tiny_models[0])
 
@@ -141,7 +142,7 @@ static double model_loss(fd_ctx *c, int with_gradient) {
     for (size_t b = 0; b < out.B; b++)
         for (size_t t = 0; t < out.T; t++) {
             size_t length = batch_offsets[b + 1] - batch_offsets[b];
-            c->tm_targets[t * out.B + b] = t < length ? batch_targets[batch_offsets[b] + t] : 0;
+            c->tm_targets[reel_output_row(&out, t, b)] = t < length ? batch_targets[batch_offsets[b] + t] : 0;
         }
     return reel_decoder_softmax(with_gradient ? c->dout : NULL, with_gradient ? out.dweight : NULL,
                                 with_gradient ? out.dbias : NULL, NULL, out.features, out.weight, out.bias,
@@ -207,7 +208,7 @@ static void test_gradients(void **state) {
 enum { OUTPUTS_MAX = 256 };
 
 /* The evaluation outputs of sequence number `which` of a batch: its logits (K), or its features (len, D)
- * at its valid steps (rows t * B + which of the time-major output), into dest (OUTPUTS_MAX floats).
+ * at its valid steps (rows reel_output_row(t, which)), into dest (OUTPUTS_MAX floats).
  * Returns how many floats. */
 static size_t sequence_outputs(reel_model *model, const reel_batch *batch, size_t which, float *dest, size_t *padded_T) {
     reel_comm comm;
@@ -223,11 +224,11 @@ static size_t sequence_outputs(reel_model *model, const reel_batch *batch, size_
     size_t length = batch->offsets[which + 1] - batch->offsets[which], D = out.features_dim;
     assert_true(length * D <= OUTPUTS_MAX);
     for (size_t t = 0; t < out.T; t++)
-        if (out.row_mask[t * out.B + which] != (t < length))
+        if (out.row_mask[reel_output_row(&out, t, which)] != (t < length))
             fail_msg("%s: row mask %d at step %zu of sequence %zu of %zu steps (padded to %zu)", model->type,
-                     out.row_mask[t * out.B + which], t, which, length, out.T);
+                     out.row_mask[reel_output_row(&out, t, which)], t, which, length, out.T);
     for (size_t t = 0; t < length; t++)
-        memcpy(dest + t * D, out.features + (t * out.B + which) * D, D * sizeof(float));
+        memcpy(dest + t * D, out.features + reel_output_row(&out, t, which) * D, D * sizeof(float));
     *padded_T = out.T;
     return length * D;
 }

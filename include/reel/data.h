@@ -26,9 +26,11 @@ typedef struct reel_batch {
     uint64_t epoch;               /* keys the random numbers too */
     uint64_t step;                /* the global batch within the epoch: keys random numbers shared by the
                                      whole batch (masks on weights or on vocabulary rows) */
-    float *state;                 /* (B, model->state_width) or NULL: each sequence starts from this recurrent
-                                     state instead of zeros, and the forward leaves each sequence's final state
-                                     here (truncated backpropagation through time, generation step by step) */
+    float *state;                 /* (B, model->decode_width) or NULL: each sequence continues from this state
+                                     instead of starting afresh, and the forward leaves each sequence's updated
+                                     state here: a recurrent model's final state (truncated backpropagation
+                                     through time, generation step by step), a Transformer's key/value cache
+                                     (evaluation only: generation) */
 } reel_batch;
 
 /* The most time steps (documents x the longest) in one evaluation batch (reel_eval_batch_rows); a model

@@ -1,10 +1,11 @@
 /* reel/generate.h: text from a language model, one token at a time.
  *
- * A generator holds several samples side by side, each with its own recurrent state: it reads a prime
- * (the same for every sample) through the model in one forward from the start of a document (<eod>),
- * then steps: each step feeds every sample its last token, one time step with the state carried, and
- * draws the next token from the decoder's softmax. The stateful step is the model's forward with a
- * batch state buffer (reel/model.h), so what serves here serves a web service too.
+ * A generator holds several samples side by side, each with its own decoding state (a recurrent state
+ * or a Transformer's key/value cache, as the model declares): it reads a prime (the same for every
+ * sample) through the model from the start of a document (<eod>), then steps: each step feeds every
+ * sample its last token, one position with the state carried, and draws the next token from the
+ * decoder's softmax. The step is the model's forward with a batch state buffer (reel/model.h), so what
+ * serves here serves a web service too.
  *
  * Sampling: the logits are divided by the temperature (0: the greedy choice, the largest logit), then
  * only the top_k most likely tokens (0: all) and, among those, the smallest set whose probability
@@ -31,9 +32,15 @@ typedef struct reel_sampling {
 
 typedef struct reel_generator reel_generator;
 
-/* A generator of `samples` texts from model, which must be a language model (per-token outputs and a
- * carried state); errors say what the model is instead. */
+/* A generator of `samples` texts from model, which must be a language model (per-token outputs); errors
+ * say what the model is instead. It steps the way the model decodes (reel/model.h): carrying a recurrent
+ * state or a key/value cache per sample, or, for a model that declares neither, reading each sample's
+ * whole text again at every step. */
 int reel_generator_create(reel_generator **out, reel_model *model, size_t samples, reel_error *err);
+/* From now on (call it before the prime) read each sample's whole text (its last max_context tokens)
+ * again at every step instead of carrying a state or cache: slower, and the reference that incremental
+ * decoding is tested against. */
+void reel_generator_recompute(reel_generator *g);
 void reel_generator_free(reel_generator *g);
 /* Whether a prime of prime_tokens tokens and `length` generated ones fit what the model reads: its
  * max_context, or `lowered` when that is smaller (0: no lowering; both 0: unbounded). 0, or -1 with err

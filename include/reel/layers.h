@@ -140,7 +140,7 @@ double reel_softmax_ce(float *dlogits, const float *logits, const float *labels,
 size_t reel_decoder_scratch_floats(size_t slice_rows, size_t D, size_t K);
 /* Returns the SUM over the valid rows of -log softmax(features[n] . weight^T + bias)[targets[n]]; adds to
  * *correct (when not NULL) the rows whose first largest logit is the target's.
- * features (N, D), weight (K, D), bias (K), targets (N) each < K, row_mask (N): 1 at valid rows, or NULL
+ * features (N, D), weight (K, D), bias (K) or NULL, targets (N) each < K, row_mask (N): 1 at valid rows, or NULL
  * for all. When dfeatures is not NULL (training): dfeatures (N, D) = scale * the gradient (0 at padded
  * rows), dweight (K, D) += and dbias (K) += (dbias may be NULL). Never holds more than slice_rows rows
  * of logits (scratch: reel_decoder_scratch_floats floats; slice_rows <= 4096). */

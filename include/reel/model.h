@@ -24,13 +24,26 @@
 
 typedef enum { REEL_OUTPUT_DOCUMENT = 0, REEL_OUTPUT_TOKEN = 1 } reel_output_kind;
 
+/* The order of a per-token output's rows: time-major (row t * B + b, what recurrent layers produce one
+ * time step at a time) or batch-major (row b * T + t, what attention works on, a sequence at a time).
+ * Whoever reads rows goes through reel_output_row, never the arithmetic. */
+typedef enum { REEL_ROWS_TIME_MAJOR = 0, REEL_ROWS_BATCH_MAJOR = 1 } reel_row_layout;
+
+/* How a model continues a text one token at a time (generation, reel serve):
+ *   NONE   it cannot: the generator reads the whole text again at every step (correct, slower);
+ *   STATE  a fixed recurrent state per sequence (decode_width floats) that the forward carries;
+ *   CACHE  a key/value cache per sequence (decode_width floats: the keys and values of every position
+ *          read so far, up to max_context), which the forward reads and appends to. */
+typedef enum { REEL_DECODE_NONE = 0, REEL_DECODE_STATE = 1, REEL_DECODE_CACHE = 2 } reel_decode_kind;
+
 /* What a forward produced. Pointers are into the model's buffers, valid until its next forward. */
 typedef struct reel_output {
-    size_t rows;          /* N: B documents, or T * B time steps (row t * B + b) */
+    size_t rows;          /* N: B documents, or T * B time steps (row reel_output_row(out, t, b)) */
     size_t width;         /* K: logits per row */
     const float *logits;  /* (N, K) when materialised (per-document outputs); NULL when deferred */
     /* per-token outputs: the deferred output layer, logits = features . weight^T + bias */
     size_t T, B;
+    reel_row_layout layout;
     const uint8_t *row_mask; /* (N) 1 at the valid steps (t < length of sequence b) */
     const float *features;   /* (N, D) */
     size_t features_dim;     /* D */
@@ -38,6 +51,11 @@ typedef struct reel_output {
     const float *bias;       /* (K) */
     float *dweight, *dbias;  /* their gradients (K, D), (K): the loss ADDS to them */
 } reel_output;
+
+/* The row of step t of sequence b in a per-token output. */
+static inline size_t reel_output_row(const reel_output *out, size_t t, size_t b) {
+    return out->layout == REEL_ROWS_BATCH_MAJOR ? b * out->T + t : t * out->B + b;
+}
 
 typedef struct reel_model reel_model;
 
@@ -66,7 +84,13 @@ struct reel_model {
     size_t vocab_size;  /* ids are < vocab_size */
     reel_output_kind output;
     size_t num_outputs; /* logits per row: classifiers 1 for two classes, K for K > 2; language models V */
-    size_t state_width; /* floats of recurrent state per sequence that a batch can carry (0: none) */
+    size_t state_width; /* floats of recurrent state per sequence that training carries from one window to
+                           the next (the stream sampler's truncated backpropagation; 0: none) */
+    reel_decode_kind decode; /* how the model continues a text token by token */
+    size_t decode_width;     /* floats per sequence of what decoding carries (batch->state): the recurrent
+                                state (= state_width) or the key/value cache; 0 for REEL_DECODE_NONE */
+    double flops_per_token;  /* training FLOP per token (forward and backward) by the usual count (6 N plus
+                                the attention's 12 L C T for a Transformer); 0: not stated */
     size_t max_context; /* positions a forward may read of one sequence (0: unbounded, as a recurrent model);
                            evaluation, scoring and generation read longer documents in windows (reel/windows.h) */
     size_t max_batch;   /* activations exist for this many rows */

@@ -89,7 +89,7 @@ static const reel_key general_keys[] = {
     KEY_DOUBLE("optimizer", "weight_decay", optimizer.weight_decay, "0", BOUND_MIN, 0, 0,
                "adam: decoupled (AdamW); sgd, rmsprop: L2 added to the gradient"),
     KEY_CHOICE("optimizer", "decay", optimizer.decay, "model", decay_modes,
-               "the tensors weight_decay applies to: model (as each model marks them; the models so far mark all), "
+               "the tensors weight_decay applies to: model (as each model marks them; the recurrent and bag-of-words models mark all, gpt its matrices and embeddings), "
                "all, or matrices (two or more dimensions, not the embedding: no biases or norm gains)"),
     KEY_BOOL("optimizer", "decay_embedding", optimizer.decay_embedding, "false",
              "decay = matrices: the embedding decays too"),

@@ -113,7 +113,7 @@ double reel_decoder_sampled(float *dfeatures, float *dweight, float *dbias, cons
     size_t rows[4096];
     for (size_t j = 0; j < S; j++) {
         memcpy(wc + j * D, weight + (size_t)candidates[j] * D, D * sizeof *wc);
-        bc[j] = bias[candidates[j]] - log_expected[j];
+        bc[j] = (bias ? bias[candidates[j]] : 0.0f) - log_expected[j];
     }
     memset(dwc, 0, S * D * sizeof *dwc);
     memset(dfeatures, 0, N * D * sizeof *dfeatures);
@@ -127,7 +127,7 @@ double reel_decoder_sampled(float *dfeatures, float *dweight, float *dbias, cons
             uint32_t t = targets[rows[r]];
             REEL_CHECK(t < K, NULL, "sampled decoder: target %u outside the %zu classes", t, K);
             float *row = zc + r * S;
-            double true_logit = bias[t] - (log_s + (float)log(reel_sampled_probability(t, K)));
+            double true_logit = (bias ? bias[t] : 0.0f) - (log_s + (float)log(reel_sampled_probability(t, K)));
             const float *wt = weight + (size_t)t * D, *xr = x + r * D;
             for (size_t d = 0; d < D; d++) true_logit += (double)xr[d] * wt[d];
             for (size_t j = 0; j < S; j++)

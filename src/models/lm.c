@@ -178,6 +178,8 @@ static int lm_create(reel_model **out, const reel_config *cfg, size_t max_batch,
     rnn_stack_create(&m->stack, &so, &model->params, &model->state);
     m->D = m->stack.D;
     model->state_width = rnn_stack_state_width(&m->stack);
+    model->decode = REEL_DECODE_STATE;
+    model->decode_width = model->state_width;
     const char *width_key = so.width_key ? so.width_key : "[model] hidden_dim"; /* the last layer's width */
     if (m->tied) {
         if (m->D != m->E)

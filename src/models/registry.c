@@ -11,6 +11,7 @@ extern const reel_model_kind reel_model_kind_lstm; /* src/models/recurrent.c */
 extern const reel_model_kind reel_model_kind_gru;
 extern const reel_model_kind reel_model_kind_rnn;
 extern const reel_model_kind reel_model_kind_lm;   /* src/models/lm.c */
+extern const reel_model_kind reel_model_kind_gpt;  /* src/models/gpt.c */
 
 static const reel_model_kind *const model_kinds[] = {
     &reel_model_kind_bow,
@@ -18,6 +19,7 @@ static const reel_model_kind *const model_kinds[] = {
     &reel_model_kind_gru,
     &reel_model_kind_rnn,
     &reel_model_kind_lm,
+    &reel_model_kind_gpt,
 };
 #define NUM_KINDS (sizeof model_kinds / sizeof model_kinds[0])
 

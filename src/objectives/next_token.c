@@ -266,6 +266,7 @@ static void gather_streams(nt_impl *t, reel_objective *obj, uint64_t epoch, uint
         }
     }
     reel_batch_finish(&t->buffer);
+    if (obj->model->state_width == 0) return; /* a model without recurrent state: nothing carries over */
     if (step == 0) memset(t->state, 0, t->local_streams * obj->model->state_width * sizeof(float));
     t->buffer.batch.state = t->state;
 }
@@ -293,13 +294,17 @@ static double run_batch(nt_impl *t, reel_objective *obj, int training, float sca
     if (score_from) {
         t->eval_mask = grow(t->eval_mask, &t->eval_mask_capacity, N ? N : 1, sizeof *t->eval_mask);
         for (size_t k = 0; k < out.T; k++)
-            for (size_t b = 0; b < B; b++) t->eval_mask[k * B + b] = k >= score_from[b] && out.row_mask[k * B + b];
+            for (size_t b = 0; b < B; b++) {
+                size_t row = reel_output_row(&out, k, b);
+                t->eval_mask[row] = k >= score_from[b] && out.row_mask[row];
+            }
         out.row_mask = t->eval_mask;
     }
     t->tm_targets = grow(t->tm_targets, &t->tm_capacity, N ? N : 1, sizeof *t->tm_targets);
     for (size_t b = 0; b < B; b++) {
         size_t length = batch->offsets[b + 1] - batch->offsets[b];
-        for (size_t k = 0; k < out.T; k++) t->tm_targets[k * B + b] = k < length ? batch->targets[batch->offsets[b] + k] : 0;
+        for (size_t k = 0; k < out.T; k++)
+            t->tm_targets[reel_output_row(&out, k, b)] = k < length ? batch->targets[batch->offsets[b] + k] : 0;
     }
     int sampled = training && t->sampled;
     size_t S = t->o->sampled;
@@ -498,7 +503,7 @@ static void stream_layout(const nt_impl *t, const reel_objective *obj, int *coun
 
 static void nt_export_state(reel_objective *obj) {
     nt_impl *t = obj->impl;
-    if (!t->stream) return;
+    if (!t->stream || !obj->model->state_width) return;
     int *counts = reel_malloc((size_t)obj->comm.size * sizeof *counts), *displs = reel_malloc((size_t)obj->comm.size * sizeof *displs);
     stream_layout(t, obj, counts, displs);
     REEL_MPI_CHECK(MPI_Gatherv(t->state, counts[obj->comm.rank], MPI_FLOAT, obj->carried.data, counts, displs, MPI_FLOAT, 0,
@@ -509,7 +514,7 @@ static void nt_export_state(reel_objective *obj) {
 
 static void nt_import_state(reel_objective *obj) {
     nt_impl *t = obj->impl;
-    if (!t->stream) return;
+    if (!t->stream || !obj->model->state_width) return;
     int *counts = reel_malloc((size_t)obj->comm.size * sizeof *counts), *displs = reel_malloc((size_t)obj->comm.size * sizeof *displs);
     stream_layout(t, obj, counts, displs);
     REEL_MPI_CHECK(MPI_Scatterv(obj->carried.data, counts, displs, MPI_FLOAT, t->state, counts[obj->comm.rank], MPI_FLOAT, 0,
@@ -615,10 +620,16 @@ static int nt_create(reel_objective **out, const reel_config *cfg, reel_model *m
         obj->steps_per_epoch = (t->stream_length + t->seq_len - 1) / t->seq_len;
         t->start = reel_malloc(t->train.num_docs * sizeof *t->start);
         reel_rank_share(t->streams, comm->rank, comm->size, &t->local_begin, &t->local_streams);
-        t->state = reel_calloc((t->local_streams ? t->local_streams : 1) * model->state_width, sizeof(float));
-        reel_store_init(&obj->carried, 0);
-        reel_store_add(&obj->carried, "streams/state", 2, (size_t[]){t->streams, model->state_width});
-        reel_store_allocate(&obj->carried);
+        if (model->max_context && t->seq_len > model->max_context) {
+            reel_fail(err, "[data] seq_len = %zu is longer than the model's max_context %zu", t->seq_len, model->max_context);
+            goto fail;
+        }
+        if (model->state_width) { /* a model without recurrent state (a Transformer) carries nothing */
+            t->state = reel_calloc((t->local_streams ? t->local_streams : 1) * model->state_width, sizeof(float));
+            reel_store_init(&obj->carried, 0);
+            reel_store_add(&obj->carried, "streams/state", 2, (size_t[]){t->streams, model->state_width});
+            reel_store_allocate(&obj->carried);
+        }
     } else {
         obj->steps_per_epoch = (t->train.num_docs + cfg->train.batch_size - 1) / cfg->train.batch_size;
     }

@@ -15,31 +15,42 @@ enum { PRIME_CHUNK = 512 };
 
 struct reel_generator {
     reel_model *model;
-    size_t samples, width, V;
-    float *state;     /* (samples, width) */
+    size_t samples, width, V, D;
+    int recompute;    /* read the whole text at every step instead of carrying a state */
+    float *state;     /* (samples, width): recurrent states or key/value caches */
     float *logits;    /* (samples, V) the next token's logits */
     float *scratch;   /* (V) */
-    uint64_t *sample_index;
+    float *last;      /* (samples, D) the features of each sample's last step */
+    uint32_t *text;   /* (samples, W) recompute: the tokens each sample has read (<eod>, prime, generated) */
+    size_t text_length, text_capacity;
     reel_batch_buffer buffer;
     reel_comm comm;
 };
 
 int reel_generator_create(reel_generator **out, reel_model *model, size_t samples, reel_error *err) {
-    if (model->output != REEL_OUTPUT_TOKEN || model->state_width == 0)
+    if (model->output != REEL_OUTPUT_TOKEN)
         return reel_fail(err, "model type '%s' is a classifier (one output per document): generation needs a "
-                         "language model (type rnn_lm)", model->type);
+                         "language model (type rnn_lm or gpt)", model->type);
     if (samples == 0) return reel_fail(err, "no samples to generate");
     reel_generator *g = reel_calloc(1, sizeof *g);
     g->model = model;
     g->samples = samples;
-    g->width = model->state_width;
+    g->recompute = model->decode == REEL_DECODE_NONE;
+    g->width = g->recompute ? 0 : model->decode_width;
     g->V = model->num_outputs;
-    g->state = reel_calloc(samples * g->width, sizeof(float));
+    g->state = g->width ? reel_calloc(samples * g->width, sizeof(float)) : NULL;
     g->logits = reel_calloc(samples * g->V, sizeof(float));
     g->scratch = reel_calloc(g->V, sizeof(float));
     reel_comm_self(&g->comm);
     *out = g;
     return 0;
+}
+
+void reel_generator_recompute(reel_generator *g) {
+    g->recompute = 1;
+    free(g->state);
+    g->state = NULL;
+    g->width = 0;
 }
 
 int reel_generator_fits(const reel_model *model, size_t lowered, size_t prime_tokens, const char *prime_name,
@@ -59,11 +70,14 @@ void reel_generator_free(reel_generator *g) {
     free(g->state);
     free(g->logits);
     free(g->scratch);
+    free(g->last);
+    free(g->text);
     free(g);
 }
 
-/* One forward of rows sequences of `count` tokens each (ids[b * count + k]) from the states in state;
- * leaves the next token's logits of each in logits (rows, V). */
+/* One forward of rows sequences of `count` tokens each (ids[b * count + k]) continuing from the states
+ * in state (NULL: from the start); leaves the next token's logits of each in logits (rows, V). The one
+ * step operation of every model: a recurrent state and a key/value cache are both the batch's state. */
 static void run(reel_generator *g, const uint32_t *ids, size_t rows, size_t count, float *state, float *logits) {
     reel_batch_begin(&g->buffer, rows, 0, 0);
     for (size_t b = 0; b < rows; b++) {
@@ -76,20 +90,60 @@ static void run(reel_generator *g, const uint32_t *ids, size_t rows, size_t coun
     g->buffer.batch.state = state;
     reel_output out;
     g->model->ops->forward(g->model, &g->buffer.batch, 0, &out, &g->comm);
-    /* the last step of each sequence: row (T - 1) * B + b of the time-major outputs */
-    const float *last = out.features + (out.T - 1) * out.B * out.features_dim;
-    reel_linear_forward(logits, last, out.weight, out.bias, rows, out.features_dim, out.width);
+    /* the features of each sequence's last step, side by side, then the output layer on those rows */
+    size_t D = out.features_dim;
+    if (D > g->D) {
+        free(g->last);
+        g->last = reel_malloc(g->samples * D * sizeof(float));
+        g->D = D;
+    }
+    for (size_t b = 0; b < rows; b++)
+        memcpy(g->last + b * D, out.features + reel_output_row(&out, count - 1, b) * D, D * sizeof(float));
+    reel_linear_forward(logits, g->last, out.weight, out.bias, rows, D, out.width);
+}
+
+/* Recompute: every sample reads its whole text (the last max_context tokens of it) again. */
+static void run_texts(reel_generator *g) {
+    size_t W = g->model->max_context, n = g->text_length, from = W && n > W ? n - W : 0;
+    uint32_t *ids = reel_malloc(g->samples * (n - from) * sizeof *ids);
+    for (size_t b = 0; b < g->samples; b++)
+        memcpy(ids + b * (n - from), g->text + b * g->text_capacity + from, (n - from) * sizeof *ids);
+    run(g, ids, g->samples, n - from, NULL, g->logits);
+    free(ids);
+}
+
+static void text_append(reel_generator *g, const uint32_t *next, size_t samples_same) {
+    if (g->text_length == g->text_capacity) {
+        size_t capacity = g->text_capacity ? 2 * g->text_capacity : 256;
+        uint32_t *text = reel_malloc(g->samples * capacity * sizeof *text);
+        for (size_t b = 0; b < g->samples; b++)
+            memcpy(text + b * capacity, g->text + b * g->text_capacity, g->text_length * sizeof *text);
+        free(g->text);
+        g->text = text;
+        g->text_capacity = capacity;
+    }
+    for (size_t b = 0; b < g->samples; b++) g->text[b * g->text_capacity + g->text_length] = next[samples_same ? 0 : b];
+    g->text_length++;
 }
 
 void reel_generator_prime(reel_generator *g, const uint32_t *ids, size_t count) {
-    /* every sample reads the same prime: read it once, then copy the state and the logits */
-    memset(g->state, 0, g->width * sizeof(float));
     uint32_t chunk[PRIME_CHUNK];
     size_t total = count + 1, done = 0; /* <eod>, then the prime */
     /* A model of bounded context reads the last max_context tokens of <eod> p_1 ... p_n (the last window,
      * aligned on the end, as evaluation would read them): the latest tokens matter most. */
     size_t W = g->model->max_context;
     if (W > 0 && total > W) done = total - W;
+    if (g->recompute) {
+        g->text_length = 0;
+        for (size_t k = done; k < total; k++) {
+            uint32_t id = k == 0 ? REEL_TOKEN_EOD : ids[k - 1];
+            text_append(g, &id, 1);
+        }
+        run_texts(g);
+        return;
+    }
+    /* every sample reads the same prime: read it once, then copy the state and the logits */
+    memset(g->state, 0, g->width * sizeof(float));
     while (done < total) {
         size_t n = total - done < PRIME_CHUNK ? total - done : PRIME_CHUNK;
         for (size_t k = 0; k < n; k++) chunk[k] = done + k == 0 ? REEL_TOKEN_EOD : ids[done + k - 1];
@@ -107,7 +161,12 @@ void reel_generator_step(reel_generator *g, const reel_sampling *sampling, uint6
         memcpy(g->scratch, g->logits + b * g->V, g->V * sizeof(float));
         next[b] = reel_sample_logits(g->scratch, g->V, sampling, b, position);
     }
-    run(g, next, g->samples, 1, g->state, g->logits);
+    if (g->recompute) {
+        text_append(g, next, 0);
+        run_texts(g);
+    } else {
+        run(g, next, g->samples, 1, g->state, g->logits);
+    }
 }
 
 /* ---- sampling ---- */
