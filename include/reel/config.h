@@ -154,6 +154,8 @@ typedef struct reel_config {
         size_t epochs;
         size_t max_steps;  /* stop after this many global steps; 0: run all epochs */
         size_t batch_size; /* global: split across the ranks */
+        size_t accumulate; /* micro-batches a rank runs its share in, per optimizer step */
+        double peak_gflops; /* one rank's peak (bench/peak), for the model FLOP utilisation; 0: not reported */
         uint64_t seed;
         size_t log_every;  /* steps between progress lines and metric rows */
         size_t eval_every; /* steps between evaluations inside an epoch; 0: at the end of each epoch only */

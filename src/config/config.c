@@ -121,6 +121,14 @@ static const reel_key general_keys[] = {
     KEY_SIZE("train", "max_steps", train.max_steps, "0", 0, 0, "stop after this many global steps; 0 runs all epochs"),
     KEY_SIZE("train", "batch_size", train.batch_size, "200", BOUND_MIN, 1,
              "global batch size (documents, or parallel streams), split across the ranks"),
+    KEY_SIZE("train", "accumulate", train.accumulate, "1", BOUND_MIN, 1,
+             "gradient accumulation: each rank runs its share of the global batch in this many forward/backward "
+             "passes and sums their gradients before the one exchange and optimizer step (a global batch larger "
+             "than the ranks hold at once; the same step up to summation order for models without batch statistics); "
+             "language models only"),
+    KEY_DOUBLE("train", "peak_gflops", train.peak_gflops, "0", BOUND_MIN, 0, 0,
+               "one rank's peak GFLOP/s (bench/peak measures a core's; times the threads a rank runs), to log the "
+               "model FLOP utilisation of a model that states its FLOP per token (gpt); 0: not logged"),
     KEY_UINT64("train", "seed", train.seed, "42", "seed of every random choice (initialisation, shuffling, dropout)"),
     KEY_SIZE("train", "log_every", train.log_every, "10", BOUND_MIN, 1, "steps between progress lines and metric rows"),
     KEY_SIZE("train", "eval_every", train.eval_every, "0", 0, 0,

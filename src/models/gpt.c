@@ -445,6 +445,11 @@ static void gpt_backward(reel_model *model, const reel_batch *batch, const float
         memset(m->dln, 0, N * C * sizeof(float));
         reel_linear_backward(m->dln, reel_store_grad_view(p, k->qkv_w), reel_store_grad_view(p, k->qkv_b), m->dqkv,
                              a->ln1, reel_store_view(p, k->qkv_w), N, C, 3 * C);
+        /* The keys' bias has a gradient of exactly zero: it adds q . b_k to every score of a query row, which
+         * the softmax cancels. Summed in floating point it comes out as rounding noise of ~1e-10, which Adam
+         * would turn into steps of lr x noise / (|noise| + eps) that differ with the summation order (the
+         * number of ranks, micro-batches). Its exact value is written instead, so the bias stays at 0. */
+        memset(reel_store_grad_view(p, k->qkv_b) + C, 0, C * sizeof(float));
         reel_layernorm_backward(dres, reel_store_grad_view(p, k->ln1_w), reel_store_grad_view(p, k->ln1_b), m->dln, inp,
                                 a->ln1_mean, a->ln1_rstd, reel_store_view(p, k->ln1_w), N, C);
         reel_store_grad_ready(p, l + 1);

@@ -547,6 +547,10 @@ static int classify_create(reel_objective **out, const reel_config *cfg, reel_mo
                            const reel_comm *comm, size_t max_rows, int for_training, reel_error *err) {
     const size_t *num_classes = reel_config_field(cfg, REEL_KEY_NUM_CLASSES);
     if (!num_classes) return reel_fail(err, "[model] type = %s has no classes to learn", cfg->model.type);
+    if (for_training && cfg->train.accumulate > 1)
+        return reel_fail(err, "[train] accumulate = %zu: the classifier objective runs each step's batch in one pass "
+                         "(its batch norm and adversarial passes take the whole batch); set accumulate = 1 and a "
+                         "batch_size the ranks hold", cfg->train.accumulate);
     reel_objective *obj = reel_calloc(1, sizeof *obj);
     classify_impl *c = reel_calloc(1, sizeof *c);
     obj->impl = c;

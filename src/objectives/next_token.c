@@ -69,6 +69,8 @@ static const reel_series train_series[] = {
     {"perplexity", REEL_COLUMN_F64, 0, 0, 0},
     {"accuracy", REEL_COLUMN_F64, 0, 1, 0},
     {"tokens_per_s", REEL_COLUMN_F64, 0, 0, 0},
+    {"model_gflops", REEL_COLUMN_F64, 0, 0, 1}, /* tokens/s x the model's FLOP per token; NaN when not stated */
+    {"mfu", REEL_COLUMN_F64, 0, 1, 1},           /* model_gflops / (ranks x [train] peak_gflops); NaN without it */
 };
 
 enum { EV_LOSS, EV_PERPLEXITY, EV_ACCURACY, EV_TOKENS, EV_UNIGRAM, EV_COUNT };
@@ -103,7 +105,8 @@ typedef struct {
     float *state;        /* (local_streams, state_width) */
     /* a step */
     reel_batch_buffer buffer;
-    uint32_t *tm_targets;  /* (T * B) time-major targets */
+    reel_batch_buffer micro; /* a micro-batch of buffer's rows (gradient accumulation) */
+    uint32_t *tm_targets;  /* (T * B) the targets in the output's row order */
     size_t tm_capacity;
     float *dfeatures;      /* (T * B, D) */
     size_t dfeatures_capacity;
@@ -284,10 +287,9 @@ static void *grow(void *buffer, size_t *capacity, size_t needed, size_t element)
  * *correct (not under the sampled softmax, which never sees all the logits); training: backward with
  * the gradient of loss * scale. score_from (B, evaluation only): NULL, or the first step of each row that
  * counts (the steps before it are left context, scored by an earlier window). */
-static double run_batch(nt_impl *t, reel_objective *obj, int training, float scale, double *correct,
-                        const size_t *score_from) {
+static double run_batch(nt_impl *t, reel_objective *obj, const reel_batch *batch, int training, float scale,
+                        double *correct, const size_t *score_from) {
     reel_model *model = obj->model;
-    const reel_batch *batch = &t->buffer.batch;
     reel_output out;
     model->ops->forward(model, batch, training, &out, &obj->comm);
     size_t N = out.rows, D = out.features_dim, B = out.B;
@@ -332,6 +334,38 @@ static double run_batch(nt_impl *t, reel_objective *obj, int training, float sca
     return loss;
 }
 
+/* Gradient accumulation ([train] accumulate = K): the rank's share of the batch runs as K micro-batches
+ * of consecutive rows, each forward and backward adding to the same gradients with the large batch's
+ * scale, so the step is the large batch's up to summation order (a model's batch statistics excepted:
+ * they are the micro-batch's). Random numbers are keyed by sample and step, never by position in a
+ * batch, so they are the large batch's too. The exchange's hooks stay off until the last micro-batch,
+ * whose backward overlaps the exchange as a single pass would. Every rank runs K micro-batches, an
+ * empty one too, so collectives inside a forward stay matched. */
+static double run_micro_batches(nt_impl *t, reel_objective *obj, float scale, double *correct) {
+    const reel_batch *whole = &t->buffer.batch;
+    size_t K = t->cfg->train.accumulate, B = whole->size, width = obj->model->state_width;
+    reel_store *params = &obj->model->params;
+    reel_grad_hooks hooks = params->hooks;
+    double loss = 0;
+    for (size_t k = 0; k < K; k++) {
+        size_t r0 = k * B / K, r1 = (k + 1) * B / K;
+        reel_batch_begin(&t->micro, r1 - r0, whole->epoch, whole->step);
+        for (size_t r = r0; r < r1; r++) {
+            size_t n = whole->offsets[r + 1] - whole->offsets[r];
+            uint32_t *ids, *targets;
+            reel_batch_append(&t->micro, n, whole->sample_index[r], &ids, &targets);
+            memcpy(ids, whole->ids + whole->offsets[r], n * sizeof *ids);
+            memcpy(targets, whole->targets + whole->offsets[r], n * sizeof *targets);
+        }
+        reel_batch_finish(&t->micro);
+        t->micro.batch.state = whole->state ? whole->state + r0 * width : NULL;
+        params->hooks = k + 1 < K ? (reel_grad_hooks){0} : hooks;
+        loss += run_batch(t, obj, &t->micro.batch, 1, scale, correct, NULL);
+    }
+    params->hooks = hooks;
+    return loss;
+}
+
 static void nt_begin_epoch(reel_objective *obj, uint64_t epoch) {
     nt_impl *t = obj->impl;
     reel_shuffle(t->order, t->train.num_docs, obj->model->seed, epoch);
@@ -347,7 +381,11 @@ static uint64_t nt_train_step(reel_objective *obj, uint64_t epoch, uint64_t step
         gather_windows(t, obj, epoch, step, &global_tokens);
     size_t local_tokens = t->buffer.offsets[t->buffer.batch.size];
     double correct = 0;
-    sums[SUM_LOSS] += run_batch(t, obj, 1, global_tokens ? 1.0f / (float)global_tokens : 0.0f, &correct, NULL);
+    float scale = global_tokens ? 1.0f / (float)global_tokens : 0.0f;
+    if (t->cfg->train.accumulate <= 1)
+        sums[SUM_LOSS] += run_batch(t, obj, &t->buffer.batch, 1, scale, &correct, NULL);
+    else
+        sums[SUM_LOSS] += run_micro_batches(t, obj, scale, &correct);
     sums[SUM_CORRECT] += correct;
     sums[SUM_TOKENS] += (double)local_tokens;
     return t->stream ? t->streams : window_batch_documents(t, step);
@@ -360,6 +398,9 @@ static void nt_train_values(const reel_objective *obj, const double *sums, doubl
     /* the sampled softmax never sees all the logits: no accuracy then */
     values[2].f = ((const nt_impl *)obj->impl)->sampled ? NAN : tokens > 0 ? sums[SUM_CORRECT] / tokens : 0;
     values[3].f = tokens / (seconds > 0 ? seconds : 1e-9);
+    double flops = obj->model->flops_per_token, peak = ((const nt_impl *)obj->impl)->cfg->train.peak_gflops;
+    values[4].f = flops > 0 ? values[3].f * flops / 1e9 : NAN;
+    values[5].f = flops > 0 && peak > 0 ? values[4].f / (peak * obj->comm.size) : NAN;
 }
 
 /* ---- evaluation ---- */
@@ -416,14 +457,14 @@ static void evaluate_windows(nt_impl *t, reel_objective *obj, reel_tokfile *file
             t->score_from[rows++] = w.score_from - w.start;
             if (rows == rows_cap) {
                 reel_batch_finish(&t->buffer);
-                sums[0] += run_batch(t, obj, 0, 1.0f, &sums[1], t->score_from);
+                sums[0] += run_batch(t, obj, &t->buffer.batch, 0, 1.0f, &sums[1], t->score_from);
                 rows = 0;
             }
         }
     }
     if (rows > 0) {
         reel_batch_finish(&t->buffer);
-        sums[0] += run_batch(t, obj, 0, 1.0f, &sums[1], t->score_from);
+        sums[0] += run_batch(t, obj, &t->buffer.batch, 0, 1.0f, &sums[1], t->score_from);
     }
 }
 
@@ -465,7 +506,7 @@ static void nt_evaluate(reel_objective *obj, const reel_eval_request *request, r
             sums[2] += (double)(n + 1 - cut);
         }
         reel_batch_finish(&t->buffer);
-        sums[0] += run_batch(t, obj, 0, 1.0f, &sums[1], NULL);
+        sums[0] += run_batch(t, obj, &t->buffer.batch, 0, 1.0f, &sums[1], NULL);
         start += rows;
     }
     reel_comm_sum_doubles(&obj->comm, sums, 4);
@@ -482,6 +523,8 @@ static void nt_evaluate(reel_objective *obj, const reel_eval_request *request, r
 static void nt_describe(const reel_objective *obj, reel_metrics_table table, const reel_value *v, reel_buf *out) {
     if (table == REEL_METRICS_TRAIN) {
         reel_buf_printf(out, "loss %.4f ppl %.1f acc %.2f%% | %.0f tokens/s", v[0].f, v[1].f, 100 * v[2].f, v[3].f);
+        if (!isnan(v[4].f)) reel_buf_printf(out, " %.1f GFLOP/s", v[4].f);
+        if (!isnan(v[5].f)) reel_buf_printf(out, " MFU %.1f%%", 100 * v[5].f);
         return;
     }
     reel_buf_printf(out, "loss %.4f perplexity %.2f accuracy %.2f%% (%" PRIu64 " tokens; unigram perplexity %.1f)",
@@ -527,6 +570,7 @@ static void nt_destroy(reel_objective *obj) {
     nt_impl *t = obj->impl;
     corpus_close(&t->train);
     reel_batch_buffer_free(&t->buffer);
+    reel_batch_buffer_free(&t->micro);
     free(t->order);
     free(t->start);
     free(t->state);
