@@ -109,7 +109,33 @@ typedef struct {
     size_t pos0_cap;
 } gpt_impl;
 
-static size_t block_size(void) { return reel_gemm_precision() == REEL_BF16 ? 128 : 64; }
+/* Attention's block products run in fp32 even in a bf16 run. Each is small (64 x 64 blocks, D columns),
+ * and a bf16 product pays a rounding of both operands, three oneDNN memory objects and a stream wait per
+ * call: the whole attention measured 4-6x slower in bf16 than in fp32 (bench_kernels --attention 1, with
+ * and without --bf16 1), while attention is a small share of the model's FLOP (12 L C T of 6 N + 12 L C T
+ * per token: 5% at the reference shape, 13% at GPT-2 small's). The kernel itself follows the precision it
+ * is given (tests/test_attention.c checks it in both). */
+enum { ATTENTION_BLOCK = 64 };
+
+static size_t block_size(void) { return ATTENTION_BLOCK; }
+
+static void attention_forward_fp32(float *out, float *lse, const float *qkv, const size_t *lengths, size_t B, size_t T,
+                                   size_t C, size_t NH, float *scratch) {
+    reel_precision saved = reel_gemm_precision();
+    reel_gemm_set_precision(REEL_FP32);
+    reel_attention_forward(out, lse, qkv, lengths, 1, B, T, C, NH, ATTENTION_BLOCK, ATTENTION_BLOCK, scratch);
+    reel_gemm_set_precision(saved);
+}
+
+static void attention_backward_fp32(float *dqkv, const float *dout, const float *out, const float *lse,
+                                    const float *qkv, const size_t *lengths, size_t B, size_t T, size_t C, size_t NH,
+                                    float *scratch) {
+    reel_precision saved = reel_gemm_precision();
+    reel_gemm_set_precision(REEL_FP32);
+    reel_attention_backward(dqkv, dout, out, lse, qkv, lengths, 1, B, T, C, NH, ATTENTION_BLOCK, ATTENTION_BLOCK,
+                            scratch);
+    reel_gemm_set_precision(saved);
+}
 
 static size_t scratch_floats(const gpt_impl *m, size_t B, size_t T) {
     size_t bs = block_size();
@@ -289,8 +315,7 @@ static void block_forward(gpt_impl *m, const reel_store *p, size_t l, block_acts
         }
         cached_attention(m, l, a->att, a->qkv, state, B, T, first);
     } else {
-        size_t bs = block_size();
-        reel_attention_forward(a->att, a->lse, a->qkv, m->lengths + first, 1, B, T, C, m->NH, bs, bs, m->scratch);
+        attention_forward_fp32(a->att, a->lse, a->qkv, m->lengths + first, B, T, C, m->NH, m->scratch);
     }
     /* mid (N, C) = inp + dropout(att . proj_w^T + proj_b) */
     reel_linear_forward(a->mid, a->att, reel_store_view(p, k->proj_w), reel_store_view(p, k->proj_b), N, C, C);
@@ -405,7 +430,6 @@ static void gpt_backward(reel_model *model, const reel_batch *batch, const float
     reel_layernorm_backward(dres, reel_store_grad_view(p, m->lnf_w), reel_store_grad_view(p, m->lnf_b), dfeatures,
                             last, m->lnf_mean, m->lnf_rstd, reel_store_view(p, m->lnf_w), N, C);
     reel_store_grad_ready(p, m->L + 1); /* the final norm (and an untied output layer, which the loss did) */
-    size_t bs = block_size();
     for (size_t l = m->L; l-- > 0;) {
         const gpt_block *k = &m->blocks[l];
         block_acts *a = &m->acts[l];
@@ -439,8 +463,7 @@ static void gpt_backward(reel_model *model, const reel_batch *batch, const float
         reel_linear_backward(m->datt, reel_store_grad_view(p, k->proj_w), reel_store_grad_view(p, k->proj_b), dbranch,
                              a->att, reel_store_view(p, k->proj_w), N, C, C);
         memset(m->dqkv, 0, N * 3 * C * sizeof(float));
-        reel_attention_backward(m->dqkv, m->datt, a->att, a->lse, a->qkv, m->lengths, 1, B, T, C, m->NH, bs, bs,
-                                m->scratch);
+        attention_backward_fp32(m->dqkv, m->datt, a->att, a->lse, a->qkv, m->lengths, B, T, C, m->NH, m->scratch);
         reel_store_poll(p);
         memset(m->dln, 0, N * C * sizeof(float));
         reel_linear_backward(m->dln, reel_store_grad_view(p, k->qkv_w), reel_store_grad_view(p, k->qkv_b), m->dqkv,
