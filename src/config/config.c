@@ -127,7 +127,7 @@ static const reel_key general_keys[] = {
              "than the ranks hold at once; the same step up to summation order for models without batch statistics); "
              "language models only"),
     KEY_DOUBLE("train", "peak_gflops", train.peak_gflops, "0", BOUND_MIN, 0, 0,
-               "one rank's peak GFLOP/s (bench/peak measures a core's; times the threads a rank runs), to log the "
+               "one rank's peak GFLOP/s (build/bench_peak measures a core's; times the threads a rank runs), to log the "
                "model FLOP utilisation of a model that states its FLOP per token (gpt); 0: not logged"),
     KEY_UINT64("train", "seed", train.seed, "42", "seed of every random choice (initialisation, shuffling, dropout)"),
     KEY_SIZE("train", "log_every", train.log_every, "10", BOUND_MIN, 1, "steps between progress lines and metric rows"),

@@ -14,7 +14,9 @@ void reel_rank_share(size_t total, int rank, int size, size_t *begin, size_t *co
 }
 
 static void reserve_rows(reel_batch_buffer *buf, size_t rows) {
-    if (rows <= buf->capacity) return;
+    /* offsets always exists (an empty batch still has offsets[0]), even for a first batch of no rows */
+    if (rows <= buf->capacity && buf->offsets) return;
+    if (rows == 0) rows = 1;
     buf->capacity = rows;
     buf->offsets = reel_realloc(buf->offsets, (rows + 1) * sizeof *buf->offsets);
     buf->labels = reel_realloc(buf->labels, rows * sizeof *buf->labels);

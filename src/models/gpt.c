@@ -422,6 +422,10 @@ static void gpt_backward(reel_model *model, const reel_batch *batch, const float
     gpt_impl *m = model->impl;
     const reel_store *p = &model->params;
     size_t B = m->B, T = m->T, N = B * T, C = m->C, F = m->F;
+    if (N == 0) { /* an empty share of the batch: no gradient to add, every group is final */
+        reel_store_grad_ready(p, 0);
+        return;
+    }
     REEL_CHECK(m->block_slots == m->L && m->dres, NULL, "gpt: backward without a training forward before it");
     float *dres = m->dres;
     /* the final norm: dres (N, C) = its input's gradient */
