@@ -1,15 +1,22 @@
-/* dump_batch CONFIG.ini OUT.h5 [DOCS] [TOKENS]: builds the model CONFIG.ini describes, initialised from
- * its seed, runs one training forward and backward (the trainer's loss, mean over the batch: binary
- * cross-entropy on one logit, softmax cross-entropy on K when [model] num_classes > 2; a language
- * model: the mean next-token cross-entropy over the batch's predictions) on the first DOCS (default 8)
- * training documents cut to their first TOKENS (default 30) tokens (a language model reads each as
- * <eod> d_1 ... d_n <eod> and predicts its first TOKENS next tokens), and writes everything an
+/* dump_batch CONFIG.ini OUT.h5 [DOCS] [TOKENS] [SPREAD]: builds the model CONFIG.ini describes,
+ * initialised from its seed, runs one training forward and backward (the trainer's loss, mean over the
+ * batch: binary cross-entropy on one logit, softmax cross-entropy on K when [model] num_classes > 2; a
+ * language model: the mean next-token cross-entropy over the batch's predictions) on the first DOCS
+ * (default 8) training documents cut to their first TOKENS (default 30) tokens (a language model reads
+ * each as <eod> d_1 ... d_n <eod> and predicts its first TOKENS next tokens), and writes everything an
  * independent implementation needs to check reel against it:
  *   /batch/ids (B, T) int64, padded with 0     /batch/lengths (B) int64
  *   /batch/labels (B) float32 (classifiers)    /batch/targets (B, T) int64 (language models)
  *   /params/<tensor>   /grads/<tensor>         (reel's names, e.g. lstm_l0_fwd/w_ih, real shapes)
- *   /out/logits (B), or (B, K) for K > 2 classes; language models (T, B, K), 0 at padding
+ *   /out/logits (B), or (B, K) for K > 2 classes; language models (T, B, K) whatever the model's row
+ *               layout (read through reel_output_row), 0 at padding
  *   /out/loss (scalar)
+ * SPREAD (default 0: the parameters as the model initialises them) adds N(0, SPREAD^2) noise to every
+ * parameter after initialisation, from the config's seed: a GPT starts with zero biases, unit layer-norm
+ * gains and near-uniform attention, under which a bias read from the wrong tensor or a wrong attention
+ * scale changes nothing a comparison can see.
+ * [train] precision is honoured as the trainer does (fp32, or bf16 matrix products); bf16 asked on a CPU
+ * without native bf16 exits with status 77 and the reason (the caller skips that case).
  * Dropout must be 0 in the config (masks are reel's own random numbers). Used by tests/torch_parity.py. */
 #include <hdf5.h>
 #include <stdio.h>
@@ -20,6 +27,7 @@
 #include "reel/comm.h"
 #include "reel/config.h"
 #include "reel/data.h"
+#include "reel/gemm.h"
 #include "reel/layers.h"
 #include "reel/model.h"
 #include "reel/objective.h"
@@ -54,10 +62,16 @@ static void write_store(hid_t file, const char *group, const reel_store *store, 
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: dump_batch CONFIG.ini OUT.h5 [DOCS] [TOKENS]\n");
+        fprintf(stderr, "usage: dump_batch CONFIG.ini OUT.h5 [DOCS] [TOKENS] [SPREAD]\n");
         return 2;
     }
     size_t docs = argc > 3 ? strtoull(argv[3], NULL, 10) : 8, tokens = argc > 4 ? strtoull(argv[4], NULL, 10) : 30;
+    char *end = NULL;
+    double spread = argc > 5 ? strtod(argv[5], &end) : 0.0;
+    if (argc > 5 && (end == argv[5] || *end || !(spread >= 0))) {
+        fprintf(stderr, "dump_batch: SPREAD '%s': expected a standard deviation >= 0\n", argv[5]);
+        return 2;
+    }
     MPI_Init(&argc, &argv);
     reel_error err = {{0}};
     reel_config cfg;
@@ -70,9 +84,30 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/train.tok", cfg.data.dir);
     reel_tokfile *file;
     if (reel_tokfile_open(&file, path, &err) != 0) reel_die(&err, NULL);
+    if (strcmp(cfg.train.precision, "bf16") == 0 && !reel_bf16_supported()) {
+        fprintf(stderr, "dump_batch: %s asks [train] precision = bf16, but this CPU (%s) has no native bf16 products\n",
+                argv[1], reel_cpu_isa_name());
+        MPI_Finalize();
+        return 77;
+    }
+    reel_precision precision;
+    if (reel_precision_choose("[train] precision", " = ", cfg.train.precision, &precision, &err) != 0)
+        reel_die(&err, NULL);
+    reel_gemm_set_precision(precision);
     reel_model *model;
     if (reel_model_create(&model, &cfg, docs, &err) != 0) reel_die(&err, NULL);
     model->ops->init(model, cfg.train.seed);
+    if (spread > 0) {
+        size_t n = model->params.num_floats;
+        float *noise = malloc(n * sizeof *noise);
+        /* a stream number no tensor of any model uses (init keys tensor i by its index) */
+        reel_init_normal(noise, n, (float)spread, cfg.train.seed, 0xffffffffu);
+        for (size_t i = 0; i < n; i++) model->params.data[i] += noise[i];
+        free(noise);
+    }
+    /* as the trainer: bf16 copies of the weights, made once for this step */
+    reel_gemm_set_params(model->params.data, model->params.num_floats);
+    reel_gemm_params_changed();
 
     uint64_t *indices = malloc(docs * sizeof *indices);
     for (size_t i = 0; i < docs; i++) indices[i] = i;
@@ -118,13 +153,21 @@ int main(int argc, char **argv) {
         model->ops->forward(model, &buffer.batch, 1, &output, &comm);
         size_t N = output.rows, D = output.features_dim, B = output.B;
         T = output.T;
+        /* the targets in the output's own row order (time- or batch-major: reel_output_row) */
         uint32_t *tm = calloc(N, sizeof *tm);
         for (size_t b = 0; b < B; b++)
-            for (size_t k = 0; k < buffer.offsets[b + 1] - buffer.offsets[b]; k++) tm[k * B + b] = buffer.targets[buffer.offsets[b] + k];
-        /* logits (T, B, K) of the valid steps, 0 at padding, the plain way */
+            for (size_t k = 0; k < buffer.offsets[b + 1] - buffer.offsets[b]; k++)
+                tm[reel_output_row(&output, k, b)] = buffer.targets[buffer.offsets[b] + k];
+        /* logits (T, B, K) of the valid steps, 0 at padding, the plain way: one row at a time, so the dump's
+         * layout is (T, B, K) whichever order the model keeps its rows in */
         logits = calloc(N * K, sizeof *logits);
-        for (size_t r = 0; r < N; r++)
-            if (output.row_mask[r]) reel_linear_forward(logits + r * K, output.features + r * D, output.weight, output.bias, 1, D, K);
+        for (size_t t = 0; t < T; t++)
+            for (size_t b = 0; b < B; b++) {
+                size_t r = reel_output_row(&output, t, b);
+                if (output.row_mask[r])
+                    reel_linear_forward(logits + (t * B + b) * K, output.features + r * D, output.weight, output.bias,
+                                        1, D, K);
+            }
         float *scratch = malloc(reel_decoder_scratch_floats(64, D, K) * sizeof *scratch), *dfeatures = malloc(N * D * sizeof *dfeatures);
         loss = reel_decoder_softmax(dfeatures, output.dweight, output.dbias, NULL, output.features, output.weight,
                                     output.bias, tm, output.row_mask, N, D, K, 1.0f / (float)total, scratch, 64) /
@@ -166,6 +209,8 @@ int main(int argc, char **argv) {
     reel_model_destroy(model);
     reel_tokfile_close(file);
     reel_vocab_free(&vocab);
+    reel_gemm_set_params(NULL, 0);
+    reel_gemm_release();
     free(indices), free(dlogits), free(logits), free(ids), free(lengths), free(targets);
     MPI_Finalize();
     return 0;

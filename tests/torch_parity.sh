@@ -1,9 +1,12 @@
-# Parity of the recurrent classifiers and language models with PyTorch: for each configuration below, tests/dump_batch runs
-# one training forward and backward in reel and tests/torch_parity.py repeats it with PyTorch's own
-# layers from the same parameters; logits, loss and every gradient must agree element by element:
-# |reel - torch| <= 1e-4 (|torch| + 0.01 max|torch|), the max over each tensor (torch_parity.py says why
-# the floor). Measured on this code: at most 2.8e-5 of that bound's scale, i.e. a 3.6x margin; a tensor's
-# largest difference is at most 2.1e-6 of its largest element.
+# Parity of the recurrent classifiers, the recurrent language models and the GPT with PyTorch: for each
+# configuration below, tests/dump_batch runs one training forward and backward in reel and
+# tests/torch_parity.py repeats it with PyTorch's own layers from the same parameters; logits, loss and
+# every gradient must agree element by element: |reel - torch| <= 1e-4 (|torch| + 0.01 max|torch|), the
+# max over each tensor (torch_parity.py says why the floor). Measured on this code, the worst element of
+# each case as a fraction of that bound: recurrent classifiers 0.054-0.28, recurrent language models
+# 0.14-0.23, GPTs 0.24 (1 block, tied), 0.33 (2 blocks, untied) and 0.27 (3 blocks, 4 heads, d_ff 24):
+# a 3.0x margin at worst; a tensor's largest difference is at most 2.1e-6 of its largest element (GPTs:
+# 9.1e-7). The bf16 GPT case at the end has its own bound, derived there: measured 0.058 of it.
 # torch and h5py are requirements (scripts/install-deps installs python3-torch and python3-h5py for
 # /usr/bin/python3): without them the test fails, it is not skipped.
 source "$(dirname "$0")/lib.sh"
@@ -61,7 +64,28 @@ write_lm_config lm_lstm2 "cell = lstm" "layer_dims = 12,10"
 write_lm_config lm_gru_tied "cell = gru" "layer_dims = 16" "tie_weights = true"
 write_lm_config lm_lstm_tied_proj "cell = lstm" "layer_dims = 12,8" "tie_weights = true"
 write_lm_config lm_rnn "cell = rnn" "layer_dims = 10,10"
-cases=(lstm_max lstm2_bi_mean gru_bi_last rnn2_max rnn_bi_last_head gru_bi_max_3class lm_lstm2 lm_gru_tied lm_lstm_tied_proj lm_rnn)
+# GPTs (src/models/gpt.c) of 1, 2 and 3 blocks, tied and untied, the last with 4 heads of width 4 and an
+# MLP narrower than the default 4 x embed_dim. max_context (128) is longer than the batch (120 tokens at
+# most), so the position rows past it must get no gradient, and seq_len is the batch's cut.
+write_gpt_config() {
+  local name=$1; shift
+  {
+    printf '[data]\ndir = %s\nseq_len = %s\n[model]\ntype = gpt\nvocab_size = 600\nembed_dim = 16\n' "$WORK/data" "$TOKENS"
+    printf 'max_context = 128\ndropout = 0\n'
+    printf '%s\n' "$@"
+    printf '[train]\nseed = 11\n'
+  } >"$WORK/$name.ini"
+}
+write_gpt_config gpt1_tied "num_layers = 1" "num_heads = 2"
+write_gpt_config gpt2_untied "num_layers = 2" "num_heads = 2" "tie_weights = false"
+write_gpt_config gpt3_tied_ff24 "num_layers = 3" "num_heads = 4" "d_ff = 24"
+cases=(lstm_max lstm2_bi_mean gru_bi_last rnn2_max rnn_bi_last_head gru_bi_max_3class lm_lstm2 lm_gru_tied lm_lstm_tied_proj lm_rnn
+       gpt1_tied gpt2_untied gpt3_tied_ff24)
+# A GPT as initialised has zero biases, unit layer-norm gains and scores of about 0.01, so attention is
+# nearly uniform: a bias read from the wrong tensor would change nothing and a wrong attention scale
+# little. dump_batch's SPREAD adds N(0, 0.2^2) to every parameter: scores of order 1, biases and gains
+# that matter. The recurrent cases keep their initial parameters (SPREAD 0).
+spread() { case $1 in gpt*) echo 0.2 ;; *) echo 0 ;; esac; }
 
 # Negative control: the first dump checked against a configuration that pools by mean instead of max.
 # Such a twin computes another function, and the check must say so.
@@ -71,10 +95,13 @@ write_lm_config lm_lstm2_dropped "cell = lstm" "layer_dims = 12,10"
 sed -i 's/^rnn_dropout = 0$/rnn_dropout = 0.3/' "$WORK/lm_lstm2_dropped.ini"
 "$DUMP_BATCH" "$WORK/lm_lstm2_dropped.ini" "$WORK/lm_lstm2_dropped.h5" "$DOCS" "$TOKENS" >/dev/null 2>&1 \
   || fail "dump_batch lm_lstm2_dropped"
+# and the 2-block GPT (2 heads of width 8) checked as if it had 4 heads of width 4: the same tensors, but
+# other heads and another scale
+write_gpt_config gpt2_untied_as_4heads "num_layers = 2" "num_heads = 4" "tie_weights = false"
 
 pairs=()
 for name in "${cases[@]}"; do
-  if "$DUMP_BATCH" "$WORK/$name.ini" "$WORK/$name.h5" "$DOCS" "$TOKENS" >"$WORK/dump_$name.txt" 2>&1; then
+  if "$DUMP_BATCH" "$WORK/$name.ini" "$WORK/$name.h5" "$DOCS" "$TOKENS" "$(spread "$name")" >"$WORK/dump_$name.txt" 2>&1; then
     pairs+=("$WORK/$name.ini" "$WORK/$name.h5")
   else
     fail "dump_batch $name:"; sed 's/^/    /' "$WORK/dump_$name.txt" >&2
@@ -86,11 +113,58 @@ done
 status=0
 OMP_NUM_THREADS=1 "$TORCH_PYTHON" "$REEL_SOURCE_DIR/tests/torch_parity.py" --tolerance 1e-4 --floor 1e-2 --require-ragged \
   --expect-mismatch "$WORK/lstm_max_as_mean.ini" "$WORK/lstm_max.h5" \
-  --expect-mismatch "$WORK/lm_lstm2.ini" "$WORK/lm_lstm2_dropped.h5" "${pairs[@]}" >"$WORK/parity.txt" 2>&1 || status=$?
+  --expect-mismatch "$WORK/lm_lstm2.ini" "$WORK/lm_lstm2_dropped.h5" \
+  --expect-mismatch "$WORK/gpt2_untied_as_4heads.ini" "$WORK/gpt2_untied.h5" "${pairs[@]}" >"$WORK/parity.txt" 2>&1 || status=$?
 cat "$WORK/parity.txt"
 if [ "$status" -eq 0 ]; then
   pass "reel matches PyTorch on ${#cases[@]} configurations; $(grep -o 'max elementwise difference.*' "$WORK/parity.txt")"
 else
   fail "torch_parity.py exited with status $status (see above)"
+fi
+
+# bf16: the 2-block untied GPT with [train] precision = bf16 (every matrix product in bf16, reel/gemm.h),
+# against the same fp32 twin. Its bound follows from the one of a product and the depth:
+#  - a bf16 product's element is within g sum_k |a_ik b_kj| of the exact one, g = 2u + u^2, u = 2^-8;
+#    the bound scales with the operands' magnitudes, not with the element (which may cancel to 0), so
+#    the comparison is against the tensor's scale: --floor 1, |reel - torch| <= tol (|torch| + max|torch|).
+#  - the products a compared value depends on in sequence, for L blocks: forward, 6 per block (qkv,
+#    Q K^T, P V, attn_proj, mlp_fc, mlp_proj) and the output layer; backward, the output layer's input
+#    gradient, 6 per block (mlp_proj, mlp_fc, attn_proj, dO V^T, dS K, qkv; attention's recomputed
+#    scores and dV are side branches of lesser depth), and the weight gradient: 12 L + 3 (27 for L = 2).
+#  - to first order the errors of the products in a chain add, as long as nothing between them amplifies
+#    an error relative to its tensor's scale; everything between them is fp32: LayerNorm rescales to
+#    unit variance, softmax moves each probability by at most twice the scores' largest error relative
+#    to itself (scores of order 1 here), GELU's slope is at most 1.13, the residual sums add. Hence
+#    tol = (12 L + 3) g, a worst case that adds every product's full bound.
+# Measured: 1.2e-2 of the scale (logits), 0.058 of the bound. Dropping the twin's 1/sqrt(D) gives 0.87
+# of the scale (4.1 times the bound), reel's (attention.c, scale 1) 0.83 (3.9 times). Being a worst case,
+# it does not see an error below it, such as a forward scale 10% too large (0.17 of the scale in the twin):
+# the fp32 cases above do (3.8e4 times their bound).
+# A CPU without native bf16 (or REEL_NO_BF16=1) skips this case, with the reason; the rest has run.
+BF16_LAYERS=2
+bf16_tolerance=$(awk -v L="$BF16_LAYERS" 'BEGIN { u = 2 ^ -8; printf "%.6g", (12 * L + 3) * (2 * u + u * u) }')
+write_gpt_config gpt2_untied_bf16 "num_layers = $BF16_LAYERS" "num_heads = 2" "tie_weights = false"
+write_gpt_config gpt2_untied_bf16_as_4heads "num_layers = $BF16_LAYERS" "num_heads = 4" "tie_weights = false"
+sed -i 's/^seed = 11$/seed = 11\nprecision = bf16/' "$WORK/gpt2_untied_bf16.ini"
+dump_status=0
+"$DUMP_BATCH" "$WORK/gpt2_untied_bf16.ini" "$WORK/gpt2_untied_bf16.h5" "$DOCS" "$TOKENS" "$(spread gpt)" \
+  >"$WORK/dump_gpt2_untied_bf16.txt" 2>&1 || dump_status=$?
+if [ "$dump_status" -eq 77 ]; then
+  echo "SKIPPED (the bf16 case only): $(grep -o 'this CPU.*' "$WORK/dump_gpt2_untied_bf16.txt")" >&2
+elif [ "$dump_status" -ne 0 ]; then
+  fail "dump_batch gpt2_untied_bf16:"; sed 's/^/    /' "$WORK/dump_gpt2_untied_bf16.txt" >&2
+elif ! grep -q "precision: bf16" "$WORK/dump_gpt2_untied_bf16.txt"; then
+  fail "dump_batch gpt2_untied_bf16 did not say it multiplies in bf16"
+else
+  status=0
+  OMP_NUM_THREADS=1 "$TORCH_PYTHON" "$REEL_SOURCE_DIR/tests/torch_parity.py" --tolerance "$bf16_tolerance" --floor 1 \
+    --require-ragged --expect-mismatch "$WORK/gpt2_untied_bf16_as_4heads.ini" "$WORK/gpt2_untied_bf16.h5" \
+    "$WORK/gpt2_untied_bf16.ini" "$WORK/gpt2_untied_bf16.h5" >"$WORK/parity_bf16.txt" 2>&1 || status=$?
+  cat "$WORK/parity_bf16.txt"
+  if [ "$status" -eq 0 ]; then
+    pass "reel in bf16 matches the fp32 PyTorch GPT within (12 L + 3)(2u + u^2) = $bf16_tolerance of each tensor's scale"
+  else
+    fail "torch_parity.py (bf16) exited with status $status (see above)"
+  fi
 fi
 finish
