@@ -165,6 +165,22 @@ void reel_predict_classes(reel_predictor *p, const reel_document *docs, size_t n
 /* Adds to nll[row_doc[b]] the negative log-likelihood of the targets of row b of the batch just run
  * (out), from its step row_from[b] on: the logits of the valid rows a slice at a time, log-softmax at the
  * target. */
+/* The logits of the `filled` gathered rows, each row's negative log-likelihood of its target added to
+ * its document's. */
+static void score_slice(reel_predictor *p, const reel_output *out, size_t filled, const size_t *doc_of,
+                        const size_t *target_of, double *nll) {
+    size_t D = out->features_dim, V = p->model->num_outputs;
+    reel_linear_forward(p->logits, p->rows, out->weight, out->bias, filled, D, V);
+    for (size_t k = 0; k < filled; k++) {
+        const float *z = p->logits + k * V;
+        float top = z[0];
+        for (size_t v = 1; v < V; v++) top = z[v] > top ? z[v] : top;
+        double sum = 0;
+        for (size_t v = 0; v < V; v++) sum += exp((double)(z[v] - top));
+        nll[doc_of[k]] += log(sum) + (double)top - (double)z[target_of[k]];
+    }
+}
+
 static void score_rows(reel_predictor *p, const reel_output *out, const size_t *row_doc, const size_t *row_from,
                        double *nll) {
     size_t D = out->features_dim, V = p->model->num_outputs;
@@ -173,27 +189,19 @@ static void score_rows(reel_predictor *p, const reel_output *out, const size_t *
         p->rows = reel_malloc((size_t)SCORE_SLICE * D * sizeof *p->rows);
     }
     size_t doc_of[SCORE_SLICE], target_of[SCORE_SLICE], filled = 0;
-    for (size_t row = 0; row <= out->rows; row++) {
-        if (row < out->rows && out->row_mask[row] && row / out->B >= row_from[row % out->B]) {
-            size_t t = row / out->B, b = row % out->B;
+    for (size_t b = 0; b < out->B; b++)
+        for (size_t t = row_from[b]; t < out->T; t++) {
+            size_t row = reel_output_row(out, t, b);
+            if (!out->row_mask[row]) continue;
             memcpy(p->rows + filled * D, out->features + row * D, D * sizeof(float));
             doc_of[filled] = row_doc[b];
             target_of[filled] = p->buffer.batch.targets[p->buffer.batch.offsets[b] + t];
-            filled++;
-        }
-        if (filled == SCORE_SLICE || (row == out->rows && filled)) {
-            reel_linear_forward(p->logits, p->rows, out->weight, out->bias, filled, D, V);
-            for (size_t k = 0; k < filled; k++) {
-                const float *z = p->logits + k * V;
-                float top = z[0];
-                for (size_t v = 1; v < V; v++) top = z[v] > top ? z[v] : top;
-                double sum = 0;
-                for (size_t v = 0; v < V; v++) sum += exp((double)(z[v] - top));
-                nll[doc_of[k]] += log(sum) + (double)top - (double)z[target_of[k]];
+            if (++filled == SCORE_SLICE) {
+                score_slice(p, out, filled, doc_of, target_of, nll);
+                filled = 0;
             }
-            filled = 0;
         }
-    }
+    if (filled) score_slice(p, out, filled, doc_of, target_of, nll);
 }
 
 /* Runs the windows gathered so far (rows of them) and adds their scores. */
