@@ -39,8 +39,10 @@
 #                bf16 products; else the AVX512_BF16 dot product).
 #   ratios       at the end, reel over PyTorch for every shape, precision and layout both ran: tokens/s,
 #                and the largest rank's peak RSS.
-# The parameter count is checked three ways (the formula, PyTorch's model, reel's log): a model that is
-# not the same on both sides stops the script.
+# Both sides are checked to be the same model: first (model_check below) reel's small model with large
+# random parameters is scored by `reel eval` and by bench/torch_gpt.py --check on the same documents, which
+# must agree to float32 rounding; then every shape's parameter count is checked three ways (the formula,
+# PyTorch's model, reel's log). Either difference stops the script.
 #
 # Usage: bench/gpt.sh [options]
 #   --steps N --warmup N    timed and warm-up steps of the two reference shapes (defaults 4 and 2)
@@ -137,57 +139,45 @@ precisions=(fp32)
 [ "$bf16" = 0 ] || precisions+=(bf16)
 
 # ---- the corpora: `reel prep` of random words, exactly V - 3 of them (V with the reserved ids) ----
-# make_data V TOKENS: $work/data_V_TOKENS with a vocabulary of exactly V entries and at least TOKENS
-# training tokens.
+# make_data V TOKENS [WORDS VALID]: $work/data_V_TOKENS_WORDS with a vocabulary of exactly V entries, at
+# least TOKENS training tokens in documents of WORDS words (default 1,000) and VALID of them (default 1)
+# held out as valid; sets data to it.
 make_data() {
-  local vocab=$1 tokens=$2 dir=$work/data_$1_$2
-  [ -d "$dir" ] && return 0
-  "$PY" - "$work/corpus_$vocab.txt" "$vocab" "$tokens" <<'PY'
+  local vocab=$1 tokens=$2 words=${3:-1000} valid=${4:-1}
+  data=$work/data_${vocab}_${tokens}_$words
+  [ -d "$data" ] && return 0
+  "$PY" - "$work/corpus.txt" "$vocab" "$tokens" "$words" <<'PY'
 import sys
 import numpy as np
-path, vocab, tokens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+path, vocab, tokens, per = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 rng = np.random.default_rng(vocab)
 words = np.array([f"w{i}" for i in range(vocab - 3)])
 # every word at least once (so that the vocabulary has them all), then uniformly random ones
 ids = np.concatenate([rng.permutation(vocab - 3), rng.integers(0, vocab - 3, size=max(tokens, 0))])
 with open(path, "w") as f:
-    for start in range(0, len(ids), 1000):  # documents of 1,000 words
-        f.write(" ".join(words[ids[start:start + 1000]]) + "\n")
+    for start in range(0, len(ids), per):
+        f.write(" ".join(words[ids[start:start + per]]) + "\n")
 PY
-  "$REEL" prep --quiet --format text --vocab-size "$vocab" --valid-count 1 "$work/corpus_$vocab.txt" "$dir"
+  "$REEL" prep --quiet --format text --vocab-size "$vocab" --valid-count "$valid" "$work/corpus.txt" "$data"
   local got
-  got=$(wc -l <"$dir/vocab.txt")
-  [ "$got" = "$vocab" ] || { echo "bench/gpt.sh: $dir/vocab.txt has $got entries, expected $vocab" >&2; exit 1; }
-  rm -f "$work/corpus_$vocab.txt"
+  got=$(wc -l <"$data/vocab.txt")
+  [ "$got" = "$vocab" ] || { echo "bench/gpt.sh: $data/vocab.txt has $got entries, expected $vocab" >&2; exit 1; }
+  rm -f "$work/corpus.txt"
 }
 
-# ---- one shape ----
-# flop_per_token L C T V: 6 N + 12 L C T, N = V C (the tied embedding) + L (12 C^2 + 13 C) + 2 C (the final
-# norm): per block ln1 2C, qkv 3C^2 + 3C, proj C^2 + C, ln2 2C, fc 4C^2 + 4C, fc_proj 4C^2 + C.
-params_of() { echo "$(( $4 * $2 + $1 * (12 * $2 * $2 + 13 * $2) + 2 * $2 ))"; }
-
-run_shape() {
-  local name=$1 L=$2 H=$3 C=$4 T=$5 V=$6 per=$7 layouts=$8 wu=$9 st=${10} label=${11}
-  local N flop
-  N=$(params_of "$L" "$C" "$T" "$V")
-  flop=$(( 6 * N + 12 * L * C * T ))
-  echo "== $label: N = $N parameters but the positions, $flop FLOP per token" >&2
-  echo "#shape|$name|$label|$N|$flop" >>"$results"
-  # twice the tokens the steps read on 2 ranks: no epoch ends (and evaluates) among them
-  local tokens=$(( 2 * (wu + st) * 2 * per * (T + 1) ))
-  make_data "$V" "$tokens"
-  local ini=$work/$name.ini
-  cat >"$ini" <<EOF
+# write_ini FILE DATA L H C T V: reel's configuration of a shape, trained as bench/torch_gpt.py trains.
+write_ini() {
+  cat >"$1" <<EOF
 [data]
-dir = $work/data_${V}_$tokens
-seq_len = $T
+dir = $2
+seq_len = $6
 [model]
 type = gpt
-vocab_size = $V
-embed_dim = $C
-num_layers = $L
-num_heads = $H
-max_context = $T
+vocab_size = $7
+embed_dim = $5
+num_layers = $3
+num_heads = $4
+max_context = $6
 tie_weights = true
 dropout = 0
 [objective]
@@ -210,6 +200,69 @@ bucket_mb = $bucket
 every_steps = 0
 keep_best = false
 EOF
+}
+
+# ---- the same function on both sides ----
+# A small model of reel's (2 blocks of 32, 2 heads, context 32, V 512) is saved after one step, its
+# parameters replaced by large random ones (N(0, 0.5), layer-norm gains 1 + that: every parameter moves
+# the loss, the GELU's tanh form and the norms' eps visibly among them) and scored by `reel eval` and by
+# bench/torch_gpt.py --check on the same held-out documents (20 words each). Their perplexities agreed
+# to 3e-7 (float32 rounding); PyTorch's exact GELU moved its figure by 7e-5, eps 1e-4 by 2e-5: the limit
+# is 5e-6 between the logs of the two.
+model_check() {
+  echo "checking that bench/torch_gpt.py computes reel's function" >&2
+  make_data 512 4000 20 30
+  write_ini "$work/check.ini" "$data" 2 2 32 32 512
+  local run=$work/check
+  if ! "$REEL" train "$work/check.ini" --no-resume --run-dir "$run" --set train.max_steps=1 >"$run.log" 2>&1; then
+    echo "bench/gpt.sh: reel train of the check model failed:" >&2; tail -5 "$run.log" >&2; exit 1
+  fi
+  "$PY" - "$run/ckpt_00000001.h5" <<'PY'
+import sys
+import h5py
+import numpy as np
+rng = np.random.default_rng(7)
+def replace(name, dataset):
+    if isinstance(dataset, h5py.Dataset):
+        value = rng.normal(0.0, 0.5, dataset.shape)
+        if name.split("/")[-2] in ("ln1", "ln2", "final_ln") and name.endswith("/weight"):
+            value += 1.0
+        dataset[...] = value.astype(np.float32)
+with h5py.File(sys.argv[1], "r+") as f:
+    f["model"].visititems(replace)
+PY
+  local reel_ppl torch_ppl
+  reel_ppl=$("$REEL" eval "$run/ckpt_00000001.h5" --split valid 2>"$run.err" | awk '$1 == "perplexity" { print $2 }') || true
+  [ -n "$reel_ppl" ] || { echo "bench/gpt.sh: reel eval of the check model printed no perplexity:" >&2; tail -5 "$run.err" >&2; exit 1; }
+  torch_ppl=$("$PY" bench/torch_gpt.py --layers 2 --heads 2 --width 32 --context 32 --vocab 512 \
+              --check "$run/ckpt_00000001.h5" "$data/valid.tok" 2>"$run.err" | sed -n 's/^CHECK perplexity=\([^ ]*\) .*/\1/p') || true
+  [ -n "$torch_ppl" ] || { echo "bench/gpt.sh: torch_gpt.py --check failed:" >&2; tail -5 "$run.err" >&2; exit 1; }
+  if ! awk -v a="$reel_ppl" -v b="$torch_ppl" 'BEGIN { d = log(a) - log(b); exit !(d <= 5e-6 && d >= -5e-6) }'; then
+    echo "bench/gpt.sh: PyTorch's model is not reel's: on the same parameters and documents reel eval gives" \
+         "perplexity $reel_ppl, bench/torch_gpt.py $torch_ppl (the limit: 5e-6 apart in their logs)" >&2
+    exit 1
+  fi
+  echo "model check: perplexity $reel_ppl (reel eval) and $torch_ppl (PyTorch) on the same parameters" >"$work/check.txt"
+  rm -rf "$run"
+}
+
+# ---- one shape ----
+# flop_per_token L C T V: 6 N + 12 L C T, N = V C (the tied embedding) + L (12 C^2 + 13 C) + 2 C (the final
+# norm): per block ln1 2C, qkv 3C^2 + 3C, proj C^2 + C, ln2 2C, fc 4C^2 + 4C, fc_proj 4C^2 + C.
+params_of() { echo "$(( $4 * $2 + $1 * (12 * $2 * $2 + 13 * $2) + 2 * $2 ))"; }
+
+run_shape() {
+  local name=$1 L=$2 H=$3 C=$4 T=$5 V=$6 per=$7 layouts=$8 wu=$9 st=${10} label=${11}
+  local N flop
+  N=$(params_of "$L" "$C" "$T" "$V")
+  flop=$(( 6 * N + 12 * L * C * T ))
+  echo "== $label: N = $N parameters but the positions, $flop FLOP per token" >&2
+  echo "#shape|$name|$label|$N|$flop" >>"$results"
+  # twice the tokens the steps read on 2 ranks: no epoch ends (and evaluates) among them
+  local tokens=$(( 2 * (wu + st) * 2 * per * (T + 1) ))
+  make_data "$V" "$tokens"
+  local ini=$work/$name.ini
+  write_ini "$ini" "$data" "$L" "$H" "$C" "$T" "$V"
   local layout precision
   for precision in "${precisions[@]}"; do
     for layout in $layouts; do run_reel "$name" "$ini" "$precision" "${layout%x*}" "${layout#*x}" "$per" "$wu" "$st" "$N" "$T" "$C"; done
@@ -300,6 +353,7 @@ run_torch() {
   esac
 }
 
+[ "$torch" = 0 ] || model_check
 for entry in "${shapes[@]}"; do
   IFS='|' read -r name L H C T V per layouts wu st label <<<"$entry"
   selected "$name" || continue
@@ -313,6 +367,7 @@ echo "peak of one core ($PEAK):"
 sed 's/^/  /' "$work/peak.txt"
 echo "MFU against fp32 $peak_fp32 GFLOP/s per core$([ -z "$peak_bf16" ] || echo ", bf16 $peak_bf16 GFLOP/s per core ($bf16_unit)")"
 [ ! -s "$work/isa.txt" ] || echo "reel's bf16 products: $(cat "$work/isa.txt")"
+[ ! -s "$work/check.txt" ] || cat "$work/check.txt"
 awk -F'|' -v pf="$peak_fp32" -v pb="${peak_bf16:-0}" '
   function layout_name(l,   a) { split(l, a, "x"); return a[1] " x " a[2] }
   $1 == "#shape" { flop[$2] = $5; order[++shapes] = $2; label[$2] = $3 " -- " $5 / 1e6 " MFLOP per token"; next }

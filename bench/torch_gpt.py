@@ -4,6 +4,7 @@ written the way a PyTorch 1.13 user writes it, trained for a fixed number of ste
 
 usage: torch_gpt.py [--layers 6] [--heads 8] [--width 512] [--context 256] [--vocab 16384] [--batch 8]
                     [--steps 4] [--warmup 2] [--lr 3e-4] [--bf16] [--threads N | --ddp N] [--seed 42]
+       torch_gpt.py --check CHECKPOINT.h5 TOKFILE [--layers ... --vocab ...: the checkpoint's shape]
 
 Model: token embedding (vocab, width) + learned positions (context, width); `layers` pre-LayerNorm blocks
     x = x + proj(attention(ln1(x)));  x = x + fc2(gelu_tanh(fc1(ln2(x))))      fc1: width -> 4 width
@@ -17,6 +18,13 @@ The tensors and their shapes are reel's: `parameters` below counts the same numb
 matrix products in bf16, parameters and optimizer fp32), as reel's [train] precision = bf16.
 --threads N: one process with N intra-op threads. --ddp N: DistributedDataParallel over N processes of
 one thread each (gloo, 127.0.0.1 only), each with its own batch of `batch` sequences.
+
+--check: no training; loads the parameters of a reel checkpoint of this shape into the model (every tensor
+of the checkpoint's model/ group to exactly one parameter, the shapes equal) and prints the perplexity of
+the documents of TOKFILE as `reel eval` scores them: each read whole (<eod> d_1 ... d_n <eod>, every
+document shorter than the context), the mean cross-entropy of all their predictions, in float32. Prints
+CHECK perplexity=... predictions=...  bench/gpt.sh compares it with `reel eval` of the same checkpoint:
+the proof that both sides time the same function.
 
 Prints one line:  RESULT s_per_step=... tokens_per_s=... rss_kb=A[,B...] parameters=N positions=P
 s_per_step: mean wall time of the timed steps on rank 0, from drawing the batch to the end of the optimizer
@@ -42,6 +50,7 @@ def parse_args():
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--check", nargs=2, metavar=("CHECKPOINT", "TOKFILE"))
     layout = p.add_mutually_exclusive_group()
     layout.add_argument("--threads", type=int, default=1)
     layout.add_argument("--ddp", type=int, default=0, metavar="N")
@@ -158,8 +167,53 @@ def train(args, rank=0, world=1):
     return seconds, tokens, parameters, positions
 
 
+# reel's tensor names (src/models/gpt.c) -> this model's parameter names
+def reel_name(name):
+    for mine, theirs in (("token.", "embedding/"), ("position.", "position/"), ("final_ln.", "final_ln/"),
+                         ("attn.qkv.", "attn_qkv/"), ("attn.proj.", "attn_proj/"), ("fc_proj.", "mlp_proj/"),
+                         ("fc.", "mlp_fc/"), ("ln1.", "ln1/"), ("ln2.", "ln2/")):
+        name = name.replace(mine, theirs)
+    return "model/" + name.replace("blocks.", "block").replace(".", "/")
+
+
+def check(args):
+    import h5py
+    import numpy as np
+    model = GPT(args)
+    with h5py.File(args.check[0], "r") as f:
+        stored = set()
+        f["model"].visititems(lambda n, o: stored.add("model/" + n) if isinstance(o, h5py.Dataset) else None)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                key = reel_name(name)
+                if key not in stored:
+                    sys.exit(f"torch_gpt.py: {args.check[0]} has no tensor {key} for the parameter {name}")
+                value = torch.from_numpy(np.asarray(f[key][()], dtype=np.float32))
+                if value.shape != p.shape:
+                    sys.exit(f"torch_gpt.py: {args.check[0]}: {key} is {tuple(value.shape)}, {name} {tuple(p.shape)}")
+                p.copy_(value)
+                stored.discard(key)
+        if stored:
+            sys.exit(f"torch_gpt.py: {args.check[0]} has tensors this model lacks: {', '.join(sorted(stored))}")
+    starts, _, ids = torch_common.read_tokfile(args.check[1], "torch_gpt.py")
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for d in range(len(starts) - 1):
+            doc = ids[starts[d]:starts[d + 1]].astype(np.int64)
+            if len(doc) + 1 > args.context:
+                sys.exit(f"torch_gpt.py: {args.check[1]}: document {d} has {len(doc)} tokens, the context {args.context}")
+            seq = torch.from_numpy(np.concatenate(([2], doc, [2])))  # <eod> = 2
+            logits = model(seq[None, :-1])
+            total += F.cross_entropy(logits[0], seq[1:], reduction="sum").item()
+            count += len(doc) + 1
+    print(f"CHECK perplexity={math.exp(total / count):.6f} predictions={count}")
+
+
 def main():
     args = ARGS
+    if args.check:
+        check(args)
+        return
     (seconds, tokens, parameters, positions), rss = torch_common.run(train, args, args.ddp, args.threads)
     total = sum(seconds)
     print(f"RESULT s_per_step={total / len(seconds):.6f} tokens_per_s={tokens / total:.1f} "
