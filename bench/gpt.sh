@@ -123,6 +123,10 @@ trap 'rm -rf "$work"' EXIT
 results=$work/results.txt
 : >"$results"
 
+# minutes:seconds since the start, on the progress lines: how long each run took
+elapsed() { printf '%d:%02d' $((SECONDS / 60)) $((SECONDS % 60)); }
+SECONDS=0
+
 # ---- the peak of one core ----
 echo "measuring the peak of one core ($PEAK)" >&2
 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$PEAK" "${peak_args[@]}" >"$work/peak.txt"
@@ -282,7 +286,7 @@ run_shape() {
 run_reel() {
   local shape=$1 ini=$2 precision=$3 ranks=$4 threads=$5 per=$6 wu=$7 st=$8 N=$9 T=${10} C=${11}
   local run=$work/reel_${shape}_${precision}_${ranks}x${threads} layout=${ranks}x${threads}
-  echo "reel: $shape $precision $ranks rank(s) x $threads thread(s)" >&2
+  echo "reel: $shape $precision $ranks rank(s) x $threads thread(s) (at $(elapsed))" >&2
   # oneDNN (bf16) threads with OpenMP: as many threads as OpenBLAS
   if ! OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads mpirun -np "$ranks" --bind-to none -x OPENBLAS_NUM_THREADS -x OMP_NUM_THREADS \
       sh -c 'exec /usr/bin/time -f %M -o "$0.$OMPI_COMM_WORLD_RANK" "$@"' "$run.rss" \
@@ -329,7 +333,7 @@ PY
 # run_torch SHAPE PRECISION LAYOUT N T C ARGS...: one PyTorch layout.
 run_torch() {
   local shape=$1 precision=$2 layout=$3 N=$4 T=$5 C=$6; shift 6
-  echo "PyTorch: $shape $precision $layout" >&2
+  echo "PyTorch: $shape $precision $layout (at $(elapsed))" >&2
   local out
   if ! out=$("$PY" bench/torch_gpt.py "$@" 2>"$work/torch.err"); then
     echo "bench/gpt.sh: torch_gpt.py failed:" >&2; tail -5 "$work/torch.err" >&2
@@ -365,6 +369,7 @@ echo "== $(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) cores; GPT ([model]
      "$("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo '(none)')$([ "$quick" = 0 ] || echo '; QUICK MODE: tiny shapes, the figures mean nothing')"
 echo "peak of one core ($PEAK):"
 sed 's/^/  /' "$work/peak.txt"
+echo "the whole run took $(elapsed)"
 echo "MFU against fp32 $peak_fp32 GFLOP/s per core$([ -z "$peak_bf16" ] || echo ", bf16 $peak_bf16 GFLOP/s per core ($bf16_unit)")"
 [ ! -s "$work/isa.txt" ] || echo "reel's bf16 products: $(cat "$work/isa.txt")"
 [ ! -s "$work/check.txt" ] || cat "$work/check.txt"
