@@ -53,9 +53,10 @@
 #   --bucket-mb X           reel's [train] bucket_mb (default 0: one exchange after the backward)
 #   --quick                 tiny shapes, 1 + 2 steps: checks the script end to end in about a minute (the
 #                           same as BENCH_QUICK=1 in the environment); its figures mean nothing
-# Run it after scripts/build, with nothing else running on the machine: on 2 cores of a Sapphire Rapids
-# it should take about 15 minutes (GPT-2 small alone about 5) and needs about 12 GB of memory free (GPT-2
-# small in PyTorch on 2 processes).
+# Run it after scripts/build, with nothing else running on the machine. On 2 cores of a Sapphire Rapids it
+# should take about 15 minutes (GPT-2 small about 5 of them) and need about 12 GB of free memory (GPT-2
+# small in PyTorch on 2 processes): estimates from the kernels' rates, until a first full run says (the
+# progress lines on stderr say when each run started).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/mpi-env

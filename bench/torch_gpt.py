@@ -15,7 +15,9 @@ decay 0.1 on matrices and embeddings only), gradient norm clipped to 1. GPT-2's 
 The tensors and their shapes are reel's: `parameters` below counts the same numbers.
 
 --batch: sequences per process. --bf16: forward and loss under torch.autocast("cpu", bfloat16) (the
-matrix products in bf16, parameters and optimizer fp32), as reel's [train] precision = bf16.
+matrix products in bf16, parameters and optimizer fp32), against reel's [train] precision = bf16. Not quite
+the same arithmetic: reel rounds only the products' operands, while 1.13's CPU autocast leaves the results of
+the products in bf16, so the softmax, LayerNorm and GELU after them run on bf16 tensors (the loss is fp32).
 --threads N: one process with N intra-op threads. --ddp N: DistributedDataParallel over N processes of
 one thread each (gloo, 127.0.0.1 only), each with its own batch of `batch` sequences.
 
