@@ -173,9 +173,15 @@ static void score_rows(reel_predictor *p, const reel_output *out, const size_t *
         p->rows = reel_malloc((size_t)SCORE_SLICE * D * sizeof *p->rows);
     }
     size_t doc_of[SCORE_SLICE], target_of[SCORE_SLICE], filled = 0;
+    int batch_major = out->layout == REEL_ROWS_BATCH_MAJOR;
     for (size_t row = 0; row <= out->rows; row++) {
-        if (row < out->rows && out->row_mask[row] && row / out->B >= row_from[row % out->B]) {
-            size_t t = row / out->B, b = row % out->B;
+        /* the step and the sequence of this row, in the model's row layout (reel_output_row's inverse) */
+        size_t t = 0, b = 0;
+        if (row < out->rows) {
+            t = batch_major ? row % out->T : row / out->B;
+            b = batch_major ? row / out->T : row % out->B;
+        }
+        if (row < out->rows && out->row_mask[row] && t >= row_from[b]) {
             memcpy(p->rows + filled * D, out->features + row * D, D * sizeof(float));
             doc_of[filled] = row_doc[b];
             target_of[filled] = p->buffer.batch.targets[p->buffer.batch.offsets[b] + t];
