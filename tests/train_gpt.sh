@@ -9,44 +9,6 @@ require_h5py
 
 make_small_data "$WORK/data" 1500     # 1000 training reviews: 20 window steps of 50 per epoch
 
-# write_gpt_config FILE SAMPLER. Adam's eps is 1e-6, not its default 1e-8: with 1e-8, weights whose gradient
-# is itself ~1e-8 (a sum of much larger terms that nearly cancel, so its rounding is a few 1e-3 of it) take
-# normalised steps of lr x g / (|g| + eps) whose size follows that rounding, and the runs on 1 and 2 ranks
-# part by 2e-3 relative within 5 steps (measured with dropout 0.1; one SGD step agrees to 7e-7, so the
-# masks and shares are the same): the comparison would measure Adam's conditioning, not rank-independence.
-write_gpt_config() {
-  cat >"$1" <<INI
-[data]
-dir = $WORK/data
-seq_len = 16
-[model]
-type = gpt
-vocab_size = 600
-embed_dim = 16
-num_layers = 2
-num_heads = 2
-max_context = 32
-dropout = 0.1
-[objective]
-sampler = $2
-eval_split = test
-eval_docs = 100
-[optimizer]
-type = adam
-lr = 0.01
-eps = 1e-6
-clip_norm = 1.0
-weight_decay = 0.1
-[train]
-epochs = 2
-batch_size = 50
-log_every = 5
-seed = 5
-[checkpoint]
-keep_last = 100
-INI
-}
-
 # same_model A B [ckpt_compare options]: A and B hold the same model within the tolerance of the multi-rank
 # tests (train_multirank.sh, train_lm.sh: the ranks sum the same gradient terms in another order, so values
 # differ by float rounding carried through the Adam steps; 1e-3 relative is far below what a wrong share or
@@ -83,8 +45,8 @@ PY
 }
 
 # --- 1 vs 2 vs 3 ranks, both samplers (the stream sampler packs far more rows: one epoch of it)
-write_gpt_config "$WORK/window.ini" window
-write_gpt_config "$WORK/stream.ini" stream
+write_small_gpt_config "$WORK/window.ini" "$WORK/data" window
+write_small_gpt_config "$WORK/stream.ini" "$WORK/data" stream
 sed -i 's/^epochs = 2$/epochs = 1/' "$WORK/stream.ini"
 for sampler in window stream; do
   for n in 1 2 3; do
