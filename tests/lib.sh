@@ -85,6 +85,24 @@ start_server() {
   [ "$PORT" -gt 0 ] || { fail "$name did not start"; cat "$WORK/$name.log" >&2; finish; }
 }
 
+# request METHOD PATH [BODY]: asks the server start_server started (PORT); prints the body, then the status
+# on the last line
+request() {
+  if [ $# -ge 3 ]; then curl -s -w '\n%{http_code}' -X "$1" "http://127.0.0.1:$PORT$2" -H 'Content-Type: application/json' --data-binary "$3"
+  else curl -s -w '\n%{http_code}' -X "$1" "http://127.0.0.1:$PORT$2"; fi
+}
+# expect_status WHAT STATUS REGEX METHOD PATH [BODY]
+expect_status() {
+  local what=$1 status=$2 pattern=$3; shift 3
+  local answer code
+  answer=$(request "$@")
+  code=$(tail -1 <<<"$answer")
+  # the body is matched without a pipe: grep -q leaves at its first match, and head, still writing a long
+  # body (the page) into the closed pipe, would fail the check under pipefail
+  if [ "$code" = "$status" ] && grep -Eq -- "$pattern" <<<"${answer%$'\n'*}"; then pass "$what ($code)"
+  else fail "$what: expected $status and /$pattern/, got $code: $(head -n -1 <<<"$answer" | head -c 300)"; fi
+}
+
 # Real-data tests call this first: it exits 77 (CTest: skipped) with a clear message when the archive
 # is absent.
 require_imdb() {
@@ -220,6 +238,46 @@ eval_docs = 100
 type = adam
 lr = 0.01
 clip_norm = 1.0
+[train]
+epochs = 2
+batch_size = 50
+log_every = 5
+seed = 5
+[checkpoint]
+keep_last = 100
+INI
+}
+
+# write_small_gpt_config FILE DATA_DIR [SAMPLER]: a tiny GPT (width 16, 2 blocks of 2 heads, context 32,
+# dropout 0.1, so its masks must not depend on the ranks) that trains in seconds; the default sampler is
+# window. Adam's eps is 1e-6, not its default 1e-8: with 1e-8, weights whose gradient is itself ~1e-8 (a sum
+# of much larger terms that nearly cancel, so its rounding is a few 1e-3 of it) take normalised steps of
+# lr x g / (|g| + eps) whose size follows that rounding, and runs on 1 and 2 ranks part by 2e-3 relative
+# within 5 steps (measured with dropout 0.1; one SGD step agrees to 7e-7, so the masks and shares are the
+# same): a comparison across world sizes would measure Adam's conditioning, not rank-independence.
+write_small_gpt_config() {
+  cat >"$1" <<INI
+[data]
+dir = $2
+seq_len = 16
+[model]
+type = gpt
+vocab_size = 600
+embed_dim = 16
+num_layers = 2
+num_heads = 2
+max_context = 32
+dropout = 0.1
+[objective]
+sampler = ${3:-window}
+eval_split = test
+eval_docs = 100
+[optimizer]
+type = adam
+lr = 0.01
+eps = 1e-6
+clip_norm = 1.0
+weight_decay = 0.1
 [train]
 epochs = 2
 batch_size = 50

@@ -3,23 +3,6 @@
 # request log, and a clean stop on SIGTERM. The page in a browser is tests/serve_page.sh.
 source "$(dirname "$0")/lib.sh"
 
-# request METHOD PATH [BODY]: prints the body, then the status on the last line
-request() {
-  if [ $# -ge 3 ]; then curl -s -w '\n%{http_code}' -X "$1" "http://127.0.0.1:$PORT$2" -H 'Content-Type: application/json' --data-binary "$3"
-  else curl -s -w '\n%{http_code}' -X "$1" "http://127.0.0.1:$PORT$2"; fi
-}
-# expect_status WHAT STATUS REGEX METHOD PATH [BODY]
-expect_status() {
-  local what=$1 status=$2 pattern=$3; shift 3
-  local answer code
-  answer=$(request "$@")
-  code=$(tail -1 <<<"$answer")
-  # the body is matched without a pipe: grep -q leaves at its first match, and head, still writing a long
-  # body (the page) into the closed pipe, would fail the check under pipefail
-  if [ "$code" = "$status" ] && grep -Eq -- "$pattern" <<<"${answer%$'\n'*}"; then pass "$what ($code)"
-  else fail "$what: expected $status and /$pattern/, got $code: $(head -n -1 <<<"$answer" | head -c 300)"; fi
-}
-
 make_small_data "$WORK/data" 2500
 write_small_config "$WORK/small.ini" "$WORK/data"
 expect_ok "train a classifier" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/bow"

@@ -1,7 +1,7 @@
 # The page reel serve shows, in a real browser (headless Chromium driven through WebDriver): type a
 # review, press Classify, and the page shows the class the API gives for that review, with its
 # probability; a screenshot is kept (work_serve_page/page.png). Then the language model's page writes
-# text from a prime.
+# text from a prime, for a recurrent LM and for a GPT of short context.
 source "$(dirname "$0")/lib.sh"
 
 # Debian's python3-selenium lives in /usr/bin/python3's packages (another python3 may come first on PATH)
@@ -80,4 +80,12 @@ start_server lm "$(ls "$WORK/lm"/ckpt_0*.h5 | sort | tail -1)"
 if "$SELENIUM_PYTHON" "$WORK/browse.py" "$PORT" generate "$WORK/page_lm.png" >"$WORK/browse.txt" 2>&1; then
   pass "$(tail -1 "$WORK/browse.txt")"; else fail "the language model's page"; cat "$WORK/browse.txt" >&2; fi
 is_png "$WORK/page_lm.png" && pass "screenshot saved: $WORK/page_lm.png" || fail "no screenshot of the LM page"
+
+# A GPT of context 32: the page asks for no more tokens than fit (the default of 60 would not)
+write_small_gpt_config "$WORK/gpt.ini" "$WORK/data"
+expect_ok "train a GPT" reel train "$WORK/gpt.ini" --run-dir "$WORK/gpt"
+start_server gpt "$(ls "$WORK/gpt"/ckpt_0*.h5 | sort | tail -1)"
+if "$SELENIUM_PYTHON" "$WORK/browse.py" "$PORT" generate "$WORK/page_gpt.png" >"$WORK/browse.txt" 2>&1; then
+  pass "GPT: $(tail -1 "$WORK/browse.txt")"; else fail "the GPT's page"; cat "$WORK/browse.txt" >&2; fi
+is_png "$WORK/page_gpt.png" && pass "screenshot saved: $WORK/page_gpt.png" || fail "no screenshot of the GPT page"
 finish

@@ -62,6 +62,9 @@ void reel_generator_step(reel_generator *g, const reel_sampling *sampling, uint6
  * gets length tokens. */
 void reel_generator_run(reel_generator *g, const reel_sampling *sampling, size_t length, int stop_at_eod,
                         uint32_t *out, size_t *produced);
+/* The logits the next step draws from: (samples, V), sample b's at b * V, valid until the next prime or
+ * step (tests compare incremental decoding with recomputation through them). */
+const float *reel_generator_logits(const reel_generator *g);
 
 /* The token drawn from logits (K) under sampling, for sample `sample` at `position`; never an id in
  * [0, REEL_VOCAB_RESERVED) other than <eod>. logits is overwritten. */

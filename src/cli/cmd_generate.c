@@ -14,11 +14,11 @@
 static void usage(FILE *out) {
     fputs("usage: reel generate CHECKPOINT.h5 [options]\n"
           "\n"
-          "Writes text from a language model (a checkpoint of [model] type = rnn_lm): each sample starts a new\n"
-          "document, reads the prime, then draws one token at a time from the model's softmax. The prime is\n"
-          "tokenized as `reel prep` does; its words outside the model's vocabulary are listed and read as <unk>.\n"
-          "The checkpoint holds its vocabulary, so no data directory is needed. Each sample is printed on a line:\n"
-          "the prime, then ' | ', then what the model wrote.\n"
+          "Writes text from a language model (a checkpoint of [model] type = rnn_lm or gpt): each sample starts\n"
+          "a new document, reads the prime, then draws one token at a time from the model's softmax. The prime\n"
+          "is tokenized as `reel prep` does; its words outside the model's vocabulary are listed and read as\n"
+          "<unk>. The checkpoint holds its vocabulary, so no data directory is needed. Each sample is printed\n"
+          "on a line: the prime, then ' | ', then what the model wrote.\n"
           "\n"
           "options:\n"
           "  --prime TEXT        the text to continue (default: none, the start of a document)\n"
@@ -101,7 +101,12 @@ static int generate_main(int argc, char **argv) {
     }
     int status = 0;
     if (reel_generator_fits(trained.model, max_context, count, "--prime", length, "--length", &err) != 0) {
-        status = reel_cli_report(&err, "shorten the prime or --length, or raise --max-context");
+        /* raising --max-context helps only when it is what set the limit, not the model's own max_context */
+        size_t own = trained.model->max_context;
+        int lowered = max_context && (!own || max_context < own);
+        status = reel_cli_report(&err, lowered ? "shorten the prime or --length, or raise --max-context"
+                                               : "shorten the prime or --length: the model reads no more than its "
+                                                 "max_context tokens");
         goto done;
     }
     if (unknown)

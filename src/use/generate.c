@@ -169,6 +169,8 @@ void reel_generator_step(reel_generator *g, const reel_sampling *sampling, uint6
     }
 }
 
+const float *reel_generator_logits(const reel_generator *g) { return g->logits; }
+
 /* ---- sampling ---- */
 
 typedef struct {

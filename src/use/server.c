@@ -109,6 +109,9 @@ static enum MHD_Result health(reel_server *s, struct MHD_Connection *connection,
     cJSON_AddItemToObject(json, "classes", class_list(s->trained));
     cJSON_AddNumberToObject(json, "max_texts", (double)s->options.max_texts);
     cJSON_AddNumberToObject(json, "max_body", (double)s->options.max_body);
+    /* what a language model reads at most, <eod>, prime and generated tokens together (0: unbounded), so a
+     * client (the page) can ask for a length that fits */
+    if (s->is_lm) cJSON_AddNumberToObject(json, "max_context", (double)s->trained->model->max_context);
     return send_json(connection, r, MHD_HTTP_OK, json, NULL);
 }
 
@@ -282,6 +285,11 @@ static enum MHD_Result generate(reel_server *s, struct MHD_Connection *connectio
     uint32_t *ids = NULL;
     size_t capacity = 0, unknown = 0;
     size_t count = reel_text_encode(&s->encoder, prime, strlen(prime), 0, &ids, &capacity, &unknown, NULL);
+    /* every field is optional: without "length", a model of bounded context writes what is left of it after
+     * <eod> and the prime when that is less than 60 (a given "length" past the limit is refused below) */
+    size_t W = s->trained->model->max_context;
+    if (!cJSON_GetObjectItemCaseSensitive(json, "length") && W && count + 1 < W && W - 1 - count < steps)
+        steps = W - 1 - count;
     /* the model's context bounds what a sample reads (0: unbounded; length is bounded by max_generate) */
     reel_error err = {{0}};
     if (reel_generator_fits(s->trained->model, 0, count, "the prime", steps, "\"length\"", &err) != 0) {

@@ -4,3 +4,7 @@
 reel_unit_test(models)
 list(APPEND REEL_TEST_ENV "TEST_MODELS=$<TARGET_FILE:test_models>")
 reel_script_test(models_ranks mpi)
+# The GPT's decoding: the key/value cache against recomputation, features read in pieces, max_context.
+reel_unit_test(gpt)
+# The GPT trained end to end: 1 vs 2 vs 3 ranks, resume, learning, predict, bad input, bf16.
+reel_script_test(train_gpt mpi)
