@@ -276,6 +276,63 @@ static void test_features_in_pieces(void **state) {
     reel_model_destroy(model);
 }
 
+/* An evaluation forward of more rows than it runs at once (src/models/gpt.c's EVAL_CHUNK_ROWS, 4,096)
+ * goes through the stack a chunk of whole sequences at a time into one batch-major output: each sequence's
+ * features must be those it has alone (the same products on fewer rows: within the bound above), and its
+ * padding must stay masked. 90 ragged sequences padded to 60 positions: 5,400 rows, two chunks. */
+static void test_chunked_evaluation(void **state) {
+    (void)state;
+    enum { B = 90, W = 64, LONGEST = 60 };
+    reel_model *model = make_gpt(W, 500);
+    uint32_t *text = make_prime(200);
+    reel_comm comm;
+    reel_comm_self(&comm);
+    reel_batch_buffer all = {0}, one = {0};
+    size_t lengths[B];
+    reel_batch_begin(&all, B, 0, 0);
+    for (size_t b = 0; b < B; b++) {
+        lengths[b] = b == 7 ? LONGEST : 1 + (b * 37) % (LONGEST - 1);
+        uint32_t *ids, *targets;
+        reel_batch_append(&all, lengths[b], b, &ids, &targets);
+        memcpy(ids, text + b, lengths[b] * sizeof *ids);
+        memset(targets, 0, lengths[b] * sizeof *targets);
+    }
+    reel_batch_finish(&all);
+    reel_output out;
+    model->ops->forward(model, &all.batch, 0, &out, &comm);
+    assert_int_equal(out.rows, (size_t)B * LONGEST);
+    size_t D = out.features_dim;
+    float *got = malloc(out.rows * D * sizeof *got);
+    uint8_t *mask = malloc(out.rows);
+    memcpy(got, out.features, out.rows * D * sizeof *got);
+    memcpy(mask, out.row_mask, out.rows);
+    reel_output whole = out;
+    double gap = 0, scale = 1;
+    for (size_t b = 0; b < B; b++) {
+        reel_batch_begin(&one, 1, 0, 0);
+        uint32_t *ids, *targets;
+        reel_batch_append(&one, lengths[b], b, &ids, &targets);
+        memcpy(ids, text + b, lengths[b] * sizeof *ids);
+        memset(targets, 0, lengths[b] * sizeof *targets);
+        reel_batch_finish(&one);
+        model->ops->forward(model, &one.batch, 0, &out, &comm);
+        for (size_t t = 0; t < LONGEST; t++) {
+            size_t row = reel_output_row(&whole, t, b);
+            if (mask[row] != (t < lengths[b])) fail_msg("sequence %zu step %zu: row mask %d", b, t, mask[row]);
+            if (t < lengths[b]) logit_gap(out.features + reel_output_row(&out, t, 0) * D, got + row * D, D, &gap, &scale);
+        }
+    }
+    printf("chunked evaluation of %zu rows vs each sequence alone: max |difference| %.3g (bound %.3g)\n", whole.rows,
+           gap, logit_bound(W) * scale);
+    assert_true(gap <= logit_bound(W) * scale);
+    free(got);
+    free(mask);
+    free(text);
+    reel_batch_buffer_free(&all);
+    reel_batch_buffer_free(&one);
+    reel_model_destroy(model);
+}
+
 /* Runs a forward of one sequence of `length` tokens after `cached` tokens went through the cache, in a
  * child process; returns its exit status (-1: killed by a signal) and its standard error in msg. */
 static int forward_in_child(size_t W, size_t cached, size_t length, char *msg, size_t msg_size) {
@@ -342,6 +399,7 @@ int main(void) {
         cmocka_unit_test(test_cache_greedy),
         cmocka_unit_test(test_cache_cut_prime),
         cmocka_unit_test(test_features_in_pieces),
+        cmocka_unit_test(test_chunked_evaluation),
         cmocka_unit_test(test_past_max_context),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -103,8 +103,9 @@ typedef struct {
     size_t *lengths;           /* (B) */
     size_t lengths_cap;
     uint8_t *row_mask;         /* (B * T) */
-    float *features;           /* (B * T, C): lnf, or the whole batch's features in chunked evaluation */
-    size_t features_cap, row_mask_cap;
+    const float *features;     /* (B * T, C): lnf, or all_features in a chunked evaluation */
+    float *all_features;       /* (B * T, C) the whole batch's features, a chunk of sequences at a time */
+    size_t all_features_cap, row_mask_cap;
     size_t *pos0;              /* (B) cached positions before this forward (decoding), else zeros */
     size_t pos0_cap;
 } gpt_impl;
@@ -395,14 +396,13 @@ static void gpt_forward(reel_model *model, const reel_batch *batch, int training
         /* evaluation in chunks of whole sequences: their rows are contiguous in the batch-major output */
         size_t per = EVAL_CHUNK_ROWS / T ? EVAL_CHUNK_ROWS / T : 1;
         arena_layout(m, per < B ? per : B, T, 1, 0);
-        float *all = grow(NULL, &(size_t){0}, N * C, sizeof(float));
+        m->all_features = grow(m->all_features, &m->all_features_cap, N * C, sizeof(float));
         for (size_t first = 0; first < B; first += per) {
             size_t count = B - first < per ? B - first : per;
             stack_forward(model, batch, 0, count, T, first);
-            memcpy(all + first * T * C, m->lnf, count * T * C * sizeof(float));
+            memcpy(m->all_features + first * T * C, m->lnf, count * T * C * sizeof(float));
         }
-        free(m->features != m->lnf ? m->features : NULL);
-        m->features = all;
+        m->features = m->all_features;
     }
     if (state)
         for (size_t b = 0; b < B; b++) state[b * cache_floats(m)] = (float)(m->pos0[b] + m->lengths[b]);
@@ -522,7 +522,7 @@ static void gpt_init(reel_model *model, uint64_t seed) {
 static void gpt_destroy(reel_model *model) {
     gpt_impl *m = model->impl;
     if (!m) return;
-    if (m->features != m->lnf) free(m->features);
+    free(m->all_features);
     free(m->arena);
     free(m->lengths);
     free(m->row_mask);
