@@ -9,6 +9,7 @@
 #include "reel/gemm.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -133,6 +134,15 @@ static _Thread_local bf16_state state;
 
 static void ensure_state(void) {
     if (state.engine) return;
+    /* oneDNN's products run on OpenMP threads, as many as the cores unless OMP_NUM_THREADS says otherwise.
+     * A rank is given its threads through OPENBLAS_NUM_THREADS (ranks x threads = cores), so a rank that
+     * did not also set OMP_NUM_THREADS would start a core's worth of OpenMP threads per rank, which spin
+     * between the many small products on cores the other ranks use (measured: 12% of a one-rank bf16 GPT
+     * step's samples in libgomp's spin loop on the second core; with two ranks bound to a core each,
+     * tokens/s within noise of OMP_NUM_THREADS=1). Unless the user set OMP_NUM_THREADS, oneDNN gets the
+     * rank's OpenBLAS thread count, so a rank uses the threads it was given and no more. */
+    const char *omp = getenv("OMP_NUM_THREADS");
+    if (!omp || !omp[0]) omp_set_num_threads(openblas_get_num_threads());
     DNNL_CHECK(dnnl_engine_create(&state.engine, dnnl_cpu, 0));
     DNNL_CHECK(dnnl_stream_create(&state.stream, state.engine, dnnl_stream_default_flags));
     state.table = reel_calloc(TABLE_SIZE, sizeof *state.table);
