@@ -185,4 +185,20 @@ if bad:
 PY
 expect_fail "decay_embedding without decay = matrices" "decay_embedding is given, but decay = all" \
   mpireel 1 train "$WORK/small.ini" --run-dir "$WORK/wd_bad" --set optimizer.decay=all --set optimizer.decay_embedding=true
+
+# ---- a decaying schedule runs its course by max_steps when that ends the run first ----
+# linear decay, no warm-up, over 10 steps of a 5-epoch (100-step) configuration: the rate of step k
+# (0-based) is lr (1 - k / 10), so the tenth step's is lr / 10, and the metrics' rows say so; a schedule
+# over the epochs would still be at 0.91 lr there.
+sched=(--set optimizer.schedule=linear --set optimizer.lr=0.01 --set train.epochs=5 --set train.max_steps=10
+       --set train.log_every=1)
+expect_ok "linear schedule cut by max_steps" mpireel 1 train "$WORK/small.ini" --run-dir "$WORK/sched" "${sched[@]}"
+"$H5PY_PYTHON" - "$WORK/sched/metrics.h5" <<'PY' && pass "the schedule ends at max_steps" || fail "the schedule ignores max_steps"
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r", swmr=True)
+step, lr = f["train/step"][:], f["train/lr"][:]
+expected = 0.01 * (1 - (step.astype(float) - 1) / 10)
+assert len(step) == 10 and np.allclose(lr, expected, rtol=1e-6), list(zip(step, lr, expected))
+PY
+
 finish

@@ -618,7 +618,6 @@ static run_end run_epochs(trainer *t) {
             if (t->state.global_step % cfg->train.log_every == 0 || t->state.step_in_epoch == steps_per_epoch) {
                 double elapsed = reel_now_seconds() - window_start;
                 uint64_t end = t->total_steps;
-                if (cfg->train.max_steps && cfg->train.max_steps < end) end = cfg->train.max_steps;
                 double per_step = (reel_now_seconds() - run_start) / (double)(t->state.global_step - run_start_step);
                 char eta[32];
                 reel_format_duration(eta, sizeof eta, per_step * (double)(end - t->state.global_step));
@@ -778,7 +777,11 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
         REEL_FATAL("set [train] early_stopping_patience = 0, or prepare the data with a validation split",
                    "[train] early_stopping_patience = %zu, but objective %s evaluates nothing during training (no "
                    "validation split in %s)", cfg->train.early_stopping_patience, t.obj->type, cfg->data.dir);
+    /* The run's length, over which cosine, linear and slanted-triangular schedules run their course: the
+     * epochs, or max_steps when that ends the run first (a schedule over the epochs alone stayed near its
+     * peak for a run that max_steps cut short). */
     t.total_steps = t.obj->steps_per_epoch * cfg->train.epochs;
+    if (cfg->train.max_steps && cfg->train.max_steps < t.total_steps) t.total_steps = cfg->train.max_steps;
     if (t.model->output == REEL_OUTPUT_DOCUMENT) {
         /* the class names travel with the model, so `reel predict` can name what it predicts */
         snprintf(path, sizeof path, "%.1023s/labels.txt", cfg->data.dir);
