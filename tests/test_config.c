@@ -19,12 +19,13 @@
 #include "reel/config.h"
 #include "reel/optim.h"
 
-/* Keys of the default configuration (model type bow, objective classify): the 48 general keys, bow's 5
+/* Keys of the default configuration (model type bow, objective classify): the 50 general keys, bow's 5
  * and classify's 5. --help-config lists the general keys, then each model's and objective's own: the
- * recurrent classifiers share 10, the language model has 10, classify 5 and next_token 6. */
-#define NUM_GENERAL_KEYS 48
+ * recurrent classifiers share 10, the recurrent language model has 10, the gpt 6, classify 5 and
+ * next_token 6. */
+#define NUM_GENERAL_KEYS 50
 #define NUM_KEYS (NUM_GENERAL_KEYS + 5 + 5)
-#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10 + 10 + 5 + 6)
+#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10 + 10 + 6 + 5 + 6)
 
 /* Fields of the composed schema by name ("model.hidden_dim" lives in the bow model's options). */
 static void *field(const reel_config *cfg, const char *name) {
@@ -309,7 +310,7 @@ static void test_bool_choice_string(void **state) {
     expect_value_error("optimizer", "type", "adamw", "expected one of adam, sgd, rmsprop");
     expect_value_error("optimizer", "type", "Adam", "expected one of adam, sgd, rmsprop");
     expect_value_error("optimizer", "schedule", "steps", "expected one of constant, cosine, linear, step, slanted_triangular");
-    expect_value_error("model", "type", "cnn", "expected one of bow, lstm, gru, rnn, rnn_lm");
+    expect_value_error("model", "type", "cnn", "expected one of bow, lstm, gru, rnn, rnn_lm, gpt");
 
     /* Strings: the longest that fits is accepted (on a line longer than inih's default 200), one more
      * character is an error. */
@@ -512,6 +513,8 @@ static const field_case general_cases[] = {
     FIELD("train.epochs", 'z', "11"),
     FIELD("train.max_steps", 'z', "999"),
     FIELD("train.batch_size", 'z', "64"),
+    FIELD("train.accumulate", 'z', "4"),
+    FIELD("train.peak_gflops", 'd', "120.5"),
     FIELD("train.seed", 'u', "12345678901234567890"),
     FIELD("train.log_every", 'z', "3"),
     FIELD("train.eval_every", 'z', "300"),
@@ -829,7 +832,7 @@ static void test_model_type_alias(void **state) {
     char line[1024];
     int listed = 0;
     while (fgets(line, sizeof line, out))
-        listed |= strstr(line, " model ") && strstr(line, "|rnn_lm (old name lm = rnn_lm) ") != NULL;
+        listed |= strstr(line, " model ") && strstr(line, "|rnn_lm|") && strstr(line, " (old name lm = rnn_lm) ") != NULL;
     fclose(out);
     assert_true(listed);
 }

@@ -50,7 +50,7 @@ static const tiny_model tiny_models[] = {
     {"rnn", "embed_dim=3 hidden_dim=3 bidirectional=true pooling=last"},
     {"rnn_lm", "embed_dim=3 layer_dims=4,3 tie_weights=true rnn_batch_norm=true rnn_dropout=0.2 input_dropout=0.1 "
            "word_dropout=0.1 weight_dropout=0.2"},
-    {"gpt", "embed_dim=8 num_layers=2 num_heads=2 d_ff=12 max_context=8 dropout=0.2"},
+    {"gpt", "embed_dim=8 num_layers=2 num_heads=2 d_ff=12 max_context=16 dropout=0.2"},
 };
 #define NUM_TINY (sizeof tiny_models / sizeof tiny_models[0])
 
