@@ -116,7 +116,7 @@ static void text_append(reel_generator *g, const uint32_t *next, size_t samples_
     if (g->text_length == g->text_capacity) {
         size_t capacity = g->text_capacity ? 2 * g->text_capacity : 256;
         uint32_t *text = reel_malloc(g->samples * capacity * sizeof *text);
-        for (size_t b = 0; b < g->samples; b++)
+        for (size_t b = 0; b < g->samples && g->text_length; b++) /* nothing to keep from an empty text */
             memcpy(text + b * capacity, g->text + b * g->text_capacity, g->text_length * sizeof *text);
         free(g->text);
         g->text = text;
