@@ -231,9 +231,79 @@ static void test_weight_copies(void **state) {
     free(params), free(A), free(outside), free(C), free(want), free(old);
 }
 
+/* The rounding itself, bit for bit: with K = 1 and the other operand 1.0, C is the bf16 value of each
+ * element, widened back to fp32 exactly. The reference below rounds by the definition (the nearest of the
+ * two bf16 neighbours, the even one on a tie), written separately from gemm.c's bit arithmetic. The
+ * values cover ties both ways, values just off a tie, negatives, the largest floats (which round to
+ * infinity), infinities and a NaN, in rows longer than one vector (37 columns: a 16-wide body and a tail)
+ * with a leading dimension past the row, as either operand. */
+static float bf16_by_definition(float x) {
+    if (isnan(x)) return x;
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    uint32_t low_bits = bits & 0xffffu, down = bits & 0xffff0000u, up = down + 0x10000u;
+    uint32_t pick = low_bits < 0x8000u ? down : low_bits > 0x8000u ? up : ((down >> 16) & 1u) ? up : down;
+    float y;
+    memcpy(&y, &pick, sizeof y);
+    return y;
+}
+
+static void test_rounding_exact(void **state) {
+    (void)state;
+    enum { ROWS = 5, COLS = 37, LD = COLS + 3 };
+    float src[ROWS * LD], one = 1.0f, C[ROWS * COLS];
+    uint32_t specials[] = {0x3f808000u, 0x3f818000u, 0x3f808001u, 0x3f807fffu, 0xbf808000u, 0xbf818000u,
+                           0x7f7fffffu, 0xff7fffffu, 0x7f800000u, 0xff800000u, 0x4049ffffu, 0x00800000u};
+    size_t n_special = sizeof specials / sizeof specials[0];
+    srand(11);
+    for (size_t i = 0; i < ROWS * LD; i++) {
+        /* random normal floats (denormals stay out: the bf16 units may treat them as zero), a third negative */
+        uint32_t exponent = 1u + (uint32_t)rand() % 253u, mantissa = ((uint32_t)rand() << 12 ^ (uint32_t)rand()) & 0x7fffffu;
+        uint32_t bits = i < n_special ? specials[i] : (i % 3 == 0 ? 0x80000000u : 0u) | exponent << 23 | mantissa;
+        memcpy(&src[i], &bits, sizeof bits);
+    }
+    reel_gemm_set_precision(REEL_BF16);
+    reel_gemm_set_params(NULL, 0);
+    for (int side = 0; side < 2; side++) { /* 0: as A (M = ROWS * COLS rows of one column), 1: as B */
+        for (size_t r = 0; r < ROWS; r++) {
+            memset(C, 0, sizeof C);
+            if (side == 0) /* op(A) (COLS, 1) is A (1, COLS) transposed: one row of src; B (1, 1) = 1 */
+                reel_gemm(1, 0, COLS, 1, 1, 1.0f, src + r * LD, COLS, &one, 1, 0.0f, C, 1);
+            else /* A (1, 1) = 1; B (1, COLS): one row of src */
+                reel_gemm(0, 0, 1, COLS, 1, 1.0f, &one, 1, src + r * LD, COLS, 0.0f, C, COLS);
+            for (size_t c = 0; c < COLS; c++) {
+                float want = bf16_by_definition(src[r * LD + c]);
+                if (isnan(want) ? !isnan(C[c]) : memcmp(&C[c], &want, sizeof want) != 0)
+                    fail_msg("side %d row %zu col %zu: %a rounded to %a, expected %a", side, r, c,
+                             (double)src[r * LD + c], (double)C[c], (double)want);
+            }
+        }
+    }
+    /* the whole block at once, as the products' operands are: rows with a leading dimension */
+    float out[ROWS * COLS];
+    memset(out, 0, sizeof out);
+    float eye[COLS * COLS];
+    memset(eye, 0, sizeof eye);
+    for (size_t c = 0; c < COLS; c++) eye[c * COLS + c] = 1.0f;
+    reel_gemm(0, 0, ROWS, COLS, COLS, 1.0f, src, LD, eye, COLS, 0.0f, out, COLS);
+    for (size_t r = 0; r < ROWS; r++) {
+        int finite_row = 1; /* a row holding an infinity after rounding makes every sum of it NaN (0 x inf) */
+        for (size_t c = 0; c < COLS; c++) finite_row &= isfinite(bf16_by_definition(src[r * LD + c]));
+        for (size_t c = 0; c < COLS && finite_row; c++) {
+            float want = bf16_by_definition(src[r * LD + c]);
+            if (memcmp(&out[r * COLS + c], &want, sizeof want) != 0)
+                fail_msg("block row %zu col %zu: %a rounded to %a, expected %a", r, c, (double)src[r * LD + c],
+                         (double)out[r * COLS + c], (double)want);
+        }
+    }
+    reel_gemm_set_precision(REEL_FP32);
+    reel_gemm_release();
+}
+
 int main(int argc, char **argv) {
     const struct CMUnitTest fp32[] = {cmocka_unit_test(test_gemm_fp32)};
-    const struct CMUnitTest bf16[] = {cmocka_unit_test(test_gemm_bf16), cmocka_unit_test(test_weight_copies)};
+    const struct CMUnitTest bf16[] = {cmocka_unit_test(test_gemm_bf16), cmocka_unit_test(test_weight_copies),
+                                         cmocka_unit_test(test_rounding_exact)};
     return run_fp32_and_bf16_parts(argc, argv, "gemm", "the bf16 checks of reel_gemm", fp32, REEL_COUNT(fp32), bf16,
                                    REEL_COUNT(bf16));
 }

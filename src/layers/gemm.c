@@ -84,8 +84,19 @@ static inline uint16_t to_bf16(float value) {
     return (uint16_t)((bits & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
 }
 
+/* Rounding the activations is the one pass a bf16 product adds over fp32, and it ran at SSE2 width in the
+ * baseline build (18% of a bf16 GPT step's samples, mostly waiting on loads). GCC's clone for x86-64-v4
+ * does the same integer arithmetic 16 floats at a time with AVX-512; the CPU picks the clone at load time,
+ * and the results are the same bits either way (tests/test_gemm.c's rounding check runs whichever the
+ * machine has). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__AVX512BW__)
+#define ROUND_KERNEL __attribute__((target_clones("arch=x86-64-v4", "default")))
+#else
+#define ROUND_KERNEL
+#endif
+
 /* dst (rows, cols) dense = src (rows, cols) with leading dimension ld, rounded */
-static void round_rows(uint16_t *dst, const float *src, size_t rows, size_t cols, size_t ld) {
+ROUND_KERNEL static void round_rows(uint16_t *dst, const float *src, size_t rows, size_t cols, size_t ld) {
     for (size_t r = 0; r < rows; r++) {
         const float *in = src + r * ld;
         uint16_t *out = dst + r * cols;
