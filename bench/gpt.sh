@@ -109,15 +109,8 @@ for tool in "$REEL" "$PEAK"; do
   [ -x "$tool" ] || { echo "bench/gpt.sh: $tool is missing; run scripts/build" >&2; exit 1; }
 done
 command -v /usr/bin/time >/dev/null || { echo "bench/gpt.sh: GNU time (/usr/bin/time) is needed for memory" >&2; exit 1; }
-PY=""
-for candidate in /usr/bin/python3 python3; do
-  if command -v "$candidate" >/dev/null && "$candidate" -c "import h5py, numpy" 2>/dev/null; then PY=$candidate; break; fi
-done
-[ -n "$PY" ] || { echo "bench/gpt.sh: no python3 with h5py and numpy (apt-get install python3-h5py)" >&2; exit 1; }
-if [ "$torch" = 1 ] && ! "$PY" -c "import torch" 2>/dev/null; then
-  echo "bench/gpt.sh: $PY cannot import torch: PyTorch lines skipped (apt-get install python3-torch)" >&2
-  torch=0
-fi
+source bench/common.sh
+find_python bench/gpt.sh
 
 work=$(mktemp -d /tmp/reel-bench-gpt-XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -305,22 +298,10 @@ run_reel() {
          "(N $N + positions $((T * C))): not the model the FLOP count describes" >&2
     exit 1
   fi
-  local rss="" r
-  for ((r = 0; r < ranks; r++)); do rss+="${rss:+/}$(awk 'END {printf "%.0f", $1 / 1024}' "$run.rss.$r")"; done
+  local rss
+  rss=$(rss_per_rank "$run.rss" "$ranks")
   local figures
-  if ! figures=$("$PY" - "$run/metrics.h5" "$wu" "$st" <<'PY'
-import sys
-import h5py
-path, warmup, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-with h5py.File(path, "r") as f:
-    step, rate, seconds, share = (f["train/" + k][()] for k in ("step", "tokens_per_s", "seconds", "allreduce_share"))
-timed = step > warmup
-if timed.sum() != steps:
-    sys.exit(f"{path}: {timed.sum()} timed rows, expected {steps} (a skipped step?)")
-tokens, total = float((rate[timed] * seconds[timed]).sum()), float(seconds[timed].sum())
-print(f"{total / steps:.3f}|{tokens / total:.1f}|{100 * float((share[timed] * seconds[timed]).sum()) / total:.1f}%")
-PY
-  ); then
+  if ! figures=$(timed_figures "$run/metrics.h5" "$wu" "$st" 1); then
     echo "$shape|reel|$precision|$layout|failed" >>"$results"
     return
   fi

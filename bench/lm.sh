@@ -59,19 +59,11 @@ done
 REEL=${REEL:-build/reel}
 [ -x "$REEL" ] || { echo "bench/lm.sh: $REEL is missing; run scripts/build" >&2; exit 1; }
 command -v /usr/bin/time >/dev/null || { echo "bench/lm.sh: GNU time (/usr/bin/time) is needed for memory" >&2; exit 1; }
-PY=""
-for candidate in /usr/bin/python3 python3; do
-  if command -v "$candidate" >/dev/null && "$candidate" -c "import h5py, numpy" 2>/dev/null; then PY=$candidate; break; fi
-done
-[ -n "$PY" ] || { echo "bench/lm.sh: no python3 with h5py and numpy (apt-get install python3-h5py)" >&2; exit 1; }
-if [ "$torch" = 1 ] && ! "$PY" -c "import torch" 2>/dev/null; then
-  echo "bench/lm.sh: $PY cannot import torch: PyTorch lines skipped (apt-get install python3-torch)" >&2
-  torch=0
-fi
+source bench/common.sh
+find_python bench/lm.sh
 
 work=$(mktemp -d /tmp/reel-bench-lm-XXXXXX)
 trap 'rm -rf "$work"' EXIT
-source bench/common.sh
 prepare_imdb bench/lm.sh "$REEL" "$work"
 for split in train valid unsup; do
   [ -f "$data/$split.tok" ] || { echo "bench/lm.sh: $data/$split.tok is missing (an IMDb \`reel prep\` directory)" >&2; exit 1; }
@@ -98,23 +90,10 @@ run_reel() {
     echo "reel|$label|$softmax|failed" >>"$results"
     return
   fi
-  local rss="" r
-  for ((r = 0; r < ranks; r++)); do rss+="${rss:+/}$(awk 'END {printf "%.0f", $1 / 1024}' "$work/$name.rss.$r")"; done
+  local rss
+  rss=$(rss_per_rank "$work/$name.rss" "$ranks")
   local figures
-  if ! figures=$("$PY" - "$work/$name/metrics.h5" "$warmup" "$steps" <<'PY'
-import sys
-import h5py
-import numpy as np
-path, warmup, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-with h5py.File(path, "r") as f:
-    step, rate, seconds, share = (f["train/" + k][()] for k in ("step", "tokens_per_s", "seconds", "allreduce_share"))
-timed = step > warmup
-if timed.sum() != steps:
-    sys.exit(f"{path}: {timed.sum()} timed rows, expected {steps} (a skipped step?)")
-tokens, total = float((rate[timed] * seconds[timed]).sum()), float(seconds[timed].sum())
-print(f"{total / steps:.3f}|{tokens / total:.0f}|{100 * float((share[timed] * seconds[timed]).sum()) / total:.1f}%")
-PY
-  ); then
+  if ! figures=$(timed_figures "$work/$name/metrics.h5" "$warmup" "$steps" 0); then
     echo "reel|$label|$softmax|failed" >>"$results"
     return
   fi

@@ -73,19 +73,11 @@ REEL=${REEL:-build/reel}
 command -v /usr/bin/time >/dev/null || { echo "bench/lstm.sh: GNU time (/usr/bin/time) is needed for memory" >&2; exit 1; }
 
 # Python: h5py and numpy read reel's metrics and token files; torch is needed for the reference only.
-PY=""
-for candidate in /usr/bin/python3 python3; do
-  if command -v "$candidate" >/dev/null && "$candidate" -c "import h5py, numpy" 2>/dev/null; then PY=$candidate; break; fi
-done
-[ -n "$PY" ] || { echo "bench/lstm.sh: no python3 with h5py and numpy (apt-get install python3-h5py)" >&2; exit 1; }
-if [ "$torch" = 1 ] && ! "$PY" -c "import torch" 2>/dev/null; then
-  echo "bench/lstm.sh: $PY cannot import torch: PyTorch lines skipped (apt-get install python3-torch)" >&2
-  torch=0
-fi
+source bench/common.sh
+find_python bench/lstm.sh
 
 work=$(mktemp -d /tmp/reel-bench-lstm-XXXXXX)
 trap 'rm -rf "$work"' EXIT
-source bench/common.sh
 prepare_imdb bench/lstm.sh "$REEL" "$work"
 [ -f "$data/train.tok" ] || { echo "bench/lstm.sh: $data/train.tok is missing (not a \`reel prep\` directory)" >&2; exit 1; }
 
@@ -150,8 +142,8 @@ INI
     echo "$cell:$hidden|reel|$label|failed" >>"$results"
     return
   fi
-  local rss="" r
-  for ((r = 0; r < ranks; r++)); do rss+="${rss:+/}$(awk 'END {printf "%.0f", $1 / 1024}' "$work/$name.rss.$r")"; done
+  local rss
+  rss=$(rss_per_rank "$work/$name.rss" "$ranks")
   local figures
   if ! figures=$("$PY" - "$work/$name/metrics.h5" "$warmup" "$steps" "$batch" "$window_mean" <<'PY'
 import sys
