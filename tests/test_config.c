@@ -781,7 +781,7 @@ static void test_print_schema(void **state) {
         if (sscanf(line, "%63s %63s %63s %63s %63s %63s", owner, section, key, type, def, allowed) != 6) continue;
         /* a key of the recurrent classifiers is listed once, for the three types that share it */
         if (!strcmp(section, "model") && !strcmp(key, "pooling"))
-            found_pooling += !strcmp(owner, "lstm|gru|rnn") && !strcmp(allowed, "max|mean|last");
+            found_pooling += !strcmp(owner, "lstm|gru|rnn") && !strcmp(allowed, "max|mean|last|concat");
         if (strcmp(owner, "all") != 0) continue;
         if (!strcmp(section, "optimizer") && !strcmp(key, "lr"))
             found_lr = !strcmp(type, "double") && !strcmp(def, "1e-3") && !strcmp(allowed, ">");

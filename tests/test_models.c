@@ -46,7 +46,7 @@ static const tiny_model tiny_models[] = {
     {"bow", "embed_dim=4 hidden_dim=5 batch_norm=true dropout=0.3 word_dropout=0.2"},
     {"lstm", "embed_dim=3 hidden_dim=3 num_layers=2 bidirectional=true pooling=max rnn_batch_norm=true "
              "rnn_dropout=0.2 embed_dropout=0.1 head_hidden=4 dropout=0.3"},
-    {"gru", "embed_dim=3 hidden_dim=4 pooling=mean rnn_dropout=0.2"},
+    {"gru", "embed_dim=3 hidden_dim=4 pooling=concat rnn_dropout=0.2"}, /* concat: last, max and mean */
     {"rnn", "embed_dim=3 hidden_dim=3 bidirectional=true pooling=last"},
     {"rnn_lm", "embed_dim=3 layer_dims=4,3 tie_weights=true rnn_batch_norm=true rnn_dropout=0.2 input_dropout=0.1 "
            "word_dropout=0.1 weight_dropout=0.2"},

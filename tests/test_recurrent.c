@@ -284,20 +284,20 @@ enum { PD = 6, PREV = 4 }; /* D = 6 columns: a forward half [0, 4) and a reverse
 typedef struct {
     reel_pool_mode mode;
     size_t lengths[B], argmax[B * PD];
-    float seq[T * B * PD], out[B * PD], r[B * PD];
+    float seq[T * B * PD], out[B * 3 * PD], r[B * 3 * PD]; /* room for concat's 3 PD columns */
 } pool_ctx;
 static double pool_objective(void *p) {
     pool_ctx *c = p;
     reel_pool_forward(c->mode, c->out, c->argmax, c->seq, c->lengths, T, B, PD, PREV);
-    return dot(c->out, c->r, B * PD);
+    return dot(c->out, c->r, B * reel_pool_width(c->mode, PD));
 }
 static void test_pooling(void **state) {
     (void)state;
-    const char *names[] = {"max pool", "mean pool", "last pool"};
-    for (int mode = 0; mode < 3; mode++) {
+    const char *names[] = {"max pool", "mean pool", "last pool", "concat pool"};
+    for (int mode = 0; mode < 4; mode++) {
         pool_ctx c = {.mode = (reel_pool_mode)mode, .lengths = {5, 2, 0, 4}};
         fill(c.seq, T * B * PD, -1, 1, 20); /* distinct values: no ties for max */
-        fill(c.r, B * PD, -1, 1, 21);
+        fill(c.r, B * 3 * PD, -1, 1, 21);
         float dseq[T * B * PD] = {0};
         pool_objective(&c);
         reel_pool_backward(c.mode, dseq, c.r, c.argmax, c.lengths, T, B, PD, PREV);
@@ -314,6 +314,21 @@ static void test_pooling(void **state) {
     pool_objective(&c);
     assert_true(c.out[1 * PD + 0] == c.seq[(1 * B + 1) * PD + 0]);
     assert_true(c.out[1 * PD + 5] == c.seq[(0 * B + 1) * PD + 5]);
+    /* concat: each row is [last | max | mean], each part bit for bit what its own mode gives (and an empty
+     * sequence all zeros) */
+    pool_ctx parts[3] = {{.mode = REEL_POOL_LAST, .lengths = {5, 2, 0, 4}}, {.mode = REEL_POOL_MAX, .lengths = {5, 2, 0, 4}},
+                         {.mode = REEL_POOL_MEAN, .lengths = {5, 2, 0, 4}}};
+    pool_ctx whole = {.mode = REEL_POOL_CONCAT, .lengths = {5, 2, 0, 4}};
+    fill(whole.seq, T * B * PD, -1, 1, 23);
+    pool_objective(&whole);
+    assert_int_equal(reel_pool_width(REEL_POOL_CONCAT, PD), 3 * PD);
+    for (int k = 0; k < 3; k++) {
+        memcpy(parts[k].seq, whole.seq, sizeof whole.seq);
+        pool_objective(&parts[k]);
+        for (size_t b = 0; b < B; b++)
+            assert_memory_equal(whole.out + b * 3 * PD + k * PD, parts[k].out + b * PD, PD * sizeof(float));
+    }
+    assert_memory_equal(whole.argmax, parts[1].argmax, sizeof whole.argmax);
 }
 
 /* Every prefix from one sweep (reel_pool_forward_cuts) equals pooling each prefix on its own, bit for
@@ -324,17 +339,18 @@ static void test_pooling_cuts(void **state) {
     enum { CT = 40, CB = 5, CD = 7, CUTS = 8 };
     const size_t lengths[CB] = {40, 17, 0, 1, 33};
     const size_t cuts[CUTS] = {10, 0, 1, 17, 10, 100, 3, 39};
-    static float seq[CT * CB * CD], out[CUTS * CB * CD], one[CB * CD];
+    static float seq[CT * CB * CD], out[CUTS * CB * 3 * CD], one[CB * 3 * CD];
     size_t cut_lengths[CB], argmax[CB * CD];
     fill(seq, CT * CB * CD, -1, 1, 30);
     for (size_t i = 0; i < CT * CB * CD; i += 2) seq[i] = (float)(int)(seq[i] * 4) / 4; /* ties */
-    for (int mode = 0; mode < 3; mode++) {
+    for (int mode = 0; mode < 4; mode++) {
+        size_t W = reel_pool_width((reel_pool_mode)mode, CD);
         memset(out, 0xff, sizeof out); /* NaN: every row must be written */
         reel_pool_forward_cuts((reel_pool_mode)mode, out, seq, lengths, cuts, CUTS, CT, CB, CD);
         for (size_t c = 0; c < CUTS; c++) {
             for (size_t b = 0; b < CB; b++) cut_lengths[b] = cuts[c] && cuts[c] < lengths[b] ? cuts[c] : lengths[b];
             reel_pool_forward((reel_pool_mode)mode, one, argmax, seq, cut_lengths, CT, CB, CD, CD);
-            assert_memory_equal(out + c * CB * CD, one, sizeof one);
+            assert_memory_equal(out + c * CB * W, one, CB * W * sizeof(float));
         }
     }
 }

@@ -170,20 +170,28 @@ double reel_decoder_sampled(float *dfeatures, float *dweight, float *dbias, cons
                             float *scratch, size_t slice_rows);
 
 /* ---- pool.c: pooling over the valid time steps of each sequence ---- */
-typedef enum reel_pool_mode { REEL_POOL_MAX = 0, REEL_POOL_MEAN = 1, REEL_POOL_LAST = 2 } reel_pool_mode;
-/* out (B, D) from seq (T, B, D) over steps t < lengths[b]; an empty sequence gives zeros.
- * max: argmax (B, D) records the winning step (first one on ties) for backward; mean; last: columns
- * [0, reverse_from) take step lengths[b] - 1 (where a forward direction ends), columns [reverse_from, D)
- * take step 0 (where a reverse direction ends). */
+typedef enum reel_pool_mode {
+    REEL_POOL_MAX = 0,
+    REEL_POOL_MEAN = 1,
+    REEL_POOL_LAST = 2,
+    REEL_POOL_CONCAT = 3 /* ULMFiT's concat pooling: last, max and mean side by side, 3 D wide */
+} reel_pool_mode;
+/* The pooled width of D-wide outputs: D, or 3 D for concat. */
+size_t reel_pool_width(reel_pool_mode mode, size_t D);
+/* out (B, W) from seq (T, B, D) over steps t < lengths[b], W = reel_pool_width(mode, D); an empty sequence
+ * gives zeros. max: argmax (B, D) records the winning step (first one on ties) for backward; mean; last:
+ * columns [0, reverse_from) take step lengths[b] - 1 (where a forward direction ends), columns
+ * [reverse_from, D) take step 0 (where a reverse direction ends); concat: [last | max | mean], each part
+ * as its own mode computes it (argmax for its max part). */
 void reel_pool_forward(reel_pool_mode mode, float *out, size_t *argmax, const float *seq, const size_t *lengths,
                        size_t T, size_t B, size_t D, size_t reverse_from);
-/* Every prefix at once, for one direction (reverse_from = D): out (num_cuts, B, D), row (c, b) equal bit
+/* Every prefix at once, for one direction (reverse_from = D): out (num_cuts, B, W), row (c, b) equal bit
  * for bit to reel_pool_forward over the first min(cuts[c], lengths[b]) steps (cuts[c] = 0: all of
  * them), from one sweep over each sequence (the running max, sum or last step read off at each cut) instead
  * of a sweep per cut. No argmax: evaluation only. */
 void reel_pool_forward_cuts(reel_pool_mode mode, float *out, const float *seq, const size_t *lengths, const size_t *cuts,
                             size_t num_cuts, size_t T, size_t B, size_t D);
-/* dseq (T, B, D) += the gradient of out from dout (B, D); padding gets none. */
+/* dseq (T, B, D) += the gradient of out from dout (B, W); padding gets none. */
 void reel_pool_backward(reel_pool_mode mode, float *dseq, const float *dout, const size_t *argmax,
                         const size_t *lengths, size_t T, size_t B, size_t D, size_t reverse_from);
 

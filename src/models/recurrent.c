@@ -1,7 +1,7 @@
 /* Recurrent classifiers (course part 2a): the recurrent encoder (rnn_stack.h: embedding, stacked tanh
  * RNN, GRU or LSTM layers, each optionally bidirectional, with batch norm and locked dropout) -> pooling
- * over the valid steps (max, mean or last) -> optional hidden layer (ReLU, dropout) -> one logit (two
- * classes) or K logits (K classes).
+ * over the valid steps (max, mean, last, or ULMFiT's concat of the three) -> optional hidden layer (ReLU,
+ * dropout) -> one logit (two classes) or K logits (K classes).
  *
  * Random numbers (dropout masks) are keyed by sample index, as everywhere in reel. */
 #include <math.h>
@@ -17,19 +17,19 @@ enum { HEAD_DROPOUT_ID = 201 };
 
 typedef struct {
     rnn_stack stack;
-    size_t H, D, head_hidden, K;
+    size_t H, D, P, head_hidden, K; /* P: the pooled width, D or 3 D (concat) */
     reel_pool_mode pooling;
     float head_dropout;
     int dropping; /* the last forward was in training mode */
     size_t head_w, head_b, out_w, out_b;
     size_t cap_B;
-    float *pooled_cuts;     /* (num_cuts, B, D) forward_prefixes: each cut's pooled features */
+    float *pooled_cuts;     /* (num_cuts, B, P) forward_prefixes: each cut's pooled features */
     size_t cap_cut_rows;    /* its capacity in rows (num_cuts * B) */
-    float *pooled;          /* (B, D) */
+    float *pooled;          /* (B, P) */
     float *logits;          /* (B, K) */
     size_t *argmax;         /* (B, D) */
     float *head_pre, *head_relu, *head_mask, *head_dropped; /* (B, head_hidden) */
-    float *d_pooled, *d_head;                               /* (B, D), (B, head_hidden) */
+    float *d_pooled, *d_head;                               /* (B, P), (B, head_hidden) */
 } rec_impl;
 
 static void free_head(rec_impl *m) {
@@ -44,11 +44,11 @@ static void reserve_head(rec_impl *m, size_t B) {
     free_head(m);
     m->cap_B = B > m->cap_B ? B : m->cap_B;
     B = m->cap_B;
-    size_t D = m->D, head = m->head_hidden ? m->head_hidden : 1;
-    m->pooled = reel_calloc(B * D, sizeof(float));
+    size_t D = m->D, P = m->P, head = m->head_hidden ? m->head_hidden : 1;
+    m->pooled = reel_calloc(B * P, sizeof(float));
     m->logits = reel_calloc(B * m->K, sizeof(float));
     m->argmax = reel_calloc(B * D, sizeof(size_t));
-    m->d_pooled = reel_calloc(B * D, sizeof(float));
+    m->d_pooled = reel_calloc(B * P, sizeof(float));
     m->head_pre = reel_calloc(B * head, sizeof(float));
     m->head_relu = reel_calloc(B * head, sizeof(float));
     m->head_mask = reel_calloc(B * head, sizeof(float));
@@ -56,18 +56,18 @@ static void reserve_head(rec_impl *m, size_t B) {
     m->d_head = reel_calloc(B * head, sizeof(float));
 }
 
-/* The head, from pooled (B, D) to logits (B, K): the optional hidden layer (ReLU, dropout in training),
+/* The head, from pooled (B, P) to logits (B, K): the optional hidden layer (ReLU, dropout in training),
  * then the output layer. */
 static void head_forward(reel_model *model, const reel_batch *batch, int training, const float *pooled, float *logits,
                          size_t B) {
     rec_impl *m = model->impl;
     const reel_store *p = &model->params;
-    size_t D = m->D;
+    size_t P = m->P;
     const float *features = pooled;
-    size_t width = D;
+    size_t width = P;
     if (m->head_hidden) {
         size_t HH = m->head_hidden;
-        reel_linear_forward(m->head_pre, pooled, reel_store_view(p, m->head_w), reel_store_view(p, m->head_b), B, D,
+        reel_linear_forward(m->head_pre, pooled, reel_store_view(p, m->head_w), reel_store_view(p, m->head_b), B, P,
                             HH);
         reel_relu_forward(m->head_relu, m->head_pre, B * HH);
         features = m->head_relu;
@@ -108,7 +108,7 @@ static void rec_forward_prefixes(reel_model *model, const reel_batch *batch, con
                                  float *logits, const reel_comm *comm) {
     rec_impl *m = model->impl;
     const reel_store *p = &model->params;
-    size_t B = batch->size, D = m->D, K = model->num_outputs;
+    size_t B = batch->size, D = m->D, P = m->P, K = model->num_outputs;
     REEL_CHECK(m->stack.o.dirs == 1, NULL, "prefixes of a bidirectional model");
     m->stack.input_delta = NULL;
     m->stack.frozen_statistics = 0;
@@ -118,21 +118,21 @@ static void rec_forward_prefixes(reel_model *model, const reel_batch *batch, con
     if (num_cuts * B > m->cap_cut_rows) {
         free(m->pooled_cuts);
         m->cap_cut_rows = num_cuts * B;
-        m->pooled_cuts = reel_malloc(m->cap_cut_rows * D * sizeof(float));
+        m->pooled_cuts = reel_malloc(m->cap_cut_rows * P * sizeof(float));
     }
-    /* pooled_cuts (num_cuts, B, D): one sweep over each document's steps reads off every cut */
+    /* pooled_cuts (num_cuts, B, P): one sweep over each document's steps reads off every cut */
     reel_pool_forward_cuts(m->pooling, m->pooled_cuts, m->stack.output, m->stack.lengths, cuts, num_cuts, m->stack.T, B, D);
-    for (size_t c = 0; c < num_cuts; c++) head_forward(model, batch, 0, m->pooled_cuts + c * B * D, logits + c * B * K, B);
+    for (size_t c = 0; c < num_cuts; c++) head_forward(model, batch, 0, m->pooled_cuts + c * B * P, logits + c * B * K, B);
 }
 
 static void rec_backward(reel_model *model, const reel_batch *batch, const float *dlogits, const reel_comm *comm) {
     rec_impl *m = model->impl;
     const reel_store *p = &model->params;
-    size_t B = batch->size, T = m->stack.T, H = m->H, D = m->D;
+    size_t B = batch->size, T = m->stack.T, H = m->H, D = m->D, P = m->P;
     int training = m->dropping;
 
     /* head */
-    memset(m->d_pooled, 0, B * D * sizeof(float));
+    memset(m->d_pooled, 0, B * P * sizeof(float));
     if (m->head_hidden) {
         size_t HH = m->head_hidden;
         int dropped = training && m->head_dropout > 0.0f;
@@ -146,10 +146,10 @@ static void rec_backward(reel_model *model, const reel_batch *batch, const float
         memset(d_pre, 0, B * HH * sizeof(float));
         reel_relu_backward(d_pre, m->d_head, m->head_pre, B * HH);
         reel_linear_backward(m->d_pooled, reel_store_grad_view(p, m->head_w), reel_store_grad_view(p, m->head_b), d_pre,
-                             m->pooled, reel_store_view(p, m->head_w), B, D, HH);
+                             m->pooled, reel_store_view(p, m->head_w), B, P, HH);
     } else {
         reel_linear_backward(m->d_pooled, reel_store_grad_view(p, m->out_w), reel_store_grad_view(p, m->out_b), dlogits,
-                             m->pooled, reel_store_view(p, m->out_w), B, D, model->num_outputs);
+                             m->pooled, reel_store_view(p, m->out_w), B, P, model->num_outputs);
     }
 
     reel_store_grad_ready(p, reel_store_top_group(p)); /* the head is final */
@@ -175,8 +175,8 @@ static void rec_init(reel_model *model, uint64_t seed) {
         } else if (strstr(info->name, "batchnorm")) {
             reel_init_constant(values, info->count, strstr(info->name, "/weight") ? 1.0f : 0.0f);
         } else {
-            float fan_in = strncmp(info->name, "head_hidden/", 12) == 0 ? (float)m->D
-                           : strncmp(info->name, "output/", 7) == 0  ? (float)(m->head_hidden ? m->head_hidden : m->D)
+            float fan_in = strncmp(info->name, "head_hidden/", 12) == 0 ? (float)m->P
+                           : strncmp(info->name, "output/", 7) == 0  ? (float)(m->head_hidden ? m->head_hidden : m->P)
                                                                      : (float)m->H;
             reel_init_uniform(values, info->count, 1.0f / sqrtf(fan_in), seed, (uint32_t)i);
         }
@@ -212,14 +212,15 @@ typedef struct rec_options {
     size_t num_classes;   /* 0: from the data; 2: one logit (BCE); K > 2: K logits (softmax) */
 } rec_options;
 
-static const char *const poolings[] = {"max", "mean", "last", NULL};
+static const char *const poolings[] = {"max", "mean", "last", "concat", NULL};
 static const reel_key rec_keys[] = {
     REEL_KEY_SIZE_OF(rec_options, "model", "hidden_dim", hidden_dim, "256", REEL_BOUND_MIN, 1,
                      "units of each recurrent layer (per direction)"),
     REEL_KEY_SIZE_OF(rec_options, "model", "num_layers", num_layers, "1", REEL_BOUND_MIN, 1, "stacked layers"),
     REEL_KEY_BOOL_OF(rec_options, "model", "bidirectional", bidirectional, "false", "a reverse direction in every layer"),
     REEL_KEY_CHOICE_OF(rec_options, "model", "pooling", pooling, "max", poolings,
-                       "pooling of the last layer's outputs over time (max, mean, last)"),
+                       "pooling of the last layer's outputs over time (max, mean, last; concat: the three side by "
+                       "side, as ULMFiT's classifier)"),
     REEL_KEY_DOUBLE_OF(rec_options, "model", "rnn_dropout", rnn_dropout, "0", REEL_BOUND_MIN | REEL_BOUND_MAX_OPEN, 0, 1,
                        "dropout on every recurrent layer's output, one mask per sequence"),
     REEL_KEY_DOUBLE_OF(rec_options, "model", "embed_dropout", embed_dropout, "0", REEL_BOUND_MIN | REEL_BOUND_MAX_OPEN, 0, 1,
@@ -256,7 +257,11 @@ static int rec_create(reel_model **out, const reel_config *cfg, size_t max_batch
     m->H = o->hidden_dim;
     m->D = (o->bidirectional ? 2 : 1) * m->H;
     m->head_hidden = o->head_hidden;
-    m->pooling = strcmp(o->pooling, "mean") == 0 ? REEL_POOL_MEAN : strcmp(o->pooling, "last") == 0 ? REEL_POOL_LAST : REEL_POOL_MAX;
+    m->pooling = strcmp(o->pooling, "mean") == 0     ? REEL_POOL_MEAN
+                 : strcmp(o->pooling, "last") == 0   ? REEL_POOL_LAST
+                 : strcmp(o->pooling, "concat") == 0 ? REEL_POOL_CONCAT
+                                                     : REEL_POOL_MAX;
+    m->P = reel_pool_width(m->pooling, m->D);
     m->head_dropout = (float)o->dropout;
 
     rnn_stack_options so = {.cell = cell, .vocab = model->vocab_size, .E = cfg->model.embed_dim,
@@ -267,10 +272,11 @@ static int rec_create(reel_model **out, const reel_config *cfg, size_t max_batch
     reel_store_init(&model->params, 1);
     reel_store_init(&model->state, 0);
     rnn_stack_create(&m->stack, &so, &model->params, &model->state);
-    size_t features = m->D;
+    size_t features = m->P;
     if (m->head_hidden) {
-        m->head_w = reel_store_add_sized(&model->params, "head_hidden/weight", 2, (size_t[]){m->head_hidden, m->D},
-                                         "[model] head_hidden x %s[model] hidden_dim",
+        m->head_w = reel_store_add_sized(&model->params, "head_hidden/weight", 2, (size_t[]){m->head_hidden, m->P},
+                                         "[model] head_hidden x %s%s[model] hidden_dim",
+                                         m->pooling == REEL_POOL_CONCAT ? "3 concat parts x " : "",
                                          o->bidirectional ? "2 directions x " : "");
         m->head_b = reel_store_add_sized(&model->params, "head_hidden/bias", 1, (size_t[]){m->head_hidden},
                                          "[model] head_hidden");
