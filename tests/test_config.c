@@ -20,12 +20,12 @@
 #include "reel/optim.h"
 
 /* Keys of the default configuration (model type bow, objective classify): the 50 general keys, bow's 5
- * and classify's 5. --help-config lists the general keys, then each model's and objective's own: the
- * recurrent classifiers share 10, the recurrent language model has 10, the gpt 6, classify 5 and
+ * and classify's 9. --help-config lists the general keys, then each model's and objective's own: the
+ * recurrent classifiers share 10, the recurrent language model has 10, the gpt 6, classify 9 and
  * next_token 6. */
 #define NUM_GENERAL_KEYS 50
-#define NUM_KEYS (NUM_GENERAL_KEYS + 5 + 5)
-#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10 + 10 + 6 + 5 + 6)
+#define NUM_KEYS (NUM_GENERAL_KEYS + 5 + 9)
+#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10 + 10 + 6 + 9 + 6)
 
 /* Fields of the composed schema by name ("model.hidden_dim" lives in the bow model's options). */
 static void *field(const reel_config *cfg, const char *name) {
@@ -544,6 +544,10 @@ static const field_case classify_cases[] = {
     FIELD("objective.class_weights", 's', "1,2.5"),
     FIELD("objective.oversample", 'b', "true"),
     FIELD("objective.length_buckets", 'z', "8"),
+    FIELD("objective.vat", 'd', "0.75"),
+    FIELD("objective.vat_epsilon", 'd', "0.125"),
+    FIELD("objective.vat_xi", 'd', "0.0625"),
+    FIELD("objective.vat_unlabelled", 'z', "40"),
 };
 
 static const field_case recurrent_cases[] = {

@@ -224,6 +224,47 @@ static void test_softmax_ce(void **state) {
     assert_float_equal(reel_softmax_ce(NULL, pair, &one, 1, 2, 1.0f), reel_bce_logits(NULL, &difference, &one, 1, 1.0f), 1e-6);
 }
 
+/* ---------------- KL divergence between two sets of logits ---------------- */
+typedef struct {
+    float p[3 * 4], q[3 * 4];
+    size_t K;
+} kl_ctx;
+static double kl_objective(void *ctx) {
+    kl_ctx *c = ctx;
+    return reel_kl_logits(NULL, c->p, c->q, 3, c->K, 1.0f);
+}
+/* The gradient with respect to q's logits by finite differences (K = 4 softmax and K = 1 sigmoid), and
+ * the values against sums written out from the definition in double. */
+static void test_kl(void **state) {
+    (void)state;
+    kl_ctx c = {{0.5f, -1, 2, 0.1f, 3, 3, -2, 0, -0.3f, 0.2f, 0.1f, 6}, {0.1f, 0.4f, 1, -1, 2, 3.5f, -1, 0.5f, 0, 0, 0, 0}, 4};
+    float dq[12];
+    reel_kl_logits(dq, c.p, c.q, 3, 4, 1.0f);
+    compare("kl softmax logits", c.q, dq, 12, kl_objective, &c);
+    double want = 0;
+    for (size_t b = 0; b < 3; b++) {
+        double sp = 0, sq = 0;
+        for (size_t k = 0; k < 4; k++) sp += exp(c.p[b * 4 + k]), sq += exp(c.q[b * 4 + k]);
+        for (size_t k = 0; k < 4; k++) {
+            double p = exp(c.p[b * 4 + k]) / sp, q = exp(c.q[b * 4 + k]) / sq;
+            want += p * log(p / q);
+        }
+    }
+    assert_float_equal(kl_objective(&c), want, 1e-6);
+    kl_ctx one = {{-2, 0.3f, 5}, {1, 0.3f, -4}, 1};
+    reel_kl_logits(dq, one.p, one.q, 3, 1, 1.0f);
+    compare("kl sigmoid logits", one.q, dq, 3, kl_objective, &one);
+    want = 0;
+    for (size_t b = 0; b < 3; b++) {
+        double p = 1 / (1 + exp(-one.p[b])), q = 1 / (1 + exp(-one.q[b]));
+        want += p * log(p / q) + (1 - p) * log((1 - p) / (1 - q));
+    }
+    assert_float_equal(kl_objective(&one), want, 1e-6);
+    /* a distribution against itself costs nothing and pulls nowhere */
+    assert_float_equal(reel_kl_logits(dq, c.p, c.p, 3, 4, 1.0f), 0.0, 1e-12);
+    for (size_t i = 0; i < 12; i++) assert_float_equal(dq[i], 0.0, 1e-7);
+}
+
 /* ---------------- decoder fused with softmax cross-entropy ---------------- */
 /* 11 rows (3 of them padding) over 9 classes, in slices of 3 rows: the slices cut across padding, and
  * the last one is partial. The loss is checked against softmax_ce on logits made the plain way. */
@@ -390,7 +431,8 @@ int main(void) {
         cmocka_unit_test(test_linear),          cmocka_unit_test(test_embedding_bag),
         cmocka_unit_test(test_batchnorm),       cmocka_unit_test(test_batchnorm_eval_matches_running_stats),
         cmocka_unit_test(test_relu_dropout),    cmocka_unit_test(test_dropout_mask_keyed_by_sample),
-        cmocka_unit_test(test_bce),             cmocka_unit_test(test_softmax_ce),             cmocka_unit_test(test_bow_model),
+        cmocka_unit_test(test_bce),             cmocka_unit_test(test_softmax_ce),             cmocka_unit_test(test_kl),
+        cmocka_unit_test(test_bow_model),
         cmocka_unit_test(test_decoder_softmax),         cmocka_unit_test(test_sampled_softmax),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -135,6 +135,13 @@ double reel_bce_logits(float *dlogits, const float *logits, const float *labels,
  * dlogits (B, K) = scale * (softmax - onehot) when not NULL. logits (B, K), labels (B) hold class ids. */
 double reel_softmax_ce(float *dlogits, const float *logits, const float *labels, size_t B, size_t K, float scale);
 
+/* ---- loss_kl.c: KL divergence between two sets of logits' predictions ---- */
+/* Returns the SUM over the B rows of KL(p || q), p and q the predictions of p_logits and q_logits (B, K):
+ * softmax over K classes, or with K = 1 the Bernoulli sigmoid(z) of one logit (reel's two-class head).
+ * dq (B, K) = scale * (q - p) when not NULL: the gradient with respect to q_logits, p held constant (the
+ * target of virtual adversarial training). */
+double reel_kl_logits(float *dq, const float *p_logits, const float *q_logits, size_t B, size_t K, float scale);
+
 /* ---- decoder.c: linear layer to K classes fused with softmax cross-entropy, a slice of rows at a time ---- */
 /* Floats of scratch that reel_decoder_softmax needs for slices of slice_rows rows. */
 size_t reel_decoder_scratch_floats(size_t slice_rows, size_t D, size_t K);

@@ -38,6 +38,9 @@ typedef struct classify_options {
     char class_weights[REEL_LIST_MAX]; /* "": none; "balanced"; or one weight per class */
     int oversample;             /* 1: every class as often as the largest in each epoch */
     size_t length_buckets;      /* K > 1: batches of similar lengths from pools of K batches */
+    double vat;                 /* weight of the virtual adversarial loss; 0: off */
+    double vat_epsilon, vat_xi; /* its perturbation and its probe, as fractions of a document's embedding norm */
+    size_t vat_unlabelled;      /* unlabelled documents (unsup split) per global batch */
 } classify_options;
 
 static const reel_key classify_key_list[] = {
@@ -59,18 +62,34 @@ static const reel_key classify_key_list[] = {
                      "K > 1: each run of K global batches of the epoch's shuffled order is sorted by length and cut "
                      "into K batches of similar lengths (then shuffled), so a batch of short documents pads little; "
                      "0 or 1: off"),
+    REEL_KEY_DOUBLE_OF(classify_options, "objective", "vat", vat, "0", REEL_BOUND_MIN, 0, 0,
+                       "weight of the virtual adversarial loss (Miyato et al. 2017): the KL divergence between a "
+                       "document's predictions at its embeddings and at them moved a small step in the direction one "
+                       "power iteration finds most sensitive; needs no label; 0 trains without it"),
+    REEL_KEY_DOUBLE_OF(classify_options, "objective", "vat_epsilon", vat_epsilon, "0.02", REEL_BOUND_MIN_OPEN, 0, 0,
+                       "L2 norm of the virtual adversarial perturbation, as a fraction of the L2 norm of the document's "
+                       "embedded tokens"),
+    REEL_KEY_DOUBLE_OF(classify_options, "objective", "vat_xi", vat_xi, "0.001", REEL_BOUND_MIN_OPEN, 0, 0,
+                       "L2 norm of the power iteration's random probe, the same fraction (small, yet large enough to "
+                       "move float32 predictions)"),
+    REEL_KEY_SIZE_OF(classify_options, "objective", "vat_unlabelled", vat_unlabelled, "0", 0, 0,
+                     "unlabelled documents of the unsup split added to each global batch for the virtual "
+                     "adversarial loss alone (at most batch_size); 0: it covers the labelled batch only"),
 };
 static const reel_key_table classify_keys = {classify_key_list, sizeof classify_key_list / sizeof classify_key_list[0],
                                              sizeof(classify_options)};
 
 /* sums of a training step: loss, correct predictions, documents */
-enum { SUM_LOSS, SUM_CORRECT, SUM_ROWS, SUM_ADVERSARIAL, SUM_WEIGHT, NUM_SUMS };
+enum { SUM_LOSS, SUM_CORRECT, SUM_ROWS, SUM_ADVERSARIAL, SUM_WEIGHT, SUM_VAT, SUM_VAT_ROWS, NUM_SUMS };
 
+/* The first three are always declared; the adversarial and virtual adversarial losses only when on. */
+enum { SERIES_ADVERSARIAL = 3, SERIES_VAT = 4 };
 static const reel_series train_series[] = {
     {"loss", REEL_COLUMN_F64, 0, 0, 0},
     {"accuracy", REEL_COLUMN_F64, 0, 1, 0},
     {"samples_per_s", REEL_COLUMN_F64, 0, 0, 0},
-    {"adversarial_loss", REEL_COLUMN_F64, 0, 0, 0}, /* declared only when adversarial training is on */
+    {"adversarial_loss", REEL_COLUMN_F64, 0, 0, 0},
+    {"vat_loss", REEL_COLUMN_F64, 0, 0, 0},
 };
 
 enum { EV_LOSS, EV_ACCURACY, EV_PRECISION, EV_RECALL, EV_F1, EV_TP, EV_FP, EV_TN, EV_FN, EV_MACRO_F1, EV_COUNT };
@@ -108,6 +127,19 @@ typedef struct {
     float *delta;        /* (batch tokens, E) the perturbation of each token's embedding */
     float *input_grad;   /* (batch tokens, E) the clean loss's gradient with respect to them */
     size_t token_capacity;
+    /* virtual adversarial training (delta and input_grad serve it too) */
+    float vat, vat_epsilon, vat_xi;
+    size_t vat_unlabelled;
+    reel_tokfile *unlabelled; /* the unsup split, when vat_unlabelled > 0 */
+    uint64_t num_unlabelled;
+    uint64_t *unlabelled_order; /* (num_unlabelled) the epoch's order of them */
+    uint64_t *unlabelled_indices; /* (vat_unlabelled) this rank's share of a step */
+    reel_batch_buffer unlabelled_buffer;
+    float *clean_logits; /* (max_rows, K) the predictions the perturbed ones are compared with */
+    float *saved_grad;   /* (parameters) the gradient before the power iteration's backward */
+    /* the train series declared: the first three, then the adversarial and VAT losses when on */
+    reel_series series[5];
+    size_t series_index[5]; /* series_index[SERIES_*]: where that series is among those declared, or 0 */
 } classify_impl;
 
 double reel_classify_loss(float *dlogits, const float *logits, const float *labels, size_t B, size_t K, float scale,
@@ -170,6 +202,10 @@ static void classify_begin_epoch(reel_objective *obj, uint64_t epoch) {
     if (c->length_buckets > 1)
         reel_bucket_by_length(c->order, c->num_train, c->doc_lengths, c->cfg->train.batch_size, c->length_buckets,
                               obj->model->seed, epoch, c->sort_keys);
+    if (c->unlabelled) { /* from the identity every epoch: a function of (seed, epoch), so a resume finds it */
+        for (uint64_t i = 0; i < c->num_unlabelled; i++) c->unlabelled_order[i] = i;
+        reel_shuffle_keyed(c->unlabelled_order, c->num_unlabelled, obj->model->seed, REEL_RNG_VAT_ORDER, (uint32_t)epoch, 0);
+    }
 }
 
 /* Weighted loss of B rows: the sum of w_i l_i, with dlogits = factor * w_i / weight_total times each
@@ -183,6 +219,26 @@ static double weighted_loss(const classify_impl *c, float *dlogits, const float 
                                         (float)(factor * w / weight_total), predicted ? predicted + i : NULL);
     }
     return total;
+}
+
+static void reserve_tokens(classify_impl *c, size_t tokens, size_t E) {
+    if (tokens <= c->token_capacity) return;
+    c->token_capacity = tokens;
+    c->delta = reel_realloc(c->delta, tokens * E * sizeof(float));
+    c->input_grad = reel_realloc(c->input_grad, tokens * E * sizeof(float));
+}
+
+/* The L2 norm of each document's embedded tokens (before dropout), what both adversarial perturbations
+ * are measured against. */
+static double embedding_norm(const classify_impl *c, const reel_model *model, const reel_batch *batch, size_t b) {
+    size_t E = model->input_dim;
+    const float *table = reel_store_view(&model->params, c->embedding);
+    double sum = 0;
+    for (size_t t = batch->offsets[b]; t < batch->offsets[b + 1]; t++) {
+        const float *row = table + (size_t)batch->ids[t] * E;
+        for (size_t e = 0; e < E; e++) sum += (double)row[e] * row[e];
+    }
+    return sqrt(sum);
 }
 
 /* Adversarial training (Goodfellow et al. 2015; on text embeddings, Miyato et al. 2017): after the clean
@@ -199,16 +255,11 @@ static double weighted_loss(const classify_impl *c, float *dlogits, const float 
 static double adversarial_pass(classify_impl *c, reel_model *model, const reel_batch *batch, size_t global_rows,
                                double weight_total, const reel_comm *comm) {
     size_t B = batch->size, E = model->input_dim;
-    const float *table = reel_store_view(&model->params, c->embedding);
     for (size_t b = 0; b < B; b++) {
         size_t begin = batch->offsets[b] * E, end = batch->offsets[b + 1] * E;
-        double grad_norm = 0, embed_norm = 0;
+        double grad_norm = 0;
         for (size_t i = begin; i < end; i++) grad_norm += (double)c->input_grad[i] * c->input_grad[i];
-        for (size_t t = batch->offsets[b]; t < batch->offsets[b + 1]; t++) {
-            const float *row = table + (size_t)batch->ids[t] * E;
-            for (size_t e = 0; e < E; e++) embed_norm += (double)row[e] * row[e];
-        }
-        float scale = grad_norm > 0 ? (float)(c->epsilon * sqrt(embed_norm / grad_norm)) : 0.0f;
+        float scale = grad_norm > 0 ? (float)(c->epsilon * embedding_norm(c, model, batch, b) / sqrt(grad_norm)) : 0.0f;
         for (size_t i = begin; i < end; i++) c->delta[i] = scale * c->input_grad[i];
     }
     model->input_delta = c->delta;
@@ -223,6 +274,92 @@ static double adversarial_pass(classify_impl *c, reel_model *model, const reel_b
     model->input_delta = NULL;
     model->frozen_statistics = 0;
     return loss;
+}
+
+/* Virtual adversarial training (Miyato, Dai and Goodfellow 2017) on the documents of batch, whose clean
+ * predictions are p_logits (B, K), held constant:
+ *   1. a random direction d per document (Gaussian, from (seed, REEL_RNG_VAT, epoch, sample index), so
+ *      it depends on neither the rank nor the batch), scaled to xi |x| (|x|: the L2 norm of the
+ *      document's embedded tokens, as for the adversarial perturbation above);
+ *   2. one power iteration: g = the gradient of KL(p || q(x + d)) with respect to d, by a forward and a
+ *      backward with the model's input gradient; the parameters' gradient that backward adds is thrown
+ *      away (restored from a copy), since the probe is not part of the objective;
+ *   3. r = epsilon |x| g / |g|, and the loss weight * KL(p || q(x + r)) / scale_rows with r held
+ *      constant, whose parameter gradient is kept.
+ * The passes use the clean pass's dropout masks (keyed by sample index) and leave batch-norm running
+ * statistics alone. Returns this rank's sum of KL(p || q(x + r)). */
+static double vat_pass(classify_impl *c, reel_model *model, const reel_batch *batch, const float *p_logits,
+                       double scale_rows, uint64_t epoch, const reel_comm *comm) {
+    size_t B = batch->size, E = model->input_dim, K = model->num_outputs;
+    reel_store *params = &model->params;
+    reserve_tokens(c, batch->offsets[B], E);
+    for (size_t b = 0; b < B; b++) {
+        size_t begin = batch->offsets[b] * E, end = batch->offsets[b + 1] * E;
+        double norm = 0;
+        for (size_t i = begin; i < end; i += 4) {
+            uint32_t w[4];
+            reel_rng_block(w, model->seed, REEL_RNG_VAT, (uint32_t)epoch, (uint32_t)batch->sample_index[b],
+                           (uint32_t)((i - begin) / 4));
+            for (size_t k = 0; k < 4 && i + k < end; k += 2) { /* Box-Muller: two normals from two words */
+                double u1 = (reel_rng_unit_float(w[k]) + 0x1p-25), u2 = reel_rng_unit_float(w[k + 1]);
+                double radius = sqrt(-2.0 * log(u1)), angle = 6.283185307179586 * u2;
+                c->delta[i + k] = (float)(radius * cos(angle));
+                if (i + k + 1 < end) c->delta[i + k + 1] = (float)(radius * sin(angle));
+            }
+        }
+        for (size_t i = begin; i < end; i++) norm += (double)c->delta[i] * c->delta[i];
+        float scale = norm > 0 ? (float)(c->vat_xi * embedding_norm(c, model, batch, b) / sqrt(norm)) : 0.0f;
+        for (size_t i = begin; i < end; i++) c->delta[i] *= scale;
+    }
+    memcpy(c->saved_grad, params->grad, params->num_floats * sizeof(float));
+    model->input_delta = c->delta;
+    model->input_grad = c->input_grad;
+    model->frozen_statistics = 1;
+    reel_output out;
+    model->ops->forward(model, batch, 1, &out, comm);
+    reel_kl_logits(c->dlogits, p_logits, out.logits, B, K, 1.0f);
+    model->ops->backward(model, batch, c->dlogits, comm);
+    memcpy(params->grad, c->saved_grad, params->num_floats * sizeof(float));
+    model->input_grad = NULL;
+    for (size_t b = 0; b < B; b++) {
+        size_t begin = batch->offsets[b] * E, end = batch->offsets[b + 1] * E;
+        double grad_norm = 0;
+        for (size_t i = begin; i < end; i++) grad_norm += (double)c->input_grad[i] * c->input_grad[i];
+        float scale = grad_norm > 0 ? (float)(c->vat_epsilon * embedding_norm(c, model, batch, b) / sqrt(grad_norm)) : 0.0f;
+        for (size_t i = begin; i < end; i++) c->delta[i] = scale * c->input_grad[i];
+    }
+    model->ops->forward(model, batch, 1, &out, comm);
+    double loss = reel_kl_logits(c->dlogits, p_logits, out.logits, B, K, (float)(c->vat / scale_rows));
+    model->ops->backward(model, batch, c->dlogits, comm);
+    model->input_delta = NULL;
+    model->frozen_statistics = 0;
+    return loss;
+}
+
+/* The step's unlabelled documents for virtual adversarial training: global positions [step U, step U + U)
+ * of the epoch's order of the unsup split (wrapping around it), this rank's share of them; each keeps
+ * dropout masks of its own (sample index = training documents + its index). Returns their clean logits
+ * in c->clean_logits after a forward that leaves running statistics alone. */
+static const reel_batch *unlabelled_batch(classify_impl *c, reel_objective *obj, uint64_t epoch, uint64_t step) {
+    reel_model *model = obj->model;
+    size_t U = c->vat_unlabelled, begin, rows;
+    reel_rank_share(U, obj->comm.rank, obj->comm.size, &begin, &rows);
+    for (size_t i = 0; i < rows; i++)
+        c->unlabelled_indices[i] = c->unlabelled_order[(step * U + begin + i) % c->num_unlabelled];
+    reel_error err = {{0}};
+    if (reel_batch_gather(&c->unlabelled_buffer, c->unlabelled, c->unlabelled_indices, rows, model->vocab_size,
+                          c->cfg->data.max_tokens, c->cfg->data.seq_len, model->seed, epoch, &err) != 0)
+        reel_die(&err, "re-run `reel prep`, or check the file with `reel inspect`");
+    reel_batch *batch = &c->unlabelled_buffer.batch;
+    uint64_t labelled = reel_tokfile_info(c->train)->num_docs;
+    for (size_t i = 0; i < rows; i++) c->unlabelled_buffer.sample_index[i] = labelled + c->unlabelled_indices[i];
+    batch->step = step;
+    model->frozen_statistics = 1;
+    reel_output out;
+    model->ops->forward(model, batch, 1, &out, &obj->comm);
+    model->frozen_statistics = 0;
+    memcpy(c->clean_logits, out.logits, rows * model->num_outputs * sizeof(float));
+    return batch;
 }
 
 static uint64_t classify_train_step(reel_objective *obj, uint64_t epoch, uint64_t step, double *sums) {
@@ -241,12 +378,7 @@ static uint64_t classify_train_step(reel_objective *obj, uint64_t epoch, uint64_
     c->buffer.batch.step = step;
     int adversarial = c->adversarial > 0;
     if (adversarial) {
-        size_t tokens = c->buffer.batch.offsets[local_rows];
-        if (tokens > c->token_capacity) {
-            c->token_capacity = tokens;
-            c->delta = reel_realloc(c->delta, tokens * model->input_dim * sizeof(float));
-            c->input_grad = reel_realloc(c->input_grad, tokens * model->input_dim * sizeof(float));
-        }
+        reserve_tokens(c, c->buffer.batch.offsets[local_rows], model->input_dim);
         model->input_grad = c->input_grad;
     }
 
@@ -264,6 +396,7 @@ static uint64_t classify_train_step(reel_objective *obj, uint64_t epoch, uint64_
 
     reel_output out;
     model->ops->forward(model, &c->buffer.batch, 1, &out, &obj->comm);
+    if (c->vat > 0) memcpy(c->clean_logits, out.logits, local_rows * model->num_outputs * sizeof(float));
     if (c->class_weight)
         sums[SUM_LOSS] += weighted_loss(c, c->dlogits, out.logits, c->buffer.labels, local_rows, model->num_outputs, 1.0,
                                         weight_total, c->predicted);
@@ -279,6 +412,16 @@ static uint64_t classify_train_step(reel_objective *obj, uint64_t epoch, uint64_
         model->input_grad = NULL;
         sums[SUM_ADVERSARIAL] += adversarial_pass(c, model, &c->buffer.batch, global_rows, weight_total, &obj->comm);
     }
+    if (c->vat > 0) { /* the mean KL over the step's labelled and unlabelled documents */
+        double vat_rows = (double)(global_rows + c->vat_unlabelled);
+        sums[SUM_VAT] += vat_pass(c, model, &c->buffer.batch, c->clean_logits, vat_rows, epoch, &obj->comm);
+        sums[SUM_VAT_ROWS] += (double)local_rows;
+        if (c->unlabelled) {
+            const reel_batch *unlabelled = unlabelled_batch(c, obj, epoch, step);
+            sums[SUM_VAT] += vat_pass(c, model, unlabelled, c->clean_logits, vat_rows, epoch, &obj->comm);
+            sums[SUM_VAT_ROWS] += (double)unlabelled->size;
+        }
+    }
     return global_rows;
 }
 
@@ -288,7 +431,11 @@ static void classify_train_values(const reel_objective *obj, const double *sums,
     values[0].f = weight > 0 ? sums[SUM_LOSS] / weight : 0;
     values[1].f = rows > 0 ? sums[SUM_CORRECT] / rows : 0;
     values[2].f = rows / (seconds > 0 ? seconds : 1e-9);
-    if (obj->num_train_series > 3) values[3].f = weight > 0 ? sums[SUM_ADVERSARIAL] / weight : 0;
+    const classify_impl *c = obj->impl;
+    if (c->series_index[SERIES_ADVERSARIAL])
+        values[c->series_index[SERIES_ADVERSARIAL]].f = weight > 0 ? sums[SUM_ADVERSARIAL] / weight : 0;
+    if (c->series_index[SERIES_VAT])
+        values[c->series_index[SERIES_VAT]].f = sums[SUM_VAT_ROWS] > 0 ? sums[SUM_VAT] / sums[SUM_VAT_ROWS] : 0;
 }
 
 /* ---- evaluation ---- */
@@ -435,7 +582,9 @@ static void classify_describe(const reel_objective *obj, reel_metrics_table tabl
     classify_impl *c = obj->impl;
     if (table == REEL_METRICS_TRAIN) {
         reel_buf_printf(out, "loss %.4f acc %.2f%% | %.0f reviews/s", v[0].f, 100 * v[1].f, v[2].f);
-        if (obj->num_train_series > 3) reel_buf_printf(out, " | adversarial loss %.4f", v[3].f);
+        if (c->series_index[SERIES_ADVERSARIAL])
+            reel_buf_printf(out, " | adversarial loss %.4f", v[c->series_index[SERIES_ADVERSARIAL]].f);
+        if (c->series_index[SERIES_VAT]) reel_buf_printf(out, " | vat loss %.5f", v[c->series_index[SERIES_VAT]].f);
         return;
     }
     if (c->num_classes == 2)
@@ -453,7 +602,13 @@ static void classify_describe(const reel_objective *obj, reel_metrics_table tabl
 static void classify_destroy(reel_objective *obj) {
     classify_impl *c = obj->impl;
     if (c->train) reel_tokfile_close(c->train);
+    if (c->unlabelled) reel_tokfile_close(c->unlabelled);
     reel_batch_buffer_free(&c->buffer);
+    reel_batch_buffer_free(&c->unlabelled_buffer);
+    free(c->unlabelled_order);
+    free(c->unlabelled_indices);
+    free(c->clean_logits);
+    free(c->saved_grad);
     free(c->order);
     free(c->dlogits);
     free(c->predicted);
@@ -562,14 +717,29 @@ static int classify_create(reel_objective **out, const reel_config *cfg, reel_mo
     const classify_options *o = reel_config_objective_options(cfg);
     c->adversarial = (float)o->adversarial;
     c->epsilon = (float)o->adversarial_epsilon;
-    if (c->adversarial > 0) {
-        c->embedding = reel_store_find(&model->params, REEL_TENSOR_EMBEDDING);
-        if (model->input_dim == 0 || c->embedding == (size_t)-1) {
-            reel_fail(err, "[objective] adversarial = %g: model %s has no embedded inputs to perturb; set it to 0",
-                      o->adversarial, model->type);
-            reel_objective_destroy(obj);
-            return -1;
-        }
+    c->vat = (float)o->vat;
+    c->vat_epsilon = (float)o->vat_epsilon;
+    c->vat_xi = (float)o->vat_xi;
+    c->embedding = reel_store_find(&model->params, REEL_TENSOR_EMBEDDING);
+    const char *perturbing = c->adversarial > 0 ? "adversarial" : c->vat > 0 ? "vat" : NULL;
+    if (perturbing && (model->input_dim == 0 || c->embedding == (size_t)-1)) {
+        reel_fail(err, "[objective] %s = %g: model %s has no embedded inputs to perturb; set it to 0", perturbing,
+                  c->adversarial > 0 ? o->adversarial : o->vat, model->type);
+        reel_objective_destroy(obj);
+        return -1;
+    }
+    if (o->vat_unlabelled > 0 && c->vat <= 0) {
+        reel_fail(err, "[objective] vat_unlabelled = %zu, but vat = 0: unlabelled documents serve only the virtual "
+                  "adversarial loss; set vat > 0 or vat_unlabelled = 0", o->vat_unlabelled);
+        reel_objective_destroy(obj);
+        return -1;
+    }
+    if (o->vat_unlabelled > cfg->train.batch_size) {
+        reel_fail(err, "[objective] vat_unlabelled = %zu is more than [train] batch_size = %zu: the model holds "
+                  "activations for a batch's share of documents per rank; use at most %zu", o->vat_unlabelled,
+                  cfg->train.batch_size, cfg->train.batch_size);
+        reel_objective_destroy(obj);
+        return -1;
     }
     if (for_training) {
         if (reel_open_split(&c->train, cfg, vocab, "train", 1, err) != 0 || check_labels(c->train, c->num_classes, err) != 0) {
@@ -601,6 +771,28 @@ static int classify_create(reel_objective **out, const reel_config *cfg, reel_mo
             reel_log("length buckets: pools of %zu batches sorted by length\n", c->length_buckets);
         }
         obj->steps_per_epoch = (c->num_train + cfg->train.batch_size - 1) / cfg->train.batch_size;
+        if (c->vat > 0) {
+            c->saved_grad = reel_malloc(model->params.num_floats * sizeof *c->saved_grad);
+            if (o->vat_unlabelled > 0) {
+                if (reel_open_split(&c->unlabelled, cfg, vocab, "unsup", 0, err) != 0) {
+                    reel_objective_destroy(obj);
+                    return -1;
+                }
+                if (!c->unlabelled || reel_tokfile_info(c->unlabelled)->num_docs == 0) {
+                    reel_fail(err, "[objective] vat_unlabelled = %zu: %s/unsup.tok %s; prepare a corpus with "
+                              "unlabelled documents (IMDb's train/unsup, or reel prep --unsup), or set vat_unlabelled "
+                              "= 0", o->vat_unlabelled, cfg->data.dir, c->unlabelled ? "holds no documents" : "is missing");
+                    reel_objective_destroy(obj);
+                    return -1;
+                }
+                c->vat_unlabelled = o->vat_unlabelled;
+                c->num_unlabelled = reel_tokfile_info(c->unlabelled)->num_docs;
+                c->unlabelled_order = reel_malloc(c->num_unlabelled * sizeof *c->unlabelled_order);
+                c->unlabelled_indices = reel_malloc(c->vat_unlabelled * sizeof *c->unlabelled_indices);
+                reel_log("virtual adversarial training: %zu unlabelled documents per batch from %s (%" PRIu64 ")\n",
+                         c->vat_unlabelled, reel_tokfile_path(c->unlabelled), c->num_unlabelled);
+            }
+        }
         /* validation and test are optional: a corpus without them trains without evaluations */
         reel_tokfile *probe;
         const char *splits[2] = {"valid", "test"};
@@ -621,14 +813,21 @@ static int classify_create(reel_objective **out, const reel_config *cfg, reel_mo
         }
     }
     c->dlogits = reel_malloc(c->max_rows * model->num_outputs * sizeof *c->dlogits);
+    c->clean_logits = reel_malloc(c->max_rows * model->num_outputs * sizeof *c->clean_logits);
     c->predicted = reel_malloc(c->max_rows * sizeof *c->predicted);
     obj->sample_name = "review";
-    obj->train_series = train_series;
-    obj->num_train_series = sizeof train_series / sizeof train_series[0] - (c->adversarial > 0 ? 0 : 1);
+    size_t declared = 0;
+    for (size_t i = 0; i < sizeof train_series / sizeof train_series[0]; i++) {
+        if ((i == SERIES_ADVERSARIAL && !(c->adversarial > 0)) || (i == SERIES_VAT && !(c->vat > 0))) continue;
+        if (i >= SERIES_ADVERSARIAL) c->series_index[i] = declared;
+        c->series[declared++] = train_series[i];
+    }
+    obj->train_series = c->series;
+    obj->num_train_series = declared;
     obj->eval_series = eval_series;
     obj->num_eval_series = sizeof eval_series / sizeof eval_series[0];
     obj->num_train_sums = NUM_SUMS;
-    obj->multi_pass = c->adversarial > 0;
+    obj->multi_pass = c->adversarial > 0 || c->vat > 0;
     obj->best_metric = "accuracy";
     obj->valid_split_code = REEL_SPLIT_VALID;
     *out = obj;
