@@ -19,11 +19,11 @@
 #include "reel/config.h"
 #include "reel/optim.h"
 
-/* Keys of the default configuration (model type bow, objective classify): the 50 general keys, bow's 5
+/* Keys of the default configuration (model type bow, objective classify): the 51 general keys, bow's 5
  * and classify's 9. --help-config lists the general keys, then each model's and objective's own: the
  * recurrent classifiers share 10, the recurrent language model has 10, the gpt 6, classify 9 and
  * next_token 6. */
-#define NUM_GENERAL_KEYS 50
+#define NUM_GENERAL_KEYS 51
 #define NUM_KEYS (NUM_GENERAL_KEYS + 5 + 9)
 #define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10 + 10 + 6 + 9 + 6)
 
@@ -480,6 +480,7 @@ typedef struct field_case {
 static const field_case general_cases[] = {
     FIELD("data.dir", 's', "/somewhere"),
     FIELD("data.seq_len", 'z', "100"),
+    FIELD("data.reverse", 'b', "true"),
     FIELD("data.max_tokens", 'z', "400"),
     FIELD("model.vocab_size", 'z', "1234"),
     FIELD("model.embed_dim", 'z', "33"),

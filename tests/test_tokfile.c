@@ -244,6 +244,39 @@ static void test_id_out_of_range(void **state) {
     reel_tokfile_close(f);
 }
 
+/* [data] reverse: every document reads last token first, labels and lengths unchanged, an empty one still
+ * empty; reversing twice is once; a bad id is named at its offset in the file, before any reversal. */
+static void test_reverse(void **state) {
+    (void)state;
+    write_sample(2);
+    reel_tokfile *f;
+    reel_error err = {""};
+    assert_int_equal(reel_tokfile_open(&f, path, &err), 0);
+    for (int twice = 0; twice < 2; twice++) assert_int_equal(reel_tokfile_reverse(f, &err), 0);
+    const uint32_t *ids;
+    size_t len;
+    int32_t label;
+    assert_int_equal(reel_tokfile_doc(f, 0, &ids, &len, &label, &err), 0);
+    assert_int_equal(len, 3);
+    assert_int_equal(label, 1);
+    assert_int_equal(ids[0], 7), assert_int_equal(ids[1], 6), assert_int_equal(ids[2], 5);
+    assert_int_equal(reel_tokfile_doc(f, 1, &ids, &len, &label, &err), 0);
+    assert_int_equal(len, 0);
+    assert_int_equal(label, 0);
+    assert_int_equal(reel_tokfile_doc(f, 2, &ids, &len, &label, &err), 0);
+    assert_int_equal(len, 1);
+    assert_int_equal(ids[0], 9);
+    assert_int_equal(reel_tokfile_doc_length(f, 0), 3);
+    reel_tokfile_close(f);
+
+    patch_u32(116, 10); /* document 0's last id, as in test_id_out_of_range */
+    assert_int_equal(reel_tokfile_open(&f, path, &err), 0);
+    assert_int_equal(reel_tokfile_reverse(f, &err), -1);
+    assert_non_null(strstr(err.message, "byte offset 116"));
+    assert_non_null(strstr(err.message, "token id 10"));
+    reel_tokfile_close(f);
+}
+
 static void test_missing_file(void **state) {
     (void)state;
     unlink(path);
@@ -320,6 +353,7 @@ int main(void) {
         cmocka_unit_test(test_bad_index),
         cmocka_unit_test(test_label_out_of_range),
         cmocka_unit_test(test_id_out_of_range),
+        cmocka_unit_test(test_reverse),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_writer_abort_and_errors),
         cmocka_unit_test(test_replace_is_atomic),

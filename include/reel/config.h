@@ -114,6 +114,7 @@ typedef struct reel_config {
         char dir[REEL_PATH_MAX]; /* output directory of `reel prep` (required) */
         size_t max_tokens;       /* tokens kept from the start of each document; 0 keeps all */
         size_t seq_len;          /* training window drawn at random per document and epoch; 0 = whole */
+        int reverse;             /* every document read last token first */
     } data;
     struct {
         char type[REEL_NAME_MAX]; /* a model type of the catalogue */

@@ -25,13 +25,15 @@ typedef struct reel_text_encoder {
     reel_tokenizer tokenizer;
     reel_vocab_index index;
     size_t vocab_limit; /* ids >= vocab_limit (rarer than the model's vocabulary) become <unk> */
+    int reverse;        /* the model reads documents last token first ([data] reverse); init sets 0 */
 } reel_text_encoder;
 
 void reel_text_encoder_init(reel_text_encoder *enc, const reel_vocab *vocab, size_t vocab_limit);
 void reel_text_encoder_free(reel_text_encoder *enc);
 
 /* The ids of text[0..length): tokenized as `reel prep` tokenizes (reel/tokenizer.h), words outside the
- * model's vocabulary as <unk>, cut to the first max_tokens (0: all). They are written to *ids (grown
+ * model's vocabulary as <unk>, cut to the first max_tokens (0: all); with enc->reverse, the tokens last
+ * to first, so the cut keeps the text's last max_tokens, as training read them. They are written to *ids (grown
  * as needed; *capacity is its size in ids) and their number returned; *unknown (if not NULL) receives
  * how many became <unk>, *tokens_in_text (if not NULL) how many tokens the whole text has. */
 size_t reel_text_encode(reel_text_encoder *enc, const char *text, size_t length, size_t max_tokens, uint32_t **ids,

@@ -70,6 +70,11 @@ int32_t reel_tokfile_label(const reel_tokfile *file, uint64_t doc_index);
 /* The number of tokens of document doc_index, from the validated index (its ids are not read). */
 size_t reel_tokfile_doc_length(const reel_tokfile *file, uint64_t doc_index);
 
+/* From now on every document reads last token first ([data] reverse: a backward language model and the
+ * classifiers fine-tuned from one). Checks every id first (as reel_tokfile_validate_all), then keeps a
+ * reversed copy of the ids in memory: the file's size again, for as long as it is open. */
+int reel_tokfile_reverse(reel_tokfile *file, reel_error *err);
+
 /* Checks every document's ids (what `reel inspect` does); returns -1 at the first bad one. */
 int reel_tokfile_validate_all(reel_tokfile *file, reel_error *err);
 

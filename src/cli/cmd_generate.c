@@ -73,6 +73,12 @@ static int generate_main(int argc, char **argv) {
     reel_trained trained;
     reel_load_options load = {NULL, 0, samples};
     if (reel_trained_load(&trained, checkpoint, &load, &err) != 0) return reel_cli_report(&err, NULL);
+    if (trained.cfg.data.reverse) {
+        reel_fail(&err, "%s: a backward language model ([data] reverse = true) predicts each token from the ones after "
+                  "it, so it cannot continue a prime", checkpoint);
+        reel_trained_free(&trained);
+        return reel_cli_report(&err, "generate with the forward model of the pair");
+    }
     reel_generator *g = NULL;
     reel_error why = {{0}};
     if (reel_generator_create(&g, trained.model, samples, &why) != 0) {

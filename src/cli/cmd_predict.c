@@ -37,8 +37,9 @@ static void usage(FILE *out) {
           "options:\n"
           "  --tsv                the input is TSV with a header row\n"
           "  --text-column NAME   TSV column holding the text (default: text)\n"
-          "  --max-tokens N       tokens read from the start of each document (default: the checkpoint's [data]\n"
-          "                       max_tokens, the length it was validated at; 0: all)\n"
+          "  --max-tokens N       tokens read from the start of each document, from its end for a backward\n"
+          "                       model ([data] reverse) (default: the checkpoint's [data] max_tokens, the\n"
+          "                       length it was validated at; 0: all)\n"
           "  --batch N            documents per forward pass (default 64)\n"
           "  --json               JSON lines instead of a table\n"
           "  --verbose            documents, tokens, time and throughput on standard error\n"
@@ -259,6 +260,7 @@ static int predict_main(int argc, char **argv) {
     r.is_lm = r.trained.model->output == REEL_OUTPUT_TOKEN;
     r.max_tokens = max_tokens != SIZE_MAX ? max_tokens : r.is_lm ? 0 : r.trained.cfg.data.max_tokens;
     reel_text_encoder_init(&r.encoder, &r.trained.vocab, r.trained.model->vocab_size);
+    r.encoder.reverse = r.trained.cfg.data.reverse;
     if (reel_predictor_create(&r.predictor, r.trained.model, batch, &err) != 0) {
         reel_trained_free(&r.trained);
         return reel_cli_report(&err, NULL);

@@ -53,6 +53,10 @@ static const reel_key general_keys[] = {
     KEY_SIZE("data", "seq_len", data.seq_len, "0", 0, 0,
              "training window: a random run of seq_len tokens per document, drawn again every epoch; 0 = whole "
              "(language models: the tokens per window, predicting the next one at each)"),
+    KEY_BOOL("data", "reverse", data.reverse, "false",
+             "read every document from its last token to its first: a backward language model, and the "
+             "classifiers fine-tuned from one (ULMFiT's backward half); max_tokens then keeps each document's last "
+             "tokens"),
 
     {.section = "model", .key = "type", .type = REEL_KEY_CHOICE, REEL_FIELD_CHARS(reel_config, model.type),
      .default_text = "bow", .choices_from = REEL_CHOICES_MODEL_TYPES,

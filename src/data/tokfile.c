@@ -81,12 +81,14 @@ struct reel_tokfile {
     const uint32_t *ids;
     uint64_t ids_offset; /* byte offset of ids[0] in the file, for messages */
     uint8_t *validated;  /* one bit per document: its ids were checked against V */
+    uint32_t *reversed;  /* reel_tokfile_reverse: every document's ids last to first (ids points here) */
 };
 
 void reel_tokfile_close(reel_tokfile *file) {
     if (!file) return;
     if (file->map) munmap(file->map, file->map_bytes);
     free(file->validated);
+    free(file->reversed);
     free(file->path);
     free(file);
 }
@@ -254,6 +256,21 @@ size_t reel_tokfile_doc_length(const reel_tokfile *file, uint64_t doc_index) {
     REEL_CHECK(doc_index < file->header.num_docs, NULL, "%s: document %" PRIu64 " of %" PRIu64, file->path, doc_index,
                file->header.num_docs);
     return (size_t)(file->doc_start[doc_index + 1] - file->doc_start[doc_index]);
+}
+
+int reel_tokfile_reverse(reel_tokfile *file, reel_error *err) {
+    if (file->reversed) return 0;
+    /* checked first, where a bad id's byte offset in the file is still its position */
+    if (reel_tokfile_validate_all(file, err) != 0) return -1;
+    uint64_t total = file->doc_start[file->header.num_docs];
+    uint32_t *copy = reel_malloc((total ? total : 1) * sizeof *copy);
+    for (uint64_t d = 0; d < file->header.num_docs; d++) {
+        uint64_t begin = file->doc_start[d], end = file->doc_start[d + 1];
+        for (uint64_t t = begin; t < end; t++) copy[t] = file->ids[begin + end - 1 - t];
+    }
+    file->reversed = copy;
+    file->ids = copy;
+    return 0;
 }
 
 int reel_tokfile_validate_all(reel_tokfile *file, reel_error *err) {

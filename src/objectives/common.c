@@ -55,6 +55,11 @@ int reel_open_split(reel_tokfile **out, const reel_config *cfg, const reel_vocab
                          "); re-run `reel prep` so the token files and vocab.txt come from the same run",
                          path, checksum, cfg->data.dir, vocab->checksum);
     }
+    if (cfg->data.reverse && reel_tokfile_reverse(*out, err) != 0) {
+        reel_tokfile_close(*out);
+        *out = NULL;
+        return -1;
+    }
     return 0;
 }
 

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "reel/catalogue.h"
 #include "reel/checkpoint.h"
 #include "reel/comm.h"
 #include "reel/exchange.h"
@@ -24,6 +25,24 @@
 #include "reel/util.h"
 #include "reel/vectors.h"
 #include "reel/vocab.h"
+
+/* A model fine-tuned from another must read its documents in the same direction ([data] reverse): the
+ * encoder's weights describe text read one way. */
+static int init_reads_same_direction(const reel_config *cfg, reel_error *err) {
+    char *text = NULL;
+    if (reel_checkpoint_read_config(cfg->model.init_from, &text, err) != 0) return -1;
+    char source[REEL_PATH_MAX + 16];
+    snprintf(source, sizeof source, "%s:/config", cfg->model.init_from);
+    reel_config *trained = reel_calloc(1, sizeof *trained);
+    int status = reel_config_load_string(trained, text, source, err);
+    free(text);
+    if (status == 0 && trained->data.reverse != cfg->data.reverse)
+        status = reel_fail(err, "[model] init_from = %s was trained on documents read %s ([data] reverse = %s), but this "
+                           "run reads them %s", cfg->model.init_from, trained->data.reverse ? "backward" : "forward",
+                           trained->data.reverse ? "true" : "false", cfg->data.reverse ? "backward" : "forward");
+    free(trained);
+    return status;
+}
 
 enum { MAX_CONSECUTIVE_SKIPS = 10, MAX_SERIES = 24 };
 
@@ -249,6 +268,8 @@ static int resume_or_init(trainer *t, const reel_train_options *options) {
     if (t->comm.rank == 0 && !resumed && cfg->model.init_from[0]) {
         reel_buf report = {0};
         reel_error err = {{0}};
+        if (init_reads_same_direction(cfg, &err) != 0)
+            reel_die(&err, "fine-tune a backward language model with [data] reverse = true, a forward one without");
         if (reel_checkpoint_init_from(cfg->model.init_from, t->model, t->vocab.checksum, &report, &err) != 0)
             reel_die(&err, "start from a checkpoint of the same data and encoder ([model] init_from)");
         reel_log("starting from %s: %s\n", cfg->model.init_from, report.data);

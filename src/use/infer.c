@@ -17,6 +17,7 @@ void reel_text_encoder_init(reel_text_encoder *enc, const reel_vocab *vocab, siz
     reel_tokenizer_init(&enc->tokenizer);
     reel_vocab_index_build(&enc->index, vocab);
     enc->vocab_limit = vocab_limit < vocab->size ? vocab_limit : vocab->size;
+    enc->reverse = 0;
 }
 
 void reel_text_encoder_free(reel_text_encoder *enc) {
@@ -29,13 +30,15 @@ size_t reel_text_encode(reel_text_encoder *enc, const char *text, size_t length,
     size_t count = 0, missing = 0;
     const reel_token *tokens = reel_tokenize(&enc->tokenizer, text, length, &count);
     if (tokens_in_text) *tokens_in_text = count;
+    size_t all = count;
     if (max_tokens && count > max_tokens) count = max_tokens;
     if (count > *capacity || !*ids) {
         *capacity = count > 16 ? count : 16;
         *ids = reel_realloc(*ids, *capacity * sizeof **ids);
     }
     for (size_t i = 0; i < count; i++) {
-        int64_t id = reel_vocab_find(&enc->index, tokens[i].text, tokens[i].length);
+        const reel_token *token = &tokens[enc->reverse ? all - 1 - i : i];
+        int64_t id = reel_vocab_find(&enc->index, token->text, token->length);
         if (id < 0 || (size_t)id >= enc->vocab_limit) {
             (*ids)[i] = REEL_TOKEN_UNK;
             missing++;

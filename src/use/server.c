@@ -338,7 +338,8 @@ static enum MHD_Result route(reel_server *s, struct MHD_Connection *connection, 
         if (!get) return send_error(connection, r, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD", "%s %s: use GET", method, url);
         return health(s, connection, r);
     }
-    if (strcmp(url, "/v1/predict") == 0 || (strcmp(url, "/v1/generate") == 0 && s->is_lm)) {
+    int generates = s->is_lm && !s->trained->cfg.data.reverse; /* a backward LM cannot continue a prime */
+    if (strcmp(url, "/v1/predict") == 0 || (strcmp(url, "/v1/generate") == 0 && generates)) {
         if (!post) return send_error(connection, r, MHD_HTTP_METHOD_NOT_ALLOWED, "POST", "%s %s: use POST", method, url);
         if (r->too_large)
             return send_error(connection, r, MHD_HTTP_CONTENT_TOO_LARGE, NULL, "the body is larger than %zu bytes",
@@ -347,11 +348,13 @@ static enum MHD_Result route(reel_server *s, struct MHD_Connection *connection, 
     }
     if (strcmp(url, "/v1/generate") == 0)
         return send_error(connection, r, MHD_HTTP_NOT_FOUND, NULL,
-                          "/v1/generate: this model (%s) is a classifier; generation needs a language model",
+                          s->is_lm ? "/v1/generate: this model (%s) is a backward language model ([data] reverse = "
+                                     "true): it predicts each token from the ones after it, so it cannot continue a prime"
+                                   : "/v1/generate: this model (%s) is a classifier; generation needs a language model",
                           s->trained->cfg.model.type);
     return send_error(connection, r, MHD_HTTP_NOT_FOUND, NULL,
                       "no such path: %s (the service has /, /healthz, /v1/predict%s)", url,
-                      s->is_lm ? " and /v1/generate" : "");
+                      generates ? " and /v1/generate" : "");
 }
 
 static enum MHD_Result add_header_bytes(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
@@ -456,6 +459,7 @@ int reel_server_start(reel_server **out, reel_trained *trained, const reel_serve
     pthread_mutex_init(&s->model_lock, NULL);
     pthread_mutex_init(&s->log_lock, NULL);
     reel_text_encoder_init(&s->encoder, &trained->vocab, trained->model->vocab_size);
+    s->encoder.reverse = trained->cfg.data.reverse;
     if (reel_predictor_create(&s->predictor, trained->model, trained->model->max_batch, err) != 0) {
         reel_server_stop(s);
         return -1;
