@@ -26,6 +26,8 @@ typedef enum reel_rng_purpose {
     REEL_RNG_BUCKETS = 13,       /* length buckets: a = epoch, b = 2 pool or 2 batch + 1, c = position */
     REEL_RNG_TOKEN_DROPOUT = 14, /* per-token dropout (Transformers): a = epoch, b = sample index,
                                     c = (site << 24) | block of 4 units counted over the positions */
+    REEL_RNG_ATTENTION_DROPOUT = 15, /* attention weights (reel/attention.h): this word | layer << 8,
+                                        a = epoch, b = sample index, c = (head W + query) ceil(W / 4) + key / 4 */
 } reel_rng_purpose;
 
 /* Four independent 32-bit words for counter (purpose, a, b, c) under seed. */

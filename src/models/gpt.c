@@ -124,7 +124,7 @@ static void attention_forward_fp32(float *out, float *lse, const float *qkv, con
                                    size_t C, size_t NH, float *scratch) {
     reel_precision saved = reel_gemm_precision();
     reel_gemm_set_precision(REEL_FP32);
-    reel_attention_forward(out, lse, qkv, lengths, 1, B, T, C, NH, ATTENTION_BLOCK, ATTENTION_BLOCK, scratch);
+    reel_attention_forward(out, lse, qkv, lengths, 1, B, T, C, NH, ATTENTION_BLOCK, ATTENTION_BLOCK, NULL, scratch);
     reel_gemm_set_precision(saved);
 }
 
@@ -134,7 +134,7 @@ static void attention_backward_fp32(float *dqkv, const float *dout, const float 
     reel_precision saved = reel_gemm_precision();
     reel_gemm_set_precision(REEL_FP32);
     reel_attention_backward(dqkv, dout, out, lse, qkv, lengths, 1, B, T, C, NH, ATTENTION_BLOCK, ATTENTION_BLOCK,
-                            scratch);
+                            NULL, scratch);
     reel_gemm_set_precision(saved);
 }
 
