@@ -217,6 +217,62 @@ static void test_gradients(void **state) {
     for (size_t i = 0; i < NUM_TINY; i++) check_gradients(&tiny_models[i]);
 }
 
+/* ---------------- (a') a batch's gradient is the sum of its parts' ----------------
+ * For the GPTs (no batch statistics): the training gradient of the four sequences in one batch equals the
+ * sum of those of two batches of two (the sum loss adds), up to rounding: every random mask (residual
+ * and attention dropout) follows the sequence's sample index, not its place or its batch's shape, which is
+ * what makes runs on 1 and 2 ranks, or with accumulation, the same. */
+static void grads_of(fd_ctx *c, size_t first, size_t count, float *into) {
+    reel_store *params = &c->model->params;
+    size_t offsets[5];
+    for (size_t b = 0; b <= count; b++) offsets[b] = batch_offsets[first + b] - batch_offsets[first];
+    reel_batch whole = c->batch;
+    c->batch.size = count;
+    c->batch.ids = batch_ids + batch_offsets[first];
+    c->batch.targets = batch_targets + batch_offsets[first];
+    c->batch.offsets = offsets;
+    c->batch.sample_index = batch_samples + first;
+    memset(params->grad, 0, params->num_floats * sizeof(float));
+    reel_output out;
+    c->model->ops->forward(c->model, &c->batch, 1, &out, &c->comm);
+    for (size_t b = 0; b < out.B; b++)
+        for (size_t t = 0; t < out.T; t++) {
+            size_t length = offsets[b + 1] - offsets[b];
+            c->tm_targets[reel_output_row(&out, t, b)] = t < length ? c->batch.targets[offsets[b] + t] : 0;
+        }
+    reel_decoder_softmax(c->dout, out.dweight, out.dbias, NULL, out.features, out.weight, out.bias, c->tm_targets,
+                         out.row_mask, out.rows, out.features_dim, out.width, 1.0f, c->scratch, SLICE);
+    c->model->ops->backward(c->model, &c->batch, c->dout, &c->comm);
+    for (size_t i = 0; i < params->num_floats; i++) into[i] += params->grad[i];
+    c->batch = whole;
+}
+
+static void test_split_batch(void **state) {
+    (void)state;
+    for (size_t k = 0; k < NUM_TINY; k++) {
+        if (strcmp(tiny_models[k].type, "gpt") != 0) continue;
+        reel_config cfg;
+        fd_ctx c = {0};
+        fd_setup(&c, tiny_create(&tiny_models[k], &cfg, 7));
+        size_t n = c.model->params.num_floats;
+        float *whole = calloc(n, sizeof(float)), *parts = calloc(n, sizeof(float));
+        grads_of(&c, 0, 4, whole);
+        grads_of(&c, 0, 2, parts);
+        grads_of(&c, 2, 2, parts);
+        double worst = 0, scale = 0;
+        for (size_t i = 0; i < n; i++) {
+            worst = fmax(worst, fabs((double)whole[i] - parts[i]));
+            scale = fmax(scale, fabs((double)whole[i]));
+        }
+        printf("%-10s one batch of 4 vs two of 2: max |gradient difference| %.3g (largest gradient %.3g)\n",
+               tiny_name(&tiny_models[k]), worst, scale);
+        if (worst > 1e-5 * scale) fail_msg("%s: a batch's gradient is not the sum of its halves'", tiny_name(&tiny_models[k]));
+        free(whole), free(parts);
+        reel_model_destroy(c.model);
+        fd_free(&c);
+    }
+}
+
 /* ---------------- (b) padding invariance ---------------- */
 enum { OUTPUTS_MAX = 256 };
 
@@ -455,6 +511,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_type_has_a_tiny_model),
         cmocka_unit_test(test_gradients),
+        cmocka_unit_test(test_split_batch),
         cmocka_unit_test(test_padding),
         cmocka_unit_test(test_round_trip),
     };
