@@ -73,7 +73,8 @@ static const reel_key gpt_keys[] = {
     REEL_KEY_SIZE_OF(gpt_options, "model", "d_ff", d_ff, "0", 0, 0,
                      "width of each block's MLP; 0: 4 x embed_dim"),
     REEL_KEY_SIZE_OF(gpt_options, "model", "max_context", max_context, "256", REEL_BOUND_MIN, 1,
-                     "positions the model reads at once (the position table's rows); [data] seq_len may not exceed it"),
+                     "positions the model reads at once (the learned position table's rows); [data] seq_len may not "
+                     "exceed it"),
     REEL_KEY_BOOL_OF(gpt_options, "model", "tie_weights", tie_weights, "true",
                      "the output layer uses the token embedding matrix"),
     REEL_KEY_DOUBLE_OF(gpt_options, "model", "dropout", dropout, "0", REEL_BOUND_MIN | REEL_BOUND_MAX_OPEN, 0, 1,
