@@ -45,9 +45,9 @@ static void bench_attention(size_t B, size_t T, size_t C, size_t NH, size_t bloc
     double best_fwd = 1e30, best_bwd = 1e30;
     for (size_t r = 0; r < repeat; r++) {
         double start = reel_now_seconds();
-        reel_attention_forward(out, lse, qkv, NULL, 1, B, T, C, NH, block, block, scratch);
+        reel_attention_forward(out, lse, qkv, NULL, 1, B, T, C, NH, block, block, NULL, scratch);
         double middle = reel_now_seconds();
-        reel_attention_backward(dqkv, dout, out, lse, qkv, NULL, 1, B, T, C, NH, block, block, scratch);
+        reel_attention_backward(dqkv, dout, out, lse, qkv, NULL, 1, B, T, C, NH, block, block, NULL, scratch);
         double end = reel_now_seconds();
         if (middle - start < best_fwd) best_fwd = middle - start;
         if (end - middle < best_bwd) best_bwd = end - middle;

@@ -1,6 +1,6 @@
-# 1 rank against 2 for every registered model type: the types, their default objectives and their tiny
-# [model] keys come from test_models (the table tests/test_models.c checks), so a registered model is
-# trained here too. Each trains 8 steps of a global batch of 40 on the same data on 1 and 2 ranks, and the
+# 1 rank against 2 for every registered model type and every variant of one (the GPT with rotary positions
+# and attention dropout): the configurations, their default objectives and their tiny [model] keys come
+# from test_models (the table tests/test_models.c checks), so a registered model is trained here too. Each trains 8 steps of a global batch of 40 on the same data on 1 and 2 ranks, and the
 # checkpoints must agree within float rounding (the ranks sum the same gradient terms in another order).
 source "$(dirname "$0")/lib.sh"
 
@@ -16,7 +16,12 @@ if [ "$offered" = "$listed" ]; then pass "model types: $listed"; else
 
 make_small_data "$WORK/data" 1000 # vocabulary 600
 
-# write_config FILE TYPE OBJECTIVE: the tiny model with what its objective needs.
+variants=$("$TEST_MODELS" --variants) || { echo "FAIL: test_models --variants" >&2; exit 1; }
+# every registered type has its configuration among them
+missing=$(comm -23 <(awk '{ print $1 }' <<<"$types" | sort) <(awk '{ print $2 }' <<<"$variants" | sort -u))
+[ -z "$missing" ] && pass "every type has a configuration" || fail "types without a configuration: $missing"
+
+# write_config FILE NAME OBJECTIVE: the tiny model (configuration NAME) with what its objective needs.
 write_config() {
   {
     printf '[data]\ndir = %s\nseq_len = 10\nmax_tokens = 40\n[model]\nvocab_size = 600\n' "$WORK/data"
@@ -31,18 +36,18 @@ write_config() {
 ranks=(--ignore /@world_size_at_save)
 compared=0
 # the list on descriptor 3: mpirun reads standard input, and would swallow the rest of the list
-while read -r -u 3 type objective; do
-  write_config "$WORK/$type.ini" "$type" "$objective" || { fail "$type: no configuration"; continue; }
+while read -r -u 3 name _ objective; do
+  write_config "$WORK/$name.ini" "$name" "$objective" || { fail "$name: no configuration"; continue; }
   for n in 1 2; do
-    expect_ok "$type, $n rank(s)" mpireel $n train "$WORK/$type.ini" --run-dir "$WORK/$type$n"
+    expect_ok "$name, $n rank(s)" mpireel $n train "$WORK/$name.ini" --run-dir "$WORK/$name$n"
   done
   final=ckpt_00000008.h5
-  for n in 1 2; do [ -f "$WORK/$type$n/$final" ] || fail "$type, $n rank(s): no $final in $WORK/$type$n"; done
-  [ -f "$WORK/${type}1/$final" ] && [ -f "$WORK/${type}2/$final" ] || continue
-  if "$CKPT_COMPARE" "$WORK/${type}1/$final" "$WORK/${type}2/$final" --tol 1e-4 "${ranks[@]}"; then
-    pass "$type: 1 rank == 2 ranks"; else fail "$type: 1 rank != 2 ranks"; fi
+  for n in 1 2; do [ -f "$WORK/$name$n/$final" ] || fail "$name, $n rank(s): no $final in $WORK/$name$n"; done
+  [ -f "$WORK/${name}1/$final" ] && [ -f "$WORK/${name}2/$final" ] || continue
+  if "$CKPT_COMPARE" "$WORK/${name}1/$final" "$WORK/${name}2/$final" --tol 1e-4 "${ranks[@]}"; then
+    pass "$name: 1 rank == 2 ranks"; else fail "$name: 1 rank != 2 ranks"; fi
   compared=$((compared + 1))
-done 3<<<"$types"
-count=$(wc -l <<<"$types")
-[ "$compared" -eq "$count" ] || fail "compared $compared of the $count registered model types"
+done 3<<<"$variants"
+count=$(wc -l <<<"$variants")
+[ "$compared" -eq "$count" ] || fail "compared $compared of the $count model configurations"
 finish

@@ -1,7 +1,9 @@
 /* Blocked multi-head self-attention (src/layers/attention.c) against a plain materialised softmax in double:
  * causal and not, with and without padding, T not a multiple of the blocks, blocks smaller than T (so the
  * online softmax rescales), one head and several; finite differences of dqkv; zeros at padding; the
- * workspace linear in T and never overrun.
+ * workspace linear in T and never overrun. Attention dropout: the reference materialises the (T, T)
+ * weights and applies the mask this test draws itself from the key reel/attention.h documents; the
+ * kernel must match it with query and key blocks of 1, 3 and 64, and its gradient the finite differences.
  *
  * Run without arguments, the fp32 checks; with the argument "bf16", the same comparisons with every product
  * in bf16, which exit 77 (CTest: skipped, with the reason on stderr) on a CPU without native bf16. */
@@ -17,6 +19,7 @@
 
 #include "reel/attention.h"
 #include "reel/gemm.h"
+#include "reel/rng.h"
 #include "fdcheck.h"
 #include "bf16_part.h"
 
@@ -24,7 +27,24 @@ typedef struct {
     size_t B, T, C, NH, Bq, Bk;
     int causal;
     const size_t *lengths; /* NULL: every sequence full */
+    const reel_attention_dropout *dropout; /* NULL: none */
 } shape;
+
+/* The dropout mask as reel/attention.h documents its key, written out here: z_ij = 0 for a dropped weight
+ * of query i and key j of head h in sequence b, 1 / (1 - p) for a kept one; 1 without dropout. */
+static double mask_z(const reel_attention_dropout *d, size_t b, size_t h, size_t i, size_t j) {
+    if (!d || d->p <= 0) return 1.0;
+    uint32_t w[4];
+    size_t W = d->positions;
+    reel_rng_block(w, d->seed, (uint32_t)REEL_RNG_ATTENTION_DROPOUT | (d->layer << 8), d->epoch,
+                   (uint32_t)d->sample_index[b], (uint32_t)((h * W + i) * ((W + 3) / 4) + j / 4));
+    return reel_rng_unit_float(w[j % 4]) < d->p ? 0.0 : (double)(1.0f / (1.0f - d->p));
+}
+
+/* p = 0.3 over sequences of 13 (and 7) positions, in a model whose positions go up to 16; samples 40 and 9
+ * (not their places in the batch), block 2, epoch 3. */
+static const uint64_t drop_samples[] = {40, 9, 41};
+static const reel_attention_dropout drop = {0.3f, 777, 3, drop_samples, 2, 16};
 
 static size_t seq_length(const shape *s, size_t b) {
     return s->lengths ? (s->lengths[b] < s->T ? s->lengths[b] : s->T) : s->T;
@@ -105,8 +125,9 @@ static void reference_run(reference *ref, const shape *s, const float *qkv, cons
                 for (size_t d = 0; d < D; d++) {
                     double o = 0, F = 0;
                     for (size_t j = 0; j < seen; j++) {
-                        o += p[i * T + j] * V[j * ld + d];
-                        F += p[i * T + j] * fabs((double)V[j * ld + d]);
+                        double z = mask_z(s->dropout, b, h, i, j);
+                        o += p[i * T + j] * z * V[j * ld + d];
+                        F += p[i * T + j] * z * fabs((double)V[j * ld + d]);
                     }
                     O[i * C + d] = o;
                     Ob[i * C + d] = (eps[i] + gamma * (1 + eps[i]) + rho) * F;
@@ -127,9 +148,10 @@ static void reference_run(reference *ref, const shape *s, const float *qkv, cons
                         dp += (double)dO[i * C + d] * V[j * ld + d];
                         A += fabs((double)dO[i * C + d] * V[j * ld + d]);
                     }
-                    double pij = p[i * T + j];
-                    dsv[i * T + j] = pij * (dp - Di[i]);
-                    sb[i * T + j] = pij * ((eps[i] + rho) * fabs(dp - Di[i]) + (1 + eps[i]) * (gamma * A + DD[i]));
+                    /* with dropout the gradient of p_ij is z_ij dp_ij (z = 1 without) */
+                    double pij = p[i * T + j], z = mask_z(s->dropout, b, h, i, j);
+                    dsv[i * T + j] = pij * (z * dp - Di[i]);
+                    sb[i * T + j] = pij * ((eps[i] + rho) * fabs(z * dp - Di[i]) + (1 + eps[i]) * (z * gamma * A + DD[i]));
                 }
             for (size_t i = 0; i < L; i++)
                 for (size_t d = 0; d < D; d++) {
@@ -145,7 +167,7 @@ static void reference_run(reference *ref, const shape *s, const float *qkv, cons
                 for (size_t d = 0; d < D; d++) {
                     double gk = 0, gkb = 0, gv = 0, gvb = 0;
                     for (size_t i = 0; i < L; i++) {
-                        double pij = p[i * T + j];
+                        double pij = p[i * T + j] * mask_z(s->dropout, b, h, i, j); /* dV takes the dropped weights */
                         gk += dsv[i * T + j] * Q[i * ld + d];
                         gkb += (sb[i * T + j] + gamma * (fabs(dsv[i * T + j]) + sb[i * T + j])) * fabs((double)Q[i * ld + d]);
                         gv += pij * dO[i * C + d];
@@ -200,11 +222,11 @@ static void kernel_run(result *res, const shape *s, const float *qkv, const floa
     fill(res->dqkv0, B * T * 3 * C, -1, 1, 77);
     memcpy(res->dqkv, res->dqkv0, B * T * 3 * C * sizeof(float));
     float *w = workspace(floats);
-    reel_attention_forward(res->out, res->lse, qkv, s->lengths, s->causal, B, T, C, s->NH, s->Bq, s->Bk, w);
+    reel_attention_forward(res->out, res->lse, qkv, s->lengths, s->causal, B, T, C, s->NH, s->Bq, s->Bk, s->dropout, w);
     check_guard(w, floats, "reel_attention_forward");
     for (size_t i = 0; i < floats; i++) w[i] = NAN;
     reel_attention_backward(res->dqkv, dout, res->out, res->lse, qkv, s->lengths, s->causal, B, T, C, s->NH, s->Bq,
-                            s->Bk, w);
+                            s->Bk, s->dropout, w);
     check_guard(w, floats, "reel_attention_backward");
     free(w);
 }
@@ -328,7 +350,7 @@ typedef struct {
 static double fd_objective(void *p) {
     fd_ctx *c = p;
     const shape *s = c->s;
-    reel_attention_forward(c->out, c->lse, c->qkv, s->lengths, s->causal, s->B, s->T, s->C, s->NH, s->Bq, s->Bk, c->scratch);
+    reel_attention_forward(c->out, c->lse, c->qkv, s->lengths, s->causal, s->B, s->T, s->C, s->NH, s->Bq, s->Bk, s->dropout, c->scratch);
     return dot(c->out, c->r, s->B * s->T * s->C);
 }
 
@@ -340,7 +362,7 @@ static void fd_shape(const char *label, const shape *s) {
     fill(c.r, no, -1, 1, 22); /* nonzero at padding too: it must not reach any gradient */
     float *grad = calloc(n, sizeof(float));
     fd_objective(&c);
-    reel_attention_backward(grad, c.r, c.out, c.lse, c.qkv, s->lengths, s->causal, s->B, s->T, s->C, s->NH, s->Bq, s->Bk, c.scratch);
+    reel_attention_backward(grad, c.r, c.out, c.lse, c.qkv, s->lengths, s->causal, s->B, s->T, s->C, s->NH, s->Bq, s->Bk, s->dropout, c.scratch);
     compare(label, c.qkv, grad, n, fd_objective, &c);
     free(c.qkv), free(c.out), free(c.lse), free(c.r), free(c.scratch), free(grad);
 }
@@ -353,6 +375,82 @@ static void test_finite_differences(void **state) {
     fd_shape("attention dqkv (causal, padded)", &causal);
     fd_shape("attention dqkv (not causal, padded)", &full);
     fd_shape("attention dqkv (causal, one head)", &one_head);
+    /* with dropout (a fixed key, so a fixed mask): the query and key blocks split the sequences */
+    const shape causal_drop = {2, 7, 6, 2, 3, 2, 1, lengths, &drop}, full_drop = {2, 7, 6, 3, 2, 3, 0, lengths, &drop};
+    fd_shape("attention dqkv (causal, padded, dropout)", &causal_drop);
+    fd_shape("attention dqkv (not causal, padded, dropout)", &full_drop);
+}
+
+/* ---------------- attention dropout ---------------- */
+
+/* The kernel with dropout against the reference that applies the same mask to the whole (T, T) weights,
+ * causal and not, padded, one head and several, with query and key blocks of 1, 3 and 64 (one block, or a
+ * block per position): the mask depends on neither. And dropout changed the result (the comparison is not
+ * of two undropped computations), dropping about p of the weights. */
+static void test_dropout_against_reference(void **state) {
+    (void)state;
+    static const size_t lengths[] = {13, 7, 0};
+    const size_t blocks[][2] = {{1, 1}, {3, 3}, {64, 64}, {1, 64}, {64, 3}, {4, 5}};
+    const shape bases[] = {{3, 13, 12, 3, 0, 0, 1, lengths, &drop}, {2, 13, 12, 2, 0, 0, 0, lengths, &drop},
+                           {1, 16, 8, 1, 0, 0, 1, NULL, &drop}};
+    worst_ratio = 0;
+    for (size_t k = 0; k < sizeof bases / sizeof bases[0]; k++)
+        for (size_t c = 0; c < sizeof blocks / sizeof blocks[0]; c++) {
+            shape s = bases[k];
+            s.Bq = blocks[c][0];
+            s.Bk = blocks[c][1];
+            char label[96];
+            snprintf(label, sizeof label, "dropout shape %zu, blocks %zu x %zu", k, s.Bq, s.Bk);
+            result res = check_shape(label, &s, 0);
+            /* the same shape without dropout gives other outputs */
+            s.dropout = NULL;
+            result plain = check_shape(label, &s, 0);
+            assert_memory_not_equal(res.out, plain.out, s.B * s.T * s.C * sizeof(float));
+            result_free(&res), result_free(&plain);
+        }
+    printf("dropout: the largest difference from the reference is %.3g of its bound\n", worst_ratio);
+    /* the mask drops about p of the weights: 16 x 16 pairs of 4 heads of 3 sequences, 3,072 draws */
+    size_t dropped = 0, drawn = 0;
+    for (size_t b = 0; b < 3; b++)
+        for (size_t h = 0; h < 4; h++)
+            for (size_t i = 0; i < 16; i++)
+                for (size_t j = 0; j < 16; j++, drawn++) dropped += mask_z(&drop, b, h, i, j) == 0.0;
+    printf("dropout: %zu of %zu weights dropped (p = %.2f)\n", dropped, drawn, (double)drop.p);
+    assert_true(fabs((double)dropped / (double)drawn - drop.p) < 0.03);
+}
+
+/* The mask follows its key: the same sequence at another place in the batch (its sample index going
+ * with it) gives the same output rows; another layer, epoch or sample index gives others. */
+static void test_dropout_key(void **state) {
+    (void)state;
+    enum { T = 9, C = 8, NH = 2 };
+    float qkv[2 * T * 3 * C], out[4][2 * T * C], lse[2 * NH * T];
+    float *scratch = malloc(reel_attention_scratch_floats(2, T, C, NH, 4, 4) * sizeof(float));
+    fill(qkv, T * 3 * C, -1, 1, 31);
+    fill(qkv + T * 3 * C, T * 3 * C, -1, 1, 32);
+    uint64_t swapped_samples[] = {9, 40};
+    reel_attention_dropout swapped = drop;
+    swapped.sample_index = swapped_samples;
+    /* sequence 0 of the first call is sequence 1 of the second */
+    float qkv_swapped[2 * T * 3 * C];
+    memcpy(qkv_swapped, qkv + T * 3 * C, T * 3 * C * sizeof(float));
+    memcpy(qkv_swapped + T * 3 * C, qkv, T * 3 * C * sizeof(float));
+    reel_attention_forward(out[0], lse, qkv, NULL, 1, 2, T, C, NH, 4, 4, &drop, scratch);
+    reel_attention_forward(out[1], lse, qkv_swapped, NULL, 1, 2, T, C, NH, 4, 4, &swapped, scratch);
+    assert_memory_equal(out[0], out[1] + T * C, T * C * sizeof(float));
+    assert_memory_equal(out[0] + T * C, out[1], T * C * sizeof(float));
+    reel_attention_dropout other = drop;
+    const char *what[] = {"layer", "epoch", "sample index"};
+    for (int k = 0; k < 3; k++) {
+        other = drop;
+        uint64_t other_samples[] = {41, 9};
+        if (k == 0) other.layer = 3;
+        if (k == 1) other.epoch = 4;
+        if (k == 2) other.sample_index = other_samples;
+        reel_attention_forward(out[2], lse, qkv, NULL, 1, 2, T, C, NH, 4, 4, &other, scratch);
+        if (memcmp(out[0], out[2], T * C * sizeof(float)) == 0) fail_msg("another %s gave the same mask", what[k]);
+    }
+    free(scratch);
 }
 
 /* ---------------- the workspace ---------------- */
@@ -390,7 +488,9 @@ static void test_bf16(void **state) {
 
 int main(int argc, char **argv) {
     const struct CMUnitTest fp32[] = {cmocka_unit_test(test_against_reference), cmocka_unit_test(test_padding_invariance),
-                                      cmocka_unit_test(test_finite_differences), cmocka_unit_test(test_workspace)};
+                                      cmocka_unit_test(test_finite_differences), cmocka_unit_test(test_workspace),
+                                      cmocka_unit_test(test_dropout_against_reference),
+                                      cmocka_unit_test(test_dropout_key)};
     const struct CMUnitTest bf16[] = {cmocka_unit_test(test_bf16)};
     return run_fp32_and_bf16_parts(argc, argv, "attention", "the bf16 checks of the attention kernels", fp32,
                                    REEL_COUNT(fp32), bf16, REEL_COUNT(bf16));

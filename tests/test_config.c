@@ -21,11 +21,11 @@
 
 /* Keys of the default configuration (model type bow, objective classify): the 51 general keys, bow's 5
  * and classify's 9. --help-config lists the general keys, then each model's and objective's own: the
- * recurrent classifiers share 10, the recurrent language model has 10, the gpt 6, classify 9 and
+ * recurrent classifiers share 10, the recurrent language model has 10, the gpt 9, classify 9 and
  * next_token 6. */
 #define NUM_GENERAL_KEYS 51
 #define NUM_KEYS (NUM_GENERAL_KEYS + 5 + 9)
-#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10 + 10 + 6 + 9 + 6)
+#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10 + 10 + 9 + 9 + 6)
 
 /* Fields of the composed schema by name ("model.hidden_dim" lives in the bow model's options). */
 static void *field(const reel_config *cfg, const char *name) {
@@ -270,6 +270,15 @@ static void test_double_errors_and_bounds(void **state) {
     expect_value_error("optimizer", "weight_decay", "-1e-9", "must be >= 0");
     expect_value_error("optimizer", "clip_norm", "-2", "must be >= 0");
     expect_value_error("model", "dropout", "1", "must be in [0, 1)");
+    /* the gpt's attention dropout and positions, in the gpt's own keys (line 5, after the type) */
+    expect_file_error("[data]\ndir = d\n[model]\ntype = gpt\nattention_dropout = 1\n",
+                      ":5: [model] attention_dropout = '1': must be in [0, 1)");
+    expect_file_error("[data]\ndir = d\n[model]\ntype = gpt\nattention_dropout = -0.1\n",
+                      ":5: [model] attention_dropout = '-0.1': must be in [0, 1)");
+    expect_file_error("[data]\ndir = d\n[model]\ntype = gpt\npositions = absolute\n",
+                      ":5: [model] positions = 'absolute': expected one of learned, rotary");
+    expect_file_error("[data]\ndir = d\n[model]\ntype = gpt\nrotary_base = 1\n",
+                      ":5: [model] rotary_base = '1': must be > 1");
     expect_value_error("model", "dropout", "-0.5", "must be in [0, 1)");
     expect_value_error("model", "word_dropout", "1", "must be in [0, 1)");
     expect_value_error("model", "vocab_size", "3", "must be >= 4");

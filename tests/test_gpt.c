@@ -8,6 +8,8 @@
  *       (batch->state), sequences of different lengths split at different places;
  *   (c) a forward past max_context, all at once or after a cache, ends the process with a message naming
  *       the sequence, the positions and the limit.
+ * (a) and (b) run for learned positions and for rotary ones ([model] positions = rotary, whose cache holds
+ * keys rotated at their own positions: a forward with a cache must rotate its rows at count, count + 1, ...).
  * The components (attention, layers) have their own tests; PyTorch parity is tests/torch_parity.sh. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -57,6 +59,9 @@ static double logit_bound(size_t W) {
     return 2.0 * u * (double)(LAYERS * (7 * C + W) + 2 * C);
 }
 
+/* The position kind of the models make_gpt builds: each test below runs with both. */
+static const char *positions = "learned";
+
 /* A tiny GPT of max_context W. Its weights spread over (-0.4, 0.4) and its layer-norm gains over
  * (0.6, 1.4): GPT-2's N(0, 0.02) initialisation makes attention nearly uniform and the logits nearly
  * equal, which would hide a cache that puts keys at the wrong positions and make greedy choices ties. */
@@ -70,10 +75,16 @@ static reel_model *make_gpt(size_t W, uint32_t stream) {
     config_set(&cfg, "model.num_heads=%d", HEADS);
     config_set(&cfg, "model.max_context=%zu", W);
     config_set(&cfg, "data.seq_len=%zu", W < 16 ? W : 16);
+    config_set(&cfg, "model.positions=%s", positions);
     reel_model *model;
     reel_error err = {{0}};
     if (reel_model_create(&model, &cfg, 8, &err) != 0) fail_msg("%s", err.message);
     assert_int_equal(model->decode, REEL_DECODE_CACHE);
+    /* rotary has no position table: the positions come from the rotation alone */
+    int has_table = 0;
+    for (size_t t = 0; t < model->params.num_tensors; t++)
+        has_table |= strcmp(model->params.tensors[t].name, "position/weight") == 0;
+    assert_int_equal(has_table, strcmp(positions, "learned") == 0);
     model->ops->init(model, 3);
     for (size_t t = 0; t < model->params.num_tensors; t++) {
         reel_tensor_info *info = &model->params.tensors[t];
@@ -132,8 +143,8 @@ static size_t compare_decoding(reel_model *model, size_t prime_len, size_t sampl
             seen[a[s]] = 1;
         }
     }
-    printf("%s: %zu samples, prime %zu, %zu steps: max |logit difference| %.3g (bound %.3g, logits up to %.3g)\n",
-           what, samples, prime_len, steps, gap, bound * scale, scale);
+    printf("%s (%s): %zu samples, prime %zu, %zu steps: max |logit difference| %.3g (bound %.3g, logits up to %.3g)\n",
+           what, positions, samples, prime_len, steps, gap, bound * scale, scale);
     size_t distinct = 0;
     for (size_t k = 0; k < V; k++) distinct += (size_t)seen[k];
     free(a);
@@ -163,7 +174,8 @@ static void test_cache_long_prime(void **state) {
 static void test_cache_greedy(void **state) {
     (void)state;
     size_t W = 48, prime_len = 5;
-    reel_model *model = make_gpt(W, 200);
+    /* (with rotary, the weights of stream 200 repeat one token greedily: another stream) */
+    reel_model *model = make_gpt(W, strcmp(positions, "rotary") ? 200 : 250);
     reel_sampling greedy = {.temperature = 0, .top_k = 0, .top_p = 1.0, .seed = 1};
     size_t distinct = compare_decoding(model, prime_len, 2, W - 1 - prime_len, &greedy, "short prime, greedy");
     printf("greedy: %zu different tokens\n", distinct);
@@ -264,8 +276,8 @@ static void test_features_in_pieces(void **state) {
     }
     /* each cache counts the positions it holds */
     for (size_t b = 0; b < B; b++) assert_int_equal((size_t)cache[b * model->decode_width], lengths[b]);
-    printf("features in one forward vs two through the cache: max |difference| %.3g (bound %.3g); without the "
-           "cache %.3g\n", gap, logit_bound(W) * scale, apart);
+    printf("features in one forward vs two through the cache (%s): max |difference| %.3g (bound %.3g); without the "
+           "cache %.3g\n", positions, gap, logit_bound(W) * scale, apart);
     assert_true(gap <= logit_bound(W) * scale);
     assert_true(apart > 1e-2);
     free(cache);
@@ -392,6 +404,14 @@ static void test_past_max_context(void **state) {
     assert_non_null(strstr(msg, "reads 9 positions (6 cached), more than its max_context 8"));
 }
 
+/* Setup of the second run of (a) and (b): rotary positions (cmocka names them as the first run; their
+ * lines say "rotary"). */
+static int use_rotary(void **state) {
+    (void)state;
+    positions = "rotary";
+    return 0;
+}
+
 /* One process, communicator MPI_COMM_SELF (MPI is not started), as test_lm. */
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -401,6 +421,10 @@ int main(void) {
         cmocka_unit_test(test_features_in_pieces),
         cmocka_unit_test(test_chunked_evaluation),
         cmocka_unit_test(test_past_max_context),
+        cmocka_unit_test_setup(test_cache_long_prime, use_rotary),
+        cmocka_unit_test_setup(test_cache_greedy, use_rotary),
+        cmocka_unit_test_setup(test_features_in_pieces, use_rotary),
+        cmocka_unit_test_setup(test_chunked_evaluation, use_rotary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

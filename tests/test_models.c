@@ -8,8 +8,10 @@
  *   - a checkpoint round trip: saved, loaded into a model initialised otherwise, the training state read
  *     back is the one saved, and the parameters, saved state, optimizer slots and evaluation outputs are
  *     identical bit for bit.
- * The same table drives tests/models_ranks.sh (1 vs 2 ranks): `test_models --types` lists the registered
- * types with their default objective, `test_models --ini TYPE` prints the tiny [model] keys as INI lines.
+ * A type may have more than one tiny configuration (variants, e.g. the GPT with rotary positions and
+ * attention dropout): each is checked. The same table drives tests/models_ranks.sh (1 vs 2 ranks):
+ * `test_models --types` lists the registered types with their default objective, `test_models --variants`
+ * every configuration as "NAME TYPE OBJECTIVE", `test_models --ini NAME` its [model] keys as INI lines.
  * The more specific checks (every option combination, carried state, pooling modes, frozen layers) stay in
  * test_gradcheck.c, test_recurrent.c and test_lm.c. */
 #include <setjmp.h>
@@ -40,23 +42,34 @@
 typedef struct {
     const char *type;
     const char *keys;
+    const char *name; /* a variant's name; NULL: the type's first configuration, named as the type */
 } tiny_model;
 
 static const tiny_model tiny_models[] = {
-    {"bow", "embed_dim=4 hidden_dim=5 batch_norm=true dropout=0.3 word_dropout=0.2"},
+    {"bow", "embed_dim=4 hidden_dim=5 batch_norm=true dropout=0.3 word_dropout=0.2", NULL},
     {"lstm", "embed_dim=3 hidden_dim=3 num_layers=2 bidirectional=true pooling=max rnn_batch_norm=true "
-             "rnn_dropout=0.2 embed_dropout=0.1 head_hidden=4 dropout=0.3"},
-    {"gru", "embed_dim=3 hidden_dim=4 pooling=concat rnn_dropout=0.2"}, /* concat: last, max and mean */
-    {"rnn", "embed_dim=3 hidden_dim=3 bidirectional=true pooling=last"},
+             "rnn_dropout=0.2 embed_dropout=0.1 head_hidden=4 dropout=0.3", NULL},
+    {"gru", "embed_dim=3 hidden_dim=4 pooling=concat rnn_dropout=0.2", NULL}, /* concat: last, max and mean */
+    {"rnn", "embed_dim=3 hidden_dim=3 bidirectional=true pooling=last", NULL},
     {"rnn_lm", "embed_dim=3 layer_dims=4,3 tie_weights=true rnn_batch_norm=true rnn_dropout=0.2 input_dropout=0.1 "
-           "word_dropout=0.1 weight_dropout=0.2"},
-    {"gpt", "embed_dim=8 num_layers=2 num_heads=2 d_ff=12 max_context=16 dropout=0.2"},
+           "word_dropout=0.1 weight_dropout=0.2", NULL},
+    {"gpt", "embed_dim=8 num_layers=2 num_heads=2 d_ff=12 max_context=16 dropout=0.2", NULL},
+    /* rotary positions (head width 4; a small base, so every pair turns within 16 positions) and attention
+     * dropout: no position table. Tied: untied, models_ranks.sh's Adam (eps 1e-8) turns the rounding of
+     * the output rows' tiny gradients into steps that part 1 and 2 ranks by up to 2e-5 in 8 steps, beyond
+     * its 1e-4 relative tolerance; with SGD they agree within 3e-6 relative, with eps 1e-6 within 1e-4
+     * (tests/lib.sh's write_small_gpt_config says why). */
+    {"gpt", "embed_dim=8 num_layers=2 num_heads=2 d_ff=12 max_context=16 dropout=0.1 attention_dropout=0.3 "
+            "positions=rotary rotary_base=100", "gpt_rotary"},
 };
 #define NUM_TINY (sizeof tiny_models / sizeof tiny_models[0])
 
-static const tiny_model *tiny_find(const char *type) {
+static const char *tiny_name(const tiny_model *tiny) { return tiny->name ? tiny->name : tiny->type; }
+
+/* The configuration named `name` (a type's first one by its type's name, a variant by its own). */
+static const tiny_model *tiny_find(const char *name) {
     for (size_t i = 0; i < NUM_TINY; i++)
-        if (strcmp(tiny_models[i].type, type) == 0) return &tiny_models[i];
+        if (strcmp(tiny_name(&tiny_models[i]), name) == 0) return &tiny_models[i];
     return NULL;
 }
 
@@ -99,7 +112,7 @@ static reel_model *tiny_create(const tiny_model *tiny, reel_config *cfg, uint64_
     tiny_config(cfg, tiny);
     reel_model *model;
     reel_error err = {{0}};
-    if (reel_model_create(&model, cfg, 8, &err) != 0) fail_msg("%s: %s", tiny->type, err.message);
+    if (reel_model_create(&model, cfg, 8, &err) != 0) fail_msg("%s: %s", tiny_name(tiny), err.message);
     model->ops->init(model, seed);
     for (size_t t = 0; t < model->params.num_tensors; t++) {
         reel_tensor_info *info = &model->params.tensors[t];
@@ -179,7 +192,7 @@ static void check_gradients(const tiny_model *tiny) {
     model_loss(&c, 1);
     c.model->ops->backward(c.model, &c.batch, c.dout, &c.comm);
     /* fdcheck.h's checks (as compare_model_gradients) with this loss, on FD_SAMPLE entries of each tensor */
-    compare_store_gradients(tiny->type, params, FD_SAMPLE, model_objective, &c);
+    compare_store_gradients(tiny_name(tiny), params, FD_SAMPLE, model_objective, &c);
     if (c.model->input_dim) {
         size_t count = batch_offsets[4] * c.model->input_dim;
         float *delta = calloc(count, sizeof(float)), *input_grad = calloc(count, sizeof(float));
@@ -202,6 +215,62 @@ static void check_gradients(const tiny_model *tiny) {
 static void test_gradients(void **state) {
     (void)state;
     for (size_t i = 0; i < NUM_TINY; i++) check_gradients(&tiny_models[i]);
+}
+
+/* ---------------- (a') a batch's gradient is the sum of its parts' ----------------
+ * For the GPTs (no batch statistics): the training gradient of the four sequences in one batch equals the
+ * sum of those of two batches of two (the sum loss adds), up to rounding: every random mask (residual
+ * and attention dropout) follows the sequence's sample index, not its place or its batch's shape, which is
+ * what makes runs on 1 and 2 ranks, or with accumulation, the same. */
+static void grads_of(fd_ctx *c, size_t first, size_t count, float *into) {
+    reel_store *params = &c->model->params;
+    size_t offsets[5];
+    for (size_t b = 0; b <= count; b++) offsets[b] = batch_offsets[first + b] - batch_offsets[first];
+    reel_batch whole = c->batch;
+    c->batch.size = count;
+    c->batch.ids = batch_ids + batch_offsets[first];
+    c->batch.targets = batch_targets + batch_offsets[first];
+    c->batch.offsets = offsets;
+    c->batch.sample_index = batch_samples + first;
+    memset(params->grad, 0, params->num_floats * sizeof(float));
+    reel_output out;
+    c->model->ops->forward(c->model, &c->batch, 1, &out, &c->comm);
+    for (size_t b = 0; b < out.B; b++)
+        for (size_t t = 0; t < out.T; t++) {
+            size_t length = offsets[b + 1] - offsets[b];
+            c->tm_targets[reel_output_row(&out, t, b)] = t < length ? c->batch.targets[offsets[b] + t] : 0;
+        }
+    reel_decoder_softmax(c->dout, out.dweight, out.dbias, NULL, out.features, out.weight, out.bias, c->tm_targets,
+                         out.row_mask, out.rows, out.features_dim, out.width, 1.0f, c->scratch, SLICE);
+    c->model->ops->backward(c->model, &c->batch, c->dout, &c->comm);
+    for (size_t i = 0; i < params->num_floats; i++) into[i] += params->grad[i];
+    c->batch = whole;
+}
+
+static void test_split_batch(void **state) {
+    (void)state;
+    for (size_t k = 0; k < NUM_TINY; k++) {
+        if (strcmp(tiny_models[k].type, "gpt") != 0) continue;
+        reel_config cfg;
+        fd_ctx c = {0};
+        fd_setup(&c, tiny_create(&tiny_models[k], &cfg, 7));
+        size_t n = c.model->params.num_floats;
+        float *whole = calloc(n, sizeof(float)), *parts = calloc(n, sizeof(float));
+        grads_of(&c, 0, 4, whole);
+        grads_of(&c, 0, 2, parts);
+        grads_of(&c, 2, 2, parts);
+        double worst = 0, scale = 0;
+        for (size_t i = 0; i < n; i++) {
+            worst = fmax(worst, fabs((double)whole[i] - parts[i]));
+            scale = fmax(scale, fabs((double)whole[i]));
+        }
+        printf("%-10s one batch of 4 vs two of 2: max |gradient difference| %.3g (largest gradient %.3g)\n",
+               tiny_name(&tiny_models[k]), worst, scale);
+        if (worst > 1e-5 * scale) fail_msg("%s: a batch's gradient is not the sum of its halves'", tiny_name(&tiny_models[k]));
+        free(whole), free(parts);
+        reel_model_destroy(c.model);
+        fd_free(&c);
+    }
 }
 
 /* ---------------- (b) padding invariance ---------------- */
@@ -272,9 +341,9 @@ static void check_padding(const tiny_model *tiny) {
         double worst = 0;
         for (size_t i = 0; i < n; i++)
             worst = fmax(worst, fabs((double)got[i] - expected[i]) / (1 + fabs((double)expected[i])));
-        printf("%-5s padding, %-11s: %2zu outputs, max |difference| / (1 + |expected|) %.3g\n", tiny->type,
+        printf("%-5s padding, %-11s: %2zu outputs, max |difference| / (1 + |expected|) %.3g\n", tiny_name(tiny),
                batches[k].name, n, worst);
-        if (worst > 1e-6) fail_msg("%s: the sequence's outputs depend on the padding or its batch (%s)", tiny->type,
+        if (worst > 1e-6) fail_msg("%s: the sequence's outputs depend on the padding or its batch (%s)", tiny_name(tiny),
                                    batches[k].name);
     }
     reel_model_destroy(model);
@@ -311,7 +380,7 @@ static void check_round_trip(const tiny_model *tiny) {
     saved->ops->backward(saved, &c.batch, c.dout, &c.comm);
     reel_optimizer_step(&opt, &saved->params, 1e-2);
     char path[300];
-    snprintf(path, sizeof path, "%s/%s.h5", tmp_dir, tiny->type);
+    snprintf(path, sizeof path, "%s/%s.h5", tmp_dir, tiny_name(tiny));
     reel_train_state train_state = {5, 1, 2, 40, "loss", 0.5, 4, 9, 3};
     reel_checkpoint_info info = {"[model]\n", reel_model_default_objective(tiny->type), 0x5eedULL, NULL, NULL, 1};
     reel_error err = {{0}};
@@ -340,11 +409,11 @@ static void check_round_trip(const tiny_model *tiny) {
     assert_int_equal(read_state.best_step, train_state.best_step);
     assert_int_equal(read_state.seed, train_state.seed);
     assert_int_equal(read_state.evals_since_best, train_state.evals_since_best);
-    same_tensors(tiny->type, "parameter", &saved->params, saved->params.data, &loaded->params, loaded->params.data);
-    same_tensors(tiny->type, "state", &saved->state, saved->state.data, &loaded->state, loaded->state.data);
+    same_tensors(tiny_name(tiny), "parameter", &saved->params, saved->params.data, &loaded->params, loaded->params.data);
+    same_tensors(tiny_name(tiny), "state", &saved->state, saved->state.data, &loaded->state, loaded->state.data);
     assert_int_equal(opt2.num_slots, opt.num_slots);
     for (size_t s = 0; s < opt.num_slots; s++)
-        same_tensors(tiny->type, opt.slot_names[s], &saved->params, opt.slots[s], &loaded->params, opt2.slots[s]);
+        same_tensors(tiny_name(tiny), opt.slot_names[s], &saved->params, opt.slots[s], &loaded->params, opt2.slots[s]);
     /* evaluation outputs of the whole batch, bit for bit */
     for (size_t b = 0; b < 4; b++) {
         float a[OUTPUTS_MAX], z[OUTPUTS_MAX];
@@ -353,7 +422,7 @@ static void check_round_trip(const tiny_model *tiny) {
         assert_int_equal(sequence_outputs(loaded, &c.batch, b, z, &T), n);
         assert_memory_equal(a, z, n * sizeof(float));
     }
-    printf("%-5s checkpoint round trip: %zu parameters, %zu state floats, %zu optimizer slots identical\n", tiny->type,
+    printf("%-5s checkpoint round trip: %zu parameters, %zu state floats, %zu optimizer slots identical\n", tiny_name(tiny),
            saved->params.num_floats, saved->state.num_floats, opt.num_slots);
     reel_optimizer_free(&opt);
     reel_optimizer_free(&opt2);
@@ -376,10 +445,14 @@ static void test_every_type_has_a_tiny_model(void **state) {
             fail_msg("model type '%s' is registered (src/models/registry.c) but has no tiny configuration in "
                      "tests/test_models.c's tiny_models: add one so that it is tested",
                      type);
-    for (size_t i = 0; i < NUM_TINY; i++)
+    for (size_t i = 0; i < NUM_TINY; i++) {
         if (!reel_model_kind_find(tiny_models[i].type))
             fail_msg("tests/test_models.c's tiny_models has '%s', which is not a registered model type",
                      tiny_models[i].type);
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(tiny_name(&tiny_models[k]), tiny_name(&tiny_models[i])) == 0)
+                fail_msg("tests/test_models.c's tiny_models names '%s' twice", tiny_name(&tiny_models[i]));
+    }
     /* every configuration builds */
     for (size_t i = 0; i < NUM_TINY; i++) {
         reel_config cfg;
@@ -407,13 +480,21 @@ static int list_types(void) {
     return status;
 }
 
-static int print_ini(const char *type) {
-    const tiny_model *tiny = tiny_find(type);
+/* Every configuration of the table: "NAME TYPE OBJECTIVE". */
+static int list_variants(void) {
+    for (size_t i = 0; i < NUM_TINY; i++)
+        printf("%s %s %s\n", tiny_name(&tiny_models[i]), tiny_models[i].type,
+               reel_model_default_objective(tiny_models[i].type));
+    return 0;
+}
+
+static int print_ini(const char *name) {
+    const tiny_model *tiny = tiny_find(name);
     if (!tiny) {
-        fprintf(stderr, "test_models --ini: no tiny configuration for model type '%s'\n", type);
+        fprintf(stderr, "test_models --ini: no tiny configuration named '%s'\n", name);
         return 1;
     }
-    printf("type = %s\n", type);
+    printf("type = %s\n", tiny->type);
     tiny_each_key(tiny, print_ini_key, NULL);
     return 0;
 }
@@ -421,14 +502,16 @@ static int print_ini(const char *type) {
 /* One process, communicator MPI_COMM_SELF (MPI is not started), as the other unit tests. */
 int main(int argc, char **argv) {
     if (argc == 2 && strcmp(argv[1], "--types") == 0) return list_types();
+    if (argc == 2 && strcmp(argv[1], "--variants") == 0) return list_variants();
     if (argc == 3 && strcmp(argv[1], "--ini") == 0) return print_ini(argv[2]);
     if (argc != 1) {
-        fprintf(stderr, "usage: test_models [--types | --ini TYPE]\n");
+        fprintf(stderr, "usage: test_models [--types | --variants | --ini NAME]\n");
         return 2;
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_type_has_a_tiny_model),
         cmocka_unit_test(test_gradients),
+        cmocka_unit_test(test_split_batch),
         cmocka_unit_test(test_padding),
         cmocka_unit_test(test_round_trip),
     };

@@ -1,6 +1,7 @@
-/* The Transformer layer kernels (layer norm, GELU, learned position embeddings): finite-difference
+/* The Transformer layer kernels (layer norm, GELU, learned and rotary position embeddings): finite-difference
  * gradients of every input and parameter (fdcheck.h), the forward and the layer norm backward against
- * plain double references, and the backward's accumulation (+=) by calling it twice.
+ * plain double references, and the backward's accumulation (+=) by calling it twice (rotary's backward
+ * transforms in place instead: it is checked to leave padding and other columns alone).
  * `test_xf_layers dump DIR` instead writes fixed inputs and the kernels' outputs and gradients to DIR
  * for tests/torch_layers.sh, which repeats them with PyTorch. */
 #include <math.h>
@@ -308,6 +309,112 @@ static void test_position_accumulates(void **state) {
     assert_memory_equal(g2 + NT + (PP0 + PT) * PC, g0 + NT + (PP0 + PT) * PC, (PP - PP0 - PT) * PC * sizeof(float));
 }
 
+/* ---------------- rotary position embeddings ---------------- */
+/* Two sequences of RT rows (the second padded after 3, read from position RP0) with 3 heads of RD columns
+ * and 2 more columns the kernel must not touch (ld = 3 RD + 2); a table of RP positions. */
+enum { RB = 2, RT = 5, RH = 3, RD = 6, RLD = RH * RD + 2, RP = 9, RP0 = 4 };
+static const double rotary_base = 100.0; /* small: every pair turns by a sizeable angle within RP positions */
+static const size_t rotary_pos0[RB] = {0, RP0}, rotary_lengths[RB] = {RT, 3};
+typedef struct {
+    float x[RB * RT * RLD], out[RB * RT * RLD], r[RB * RT * RLD], cos_t[RP * RD / 2], sin_t[RP * RD / 2];
+} rope_ctx;
+static double rope_objective(void *p) {
+    rope_ctx *c = p;
+    memcpy(c->out, c->x, sizeof c->x);
+    reel_rotary_forward(c->out, RLD, RH, RD, c->cos_t, c->sin_t, rotary_pos0, rotary_lengths, RB, RT);
+    return dot(c->out, c->r, RB * RT * RLD);
+}
+static void rope_fill(rope_ctx *c) {
+    fill(c->x, RB * RT * RLD, -1, 1, 90);
+    fill(c->r, RB * RT * RLD, -1, 1, 91);
+    reel_rotary_tables(c->cos_t, c->sin_t, RP, RD, rotary_base);
+}
+
+/* The table against cos and sin of pos base^(-2i/D) in double, and the forward against the rotate-half
+ * pairing written out in double: pair (i, i + D/2) turned by theta_i. Padding rows and the columns past
+ * the heads are left as they were, bit for bit. */
+static void test_rotary_forward(void **state) {
+    (void)state;
+    rope_ctx c;
+    rope_fill(&c);
+    double want_cos[RP * RD / 2], want_sin[RP * RD / 2];
+    for (size_t pos = 0; pos < RP; pos++)
+        for (size_t i = 0; i < RD / 2; i++) {
+            double theta = (double)pos / pow(rotary_base, (double)(2 * i) / RD);
+            want_cos[pos * RD / 2 + i] = cos(theta);
+            want_sin[pos * RD / 2 + i] = sin(theta);
+        }
+    /* rounded once to float: half an ulp of values up to 1 */
+    expect_close("rotary cos table", c.cos_t, want_cos, RP * RD / 2, 6e-8, 0);
+    expect_close("rotary sin table", c.sin_t, want_sin, RP * RD / 2, 6e-8, 0);
+    rope_objective(&c);
+    double want[RB * RT * RLD];
+    for (size_t b = 0; b < RB; b++)
+        for (size_t t = 0; t < RT; t++) {
+            size_t row = (b * RT + t) * RLD;
+            for (size_t k = 0; k < RLD; k++) want[row + k] = c.x[row + k];
+            if (t >= rotary_lengths[b]) continue;
+            double pos = (double)(rotary_pos0[b] + t);
+            for (size_t h = 0; h < RH; h++)
+                for (size_t i = 0; i < RD / 2; i++) {
+                    double theta = pos / pow(rotary_base, (double)(2 * i) / RD);
+                    double a = c.x[row + h * RD + i], z = c.x[row + h * RD + RD / 2 + i];
+                    want[row + h * RD + i] = a * cos(theta) - z * sin(theta);
+                    want[row + h * RD + RD / 2 + i] = a * sin(theta) + z * cos(theta);
+                }
+        }
+    /* two products of values below 1 by table entries within half an ulp, and a sum: a few 1e-7 */
+    expect_close("rotary out", c.out, want, RB * RT * RLD, 4e-7, 0);
+    for (size_t b = 0; b < RB; b++)
+        for (size_t t = 0; t < RT; t++) {
+            size_t row = (b * RT + t) * RLD;
+            if (t >= rotary_lengths[b]) assert_memory_equal(c.out + row, c.x + row, RLD * sizeof(float));
+            assert_memory_equal(c.out + row + RH * RD, c.x + row + RH * RD, (RLD - RH * RD) * sizeof(float));
+        }
+}
+
+/* What rotary is for: the score of a query at position m and a key at n depends on n - m only. The same
+ * query and key vectors at (m, n) and at (m + s, n + s) score the same (up to rounding), and at another
+ * distance differently. */
+static void test_rotary_relative(void **state) {
+    (void)state;
+    enum { D = 8, P = 40 };
+    float cos_t[P * D / 2], sin_t[P * D / 2], q[D], k[D];
+    reel_rotary_tables(cos_t, sin_t, P, D, rotary_base);
+    fill(q, D, -1, 1, 92);
+    fill(k, D, -1, 1, 93);
+    /* score(m, n): the query rotated at m, the key at n */
+    double scores[3];
+    const size_t at[3][2] = {{3, 10}, {25, 32}, {25, 31}};
+    for (size_t c = 0; c < 3; c++) {
+        float qr[D], kr[D];
+        memcpy(qr, q, sizeof q);
+        memcpy(kr, k, sizeof k);
+        size_t m = at[c][0], n = at[c][1];
+        reel_rotary_forward(qr, D, 1, D, cos_t, sin_t, &m, NULL, 1, 1);
+        reel_rotary_forward(kr, D, 1, D, cos_t, sin_t, &n, NULL, 1, 1);
+        scores[c] = dot(qr, kr, D);
+    }
+    printf("rotary scores at (3, 10) %.7f, (25, 32) %.7f, (25, 31) %.7f\n", scores[0], scores[1], scores[2]);
+    assert_true(fabs(scores[0] - scores[1]) < 1e-5);
+    assert_true(fabs(scores[0] - scores[2]) > 1e-2);
+}
+
+static void test_rotary_gradients(void **state) {
+    (void)state;
+    rope_ctx c;
+    rope_fill(&c);
+    rope_objective(&c);
+    /* the backward turns the gradient of the output (r) in place into that of the input */
+    float dx[RB * RT * RLD];
+    memcpy(dx, c.r, sizeof dx);
+    reel_rotary_backward(dx, RLD, RH, RD, c.cos_t, c.sin_t, rotary_pos0, rotary_lengths, RB, RT);
+    compare("rotary input", c.x, dx, RB * RT * RLD, rope_objective, &c);
+    /* and back: the forward undoes the backward (the rotation is orthogonal) */
+    reel_rotary_forward(dx, RLD, RH, RD, c.cos_t, c.sin_t, rotary_pos0, rotary_lengths, RB, RT);
+    for (size_t i = 0; i < RB * RT * RLD; i++) assert_true(fabs(dx[i] - c.r[i]) < 1e-6);
+}
+
 /* ---------------- dump for tests/torch_layers.sh ---------------- */
 /* DIR/NAME.f32 holds the floats (native byte order); DIR/manifest lists "NAME d0 [d1 [d2]]" per array
  * and "pos0 P0" for the position kernel's window start. */
@@ -408,7 +515,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_layernorm_accumulates), cmocka_unit_test(test_gelu_gradients),
         cmocka_unit_test(test_gelu_reference),      cmocka_unit_test(test_gelu_accumulates),
         cmocka_unit_test(test_position_gradients),  cmocka_unit_test(test_position_forward),
-        cmocka_unit_test(test_position_accumulates),
+        cmocka_unit_test(test_position_accumulates), cmocka_unit_test(test_rotary_forward),
+        cmocka_unit_test(test_rotary_relative),     cmocka_unit_test(test_rotary_gradients),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

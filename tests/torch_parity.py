@@ -8,7 +8,8 @@ DUMP.h5 is written by tests/dump_batch from CONFIG.ini: one batch, reel's initia
 mean loss (BCE on one logit, softmax cross-entropy on K) and every parameter gradient. This script
 rebuilds the model CONFIG.ini describes with PyTorch's own layers (nn.Embedding, nn.LSTM / nn.GRU /
 nn.RNN over a packed sequence, masked pooling, nn.Linear; for a GPT nn.LayerNorm, nn.Linear, the tanh
-GELU and attention written out with a causal and padding mask), loads reel's parameters into it, runs the
+GELU and attention written out with a causal and padding mask, and rotary positions written out from
+their definition, GPT-NeoX's rotate-half pairing), loads reel's parameters into it, runs the
 same batch forward and backward in float32, and compares logits, loss and every gradient element by
 element: each must satisfy |reel - torch| <= tolerance (|torch| + floor max|torch|), max over its tensor.
 The floor (a fraction of the tensor's largest magnitude) is there for elements near zero, whose relative
@@ -39,7 +40,7 @@ MODEL_DEFAULTS = {"num_layers": "1", "bidirectional": "false", "pooling": "max",
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 # The GPT's own defaults (src/models/gpt.c's keys).
 GPT_DEFAULTS = {"num_layers": "6", "num_heads": "8", "d_ff": "0", "max_context": "256", "tie_weights": "true",
-                "dropout": "0"}
+                "dropout": "0", "attention_dropout": "0", "positions": "learned", "rotary_base": "10000"}
 TRUE = ("true", "1", "yes", "on")
 
 
@@ -61,8 +62,13 @@ class Spec:
         if self.gpt:
             model = dict(GPT_DEFAULTS)
             model.update(parser["model"])
-            if float(model["dropout"]) != 0.0:
-                raise ValueError(f"{path}: [model] dropout must be 0 for the parity check")
+            for key in ("dropout", "attention_dropout"):
+                if float(model[key]) != 0.0:
+                    raise ValueError(f"{path}: [model] {key} must be 0 for the parity check")
+            if model["positions"] not in ("learned", "rotary"):
+                raise ValueError(f"{path}: [model] positions = {model['positions']}: learned or rotary")
+            self.rotary = model["positions"] == "rotary"
+            self.rotary_base = float(model["rotary_base"])
             self.cell = "gpt"
             self.num_layers, self.num_heads = int(model["num_layers"]), int(model["num_heads"])
             self.d_ff, self.max_context = int(model["d_ff"]), int(model["max_context"])
@@ -98,8 +104,9 @@ class Spec:
         if self.gpt:
             ff = f", d_ff {self.d_ff}" if self.d_ff else ""
             products = f", reel's products in {self.precision}" if self.precision != "fp32" else ""
+            positions = f", rotary positions (base {self.rotary_base:g})" if self.rotary else ""
             return (f"{self.num_layers}-layer gpt, {self.num_heads} heads{ff}, "
-                    f"{'tied' if self.tied else 'untied'}{products}")
+                    f"{'tied' if self.tied else 'untied'}{positions}{products}")
         if self.lm:
             return f"{self.cell} language model"
         dirs = "bidirectional " if self.bidirectional else ""
@@ -230,17 +237,33 @@ class GptBlock(nn.Module):
         self.mlp_fc = nn.Linear(width, ff)
         self.mlp_proj = nn.Linear(ff, width)
 
-    def forward(self, x, allowed):
+    def forward(self, x, allowed, rotation=None):
         B, T, C = x.shape
         D = C // self.heads
         # q | k | v column blocks, head h in columns h D .. (h + 1) D - 1 of each
         q, k, v = self.attn_qkv(self.ln1(x)).split(C, dim=2)
         q, k, v = (a.view(B, T, self.heads, D).transpose(1, 2) for a in (q, k, v))  # (B, NH, T, D)
+        if rotation is not None:
+            q, k = rotate_half_pairs(q, *rotation), rotate_half_pairs(k, *rotation)
         scores = q @ k.transpose(-2, -1) * (1.0 / math.sqrt(D))
         weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
         attended = (weights @ v).transpose(1, 2).reshape(B, T, C)
         x = x + self.attn_proj(attended)
         return x + self.mlp_proj(nn.functional.gelu(self.mlp_fc(self.ln2(x)), approximate="tanh"))
+
+
+def rotary_angles(T, D, base):
+    """cos and sin (T, D/2) of the angles pos base^(-2i/D), computed in float64 and rounded once."""
+    position = torch.arange(T, dtype=torch.float64)[:, None]
+    pair = torch.arange(D // 2, dtype=torch.float64)[None, :]
+    angle = position * base ** (-2.0 * pair / D)
+    return torch.cos(angle).float(), torch.sin(angle).float()
+
+
+def rotate_half_pairs(x, cos, sin):
+    """RoPE on x (B, NH, T, D) in GPT-NeoX's pairing: dims i and i + D/2 form pair i, turned by its angle."""
+    first, second = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
+    return torch.cat((first * cos - second * sin, first * sin + second * cos), dim=-1)
 
 
 class GptTwin(nn.Module):
@@ -252,15 +275,19 @@ class GptTwin(nn.Module):
         if width % spec.num_heads:
             raise ValueError(f"[model] num_heads = {spec.num_heads} does not divide embed_dim = {width}")
         self.embedding = nn.Embedding(vocab, width)
-        self.position = nn.Embedding(spec.max_context, width)
+        self.position = None if spec.rotary else nn.Embedding(spec.max_context, width)
+        self.rotary_base = spec.rotary_base if spec.rotary else None
+        self.head_width = width // spec.num_heads
         self.blocks = nn.ModuleList(GptBlock(width, spec.num_heads, spec.d_ff or 4 * width)
                                     for _ in range(spec.num_layers))
         self.final_ln = nn.LayerNorm(width, eps=1e-5)
         self.decoder = None if spec.tied else nn.Linear(width, vocab, bias=False)
 
     def reel_names(self):
-        names = {"embedding/weight": self.embedding.weight, "position/weight": self.position.weight,
+        names = {"embedding/weight": self.embedding.weight,
                  "final_ln/weight": self.final_ln.weight, "final_ln/bias": self.final_ln.bias}
+        if self.position is not None:
+            names["position/weight"] = self.position.weight
         for index, block in enumerate(self.blocks):
             for part in ("ln1", "attn_qkv", "attn_proj", "ln2", "mlp_fc", "mlp_proj"):
                 module = getattr(block, part)
@@ -272,13 +299,18 @@ class GptTwin(nn.Module):
 
     def forward(self, ids, lengths):
         B, T = ids.shape
-        x = self.embedding(ids) + self.position(torch.arange(T))[None]  # (B, T, C)
+        x = self.embedding(ids)  # (B, T, C)
+        rotation = None
+        if self.position is not None:
+            x = x + self.position(torch.arange(T))[None]
+        else:
+            rotation = rotary_angles(T, self.head_width, self.rotary_base)
         # query i may see key j when j <= i (causal) and j is not padding (j < the sequence's length)
         causal = torch.ones(T, T, dtype=torch.bool).tril()
         real_key = torch.arange(T)[None, :] < lengths[:, None]  # (B, T)
         allowed = causal[None, None] & real_key[:, None, None, :]  # (B, 1, T, T)
         for block in self.blocks:
-            x = block(x, allowed)
+            x = block(x, allowed, rotation)
         x = self.final_ln(x)
         logits = x @ self.embedding.weight.t() if self.decoder is None else self.decoder(x)  # (B, T, V)
         valid = (torch.arange(T)[None, :] < lengths[:, None])[:, :, None]
@@ -340,8 +372,8 @@ def run_case(config, dump, tolerance, floor, require_ragged, quiet=False):
                          "to test padding (use a larger token cut)")
     vocab, embed = params["embedding/weight"].shape
     if spec.gpt:
-        if "position/weight" not in params:
-            raise ValueError(f"{dump}: no position/weight: the dump is not of a gpt")
+        if "block0/attn_qkv/weight" not in params:
+            raise ValueError(f"{dump}: no block0/attn_qkv/weight: the dump is not of a gpt")
     elif f"{spec.cell}_l0_fwd/w_hh" not in params:
         raise ValueError(f"{dump}: no {spec.cell}_l0_fwd/w_hh: the dump is not of a {spec.cell} model")
     else:

@@ -4,8 +4,8 @@
 # every gradient must agree element by element: |reel - torch| <= 1e-4 (|torch| + 0.01 max|torch|), the
 # max over each tensor (torch_parity.py says why the floor). Measured on this code, the worst element of
 # each case as a fraction of that bound: recurrent classifiers 0.054-0.28, recurrent language models
-# 0.14-0.23, GPTs 0.24 (1 block, tied), 0.33 (2 blocks, untied) and 0.27 (3 blocks, 4 heads, d_ff 24):
-# a 3.0x margin at worst; a tensor's largest difference is at most 2.1e-6 of its largest element (GPTs:
+# 0.14-0.23, GPTs 0.24 (1 block, tied), 0.33 (2 blocks, untied) and 0.27 (3 blocks, 4 heads, d_ff 24), rotary
+# GPTs 0.32 (2 blocks, untied) and 0.25 (1 block, 4 heads, base 100): a 3.0x margin at worst; a tensor's largest difference is at most 2.1e-6 of its largest element (GPTs:
 # 9.1e-7). The bf16 GPT case at the end has its own bound, derived there: measured 0.058 of it.
 # torch and h5py are requirements (scripts/install-deps installs python3-torch and python3-h5py for
 # /usr/bin/python3): without them the test fails, it is not skipped.
@@ -79,8 +79,13 @@ write_gpt_config() {
 write_gpt_config gpt1_tied "num_layers = 1" "num_heads = 2"
 write_gpt_config gpt2_untied "num_layers = 2" "num_heads = 2" "tie_weights = false"
 write_gpt_config gpt3_tied_ff24 "num_layers = 3" "num_heads = 4" "d_ff = 24"
+# Rotary positions (no position table; the twin rotates q and k as tests/torch_parity.py writes RoPE out):
+# 2 blocks of 2 heads of width 8, untied, at the default base, and 1 block of 4 heads of width 4 at base
+# 100, where every pair turns by a large angle within the batch's 120 positions.
+write_gpt_config gpt2_rotary_untied "num_layers = 2" "num_heads = 2" "tie_weights = false" "positions = rotary"
+write_gpt_config gpt1_rotary_4heads "num_layers = 1" "num_heads = 4" "positions = rotary" "rotary_base = 100"
 cases=(lstm_max lstm2_bi_mean gru_bi_last rnn2_max rnn_bi_last_head gru_bi_max_3class lm_lstm2 lm_gru_tied lm_lstm_tied_proj lm_rnn
-       gpt1_tied gpt2_untied gpt3_tied_ff24)
+       gpt1_tied gpt2_untied gpt3_tied_ff24 gpt2_rotary_untied gpt1_rotary_4heads)
 # A GPT as initialised has zero biases, unit layer-norm gains and scores of about 0.01, so attention is
 # nearly uniform: a bias read from the wrong tensor would change nothing and a wrong attention scale
 # little. dump_batch's SPREAD adds N(0, 0.2^2) to every parameter: scores of order 1, biases and gains
@@ -98,6 +103,8 @@ sed -i 's/^rnn_dropout = 0$/rnn_dropout = 0.3/' "$WORK/lm_lstm2_dropped.ini"
 # and the 2-block GPT (2 heads of width 8) checked as if it had 4 heads of width 4: the same tensors, but
 # other heads and another scale
 write_gpt_config gpt2_untied_as_4heads "num_layers = 2" "num_heads = 4" "tie_weights = false"
+# and the 4-head rotary GPT (base 100) checked as if its base were 10,000: the same tensors, other angles
+write_gpt_config gpt1_rotary_4heads_as_base10000 "num_layers = 1" "num_heads = 4" "positions = rotary"
 
 pairs=()
 for name in "${cases[@]}"; do
@@ -114,7 +121,9 @@ status=0
 OMP_NUM_THREADS=1 "$TORCH_PYTHON" "$REEL_SOURCE_DIR/tests/torch_parity.py" --tolerance 1e-4 --floor 1e-2 --require-ragged \
   --expect-mismatch "$WORK/lstm_max_as_mean.ini" "$WORK/lstm_max.h5" \
   --expect-mismatch "$WORK/lm_lstm2.ini" "$WORK/lm_lstm2_dropped.h5" \
-  --expect-mismatch "$WORK/gpt2_untied_as_4heads.ini" "$WORK/gpt2_untied.h5" "${pairs[@]}" >"$WORK/parity.txt" 2>&1 || status=$?
+  --expect-mismatch "$WORK/gpt2_untied_as_4heads.ini" "$WORK/gpt2_untied.h5" \
+  --expect-mismatch "$WORK/gpt1_rotary_4heads_as_base10000.ini" "$WORK/gpt1_rotary_4heads.h5" \
+  "${pairs[@]}" >"$WORK/parity.txt" 2>&1 || status=$?
 cat "$WORK/parity.txt"
 if [ "$status" -eq 0 ]; then
   pass "reel matches PyTorch on ${#cases[@]} configurations; $(grep -o 'max elementwise difference.*' "$WORK/parity.txt")"

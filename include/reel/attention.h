@@ -26,12 +26,32 @@
  * Blocks of 64 to 128 measured fastest here (bench_kernels --attention 1): 128 in bf16, whose products pay
  * a rounding of both operands and a oneDNN call each, so fewer and larger ones pay.
  *
- * Not implemented: attention dropout (nanoGPT's default for pretraining at this scale is 0; a dropout
- * would draw its mask from reel_rng_block keyed by (seed, b, h, i, j) so the backward can regenerate it). */
+ * Dropout on the attention weights (training; NULL or p = 0: none), FlashAttention-2's: with z_ij the mask
+ * M_ij / (1 - p), M_ij in {0, 1}, out_i = sum_j p_ij z_ij v_j, where p_ij is the softmax of the undropped
+ * scores (the normaliser and lse are the undropped ones). The backward regenerates the same mask: dv_j
+ * takes p_ij z_ij, the gradient of p_ij is z_ij dout_i . v_j, and D_i = dout_i . out_i still equals
+ * sum_j p_ij (its gradient), so nothing else changes. The mask is a function of its key alone, never of
+ * the rank, the batch's composition or padding, or the block sizes:
+ *   weight (i, j) of head h of sequence b (i the query's position in its sequence, j the key's) is dropped
+ *   when reel_rng_unit_float(w[j % 4]) < p, where w = reel_rng_block(seed,
+ *   REEL_RNG_ATTENTION_DROPOUT | layer << 8, epoch, (uint32_t)sample_index[b],
+ *   (h W + i) ceil(W / 4) + j / 4), W = `positions` (i, j < W; the caller keeps NH W ceil(W / 4) <= 2^32).
+ * It costs one Philox block per 4 weights, in the forward and again in the backward. */
 #ifndef REEL_ATTENTION_H
 #define REEL_ATTENTION_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+/* What the kernels need to drop attention weights (see above). */
+typedef struct reel_attention_dropout {
+    float p;                      /* the probability of dropping a weight: 0 <= p < 1 (0: none) */
+    uint64_t seed;                /* the model's seed */
+    uint32_t epoch;               /* the batch's epoch */
+    const uint64_t *sample_index; /* (B) each sequence's sample index */
+    uint32_t layer;               /* the block (< 2^24) */
+    size_t positions;             /* W: every position is below it (the model's max_context) */
+} reel_attention_dropout;
 
 /* Floats of workspace the forward and the backward need for these shapes (the same buffer serves both). */
 size_t reel_attention_scratch_floats(size_t B, size_t T, size_t C, size_t NH, size_t Bq, size_t Bk);
@@ -40,17 +60,20 @@ size_t reel_attention_scratch_floats(size_t B, size_t T, size_t C, size_t NH, si
  * lse     (B, NH, T)  written: log sum_j exp(s_ij) per query row, kept for the backward; 0 at padding
  * qkv     (B, T, 3C)
  * lengths (B) or NULL
+ * dropout NULL (none) or the mask's key (T <= dropout->positions)
  * scratch (reel_attention_scratch_floats(B, T, C, NH, Bq, Bk)) overwritten
  * NH divides C; Bq, Bk >= 1. */
 void reel_attention_forward(float *out, float *lse, const float *qkv, const size_t *lengths, int causal, size_t B,
-                            size_t T, size_t C, size_t NH, size_t Bq, size_t Bk, float *scratch);
+                            size_t T, size_t C, size_t NH, size_t Bq, size_t Bk, const reel_attention_dropout *dropout,
+                            float *scratch);
 
 /* dqkv    (B, T, 3C)  += the gradient of sum(out * dout) with respect to qkv; rows at padding unchanged
  * dout    (B, T, C)   rows at padding are ignored
  * out     (B, T, C), lse (B, NH, T): the forward's results for this qkv
- * the rest as for the forward: the same causal and lengths; the block sizes may differ from the forward's. */
+ * the rest as for the forward: the same causal, lengths and dropout; the block sizes may differ from the
+ * forward's. */
 void reel_attention_backward(float *dqkv, const float *dout, const float *out, const float *lse, const float *qkv,
                              const size_t *lengths, int causal, size_t B, size_t T, size_t C, size_t NH, size_t Bq,
-                             size_t Bk, float *scratch);
+                             size_t Bk, const reel_attention_dropout *dropout, float *scratch);
 
 #endif

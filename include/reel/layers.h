@@ -327,4 +327,28 @@ void reel_position_forward(float *out, const float *tok, const float *wpe, size_
  * dout over the batch. */
 void reel_position_backward(float *dtok, float *dwpe, const float *dout, size_t pos0, size_t B, size_t T, size_t C);
 
+/* ---- rotary.c: rotary position embeddings (RoPE, Su et al. 2021) on the queries and keys of each head ----
+ * Pairing: GPT-NeoX's and LLaMA's "rotate half" (as Hugging Face's LLaMA): a head's D values (D even) form
+ * the D/2 pairs (x_i, x_{i + D/2}), i < D/2, and at position pos pair i turns by theta_i = pos base^(-2i/D):
+ *     y_i = x_i cos theta_i - x_{i+D/2} sin theta_i,   y_{i+D/2} = x_i sin theta_i + x_{i+D/2} cos theta_i.
+ * (GPT-J and the paper pair neighbours (x_{2i}, x_{2i+1}): a permutation of the head's columns, so the
+ * same family of models, but other numbers for given weights.) A query at position m and a key at n then
+ * score q . R(n - m) k: attention sees only their distance. The angles are tabulated once per model. */
+/* cos_table (P, D/2), sin_table (P, D/2) written: row pos, column i = cos, sin of pos base^(-2i/D),
+ * computed in double and rounded once. */
+void reel_rotary_tables(float *cos_table, float *sin_table, size_t P, size_t D, double base);
+/* x (B, T, ld) rotated IN PLACE: in row b * T + t, each of the first `heads` groups of D columns (head h at
+ * columns h D ..; `heads` D <= ld), at position pos0[b] + t (pos0 NULL: t), for t < lengths[b] (lengths
+ * NULL: all T); rows at padding are left as they are. The tables have pos0[b] + lengths[b] <= P rows (the
+ * caller checks). The model passes its qkv rows (ld = 3C) with heads = 2 NH: the queries' and the keys'
+ * heads, which lie side by side. */
+void reel_rotary_forward(float *x, size_t ld, size_t heads, size_t D, const float *cos_table, const float *sin_table,
+                         const size_t *pos0, const size_t *lengths, size_t B, size_t T);
+/* dx (B, T, ld): the gradient with respect to the rotated values becomes, IN PLACE, the gradient with
+ * respect to the values before the rotation (the inverse rotation: the map is orthogonal). The same rows
+ * and arguments as the forward. Unlike the other kernels it transforms rather than accumulates: it has
+ * no parameters, and the model's gradient buffer (dqkv) is turned where it lies. */
+void reel_rotary_backward(float *dx, size_t ld, size_t heads, size_t D, const float *cos_table,
+                          const float *sin_table, const size_t *pos0, const size_t *lengths, size_t B, size_t T);
+
 #endif

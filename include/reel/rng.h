@@ -26,6 +26,8 @@ typedef enum reel_rng_purpose {
     REEL_RNG_BUCKETS = 13,       /* length buckets: a = epoch, b = 2 pool or 2 batch + 1, c = position */
     REEL_RNG_TOKEN_DROPOUT = 14, /* per-token dropout (Transformers): a = epoch, b = sample index,
                                     c = (site << 24) | block of 4 units counted over the positions */
+    REEL_RNG_ATTENTION_DROPOUT = 15, /* attention weights (reel/attention.h): this word | layer << 8,
+                                        a = epoch, b = sample index, c = (head W + query) ceil(W / 4) + key / 4 */
     REEL_RNG_VAT = 16,           /* virtual adversarial training's random start: a = epoch, b = sample index,
                                     c = block of 4 values counted over the document's (tokens, E) embeddings */
     REEL_RNG_VAT_ORDER = 17,     /* its unlabelled documents' order: a = epoch, b = 0, then the position */

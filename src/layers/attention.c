@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "reel/gemm.h"
+#include "reel/rng.h"
 #include "vecmath.h"
 
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
@@ -16,6 +17,34 @@ static size_t visible_keys(int causal, size_t i, size_t j0, size_t nk) {
     return i < j0 ? 0 : min_size(nk, i - j0 + 1);
 }
 
+/* The dropout mask of one query row, drawn as attention.h documents: key blocks of 4 per draw, the last
+ * draw kept so a row visited in order costs one draw per 4 keys. */
+typedef struct {
+    const reel_attention_dropout *d;
+    uint32_t purpose, sample, row; /* the counter's words but the key block: row = (h W + i) ceil(W / 4) */
+    size_t block;                  /* the key block the words are of; SIZE_MAX: none yet */
+    uint32_t words[4];
+    float keep;                    /* 1 / (1 - p) */
+} mask_row;
+
+static void mask_row_start(mask_row *m, const reel_attention_dropout *d, size_t b, size_t h, size_t i) {
+    m->d = d;
+    m->purpose = (uint32_t)REEL_RNG_ATTENTION_DROPOUT | (d->layer << 8);
+    m->sample = (uint32_t)d->sample_index[b];
+    m->row = (uint32_t)((h * d->positions + i) * ((d->positions + 3) / 4));
+    m->block = (size_t)-1;
+    m->keep = 1.0f / (1.0f - d->p);
+}
+
+/* M_ij / (1 - p) for key j of the row: 0 (dropped) or 1 / (1 - p). */
+static float mask_at(mask_row *m, size_t j) {
+    if (j / 4 != m->block) {
+        m->block = j / 4;
+        reel_rng_block(m->words, m->d->seed, m->purpose, m->d->epoch, m->sample, m->row + (uint32_t)m->block);
+    }
+    return reel_rng_unit_float(m->words[j % 4]) < m->d->p ? 0.0f : m->keep;
+}
+
 size_t reel_attention_scratch_floats(size_t B, size_t T, size_t C, size_t NH, size_t Bq, size_t Bk) {
     /* a block of scores (probabilities) and one of their gradients, the running max and sum of a query
      * block (forward), D_i of one sequence's head (backward) */
@@ -23,8 +52,10 @@ size_t reel_attention_scratch_floats(size_t B, size_t T, size_t C, size_t NH, si
 }
 
 void reel_attention_forward(float *out, float *lse, const float *qkv, const size_t *lengths, int causal, size_t B,
-                            size_t T, size_t C, size_t NH, size_t Bq, size_t Bk, float *scratch) {
+                            size_t T, size_t C, size_t NH, size_t Bq, size_t Bk, const reel_attention_dropout *dropout,
+                            float *scratch) {
     size_t D = C / NH, ld = 3 * C;
+    if (dropout && dropout->p <= 0) dropout = NULL;
     float scale = 1.0f / sqrtf((float)D);
     float *S = scratch, *run_max = S + Bq * Bk, *run_sum = run_max + Bq;
     for (size_t b = 0; b < B; b++) {
@@ -66,6 +97,13 @@ void reel_attention_forward(float *out, float *lse, const float *qkv, const size
                             run_max[r] = new_max;
                         }
                         run_sum[r] += block_sum;
+                        if (dropout) {
+                            /* the sum above (the softmax's normaliser) is of the undropped weights; the
+                             * values are weighted by the dropped ones */
+                            mask_row mask;
+                            mask_row_start(&mask, dropout, b, h, i0 + r);
+                            for (size_t c = 0; c < seen; c++) row[c] *= mask_at(&mask, j0 + c);
+                        }
                     }
                     reel_gemm(0, 0, nq, D, nk, 1, S, nk, V + j0 * ld, ld, 1, O + i0 * C, C);
                 }
@@ -81,8 +119,9 @@ void reel_attention_forward(float *out, float *lse, const float *qkv, const size
 
 void reel_attention_backward(float *dqkv, const float *dout, const float *out, const float *lse, const float *qkv,
                              const size_t *lengths, int causal, size_t B, size_t T, size_t C, size_t NH, size_t Bq,
-                             size_t Bk, float *scratch) {
+                             size_t Bk, const reel_attention_dropout *dropout, float *scratch) {
     size_t D = C / NH, ld = 3 * C;
+    if (dropout && dropout->p <= 0) dropout = NULL;
     float scale = 1.0f / sqrtf((float)D);
     float *P = scratch, *dP = P + Bq * Bk, *Di = dP + Bq * Bk + 2 * Bq;
     for (size_t b = 0; b < B; b++) {
@@ -111,10 +150,27 @@ void reel_attention_backward(float *dqkv, const float *dout, const float *out, c
                         reel_row_exp_sum(row, seen, head_lse[i0 + r]);
                         memset(row + seen, 0, (nk - seen) * sizeof(float));
                     }
-                    reel_gemm(1, 0, nk, D, nq, 1, P, nk, dO + i0 * C, C, 1, dV + j0 * ld, ld);
                     reel_gemm(0, 1, nq, nk, D, 1, dO + i0 * C, C, V + j0 * ld, ld, 0, dP, nk);
-                    for (size_t r = 0; r < nq; r++)
-                        for (size_t c = 0; c < nk; c++) dP[r * nk + c] = P[r * nk + c] * (dP[r * nk + c] - Di[i0 + r]);
+                    if (dropout) {
+                        /* out_i = sum_j p_ij z_ij v_j (z the mask over 1 - p): the gradient of p_ij is
+                         * z_ij dout_i . v_j, and sum_j p_ij z_ij dout_i . v_j is still dout_i . out_i = D_i;
+                         * dV takes the dropped weights p_ij z_ij */
+                        for (size_t r = 0; r < nq; r++) {
+                            mask_row mask;
+                            mask_row_start(&mask, dropout, b, h, i0 + r);
+                            size_t seen = visible_keys(causal, i0 + r, j0, nk);
+                            for (size_t c = 0; c < seen; c++) {
+                                float z = mask_at(&mask, j0 + c), p = P[r * nk + c];
+                                dP[r * nk + c] = p * (z * dP[r * nk + c] - Di[i0 + r]);
+                                P[r * nk + c] = p * z;
+                            }
+                            for (size_t c = seen; c < nk; c++) dP[r * nk + c] = 0;
+                        }
+                    } else {
+                        for (size_t r = 0; r < nq; r++)
+                            for (size_t c = 0; c < nk; c++) dP[r * nk + c] = P[r * nk + c] * (dP[r * nk + c] - Di[i0 + r]);
+                    }
+                    reel_gemm(1, 0, nk, D, nq, 1, P, nk, dO + i0 * C, C, 1, dV + j0 * ld, ld);
                     reel_gemm(0, 0, nq, D, nk, scale, dP, nk, K + j0 * ld, ld, 1, dQ + i0 * ld, ld);
                     reel_gemm(1, 0, nk, D, nq, scale, dP, nk, Q + i0 * ld, ld, 1, dK + j0 * ld, ld);
                 }

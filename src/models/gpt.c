@@ -2,12 +2,25 @@
  *
  *   x = token embedding + learned position embedding        (B, T, C), dropout
  *   each of num_layers blocks (pre-LayerNorm):
- *     x = x + dropout(proj(causal multi-head attention(layernorm(x))))
+ *     x = x + dropout(proj(causal multi-head attention(layernorm(x))))   attention dropout on its weights
  *     x = x + dropout(proj(gelu(fc(layernorm(x)))))         fc: C -> d_ff, proj: d_ff -> C
  *   features = layernorm(x)                                  the deferred output (reel/model.h)
  *   logits = features . W^T                                  W: the embedding (tied, the default) or its own
  *
- * C is [model] embed_dim (d_model). There is no bias on the output layer (GPT-2 has none). Rows are
+ * C is [model] embed_dim (d_model). There is no bias on the output layer (GPT-2 has none).
+ *
+ * Positions ([model] positions): learned (GPT-2's, the default) adds row t of position/weight
+ * (max_context, C) to token t's embedding; rotary has no table and instead rotates each head's queries
+ * and keys right after the qkv projection by angles pos base^(-2i/D) (RoPE in the "rotate half" pairing of
+ * GPT-NeoX and LLaMA, src/layers/rotary.c; the cos/sin tables, max_context x D/2, are made once here),
+ * so attention depends on the distance between positions. D = C / num_heads must then be even.
+ *
+ * Dropout ([model] dropout, attention_dropout; training only, evaluation and generation never drop):
+ * dropout on the embeddings and on both residual branches uses masks (N, C) drawn per (seed, epoch, sample
+ * index, site, position); attention dropout drops attention weights inside the blocked kernel, the mask
+ * of weight (i, j) drawn from (seed, epoch, sample index, layer, head, i, j) in the forward and drawn
+ * again in the backward (reel/attention.h). Both depend on neither the rank, the batch's composition nor
+ * the attention's block sizes. Rows are
  * batch-major (b * T + t, REEL_ROWS_BATCH_MAJOR) throughout, as attention wants them; the objective reads
  * them through reel_output_row. Padding (t >= the sequence's length) is never attended to, its features
  * are those of a zero input, and it gets no gradient.
@@ -26,7 +39,8 @@
  * sequence, the number of positions cached (one float: exact below 2^24) and then, block by block, the keys
  * (max_context, C) and the values (max_context, C) of those positions. A forward with a state reads each
  * sequence's tokens as the continuation of its cache (positions count, count + 1, ...), attends to the
- * cached keys and its own, and appends its keys and values. Reading a text all at once or in pieces
+ * cached keys and its own, and appends its keys and values; with rotary positions the cache holds the
+ * rotated keys, rotated at their own positions. Reading a text all at once or in pieces
  * through the cache gives the same features up to the order of summation (tests/test_gpt.c). */
 #include <math.h>
 #include <stdint.h>
@@ -46,8 +60,11 @@ enum { EVAL_CHUNK_ROWS = 4096, MAX_LAYERS = 96 };
 typedef struct gpt_options {
     size_t num_layers, num_heads, d_ff, max_context;
     int tie_weights;
-    double dropout;
+    double dropout, attention_dropout, rotary_base;
+    char positions[REEL_NAME_MAX];
 } gpt_options;
+
+static const char *const position_kinds[] = {"learned", "rotary", NULL};
 
 static const reel_key gpt_keys[] = {
     REEL_KEY_SIZE_OF(gpt_options, "model", "num_layers", num_layers, "6", REEL_BOUND_MIN, 1, "Transformer blocks"),
@@ -56,12 +73,23 @@ static const reel_key gpt_keys[] = {
     REEL_KEY_SIZE_OF(gpt_options, "model", "d_ff", d_ff, "0", 0, 0,
                      "width of each block's MLP; 0: 4 x embed_dim"),
     REEL_KEY_SIZE_OF(gpt_options, "model", "max_context", max_context, "256", REEL_BOUND_MIN, 1,
-                     "positions the model reads at once (the position table's rows); [data] seq_len may not exceed it"),
+                     "positions the model reads at once (the learned position table's rows); [data] seq_len may not "
+                     "exceed it"),
     REEL_KEY_BOOL_OF(gpt_options, "model", "tie_weights", tie_weights, "true",
                      "the output layer uses the token embedding matrix"),
     REEL_KEY_DOUBLE_OF(gpt_options, "model", "dropout", dropout, "0", REEL_BOUND_MIN | REEL_BOUND_MAX_OPEN, 0, 1,
                        "dropout on the embeddings and on each block's two residual branches (0 for pretraining, "
-                       "as GPT-2 at this scale; attention dropout is not implemented)"),
+                       "as GPT-2 at this scale)"),
+    REEL_KEY_DOUBLE_OF(gpt_options, "model", "attention_dropout", attention_dropout, "0",
+                       REEL_BOUND_MIN | REEL_BOUND_MAX_OPEN, 0, 1,
+                       "dropout on the attention weights after the softmax, in training (0 for pretraining at this "
+                       "scale)"),
+    REEL_KEY_CHOICE_OF(gpt_options, "model", "positions", positions, "learned", position_kinds,
+                       "learned: a table of max_context x embed_dim added to the token embeddings (GPT-2); rotary: "
+                       "no table, each head's queries and keys rotated by position (RoPE, GPT-NeoX's rotate-half "
+                       "pairing; embed_dim / num_heads must be even)"),
+    REEL_KEY_DOUBLE_OF(gpt_options, "model", "rotary_base", rotary_base, "10000", REEL_BOUND_MIN_OPEN, 1, 0,
+                       "positions = rotary: the pair i of a head of width D turns by position x rotary_base^(-2i/D)"),
 };
 static const reel_key_table gpt_key_table = {gpt_keys, sizeof gpt_keys / sizeof gpt_keys[0], sizeof(gpt_options)};
 
@@ -84,8 +112,10 @@ typedef struct {
 
 typedef struct {
     size_t L, NH, C, F, V, W; /* blocks, heads, width, MLP width, vocabulary, max_context */
-    float dropout;
+    float dropout, attention_dropout;
     int tied;
+    int rotary;                /* positions = rotary: no position table (wpe unused) */
+    float *rope_cos, *rope_sin; /* (W, D/2) each: rotary's tables, made once */
     size_t wte, wpe, lnf_w, lnf_b, dec_w;
     gpt_block blocks[MAX_LAYERS];
     /* the arena and its views for the current batch */
@@ -121,20 +151,20 @@ enum { ATTENTION_BLOCK = 64 };
 static size_t block_size(void) { return ATTENTION_BLOCK; }
 
 static void attention_forward_fp32(float *out, float *lse, const float *qkv, const size_t *lengths, size_t B, size_t T,
-                                   size_t C, size_t NH, float *scratch) {
+                                   size_t C, size_t NH, const reel_attention_dropout *dropout, float *scratch) {
     reel_precision saved = reel_gemm_precision();
     reel_gemm_set_precision(REEL_FP32);
-    reel_attention_forward(out, lse, qkv, lengths, 1, B, T, C, NH, ATTENTION_BLOCK, ATTENTION_BLOCK, scratch);
+    reel_attention_forward(out, lse, qkv, lengths, 1, B, T, C, NH, ATTENTION_BLOCK, ATTENTION_BLOCK, dropout, scratch);
     reel_gemm_set_precision(saved);
 }
 
 static void attention_backward_fp32(float *dqkv, const float *dout, const float *out, const float *lse,
                                     const float *qkv, const size_t *lengths, size_t B, size_t T, size_t C, size_t NH,
-                                    float *scratch) {
+                                    const reel_attention_dropout *dropout, float *scratch) {
     reel_precision saved = reel_gemm_precision();
     reel_gemm_set_precision(REEL_FP32);
     reel_attention_backward(dqkv, dout, out, lse, qkv, lengths, 1, B, T, C, NH, ATTENTION_BLOCK, ATTENTION_BLOCK,
-                            scratch);
+                            dropout, scratch);
     reel_gemm_set_precision(saved);
 }
 
@@ -230,6 +260,17 @@ static void dropout_masks(float *mask, const reel_batch *batch, size_t B, size_t
         }
 }
 
+/* The key of block l's attention dropout for a training batch (reel/attention.h), or NULL when there is
+ * none. Training batches start at sequence 0 (only an evaluation runs in chunks). */
+static const reel_attention_dropout *attention_dropout(const gpt_impl *m, const reel_model *model,
+                                                       const reel_batch *batch, size_t l, int training,
+                                                       reel_attention_dropout *key) {
+    if (!training || m->attention_dropout <= 0) return NULL;
+    *key = (reel_attention_dropout){.p = m->attention_dropout, .seed = model->seed, .epoch = (uint32_t)batch->epoch,
+                                    .sample_index = batch->sample_index, .layer = (uint32_t)l, .positions = m->W};
+    return key;
+}
+
 /* ---- the cache (decoding) ---- */
 
 static size_t cache_floats(const gpt_impl *m) { return 1 + m->L * 2 * m->W * m->C; }
@@ -276,17 +317,23 @@ static void cached_attention(gpt_impl *m, size_t l, float *out, const float *qkv
 
 /* ---- forward ---- */
 
-/* Embedding and positions: x0 (B, T, C) = wte[id] + wpe[pos0[b] + t] at valid rows, 0 at padding. */
+/* Embedding and positions: x0 (B, T, C) = wte[id] + wpe[pos0[b] + t] at valid rows (rotary: wte[id]
+ * alone), 0 at padding. */
 static void embed(gpt_impl *m, const reel_store *p, const reel_batch *batch, size_t B, size_t T, size_t first) {
     size_t C = m->C;
-    const float *wte = reel_store_view(p, m->wte), *wpe = reel_store_view(p, m->wpe);
+    const float *wte = reel_store_view(p, m->wte), *wpe = m->rotary ? NULL : reel_store_view(p, m->wpe);
     for (size_t b = 0; b < B; b++) {
         const uint32_t *ids = batch->ids + batch->offsets[first + b];
         for (size_t t = 0; t < T; t++) {
             float *x = m->x0 + (b * T + t) * C;
             if (t < m->lengths[first + b]) {
-                const float *e = wte + (size_t)ids[t] * C, *q = wpe + (m->pos0[first + b] + t) * C;
-                for (size_t c = 0; c < C; c++) x[c] = e[c] + q[c];
+                const float *e = wte + (size_t)ids[t] * C;
+                if (wpe) {
+                    const float *q = wpe + (m->pos0[first + b] + t) * C;
+                    for (size_t c = 0; c < C; c++) x[c] = e[c] + q[c];
+                } else {
+                    memcpy(x, e, C * sizeof(float));
+                }
             } else {
                 memset(x, 0, C * sizeof(float));
             }
@@ -295,15 +342,21 @@ static void embed(gpt_impl *m, const reel_store *p, const reel_batch *batch, siz
 }
 
 /* One block, forward: a->out from inp, over B sequences of T rows starting at sequence `first` of the
- * batch (lengths and positions). state: the batch's caches (decoding), or NULL. */
+ * batch (lengths and positions). state: the batch's caches (decoding), or NULL; dropout: the attention
+ * dropout's key, or NULL. */
 static void block_forward(gpt_impl *m, const reel_store *p, size_t l, block_acts *a, const float *inp, size_t B,
-                          size_t T, size_t first, float *state) {
+                          size_t T, size_t first, float *state, const reel_attention_dropout *dropout) {
     const gpt_block *k = &m->blocks[l];
     size_t N = B * T, C = m->C, F = m->F;
     reel_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, inp, reel_store_view(p, k->ln1_w),
                            reel_store_view(p, k->ln1_b), N, C, REEL_LAYERNORM_EPS);
     /* qkv (N, 3C) = ln1 (N, C) . qkv_w (3C, C)^T + qkv_b */
     reel_linear_forward(a->qkv, a->ln1, reel_store_view(p, k->qkv_w), reel_store_view(p, k->qkv_b), N, C, 3 * C);
+    /* rotary: the queries and keys (2 NH heads side by side) turned at their positions, before the cache
+     * keeps the keys, so cached keys are rotated at their own positions */
+    if (m->rotary)
+        reel_rotary_forward(a->qkv, 3 * C, 2 * m->NH, C / m->NH, m->rope_cos, m->rope_sin, m->pos0 + first,
+                            m->lengths + first, B, T);
     if (state) {
         for (size_t b = 0; b < B; b++) {
             float *cache = state + (first + b) * cache_floats(m);
@@ -316,7 +369,7 @@ static void block_forward(gpt_impl *m, const reel_store *p, size_t l, block_acts
         }
         cached_attention(m, l, a->att, a->qkv, state, B, T, first);
     } else {
-        attention_forward_fp32(a->att, a->lse, a->qkv, m->lengths + first, B, T, C, m->NH, m->scratch);
+        attention_forward_fp32(a->att, a->lse, a->qkv, m->lengths + first, B, T, C, m->NH, dropout, m->scratch);
     }
     /* mid (N, C) = inp + dropout(att . proj_w^T + proj_b) */
     reel_linear_forward(a->mid, a->att, reel_store_view(p, k->proj_w), reel_store_view(p, k->proj_b), N, C, C);
@@ -354,7 +407,9 @@ static void stack_forward(reel_model *model, const reel_batch *batch, int traini
             dropout_masks(a->mask_att, batch, B, T, C, m->dropout, model->seed, (uint32_t)(1 + 2 * l));
             dropout_masks(a->mask_mlp, batch, B, T, C, m->dropout, model->seed, (uint32_t)(2 + 2 * l));
         }
-        block_forward(m, p, l, a, x, B, T, first, training ? NULL : batch->state);
+        reel_attention_dropout key;
+        block_forward(m, p, l, a, x, B, T, first, training ? NULL : batch->state,
+                      attention_dropout(m, model, batch, l, training, &key));
         if (!training && l + 1 < m->L) {
             /* evaluation keeps one block of views: the next block's input moves to x0 */
             memcpy(m->x0, a->out, N * C * sizeof(float));
@@ -467,7 +522,13 @@ static void gpt_backward(reel_model *model, const reel_batch *batch, const float
         reel_linear_backward(m->datt, reel_store_grad_view(p, k->proj_w), reel_store_grad_view(p, k->proj_b), dbranch,
                              a->att, reel_store_view(p, k->proj_w), N, C, C);
         memset(m->dqkv, 0, N * 3 * C * sizeof(float));
-        attention_backward_fp32(m->dqkv, m->datt, a->att, a->lse, a->qkv, m->lengths, B, T, C, m->NH, m->scratch);
+        reel_attention_dropout key;
+        attention_backward_fp32(m->dqkv, m->datt, a->att, a->lse, a->qkv, m->lengths, B, T, C, m->NH,
+                                attention_dropout(m, model, batch, l, 1, &key), m->scratch);
+        /* rotary: the gradient of the rotated queries and keys back to that of the projection's output
+         * (training reads from position 0: pos0 is all zeros) */
+        if (m->rotary)
+            reel_rotary_backward(m->dqkv, 3 * C, 2 * m->NH, C / m->NH, m->rope_cos, m->rope_sin, NULL, m->lengths, B, T);
         reel_store_poll(p);
         memset(m->dln, 0, N * C * sizeof(float));
         reel_linear_backward(m->dln, reel_store_grad_view(p, k->qkv_w), reel_store_grad_view(p, k->qkv_b), m->dqkv,
@@ -475,8 +536,11 @@ static void gpt_backward(reel_model *model, const reel_batch *batch, const float
         /* The keys' bias has a gradient of exactly zero: it adds q . b_k to every score of a query row, which
          * the softmax cancels. Summed in floating point it comes out as rounding noise of ~1e-10, which Adam
          * would turn into steps of lr x noise / (|noise| + eps) that differ with the summation order (the
-         * number of ranks, micro-batches). Its exact value is written instead, so the bias stays at 0. */
-        memset(reel_store_grad_view(p, k->qkv_b) + C, 0, C * sizeof(float));
+         * number of ranks, micro-batches). Its exact value is written instead, so the bias stays at 0.
+         * (Attention dropout keeps it 0: the weights are still a softmax of the scores. Rotary does not:
+         * the bias is rotated by the key's position, so it adds a different amount to each score and has
+         * a true gradient.) */
+        if (!m->rotary) memset(reel_store_grad_view(p, k->qkv_b) + C, 0, C * sizeof(float));
         reel_layernorm_backward(dres, reel_store_grad_view(p, k->ln1_w), reel_store_grad_view(p, k->ln1_b), m->dln, inp,
                                 a->ln1_mean, a->ln1_rstd, reel_store_view(p, k->ln1_w), N, C);
         reel_store_grad_ready(p, l + 1);
@@ -484,15 +548,16 @@ static void gpt_backward(reel_model *model, const reel_batch *batch, const float
     /* dres is the gradient of x0: through the embedding dropout to the token and position rows */
     if (m->mask_emb)
         for (size_t i = 0; i < N * C; i++) dres[i] *= m->mask_emb[i];
-    float *dwte = reel_store_grad_view(p, m->wte), *dwpe = reel_store_grad_view(p, m->wpe);
+    float *dwte = reel_store_grad_view(p, m->wte), *dwpe = m->rotary ? NULL : reel_store_grad_view(p, m->wpe);
     for (size_t b = 0; b < B; b++) {
         const uint32_t *ids = batch->ids + batch->offsets[b];
         for (size_t t = 0; t < m->lengths[b]; t++) {
             const float *g = dres + (b * T + t) * C;
-            float *e = dwte + (size_t)ids[t] * C, *q = dwpe + t * C;
-            for (size_t c = 0; c < C; c++) {
-                e[c] += g[c];
-                q[c] += g[c];
+            float *e = dwte + (size_t)ids[t] * C;
+            for (size_t c = 0; c < C; c++) e[c] += g[c];
+            if (dwpe) {
+                float *q = dwpe + t * C;
+                for (size_t c = 0; c < C; c++) q[c] += g[c];
             }
         }
     }
@@ -527,6 +592,8 @@ static void gpt_destroy(reel_model *model) {
     free(m->lengths);
     free(m->row_mask);
     free(m->pos0);
+    free(m->rope_cos);
+    free(m->rope_sin);
     free(m);
 }
 
@@ -550,6 +617,16 @@ static int gpt_create(reel_model **out, const reel_config *cfg, size_t max_batch
     if (o->max_context >= (1u << 24) || o->max_context * ((C + 3) / 4) >= (1u << 24))
         return reel_fail(err, "[model] max_context = %zu with embed_dim = %zu: max_context x embed_dim must stay below "
                          "2^26 (the dropout masks' counter; the cache's position count)", o->max_context, C);
+    int rotary = strcmp(o->positions, "rotary") == 0;
+    size_t D = C / o->num_heads;
+    if (rotary && D % 2)
+        return reel_fail(err, "[model] positions = rotary needs an even head width, but embed_dim / num_heads = %zu / "
+                         "%zu = %zu: rotary turns each head's values in pairs", C, o->num_heads, D);
+    if (o->attention_dropout > 0 &&
+        (double)o->num_heads * (double)o->max_context * (double)((o->max_context + 3) / 4) > 4294967296.0)
+        return reel_fail(err, "[model] attention_dropout with num_heads = %zu and max_context = %zu: num_heads x "
+                         "max_context x max_context / 4 must stay within 2^32 (the mask's counter)", o->num_heads,
+                         o->max_context);
     if (cfg->data.seq_len > o->max_context)
         return reel_fail(err, "[data] seq_len = %zu is longer than [model] max_context = %zu: a gpt reads at most "
                          "max_context positions (raise max_context or lower seq_len)", cfg->data.seq_len, o->max_context);
@@ -571,7 +648,9 @@ static int gpt_create(reel_model **out, const reel_config *cfg, size_t max_batch
     m->V = V;
     m->W = o->max_context;
     m->dropout = (float)o->dropout;
+    m->attention_dropout = (float)o->attention_dropout;
     m->tied = o->tie_weights;
+    m->rotary = rotary;
     const char *ff_key = o->d_ff ? "[model] d_ff" : "4 x [model] embed_dim";
     char ff_by_c[96], c_by_ff[96], name[REEL_TENSOR_NAME_MAX];
     snprintf(ff_by_c, sizeof ff_by_c, "%s x [model] embed_dim", ff_key);
@@ -580,7 +659,13 @@ static int gpt_create(reel_model **out, const reel_config *cfg, size_t max_batch
     reel_store_init(p, 1);
     reel_store_init(&model->state, 0);
     m->wte = add(p, REEL_TENSOR_EMBEDDING, 2, (size_t[]){V, C}, "[model] vocab_size x embed_dim");
-    m->wpe = add(p, "position/weight", 2, (size_t[]){m->W, C}, "[model] max_context x embed_dim");
+    if (rotary) {
+        m->rope_cos = reel_malloc(m->W * (D / 2) * sizeof(float));
+        m->rope_sin = reel_malloc(m->W * (D / 2) * sizeof(float));
+        reel_rotary_tables(m->rope_cos, m->rope_sin, m->W, D, o->rotary_base);
+    } else {
+        m->wpe = add(p, "position/weight", 2, (size_t[]){m->W, C}, "[model] max_context x embed_dim");
+    }
     for (size_t l = 0; l < m->L; l++) {
         gpt_block *k = &m->blocks[l];
         reel_store_set_group(p, l + 1);
@@ -618,7 +703,7 @@ static int gpt_create(reel_model **out, const reel_config *cfg, size_t max_batch
     /* FLOP per token of a training step: 6 per parameter that multiplies (2 forward, 4 backward; the
      * position table is a lookup) plus attention's 12 L C T (QK^T and AV, forward and backward, T the
      * context; counted at the full causal square as PaLM's appendix B and nanoGPT count it) */
-    double matmul_params = (double)p->num_floats - (double)m->W * C;
+    double matmul_params = (double)p->num_floats - (rotary ? 0.0 : (double)m->W * C);
     double T = (double)(cfg->data.seq_len ? cfg->data.seq_len : m->W);
     model->flops_per_token = 6.0 * matmul_params + 12.0 * (double)m->L * (double)C * T;
     *out = model;
