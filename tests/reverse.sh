@@ -34,6 +34,31 @@ acc = 100 * sum(r["label"] == l for r, l in zip(rows, labels)) / len(rows)
 assert abs(acc - float(sys.argv[3])) < 0.005, (acc, sys.argv[3])
 PY
 
+# 1b. The forward and backward pair as an ensemble (reel analyze --ensemble): each member's accuracy is
+#     eval's, and the ensemble's equals the accuracy of the mean of the two models' probabilities that
+#     reel predict gives for the raw text.
+expect_ok "eval the forward classifier" reel eval "$WORK/fwd/$last" --split test
+fwd_acc=$(sed -n 's/^accuracy *\([0-9.]*\)%/\1/p' "$WORK/out.txt")
+expect_ok "predict with the forward one" reel predict "$WORK/fwd/$last" "$WORK/test.txt" --json
+cp "$WORK/out.txt" "$WORK/fwd_pred.jsonl"
+expect_ok "predict with the backward one" reel predict "$ckpt" "$WORK/test.txt" --json
+cp "$WORK/out.txt" "$WORK/bwd_pred.jsonl"
+expect_ok "analyze the pair" mpireel 2 analyze "$WORK/fwd/$last" --ensemble "$ckpt" --json "$WORK/pair.json"
+grep -q "ensemble of 2 classifiers" "$WORK/out.txt" && pass "the ensemble is announced" || fail "no ensemble line"
+python3 - "$WORK/pair.json" "$fwd_acc" "$eval_acc" "$WORK/fwd_pred.jsonl" "$WORK/bwd_pred.jsonl" "$WORK/test_labels.txt" <<'PY' \
+  && pass "members' accuracies are eval's, the ensemble's is the mean probabilities'" || fail "the ensemble's figures disagree"
+import json, sys
+pair = json.load(open(sys.argv[1]))
+members = [m["accuracy"] * 100 for m in pair["ensemble"]]
+assert abs(members[0] - float(sys.argv[2])) < 0.005 and abs(members[1] - float(sys.argv[3])) < 0.005, members
+fwd = [json.loads(l)["probabilities"] for l in open(sys.argv[4])]
+bwd = [json.loads(l)["probabilities"] for l in open(sys.argv[5])]
+labels = [l.strip() for l in open(sys.argv[6])]
+mean = [{k: (f[k] + b[k]) / 2 for k in f} for f, b in zip(fwd, bwd)]
+acc = sum(max(m, key=m.get) == l for m, l in zip(mean, labels)) / len(labels)
+assert abs(acc - pair["accuracy"]) < 0.0025, (acc, pair["accuracy"])  # a near tie may round either way: one review
+assert pair["accuracy"] != pair["ensemble"][0]["accuracy"] or pair["accuracy"] != pair["ensemble"][1]["accuracy"]
+PY
 # 2. A backward language model: predict's perplexity of the test text equals eval's; it cannot generate.
 write_small_lm_config "$WORK/lm.ini" "$WORK/data"
 expect_ok "backward language model" mpireel 2 train "$WORK/lm.ini" --run-dir "$WORK/lm" --set data.reverse=true \
@@ -48,6 +73,8 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 ppl = math.exp(sum(r["nll"] for r in rows) / sum(r["tokens"] for r in rows))
 assert abs(ppl - float(sys.argv[2])) / float(sys.argv[2]) < 1e-4, (ppl, sys.argv[2])
 PY
+expect_fail "a language model in an ensemble" "--ensemble .*: a rnn_lm with 0 classes" \
+  reel analyze "$ckpt" --ensemble "$lm"
 expect_fail "a backward LM does not generate" "backward language model .* cannot continue a prime" \
   reel generate "$lm" --prime "the movie" --length 5
 

@@ -41,6 +41,11 @@ static void usage(FILE *out) {
           "  --text-chars N   characters of each mistake's text shown (default 240)\n"
           "  --json FILE      also write the analysis as JSON\n"
           "  --batch N        documents per forward pass and rank (default 256)\n"
+          "  --ensemble CKPT  also run this classifier (repeatable, up to 7) and analyse the mean of the\n"
+          "                   models' class probabilities: ULMFiT's forward and backward pair, or several seeds.\n"
+          "                   Each reads the split as it was trained to ([data] reverse) and, without\n"
+          "                   --max-tokens, to its own [data] max_tokens; all must have the same labels. Each\n"
+          "                   model's own accuracy is printed first\n"
           "  -h, --help       this text\n",
           out);
 }
@@ -61,6 +66,45 @@ static void document_text(reel_buf *out, const reel_vocab *vocab, const uint32_t
         if (*p == '\n' || *p == '\t') *p = ' ';
 }
 
+enum { MAX_ENSEMBLE = 8 };
+
+/* probs (N, K) += the class probabilities of the first N documents of the model's split, each read to
+ * max_tokens (0: all), this rank's share computed and the whole summed over the ranks. */
+static void add_probabilities(float *probs, reel_trained *trained, reel_tokfile *file, size_t N, size_t K,
+                              size_t max_tokens, size_t batch, const reel_comm *comm) {
+    reel_error err = {{0}};
+    size_t begin, count;
+    reel_rank_share(N, comm->rank, comm->size, &begin, &count);
+    reel_document *docs = reel_malloc((count ? count : 1) * sizeof *docs);
+    for (size_t i = 0; i < count; i++) {
+        int32_t label;
+        if (reel_tokfile_doc(file, begin + i, &docs[i].ids, &docs[i].length, &label, &err) != 0)
+            reel_die(&err, "re-run `reel prep`, or check the file with `reel inspect`");
+        if (max_tokens && docs[i].length > max_tokens) docs[i].length = max_tokens;
+    }
+    float *mine = reel_calloc((N ? N : 1) * K, sizeof *mine);
+    reel_predictor *predictor;
+    if (reel_predictor_create(&predictor, trained->model, batch, &err) != 0) reel_die(&err, NULL);
+    reel_predict_classes(predictor, docs, count, mine + begin * K);
+    reel_comm_sum_floats((reel_comm *)comm, mine, N * K);
+    for (size_t i = 0; i < N * K; i++) probs[i] += mine[i];
+    reel_predictor_free(predictor);
+    free(mine);
+    free(docs);
+}
+
+/* The accuracy of probs (N, K) against the file's labels. */
+static double accuracy_of(const float *probs, reel_tokfile *file, size_t N, size_t K) {
+    size_t correct = 0;
+    for (size_t i = 0; i < N; i++) {
+        size_t best = 0;
+        for (size_t k = 1; k < K; k++)
+            if (probs[i * K + k] > probs[i * K + best]) best = k;
+        correct += (int32_t)best == reel_tokfile_label(file, i);
+    }
+    return N ? (double)correct / (double)N : 0;
+}
+
 static int analyze_main(int argc, char **argv, int rank) {
     static const struct option options[] = {{"split", required_argument, NULL, 's'},
                                             {"data", required_argument, NULL, 'd'},
@@ -71,10 +115,13 @@ static int analyze_main(int argc, char **argv, int rank) {
                                             {"text-chars", required_argument, NULL, 'c'},
                                             {"json", required_argument, NULL, 'j'},
                                             {"batch", required_argument, NULL, 'b'},
+                                            {"ensemble", required_argument, NULL, 'e'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     const char *split = "test", *data_dir = NULL, *json_path = NULL;
     size_t max_tokens = SIZE_MAX, max_docs = 0, top = 10, min_docs = 20, chars = 240, batch = 256;
+    const char *members[MAX_ENSEMBLE];
+    size_t num_members = 1; /* members[0] is the checkpoint argument */
     reel_error err = {{0}};
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "h", options, NULL)) != -1;) {
@@ -84,6 +131,13 @@ static int analyze_main(int argc, char **argv, int rank) {
         case 's': split = optarg; break;
         case 'd': data_dir = optarg; break;
         case 'j': json_path = optarg; break;
+        case 'e':
+            if (num_members == MAX_ENSEMBLE) {
+                reel_fail(&err, "--ensemble: at most %d checkpoints beside the first", MAX_ENSEMBLE - 1);
+                return reel_cli_report(&err, NULL) + 1;
+            }
+            members[num_members++] = optarg;
+            break;
         case 'm': case 'n': case 't': case 'w': case 'c': case 'b': {
             char option[64];
             reel_cli_option_name(options, c, option, sizeof option);
@@ -108,6 +162,7 @@ static int analyze_main(int argc, char **argv, int rank) {
         reel_trained_free(&trained);
         return reel_cli_report(&err, NULL);
     }
+    size_t max_tokens_option = max_tokens;
     if (max_tokens == SIZE_MAX) max_tokens = trained.cfg.data.max_tokens;
     reel_tokfile *file;
     if (reel_open_split(&file, &trained.cfg, &trained.vocab, split, 1, &err) != 0) {
@@ -129,24 +184,40 @@ static int analyze_main(int argc, char **argv, int rank) {
     /* this rank's share, then every probability summed onto every rank (each written by one rank) */
     reel_comm comm;
     reel_comm_world(&comm);
-    size_t begin, count;
-    reel_rank_share(N, comm.rank, comm.size, &begin, &count);
-    reel_document *docs = reel_malloc((count ? count : 1) * sizeof *docs);
-    for (size_t i = 0; i < count; i++) {
-        int32_t label;
-        if (reel_tokfile_doc(file, begin + i, &docs[i].ids, &docs[i].length, &label, &err) != 0)
-            reel_die(&err, "re-run `reel prep`, or check the file with `reel inspect`");
-        if (max_tokens && docs[i].length > max_tokens) docs[i].length = max_tokens;
-    }
     float *probs = reel_calloc((N ? N : 1) * K, sizeof *probs);
-    reel_predictor *predictor;
-    if (reel_predictor_create(&predictor, trained.model, batch, &err) != 0) reel_die(&err, NULL);
     double start = reel_now_seconds();
-    reel_predict_classes(predictor, docs, count, probs + begin * K);
-    reel_comm_sum_floats(&comm, probs, N * K);
+    add_probabilities(probs, &trained, file, N, K, max_tokens, batch, &comm);
+    double member_accuracy[MAX_ENSEMBLE] = {accuracy_of(probs, file, N, K)};
+    members[0] = checkpoint;
+    for (size_t m = 1; m < num_members; m++) { /* each member in its own direction and length, same labels */
+        reel_trained other;
+        if (reel_trained_load(&other, members[m], &load, &err) != 0)
+            reel_die(&err, "pass the data directory the models were trained on with --data");
+        reel_tokfile *other_file = NULL;
+        if (other.model->output != REEL_OUTPUT_DOCUMENT || other.num_classes != K)
+            reel_fail(&err, "--ensemble %s: a %s with %zu classes, but %s is a classifier of %zu: the members of an "
+                      "ensemble classify into the same classes", members[m], other.cfg.model.type,
+                      other.model->output == REEL_OUTPUT_DOCUMENT ? other.num_classes : 0, checkpoint, K);
+        else if (reel_open_split(&other_file, &other.cfg, &other.vocab, split, 1, &err) == 0) {
+            int same = reel_tokfile_info(other_file)->num_docs >= N;
+            for (size_t i = 0; same && i < N; i++) same = reel_tokfile_label(other_file, i) == reel_tokfile_label(file, i);
+            if (!same)
+                reel_fail(&err, "--ensemble %s: its split %s does not hold the labels of %s for the first %zu documents: "
+                          "the members must be evaluated on the same documents", members[m],
+                          reel_tokfile_path(other_file), reel_tokfile_path(file), N);
+        }
+        if (err.message[0]) reel_die(&err, NULL);
+        float *own = reel_calloc((N ? N : 1) * K, sizeof *own);
+        add_probabilities(own, &other, other_file, N, K,
+                          max_tokens_option == SIZE_MAX ? other.cfg.data.max_tokens : max_tokens_option, batch, &comm);
+        member_accuracy[m] = accuracy_of(own, other_file, N, K);
+        for (size_t i = 0; i < N * K; i++) probs[i] += own[i];
+        free(own);
+        reel_tokfile_close(other_file);
+        reel_trained_free(&other);
+    }
+    for (size_t i = 0; i < N * K && num_members > 1; i++) probs[i] /= (float)num_members;
     double seconds = reel_now_seconds() - start;
-    reel_predictor_free(predictor);
-    free(docs);
     int status = 0;
     if (comm.rank != 0) goto done;
 
@@ -158,14 +229,31 @@ static int analyze_main(int argc, char **argv, int rank) {
             reel_die(&err, "re-run `reel prep`, or check the file with `reel inspect`");
         read[i] = max_tokens && lengths[i] > max_tokens ? max_tokens : lengths[i];
     }
+    /* the mistakes are shown from the start of their text, also for a model that read them backward */
+    reel_tokfile *forward = NULL;
+    const uint32_t **text_ids = ids;
+    if (trained.cfg.data.reverse) {
+        if (reel_tokfile_open(&forward, reel_tokfile_path(file), &err) != 0) reel_die(&err, NULL);
+        text_ids = reel_malloc((N ? N : 1) * sizeof *text_ids);
+        for (size_t i = 0; i < N; i++) {
+            size_t length;
+            int32_t label;
+            if (reel_tokfile_doc(forward, i, &text_ids[i], &length, &label, &err) != 0) reel_die(&err, NULL);
+        }
+    }
     reel_analysis_input input = {N, K, probs, labels, lengths, ids, read, trained.vocab.size, top, min_docs};
     reel_analysis a;
     reel_analyze(&a, &input);
 
     char cut[32];
-    snprintf(cut, sizeof cut, max_tokens ? "its first %zu tokens" : "all of it", max_tokens);
+    snprintf(cut, sizeof cut, !max_tokens ? "all of it" : trained.cfg.data.reverse ? "its last %zu tokens" : "its first %zu tokens",
+             max_tokens);
     printf("checkpoint %s (%s), split %s: %zu documents, each read to %s (%.1f s on %d rank(s))\n", checkpoint,
            trained.cfg.model.type, reel_tokfile_path(file), N, cut, seconds, comm.size);
+    if (num_members > 1) {
+        printf("ensemble of %zu classifiers, the mean of their class probabilities; each alone:\n", num_members);
+        for (size_t m = 0; m < num_members; m++) printf("  accuracy %.2f%%  %s\n", 100 * member_accuracy[m], members[m]);
+    }
     printf("accuracy %.2f%%   macro F1 %.4f   expected calibration error %.4f\n\n", 100 * a.accuracy, a.macro_f1, a.ece);
     printf("confusion matrix (rows: true class, columns: predicted)\n%12s", "");
     for (size_t k = 0; k < K; k++) printf(" %10.10s", trained.class_names[k]);
@@ -197,7 +285,7 @@ static int analyze_main(int argc, char **argv, int rank) {
     printf("\nthe %zu most confident mistakes\n", a.num_mistakes);
     for (size_t m = 0; m < a.num_mistakes; m++) {
         const reel_mistake *x = &a.mistakes[m];
-        document_text(&text, &trained.vocab, ids[x->doc], lengths[x->doc], chars);
+        document_text(&text, &trained.vocab, text_ids[x->doc], lengths[x->doc], chars);
         printf("  %2zu. document %zu, %s taken for %s (%.4f), %zu tokens:\n      %s\n", m + 1, x->doc,
                trained.class_names[x->label], trained.class_names[x->predicted], x->confidence, lengths[x->doc], text.data);
     }
@@ -219,6 +307,15 @@ static int analyze_main(int argc, char **argv, int rank) {
         cJSON_AddNumberToObject(j, "accuracy", a.accuracy);
         cJSON_AddNumberToObject(j, "macro_f1", a.macro_f1);
         cJSON_AddNumberToObject(j, "ece", a.ece);
+        if (num_members > 1) {
+            cJSON *ensemble = cJSON_AddArrayToObject(j, "ensemble");
+            for (size_t m = 0; m < num_members; m++) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "checkpoint", members[m]);
+                cJSON_AddNumberToObject(o, "accuracy", member_accuracy[m]);
+                cJSON_AddItemToArray(ensemble, o);
+            }
+        }
         cJSON *classes = cJSON_AddArrayToObject(j, "classes");
         cJSON *confusion = cJSON_AddArrayToObject(j, "confusion");
         cJSON *per_class = cJSON_AddArrayToObject(j, "per_class");
@@ -259,7 +356,7 @@ static int analyze_main(int argc, char **argv, int rank) {
         cJSON *mistakes = cJSON_AddArrayToObject(j, "mistakes");
         for (size_t m = 0; m < a.num_mistakes; m++) {
             const reel_mistake *x = &a.mistakes[m];
-            document_text(&text, &trained.vocab, ids[x->doc], lengths[x->doc], chars);
+            document_text(&text, &trained.vocab, text_ids[x->doc], lengths[x->doc], chars);
             cJSON *o = cJSON_CreateObject();
             cJSON_AddNumberToObject(o, "document", (double)x->doc);
             cJSON_AddStringToObject(o, "label", trained.class_names[x->label]);
@@ -290,6 +387,10 @@ static int analyze_main(int argc, char **argv, int rank) {
     }
     reel_buf_free(&text);
     reel_analysis_free(&a);
+    if (forward) {
+        free(text_ids);
+        reel_tokfile_close(forward);
+    }
     free(labels), free(lengths), free(read), free(ids);
 done:
     reel_comm_bcast(&comm, &status, sizeof status, 0);
