@@ -21,11 +21,11 @@
 
 /* Keys of the default configuration (model type bow, objective classify): the 51 general keys, bow's 5
  * and classify's 9. --help-config lists the general keys, then each model's and objective's own: the
- * recurrent classifiers share 10, the recurrent language model has 10, the gpt 9, classify 9 and
+ * recurrent classifiers share 10, the recurrent language model has 10, the gpt 9, the cnn 4, classify 9 and
  * next_token 6. */
 #define NUM_GENERAL_KEYS 51
 #define NUM_KEYS (NUM_GENERAL_KEYS + 5 + 9)
-#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10 + 10 + 9 + 9 + 6)
+#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10 + 10 + 9 + 4 + 9 + 6)
 
 /* Fields of the composed schema by name ("model.hidden_dim" lives in the bow model's options). */
 static void *field(const reel_config *cfg, const char *name) {
@@ -319,7 +319,7 @@ static void test_bool_choice_string(void **state) {
     expect_value_error("optimizer", "type", "adamw", "expected one of adam, sgd, rmsprop");
     expect_value_error("optimizer", "type", "Adam", "expected one of adam, sgd, rmsprop");
     expect_value_error("optimizer", "schedule", "steps", "expected one of constant, cosine, linear, step, slanted_triangular");
-    expect_value_error("model", "type", "cnn", "expected one of bow, lstm, gru, rnn, rnn_lm, gpt");
+    expect_value_error("model", "type", "svm", "expected one of bow, lstm, gru, rnn, rnn_lm, gpt, cnn");
 
     /* Strings: the longest that fits is accepted (on a line longer than inih's default 200), one more
      * character is an error. */
@@ -862,8 +862,8 @@ static void test_model_keys(void **state) {
                                  ":4: unknown key 'pooling' in section [model] for model type 'bow': it is a key of "
                                  "model type 'lstm'", NULL);
     /* an unknown type is reported at its own line, before any key that would depend on it */
-    expect_file_error_containing("[data]\ndir = d\n[model]\nhidden_dim = 5\ntype = cnn\n",
-                                 ":5: [model] type = 'cnn': expected one of bow, lstm, gru, rnn", NULL);
+    expect_file_error_containing("[data]\ndir = d\n[model]\nhidden_dim = 5\ntype = svm\n",
+                                 ":5: [model] type = 'svm': expected one of bow, lstm, gru, rnn", NULL);
 
     reel_config cfg;
     reel_error err = {""};

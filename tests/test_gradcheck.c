@@ -43,6 +43,70 @@ static void test_linear(void **state) {
     compare("linear bias", c.bias, dbias, LOC, linear_objective, &c);
 }
 
+/* ---------------- convolution, ReLU and max over positions ---------------- */
+/* Five documents of 7, 2 (shorter than the width 3), 0, 1 and 5 tokens; F = 4 filters over E = 3. */
+enum { CVB = 5, CVN = 15, CVE = 3, CVW = 3, CVF = 4 };
+typedef struct {
+    size_t offsets[CVB + 1], argmax[CVB * CVF];
+    float x[CVN * CVE], weight[CVW * CVF * CVE], bias[CVF], pooled[CVB * CVF], r[CVB * CVF], scratch[CVN * CVW * CVF];
+} conv_ctx;
+static double conv_objective(void *p) {
+    conv_ctx *c = p;
+    reel_conv_maxpool_forward(c->pooled, c->argmax, c->scratch, c->x, c->offsets, CVB, CVE, c->weight, c->bias, CVW, CVF);
+    return dot(c->pooled, c->r, CVB * CVF);
+}
+/* The pooled features written out from the definition in double: every window of every document, zeros
+ * past a short document's end, ReLU, max; an empty document 0. */
+static void conv_reference(const conv_ctx *c, double *want) {
+    for (size_t b = 0; b < CVB; b++) {
+        size_t begin = c->offsets[b], length = c->offsets[b + 1] - begin;
+        size_t windows = length == 0 ? 0 : length >= CVW ? length - CVW + 1 : 1;
+        for (size_t f = 0; f < CVF; f++) {
+            double best = 0; /* ReLU: nothing below 0, and 0 for no window */
+            for (size_t t = 0; t < windows; t++) {
+                double z = c->bias[f];
+                for (size_t k = 0; k < CVW && t + k < length; k++)
+                    for (size_t e = 0; e < CVE; e++)
+                        z += (double)c->x[(begin + t + k) * CVE + e] * c->weight[(k * CVF + f) * CVE + e];
+                if (z > best) best = z;
+            }
+            want[b * CVF + f] = best;
+        }
+    }
+}
+static void test_conv_maxpool(void **state) {
+    (void)state;
+    conv_ctx c = {.offsets = {0, 7, 9, 9, 10, 15}};
+    fill(c.x, CVN * CVE, -1, 1, 61);
+    fill(c.weight, CVW * CVF * CVE, -1, 1, 62);
+    fill(c.bias, CVF, -0.3f, 0.3f, 63);
+    fill(c.r, CVB * CVF, -1, 1, 64);
+    conv_objective(&c);
+    double want[CVB * CVF];
+    conv_reference(&c, want);
+    size_t positive = 0;
+    for (size_t i = 0; i < CVB * CVF; i++) {
+        assert_float_equal(c.pooled[i], want[i], 1e-5);
+        positive += c.pooled[i] > 0;
+    }
+    assert_true(positive > CVB * CVF / 3 && positive < CVB * CVF - CVF); /* both sides of the ReLU are met */
+    for (size_t f = 0; f < CVF; f++) assert_true(c.pooled[2 * CVF + f] == 0.0f && c.argmax[2 * CVF + f] == SIZE_MAX);
+    float dx[CVN * CVE] = {0}, dweight[CVW * CVF * CVE] = {0}, dbias[CVF] = {0};
+    reel_conv_maxpool_backward(dx, dweight, dbias, c.r, c.pooled, c.argmax, c.scratch, c.x, c.offsets, CVB, CVE,
+                               c.weight, CVW, CVF);
+    compare("conv input", c.x, dx, CVN * CVE, conv_objective, &c);
+    compare("conv weight", c.weight, dweight, CVW * CVF * CVE, conv_objective, &c);
+    compare("conv bias", c.bias, dbias, CVF, conv_objective, &c);
+    /* a document's features depend on its own tokens only: moving another document's tokens changes nothing */
+    float before[CVF];
+    conv_objective(&c); /* compare() leaves the outputs of its last perturbed evaluation */
+    memcpy(before, c.pooled + 1 * CVF, sizeof before);
+    for (size_t i = 0; i < 7 * CVE; i++) c.x[i] += 0.5f;
+    for (size_t i = 10 * CVE; i < CVN * CVE; i++) c.x[i] -= 0.5f;
+    conv_objective(&c);
+    assert_memory_equal(before, c.pooled + 1 * CVF, sizeof before);
+}
+
 /* ---------------- embedding bag (mean) ---------------- */
 enum { EV = 6, EE = 5, EB = 4 };
 typedef struct {
@@ -432,6 +496,7 @@ int main(void) {
         cmocka_unit_test(test_batchnorm),       cmocka_unit_test(test_batchnorm_eval_matches_running_stats),
         cmocka_unit_test(test_relu_dropout),    cmocka_unit_test(test_dropout_mask_keyed_by_sample),
         cmocka_unit_test(test_bce),             cmocka_unit_test(test_softmax_ce),             cmocka_unit_test(test_kl),
+        cmocka_unit_test(test_conv_maxpool),
         cmocka_unit_test(test_bow_model),
         cmocka_unit_test(test_decoder_softmax),         cmocka_unit_test(test_sampled_softmax),
     };

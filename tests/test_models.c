@@ -54,6 +54,8 @@ static const tiny_model tiny_models[] = {
     {"rnn_lm", "embed_dim=3 layer_dims=4,3 tie_weights=true rnn_batch_norm=true rnn_dropout=0.2 input_dropout=0.1 "
            "word_dropout=0.1 weight_dropout=0.2", NULL},
     {"gpt", "embed_dim=8 num_layers=2 num_heads=2 d_ff=12 max_context=16 dropout=0.2", NULL},
+    /* widths 2 and 4: the tiny documents include ones shorter than a width (one zero-padded window) */
+    {"cnn", "embed_dim=4 widths=2,4 filters=3 dropout=0.3", NULL},
     /* rotary positions (head width 4; a small base, so every pair turns within 16 positions) and attention
      * dropout: no position table. Tied: untied, models_ranks.sh's Adam (eps 1e-8) turns the rounding of
      * the output rows' tiny gradients into steps that part 1 and 2 ranks by up to 2e-5 in 8 steps, beyond

@@ -58,7 +58,17 @@ class Spec:
         # said in the report only: the twin is fp32 whatever reel multiplied in
         self.precision = parser.get("train", "precision", fallback="fp32")
         self.gpt = self.type == "gpt"
+        self.cnn = self.type == "cnn"
         self.lm = self.type in ("rnn_lm", "lm", "gpt")  # lm: the old name
+        if self.cnn:  # its own keys and defaults (src/models/cnn.c)
+            model = {"widths": "3,4,5", "filters": "100", "dropout": "0.5"}
+            model.update(parser["model"])
+            if float(model["dropout"]) != 0.0:
+                raise ValueError(f"{path}: [model] dropout must be 0 for the parity check")
+            self.widths = [int(w) for w in model["widths"].split(",")]
+            self.filters = int(model["filters"])
+            self.cell, self.num_layers, self.bidirectional, self.pooling, self.head_hidden = "cnn", 0, False, "-", 0
+            return
         if self.gpt:
             model = dict(GPT_DEFAULTS)
             model.update(parser["model"])
@@ -101,6 +111,8 @@ class Spec:
             raise ValueError(f"{path}: [model] rnn_batch_norm must be false for the parity check")
 
     def describe(self):
+        if self.cnn:
+            return f"cnn, widths {','.join(map(str, self.widths))}, {self.filters} filters each"
         if self.gpt:
             ff = f", d_ff {self.d_ff}" if self.d_ff else ""
             products = f", reel's products in {self.precision}" if self.precision != "fp32" else ""
@@ -123,7 +135,7 @@ class Twin(nn.Module):
         self.embedding = nn.Embedding(vocab, embed)
         self.rnn = CELLS[spec.cell](embed, hidden, num_layers=spec.num_layers, bidirectional=spec.bidirectional,
                                     **extra)
-        width = hidden * (2 if spec.bidirectional else 1)
+        width = hidden * (2 if spec.bidirectional else 1) * (3 if spec.pooling == "concat" else 1)
         self.head = nn.Linear(width, spec.head_hidden) if spec.head_hidden else None
         self.outputs = outputs
         self.output = nn.Linear(spec.head_hidden or width, outputs)
@@ -156,16 +168,55 @@ class Twin(nn.Module):
             pooled = out.masked_fill(~valid, float("-inf")).max(dim=0).values
         elif self.spec.pooling == "mean":
             pooled = (out * valid).sum(dim=0) / lengths[:, None].to(out.dtype)
-        elif self.spec.pooling == "last":
+        elif self.spec.pooling in ("last", "concat"):
             rows = torch.arange(B)
             # The forward direction ends at the last valid step, the reverse one at step 0.
             pooled = out[lengths - 1, rows, :self.hidden]
             if self.spec.bidirectional:
                 pooled = torch.cat([pooled, out[0, :, self.hidden:]], dim=1)
+            if self.spec.pooling == "concat":  # ULMFiT's order: last, max, mean
+                pooled = torch.cat([pooled, out.masked_fill(~valid, float("-inf")).max(dim=0).values,
+                                    (out * valid).sum(dim=0) / lengths[:, None].to(out.dtype)], dim=1)
         else:
             raise ValueError(f"unknown pooling {self.spec.pooling}")
         features = torch.relu(self.head(pooled)) if self.head is not None else pooled
         logits = self.output(features)
+        return logits.squeeze(1) if self.outputs == 1 else logits
+
+
+class CnnTwin(nn.Module):
+    """Kim's CNN as PyTorch 1.13 writes it: Conv1d per width over each document alone (padded with zeros to
+    the width when shorter), ReLU, max over positions, the widths side by side, a linear layer. Each
+    filter bank is held in reel's layout (w F, E), block k the weights of a window's k-th token, and
+    turned into Conv1d's (F, E, w) in the forward, so gradients land in reel's shape."""
+
+    def __init__(self, spec, vocab, embed, outputs):
+        super().__init__()
+        self.spec, self.outputs = spec, outputs
+        self.embedding = nn.Embedding(vocab, embed)
+        self.banks = nn.ParameterList([nn.Parameter(torch.empty(w * spec.filters, embed)) for w in spec.widths])
+        self.biases = nn.ParameterList([nn.Parameter(torch.empty(spec.filters)) for _ in spec.widths])
+        self.output = nn.Linear(len(spec.widths) * spec.filters, outputs)
+
+    def reel_names(self):
+        names = {"embedding/weight": self.embedding.weight, "output/weight": self.output.weight,
+                 "output/bias": self.output.bias}
+        for w, bank, bias in zip(self.spec.widths, self.banks, self.biases):
+            names[f"conv{w}/weight"], names[f"conv{w}/bias"] = bank, bias
+        return names
+
+    def forward(self, ids, lengths):
+        F = self.spec.filters
+        rows = []
+        for b in range(ids.shape[0]):
+            x = self.embedding(ids[b, :lengths[b]]).t()[None]  # (1, E, L)
+            pooled = []
+            for w, bank, bias in zip(self.spec.widths, self.banks, self.biases):
+                weight = bank.view(w, F, -1).permute(1, 2, 0)  # (F, E, w)
+                padded = nn.functional.pad(x, (0, max(0, w - x.shape[2])))
+                pooled.append(torch.relu(nn.functional.conv1d(padded, weight, bias)).max(dim=2).values[0])
+            rows.append(torch.cat(pooled))
+        logits = self.output(torch.stack(rows))
         return logits.squeeze(1) if self.outputs == 1 else logits
 
 
@@ -374,6 +425,9 @@ def run_case(config, dump, tolerance, floor, require_ragged, quiet=False):
     if spec.gpt:
         if "block0/attn_qkv/weight" not in params:
             raise ValueError(f"{dump}: no block0/attn_qkv/weight: the dump is not of a gpt")
+    elif spec.cnn:
+        if f"conv{spec.widths[0]}/weight" not in params:
+            raise ValueError(f"{dump}: no conv{spec.widths[0]}/weight: the dump is not of this cnn")
     elif f"{spec.cell}_l0_fwd/w_hh" not in params:
         raise ValueError(f"{dump}: no {spec.cell}_l0_fwd/w_hh: the dump is not of a {spec.cell} model")
     else:
@@ -384,6 +438,8 @@ def run_case(config, dump, tolerance, floor, require_ragged, quiet=False):
     outputs = vocab if spec.lm else params["output/weight"].shape[0]  # 1: binary; K > 2: K classes
     if spec.gpt:
         twin = GptTwin(spec, vocab, embed)
+    elif spec.cnn:
+        twin = CnnTwin(spec, vocab, embed, outputs)
     else:
         twin = LanguageTwin(spec, params) if spec.lm else Twin(spec, vocab, embed, hidden, outputs)
     mapping = twin.reel_names()

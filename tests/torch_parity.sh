@@ -1,9 +1,10 @@
-# Parity of the recurrent classifiers, the recurrent language models and the GPT with PyTorch: for each
+# Parity of the recurrent classifiers, the CNN, the recurrent language models and the GPT with PyTorch: for each
 # configuration below, tests/dump_batch runs one training forward and backward in reel and
 # tests/torch_parity.py repeats it with PyTorch's own layers from the same parameters; logits, loss and
 # every gradient must agree element by element: |reel - torch| <= 1e-4 (|torch| + 0.01 max|torch|), the
 # max over each tensor (torch_parity.py says why the floor). Measured on this code, the worst element of
-# each case as a fraction of that bound: recurrent classifiers 0.054-0.28, recurrent language models
+# each case as a fraction of that bound: recurrent classifiers 0.054-0.28 (concat pooling among them),
+# CNNs 0.058 (widths 2, 3, 60) and 0.083 (widths 3, 4, 3 classes), recurrent language models
 # 0.14-0.23, GPTs 0.24 (1 block, tied), 0.33 (2 blocks, untied) and 0.27 (3 blocks, 4 heads, d_ff 24), rotary
 # GPTs 0.32 (2 blocks, untied) and 0.25 (1 block, 4 heads, base 100): a 3.0x margin at worst; a tensor's largest difference is at most 2.1e-6 of its largest element (GPTs:
 # 9.1e-7). The bf16 GPT case at the end has its own bound, derived there: measured 0.058 of it.
@@ -49,6 +50,20 @@ write_config rnn_bi_last_head "type = rnn" "bidirectional = true" "pooling = las
 # K logits and softmax cross-entropy. The corpus has two labels, so class 2 is never the target, but its
 # logit still receives gradient through the softmax: every row of the output layer is compared.
 write_config gru_bi_max_3class "type = gru" "bidirectional = true" "pooling = max" "num_classes = 3"
+# ULMFiT's concat pooling (last, max, mean side by side), bidirectional, into a hidden head layer
+write_config lstm_bi_concat_head "type = lstm" "bidirectional = true" "pooling = concat" "head_hidden = 8"
+# Kim's CNN: widths 2, 3 and 60, 16 filters each, one logit (the batch's documents shorter than 60 tokens
+# have one zero-padded window of that width, the longer ones several); and widths 3 and 4 into 3 classes
+write_cnn_config() {
+  local name=$1; shift
+  {
+    printf '[data]\ndir = %s\n[model]\ntype = cnn\nvocab_size = 600\nembed_dim = 16\ndropout = 0\n' "$WORK/data"
+    printf '%s\n' "$@"
+    printf '[train]\nseed = 11\n'
+  } >"$WORK/$name.ini"
+}
+write_cnn_config cnn_2_3_60 "widths = 2,3,60" "filters = 16"
+write_cnn_config cnn_34_3class "widths = 3,4" "filters = 5" "num_classes = 3"
 # Language models (the dropouts default to non-zero and batch norm to on: both off here), untied, tied,
 # tied with a projection (the last width differs from the embedding's), and per-layer widths.
 write_lm_config() {
@@ -84,7 +99,7 @@ write_gpt_config gpt3_tied_ff24 "num_layers = 3" "num_heads = 4" "d_ff = 24"
 # 100, where every pair turns by a large angle within the batch's 120 positions.
 write_gpt_config gpt2_rotary_untied "num_layers = 2" "num_heads = 2" "tie_weights = false" "positions = rotary"
 write_gpt_config gpt1_rotary_4heads "num_layers = 1" "num_heads = 4" "positions = rotary" "rotary_base = 100"
-cases=(lstm_max lstm2_bi_mean gru_bi_last rnn2_max rnn_bi_last_head gru_bi_max_3class lm_lstm2 lm_gru_tied lm_lstm_tied_proj lm_rnn
+cases=(lstm_max lstm2_bi_mean gru_bi_last rnn2_max rnn_bi_last_head gru_bi_max_3class lstm_bi_concat_head cnn_2_3_60 cnn_34_3class lm_lstm2 lm_gru_tied lm_lstm_tied_proj lm_rnn
        gpt1_tied gpt2_untied gpt3_tied_ff24 gpt2_rotary_untied gpt1_rotary_4heads)
 # A GPT as initialised has zero biases, unit layer-norm gains and scores of about 0.01, so attention is
 # nearly uniform: a bias read from the wrong tensor would change nothing and a wrong attention scale

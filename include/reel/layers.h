@@ -103,6 +103,22 @@ void reel_batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const flo
                              const reel_batchnorm_cache *cache, const float *gamma, const uint8_t *row_mask, size_t B,
                              size_t C, const reel_comm *comm);
 
+/* ---- conv_maxpool.c: a 1-D convolution over each document's tokens, ReLU, max over positions ---- */
+/* Kim (2014)'s text CNN, one filter width w. Documents are the ragged rows of x: document b is tokens
+ * offsets[b] .. offsets[b + 1] - 1, N = offsets[B]. Window t of a document reads its tokens t .. t + w - 1
+ * (one window, zeros past the end, when it is shorter than w; none when it is empty, which pools to 0).
+ * pooled (B, F) = max over windows of relu(bias + sum_k x[t + k] . weight[k F + f]);
+ * argmax (B, F) the winning window (first on ties; SIZE_MAX for an empty document);
+ * scratch (N, w F) overwritten; x (N, E); weight (w F, E): block k holds the weights of a window's k-th
+ * token; bias (F). */
+void reel_conv_maxpool_forward(float *pooled, size_t *argmax, float *scratch, const float *x, const size_t *offsets,
+                               size_t B, size_t E, const float *weight, const float *bias, size_t w, size_t F);
+/* dx (N, E) += (skipped when NULL), dweight (w F, E) +=, dbias (F) += the gradients from dpooled (B, F),
+ * through the forward's pooled (B, F) and argmax; scratch (N, w F) overwritten; the rest as forward. */
+void reel_conv_maxpool_backward(float *dx, float *dweight, float *dbias, const float *dpooled, const float *pooled,
+                                const size_t *argmax, float *scratch, const float *x, const size_t *offsets, size_t B,
+                                size_t E, const float *weight, size_t w, size_t F);
+
 /* ---- relu.c ---- */
 /* out (N) = max(inp, 0); inp (N) */
 void reel_relu_forward(float *out, const float *inp, size_t N);

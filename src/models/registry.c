@@ -12,6 +12,7 @@ extern const reel_model_kind reel_model_kind_gru;
 extern const reel_model_kind reel_model_kind_rnn;
 extern const reel_model_kind reel_model_kind_lm;   /* src/models/lm.c */
 extern const reel_model_kind reel_model_kind_gpt;  /* src/models/gpt.c */
+extern const reel_model_kind reel_model_kind_cnn;  /* src/models/cnn.c */
 
 static const reel_model_kind *const model_kinds[] = {
     &reel_model_kind_bow,
@@ -20,6 +21,7 @@ static const reel_model_kind *const model_kinds[] = {
     &reel_model_kind_rnn,
     &reel_model_kind_lm,
     &reel_model_kind_gpt,
+    &reel_model_kind_cnn,
 };
 #define NUM_KINDS (sizeof model_kinds / sizeof model_kinds[0])
 
