@@ -30,7 +30,7 @@ rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
 build="${REEL_FUZZ_BUILD:?REEL_FUZZ_BUILD must name the fuzzing build directory}"
 (
   flock 9   # one build at a time, even when several fuzz tests start together
-  cmake -S "$REEL_SOURCE_DIR" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREEL_FUZZ=ON \
+  cmake -S "$REEL_SOURCE_DIR" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREEL_FUZZ=ON \
     -DREEL_SANITIZE=ON -DREEL_BUILD_TESTS=OFF >"$WORK/configure.log" 2>&1 &&
   cmake --build "$build" -j"$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)" --target "fuzz_$target" >"$WORK/build.log" 2>&1
 ) 9>"$(dirname "$build")/.fuzz_build.lock" || { fail "building fuzz_$target"; tail -20 "$WORK/build.log" >&2; finish; }
