@@ -26,6 +26,8 @@ typedef enum reel_rng_purpose {
     REEL_RNG_BUCKETS = 13,       /* length buckets: a = epoch, b = 2 pool or 2 batch + 1, c = position */
     REEL_RNG_TOKEN_DROPOUT = 14, /* per-token dropout (Transformers): a = epoch, b = sample index,
                                     c = (site << 24) | block of 4 units counted over the positions */
+    REEL_RNG_NGRAM_DROPOUT = 15, /* the bag of words' n-grams: a = epoch, b = sample index,
+                                    c = (n << 24) | block of 4 n-grams counted over their start positions */
 } reel_rng_purpose;
 
 /* Four independent 32-bit words for counter (purpose, a, b, c) under seed. */
