@@ -22,11 +22,24 @@ if "$CKPT_COMPARE" "$WORK/full2/$final" "$WORK/mid/$final" --exact; then pass "r
 else fail "resume differs from the uninterrupted run"; fi
 
 # the model learns the synthetic task (the words alone reach 73.6% in these 3 epochs, with n-grams and
-# ratios 80.8%) and is evaluated from its checkpoint (the ratios travel in it)
+# ratios 86.0%) and is evaluated from its checkpoint (the ratios travel in it)
 expect_ok "eval" reel eval "$WORK/full2/$final" --split test
 acc=$(sed -n 's/.*accuracy \([0-9.]*\)%.*/\1/p' "$WORK/out.txt" | head -1)
 if [ -n "$acc" ] && awk -v a="$acc" 'BEGIN { exit !(a > 75) }'; then pass "test accuracy $acc%"; else
   fail "test accuracy '${acc}' (expected above 75%)"; fi
+
+# the word rows are exported, not the buckets after them (a row per word of the data's vocabulary, which
+# the model's vocab_size takes when it is smaller), and embed_from reads them back into the word rows alone:
+# into a model of 300 words, the 297 words after the 3 reserved ids, none of the file's later words into
+# the bucket rows that follow row 299
+words=$(wc -l <"$WORK/data/vocab.txt")
+expect_ok "export vectors" reel export vectors "$WORK/full2/$final" "$WORK/words.vec"
+[ "$(head -1 "$WORK/words.vec")" = "$words 16" ] && pass "exported: $words words of width 16" \
+  || fail "exported header '$(head -1 "$WORK/words.vec")', expected '$words 16'"
+expect_ok "embed_from into an n-gram model" reel train "$WORK/small.ini" --run-dir "$WORK/from" --set train.max_steps=1 \
+  "${ngram[@]}" --set model.embed_from="$WORK/words.vec" --set model.vocab_size=300
+grep -q "embedding from .*: 297 of 297 words have a vector .*the file holds $words of width 16" "$WORK/out.txt" \
+  && pass "embed_from read the word rows" || fail "embed_from: $(grep 'embedding from' "$WORK/out.txt")"
 
 expect_fail "ngrams = 4" "\[model\] ngrams = 4: use 1 \(words\), 2 \(and bigrams\) or 3" \
   reel train "$WORK/small.ini" --run-dir "$WORK/bad" --set model.ngrams=4 --set model.ngram_buckets=10
