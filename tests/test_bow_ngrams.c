@@ -8,7 +8,7 @@
  *     p = 0.5, not the quarter that tying them to their words would leave);
  *   - the Naive-Bayes ratios of a three-document training file, counted by hand (documents holding a
  *     feature, each once);
- *   - the configuration errors.
+ *   - the initialisation (zero buckets, embed_init_mean) and the configuration errors.
  * The finite-difference, padding and checkpoint checks of the n-gram model are test_models' (a variant of
  * its tiny bow). */
 #include <math.h>
@@ -232,6 +232,26 @@ static void test_nb_ratios(void **state) {
     reel_tokfile_close(file);
 }
 
+/* The initialisation: bucket rows start at 0 under the words' normal noise; embed_init_mean moves every
+ * row, words and buckets. */
+static void test_init(void **state) {
+    (void)state;
+    reel_config cfg;
+    reel_model *model = make_model(&cfg, "ngrams=2 ngram_buckets=11 embed_init_std=0.5", 4);
+    const float *table = tensor(model, "embedding/weight");
+    double sum2 = 0;
+    for (size_t i = 0; i < V * E; i++) sum2 += (double)table[i] * table[i];
+    for (size_t i = V * E; i < (V + BUCKETS) * E; i++)
+        if (table[i] != 0.0f) fail_msg("bucket entry %zu starts at %g, not 0", i - V * E, table[i]);
+    assert_true(sum2 > 0);
+    reel_model_destroy(model);
+    model = make_model(&cfg, "ngrams=2 ngram_buckets=11 embed_init_std=0 embed_init_mean=0.75", 4);
+    table = tensor(model, "embedding/weight");
+    for (size_t i = 0; i < (V + BUCKETS) * E; i++)
+        if (table[i] != 0.75f) fail_msg("entry %zu starts at %g, not embed_init_mean 0.75", i, table[i]);
+    reel_model_destroy(model);
+}
+
 static void expect_refused(const char *extra, const char *pattern) {
     reel_config cfg;
     reel_config_defaults(&cfg);
@@ -269,7 +289,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hash_rows),        cmocka_unit_test(test_features),
         cmocka_unit_test(test_weighted_features), cmocka_unit_test(test_ngram_dropout),
-        cmocka_unit_test(test_nb_ratios),        cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_nb_ratios),        cmocka_unit_test(test_init),
+        cmocka_unit_test(test_bad_config),
     };
     return cmocka_run_group_tests(tests, setup_dir, remove_dir);
 }

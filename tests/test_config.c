@@ -19,13 +19,13 @@
 #include "reel/config.h"
 #include "reel/optim.h"
 
-/* Keys of the default configuration (model type bow, objective classify): the 50 general keys, bow's 9
- * (4 of them its n-grams and their initialisation) and classify's 5. --help-config lists the general keys, then each model's and objective's own: the
- * recurrent classifiers share 10, the recurrent language model has 10, the gpt 6, classify 5 and
- * next_token 6. */
+/* Keys of the default configuration (model type bow, objective classify): the 50 general keys, bow's 10
+ * (5 of them its n-grams, Naive-Bayes scaling and initialisation) and classify's 5. --help-config lists
+ * the general keys, then each model's and objective's own: the recurrent classifiers share 10, the
+ * recurrent language model has 10, the gpt 6, classify 5 and next_token 6. */
 #define NUM_GENERAL_KEYS 50
-#define NUM_KEYS (NUM_GENERAL_KEYS + 9 + 5)
-#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 9 + 10 + 10 + 6 + 5 + 6)
+#define NUM_KEYS (NUM_GENERAL_KEYS + 10 + 5)
+#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 10 + 10 + 10 + 6 + 5 + 6)
 
 /* Fields of the composed schema by name ("model.hidden_dim" lives in the bow model's options). */
 static void *field(const reel_config *cfg, const char *name) {
@@ -540,6 +540,7 @@ static const field_case bow_cases[] = {
     FIELD("model.ngram_buckets", 'z', "77"),
     FIELD("model.nb_scaling", 'b', "true"),
     FIELD("model.embed_init_std", 'd', "0.0625"),
+    FIELD("model.embed_init_mean", 'd', "0.75"),
 };
 
 static const field_case classify_cases[] = {

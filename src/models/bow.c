@@ -52,7 +52,7 @@ typedef struct {
     int batch_norm;
     size_t V, ngrams, buckets; /* words, n-gram order (1: words alone) and bucket rows after them */
     int nb;                    /* Naive-Bayes scaling: each feature row weighted by its log-count ratio */
-    float init_std;            /* the word rows' initial standard deviation */
+    float init_std, init_mean; /* the word rows' initial standard deviation; every row's initial mean */
     /* with ngrams > 1: each document's features (words, then n-gram rows), what forward averaged */
     uint32_t *feature_ids;
     size_t feature_capacity, *feature_offsets;
@@ -338,6 +338,10 @@ static void bow_init(reel_model *model, uint64_t seed) {
     reel_init_normal(reel_store_view(p, m->embedding), p->tensors[m->embedding].count, m->init_std, seed,
                      (uint32_t)m->embedding);
     if (m->buckets) memset(reel_store_view(p, m->embedding) + m->V * m->E, 0, m->buckets * m->E * sizeof(float));
+    if (m->init_mean != 0.0f) { /* with nb_scaling and embed_dim = 1, the model starts as Naive Bayes */
+        float *rows = reel_store_view(p, m->embedding);
+        for (size_t i = 0; i < p->tensors[m->embedding].count; i++) rows[i] += m->init_mean;
+    }
     float hidden_bound = 1.0f / sqrtf((float)m->E), out_bound = 1.0f / sqrtf((float)m->H);
     reel_init_uniform(reel_store_view(p, m->hidden_w), m->H * m->E, hidden_bound, seed, (uint32_t)m->hidden_w);
     if (!m->batch_norm) reel_init_uniform(reel_store_view(p, m->hidden_b), m->H, hidden_bound, seed, (uint32_t)m->hidden_b);
@@ -435,6 +439,7 @@ typedef struct bow_options {
     size_t ngram_buckets; /* rows the n-grams are hashed into, after the vocabulary's */
     int nb_scaling;      /* 1 = each feature row weighted by its Naive-Bayes log-count ratio */
     double embed_init_std; /* standard deviation of the word rows' normal initialisation */
+    double embed_init_mean; /* where every row (words and n-grams) starts, the words' noise added */
 } bow_options;
 
 static const reel_key bow_keys[] = {
@@ -454,7 +459,9 @@ static const reel_key bow_keys[] = {
     REEL_KEY_BOOL_OF(bow_options, "model", "nb_scaling", nb_scaling, "false",
                      "weight each word and n-gram row by its Naive-Bayes log-count ratio from the training split "
                      "(two classes)"),
-    REEL_KEY_DOUBLE_OF(bow_options, "model", "embed_init_std", embed_init_std, "1", REEL_BOUND_MIN_OPEN, 0, 0,
+    REEL_KEY_DOUBLE_OF(bow_options, "model", "embed_init_mean", embed_init_mean, "0", 0, 0, 0,
+                       "where every embedding row (words and n-grams) starts; the words' normal noise is added"),
+    REEL_KEY_DOUBLE_OF(bow_options, "model", "embed_init_std", embed_init_std, "1", REEL_BOUND_MIN, 0, 0,
                        "standard deviation of the word embeddings' normal initialisation (n-gram rows start at 0)"),
 };
 static const reel_key_table bow_key_table = {bow_keys, sizeof bow_keys / sizeof bow_keys[0], sizeof(bow_options)};
@@ -493,6 +500,7 @@ static int bow_create(reel_model **out, const reel_config *cfg, size_t max_batch
     m->buckets = o->ngram_buckets;
     m->nb = o->nb_scaling;
     m->init_std = (float)o->embed_init_std;
+    m->init_mean = (float)o->embed_init_mean;
 
     reel_store_init(&model->params, 1);
     reel_store_init(&model->state, 0);
