@@ -19,11 +19,11 @@
 #include "reel/config.h"
 #include "reel/optim.h"
 
-/* Keys of the default configuration (model type bow, objective classify): the 50 general keys, bow's 10
+/* Keys of the default configuration (model type bow, objective classify): the 51 general keys, bow's 10
  * (5 of them its n-grams, Naive-Bayes scaling and initialisation) and classify's 5. --help-config lists
  * the general keys, then each model's and objective's own: the recurrent classifiers share 10, the
  * recurrent language model has 10, the gpt 6, classify 5 and next_token 6. */
-#define NUM_GENERAL_KEYS 50
+#define NUM_GENERAL_KEYS 51
 #define NUM_KEYS (NUM_GENERAL_KEYS + 10 + 5)
 #define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 10 + 10 + 10 + 6 + 5 + 6)
 
@@ -190,7 +190,7 @@ static void test_unknown_key(void **state) {
     (void)state;
     expect_file_error("[data]\ndir = d\n[optimizer]\ntype = adam\n\n\n\n\n\n\n\nlearning_rate = 0.1\n",
                       ":12: unknown key 'learning_rate' in section [optimizer] (known keys: type, lr, beta1, "
-                      "beta2, eps, momentum, nesterov, alpha, centered, rmsprop_momentum, weight_decay, decay, decay_embedding, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
+                      "beta2, eps, momentum, nesterov, alpha, centered, rmsprop_momentum, weight_decay, decay, decay_embedding, lazy_embedding, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
                       "stlr_cut_frac, stlr_ratio, freeze, unfreeze_every, unfreeze_unit, layer_lr_decay)");
 }
 
@@ -344,7 +344,7 @@ static void test_syntax_errors(void **state) {
                       ":4: syntax error: expected 'key = value', '[section]' or a comment, found 'broken line'");
     expect_file_error("[data]\ndir = d\n[optimizer]\nlearning_rate = 1\nbroken line\n",
                       ":4: unknown key 'learning_rate' in section [optimizer] (known keys: type, lr, beta1, beta2, "
-                      "eps, momentum, nesterov, alpha, centered, rmsprop_momentum, weight_decay, decay, decay_embedding, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
+                      "eps, momentum, nesterov, alpha, centered, rmsprop_momentum, weight_decay, decay, decay_embedding, lazy_embedding, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
                       "stlr_cut_frac, stlr_ratio, freeze, unfreeze_every, unfreeze_unit, layer_lr_decay)");
 
     char text[8000];
@@ -432,7 +432,7 @@ static void test_override(void **state) {
     expect_override_error(&cfg, "optimizer.learning_rate=1",
                           "--set 'optimizer.learning_rate=1': unknown key 'learning_rate' in section [optimizer] "
                           "(known keys: type, lr, beta1, beta2, eps, momentum, nesterov, alpha, centered, rmsprop_momentum, "
-                          "weight_decay, decay, decay_embedding, clip_norm, "
+                          "weight_decay, decay, decay_embedding, lazy_embedding, clip_norm, "
                           "schedule, warmup_steps, decay_epochs, decay_factor, stlr_cut_frac, stlr_ratio, freeze, "
                           "unfreeze_every, unfreeze_unit, layer_lr_decay)");
     expect_override_error(&cfg, "optimizer.lr=-1",
@@ -499,6 +499,7 @@ static const field_case general_cases[] = {
     FIELD("optimizer.weight_decay", 'd', "0.01"),
     FIELD("optimizer.decay", 's', "matrices"),
     FIELD("optimizer.decay_embedding", 'b', "true"),
+    FIELD("optimizer.lazy_embedding", 'b', "true"),
     FIELD("optimizer.clip_norm", 'd', "5"),
     FIELD("optimizer.schedule", 's', "linear"),
     FIELD("optimizer.warmup_steps", 'z', "77"),
