@@ -229,6 +229,11 @@ static void test_nb_ratios(void **state) {
         if (fabs(ratio[expected[i].row] - expected[i].want) > 1e-6)
             fail_msg("ratio of row %zu: %.7g, by hand %.7g", expected[i].row, ratio[expected[i].row], expected[i].want);
     reel_model_destroy(model);
+    /* three classes (three logits): the ratios are defined for two, refused by name */
+    model = make_model(&cfg, "ngrams=2 ngram_buckets=11 nb_scaling=true num_classes=3", 4);
+    assert_int_equal(model->ops->prepare(model, file, &err), -1);
+    if (!strstr(err.message, "[model] nb_scaling = true needs two classes")) fail_msg("%s", err.message);
+    reel_model_destroy(model);
     reel_tokfile_close(file);
 }
 
