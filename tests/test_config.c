@@ -19,13 +19,13 @@
 #include "reel/config.h"
 #include "reel/optim.h"
 
-/* Keys of the default configuration (model type bow, objective classify): the 51 general keys, bow's 5
- * and classify's 9. --help-config lists the general keys, then each model's and objective's own: the
- * recurrent classifiers share 10, the recurrent language model has 10, the gpt 9, the cnn 4, classify 9 and
- * next_token 6. */
-#define NUM_GENERAL_KEYS 51
-#define NUM_KEYS (NUM_GENERAL_KEYS + 5 + 9)
-#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 5 + 10 + 10 + 9 + 4 + 9 + 6)
+/* Keys of the default configuration (model type bow, objective classify): the 52 general keys, bow's 10
+ * (5 of them its n-grams, Naive-Bayes scaling and initialisation) and classify's 9. --help-config lists
+ * the general keys, then each model's and objective's own: the recurrent classifiers share 10, the
+ * recurrent language model has 10, the gpt 9, the cnn 4, classify 9 and next_token 6. */
+#define NUM_GENERAL_KEYS 52
+#define NUM_KEYS (NUM_GENERAL_KEYS + 10 + 9)
+#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 10 + 10 + 10 + 9 + 4 + 9 + 6)
 
 /* Fields of the composed schema by name ("model.hidden_dim" lives in the bow model's options). */
 static void *field(const reel_config *cfg, const char *name) {
@@ -190,7 +190,7 @@ static void test_unknown_key(void **state) {
     (void)state;
     expect_file_error("[data]\ndir = d\n[optimizer]\ntype = adam\n\n\n\n\n\n\n\nlearning_rate = 0.1\n",
                       ":12: unknown key 'learning_rate' in section [optimizer] (known keys: type, lr, beta1, "
-                      "beta2, eps, momentum, nesterov, alpha, centered, rmsprop_momentum, weight_decay, decay, decay_embedding, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
+                      "beta2, eps, momentum, nesterov, alpha, centered, rmsprop_momentum, weight_decay, decay, decay_embedding, lazy_embedding, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
                       "stlr_cut_frac, stlr_ratio, freeze, unfreeze_every, unfreeze_unit, layer_lr_decay)");
 }
 
@@ -353,7 +353,7 @@ static void test_syntax_errors(void **state) {
                       ":4: syntax error: expected 'key = value', '[section]' or a comment, found 'broken line'");
     expect_file_error("[data]\ndir = d\n[optimizer]\nlearning_rate = 1\nbroken line\n",
                       ":4: unknown key 'learning_rate' in section [optimizer] (known keys: type, lr, beta1, beta2, "
-                      "eps, momentum, nesterov, alpha, centered, rmsprop_momentum, weight_decay, decay, decay_embedding, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
+                      "eps, momentum, nesterov, alpha, centered, rmsprop_momentum, weight_decay, decay, decay_embedding, lazy_embedding, clip_norm, schedule, warmup_steps, decay_epochs, decay_factor, "
                       "stlr_cut_frac, stlr_ratio, freeze, unfreeze_every, unfreeze_unit, layer_lr_decay)");
 
     char text[8000];
@@ -441,7 +441,7 @@ static void test_override(void **state) {
     expect_override_error(&cfg, "optimizer.learning_rate=1",
                           "--set 'optimizer.learning_rate=1': unknown key 'learning_rate' in section [optimizer] "
                           "(known keys: type, lr, beta1, beta2, eps, momentum, nesterov, alpha, centered, rmsprop_momentum, "
-                          "weight_decay, decay, decay_embedding, clip_norm, "
+                          "weight_decay, decay, decay_embedding, lazy_embedding, clip_norm, "
                           "schedule, warmup_steps, decay_epochs, decay_factor, stlr_cut_frac, stlr_ratio, freeze, "
                           "unfreeze_every, unfreeze_unit, layer_lr_decay)");
     expect_override_error(&cfg, "optimizer.lr=-1",
@@ -509,6 +509,7 @@ static const field_case general_cases[] = {
     FIELD("optimizer.weight_decay", 'd', "0.01"),
     FIELD("optimizer.decay", 's', "matrices"),
     FIELD("optimizer.decay_embedding", 'b', "true"),
+    FIELD("optimizer.lazy_embedding", 'b', "true"),
     FIELD("optimizer.clip_norm", 'd', "5"),
     FIELD("optimizer.schedule", 's', "linear"),
     FIELD("optimizer.warmup_steps", 'z', "77"),
@@ -546,6 +547,11 @@ static const field_case bow_cases[] = {
     FIELD("model.word_dropout", 'd', "0.375"),
     FIELD("model.batch_norm", 'b', "false"),
     FIELD("model.num_classes", 'z', "5"),
+    FIELD("model.ngrams", 'z', "3"),
+    FIELD("model.ngram_buckets", 'z', "77"),
+    FIELD("model.nb_scaling", 'b', "true"),
+    FIELD("model.embed_init_std", 'd', "0.0625"),
+    FIELD("model.embed_init_mean", 'd', "0.75"),
 };
 
 static const field_case classify_cases[] = {

@@ -233,6 +233,73 @@ static void test_adam_per_tensor_rates(void **state) {
     reel_store_free(&store);
 }
 
+/* Lazy Adam ([optimizer] lazy_embedding): an embedding of 4 rows of 3 and a matrix "other/w" of the same
+ * shape, two AdamW steps; row 1 of the embedding has a gradient at step 1 only, row 3 never, rows 0 and 2
+ * at both. The rows with a gradient follow the dense update bit for bit (the same arithmetic: a store
+ * stepped without the option beside it); a row without one keeps its value and moments (no moment decay,
+ * no weight decay), so row 1 after step 2 is its value after step 1; the other tensor is dense as before
+ * (its zero-gradient row still decays); and the default keeps every row dense. */
+static void test_adam_lazy_embedding(void **state) {
+    (void)state;
+    reel_store stores[2];
+    reel_optimizer opts[2];
+    reel_config cfg;
+    for (int lazy = 0; lazy < 2; lazy++) {
+        adamw_config(&cfg);
+        cfg.optimizer.lazy_embedding = lazy;
+        reel_store *store = &stores[lazy];
+        reel_store_init(store, 1);
+        reel_store_add(store, REEL_TENSOR_EMBEDDING, 2, (size_t[]){4, 3});
+        reel_store_add(store, "other/w", 2, (size_t[]){4, 3});
+        reel_store_allocate(store);
+        for (size_t i = 0; i < 24; i++) store->data[i] = 0.5f + 0.125f * (float)i;
+        reel_optimizer_init(&opts[lazy], &cfg, store);
+    }
+    float after_step1[2][3];
+    for (int step = 1; step <= 2; step++)
+        for (int lazy = 0; lazy < 2; lazy++) {
+            reel_store *store = &stores[lazy];
+            for (size_t i = 0; i < 24; i++) {
+                size_t row = (i % 12) / 3;
+                int has = row == 0 || row == 2 || (row == 1 && step == 1);
+                store->grad[i] = has ? 0.25f * (float)(i + 1) * (step == 2 ? -1.0f : 1.0f) : 0.0f;
+            }
+            reel_optimizer_step(&opts[lazy], store, 1e-2);
+            if (step == 1) memcpy(after_step1[lazy], store->data + 3, sizeof after_step1[lazy]);
+        }
+    const reel_store *dense = &stores[0], *lazy = &stores[1];
+    const float *dm = opts[0].slots[0], *lm = opts[1].slots[0], *lv = opts[1].slots[1];
+    for (size_t i = 0; i < 12; i++) {
+        size_t row = i / 3;
+        if (row == 0 || row == 2) {
+            assert_memory_equal(&lazy->data[i], &dense->data[i], sizeof(float)); /* stepped as dense */
+            assert_memory_equal(&lm[i], &dm[i], sizeof(float));
+        } else if (row == 1) {
+            assert_memory_equal(&lazy->data[i], &after_step1[1][i - 3], sizeof(float)); /* waited at step 2 */
+            assert_memory_equal(&after_step1[1][i - 3], &after_step1[0][i - 3], sizeof(float));
+            if (lazy->data[i] == dense->data[i]) fail_msg("row 1 moved at step 2 under lazy_embedding");
+            assert_true(lm[i] != 0.0f && dm[i] == 0.9f * lm[i]); /* its first moment did not decay */
+        } else {
+            assert_true(lazy->data[i] == 0.5f + 0.125f * (float)i); /* never a gradient: untouched */
+            assert_true(lm[i] == 0.0f && lv[i] == 0.0f);
+            if (dense->data[i] == lazy->data[i]) fail_msg("the dense step left row 3 undecayed: the test checks nothing");
+        }
+    }
+    /* the other tensor: dense in both, bit for bit */
+    assert_memory_equal(lazy->data + 12, dense->data + 12, 12 * sizeof(float));
+    for (int k = 0; k < 2; k++) {
+        reel_optimizer_free(&opts[k]);
+        reel_store_free(&stores[k]);
+    }
+    /* only adam has it */
+    adamw_config(&cfg);
+    cfg.optimizer.lazy_embedding = 1;
+    snprintf(cfg.optimizer.type, sizeof cfg.optimizer.type, "sgd");
+    reel_error err = {{0}};
+    assert_int_equal(reel_optimizer_check(&cfg, &err), -1);
+    assert_non_null(strstr(err.message, "[optimizer] lazy_embedding = true with type = sgd: only adam"));
+}
+
 /* Weight decay per tensor: four tensors, the embedding, a matrix, a bias and a norm gain the model marked
  * as not decaying; under each [optimizer] decay setting two AdamW steps must follow the formula with the
  * decay term for exactly the tensors that setting names, and the plain Adam formula for the others. */
@@ -492,6 +559,7 @@ int main(void) {
         cmocka_unit_test(test_length_buckets), cmocka_unit_test(test_adam_matches_formula),
         cmocka_unit_test(test_sgd_momentum_matches_formula), cmocka_unit_test(test_clip_and_schedule),
         cmocka_unit_test(test_adam_per_tensor_rates), cmocka_unit_test(test_adam_decay_per_tensor),
+        cmocka_unit_test(test_adam_lazy_embedding),
         cmocka_unit_test(test_decay_embedding_needs_matrices), cmocka_unit_test(test_rmsprop_matches_formula),
         cmocka_unit_test(test_utf8_invalid_at), cmocka_unit_test(test_escape_bytes),
     };

@@ -47,6 +47,9 @@ typedef struct {
 
 static const tiny_model tiny_models[] = {
     {"bow", "embed_dim=4 hidden_dim=5 batch_norm=true dropout=0.3 word_dropout=0.2", NULL},
+    /* n-grams hashed into buckets, with Naive-Bayes scaling */
+    {"bow", "embed_dim=4 hidden_dim=5 batch_norm=true dropout=0.3 word_dropout=0.2 ngrams=3 ngram_buckets=7 "
+            "nb_scaling=true", "bow_ngrams"},
     {"lstm", "embed_dim=3 hidden_dim=3 num_layers=2 bidirectional=true pooling=max rnn_batch_norm=true "
              "rnn_dropout=0.2 embed_dropout=0.1 head_hidden=4 dropout=0.3", NULL},
     {"gru", "embed_dim=3 hidden_dim=4 pooling=concat rnn_dropout=0.2", NULL}, /* concat: last, max and mean */
@@ -120,6 +123,13 @@ static reel_model *tiny_create(const tiny_model *tiny, reel_config *cfg, uint64_
         reel_tensor_info *info = &model->params.tensors[t];
         if (strstr(info->name, "batchnorm")) continue;
         fill(model->params.data + info->offset, info->count, -0.9f, 0.9f, (uint32_t)(70 + t + 13 * seed));
+    }
+    /* state that training computes before it starts (the bag of words' Naive-Bayes ratios): spread too,
+     * so a weighting forward or backward leaves out shows */
+    for (size_t t = 0; t < model->state.num_tensors; t++) {
+        reel_tensor_info *info = &model->state.tensors[t];
+        if (strstr(info->name, "batchnorm")) continue;
+        fill(model->state.data + info->offset, info->count, -1.5f, 1.5f, (uint32_t)(90 + t + 13 * seed));
     }
     return model;
 }

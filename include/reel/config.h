@@ -139,6 +139,7 @@ typedef struct reel_config {
         char decay[REEL_NAME_MAX];    /* which tensors weight_decay applies to: "model" (each tensor's flag as
                                          its model set it), "all", "matrices" (2+ dimensions, not the embedding) */
         int decay_embedding;          /* decay = matrices: the embedding decays too */
+        int lazy_embedding;           /* adam: only the embedding rows with a gradient this step move */
         double clip_norm;             /* global gradient-norm clip; 0 disables */
         char schedule[REEL_NAME_MAX]; /* see reel/optim.h */
         size_t warmup_steps;          /* linear warm-up from 0 */

@@ -75,6 +75,10 @@ typedef struct reel_model_ops {
      * (num_cuts, B, K). Local, like an evaluation forward. */
     void (*forward_prefixes)(reel_model *model, const reel_batch *batch, const size_t *cuts, size_t num_cuts,
                              float *logits, const reel_comm *comm);
+    /* Optional (NULL: nothing to do): statistics of the labelled training documents that the model keeps
+     * in model->state (so checkpoints carry them), computed before training from the whole split on every
+     * rank, so that they do not depend on the number of ranks (the bag of words' Naive-Bayes ratios). */
+    int (*prepare)(reel_model *model, reel_tokfile *train, reel_error *err);
 } reel_model_ops;
 
 struct reel_model {
@@ -140,6 +144,11 @@ void reel_model_catalogue(reel_config_catalogue *catalogue);
 /* Builds the model that cfg describes, with activations for max_batch rows. */
 int reel_model_create(reel_model **out, const reel_config *cfg, size_t max_batch, reel_error *err);
 void reel_model_destroy(reel_model *model);
+
+/* The bag of words' embedding row of the word n-gram ids[0..n-1] (n = 2 or 3) under vocab_size V and
+ * `buckets` bucket rows: V + h mod buckets, h = ids[0], then h = h * 116049371 + ids[k] modulo 2^64
+ * (src/models/bow.c explains the layout). */
+uint64_t reel_bow_ngram_row(const uint32_t *ids, size_t n, size_t V, size_t buckets);
 
 /* Initialisers (src/init.c), keyed by (seed, tensor index) so every rank computes the same values. */
 void reel_init_uniform(float *values, size_t count, float bound, uint64_t seed, uint32_t tensor);

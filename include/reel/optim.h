@@ -29,6 +29,8 @@ typedef struct reel_optimizer {
     uint64_t steps_taken;                           /* optimizer steps taken */
     double beta1, beta2, eps, momentum, weight_decay, alpha;
     int nesterov, centered;
+    int lazy_embedding; /* adam: the embedding's rows with an all-zero gradient are skipped (no moment decay,
+                           no weight decay); the step count and its bias correction stay the tensor's */
     /* Per tensor of the parameters' layout (num_tensors): a multiplier of the learning rate (layer-wise
      * rates; 0: the tensor is frozen: no update, its state untouched, no weight decay), and the updates it
      * has had, for Adam's bias correction, which PyTorch also keeps per parameter (a layer unfrozen late

@@ -26,7 +26,9 @@ typedef enum reel_rng_purpose {
     REEL_RNG_BUCKETS = 13,       /* length buckets: a = epoch, b = 2 pool or 2 batch + 1, c = position */
     REEL_RNG_TOKEN_DROPOUT = 14, /* per-token dropout (Transformers): a = epoch, b = sample index,
                                     c = (site << 24) | block of 4 units counted over the positions */
-    REEL_RNG_ATTENTION_DROPOUT = 15, /* attention weights (reel/attention.h): this word | layer << 8,
+    REEL_RNG_NGRAM_DROPOUT = 15, /* the bag of words' n-grams: a = epoch, b = sample index,
+                                    c = (n << 24) | block of 4 n-grams counted over their start positions */
+    REEL_RNG_ATTENTION_DROPOUT = 18, /* attention weights (reel/attention.h): this word | layer << 8,
                                         a = epoch, b = sample index, c = (head W + query) ceil(W / 4) + key / 4 */
     REEL_RNG_VAT = 16,           /* virtual adversarial training's random start: a = epoch, b = sample index,
                                     c = block of 4 values counted over the document's (tokens, E) embeddings */

@@ -94,9 +94,11 @@ static int export_vectors(const char *checkpoint, const char *out_path, reel_err
         reel_fail(err, "%s: the model has no embedding/weight", checkpoint);
     } else {
         const reel_tensor_info *info = &trained.model->params.tensors[index];
-        status = reel_vectors_save(out_path, &trained.vocab, reel_store_view(&trained.model->params, index), info->shape[0],
+        /* the word rows only: the bag of words' n-gram buckets (after them) are no word's */
+        size_t rows = trained.model->vocab_size;
+        status = reel_vectors_save(out_path, &trained.vocab, reel_store_view(&trained.model->params, index), rows,
                                    info->shape[1], err);
-        if (status == 0) printf("%s: %zu vectors of width %zu\n", out_path, info->shape[0], info->shape[1]);
+        if (status == 0) printf("%s: %zu vectors of width %zu\n", out_path, rows, info->shape[1]);
     }
     reel_trained_free(&trained);
     return status;

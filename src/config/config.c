@@ -97,6 +97,9 @@ static const reel_key general_keys[] = {
                "all, or matrices (two or more dimensions, not the embedding: no biases or norm gains)"),
     KEY_BOOL("optimizer", "decay_embedding", optimizer.decay_embedding, "false",
              "decay = matrices: the embedding decays too"),
+    KEY_BOOL("optimizer", "lazy_embedding", optimizer.lazy_embedding, "false",
+             "adam: update only the embedding rows whose gradient is non-zero this step (lazy Adam: the other "
+             "rows and their moments wait); for large tables such as the bag of words' n-gram buckets"),
     KEY_DOUBLE("optimizer", "clip_norm", optimizer.clip_norm, "0", BOUND_MIN, 0, 0,
                "clip the global gradient norm to this; 0 disables"),
     KEY_CHOICE("optimizer", "schedule", optimizer.schedule, "constant", schedules,

@@ -4,7 +4,32 @@
  * bias would have a gradient of exactly zero, and Adam would turn its rounding noise into full-size random
  * steps (different on every machine and rank count) while changing nothing the model computes.
  * Batch norm uses the statistics of the global batch, so the model computes the same function whatever
- * the number of ranks; dropout masks are keyed by sample index for the same reason. */
+ * the number of ranks; dropout masks are keyed by sample index for the same reason.
+ *
+ * Word n-grams ([model] ngrams = 2 or 3, ngram_buckets = N), as fastText's supervised models: besides its
+ * words, a document's average takes one row per word bigram (and trigram) of the document, hashed into N
+ * extra rows of the embedding table, computed here from the token ids (nothing in the data changes).
+ *   embedding/weight (V+N, E): rows 0..V-1 the words (V = [model] vocab_size), rows V..V+N-1 the buckets.
+ *   The n-gram of the ids w0 w1 [w2] starting at position t takes row V + h mod N, with h the unsigned
+ *   64-bit value h = w0, then h = h * 116049371 + w_k for each following id (arithmetic modulo 2^64; the ids
+ *   as numbers, not bytes; fastText's multiplier). Bigrams and trigrams share the N buckets.
+ * A document's features, in the order they are summed: its (kept) words, then its bigrams by position, then
+ * its trigrams; the average divides by their count. An n-gram lies inside one document (the batch's offsets
+ * delimit them), and none contains <pad> or <eod>: those separate texts (padding is never part of a
+ * document; <eod> joins documents in language-model streams), so an n-gram across them would pair words of
+ * two texts. <unk> takes part like any word: it stands for every word outside the vocabulary ("not <unk>"
+ * still says "not" before a rare word), as fastText keeps its rare words' n-grams.
+ * Word dropout draws once more for each n-gram, independently of its words, with the same probability: an
+ * n-gram is its own feature (its own row), and dropping it whenever one of its words is dropped would keep
+ * bigrams with probability (1-p)^2 and trigrams (1-p)^3 while training against 1 at evaluation, shifting
+ * the mixture of words and n-grams that the average and the layers above learn from. The bucket rows start
+ * at zero ([model] embed_init_std sets the words' normal initialisation, 1 as in the course).
+ *
+ * Naive-Bayes scaling ([model] nb_scaling = true, two classes; Wang & Manning 2012): every row f is
+ * weighted by its log-count ratio r_f in the average, (1/n) sum_f r_f e_f, so that words and n-grams that
+ * tell the classes apart weigh more from the start. The ratios (state nb/ratio, (V+N)) are counted from the
+ * training split before training (bow_prepare) and travel in the checkpoints.
+ * ngrams = 1 without nb_scaling (the defaults) is the model as it was, bit for bit. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,14 +38,25 @@
 #include "reel/layers.h"
 #include "reel/model.h"
 #include "reel/rng.h"
+#include "reel/vocab.h"
 
 enum { BN_MOMENTUM_PERCENT = 10 };
 static const float bn_eps = 1e-5f;
+
+/* fastText's multiplier for hashing word n-grams (any odd 64-bit constant mixes; this one is documented) */
+#define NGRAM_HASH_MULTIPLIER 116049371ULL
 
 typedef struct {
     size_t E, H;
     float dropout, word_dropout;
     int batch_norm;
+    size_t V, ngrams, buckets; /* words, n-gram order (1: words alone) and bucket rows after them */
+    int nb;                    /* Naive-Bayes scaling: each feature row weighted by its log-count ratio */
+    float init_std, init_mean; /* the word rows' initial standard deviation; every row's initial mean */
+    /* with ngrams > 1: each document's features (words, then n-gram rows), what forward averaged */
+    uint32_t *feature_ids;
+    size_t feature_capacity, *feature_offsets;
+    size_t *feature_positions; /* a word's position in the batch, SIZE_MAX for an n-gram (no input delta) */
     /* the documents after word dropout (training only): what forward averaged and backward must use */
     uint32_t *kept_ids;
     size_t kept_capacity, *kept_offsets;
@@ -29,6 +65,7 @@ typedef struct {
     const size_t *bag_offsets;
     const size_t *bag_positions; /* kept_positions under word dropout, NULL when every token is kept */
     /* tensor indices */
+    size_t nb_ratio; /* state (V+N): the log-count ratios, with nb */
     size_t embedding, hidden_w, hidden_b, bn_w, bn_b, out_w, out_b, running_mean, running_var;
     /* activations and their gradients, (max_batch, width) each */
     float *mean_embedding, *hidden, *normed, *relu, *mask, *dropped, *logits;
@@ -74,23 +111,115 @@ static void drop_words(bow_impl *m, const reel_batch *batch, uint64_t seed) {
     }
 }
 
+/* The bucket row of the n-gram of ids[0..n-1] (the hash of the header comment). */
+uint64_t reel_bow_ngram_row(const uint32_t *ids, size_t n, size_t V, size_t buckets) {
+    uint64_t h = ids[0];
+    for (size_t k = 1; k < n; k++) h = h * NGRAM_HASH_MULTIPLIER + ids[k];
+    return (uint64_t)V + h % buckets;
+}
+
+/* <pad> and <eod> separate texts: no n-gram contains them. */
+static int joins_texts(const uint32_t *ids, size_t n) {
+    for (size_t k = 0; k < n; k++)
+        if (ids[k] == REEL_TOKEN_PAD || ids[k] == REEL_TOKEN_EOD) return 1;
+    return 0;
+}
+
+/* Each document's features: its words as the bag holds them (after word dropout when training), then its
+ * bigrams and trigrams from the whole document (batch->ids), each left out while training with the word
+ * dropout probability, drawn from (seed, epoch, sample, n, position) so it does not depend on the rank. */
+static void add_ngrams(bow_impl *m, const reel_batch *batch, int drop, uint64_t seed) {
+    size_t B = batch->size, total = batch->offsets[B];
+    size_t need = reel_size_mul(total, m->ngrams); /* words + (length-1) bigrams + (length-2) trigrams */
+    if (need > m->feature_capacity) {
+        m->feature_capacity = need;
+        m->feature_ids = reel_realloc(m->feature_ids, need * sizeof *m->feature_ids);
+        m->feature_positions = reel_realloc(m->feature_positions, need * sizeof *m->feature_positions);
+    }
+    size_t at = 0;
+    m->feature_offsets[0] = 0;
+    for (size_t b = 0; b < B; b++) {
+        for (size_t i = m->bag_offsets[b]; i < m->bag_offsets[b + 1]; i++) {
+            m->feature_ids[at] = m->bag_ids[i];
+            m->feature_positions[at++] = m->bag_positions ? m->bag_positions[i] : i;
+        }
+        size_t begin = batch->offsets[b], length = batch->offsets[b + 1] - begin;
+        const uint32_t *doc = batch->ids + begin;
+        for (size_t n = 2; n <= m->ngrams; n++) {
+            uint32_t words[4];
+            for (size_t t = 0; t + n <= length; t++) {
+                if (drop) {
+                    if (t % 4 == 0)
+                        reel_rng_block(words, seed, REEL_RNG_NGRAM_DROPOUT, (uint32_t)batch->epoch,
+                                       (uint32_t)batch->sample_index[b], (uint32_t)((n << 24) | ((t / 4) & 0xffffffu)));
+                    if (reel_rng_unit_float(words[t % 4]) < m->word_dropout) continue;
+                }
+                if (joins_texts(doc + t, n)) continue;
+                m->feature_ids[at] = (uint32_t)reel_bow_ngram_row(doc + t, n, m->V, m->buckets);
+                m->feature_positions[at++] = SIZE_MAX;
+            }
+        }
+        m->feature_offsets[b + 1] = at;
+    }
+    m->bag_ids = m->feature_ids;
+    m->bag_offsets = m->feature_offsets;
+    m->bag_positions = m->feature_positions;
+}
+
+/* The Naive-Bayes weighted average: out (B,E) row b = (1/n_b) sum over the document's features f of
+ * ratio[f] * weight[f], n_b its number of features. */
+static void weighted_bag_forward(float *out, const uint32_t *ids, const size_t *offsets, const float *weight,
+                                 const float *ratio, size_t B, size_t E) {
+    for (size_t b = 0; b < B; b++) {
+        float *row = out + b * E;
+        memset(row, 0, E * sizeof *row);
+        size_t length = offsets[b + 1] - offsets[b];
+        if (length == 0) continue;
+        for (size_t t = offsets[b]; t < offsets[b + 1]; t++) {
+            const float *embedding = weight + (size_t)ids[t] * E;
+            float r = ratio[ids[t]];
+            for (size_t e = 0; e < E; e++) row[e] += r * embedding[e];
+        }
+        float inv_length = 1.0f / (float)length;
+        for (size_t e = 0; e < E; e++) row[e] *= inv_length;
+    }
+}
+
+/* Its gradient: row f of dweight (V+N, E) receives ratio[f] / n_b times document b's dout, per occurrence. */
+static void weighted_bag_backward(float *dweight, const float *dout, const uint32_t *ids, const size_t *offsets,
+                                  const float *ratio, size_t B, size_t E) {
+    for (size_t b = 0; b < B; b++) {
+        size_t length = offsets[b + 1] - offsets[b];
+        if (length == 0) continue;
+        float inv_length = 1.0f / (float)length;
+        const float *grad_row = dout + b * E;
+        for (size_t t = offsets[b]; t < offsets[b + 1]; t++) {
+            float *target = dweight + (size_t)ids[t] * E, scale = ratio[ids[t]] * inv_length;
+            for (size_t e = 0; e < E; e++) target[e] += grad_row[e] * scale;
+        }
+    }
+}
+
 /* Adversarial training: a document's average moves by the average of its (kept) tokens' deltas. */
-static void add_mean_deltas(bow_impl *m, const float *delta, size_t B) {
+static void add_mean_deltas(bow_impl *m, const float *delta, size_t B, const float *ratio) {
     size_t E = m->E;
     for (size_t b = 0; b < B; b++) {
         size_t begin = m->bag_offsets[b], end = m->bag_offsets[b + 1];
         if (end == begin) continue;
         float *mean = m->mean_embedding + b * E, scale = 1.0f / (float)(end - begin);
         for (size_t i = begin; i < end; i++) {
-            const float *row = delta + (m->bag_positions ? m->bag_positions[i] : i) * E;
-            for (size_t e = 0; e < E; e++) mean[e] += scale * row[e];
+            size_t position = m->bag_positions ? m->bag_positions[i] : i;
+            if (position == SIZE_MAX) continue; /* an n-gram: the delta perturbs words */
+            const float *row = delta + position * E;
+            float s = ratio ? scale * ratio[m->bag_ids[i]] : scale; /* a delta moves its row, weighted as it is */
+            for (size_t e = 0; e < E; e++) mean[e] += s * row[e];
         }
     }
 }
 
 /* Its gradient: every kept token's delta receives its document's average gradient over the count, a
  * dropped token none. */
-static void mean_delta_grad(const bow_impl *m, float *input_grad, const reel_batch *batch) {
+static void mean_delta_grad(const bow_impl *m, float *input_grad, const reel_batch *batch, const float *ratio) {
     size_t E = m->E, B = batch->size;
     memset(input_grad, 0, batch->offsets[B] * E * sizeof(float));
     for (size_t b = 0; b < B; b++) {
@@ -99,8 +228,10 @@ static void mean_delta_grad(const bow_impl *m, float *input_grad, const reel_bat
         const float *d_mean = m->d_mean_embedding + b * E;
         float scale = 1.0f / (float)(end - begin);
         for (size_t i = begin; i < end; i++) {
-            float *row = input_grad + (m->bag_positions ? m->bag_positions[i] : i) * E;
-            for (size_t e = 0; e < E; e++) row[e] = scale * d_mean[e];
+            size_t position = m->bag_positions ? m->bag_positions[i] : i;
+            if (position == SIZE_MAX) continue;
+            float *row = input_grad + position * E, s = ratio ? scale * ratio[m->bag_ids[i]] : scale;
+            for (size_t e = 0; e < E; e++) row[e] = s * d_mean[e];
         }
     }
 }
@@ -119,9 +250,14 @@ static void bow_forward(reel_model *model, const reel_batch *batch, int training
         m->bag_ids = m->kept_ids;
         m->bag_offsets = m->kept_offsets;
     }
-    reel_embedding_bag_forward(m->mean_embedding, m->bag_ids, m->bag_offsets, reel_store_view(p, m->embedding), B, E);
     m->bag_positions = m->bag_ids == batch->ids ? NULL : m->kept_positions;
-    if (model->input_delta) add_mean_deltas(m, model->input_delta, B);
+    if (m->ngrams > 1) add_ngrams(m, batch, training && m->word_dropout > 0.0f, model->seed);
+    const float *ratio = m->nb ? reel_store_view(s, m->nb_ratio) : NULL;
+    if (ratio)
+        weighted_bag_forward(m->mean_embedding, m->bag_ids, m->bag_offsets, reel_store_view(p, m->embedding), ratio, B, E);
+    else
+        reel_embedding_bag_forward(m->mean_embedding, m->bag_ids, m->bag_offsets, reel_store_view(p, m->embedding), B, E);
+    if (model->input_delta) add_mean_deltas(m, model->input_delta, B, ratio);
     reel_linear_forward(m->hidden, m->mean_embedding, reel_store_view(p, m->hidden_w),
                         m->batch_norm ? NULL : reel_store_view(p, m->hidden_b), B, E, H);
     const float *after_norm = m->hidden;
@@ -182,9 +318,14 @@ static void bow_backward(reel_model *model, const reel_batch *batch, const float
     reel_linear_backward(m->d_mean_embedding, reel_store_grad_view(p, m->hidden_w),
                          m->batch_norm ? NULL : reel_store_grad_view(p, m->hidden_b), d_hidden, m->mean_embedding, reel_store_view(p, m->hidden_w), B, E, H);
     reel_store_grad_ready(p, 1); /* the hidden layer and its batch norm are final */
-    reel_embedding_bag_backward(reel_store_grad_view(p, m->embedding), m->d_mean_embedding, m->bag_ids,
-                                m->bag_offsets, B, E);
-    if (model->input_grad) mean_delta_grad(m, model->input_grad, batch);
+    const float *ratio = m->nb ? reel_store_view(&model->state, m->nb_ratio) : NULL;
+    if (ratio)
+        weighted_bag_backward(reel_store_grad_view(p, m->embedding), m->d_mean_embedding, m->bag_ids, m->bag_offsets,
+                              ratio, B, E);
+    else
+        reel_embedding_bag_backward(reel_store_grad_view(p, m->embedding), m->d_mean_embedding, m->bag_ids,
+                                    m->bag_offsets, B, E);
+    if (model->input_grad) mean_delta_grad(m, model->input_grad, batch, ratio);
 }
 
 /* PyTorch's defaults, so results compare with the reference implementation: embeddings N(0, 1), linear
@@ -192,7 +333,15 @@ static void bow_backward(reel_model *model, const reel_batch *batch, const float
 static void bow_init(reel_model *model, uint64_t seed) {
     bow_impl *m = model->impl;
     reel_store *p = &model->params, *s = &model->state;
-    reel_init_normal(reel_store_view(p, m->embedding), p->tensors[m->embedding].count, 1.0f, seed, (uint32_t)m->embedding);
+    /* the words N(0, embed_init_std^2) (the course: 1); the n-gram buckets start at 0, so the model starts
+     * as the words-only one: a bucket's random start would be noise added to every document holding it */
+    reel_init_normal(reel_store_view(p, m->embedding), p->tensors[m->embedding].count, m->init_std, seed,
+                     (uint32_t)m->embedding);
+    if (m->buckets) memset(reel_store_view(p, m->embedding) + m->V * m->E, 0, m->buckets * m->E * sizeof(float));
+    if (m->init_mean != 0.0f) { /* with nb_scaling and embed_dim = 1, the model starts as Naive Bayes */
+        float *rows = reel_store_view(p, m->embedding);
+        for (size_t i = 0; i < p->tensors[m->embedding].count; i++) rows[i] += m->init_mean;
+    }
     float hidden_bound = 1.0f / sqrtf((float)m->E), out_bound = 1.0f / sqrtf((float)m->H);
     reel_init_uniform(reel_store_view(p, m->hidden_w), m->H * m->E, hidden_bound, seed, (uint32_t)m->hidden_w);
     if (!m->batch_norm) reel_init_uniform(reel_store_view(p, m->hidden_b), m->H, hidden_bound, seed, (uint32_t)m->hidden_b);
@@ -217,10 +366,67 @@ static void bow_destroy(reel_model *model) {
     free(m->kept_ids);
     free(m->kept_offsets);
     free(m->kept_positions);
+    free(m->feature_ids);
+    free(m->feature_offsets);
+    free(m->feature_positions);
     free(m);
 }
 
-static const reel_model_ops bow_ops = {bow_forward, bow_backward, bow_init, bow_destroy, NULL};
+/* Naive-Bayes log-count ratios (Wang & Manning 2012) of every feature row f, from the labelled training
+ * documents: p_f and q_f count the documents of class 1 and of class 0 holding f at least once (words as
+ * the model reads them, ids >= vocab_size as <unk>; n-grams as forward forms them, without dropout), and
+ *   ratio[f] = log((p_f + 1) / sum_g (p_g + 1)) - log((q_f + 1) / sum_g (q_g + 1)).
+ * Every rank reads the whole split in document order, so the ratios do not depend on the number of ranks. */
+static int bow_prepare(reel_model *model, reel_tokfile *train, reel_error *err) {
+    bow_impl *m = model->impl;
+    if (!m->nb) return 0;
+    if (model->num_outputs != 1)
+        return reel_fail(err, "[model] nb_scaling = true needs two classes (one logit); the data has %zu",
+                         model->num_outputs);
+    size_t rows = m->V + m->buckets, docs = (size_t)reel_tokfile_info(train)->num_docs;
+    uint32_t *count[2] = {reel_calloc(rows, sizeof(uint32_t)), reel_calloc(rows, sizeof(uint32_t))};
+    uint32_t *seen = reel_calloc(rows, sizeof(uint32_t)); /* the last document (+1) that counted the row */
+    uint32_t *doc = NULL;
+    size_t capacity = 0;
+    for (size_t d = 0; d < docs; d++) {
+        const uint32_t *ids;
+        size_t length;
+        int32_t label;
+        if (reel_tokfile_doc(train, d, &ids, &length, &label, err) != 0) {
+            free(count[0]), free(count[1]), free(seen), free(doc);
+            return -1;
+        }
+        if (label < 0 || label > 1) {
+            free(count[0]), free(count[1]), free(seen), free(doc);
+            return reel_fail(err, "%s: document %zu has label %d; nb_scaling needs labels 0 and 1",
+                             reel_tokfile_path(train), d, (int)label);
+        }
+        if (length > capacity) {
+            capacity = length;
+            doc = reel_realloc(doc, capacity * sizeof *doc);
+        }
+        for (size_t t = 0; t < length; t++) doc[t] = ids[t] < m->V ? ids[t] : REEL_TOKEN_UNK;
+        uint32_t mark = (uint32_t)d + 1;
+        for (size_t t = 0; t < length; t++)
+            if (seen[doc[t]] != mark) seen[doc[t]] = mark, count[label][doc[t]]++;
+        for (size_t n = 2; n <= m->ngrams; n++)
+            for (size_t t = 0; t + n <= length; t++) {
+                if (joins_texts(doc + t, n)) continue;
+                size_t row = (size_t)reel_bow_ngram_row(doc + t, n, m->V, m->buckets);
+                if (seen[row] != mark) seen[row] = mark, count[label][row]++;
+            }
+    }
+    double total[2] = {0, 0};
+    for (size_t c = 0; c < 2; c++)
+        for (size_t f = 0; f < rows; f++) total[c] += (double)count[c][f] + 1.0;
+    float *ratio = reel_store_view(&model->state, m->nb_ratio);
+    for (size_t f = 0; f < rows; f++)
+        ratio[f] = (float)(log(((double)count[1][f] + 1.0) / total[1]) - log(((double)count[0][f] + 1.0) / total[0]));
+    free(count[0]), free(count[1]), free(seen), free(doc);
+    return 0;
+}
+
+static const reel_model_ops bow_ops = {bow_forward, bow_backward, bow_init, bow_destroy, NULL, bow_prepare};
 
 /* [model] keys of the bag-of-words model. */
 typedef struct bow_options {
@@ -229,6 +435,11 @@ typedef struct bow_options {
     double word_dropout; /* probability of leaving a token out of the average while training */
     int batch_norm;      /* 1 = batch norm after the hidden linear layer */
     size_t num_classes;  /* 0: from the data; 2: one logit (BCE); K > 2: K logits (softmax) */
+    size_t ngrams;       /* 1: words; 2: and word bigrams; 3: and trigrams */
+    size_t ngram_buckets; /* rows the n-grams are hashed into, after the vocabulary's */
+    int nb_scaling;      /* 1 = each feature row weighted by its Naive-Bayes log-count ratio */
+    double embed_init_std; /* standard deviation of the word rows' normal initialisation */
+    double embed_init_mean; /* where every row (words and n-grams) starts, the words' noise added */
 } bow_options;
 
 static const reel_key bow_keys[] = {
@@ -241,11 +452,33 @@ static const reel_key bow_keys[] = {
                      "batch normalisation after the hidden linear layer"),
     REEL_KEY_SIZE_OF(bow_options, "model", "num_classes", num_classes, "0", 0, 0,
                      "classes of the labels; 0 takes them from the data (2: one logit, K > 2: K logits)"),
+    REEL_KEY_SIZE_OF(bow_options, "model", "ngrams", ngrams, "1", REEL_BOUND_MIN, 1,
+                     "1: the bag holds words; 2: and each word bigram; 3: and each trigram (hashed into ngram_buckets rows)"),
+    REEL_KEY_SIZE_OF(bow_options, "model", "ngram_buckets", ngram_buckets, "0", 0, 0,
+                     "embedding rows after the vocabulary's that the n-grams are hashed into (needed with ngrams > 1)"),
+    REEL_KEY_BOOL_OF(bow_options, "model", "nb_scaling", nb_scaling, "false",
+                     "weight each word and n-gram row by its Naive-Bayes log-count ratio from the training split "
+                     "(two classes)"),
+    REEL_KEY_DOUBLE_OF(bow_options, "model", "embed_init_mean", embed_init_mean, "0", 0, 0, 0,
+                       "where every embedding row (words and n-grams) starts; the words' normal noise is added"),
+    REEL_KEY_DOUBLE_OF(bow_options, "model", "embed_init_std", embed_init_std, "1", REEL_BOUND_MIN, 0, 0,
+                       "standard deviation of the word embeddings' normal initialisation (n-gram rows start at 0)"),
 };
 static const reel_key_table bow_key_table = {bow_keys, sizeof bow_keys / sizeof bow_keys[0], sizeof(bow_options)};
 
 static int bow_create(reel_model **out, const reel_config *cfg, size_t max_batch, reel_error *err) {
     const bow_options *o = reel_config_model_options(cfg);
+    if (o->ngrams > 3)
+        return reel_fail(err, "[model] ngrams = %zu: use 1 (words), 2 (and bigrams) or 3 (and trigrams)", o->ngrams);
+    if (o->ngrams > 1 && o->ngram_buckets == 0)
+        return reel_fail(err, "[model] ngrams = %zu needs ngram_buckets, the rows its n-grams are hashed into "
+                         "(e.g. ngram_buckets = 2000000)", o->ngrams);
+    if (o->ngrams == 1 && o->ngram_buckets != 0)
+        return reel_fail(err, "[model] ngram_buckets = %zu with ngrams = 1: no n-gram would read those rows; set "
+                         "ngrams = 2 or 3, or leave ngram_buckets out", o->ngram_buckets);
+    if (o->ngram_buckets > (size_t)UINT32_MAX - cfg->model.vocab_size)
+        return reel_fail(err, "[model] ngram_buckets = %zu: vocab_size + ngram_buckets must stay below 2^32 (token "
+                         "rows are 32-bit)", o->ngram_buckets);
     reel_model *model = reel_calloc(1, sizeof *model);
     bow_impl *m = reel_calloc(1, sizeof *m);
     snprintf(model->type, sizeof model->type, "bow");
@@ -262,12 +495,23 @@ static int bow_create(reel_model **out, const reel_config *cfg, size_t max_batch
     m->dropout = (float)o->dropout;
     m->word_dropout = (float)o->word_dropout;
     m->batch_norm = o->batch_norm;
+    m->V = model->vocab_size;
+    m->ngrams = o->ngrams;
+    m->buckets = o->ngram_buckets;
+    m->nb = o->nb_scaling;
+    m->init_std = (float)o->embed_init_std;
+    m->init_mean = (float)o->embed_init_mean;
 
     reel_store_init(&model->params, 1);
     reel_store_init(&model->state, 0);
-    m->embedding = reel_store_add_sized(&model->params, REEL_TENSOR_EMBEDDING, 2, (size_t[]){model->vocab_size, m->E},
-                                        "[model] vocab_size x embed_dim");
+    m->embedding = reel_store_add_sized(&model->params, REEL_TENSOR_EMBEDDING, 2,
+                                        (size_t[]){model->vocab_size + m->buckets, m->E},
+                                        m->buckets ? "([model] vocab_size + ngram_buckets) x embed_dim"
+                                                   : "[model] vocab_size x embed_dim");
     reel_store_mark_transfer(&model->params, m->embedding); /* the embedding alone is shared with other models */
+    if (m->nb)
+        m->nb_ratio = reel_store_add_sized(&model->state, "nb/ratio", 1, (size_t[]){model->vocab_size + m->buckets},
+                                           "[model] vocab_size + ngram_buckets");
     reel_store_set_group(&model->params, 1); /* the hidden layer and its batch norm */
     reel_store_set_group(&model->state, 1);
     m->hidden_w = reel_store_add_sized(&model->params, "hidden/weight", 2, (size_t[]){m->H, m->E},
@@ -305,6 +549,9 @@ static int bow_create(reel_model **out, const reel_config *cfg, size_t max_batch
     m->bn_cache.scratch = reel_calloc(2 * H + 1, sizeof(double));
     m->kept_offsets = reel_calloc_for(B < SIZE_MAX ? B + 1 : B, sizeof(size_t), "the word-dropout offsets",
                                       "[train] batch_size (per rank)");
+    if (m->ngrams > 1)
+        m->feature_offsets = reel_calloc_for(B < SIZE_MAX ? B + 1 : B, sizeof(size_t), "the n-gram offsets",
+                                             "[train] batch_size (per rank)");
     *out = model;
     return 0;
 }

@@ -597,7 +597,7 @@ static void gpt_destroy(reel_model *model) {
     free(m);
 }
 
-static const reel_model_ops gpt_ops = {gpt_forward, gpt_backward, gpt_init, gpt_destroy, NULL};
+static const reel_model_ops gpt_ops = {gpt_forward, gpt_backward, gpt_init, gpt_destroy, NULL, NULL};
 
 /* A tensor of the model: biases and layer-norm parameters (one dimension) are not decayed. */
 static size_t add(reel_store *p, const char *name, size_t ndim, const size_t *shape, const char *sized_by) {

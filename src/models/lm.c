@@ -137,7 +137,7 @@ static void lm_destroy(reel_model *model) {
     free(m);
 }
 
-static const reel_model_ops lm_ops = {lm_forward, lm_backward, lm_init, lm_destroy, NULL};
+static const reel_model_ops lm_ops = {lm_forward, lm_backward, lm_init, lm_destroy, NULL, NULL};
 
 static int lm_create(reel_model **out, const reel_config *cfg, size_t max_batch, reel_error *err) {
     const lm_options *o = reel_config_model_options(cfg);

@@ -194,9 +194,9 @@ static void rec_destroy(reel_model *model) {
     free(m);
 }
 
-static const reel_model_ops rec_ops = {rec_forward, rec_backward, rec_init, rec_destroy, rec_forward_prefixes};
+static const reel_model_ops rec_ops = {rec_forward, rec_backward, rec_init, rec_destroy, rec_forward_prefixes, NULL};
 /* a bidirectional layer's reverse direction reads the whole document: no prefixes from one pass */
-static const reel_model_ops rec_ops_bidirectional = {rec_forward, rec_backward, rec_init, rec_destroy, NULL};
+static const reel_model_ops rec_ops_bidirectional = {rec_forward, rec_backward, rec_init, rec_destroy, NULL, NULL};
 
 /* [model] keys of the recurrent classifiers (lstm, gru, rnn). */
 typedef struct rec_options {

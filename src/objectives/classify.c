@@ -756,6 +756,11 @@ static int classify_create(reel_objective **out, const reel_config *cfg, reel_mo
             reel_objective_destroy(obj);
             return -1;
         }
+        /* what the model learns from the training split before training (every rank, the whole split) */
+        if (model->ops->prepare && model->ops->prepare(model, c->train, err) != 0) {
+            reel_objective_destroy(obj);
+            return -1;
+        }
         c->order = reel_malloc(c->num_train * sizeof *c->order);
         if (o->length_buckets > 1) { /* a pool larger than the epoch is the epoch */
             uint64_t batches = (c->num_train + cfg->train.batch_size - 1) / cfg->train.batch_size;

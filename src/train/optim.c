@@ -19,6 +19,7 @@ void reel_optimizer_init(reel_optimizer *opt, const reel_config *cfg, const reel
     opt->nesterov = cfg->optimizer.nesterov;
     opt->alpha = cfg->optimizer.alpha;
     opt->centered = cfg->optimizer.centered;
+    opt->lazy_embedding = cfg->optimizer.lazy_embedding;
     if (strcmp(opt->type, "adam") == 0) {
         opt->num_slots = 2;
         opt->slot_names[0] = "adam_m";
@@ -63,6 +64,9 @@ int reel_optimizer_decays(const reel_config *cfg, const reel_tensor_info *info) 
 }
 
 int reel_optimizer_check(const reel_config *cfg, reel_error *err) {
+    if (cfg->optimizer.lazy_embedding && strcmp(cfg->optimizer.type, "adam") != 0)
+        return reel_fail(err, "[optimizer] lazy_embedding = true with type = %s: only adam has the lazy row update; "
+                         "set it to false or use adam", cfg->optimizer.type);
     int index = reel_config_key_index(cfg, "optimizer.decay_embedding");
     if (index >= 0 && cfg->line_of[index] != 0 && strcmp(cfg->optimizer.decay, "matrices") != 0)
         return reel_fail(err, "[optimizer] decay_embedding is given, but decay = %s: it only chooses whether the "
@@ -103,6 +107,18 @@ static void adam_range(reel_optimizer *opt, float *param, const float *grad, siz
         m[i] = b1 * m[i] + (1.0f - b1) * g;
         v[i] = b2 * v[i] + (1.0f - b2) * g * g;
         param[i] = param[i] * decay - step_size * m[i] / (sqrtf(v[i]) * inv_sqrt_correction2 + eps);
+    }
+}
+
+/* Lazy Adam on a (rows, width) tensor at [begin, begin + rows * width): the rows whose gradient is all
+ * zero keep their values and moments, the others take the step adam_range takes (the same t). After the
+ * gradient exchange every rank holds the same gradient, so every rank skips the same rows. */
+static void adam_rows(reel_optimizer *opt, float *param, const float *grad, size_t begin, size_t rows, size_t width,
+                      double lr, uint64_t t, double weight_decay) {
+    for (size_t r = 0; r < rows; r++) {
+        size_t at = begin + r * width, e = 0;
+        while (e < width && grad[at + e] == 0.0f) e++;
+        if (e < width) adam_range(opt, param, grad, at, at + width, lr, t, weight_decay);
     }
 }
 
@@ -157,7 +173,9 @@ void reel_optimizer_step(reel_optimizer *opt, reel_store *params, double lr) {
         opt->tensor_steps[t]++;
         size_t begin = info->offset, end = info->offset + info->count;
         double wd = opt->decays[t] ? opt->weight_decay : 0.0;
-        if (opt->type[0] == 'a') adam_range(opt, params->data, params->grad, begin, end, rate, opt->tensor_steps[t], wd);
+        if (opt->type[0] == 'a' && opt->lazy_embedding && info->ndim == 2 && strcmp(info->name, REEL_TENSOR_EMBEDDING) == 0)
+            adam_rows(opt, params->data, params->grad, begin, info->shape[0], info->shape[1], rate, opt->tensor_steps[t], wd);
+        else if (opt->type[0] == 'a') adam_range(opt, params->data, params->grad, begin, end, rate, opt->tensor_steps[t], wd);
         else if (opt->type[0] == 'r') rmsprop_range(opt, params->data, params->grad, begin, end, rate, wd);
         else sgd_range(opt, params->data, params->grad, begin, end, rate, wd);
     }

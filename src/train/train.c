@@ -281,7 +281,8 @@ static int resume_or_init(trainer *t, const reel_train_options *options) {
         const reel_tensor_info *info = &t->model->params.tensors[index];
         reel_vectors_report report;
         reel_error err = {{0}};
-        if (reel_vectors_load(cfg->model.embed_from, &t->vocab, info->shape[0], reel_store_view(&t->model->params, index),
+        /* the word rows: the bag of words' n-gram buckets follow them in the same table */
+        if (reel_vectors_load(cfg->model.embed_from, &t->vocab, t->model->vocab_size, reel_store_view(&t->model->params, index),
                               info->shape[1], &report, &err) != 0)
             reel_die(&err, "give word vectors of this vocabulary's words and of width [model] embed_dim");
         reel_log("embedding from %s: %zu of %zu words have a vector (%.1f%%; the file holds %zu of width %zu); the others "

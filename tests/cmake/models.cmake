@@ -8,3 +8,7 @@ reel_script_test(models_ranks mpi)
 reel_unit_test(gpt)
 # The GPT trained end to end: 1 vs 2 vs 3 ranks, resume, learning, predict, bad input, bf16.
 reel_script_test(train_gpt mpi)
+# The bag of words' n-grams and Naive-Bayes ratios: the hash and row layout, features by hand, dropout.
+reel_unit_test(bow_ngrams)
+# ... and trained: 1 vs 2 ranks, resume bit for bit, evaluation, configuration errors.
+reel_script_test(train_bow_ngrams mpi)
