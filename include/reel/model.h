@@ -114,6 +114,12 @@ struct reel_model {
 
 /* Logits per document for num_classes classes: one logit for two, K for K > 2. */
 size_t reel_model_outputs(size_t num_classes);
+/* A new document classifier (calloc'd) with what every classifier type takes from the configuration:
+ * its type name, vocabulary, seed, embedded-input width ([model] embed_dim, which adversarial training
+ * perturbs), outputs for num_classes and activations for max_batch documents (0: 1). The caller adds its
+ * tensors. */
+reel_model *reel_classifier_new(const char *type, const reel_model_ops *ops, void *impl, const reel_config *cfg,
+                                size_t num_classes, size_t max_batch);
 /* The configuration key of the number of classes: the classifier objective sets it from the data and the
  * loader reads it back from a checkpoint's configuration, so both name it through this one constant. */
 #define REEL_KEY_NUM_CLASSES "model.num_classes"

@@ -479,17 +479,8 @@ static int bow_create(reel_model **out, const reel_config *cfg, size_t max_batch
     if (o->ngram_buckets > (size_t)UINT32_MAX - cfg->model.vocab_size)
         return reel_fail(err, "[model] ngram_buckets = %zu: vocab_size + ngram_buckets must stay below 2^32 (token "
                          "rows are 32-bit)", o->ngram_buckets);
-    reel_model *model = reel_calloc(1, sizeof *model);
     bow_impl *m = reel_calloc(1, sizeof *m);
-    snprintf(model->type, sizeof model->type, "bow");
-    model->ops = &bow_ops;
-    model->impl = m;
-    model->vocab_size = cfg->model.vocab_size;
-    model->output = REEL_OUTPUT_DOCUMENT;
-    model->num_outputs = reel_model_outputs(o->num_classes);
-    model->max_batch = max_batch ? max_batch : 1;
-    model->seed = cfg->train.seed;
-    model->input_dim = cfg->model.embed_dim;
+    reel_model *model = reel_classifier_new("bow", &bow_ops, m, cfg, o->num_classes, max_batch);
     m->E = cfg->model.embed_dim;
     m->H = o->hidden_dim;
     m->dropout = (float)o->dropout;

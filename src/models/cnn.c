@@ -136,7 +136,7 @@ static void cnn_destroy(reel_model *model) {
     free(m);
 }
 
-static const reel_model_ops cnn_ops = {cnn_forward, cnn_backward, cnn_init, cnn_destroy, NULL};
+static const reel_model_ops cnn_ops = {cnn_forward, cnn_backward, cnn_init, cnn_destroy, NULL, NULL};
 
 /* [model] keys of the CNN. */
 typedef struct cnn_options {
@@ -170,17 +170,8 @@ static int cnn_create(reel_model **out, const reel_config *cfg, size_t max_batch
                 return reel_fail(err, "[model] widths = %s: width %zu is given twice; give each width once and set "
                                  "[model] filters for more filters", o->widths, widths[i]);
     }
-    reel_model *model = reel_calloc(1, sizeof *model);
     cnn_impl *m = reel_calloc(1, sizeof *m);
-    snprintf(model->type, sizeof model->type, "cnn");
-    model->ops = &cnn_ops;
-    model->impl = m;
-    model->vocab_size = cfg->model.vocab_size;
-    model->output = REEL_OUTPUT_DOCUMENT;
-    model->num_outputs = reel_model_outputs(o->num_classes);
-    model->max_batch = max_batch ? max_batch : 1;
-    model->seed = cfg->train.seed;
-    model->input_dim = cfg->model.embed_dim;
+    reel_model *model = reel_classifier_new("cnn", &cnn_ops, m, cfg, o->num_classes, max_batch);
     m->E = cfg->model.embed_dim;
     m->F = o->filters;
     m->dropout = (float)o->dropout;

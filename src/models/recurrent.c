@@ -242,17 +242,9 @@ static int rec_create(reel_model **out, const reel_config *cfg, size_t max_batch
     reel_cell cell = strcmp(type, "lstm") == 0 ? REEL_CELL_LSTM : strcmp(type, "gru") == 0 ? REEL_CELL_GRU : REEL_CELL_RNN;
     if (o->num_layers > RNN_STACK_MAX_LAYERS)
         return reel_fail(err, "[model] num_layers = %zu: at most %d recurrent layers", o->num_layers, RNN_STACK_MAX_LAYERS);
-    reel_model *model = reel_calloc(1, sizeof *model);
     rec_impl *m = reel_calloc(1, sizeof *m);
-    snprintf(model->type, sizeof model->type, "%s", type);
-    model->ops = o->bidirectional ? &rec_ops_bidirectional : &rec_ops;
-    model->impl = m;
-    model->vocab_size = cfg->model.vocab_size;
-    model->output = REEL_OUTPUT_DOCUMENT;
-    model->num_outputs = reel_model_outputs(o->num_classes);
-    model->max_batch = max_batch ? max_batch : 1;
-    model->seed = cfg->train.seed;
-    model->input_dim = cfg->model.embed_dim;
+    reel_model *model = reel_classifier_new(type, o->bidirectional ? &rec_ops_bidirectional : &rec_ops, m, cfg,
+                                            o->num_classes, max_batch);
     m->K = model->num_outputs;
     m->H = o->hidden_dim;
     m->D = (o->bidirectional ? 2 : 1) * m->H;

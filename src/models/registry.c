@@ -1,6 +1,7 @@
 #include "reel/model.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,3 +93,18 @@ void reel_model_destroy(reel_model *model) {
 }
 
 size_t reel_model_outputs(size_t num_classes) { return num_classes > 2 ? num_classes : 1; }
+
+reel_model *reel_classifier_new(const char *type, const reel_model_ops *ops, void *impl, const reel_config *cfg,
+                                size_t num_classes, size_t max_batch) {
+    reel_model *model = reel_calloc(1, sizeof *model);
+    snprintf(model->type, sizeof model->type, "%s", type);
+    model->ops = ops;
+    model->impl = impl;
+    model->vocab_size = cfg->model.vocab_size;
+    model->output = REEL_OUTPUT_DOCUMENT;
+    model->num_outputs = reel_model_outputs(num_classes);
+    model->max_batch = max_batch ? max_batch : 1;
+    model->seed = cfg->train.seed;
+    model->input_dim = cfg->model.embed_dim;
+    return model;
+}
