@@ -116,7 +116,7 @@ typedef struct {
 } embag_ctx;
 static double embag_objective(void *p) {
     embag_ctx *c = p;
-    reel_embedding_bag_forward(c->out, c->ids, c->offsets, c->weight, EB, EE);
+    reel_embedding_bag_forward(c->out, c->ids, c->offsets, c->weight, NULL, EB, EE);
     return dot(c->out, c->r, EB * EE);
 }
 static void test_embedding_bag(void **state) {
@@ -128,7 +128,7 @@ static void test_embedding_bag(void **state) {
     float dweight[EV * EE] = {0};
     embag_objective(&c);
     for (size_t e = 0; e < EE; e++) assert_true(c.out[1 * EE + e] == 0.0f); /* the empty document */
-    reel_embedding_bag_backward(dweight, c.r, c.ids, c.offsets, EB, EE);
+    reel_embedding_bag_backward(dweight, c.r, c.ids, c.offsets, NULL, EB, EE);
     compare("embedding_bag weight", c.weight, dweight, EV * EE, embag_objective, &c);
 }
 

@@ -18,15 +18,18 @@
 #include "reel/comm.h"
 
 /* ---- embedding_bag.c: mean of the embedding rows of each document ---- */
-/* out     (B, E)   out[b] = mean of weight[ids[t]] for t in [offsets[b], offsets[b+1]); zeros if empty
- * ids     (T)      token ids, each < V
- * offsets (B+1)    document boundaries into ids
- * weight  (V, E) */
+/* out       (B, E)  out[b] = mean of row_scale[ids[t]] * weight[ids[t]] for t in [offsets[b], offsets[b+1]);
+ *                   zeros if empty
+ * ids       (T)     token ids, each < V
+ * offsets   (B+1)   document boundaries into ids
+ * weight    (V, E)
+ * row_scale (V)     a weight per row (the bag of words' Naive-Bayes ratios), or NULL for 1 */
 void reel_embedding_bag_forward(float *out, const uint32_t *ids, const size_t *offsets, const float *weight,
-                                size_t B, size_t E);
-/* dweight (V, E) += for each document b and token t in it: dout[b] / length(b). Only rows seen change. */
+                                const float *row_scale, size_t B, size_t E);
+/* dweight (V, E) += for each document b and token t in it: row_scale[ids[t]] dout[b] / length(b). Only rows
+ * seen change. */
 void reel_embedding_bag_backward(float *dweight, const float *dout, const uint32_t *ids, const size_t *offsets,
-                                 size_t B, size_t E);
+                                 const float *row_scale, size_t B, size_t E);
 
 /* ---- embedding.c: the distinct embedded rows of a batch, for sequence models ---- */
 /* A sequence model's first layer only needs each distinct input row once: a batch repeats tokens a lot.

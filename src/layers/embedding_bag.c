@@ -3,7 +3,7 @@
 #include <string.h>
 
 void reel_embedding_bag_forward(float *out, const uint32_t *ids, const size_t *offsets, const float *weight,
-                                size_t B, size_t E) {
+                                const float *row_scale, size_t B, size_t E) {
     for (size_t b = 0; b < B; b++) {
         float *row = out + b * E;
         memset(row, 0, E * sizeof *row);
@@ -11,7 +11,8 @@ void reel_embedding_bag_forward(float *out, const uint32_t *ids, const size_t *o
         if (length == 0) continue;
         for (size_t t = offsets[b]; t < offsets[b + 1]; t++) {
             const float *embedding = weight + (size_t)ids[t] * E;
-            for (size_t e = 0; e < E; e++) row[e] += embedding[e];
+            float scale = row_scale ? row_scale[ids[t]] : 1.0f; /* x 1 is exact: the plain mean's bits */
+            for (size_t e = 0; e < E; e++) row[e] += scale * embedding[e];
         }
         float inv_length = 1.0f / (float)length;
         for (size_t e = 0; e < E; e++) row[e] *= inv_length;
@@ -19,7 +20,7 @@ void reel_embedding_bag_forward(float *out, const uint32_t *ids, const size_t *o
 }
 
 void reel_embedding_bag_backward(float *dweight, const float *dout, const uint32_t *ids, const size_t *offsets,
-                                 size_t B, size_t E) {
+                                 const float *row_scale, size_t B, size_t E) {
     for (size_t b = 0; b < B; b++) {
         size_t length = offsets[b + 1] - offsets[b];
         if (length == 0) continue;
@@ -27,7 +28,8 @@ void reel_embedding_bag_backward(float *dweight, const float *dout, const uint32
         const float *grad_row = dout + b * E;
         for (size_t t = offsets[b]; t < offsets[b + 1]; t++) {
             float *target = dweight + (size_t)ids[t] * E;
-            for (size_t e = 0; e < E; e++) target[e] += grad_row[e] * inv_length;
+            float scale = (row_scale ? row_scale[ids[t]] : 1.0f) * inv_length;
+            for (size_t e = 0; e < E; e++) target[e] += grad_row[e] * scale;
         }
     }
 }

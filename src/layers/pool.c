@@ -54,7 +54,8 @@ void reel_pool_forward_cuts(reel_pool_mode mode, float *out, const float *seq, c
     enum { MAX_CUTS = 64 };
     if (mode == REEL_POOL_CONCAT) { /* each part by its own sweep, then laid side by side in out's rows */
         static const reel_pool_mode parts[3] = {REEL_POOL_LAST, REEL_POOL_MAX, REEL_POOL_MEAN};
-        float *part = reel_malloc((num_cuts * B * D ? num_cuts * B * D : 1) * sizeof *part);
+        size_t part_floats = num_cuts * B * D;
+        float *part = reel_malloc((part_floats ? part_floats : 1) * sizeof *part);
         for (size_t k = 0; k < 3; k++) {
             reel_pool_forward_cuts(parts[k], part, seq, lengths, cuts, num_cuts, T, B, D);
             for (size_t row = 0; row < num_cuts * B; row++)

@@ -166,40 +166,6 @@ static void add_ngrams(bow_impl *m, const reel_batch *batch, int drop, uint64_t 
     m->bag_positions = m->feature_positions;
 }
 
-/* The Naive-Bayes weighted average: out (B,E) row b = (1/n_b) sum over the document's features f of
- * ratio[f] * weight[f], n_b its number of features. */
-static void weighted_bag_forward(float *out, const uint32_t *ids, const size_t *offsets, const float *weight,
-                                 const float *ratio, size_t B, size_t E) {
-    for (size_t b = 0; b < B; b++) {
-        float *row = out + b * E;
-        memset(row, 0, E * sizeof *row);
-        size_t length = offsets[b + 1] - offsets[b];
-        if (length == 0) continue;
-        for (size_t t = offsets[b]; t < offsets[b + 1]; t++) {
-            const float *embedding = weight + (size_t)ids[t] * E;
-            float r = ratio[ids[t]];
-            for (size_t e = 0; e < E; e++) row[e] += r * embedding[e];
-        }
-        float inv_length = 1.0f / (float)length;
-        for (size_t e = 0; e < E; e++) row[e] *= inv_length;
-    }
-}
-
-/* Its gradient: row f of dweight (V+N, E) receives ratio[f] / n_b times document b's dout, per occurrence. */
-static void weighted_bag_backward(float *dweight, const float *dout, const uint32_t *ids, const size_t *offsets,
-                                  const float *ratio, size_t B, size_t E) {
-    for (size_t b = 0; b < B; b++) {
-        size_t length = offsets[b + 1] - offsets[b];
-        if (length == 0) continue;
-        float inv_length = 1.0f / (float)length;
-        const float *grad_row = dout + b * E;
-        for (size_t t = offsets[b]; t < offsets[b + 1]; t++) {
-            float *target = dweight + (size_t)ids[t] * E, scale = ratio[ids[t]] * inv_length;
-            for (size_t e = 0; e < E; e++) target[e] += grad_row[e] * scale;
-        }
-    }
-}
-
 /* Adversarial training: a document's average moves by the average of its (kept) tokens' deltas. */
 static void add_mean_deltas(bow_impl *m, const float *delta, size_t B, const float *ratio) {
     size_t E = m->E;
@@ -253,10 +219,8 @@ static void bow_forward(reel_model *model, const reel_batch *batch, int training
     m->bag_positions = m->bag_ids == batch->ids ? NULL : m->kept_positions;
     if (m->ngrams > 1) add_ngrams(m, batch, training && m->word_dropout > 0.0f, model->seed);
     const float *ratio = m->nb ? reel_store_view(s, m->nb_ratio) : NULL;
-    if (ratio)
-        weighted_bag_forward(m->mean_embedding, m->bag_ids, m->bag_offsets, reel_store_view(p, m->embedding), ratio, B, E);
-    else
-        reel_embedding_bag_forward(m->mean_embedding, m->bag_ids, m->bag_offsets, reel_store_view(p, m->embedding), B, E);
+    reel_embedding_bag_forward(m->mean_embedding, m->bag_ids, m->bag_offsets, reel_store_view(p, m->embedding), ratio, B,
+                               E);
     if (model->input_delta) add_mean_deltas(m, model->input_delta, B, ratio);
     reel_linear_forward(m->hidden, m->mean_embedding, reel_store_view(p, m->hidden_w),
                         m->batch_norm ? NULL : reel_store_view(p, m->hidden_b), B, E, H);
@@ -319,12 +283,8 @@ static void bow_backward(reel_model *model, const reel_batch *batch, const float
                          m->batch_norm ? NULL : reel_store_grad_view(p, m->hidden_b), d_hidden, m->mean_embedding, reel_store_view(p, m->hidden_w), B, E, H);
     reel_store_grad_ready(p, 1); /* the hidden layer and its batch norm are final */
     const float *ratio = m->nb ? reel_store_view(&model->state, m->nb_ratio) : NULL;
-    if (ratio)
-        weighted_bag_backward(reel_store_grad_view(p, m->embedding), m->d_mean_embedding, m->bag_ids, m->bag_offsets,
-                              ratio, B, E);
-    else
-        reel_embedding_bag_backward(reel_store_grad_view(p, m->embedding), m->d_mean_embedding, m->bag_ids,
-                                    m->bag_offsets, B, E);
+    reel_embedding_bag_backward(reel_store_grad_view(p, m->embedding), m->d_mean_embedding, m->bag_ids, m->bag_offsets,
+                                ratio, B, E);
     if (model->input_grad) mean_delta_grad(m, model->input_grad, batch, ratio);
 }
 
