@@ -7,7 +7,7 @@
 # sequences still inside their text take part), so its tokens/s on short texts should stay close to
 # its tokens/s on windows (target: at least 70%).
 #
-# Workloads, both through bench/lstm.sh with the same model (course part 2a: vocabulary 8000, embeddings
+# Workloads, both through bench/classifiers.sh with the same model (course part 2a: vocabulary 8000, embeddings
 # 300, one LSTM layer of 500, max pooling) and the same global batch (200):
 #   windows  the IMDb archive prepared by `reel prep`, window 100 tokens
 #   short    `reel synth --short` (--docs documents, default 50,000) written as TSV and prepared by
@@ -18,9 +18,9 @@
 #   IMDB_DATA_DIR   a `reel prep` directory of the IMDb archive; default: ../shared/data/aclImdb_v1.tar.gz
 #                   prepared into a temporary directory (about 3 s)
 #   --docs N        short texts to generate (default 50000)
-#   --steps N, --warmup N, --models LIST     passed to bench/lstm.sh (defaults 30, 5, lstm:500)
+#   --steps N, --warmup N, --models LIST     passed to bench/classifiers.sh (defaults 30, 5, lstm:500)
 #   --no-torch      reel only (otherwise PyTorch padded, and on the short texts also packed, as
-#                   bench/lstm.sh --torch-packed)
+#                   bench/classifiers.sh --torch-packed)
 #   REEL=path       the reel binary (default build/reel), e.g. an older build for a before/after table
 # Run it after scripts/build, with nothing else running on the machine.
 set -euo pipefail
@@ -57,8 +57,8 @@ build/reel prep "$work/short.tsv" "$work/short" --vocab-size 8000 >/dev/null
 # LSTM on the CPU runs far slower than its padded one there
 windows_torch=("${torch_args[@]}")
 [ "${torch_args[0]}" = --torch-packed ] && windows_torch=()
-RESULTS_OUT=$work/windows.rows bench/lstm.sh "${lstm_args[@]}" "${windows_torch[@]}" "$imdb" >"$work/windows.txt"
-RESULTS_OUT=$work/short.rows bench/lstm.sh "${lstm_args[@]}" "${torch_args[@]}" "$work/short" >"$work/short.txt"
+RESULTS_OUT=$work/windows.rows bench/classifiers.sh "${lstm_args[@]}" "${windows_torch[@]}" "$imdb" >"$work/windows.txt"
+RESULTS_OUT=$work/short.rows bench/classifiers.sh "${lstm_args[@]}" "${torch_args[@]}" "$work/short" >"$work/short.txt"
 
 echo
 echo "== IMDb windows ($imdb)"

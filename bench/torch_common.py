@@ -1,4 +1,4 @@
-"""Shared pieces of the PyTorch references of the benchmarks (bench/torch_lstm.py, bench/torch_lm.py):
+"""Shared pieces of the PyTorch references of the benchmarks (bench/torch_classifiers.py, bench/torch_lm.py):
 thread settings, reel's token files, and running a training function in one process or under
 DistributedDataParallel. numpy and torch are imported only after set_threads (inside the functions
 here): numpy loads the same OpenBLAS as Debian's torch, and OpenBLAS and OpenMP read the thread counts

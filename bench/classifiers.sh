@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Throughput of the course's LSTM classifier, reel against PyTorch on the same machine in the same run.
+# Throughput of reel's classifiers, reel against PyTorch on the same machine in the same run.
 #
-# Model (course part 2a): vocabulary 8000, embeddings 300, one LSTM layer of 500, max pooling over the
-# valid steps, one logit; training window (data.seq_len) 100 tokens; Adam 1e-3; global batch 200; no
-# dropout. Each layout trains WARMUP + STEPS steps (default 5 + 30); the warm-up steps are left out of
-# every figure.
+# Models (--models, each KIND:SIZE):
+#   lstm:H, gru:H   the course's recurrent classifier (part 2a): embeddings -> one LSTM (GRU) layer of H ->
+#                   max pooling over the valid steps -> one logit. The default, lstm:500, with the default
+#                   window 100 and vocabulary 8000, is the course's model.
+#   cnn:F           Kim (2014)'s CNN ([model] type = cnn): embeddings -> convolutions of widths 3, 4 and 5
+#                   with F filters each, ReLU, max over the valid positions -> one logit. Issue 20's shape:
+#                   --models cnn:100 --window 400 --vocab 30003.
+# Every model: embeddings 300, Adam 1e-3, global batch 200, no dropout; each review longer than the window
+# is read as a random run of `window` tokens (data.seq_len). Each layout trains WARMUP + STEPS steps
+# (default 5 + 30); the warm-up steps are left out of every figure.
 #
 # reel layouts:     1 rank x 2 OpenBLAS threads, 2 ranks x 1 thread, 1 rank x 1 thread (mpirun --bind-to
 #                   none, so the 2 threads of one rank may use both cores).
 # PyTorch layouts:  1 process x 1 thread, 1 process x 2 threads, DistributedDataParallel 2 processes x 1
-#                   thread (gloo over 127.0.0.1), by bench/torch_lstm.py on the same prepared data.
+#                   thread (gloo over 127.0.0.1), by bench/torch_classifiers.py on the same prepared data.
 #
 # How the figures are measured:
 #   s/step     reel: with train.log_every = 1, every row of metrics.h5 is one step and its samples_per_s is
@@ -27,12 +33,12 @@
 #   vs PyTorch reel's reviews/s divided by the best PyTorch layout's reviews/s for the same model (above 1:
 #              reel is faster). Reviews/s rather than tokens/s, since both sides measure it exactly.
 #
-# Usage: bench/lstm.sh [options] [DATA_DIR]
+# Usage: bench/classifiers.sh [options] [DATA_DIR]
 #   DATA_DIR           a directory written by `reel prep`; default: ../shared/data/aclImdb_v1.tar.gz is
 #                      prepared into a temporary directory first (about 3 s)
 #   --steps N          timed steps per layout (default 30)
 #   --warmup N         untimed steps before them (default 5)
-#   --models LIST      comma-separated CELL:HIDDEN, CELL lstm or gru (default lstm:500)
+#   --models LIST      comma-separated KIND:SIZE, KIND lstm, gru or cnn (default lstm:500)
 #   --all              --models lstm:500,gru:500,lstm:300
 #   --embed N --vocab N --window N --batch N     (defaults 300, 8000, 100, 200)
 #   --no-torch         reel only
@@ -59,27 +65,27 @@ while [ $# -gt 0 ]; do
     --torch-packed) torch_packed=1; shift ;;
     --precision) precision=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    -*) echo "bench/lstm.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    -*) echo "bench/classifiers.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) data=$1; shift ;;
   esac
 done
 for n in "$steps" "$warmup" "$embed" "$vocab" "$window" "$batch"; do
-  [[ $n =~ ^[0-9]+$ ]] || { echo "bench/lstm.sh: '$n' is not a number" >&2; exit 2; }
+  [[ $n =~ ^[0-9]+$ ]] || { echo "bench/classifiers.sh: '$n' is not a number" >&2; exit 2; }
 done
-[ "$steps" -ge 1 ] || { echo "bench/lstm.sh: --steps must be at least 1" >&2; exit 2; }
+[ "$steps" -ge 1 ] || { echo "bench/classifiers.sh: --steps must be at least 1" >&2; exit 2; }
 
 REEL=${REEL:-build/reel}
-[ -x "$REEL" ] || { echo "bench/lstm.sh: $REEL is missing; run scripts/build" >&2; exit 1; }
-command -v /usr/bin/time >/dev/null || { echo "bench/lstm.sh: GNU time (/usr/bin/time) is needed for memory" >&2; exit 1; }
+[ -x "$REEL" ] || { echo "bench/classifiers.sh: $REEL is missing; run scripts/build" >&2; exit 1; }
+command -v /usr/bin/time >/dev/null || { echo "bench/classifiers.sh: GNU time (/usr/bin/time) is needed for memory" >&2; exit 1; }
 
 # Python: h5py and numpy read reel's metrics and token files; torch is needed for the reference only.
 source bench/common.sh
-find_python bench/lstm.sh
+find_python bench/classifiers.sh
 
 work=$(mktemp -d /tmp/reel-bench-lstm-XXXXXX)
 trap 'rm -rf "$work"' EXIT
-prepare_imdb bench/lstm.sh "$REEL" "$work"
-[ -f "$data/train.tok" ] || { echo "bench/lstm.sh: $data/train.tok is missing (not a \`reel prep\` directory)" >&2; exit 1; }
+prepare_imdb bench/classifiers.sh "$REEL" "$work"
+[ -f "$data/train.tok" ] || { echo "bench/classifiers.sh: $data/train.tok is missing (not a \`reel prep\` directory)" >&2; exit 1; }
 
 # Mean window length over the training split: the tokens a review contributes on average.
 window_mean=$("$PY" - "$data/train.tok" "$window" <<'PY'
@@ -99,6 +105,14 @@ results=$work/results.txt
 precision_line=""
 [ "$precision" = fp32 ] || precision_line="precision = $precision"
 
+# model_section KIND SIZE: the [model] keys of one benchmarked model (after type, vocab_size, embed_dim).
+model_section() {
+  case $1 in
+    cnn) printf 'widths = 3,4,5\nfilters = %s\ndropout = 0\n' "$2" ;;
+    *) printf 'hidden_dim = %s\nnum_layers = 1\npooling = max\ndropout = 0\nrnn_dropout = 0\nembed_dropout = 0\nrnn_batch_norm = false\n' "$2" ;;
+  esac
+}
+
 # run_reel CELL HIDDEN RANKS THREADS: one reel layout; appends a line to $results.
 run_reel() {
   local cell=$1 hidden=$2 ranks=$3 threads=$4
@@ -112,13 +126,7 @@ seq_len = $window
 type = $cell
 vocab_size = $vocab
 embed_dim = $embed
-hidden_dim = $hidden
-num_layers = 1
-pooling = max
-dropout = 0
-rnn_dropout = 0
-embed_dropout = 0
-rnn_batch_norm = false
+$(model_section "$cell" "$hidden")
 [optimizer]
 type = adam
 lr = 1e-3
@@ -138,7 +146,7 @@ INI
   if ! OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads mpirun -np "$ranks" --bind-to none -x OPENBLAS_NUM_THREADS -x OMP_NUM_THREADS \
       sh -c 'exec /usr/bin/time -f %M -o "$0.$OMPI_COMM_WORLD_RANK" "$@"' "$work/$name.rss" \
       "$REEL" train "$cfg" --no-resume --run-dir "$work/$name" >"$work/$name.log" 2>&1; then
-    echo "bench/lstm.sh: reel failed; the end of its log:" >&2; tail -5 "$work/$name.log" >&2
+    echo "bench/classifiers.sh: reel failed; the end of its log:" >&2; tail -5 "$work/$name.log" >&2
     echo "$cell:$hidden|reel|$label|failed" >>"$results"
     return
   fi
@@ -170,9 +178,9 @@ run_torch() {
   local cell=$1 hidden=$2 label=$3; shift 3
   echo "PyTorch $cell $hidden: $label" >&2
   local out
-  if ! out=$("$PY" bench/torch_lstm.py --data "$data" --cell "$cell" --hidden "$hidden" --embed "$embed" \
+  if ! out=$("$PY" bench/torch_classifiers.py --data "$data" --cell "$cell" --hidden "$hidden" --embed "$embed" \
       --vocab "$vocab" --window "$window" --batch "$batch" --steps "$steps" --warmup "$warmup" "$@" 2>"$work/torch.err"); then
-    echo "bench/lstm.sh: torch_lstm.py failed:" >&2; tail -5 "$work/torch.err" >&2
+    echo "bench/classifiers.sh: torch_classifiers.py failed:" >&2; tail -5 "$work/torch.err" >&2
     echo "$cell:$hidden|PyTorch|$label|failed" >>"$results"
     return
   fi
@@ -187,7 +195,7 @@ run_torch() {
 IFS=, read -r -a model_list <<<"$models"
 for model in "${model_list[@]}"; do
   cell=${model%%:*} hidden=${model#*:}
-  [[ $cell =~ ^(lstm|gru)$ && $hidden =~ ^[0-9]+$ ]] || { echo "bench/lstm.sh: bad model '$model' (CELL:HIDDEN)" >&2; exit 2; }
+  [[ $cell =~ ^(lstm|gru|cnn)$ && $hidden =~ ^[0-9]+$ ]] || { echo "bench/classifiers.sh: bad model '$model' (KIND:SIZE)" >&2; exit 2; }
   run_reel "$cell" "$hidden" 1 2
   run_reel "$cell" "$hidden" 2 1
   run_reel "$cell" "$hidden" 1 1

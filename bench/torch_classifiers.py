@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""PyTorch reference for bench/lstm.sh: the same recurrent classifier as reel's, trained for a fixed
-number of steps on the same prepared data, timed the same way.
+"""PyTorch reference for bench/classifiers.sh: the same classifier as reel's, trained for a fixed number of
+steps on the same prepared data, timed the same way.
 
-usage: torch_lstm.py --data DIR [--cell lstm|gru] [--hidden 500] [--embed 300] [--vocab 8000]
+usage: torch_classifiers.py --data DIR [--cell lstm|gru|cnn] [--hidden 500] [--embed 300] [--vocab 8000]
                      [--window 100] [--batch 200] [--steps 30] [--warmup 5] [--lr 1e-3]
                      [--threads N | --ddp N] [--seed 42] [--packed]
 
@@ -13,6 +13,10 @@ The recurrent layer runs over the padded (T, B) batch; with one forward directio
 every valid step, so it cannot change a valid output, and the pooling masks it out: the function is
 exactly reel's. --packed runs it on a PackedSequence instead (pack_padded_sequence, enforce_sorted=False),
 PyTorch's own way to skip the padding of uneven batches (bench/short.sh).
+--cell cnn: Kim's CNN as reel's [model] type = cnn: nn.Conv1d of widths 3, 4 and 5 with --hidden filters
+each over the padded (B, E, T) embeddings, ReLU, max over each review's valid positions (windows inside
+the review; a review shorter than a width is one window padded with zeros, as in reel), the widths'
+maxima side by side -> linear -> one logit.
 
 --threads N: one process with N intra-op threads (OpenMP and OpenBLAS). --ddp N: DistributedDataParallel
 over N processes of one thread each (gloo, 127.0.0.1 only); each takes a contiguous share of the global
@@ -33,7 +37,7 @@ import sys
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, help="a directory written by `reel prep` (train.tok)")
-    p.add_argument("--cell", choices=("lstm", "gru"), default="lstm")
+    p.add_argument("--cell", choices=("lstm", "gru", "cnn"), default="lstm")
     p.add_argument("--hidden", type=int, default=500)
     p.add_argument("--embed", type=int, default=300)
     p.add_argument("--vocab", type=int, default=8000)
@@ -75,7 +79,7 @@ class Batches:
     """Global batch k = positions [kB, (k+1)B) of a seeded shuffle, as in reel (a second pass reshuffles)."""
 
     def __init__(self, path, args):
-        self.starts, labels, self.ids = torch_common.read_tokfile(path, "torch_lstm.py")
+        self.starts, labels, self.ids = torch_common.read_tokfile(path, "torch_classifiers.py")
         self.labels = labels if labels is not None else np.zeros(len(self.starts) - 1, np.int32)
         self.args = args
         self.rng = np.random.default_rng(args.seed)
@@ -105,6 +109,32 @@ class Batches:
                 torch.from_numpy((self.labels[docs] > 0).astype(np.float32)))
 
 
+class ConvClassifier(nn.Module):
+    WIDTHS = (3, 4, 5)
+
+    def __init__(self, args):
+        super().__init__()
+        self.embedding = nn.Embedding(args.vocab, args.embed)
+        self.convs = nn.ModuleList(nn.Conv1d(args.embed, args.hidden, w) for w in self.WIDTHS)
+        self.output = nn.Linear(len(self.WIDTHS) * args.hidden, 1)
+
+    def forward(self, ids, lengths):
+        x = self.embedding(ids.t()).transpose(1, 2)  # (B, E, T)
+        short = max(self.WIDTHS) - x.shape[2]
+        if short > 0:
+            x = nn.functional.pad(x, (0, short))
+        # zeros past each review's end: only a review shorter than a width reads them (reel's zero padding)
+        beyond = torch.arange(x.shape[2])[None, :] >= lengths[:, None]
+        x = x.masked_fill(beyond[:, None, :], 0.0)
+        pooled = []
+        for w, conv in zip(self.WIDTHS, self.convs):
+            y = torch.relu(conv(x))  # (B, F, T - w + 1)
+            # the windows inside the review; a review shorter than w keeps its first window
+            valid = torch.arange(y.shape[2])[None, :] <= (lengths - w).clamp(min=0)[:, None]
+            pooled.append(y.masked_fill(~valid[:, None, :], float("-inf")).max(dim=2).values)
+        return self.output(torch.cat(pooled, dim=1)).squeeze(1)
+
+
 class Classifier(nn.Module):
     def __init__(self, args):
         super().__init__()
@@ -130,7 +160,7 @@ def train(args, rank=0, world=1):
     """Runs warm-up + timed steps; returns (timed seconds per step list, timed tokens, window mean)."""
     torch.manual_seed(args.seed)  # same initial parameters on every process (DDP also broadcasts them)
     batches = Batches(os.path.join(args.data, "train.tok"), args)
-    model = Classifier(args)
+    model = ConvClassifier(args) if args.cell == "cnn" else Classifier(args)
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
