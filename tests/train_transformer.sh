@@ -2,8 +2,9 @@
 # blocks, context 32, every dropout, mean pooling, length buckets; from scratch on 1,000 reviews it needs
 # about 3 epochs to leave chance): 1 rank equals 2 within float tolerance; a run stopped
 # after step 5 and resumed equals an uninterrupted one bit for bit; it learns; reel eval reads whole
-# reviews (about 4 windows of 32 tokens each), predict agrees with eval on raw text, eval --lengths and
-# analyze run; and fine-tuning from a GPT (issue 20, section 3): a causal classifier started with init_from
+# reviews (about 4 windows of 32 tokens each), predict agrees with eval on raw text and serve with predict,
+# eval --lengths and analyze run; adversarial training, VAT, class weights with early stopping and word
+# vectors (embed_from) work with it; and fine-tuning from a GPT (issue 20, section 3): a causal classifier started with init_from
 # a tiny GPT holds exactly the GPT's tensors (bit for bit) after steps in which they were frozen, trains
 # the ones it was not told to freeze, unfreezes block by block from the top, and a bidirectional one is
 # refused.
@@ -84,6 +85,48 @@ PY
 expect_ok "eval --lengths" reel eval "$ckpt" --split test --lengths 16,200
 grep -q "16" "$WORK/out.txt" && pass "eval --lengths reports its cuts" || fail "eval --lengths printed no cut"
 expect_ok "analyze" reel analyze "$ckpt" --split test
+# served predictions equal reel predict's (texts of 1 to 3 windows and an empty one)
+head -3 "$WORK/test.txt" >"$WORK/three.txt" && echo "" >>"$WORK/three.txt"
+"$REEL_BIN" predict "$ckpt" "$WORK/three.txt" --json >"$WORK/three.jsonl"
+start_server xf "$ckpt"
+texts=$("$H5PY_PYTHON" -c "import json, sys; print(json.dumps(open(sys.argv[1]).read().split(chr(10))[:4]))" "$WORK/three.txt")
+request POST /v1/predict "{\"texts\": $texts}" | head -n -1 >"$WORK/served.json"
+"$H5PY_PYTHON" - "$WORK/served.json" "$WORK/three.jsonl" <<'PY' && pass "served predictions equal reel predict's" || fail "served and predicted differ"
+import json, sys
+served = json.load(open(sys.argv[1]))["predictions"]
+local = [json.loads(l) for l in open(sys.argv[2])]
+assert len(served) == 4 and len(local) == 4, (served, local)
+for s, l in zip(served, local):
+    if "error" in l:
+        assert s["error"] == l["error"], (s, l)
+        continue
+    assert s["label"] == l["label"] and s["tokens"] == l["tokens"], (s, l)
+    assert all(abs(s["probabilities"][k] - l["probabilities"][k]) < 1e-6 for k in l["probabilities"]), (s, l)
+PY
+stop_servers
+
+# --- the other classifier options: adversarial training perturbs the embedded tokens (the loss at the
+# perturbation is above the clean one), VAT, class weights with early stopping, word vectors
+expect_ok "adversarial" mpireel 2 train "$WORK/xf.ini" --run-dir "$WORK/adv" --set train.max_steps=5 \
+  --set objective.adversarial=1 --set objective.adversarial_epsilon=0.05
+row=$(grep -m1 "adversarial loss" "$WORK/out.txt" || true)
+clean=$(sed -n 's/.*| loss \([0-9.]*\) acc.*/\1/p' <<<"$row")
+perturbed=$(sed -n 's/.*adversarial loss \([0-9.]*\).*/\1/p' <<<"$row")
+if [ -n "$clean" ] && [ -n "$perturbed" ] && awk -v a="$perturbed" -v c="$clean" 'BEGIN { exit !(a > c) }'; then
+  pass "adversarial loss $perturbed > clean loss $clean"; else fail "expected an adversarial loss above the clean one in: $row"; fi
+expect_ok "vat" mpireel 2 train "$WORK/xf.ini" --run-dir "$WORK/vat" --set train.max_steps=5 --set objective.vat=1
+grep -q "vat loss" "$WORK/out.txt" && pass "vat logs its loss" || fail "vat: no vat loss logged"
+expect_ok "class weights, early stopping" mpireel 2 train "$WORK/xf.ini" --run-dir "$WORK/weighted" \
+  --set objective.class_weights=balanced --set train.early_stopping_patience=1 --set train.eval_every=5 \
+  --set train.max_steps=30
+grep -q "class weights: " "$WORK/out.txt" "$WORK/err.txt" && pass "class weights in effect" || fail "no class weights line"
+grep -q "early stopping at step" "$WORK/out.txt" "$WORK/err.txt" && pass "early stopping ends the run" \
+  || fail "early stopping did not end the run (patience 1, evaluations every 5 steps of 30)"
+expect_ok "export vectors" reel export vectors "$ckpt" "$WORK/xf.vec"
+expect_ok "embed_from" reel train "$WORK/xf.ini" --run-dir "$WORK/vectors" --set model.embed_from="$WORK/xf.vec" \
+  --set train.max_steps=1
+grep -q "embedding from .*xf.vec: .* words have a vector" "$WORK/out.txt" "$WORK/err.txt" && pass "embed_from fills the embedding" \
+  || fail "embed_from: no coverage line"
 
 # --- fine-tuning from a GPT: a tiny untied GPT trained a few steps, then classifiers started from it
 write_small_gpt_config "$WORK/gpt.ini" "$WORK/data"
