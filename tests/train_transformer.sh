@@ -178,6 +178,12 @@ for n in stack:
     assert same(first[n], gpt[n][()]), f"after step 1: {n} is not the GPT's"
 assert not same(first["output/weight"], frozen["output/weight"]), "the head did not train"
 PY
+# training windows longer than the context would share their dropout masks: refused, at creation when
+# seq_len says so, and when a whole review reaches the model (seq_len = 0)
+expect_fail "seq_len past max_context with dropout" "seq_len = 64 is longer than \\[model\\] max_context = 32" \
+  mpireel 1 train "$WORK/xf.ini" --run-dir "$WORK/long" --set data.seq_len=64
+expect_fail "whole reviews in training with dropout" "a training document of [0-9]+ tokens is longer than max_context = 32" \
+  mpireel 1 train "$WORK/xf.ini" --run-dir "$WORK/whole" --set data.seq_len=0
 expect_fail "init_from a GPT, bidirectional" "init_from = .* is a gpt, whose blocks were trained causal.*causal = true" \
   mpireel 1 train "$WORK/xf.ini" --run-dir "$WORK/bidir" --set model.init_from="$gpt" --set train.max_steps=1
 finish
