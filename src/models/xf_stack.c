@@ -410,7 +410,16 @@ void xf_stack_backward(xf_stack *m, reel_model *model, const reel_batch *batch, 
     reel_layernorm_backward(dres, reel_store_grad_view(p, m->lnf_w), reel_store_grad_view(p, m->lnf_b), dfeatures,
                             last, m->lnf_mean, m->lnf_rstd, reel_store_view(p, m->lnf_w), N, C);
     reel_store_grad_ready(p, m->L + 1); /* the final norm (and an untied output layer, which the loss did) */
-    for (size_t l = m->L; l-- > 0;) {
+    /* Fine-tuning freezes the lower groups: nothing below the lowest group that trains needs a gradient
+     * (a frozen tensor's is never read), so the backward stops there, unless the gradient of the inputs
+     * is asked for. The frozen flags are the same on every rank. */
+    size_t lowest = 0;
+    if (!model->input_grad) {
+        lowest = m->L + 1;
+        for (size_t i = 0; i < p->num_tensors; i++)
+            if (!p->tensors[i].frozen && p->tensors[i].group < lowest) lowest = p->tensors[i].group;
+    }
+    for (size_t l = m->L; l-- > 0 && l + 1 >= lowest;) {
         const xf_block *k = &m->blocks[l];
         xf_block_acts *a = &m->acts[l];
         const float *inp = l ? m->acts[l - 1].out : m->x0;
@@ -465,6 +474,10 @@ void xf_stack_backward(xf_stack *m, reel_model *model, const reel_batch *batch, 
         reel_layernorm_backward(dres, reel_store_grad_view(p, k->ln1_w), reel_store_grad_view(p, k->ln1_b), m->dln, inp,
                                 a->ln1_mean, a->ln1_rstd, reel_store_view(p, k->ln1_w), N, C);
         reel_store_grad_ready(p, l + 1);
+    }
+    if (lowest > 0) { /* the embeddings are frozen */
+        reel_store_grad_ready(p, 0);
+        return;
     }
     /* dres is the gradient of x0: through the embedding dropout to the token and position rows */
     if (m->mask_emb)
