@@ -50,9 +50,9 @@ static const char *const poolings[] = {"mean", "max", "last", "concat", NULL};
 
 static const reel_key transformer_keys[] = {
     XF_STACK_KEYS_SHAPE(transformer_options,
-                        "positions the encoder reads at once (the learned position table's rows); [data] seq_len, the "
-                        "training window, should not exceed it; longer documents are read in windows of max_context "
-                        "tokens whose pooled features are combined"),
+                        "positions the encoder reads at once (the learned position table's rows); documents longer "
+                        "than it are read in windows of max_context tokens whose pooled features are combined; with "
+                        "dropout, [data] seq_len (the training window) may not exceed it"),
     REEL_KEY_BOOL_OF(transformer_options, "model", "causal", causal, "false",
                      "false: each token attends to every token of its window (an encoder); true: to the tokens before "
                      "it, as a GPT's blocks were trained (set it with init_from a gpt checkpoint)"),
