@@ -22,10 +22,10 @@
 /* Keys of the default configuration (model type bow, objective classify): the 52 general keys, bow's 10
  * (5 of them its n-grams, Naive-Bayes scaling and initialisation) and classify's 9. --help-config lists
  * the general keys, then each model's and objective's own: the recurrent classifiers share 10, the
- * recurrent language model has 10, the gpt 9, the cnn 4, classify 9 and next_token 6. */
+ * recurrent language model has 10, the gpt 9, the cnn 4, the transformer 12, classify 9 and next_token 6. */
 #define NUM_GENERAL_KEYS 52
 #define NUM_KEYS (NUM_GENERAL_KEYS + 10 + 9)
-#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 10 + 10 + 10 + 9 + 4 + 9 + 6)
+#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 10 + 10 + 10 + 9 + 4 + 12 + 9 + 6)
 
 /* Fields of the composed schema by name ("model.hidden_dim" lives in the bow model's options). */
 static void *field(const reel_config *cfg, const char *name) {
@@ -319,7 +319,7 @@ static void test_bool_choice_string(void **state) {
     expect_value_error("optimizer", "type", "adamw", "expected one of adam, sgd, rmsprop");
     expect_value_error("optimizer", "type", "Adam", "expected one of adam, sgd, rmsprop");
     expect_value_error("optimizer", "schedule", "steps", "expected one of constant, cosine, linear, step, slanted_triangular");
-    expect_value_error("model", "type", "svm", "expected one of bow, lstm, gru, rnn, rnn_lm, gpt, cnn");
+    expect_value_error("model", "type", "svm", "expected one of bow, lstm, gru, rnn, rnn_lm, gpt, cnn, transformer");
 
     /* Strings: the longest that fits is accepted (on a line longer than inih's default 200), one more
      * character is an error. */

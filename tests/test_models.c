@@ -66,6 +66,14 @@ static const tiny_model tiny_models[] = {
      * (tests/lib.sh's write_small_gpt_config says why). */
     {"gpt", "embed_dim=8 num_layers=2 num_heads=2 d_ff=12 max_context=16 dropout=0.1 attention_dropout=0.3 "
             "positions=rotary rotary_base=100", "gpt_rotary"},
+    /* the encoder classifier: bidirectional, with every dropout it has */
+    {"transformer", "embed_dim=8 num_layers=2 num_heads=2 d_ff=12 max_context=16 dropout=0.2 attention_dropout=0.2 "
+                    "head_dropout=0.3 pooling=mean", NULL},
+    /* causal (a GPT's blocks) with a context of 2: the documents of 4 and 5 tokens are read in 2 and 3
+     * windows whose concat-pooled features (last, max, mean) combine; no dropout, which windows refuse in
+     * training */
+    {"transformer", "embed_dim=8 num_layers=2 num_heads=2 d_ff=12 max_context=2 causal=true pooling=concat",
+     "transformer_windows"},
 };
 #define NUM_TINY (sizeof tiny_models / sizeof tiny_models[0])
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks reel's recurrent classifiers and language models (recurrent and GPT) against independent PyTorch models.
+"""Checks reel's classifiers (recurrent, CNN, Transformer) and language models (recurrent and GPT) against independent PyTorch models.
 
 usage: torch_parity.py [--tolerance 1e-4] [--floor 1e-2] [--require-ragged] [--expect-mismatch CONFIG DUMP]...
                        CONFIG.ini DUMP.h5 [CONFIG.ini DUMP.h5]...
@@ -9,7 +9,8 @@ mean loss (BCE on one logit, softmax cross-entropy on K) and every parameter gra
 rebuilds the model CONFIG.ini describes with PyTorch's own layers (nn.Embedding, nn.LSTM / nn.GRU /
 nn.RNN over a packed sequence, masked pooling, nn.Linear; for a GPT nn.LayerNorm, nn.Linear, the tanh
 GELU and attention written out with a causal and padding mask, and rotary positions written out from
-their definition, GPT-NeoX's rotate-half pairing), loads reel's parameters into it, runs the
+their definition, GPT-NeoX's rotate-half pairing; for the Transformer classifier the same blocks over each
+document's windows, pooled over the whole document), loads reel's parameters into it, runs the
 same batch forward and backward in float32, and compares logits, loss and every gradient element by
 element: each must satisfy |reel - torch| <= tolerance (|torch| + floor max|torch|), max over its tensor.
 The floor (a fraction of the tensor's largest magnitude) is there for elements near zero, whose relative
@@ -41,6 +42,8 @@ CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 # The GPT's own defaults (src/models/gpt.c's keys).
 GPT_DEFAULTS = {"num_layers": "6", "num_heads": "8", "d_ff": "0", "max_context": "256", "tie_weights": "true",
                 "dropout": "0", "attention_dropout": "0", "positions": "learned", "rotary_base": "10000"}
+# The Transformer classifier's (src/models/transformer.c's keys).
+TRANSFORMER_DEFAULTS = dict(GPT_DEFAULTS, causal="false", pooling="mean", head_dropout="0")
 TRUE = ("true", "1", "yes", "on")
 
 
@@ -59,6 +62,7 @@ class Spec:
         self.precision = parser.get("train", "precision", fallback="fp32")
         self.gpt = self.type == "gpt"
         self.cnn = self.type == "cnn"
+        self.transformer = self.type == "transformer"
         self.lm = self.type in ("rnn_lm", "lm", "gpt")  # lm: the old name
         if self.cnn:  # its own keys and defaults (src/models/cnn.c)
             model = {"widths": "3,4,5", "filters": "100", "dropout": "0.5"}
@@ -68,6 +72,23 @@ class Spec:
             self.widths = [int(w) for w in model["widths"].split(",")]
             self.filters = int(model["filters"])
             self.cell, self.num_layers, self.bidirectional, self.pooling, self.head_hidden = "cnn", 0, False, "-", 0
+            return
+        if self.transformer:
+            model = dict(TRANSFORMER_DEFAULTS)
+            model.update(parser["model"])
+            for key in ("dropout", "attention_dropout", "head_dropout"):
+                if float(model[key]) != 0.0:
+                    raise ValueError(f"{path}: [model] {key} must be 0 for the parity check")
+            if model["positions"] not in ("learned", "rotary"):
+                raise ValueError(f"{path}: [model] positions = {model['positions']}: learned or rotary")
+            self.rotary = model["positions"] == "rotary"
+            self.rotary_base = float(model["rotary_base"])
+            self.cell = "transformer"
+            self.num_layers, self.num_heads = int(model["num_layers"]), int(model["num_heads"])
+            self.d_ff, self.max_context = int(model["d_ff"]), int(model["max_context"])
+            self.causal = model["causal"].lower() in TRUE
+            self.pooling = model["pooling"]
+            self.bidirectional, self.head_hidden = not self.causal, 0
             return
         if self.gpt:
             model = dict(GPT_DEFAULTS)
@@ -113,6 +134,12 @@ class Spec:
     def describe(self):
         if self.cnn:
             return f"cnn, widths {','.join(map(str, self.widths))}, {self.filters} filters each"
+        if self.transformer:
+            ff = f", d_ff {self.d_ff}" if self.d_ff else ""
+            positions = f", rotary positions (base {self.rotary_base:g})" if self.rotary else ""
+            return (f"{self.num_layers}-layer {'causal' if self.causal else 'bidirectional'} transformer "
+                    f"classifier, {self.num_heads} heads{ff}{positions}, windows of {self.max_context}, "
+                    f"{self.pooling} pooling")
         if self.gpt:
             ff = f", d_ff {self.d_ff}" if self.d_ff else ""
             products = f", reel's products in {self.precision}" if self.precision != "fp32" else ""
@@ -368,6 +395,69 @@ class GptTwin(nn.Module):
         return (logits * valid).transpose(0, 1)  # (T, B, V), 0 at padding, as reel's dump
 
 
+class TransformerTwin(nn.Module):
+    """The Transformer classifier as its definition reads: each document cut into consecutive windows of
+    max_context tokens, each window read alone from position 0 by the stack (GptBlock's pre-LN blocks,
+    all of the window's tokens visible, or the earlier ones when causal), then a final LayerNorm; the
+    features of all of a document's tokens, every window's side by side, are pooled over the whole
+    document (the mean and the max over its tokens, the last token's), and a linear layer gives the
+    logits."""
+
+    def __init__(self, spec, vocab, width, outputs):
+        super().__init__()
+        if width % spec.num_heads:
+            raise ValueError(f"[model] num_heads = {spec.num_heads} does not divide embed_dim = {width}")
+        self.spec, self.outputs = spec, outputs
+        self.embedding = nn.Embedding(vocab, width)
+        self.position = None if spec.rotary else nn.Embedding(spec.max_context, width)
+        self.head_width = width // spec.num_heads
+        self.blocks = nn.ModuleList(GptBlock(width, spec.num_heads, spec.d_ff or 4 * width)
+                                    for _ in range(spec.num_layers))
+        self.final_ln = nn.LayerNorm(width, eps=1e-5)
+        pooled = 3 * width if spec.pooling == "concat" else width
+        self.output = nn.Linear(pooled, outputs)
+
+    def reel_names(self):
+        names = {"embedding/weight": self.embedding.weight, "final_ln/weight": self.final_ln.weight,
+                 "final_ln/bias": self.final_ln.bias, "output/weight": self.output.weight,
+                 "output/bias": self.output.bias}
+        if self.position is not None:
+            names["position/weight"] = self.position.weight
+        for index, block in enumerate(self.blocks):
+            for part in ("ln1", "attn_qkv", "attn_proj", "ln2", "mlp_fc", "mlp_proj"):
+                module = getattr(block, part)
+                names[f"block{index}/{part}/weight"] = module.weight
+                names[f"block{index}/{part}/bias"] = module.bias
+        return names
+
+    def read(self, ids):
+        """The features (n, C) of one window of n tokens."""
+        n = ids.shape[0]
+        x = self.embedding(ids)[None]  # (1, n, C)
+        rotation = None
+        if self.position is not None:
+            x = x + self.position(torch.arange(n))[None]
+        else:
+            rotation = rotary_angles(n, self.head_width, self.spec.rotary_base)
+        allowed = torch.ones(n, n, dtype=torch.bool)
+        if self.spec.causal:
+            allowed = allowed.tril()
+        for block in self.blocks:
+            x = block(x, allowed[None, None], rotation)
+        return self.final_ln(x)[0]
+
+    def forward(self, ids, lengths):
+        W, rows = self.spec.max_context, []
+        for b in range(ids.shape[0]):
+            document = ids[b, :lengths[b]]
+            features = torch.cat([self.read(document[start:start + W]) for start in range(0, len(document), W)])
+            parts = {"last": features[-1], "max": features.max(dim=0).values, "mean": features.mean(dim=0)}
+            pooling = self.spec.pooling
+            rows.append(torch.cat([parts[p] for p in ("last", "max", "mean")]) if pooling == "concat" else parts[pooling])
+        logits = self.output(torch.stack(rows))
+        return logits.squeeze(1) if self.outputs == 1 else logits
+
+
 def relative_difference(reel, torch_value, floor):
     """max over elements of |reel - torch| / (|torch| + floor max|torch|); infinite when anything is not
     finite, so NaN cannot pass, and where an element differs from a torch value of 0 in an all-zero tensor."""
@@ -422,9 +512,9 @@ def run_case(config, dump, tolerance, floor, require_ragged, quiet=False):
         raise ValueError(f"{dump}: every document has {int(lengths.max())} tokens; the batch must be ragged "
                          "to test padding (use a larger token cut)")
     vocab, embed = params["embedding/weight"].shape
-    if spec.gpt:
+    if spec.gpt or spec.transformer:
         if "block0/attn_qkv/weight" not in params:
-            raise ValueError(f"{dump}: no block0/attn_qkv/weight: the dump is not of a gpt")
+            raise ValueError(f"{dump}: no block0/attn_qkv/weight: the dump is not of a {spec.type}")
     elif spec.cnn:
         if f"conv{spec.widths[0]}/weight" not in params:
             raise ValueError(f"{dump}: no conv{spec.widths[0]}/weight: the dump is not of this cnn")
@@ -438,6 +528,8 @@ def run_case(config, dump, tolerance, floor, require_ragged, quiet=False):
     outputs = vocab if spec.lm else params["output/weight"].shape[0]  # 1: binary; K > 2: K classes
     if spec.gpt:
         twin = GptTwin(spec, vocab, embed)
+    elif spec.transformer:
+        twin = TransformerTwin(spec, vocab, embed, outputs)
     elif spec.cnn:
         twin = CnnTwin(spec, vocab, embed, outputs)
     else:

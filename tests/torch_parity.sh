@@ -1,4 +1,5 @@
-# Parity of the recurrent classifiers, the CNN, the recurrent language models and the GPT with PyTorch: for each
+# Parity of the recurrent classifiers, the CNN, the recurrent language models, the GPT and the Transformer
+# classifier with PyTorch: for each
 # configuration below, tests/dump_batch runs one training forward and backward in reel and
 # tests/torch_parity.py repeats it with PyTorch's own layers from the same parameters; logits, loss and
 # every gradient must agree element by element: |reel - torch| <= 1e-4 (|torch| + 0.01 max|torch|), the
@@ -6,7 +7,9 @@
 # each case as a fraction of that bound: recurrent classifiers 0.054-0.28 (concat pooling among them),
 # CNNs 0.058 (widths 2, 3, 60) and 0.083 (widths 3, 4, 3 classes), recurrent language models
 # 0.14-0.23, GPTs 0.24 (1 block, tied), 0.33 (2 blocks, untied) and 0.27 (3 blocks, 4 heads, d_ff 24), rotary
-# GPTs 0.32 (2 blocks, untied) and 0.25 (1 block, 4 heads, base 100): a 3.0x margin at worst; a tensor's largest difference is at most 2.1e-6 of its largest element (GPTs:
+# GPTs 0.32 (2 blocks, untied) and 0.25 (1 block, 4 heads, base 100), Transformer classifiers 0.13 (one
+# window, mean), 0.26 (causal, windows of 48, concat) and 0.33 (rotary, windows of 40, max, 3 classes): a
+# 3.0x margin at worst; a tensor's largest difference is at most 2.1e-6 of its largest element (GPTs:
 # 9.1e-7). The bf16 GPT case at the end has its own bound, derived there: measured 0.058 of it.
 # torch and h5py are requirements (scripts/install-deps installs python3-torch and python3-h5py for
 # /usr/bin/python3): without them the test fails, it is not skipped.
@@ -99,13 +102,34 @@ write_gpt_config gpt3_tied_ff24 "num_layers = 3" "num_heads = 4" "d_ff = 24"
 # 100, where every pair turns by a large angle within the batch's 120 positions.
 write_gpt_config gpt2_rotary_untied "num_layers = 2" "num_heads = 2" "tie_weights = false" "positions = rotary"
 write_gpt_config gpt1_rotary_4heads "num_layers = 1" "num_heads = 4" "positions = rotary" "rotary_base = 100"
+# The Transformer classifier (src/models/transformer.c on the GPT's blocks): bidirectional, one window
+# (max_context 128), mean pooling; causal with windows of 48 tokens (the reviews of 86 to 120 tokens read
+# in 2 or 3 windows, the one of 36 in one), concat pooling (last, max and mean over the whole review); and
+# 1 block of 4 rotary heads (base 100), bidirectional, windows of 40, max pooling, into 3 classes. The twin
+# pools each review's tokens over all its windows at once, by the pooling's definition.
+write_xf_config() {
+  local name=$1; shift
+  {
+    printf '[data]\ndir = %s\nseq_len = %s\n[model]\ntype = transformer\nvocab_size = 600\nembed_dim = 16\n' \
+      "$WORK/data" "$TOKENS"
+    printf 'dropout = 0\n'
+    printf '%s\n' "$@"
+    printf '[train]\nseed = 11\n'
+  } >"$WORK/$name.ini"
+}
+write_xf_config xf2_mean "num_layers = 2" "num_heads = 2" "max_context = 128"
+write_xf_config xf2_causal_concat_w48 "num_layers = 2" "num_heads = 2" "max_context = 48" "causal = true" \
+  "pooling = concat"
+write_xf_config xf1_rotary_max_w40_3class "num_layers = 1" "num_heads = 4" "max_context = 40" "pooling = max" \
+  "positions = rotary" "rotary_base = 100" "num_classes = 3"
 cases=(lstm_max lstm2_bi_mean gru_bi_last rnn2_max rnn_bi_last_head gru_bi_max_3class lstm_bi_concat_head cnn_2_3_60 cnn_34_3class lm_lstm2 lm_gru_tied lm_lstm_tied_proj lm_rnn
-       gpt1_tied gpt2_untied gpt3_tied_ff24 gpt2_rotary_untied gpt1_rotary_4heads)
+       gpt1_tied gpt2_untied gpt3_tied_ff24 gpt2_rotary_untied gpt1_rotary_4heads
+       xf2_mean xf2_causal_concat_w48 xf1_rotary_max_w40_3class)
 # A GPT as initialised has zero biases, unit layer-norm gains and scores of about 0.01, so attention is
 # nearly uniform: a bias read from the wrong tensor would change nothing and a wrong attention scale
 # little. dump_batch's SPREAD adds N(0, 0.2^2) to every parameter: scores of order 1, biases and gains
 # that matter. The recurrent cases keep their initial parameters (SPREAD 0).
-spread() { case $1 in gpt*) echo 0.2 ;; *) echo 0 ;; esac; }
+spread() { case $1 in gpt* | xf*) echo 0.2 ;; *) echo 0 ;; esac; }
 
 # Negative control: the first dump checked against a configuration that pools by mean instead of max.
 # Such a twin computes another function, and the check must say so.
@@ -120,6 +144,12 @@ sed -i 's/^rnn_dropout = 0$/rnn_dropout = 0.3/' "$WORK/lm_lstm2_dropped.ini"
 write_gpt_config gpt2_untied_as_4heads "num_layers = 2" "num_heads = 4" "tie_weights = false"
 # and the 4-head rotary GPT (base 100) checked as if its base were 10,000: the same tensors, other angles
 write_gpt_config gpt1_rotary_4heads_as_base10000 "num_layers = 1" "num_heads = 4" "positions = rotary"
+# and the causal Transformer classifier checked as bidirectional (the same tensors, every token visible),
+# and the rotary one checked as if it read each review in one window (the same tensors, no windows)
+write_xf_config xf2_causal_concat_w48_as_bidirectional "num_layers = 2" "num_heads = 2" "max_context = 48" \
+  "pooling = concat"
+write_xf_config xf1_rotary_max_w40_3class_as_one_window "num_layers = 1" "num_heads = 4" "max_context = 128" \
+  "pooling = max" "positions = rotary" "rotary_base = 100" "num_classes = 3"
 
 pairs=()
 for name in "${cases[@]}"; do
@@ -138,6 +168,8 @@ OMP_NUM_THREADS=1 "$TORCH_PYTHON" "$REEL_SOURCE_DIR/tests/torch_parity.py" --tol
   --expect-mismatch "$WORK/lm_lstm2.ini" "$WORK/lm_lstm2_dropped.h5" \
   --expect-mismatch "$WORK/gpt2_untied_as_4heads.ini" "$WORK/gpt2_untied.h5" \
   --expect-mismatch "$WORK/gpt1_rotary_4heads_as_base10000.ini" "$WORK/gpt1_rotary_4heads.h5" \
+  --expect-mismatch "$WORK/xf2_causal_concat_w48_as_bidirectional.ini" "$WORK/xf2_causal_concat_w48.h5" \
+  --expect-mismatch "$WORK/xf1_rotary_max_w40_3class_as_one_window.ini" "$WORK/xf1_rotary_max_w40_3class.h5" \
   "${pairs[@]}" >"$WORK/parity.txt" 2>&1 || status=$?
 cat "$WORK/parity.txt"
 if [ "$status" -eq 0 ]; then

@@ -66,7 +66,8 @@ static const reel_key general_keys[] = {
     KEY_SIZE("model", "embed_dim", model.embed_dim, "256", BOUND_MIN, 1, "width of the token embeddings"),
     KEY_STRING("model", "init_from", model.init_from, "",
                "a checkpoint (e.g. a language model's) whose encoder tensors a fresh run starts from, by name and shape "
-               "(the embedding, recurrent layers and batch norms); a resumed run continues from its own"),
+               "(the embedding, recurrent layers and batch norms; a gpt's embedding, positions, blocks and final norm for a "
+               "transformer classifier); a resumed run continues from its own"),
     KEY_STRING("model", "embed_from", model.embed_from, "",
                "word vectors a fresh run's embedding starts from, matched by word: GloVe .txt or word2vec/fastText .vec "
                "text, plain or gzip-compressed; words without a vector keep their initialisation"),
@@ -93,7 +94,7 @@ static const reel_key general_keys[] = {
     KEY_DOUBLE("optimizer", "weight_decay", optimizer.weight_decay, "0", BOUND_MIN, 0, 0,
                "adam: decoupled (AdamW); sgd, rmsprop: L2 added to the gradient"),
     KEY_CHOICE("optimizer", "decay", optimizer.decay, "model", decay_modes,
-               "the tensors weight_decay applies to: model (as each model marks them; the recurrent and bag-of-words models mark all, gpt its matrices and embeddings), "
+               "the tensors weight_decay applies to: model (as each model marks them; the recurrent and bag-of-words models mark all, gpt and transformer their matrices and embeddings), "
                "all, or matrices (two or more dimensions, not the embedding: no biases or norm gains)"),
     KEY_BOOL("optimizer", "decay_embedding", optimizer.decay_embedding, "false",
              "decay = matrices: the embedding decays too"),

@@ -7,7 +7,9 @@
  *   features = layernorm(x)                                  the deferred output (reel/model.h)
  *   logits = features . W^T                                  W: the embedding (tied, the default) or its own
  *
- * C is [model] embed_dim (d_model). There is no bias on the output layer (GPT-2 has none).
+ * C is [model] embed_dim (d_model). There is no bias on the output layer (GPT-2 has none). The stack (all
+ * but the output layer) is src/models/xf_stack.c's, shared with the Transformer classifier, which can
+ * start from a GPT's checkpoint.
  *
  * Positions ([model] positions): learned (GPT-2's, the default) adds row t of position/weight
  * (max_context, C) to token t's embedding; rotary has no table and instead rotates each head's queries
@@ -47,663 +49,107 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "reel/attention.h"
-#include "reel/gemm.h"
-#include "reel/layers.h"
 #include "reel/model.h"
-#include "reel/rng.h"
-
-/* Rows (tokens) an evaluation forward runs at a time: enough for the matrix products to run at full
- * speed, small enough that the arena stays near a training batch's. */
-enum { EVAL_CHUNK_ROWS = 4096, MAX_LAYERS = 96 };
+#include "xf_stack.h"
 
 typedef struct gpt_options {
-    size_t num_layers, num_heads, d_ff, max_context;
+    xf_stack_options stack;
     int tie_weights;
-    double dropout, attention_dropout, rotary_base;
-    char positions[REEL_NAME_MAX];
 } gpt_options;
 
-static const char *const position_kinds[] = {"learned", "rotary", NULL};
-
 static const reel_key gpt_keys[] = {
-    REEL_KEY_SIZE_OF(gpt_options, "model", "num_layers", num_layers, "6", REEL_BOUND_MIN, 1, "Transformer blocks"),
-    REEL_KEY_SIZE_OF(gpt_options, "model", "num_heads", num_heads, "8", REEL_BOUND_MIN, 1,
-                     "attention heads per block; must divide embed_dim (the model width, d_model)"),
-    REEL_KEY_SIZE_OF(gpt_options, "model", "d_ff", d_ff, "0", 0, 0,
-                     "width of each block's MLP; 0: 4 x embed_dim"),
-    REEL_KEY_SIZE_OF(gpt_options, "model", "max_context", max_context, "256", REEL_BOUND_MIN, 1,
-                     "positions the model reads at once (the learned position table's rows); [data] seq_len may not "
-                     "exceed it"),
+    XF_STACK_KEYS_SHAPE(gpt_options, "positions the model reads at once (the learned position table's rows); [data] "
+                                     "seq_len may not exceed it"),
     REEL_KEY_BOOL_OF(gpt_options, "model", "tie_weights", tie_weights, "true",
                      "the output layer uses the token embedding matrix"),
-    REEL_KEY_DOUBLE_OF(gpt_options, "model", "dropout", dropout, "0", REEL_BOUND_MIN | REEL_BOUND_MAX_OPEN, 0, 1,
-                       "dropout on the embeddings and on each block's two residual branches (0 for pretraining, "
-                       "as GPT-2 at this scale)"),
-    REEL_KEY_DOUBLE_OF(gpt_options, "model", "attention_dropout", attention_dropout, "0",
-                       REEL_BOUND_MIN | REEL_BOUND_MAX_OPEN, 0, 1,
-                       "dropout on the attention weights after the softmax, in training (0 for pretraining at this "
-                       "scale)"),
-    REEL_KEY_CHOICE_OF(gpt_options, "model", "positions", positions, "learned", position_kinds,
-                       "learned: a table of max_context x embed_dim added to the token embeddings (GPT-2); rotary: "
-                       "no table, each head's queries and keys rotated by position (RoPE, GPT-NeoX's rotate-half "
-                       "pairing; embed_dim / num_heads must be even)"),
-    REEL_KEY_DOUBLE_OF(gpt_options, "model", "rotary_base", rotary_base, "10000", REEL_BOUND_MIN_OPEN, 1, 0,
-                       "positions = rotary: the pair i of a head of width D turns by position x rotary_base^(-2i/D)"),
+    XF_STACK_KEYS_REST(gpt_options, "dropout on the embeddings and on each block's two residual branches (0 for "
+                                    "pretraining, as GPT-2 at this scale)"),
 };
 static const reel_key_table gpt_key_table = {gpt_keys, sizeof gpt_keys / sizeof gpt_keys[0], sizeof(gpt_options)};
 
-/* Tensor indices of one block, in the order they are registered. */
 typedef struct {
-    size_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, fcproj_w, fcproj_b;
-} gpt_block;
-
-/* The views of one block's activations in the arena (N rows). */
-typedef struct {
-    float *ln1, *ln1_mean, *ln1_rstd; /* (N, C), (N), (N) */
-    float *qkv;                       /* (N, 3C) */
-    float *att, *lse;                 /* (N, C), (B, NH, T) */
-    float *mid;                       /* (N, C) the residual stream after attention */
-    float *ln2, *ln2_mean, *ln2_rstd; /* (N, C), (N), (N) */
-    float *fc, *act;                  /* (N, F) before and after GELU */
-    float *out;                       /* (N, C) the residual stream after the block */
-    float *mask_att, *mask_mlp;       /* (N, C) dropout masks, or NULL */
-} block_acts;
-
-typedef struct {
-    size_t L, NH, C, F, V, W; /* blocks, heads, width, MLP width, vocabulary, max_context */
-    float dropout, attention_dropout;
-    int tied;
-    int rotary;                /* positions = rotary: no position table (wpe unused) */
-    float *rope_cos, *rope_sin; /* (W, D/2) each: rotary's tables, made once */
-    size_t wte, wpe, lnf_w, lnf_b, dec_w;
-    gpt_block blocks[MAX_LAYERS];
-    /* the arena and its views for the current batch */
-    float *arena;
-    size_t arena_floats;
-    size_t rows;               /* N = B * T of the views below */
-    size_t block_slots;        /* blocks with their own views: L in training, 1 in evaluation */
-    float *x0, *mask_emb;      /* (N, C) the embedded input; its dropout mask or NULL */
-    block_acts acts[MAX_LAYERS];
-    float *lnf, *lnf_mean, *lnf_rstd; /* (N, C), (N), (N) the features */
-    float *dres, *dln, *dqkv, *datt, *dact, *dfc; /* backward: (N, C), (N, C), (N, 3C), (N, C), (N, F), (N, F) */
-    float *scratch;            /* attention workspace */
-    /* the batch */
-    size_t B, T;
-    size_t *lengths;           /* (B) */
-    size_t lengths_cap;
-    uint8_t *row_mask;         /* (B * T) */
-    const float *features;     /* (B * T, C): lnf, or all_features in a chunked evaluation */
-    float *all_features;       /* (B * T, C) the whole batch's features, a chunk of sequences at a time */
-    size_t all_features_cap, row_mask_cap;
-    size_t *pos0;              /* (B) cached positions before this forward (decoding), else zeros */
-    size_t pos0_cap;
+    xf_stack stack;
+    size_t V;     /* vocabulary: the output's width */
+    size_t dec_w; /* the output layer's weight: the embedding when tied */
 } gpt_impl;
-
-/* Attention's block products run in fp32 even in a bf16 run. Each is small (64 x 64 blocks, D columns),
- * and a bf16 product pays a rounding of both operands, three oneDNN memory objects and a stream wait per
- * call: the whole attention measured 4-6x slower in bf16 than in fp32 (bench_kernels --attention 1, with
- * and without --bf16 1), while attention is a small share of the model's FLOP (12 L C T of 6 N + 12 L C T
- * per token: 5% at the reference shape, 13% at GPT-2 small's). The kernel itself follows the precision it
- * is given (tests/test_attention.c checks it in both). */
-enum { ATTENTION_BLOCK = 64 };
-
-static size_t block_size(void) { return ATTENTION_BLOCK; }
-
-static void attention_forward_fp32(float *out, float *lse, const float *qkv, const size_t *lengths, size_t B, size_t T,
-                                   size_t C, size_t NH, const reel_attention_dropout *dropout, float *scratch) {
-    reel_precision saved = reel_gemm_precision();
-    reel_gemm_set_precision(REEL_FP32);
-    reel_attention_forward(out, lse, qkv, lengths, 1, B, T, C, NH, ATTENTION_BLOCK, ATTENTION_BLOCK, dropout, scratch);
-    reel_gemm_set_precision(saved);
-}
-
-static void attention_backward_fp32(float *dqkv, const float *dout, const float *out, const float *lse,
-                                    const float *qkv, const size_t *lengths, size_t B, size_t T, size_t C, size_t NH,
-                                    const reel_attention_dropout *dropout, float *scratch) {
-    reel_precision saved = reel_gemm_precision();
-    reel_gemm_set_precision(REEL_FP32);
-    reel_attention_backward(dqkv, dout, out, lse, qkv, lengths, 1, B, T, C, NH, ATTENTION_BLOCK, ATTENTION_BLOCK,
-                            dropout, scratch);
-    reel_gemm_set_precision(saved);
-}
-
-static size_t scratch_floats(const gpt_impl *m, size_t B, size_t T) {
-    size_t bs = block_size();
-    return reel_attention_scratch_floats(B, T, m->C, m->NH, bs, bs);
-}
-
-/* Lays the arena out for B sequences of T positions with `slots` blocks of saved activations (training:
- * one per block, and the backward's buffers too). Grows the allocation when it must. */
-static void arena_layout(gpt_impl *m, size_t B, size_t T, size_t slots, int training) {
-    size_t N = B * T, C = m->C, F = m->F, NH = m->NH;
-    int dropout = training && m->dropout > 0;
-    size_t need = 0;
-    /* first pass counts, second pass assigns: the same code, so the two cannot disagree */
-    for (int pass = 0; pass < 2; pass++) {
-        size_t at = 0;
-#define TAKE(ptr, count)                                  \
-    do {                                                  \
-        size_t take_count_ = (count);                     \
-        if (pass) (ptr) = take_count_ ? m->arena + at : NULL; \
-        at += take_count_;                                \
-    } while (0)
-        TAKE(m->x0, N * C);
-        TAKE(m->mask_emb, dropout ? N * C : 0);
-        for (size_t l = 0; l < slots; l++) {
-            block_acts *a = &m->acts[l];
-            TAKE(a->ln1, N * C);
-            TAKE(a->ln1_mean, N);
-            TAKE(a->ln1_rstd, N);
-            TAKE(a->qkv, N * 3 * C);
-            TAKE(a->att, N * C);
-            TAKE(a->lse, NH * N);
-            TAKE(a->mid, N * C);
-            TAKE(a->ln2, N * C);
-            TAKE(a->ln2_mean, N);
-            TAKE(a->ln2_rstd, N);
-            TAKE(a->fc, N * F);
-            TAKE(a->act, N * F);
-            TAKE(a->out, N * C);
-            TAKE(a->mask_att, dropout ? N * C : 0);
-            TAKE(a->mask_mlp, dropout ? N * C : 0);
-        }
-        TAKE(m->lnf, N * C);
-        TAKE(m->lnf_mean, N);
-        TAKE(m->lnf_rstd, N);
-        TAKE(m->dres, training ? N * C : 0);
-        TAKE(m->dln, training ? N * C : 0);
-        TAKE(m->dqkv, training ? N * 3 * C : 0);
-        TAKE(m->datt, training ? N * C : 0);
-        TAKE(m->dact, training ? N * F : 0);
-        TAKE(m->dfc, training ? N * F : 0);
-        TAKE(m->scratch, scratch_floats(m, B, T) > m->W ? scratch_floats(m, B, T) : m->W);
-#undef TAKE
-        if (pass == 0) {
-            need = at;
-            if (need > m->arena_floats) {
-                free(m->arena);
-                m->arena = reel_malloc((need ? need : 1) * sizeof(float));
-                m->arena_floats = need;
-            }
-        }
-    }
-    m->rows = N;
-    m->block_slots = slots;
-}
-
-static void *grow(void *buffer, size_t *capacity, size_t needed, size_t element) {
-    if (needed <= *capacity) return buffer;
-    free(buffer);
-    *capacity = needed;
-    return reel_malloc(needed * element);
-}
-
-/* Inverted dropout masks (N, C) for the rows of a batch: row b * T + t keyed by (seed, epoch, the
- * sequence's sample index, site, position), so a sequence's masks depend on neither its rank nor its
- * place in the batch. site: 0 the embeddings, 1 + 2 l and 2 + 2 l block l's two branches. */
-static void dropout_masks(float *mask, const reel_batch *batch, size_t B, size_t T, size_t C, float p, uint64_t seed,
-                          uint32_t site) {
-    float keep = 1.0f / (1.0f - p);
-    for (size_t b = 0; b < B; b++)
-        for (size_t t = 0; t < T; t++) {
-            float *row = mask + (b * T + t) * C;
-            for (size_t block = 0; block * 4 < C; block++) {
-                uint32_t words[4];
-                /* c: site in the top 8 bits, then the position's blocks of 4 units (C / 4 < 2^10 per
-                 * position up to C = 4096, positions < 2^14) */
-                reel_rng_block(words, seed, REEL_RNG_TOKEN_DROPOUT, (uint32_t)batch->epoch,
-                               (uint32_t)batch->sample_index[b], (site << 24) | (uint32_t)(t * ((C + 3) / 4) + block));
-                for (size_t k = 0; k < 4 && block * 4 + k < C; k++)
-                    row[block * 4 + k] = reel_rng_unit_float(words[k]) < p ? 0.0f : keep;
-            }
-        }
-}
-
-/* The key of block l's attention dropout for a training batch (reel/attention.h), or NULL when there is
- * none. Training batches start at sequence 0 (only an evaluation runs in chunks). */
-static const reel_attention_dropout *attention_dropout(const gpt_impl *m, const reel_model *model,
-                                                       const reel_batch *batch, size_t l, int training,
-                                                       reel_attention_dropout *key) {
-    if (!training || m->attention_dropout <= 0) return NULL;
-    *key = (reel_attention_dropout){.p = m->attention_dropout, .seed = model->seed, .epoch = (uint32_t)batch->epoch,
-                                    .sample_index = batch->sample_index, .layer = (uint32_t)l, .positions = m->W};
-    return key;
-}
-
-/* ---- the cache (decoding) ---- */
-
-static size_t cache_floats(const gpt_impl *m) { return 1 + m->L * 2 * m->W * m->C; }
-static float *cache_keys(const gpt_impl *m, float *cache, size_t l) { return cache + 1 + l * 2 * m->W * m->C; }
-static float *cache_values(const gpt_impl *m, float *cache, size_t l) { return cache_keys(m, cache, l) + m->W * m->C; }
-
-/* Attention of block l for the new rows of sequences first .. first + B - 1 over their caches, after
- * their keys and values were appended: out (B, T, C) for query rows t < length at positions pos0 + t,
- * each seeing the positions up to its own; zero at padding. qkv (B, T, 3C): the queries. Row by row with
- * plain dot products (decoding reads one row at a time, a prime a few hundred). */
-static void cached_attention(gpt_impl *m, size_t l, float *out, const float *qkv, float *state, size_t B, size_t T,
-                             size_t first) {
-    size_t C = m->C, NH = m->NH, D = C / NH;
-    float scale = 1.0f / sqrtf((float)D);
-    float *score = m->scratch; /* (W) the scores of one query row */
-    for (size_t b = 0; b < B; b++) {
-        float *cache = state + (first + b) * cache_floats(m);
-        for (size_t t = 0; t < T; t++) {
-            float *o = out + (b * T + t) * C;
-            memset(o, 0, C * sizeof(float));
-            if (t >= m->lengths[first + b]) continue; /* padding: zero, as the blocked kernel leaves it */
-            size_t P = m->pos0[first + b] + t + 1;    /* the positions it sees: the cache and itself */
-            for (size_t h = 0; h < NH; h++) {
-                const float *q = qkv + (b * T + t) * 3 * C + h * D;
-                const float *K = cache_keys(m, cache, l) + h * D, *V = cache_values(m, cache, l) + h * D;
-                float top = -INFINITY;
-                for (size_t j = 0; j < P; j++) {
-                    float s = 0;
-                    for (size_t d = 0; d < D; d++) s += q[d] * K[j * C + d];
-                    score[j] = s * scale;
-                    if (score[j] > top) top = score[j];
-                }
-                float sum = 0;
-                for (size_t j = 0; j < P; j++) sum += score[j] = expf(score[j] - top);
-                float *oh = o + h * D;
-                for (size_t j = 0; j < P; j++) {
-                    float w = score[j] / sum;
-                    for (size_t d = 0; d < D; d++) oh[d] += w * V[j * C + d];
-                }
-            }
-        }
-    }
-}
-
-/* ---- forward ---- */
-
-/* Embedding and positions: x0 (B, T, C) = wte[id] + wpe[pos0[b] + t] at valid rows (rotary: wte[id]
- * alone), 0 at padding. */
-static void embed(gpt_impl *m, const reel_store *p, const reel_batch *batch, size_t B, size_t T, size_t first) {
-    size_t C = m->C;
-    const float *wte = reel_store_view(p, m->wte), *wpe = m->rotary ? NULL : reel_store_view(p, m->wpe);
-    for (size_t b = 0; b < B; b++) {
-        const uint32_t *ids = batch->ids + batch->offsets[first + b];
-        for (size_t t = 0; t < T; t++) {
-            float *x = m->x0 + (b * T + t) * C;
-            if (t < m->lengths[first + b]) {
-                const float *e = wte + (size_t)ids[t] * C;
-                if (wpe) {
-                    const float *q = wpe + (m->pos0[first + b] + t) * C;
-                    for (size_t c = 0; c < C; c++) x[c] = e[c] + q[c];
-                } else {
-                    memcpy(x, e, C * sizeof(float));
-                }
-            } else {
-                memset(x, 0, C * sizeof(float));
-            }
-        }
-    }
-}
-
-/* One block, forward: a->out from inp, over B sequences of T rows starting at sequence `first` of the
- * batch (lengths and positions). state: the batch's caches (decoding), or NULL; dropout: the attention
- * dropout's key, or NULL. */
-static void block_forward(gpt_impl *m, const reel_store *p, size_t l, block_acts *a, const float *inp, size_t B,
-                          size_t T, size_t first, float *state, const reel_attention_dropout *dropout) {
-    const gpt_block *k = &m->blocks[l];
-    size_t N = B * T, C = m->C, F = m->F;
-    reel_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, inp, reel_store_view(p, k->ln1_w),
-                           reel_store_view(p, k->ln1_b), N, C, REEL_LAYERNORM_EPS);
-    /* qkv (N, 3C) = ln1 (N, C) . qkv_w (3C, C)^T + qkv_b */
-    reel_linear_forward(a->qkv, a->ln1, reel_store_view(p, k->qkv_w), reel_store_view(p, k->qkv_b), N, C, 3 * C);
-    /* rotary: the queries and keys (2 NH heads side by side) turned at their positions, before the cache
-     * keeps the keys, so cached keys are rotated at their own positions */
-    if (m->rotary)
-        reel_rotary_forward(a->qkv, 3 * C, 2 * m->NH, C / m->NH, m->rope_cos, m->rope_sin, m->pos0 + first,
-                            m->lengths + first, B, T);
-    if (state) {
-        for (size_t b = 0; b < B; b++) {
-            float *cache = state + (first + b) * cache_floats(m);
-            float *keys = cache_keys(m, cache, l), *values = cache_values(m, cache, l);
-            for (size_t t = 0; t < m->lengths[first + b]; t++) {
-                const float *row = a->qkv + (b * T + t) * 3 * C;
-                memcpy(keys + (m->pos0[first + b] + t) * C, row + C, C * sizeof(float));
-                memcpy(values + (m->pos0[first + b] + t) * C, row + 2 * C, C * sizeof(float));
-            }
-        }
-        cached_attention(m, l, a->att, a->qkv, state, B, T, first);
-    } else {
-        attention_forward_fp32(a->att, a->lse, a->qkv, m->lengths + first, B, T, C, m->NH, dropout, m->scratch);
-    }
-    /* mid (N, C) = inp + dropout(att . proj_w^T + proj_b) */
-    reel_linear_forward(a->mid, a->att, reel_store_view(p, k->proj_w), reel_store_view(p, k->proj_b), N, C, C);
-    if (a->mask_att)
-        for (size_t i = 0; i < N * C; i++) a->mid[i] = inp[i] + a->mid[i] * a->mask_att[i];
-    else
-        for (size_t i = 0; i < N * C; i++) a->mid[i] += inp[i];
-    reel_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->mid, reel_store_view(p, k->ln2_w),
-                           reel_store_view(p, k->ln2_b), N, C, REEL_LAYERNORM_EPS);
-    /* fc (N, F) = ln2 . fc_w (F, C)^T + fc_b; act = gelu(fc) */
-    reel_linear_forward(a->fc, a->ln2, reel_store_view(p, k->fc_w), reel_store_view(p, k->fc_b), N, C, F);
-    reel_gelu_forward(a->act, a->fc, N * F);
-    /* out (N, C) = mid + dropout(act . fcproj_w (C, F)^T + fcproj_b) */
-    reel_linear_forward(a->out, a->act, reel_store_view(p, k->fcproj_w), reel_store_view(p, k->fcproj_b), N, F, C);
-    if (a->mask_mlp)
-        for (size_t i = 0; i < N * C; i++) a->out[i] = a->mid[i] + a->out[i] * a->mask_mlp[i];
-    else
-        for (size_t i = 0; i < N * C; i++) a->out[i] += a->mid[i];
-}
-
-/* The whole stack over B sequences of T rows from sequence `first`; leaves the features in m->lnf. */
-static void stack_forward(reel_model *model, const reel_batch *batch, int training, size_t B, size_t T, size_t first) {
-    gpt_impl *m = model->impl;
-    const reel_store *p = &model->params;
-    size_t N = B * T, C = m->C;
-    embed(m, p, batch, B, T, first);
-    if (m->mask_emb) {
-        dropout_masks(m->mask_emb, batch, B, T, C, m->dropout, model->seed, 0);
-        for (size_t i = 0; i < N * C; i++) m->x0[i] *= m->mask_emb[i];
-    }
-    const float *x = m->x0;
-    for (size_t l = 0; l < m->L; l++) {
-        block_acts *a = &m->acts[training ? l : 0];
-        if (a->mask_att) {
-            dropout_masks(a->mask_att, batch, B, T, C, m->dropout, model->seed, (uint32_t)(1 + 2 * l));
-            dropout_masks(a->mask_mlp, batch, B, T, C, m->dropout, model->seed, (uint32_t)(2 + 2 * l));
-        }
-        reel_attention_dropout key;
-        block_forward(m, p, l, a, x, B, T, first, training ? NULL : batch->state,
-                      attention_dropout(m, model, batch, l, training, &key));
-        if (!training && l + 1 < m->L) {
-            /* evaluation keeps one block of views: the next block's input moves to x0 */
-            memcpy(m->x0, a->out, N * C * sizeof(float));
-            x = m->x0;
-        } else {
-            x = a->out;
-        }
-    }
-    reel_layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, reel_store_view(p, m->lnf_w),
-                           reel_store_view(p, m->lnf_b), N, C, REEL_LAYERNORM_EPS);
-}
 
 static void gpt_forward(reel_model *model, const reel_batch *batch, int training, reel_output *out, const reel_comm *comm) {
     (void)comm; /* nothing global: no batch statistics */
-    gpt_impl *m = model->impl;
-    size_t B = batch->size, T = 0, C = m->C;
-    m->lengths = grow(m->lengths, &m->lengths_cap, B ? B : 1, sizeof *m->lengths);
-    m->pos0 = grow(m->pos0, &m->pos0_cap, B ? B : 1, sizeof *m->pos0);
-    float *state = training ? NULL : batch->state;
-    for (size_t b = 0; b < B; b++) {
-        m->lengths[b] = batch->offsets[b + 1] - batch->offsets[b];
-        if (m->lengths[b] > T) T = m->lengths[b];
-        m->pos0[b] = state ? (size_t)state[b * cache_floats(m)] : 0;
-        REEL_CHECK(m->pos0[b] + m->lengths[b] <= m->W, NULL,
-                   "gpt: sequence %zu of the batch reads %zu positions (%zu cached), more than its max_context %zu",
-                   b, m->pos0[b] + m->lengths[b], m->pos0[b], m->W);
-    }
-    m->B = B;
-    m->T = T;
-    size_t N = B * T;
-    m->row_mask = grow(m->row_mask, &m->row_mask_cap, N ? N : 1, sizeof *m->row_mask);
-    for (size_t b = 0; b < B; b++)
-        for (size_t t = 0; t < T; t++) m->row_mask[b * T + t] = t < m->lengths[b];
-    if (training || N <= EVAL_CHUNK_ROWS) {
-        arena_layout(m, B, T, training ? m->L : 1, training);
-        if (N) stack_forward(model, batch, training, B, T, 0);
-        m->features = m->lnf;
-    } else {
-        /* evaluation in chunks of whole sequences: their rows are contiguous in the batch-major output */
-        size_t per = EVAL_CHUNK_ROWS / T ? EVAL_CHUNK_ROWS / T : 1;
-        arena_layout(m, per < B ? per : B, T, 1, 0);
-        m->all_features = grow(m->all_features, &m->all_features_cap, N * C, sizeof(float));
-        for (size_t first = 0; first < B; first += per) {
-            size_t count = B - first < per ? B - first : per;
-            stack_forward(model, batch, 0, count, T, first);
-            memcpy(m->all_features + first * T * C, m->lnf, count * T * C * sizeof(float));
-        }
-        m->features = m->all_features;
-    }
-    if (state)
-        for (size_t b = 0; b < B; b++) state[b * cache_floats(m)] = (float)(m->pos0[b] + m->lengths[b]);
+    gpt_impl *g = model->impl;
+    xf_stack *m = &g->stack;
+    xf_stack_forward(m, model, batch, training, batch->state);
     const reel_store *p = &model->params;
     *out = (reel_output){
-        .rows = N, .width = m->V, .T = T, .B = B, .layout = REEL_ROWS_BATCH_MAJOR, .row_mask = m->row_mask,
-        .features = m->features, .features_dim = C,
-        .weight = reel_store_view(p, m->dec_w), .bias = NULL,
-        .dweight = reel_store_grad_view(p, m->dec_w), .dbias = NULL,
+        .rows = m->B * m->T, .width = g->V, .T = m->T, .B = m->B, .layout = REEL_ROWS_BATCH_MAJOR,
+        .row_mask = m->row_mask, .features = m->features, .features_dim = m->C,
+        .weight = reel_store_view(p, g->dec_w), .bias = NULL,
+        .dweight = reel_store_grad_view(p, g->dec_w), .dbias = NULL,
     };
 }
 
-/* ---- backward ---- */
-
+/* The loss has added the output layer's gradient (group L + 1 with the final norm when untied, the
+ * embedding's group 0 when tied): the stack's backward reports both groups ready after its own. */
 static void gpt_backward(reel_model *model, const reel_batch *batch, const float *dfeatures, const reel_comm *comm) {
     (void)comm;
-    gpt_impl *m = model->impl;
-    const reel_store *p = &model->params;
-    size_t B = m->B, T = m->T, N = B * T, C = m->C, F = m->F;
-    if (N == 0) { /* an empty share of the batch: no gradient to add, every group is final */
-        reel_store_grad_ready(p, 0);
-        return;
-    }
-    REEL_CHECK(m->block_slots == m->L && m->dres, NULL, "gpt: backward without a training forward before it");
-    float *dres = m->dres;
-    /* the final norm: dres (N, C) = its input's gradient */
-    memset(dres, 0, N * C * sizeof(float));
-    const float *last = m->acts[m->L - 1].out;
-    reel_layernorm_backward(dres, reel_store_grad_view(p, m->lnf_w), reel_store_grad_view(p, m->lnf_b), dfeatures,
-                            last, m->lnf_mean, m->lnf_rstd, reel_store_view(p, m->lnf_w), N, C);
-    reel_store_grad_ready(p, m->L + 1); /* the final norm (and an untied output layer, which the loss did) */
-    for (size_t l = m->L; l-- > 0;) {
-        const gpt_block *k = &m->blocks[l];
-        block_acts *a = &m->acts[l];
-        const float *inp = l ? m->acts[l - 1].out : m->x0;
-        /* MLP branch: dres is the gradient of out; the branch's output gradient is dres (* mask) */
-        const float *dbranch = dres;
-        if (a->mask_mlp) {
-            for (size_t i = 0; i < N * C; i++) m->dln[i] = dres[i] * a->mask_mlp[i];
-            dbranch = m->dln;
-        }
-        /* dact (N, F) = dbranch . fcproj_w; dfcproj_w (C, F) += dbranch^T . act; then dfc = dact * gelu'(fc) */
-        memset(m->dact, 0, N * F * sizeof(float));
-        reel_linear_backward(m->dact, reel_store_grad_view(p, k->fcproj_w), reel_store_grad_view(p, k->fcproj_b),
-                             dbranch, a->act, reel_store_view(p, k->fcproj_w), N, F, C);
-        memset(m->dfc, 0, N * F * sizeof(float));
-        reel_gelu_backward(m->dfc, m->dact, a->fc, N * F);
-        /* dln (N, C) = dfc . fc_w; dfc_w (F, C) += dfc^T . ln2; then through ln2 into dres */
-        memset(m->dln, 0, N * C * sizeof(float));
-        reel_linear_backward(m->dln, reel_store_grad_view(p, k->fc_w), reel_store_grad_view(p, k->fc_b), m->dfc, a->ln2,
-                             reel_store_view(p, k->fc_w), N, C, F);
-        reel_layernorm_backward(dres, reel_store_grad_view(p, k->ln2_w), reel_store_grad_view(p, k->ln2_b), m->dln,
-                                a->mid, a->ln2_mean, a->ln2_rstd, reel_store_view(p, k->ln2_w), N, C);
-        reel_store_poll(p);
-        /* attention branch: dres is now the gradient of mid */
-        dbranch = dres;
-        if (a->mask_att) {
-            for (size_t i = 0; i < N * C; i++) m->dln[i] = dres[i] * a->mask_att[i];
-            dbranch = m->dln;
-        }
-        memset(m->datt, 0, N * C * sizeof(float));
-        reel_linear_backward(m->datt, reel_store_grad_view(p, k->proj_w), reel_store_grad_view(p, k->proj_b), dbranch,
-                             a->att, reel_store_view(p, k->proj_w), N, C, C);
-        memset(m->dqkv, 0, N * 3 * C * sizeof(float));
-        reel_attention_dropout key;
-        attention_backward_fp32(m->dqkv, m->datt, a->att, a->lse, a->qkv, m->lengths, B, T, C, m->NH,
-                                attention_dropout(m, model, batch, l, 1, &key), m->scratch);
-        /* rotary: the gradient of the rotated queries and keys back to that of the projection's output
-         * (training reads from position 0: pos0 is all zeros) */
-        if (m->rotary)
-            reel_rotary_backward(m->dqkv, 3 * C, 2 * m->NH, C / m->NH, m->rope_cos, m->rope_sin, NULL, m->lengths, B, T);
-        reel_store_poll(p);
-        memset(m->dln, 0, N * C * sizeof(float));
-        reel_linear_backward(m->dln, reel_store_grad_view(p, k->qkv_w), reel_store_grad_view(p, k->qkv_b), m->dqkv,
-                             a->ln1, reel_store_view(p, k->qkv_w), N, C, 3 * C);
-        /* The keys' bias has a gradient of exactly zero: it adds q . b_k to every score of a query row, which
-         * the softmax cancels. Summed in floating point it comes out as rounding noise of ~1e-10, which Adam
-         * would turn into steps of lr x noise / (|noise| + eps) that differ with the summation order (the
-         * number of ranks, micro-batches). Its exact value is written instead, so the bias stays at 0.
-         * (Attention dropout keeps it 0: the weights are still a softmax of the scores. Rotary does not:
-         * the bias is rotated by the key's position, so it adds a different amount to each score and has
-         * a true gradient.) */
-        if (!m->rotary) memset(reel_store_grad_view(p, k->qkv_b) + C, 0, C * sizeof(float));
-        reel_layernorm_backward(dres, reel_store_grad_view(p, k->ln1_w), reel_store_grad_view(p, k->ln1_b), m->dln, inp,
-                                a->ln1_mean, a->ln1_rstd, reel_store_view(p, k->ln1_w), N, C);
-        reel_store_grad_ready(p, l + 1);
-    }
-    /* dres is the gradient of x0: through the embedding dropout to the token and position rows */
-    if (m->mask_emb)
-        for (size_t i = 0; i < N * C; i++) dres[i] *= m->mask_emb[i];
-    float *dwte = reel_store_grad_view(p, m->wte), *dwpe = m->rotary ? NULL : reel_store_grad_view(p, m->wpe);
-    for (size_t b = 0; b < B; b++) {
-        const uint32_t *ids = batch->ids + batch->offsets[b];
-        for (size_t t = 0; t < m->lengths[b]; t++) {
-            const float *g = dres + (b * T + t) * C;
-            float *e = dwte + (size_t)ids[t] * C;
-            for (size_t c = 0; c < C; c++) e[c] += g[c];
-            if (dwpe) {
-                float *q = dwpe + t * C;
-                for (size_t c = 0; c < C; c++) q[c] += g[c];
-            }
-        }
-    }
-    reel_store_grad_ready(p, 0);
+    gpt_impl *g = model->impl;
+    xf_stack_backward(&g->stack, model, batch, dfeatures);
 }
 
-/* ---- creation ---- */
-
 static void gpt_init(reel_model *model, uint64_t seed) {
-    gpt_impl *m = model->impl;
-    reel_store *p = &model->params;
-    float residual_std = 0.02f / sqrtf(2.0f * (float)m->L);
-    for (size_t i = 0; i < p->num_tensors; i++) {
-        const reel_tensor_info *info = &p->tensors[i];
-        float *values = reel_store_view(p, i);
-        int gain = strstr(info->name, "ln") && strstr(info->name, "/weight"); /* ln1, ln2, final_ln */
-        int projection = strstr(info->name, "attn_proj/weight") || strstr(info->name, "mlp_proj/weight");
-        if (gain)
-            reel_init_constant(values, info->count, 1.0f);
-        else if (info->ndim == 1)
-            reel_init_constant(values, info->count, 0.0f);
-        else
-            reel_init_normal(values, info->count, projection ? residual_std : 0.02f, seed, (uint32_t)i);
-    }
+    gpt_impl *g = model->impl;
+    xf_stack_init(&model->params, &g->stack, seed);
 }
 
 static void gpt_destroy(reel_model *model) {
-    gpt_impl *m = model->impl;
-    if (!m) return;
-    free(m->all_features);
-    free(m->arena);
-    free(m->lengths);
-    free(m->row_mask);
-    free(m->pos0);
-    free(m->rope_cos);
-    free(m->rope_sin);
-    free(m);
+    gpt_impl *g = model->impl;
+    if (!g) return;
+    xf_stack_free(&g->stack);
+    free(g);
 }
 
 static const reel_model_ops gpt_ops = {gpt_forward, gpt_backward, gpt_init, gpt_destroy, NULL, NULL};
 
-/* A tensor of the model: biases and layer-norm parameters (one dimension) are not decayed. */
-static size_t add(reel_store *p, const char *name, size_t ndim, const size_t *shape, const char *sized_by) {
-    size_t i = reel_store_add_sized(p, name, ndim, shape, "%s", sized_by);
-    reel_store_set_decay(p, i, ndim > 1);
-    return i;
-}
-
 static int gpt_create(reel_model **out, const reel_config *cfg, size_t max_batch, reel_error *err) {
     const gpt_options *o = reel_config_model_options(cfg);
     size_t C = cfg->model.embed_dim, V = cfg->model.vocab_size;
-    if (o->num_layers > MAX_LAYERS)
-        return reel_fail(err, "[model] num_layers = %zu: at most %d blocks", o->num_layers, MAX_LAYERS);
-    if (C % o->num_heads != 0)
-        return reel_fail(err, "[model] num_heads = %zu does not divide embed_dim = %zu: every head takes embed_dim / "
-                         "num_heads columns (e.g. num_heads = 8 for embed_dim = 512)", o->num_heads, C);
-    if (o->max_context >= (1u << 24) || o->max_context * ((C + 3) / 4) >= (1u << 24))
-        return reel_fail(err, "[model] max_context = %zu with embed_dim = %zu: max_context x embed_dim must stay below "
-                         "2^26 (the dropout masks' counter; the cache's position count)", o->max_context, C);
-    int rotary = strcmp(o->positions, "rotary") == 0;
-    size_t D = C / o->num_heads;
-    if (rotary && D % 2)
-        return reel_fail(err, "[model] positions = rotary needs an even head width, but embed_dim / num_heads = %zu / "
-                         "%zu = %zu: rotary turns each head's values in pairs", C, o->num_heads, D);
-    if (o->attention_dropout > 0 &&
-        (double)o->num_heads * (double)o->max_context * (double)((o->max_context + 3) / 4) > 4294967296.0)
-        return reel_fail(err, "[model] attention_dropout with num_heads = %zu and max_context = %zu: num_heads x "
-                         "max_context x max_context / 4 must stay within 2^32 (the mask's counter)", o->num_heads,
-                         o->max_context);
-    if (cfg->data.seq_len > o->max_context)
+    if (cfg->data.seq_len > o->stack.max_context)
         return reel_fail(err, "[data] seq_len = %zu is longer than [model] max_context = %zu: a gpt reads at most "
-                         "max_context positions (raise max_context or lower seq_len)", cfg->data.seq_len, o->max_context);
+                         "max_context positions (raise max_context or lower seq_len)", cfg->data.seq_len,
+                         o->stack.max_context);
     reel_model *model = reel_calloc(1, sizeof *model);
-    gpt_impl *m = reel_calloc(1, sizeof *m);
+    gpt_impl *g = reel_calloc(1, sizeof *g);
     snprintf(model->type, sizeof model->type, "gpt");
     model->ops = &gpt_ops;
-    model->impl = m;
+    model->impl = g;
     model->vocab_size = V;
     model->output = REEL_OUTPUT_TOKEN;
     model->num_outputs = V;
-    model->max_context = o->max_context;
+    model->max_context = o->stack.max_context;
     model->max_batch = max_batch ? max_batch : 1;
     model->seed = cfg->train.seed;
-    m->L = o->num_layers;
-    m->NH = o->num_heads;
-    m->C = C;
-    m->F = o->d_ff ? o->d_ff : 4 * C;
-    m->V = V;
-    m->W = o->max_context;
-    m->dropout = (float)o->dropout;
-    m->attention_dropout = (float)o->attention_dropout;
-    m->tied = o->tie_weights;
-    m->rotary = rotary;
-    const char *ff_key = o->d_ff ? "[model] d_ff" : "4 x [model] embed_dim";
-    char ff_by_c[96], c_by_ff[96], name[REEL_TENSOR_NAME_MAX];
-    snprintf(ff_by_c, sizeof ff_by_c, "%s x [model] embed_dim", ff_key);
-    snprintf(c_by_ff, sizeof c_by_ff, "[model] embed_dim x %s", ff_key);
+    g->V = V;
     reel_store *p = &model->params;
     reel_store_init(p, 1);
     reel_store_init(&model->state, 0);
-    m->wte = add(p, REEL_TENSOR_EMBEDDING, 2, (size_t[]){V, C}, "[model] vocab_size x embed_dim");
-    if (rotary) {
-        m->rope_cos = reel_malloc(m->W * (D / 2) * sizeof(float));
-        m->rope_sin = reel_malloc(m->W * (D / 2) * sizeof(float));
-        reel_rotary_tables(m->rope_cos, m->rope_sin, m->W, D, o->rotary_base);
+    xf_stack *m = &g->stack;
+    if (xf_stack_create(m, model, &o->stack, C, 1, err) != 0) {
+        reel_model_destroy(model);
+        return -1;
+    }
+    if (o->tie_weights) {
+        g->dec_w = m->wte;
     } else {
-        m->wpe = add(p, "position/weight", 2, (size_t[]){m->W, C}, "[model] max_context x embed_dim");
+        g->dec_w = reel_store_add_sized(p, "decoder/weight", 2, (size_t[]){V, C}, "%s", "[model] vocab_size x embed_dim");
+        reel_store_set_decay(p, g->dec_w, 1);
     }
-    for (size_t l = 0; l < m->L; l++) {
-        gpt_block *k = &m->blocks[l];
-        reel_store_set_group(p, l + 1);
-#define TENSOR(field, suffix, ndim, shape, by)                        \
-    do {                                                              \
-        snprintf(name, sizeof name, "block%zu/%s", l, suffix);        \
-        k->field = add(p, name, ndim, (size_t[])shape, by);           \
-    } while (0)
-#define ARGS(...) {__VA_ARGS__}
-        TENSOR(ln1_w, "ln1/weight", 1, ARGS(C), "[model] embed_dim");
-        TENSOR(ln1_b, "ln1/bias", 1, ARGS(C), "[model] embed_dim");
-        TENSOR(qkv_w, "attn_qkv/weight", 2, ARGS(3 * C, C), "3 x [model] embed_dim x embed_dim");
-        TENSOR(qkv_b, "attn_qkv/bias", 1, ARGS(3 * C), "3 x [model] embed_dim");
-        TENSOR(proj_w, "attn_proj/weight", 2, ARGS(C, C), "[model] embed_dim x embed_dim");
-        TENSOR(proj_b, "attn_proj/bias", 1, ARGS(C), "[model] embed_dim");
-        TENSOR(ln2_w, "ln2/weight", 1, ARGS(C), "[model] embed_dim");
-        TENSOR(ln2_b, "ln2/bias", 1, ARGS(C), "[model] embed_dim");
-        TENSOR(fc_w, "mlp_fc/weight", 2, ARGS(m->F, C), ff_by_c);
-        TENSOR(fc_b, "mlp_fc/bias", 1, ARGS(m->F), ff_key);
-        TENSOR(fcproj_w, "mlp_proj/weight", 2, ARGS(C, m->F), c_by_ff);
-        TENSOR(fcproj_b, "mlp_proj/bias", 1, ARGS(C), "[model] embed_dim");
-#undef TENSOR
-#undef ARGS
-    }
-    reel_store_set_group(p, m->L + 1);
-    m->lnf_w = add(p, "final_ln/weight", 1, (size_t[]){C}, "[model] embed_dim");
-    m->lnf_b = add(p, "final_ln/bias", 1, (size_t[]){C}, "[model] embed_dim");
-    /* everything up to here is the encoder another model can start from */
-    reel_store_mark_transfer(p, 0);
-    m->dec_w = m->tied ? m->wte : add(p, "decoder/weight", 2, (size_t[]){V, C}, "[model] vocab_size x embed_dim");
     reel_store_allocate(p);
     reel_store_allocate(&model->state);
     model->decode = REEL_DECODE_CACHE;
-    model->decode_width = cache_floats(m);
+    model->decode_width = xf_stack_cache_floats(m);
     /* FLOP per token of a training step: 6 per parameter that multiplies (2 forward, 4 backward; the
      * position table is a lookup) plus attention's 12 L C T (QK^T and AV, forward and backward, T the
      * context; counted at the full causal square as PaLM's appendix B and nanoGPT count it) */
-    double matmul_params = (double)p->num_floats - (rotary ? 0.0 : (double)m->W * C);
+    double matmul_params = (double)p->num_floats - (m->rotary ? 0.0 : (double)m->W * C);
     double T = (double)(cfg->data.seq_len ? cfg->data.seq_len : m->W);
     model->flops_per_token = 6.0 * matmul_params + 12.0 * (double)m->L * (double)C * T;
     *out = model;

@@ -14,6 +14,7 @@ extern const reel_model_kind reel_model_kind_rnn;
 extern const reel_model_kind reel_model_kind_lm;   /* src/models/lm.c */
 extern const reel_model_kind reel_model_kind_gpt;  /* src/models/gpt.c */
 extern const reel_model_kind reel_model_kind_cnn;  /* src/models/cnn.c */
+extern const reel_model_kind reel_model_kind_transformer; /* src/models/transformer.c */
 
 static const reel_model_kind *const model_kinds[] = {
     &reel_model_kind_bow,
@@ -23,6 +24,7 @@ static const reel_model_kind *const model_kinds[] = {
     &reel_model_kind_lm,
     &reel_model_kind_gpt,
     &reel_model_kind_cnn,
+    &reel_model_kind_transformer,
 };
 #define NUM_KINDS (sizeof model_kinds / sizeof model_kinds[0])
 

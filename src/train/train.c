@@ -27,7 +27,7 @@
 #include "reel/vocab.h"
 
 /* A model fine-tuned from another must read its documents in the same direction ([data] reverse): the
- * encoder's weights describe text read one way. */
+ * encoder's weights describe text read one way. And a classifier started from a GPT must attend causally. */
 static int init_reads_same_direction(const reel_config *cfg, reel_error *err) {
     char *text = NULL;
     if (reel_checkpoint_read_config(cfg->model.init_from, &text, err) != 0) return -1;
@@ -40,6 +40,12 @@ static int init_reads_same_direction(const reel_config *cfg, reel_error *err) {
         status = reel_fail(err, "[model] init_from = %s was trained on documents read %s ([data] reverse = %s), but this "
                            "run reads them %s", cfg->model.init_from, trained->data.reverse ? "backward" : "forward",
                            trained->data.reverse ? "true" : "false", cfg->data.reverse ? "backward" : "forward");
+    /* a GPT's blocks were trained to read what comes before each token: read bidirectionally, each token
+     * would mix in what follows it, which the loaded weights never saw */
+    const int *causal = reel_config_field(cfg, "model.causal");
+    if (status == 0 && causal && !*causal && strcmp(trained->model.type, "gpt") == 0)
+        status = reel_fail(err, "[model] init_from = %s is a gpt, whose blocks were trained causal, but [model] causal "
+                           "= false reads every window in both directions; set causal = true", cfg->model.init_from);
     free(trained);
     return status;
 }

@@ -12,3 +12,6 @@ reel_script_test(train_gpt mpi)
 reel_unit_test(bow_ngrams)
 # ... and trained: 1 vs 2 ranks, resume bit for bit, evaluation, configuration errors.
 reel_script_test(train_bow_ngrams mpi)
+# The Transformer classifier trained end to end: 1 vs 2 ranks, resume, whole reviews in windows, predict,
+# eval --lengths, analyze; fine-tuned from a GPT: its tensors bit for bit, freezing, gradual unfreezing.
+reel_script_test(train_transformer mpi)
