@@ -56,6 +56,14 @@ static void prep_usage(FILE *out) {
         "  --seed S              seed of the train/valid split, a Philox-driven shuffle (default: 42)\n"
         "  --vocab-size N        at most N vocabulary entries, the 3 reserved ones included (default: 30000)\n"
         "  --min-count K         words counted fewer than K times map to <unk> (default: 1)\n"
+        "  --tokenizer T         word (default): the word tokenizer of reel/tokenizer.h; sentencepiece:\n"
+        "                        subword pieces of a SentencePiece model of --vocab-size ids, trained on\n"
+        "                        the normalised train (valid included) and unsup texts, seeded by --seed,\n"
+        "                        with byte fallback (no <unk>); written as pieces.model, its pieces listed\n"
+        "                        in vocab.txt in id order with their counts\n"
+        "  --piece-model M       sentencepiece: unigram (default) or bpe\n"
+        "  --tokenizer-model F   sentencepiece: use the piece model F (a pieces.model of an earlier prep)\n"
+        "                        instead of training one (implies --tokenizer sentencepiece)\n"
         "  --threads T           1: one thread; 2: read and decompress the input in a second thread while\n"
         "                        tokenizing (default: 2)\n"
         "  --quiet               print nothing on success\n"
@@ -91,17 +99,22 @@ static void print_summary(const reel_prep_options *opts, const reel_prep_result 
         printf("  %-6s %10" PRIu64 " %12" PRIu64 " %7.3f%%\n", reel_split_name(s), st->docs, st->tokens,
                st->tokens ? 100.0 * (double)st->unknown / (double)st->tokens : 0.0);
     }
-    printf("  vocabulary: %zu entries (of %zu distinct words), checksum %016" PRIx64 "; classes: %" PRIu32 "\n",
-           r->vocab_size, r->distinct_tokens, r->vocab_checksum, r->num_classes);
+    printf("  vocabulary: %zu entries (of %zu distinct %s), checksum %016" PRIx64 "; classes: %" PRIu32 "\n",
+           r->vocab_size, r->distinct_tokens, opts->tokenizer == REEL_PREP_PIECES ? "pieces used" : "words",
+           r->vocab_checksum, r->num_classes);
     if (r->skipped) printf("  skipped: %" PRIu64 " non-review files or empty lines\n", r->skipped);
-    printf("  done in %.2f s (read and tokenize %.2f s, write %.2f s)\n", r->seconds, r->seconds_read,
-           r->seconds_write);
+    if (opts->tokenizer == REEL_PREP_PIECES)
+        printf("  done in %.2f s (read and normalise %.2f s, piece model and encoding %.2f s, write %.2f s)\n",
+               r->seconds, r->seconds_read, r->seconds_pieces, r->seconds_write);
+    else
+        printf("  done in %.2f s (read and tokenize %.2f s, write %.2f s)\n", r->seconds, r->seconds_read,
+               r->seconds_write);
     fflush(stdout);
 }
 
 static int prep_main(int argc, char **argv) {
     enum { O_FORMAT = 256, O_TEST, O_UNSUP, O_TEXT_COL, O_LABEL_COL, O_VALID_COUNT, O_VALID_FRACTION, O_SEED,
-           O_VOCAB_SIZE, O_MIN_COUNT, O_THREADS, O_QUIET };
+           O_VOCAB_SIZE, O_MIN_COUNT, O_THREADS, O_QUIET, O_TOKENIZER, O_PIECE_MODEL, O_TOKENIZER_MODEL };
     static const struct option long_options[] = {
         {"format", required_argument, NULL, O_FORMAT},
         {"test", required_argument, NULL, O_TEST},
@@ -115,13 +128,17 @@ static int prep_main(int argc, char **argv) {
         {"min-count", required_argument, NULL, O_MIN_COUNT},
         {"threads", required_argument, NULL, O_THREADS},
         {"quiet", no_argument, NULL, O_QUIET},
+        {"tokenizer", required_argument, NULL, O_TOKENIZER},
+        {"piece-model", required_argument, NULL, O_PIECE_MODEL},
+        {"tokenizer-model", required_argument, NULL, O_TOKENIZER_MODEL},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     reel_prep_options opts;
     reel_prep_options_default(&opts);
     opts.verbose = 1;
-    int have_count = 0, have_fraction = 0;
+    int have_count = 0, have_fraction = 0, have_vocab_size = 0, have_min_count = 0, have_piece_model = 0;
+    const char *tokenizer = NULL;
     uint64_t value;
     optind = 1;
     opterr = 0;
@@ -159,10 +176,28 @@ static int prep_main(int argc, char **argv) {
             /* token ids are 32-bit */
             if (parse_u64("--vocab-size", optarg, 4, UINT32_MAX, &value) != 0) return 2;
             opts.vocab_size = (size_t)value;
+            have_vocab_size = 1;
             break;
         case O_MIN_COUNT:
             if (parse_u64("--min-count", optarg, 1, UINT64_MAX, &opts.min_count) != 0) return 2;
+            have_min_count = 1;
             break;
+        case O_TOKENIZER:
+            if (strcmp(optarg, "word") != 0 && strcmp(optarg, "sentencepiece") != 0) {
+                fprintf(stderr, "reel prep: error: --tokenizer '%s': expected word or sentencepiece\n", optarg);
+                return 2;
+            }
+            tokenizer = optarg;
+            break;
+        case O_PIECE_MODEL:
+            if (strcmp(optarg, "bpe") != 0 && strcmp(optarg, "unigram") != 0) {
+                fprintf(stderr, "reel prep: error: --piece-model '%s': expected unigram or bpe\n", optarg);
+                return 2;
+            }
+            opts.piece_bpe = strcmp(optarg, "bpe") == 0;
+            have_piece_model = 1;
+            break;
+        case O_TOKENIZER_MODEL: opts.pieces_model_path = optarg; break;
         case O_THREADS:
             if (parse_u64("--threads", optarg, 1, 2, &value) != 0) return 2;
             opts.threads = (int)value;
@@ -173,6 +208,25 @@ static int prep_main(int argc, char **argv) {
     }
     if (have_count && have_fraction) {
         fprintf(stderr, "reel prep: error: give --valid-count or --valid-fraction, not both\n");
+        return 2;
+    }
+    if (opts.pieces_model_path && tokenizer && strcmp(tokenizer, "word") == 0) {
+        fprintf(stderr, "reel prep: error: --tokenizer-model is a SentencePiece model; it does not go with --tokenizer word\n");
+        return 2;
+    }
+    if ((tokenizer && strcmp(tokenizer, "sentencepiece") == 0) || opts.pieces_model_path)
+        opts.tokenizer = REEL_PREP_PIECES;
+    if (opts.tokenizer == REEL_PREP_WORDS && have_piece_model) {
+        fprintf(stderr, "reel prep: error: --piece-model applies to --tokenizer sentencepiece\n");
+        return 2;
+    }
+    if (opts.tokenizer == REEL_PREP_PIECES && have_min_count) {
+        fprintf(stderr, "reel prep: error: --min-count applies to the word tokenizer; pieces have no <unk>\n");
+        return 2;
+    }
+    if (opts.pieces_model_path && (have_vocab_size || have_piece_model)) {
+        fprintf(stderr, "reel prep: error: --tokenizer-model %s fixes the pieces; --vocab-size and --piece-model "
+                        "apply to training a model\n", opts.pieces_model_path);
         return 2;
     }
     if (argc - optind != 2) {
