@@ -67,6 +67,31 @@ PY
 # Raw text through the checkpoint's piece model: predict's perplexity equals eval's on test.tok.
 expect_ok "eval on test" reel eval "$ckpt" --split test
 eval_ppl=$(sed -n 's/^perplexity *\([0-9.]*\)$/\1/p' "$WORK/out.txt")
+cp "$WORK/out.txt" "$WORK/eval_pieces.txt"
+
+# Bits per byte and perplexity per word: the total loss over the test text's bytes and words, which
+# prep.ini records and are the same for both tokenizers; so a word-level GPT and the piece-level one
+# are compared on the same denominators. A part of the split has neither (NaN).
+write_small_gpt_config "$WORK/gpt_words.ini" "$WORK/words"
+expect_ok "a GPT trains on words" reel train "$WORK/gpt_words.ini" --run-dir "$WORK/run_words" --set train.max_steps=6 \
+  --set objective.eval_docs=0
+expect_ok "eval it on test" reel eval "$WORK/run_words/ckpt_00000006.h5" --split test
+cp "$WORK/out.txt" "$WORK/eval_words.txt"
+"$H5PY_PYTHON" - "$WORK/eval_pieces.txt" "$WORK/eval_words.txt" "$(ini_get "$WORK/sp/prep.ini" test_bytes)" \
+  "$(ini_get "$WORK/sp/prep.ini" test_words)" <<'PY' && pass "bits per byte and word perplexity of both models" || fail "bits per byte"
+import math, sys
+nbytes, words = int(sys.argv[3]), int(sys.argv[4])
+for path in sys.argv[1:3]:
+    v = dict(l.split(None, 1) for l in open(path) if l[:1].isalpha() and len(l.split()) >= 2)
+    loss, tokens = float(v["loss"]), int(v["tokens"])
+    total = loss * tokens  # nats over every prediction
+    bpb, wppl = float(v["bits_per_byte"]), float(v["word_perplexity"])
+    assert abs(bpb - total / math.log(2) / nbytes) <= 2e-4 * bpb, (path, bpb, total / math.log(2) / nbytes)
+    assert abs(math.log(wppl) - total / words) <= 2e-4 * math.log(wppl), (path, wppl, math.exp(total / words))
+    print(path, "tokens", tokens, "bits per byte", bpb, "word perplexity", wppl)
+PY
+expect_ok "eval on half the test split" reel eval "$ckpt" --split test --docs 50
+grep -q '^bits_per_byte *nan$' "$WORK/out.txt" && pass "no bits per byte for part of a split" || fail "bits per byte of a part: $(grep bits "$WORK/out.txt")"
 mv "$WORK/sp" "$WORK/sp_moved" # no data directory for the use commands
 expect_ok "score the test reviews as raw text" reel predict "$ckpt" "$WORK/test.txt" --json
 "$H5PY_PYTHON" - "$WORK/out.txt" "$eval_ppl" <<'PY' && pass "predict's perplexity equals eval's ($eval_ppl)" || fail "predict and eval disagree"

@@ -20,6 +20,7 @@
 #include <xxhash.h>
 
 #include "prep_internal.h"
+#include "reel/data.h"
 #include "reel/pieces.h"
 #include "reel/tokenizer.h"
 #include "reel/tokfile.h"
@@ -919,4 +920,39 @@ int reel_prep_run(const reel_prep_options *opts, reel_prep_result *result, reel_
     free(ctx.class_of);
     reel_buf_free(&ctx.path);
     return rc;
+}
+
+/* One "key = unsigned" line of an INI text; 0 when there is none. */
+static int ini_u64(const char *text, const char *key, uint64_t *value) {
+    size_t k = strlen(key);
+    for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+        if (strncmp(line, key, k) != 0 || strncmp(line + k, " = ", 3) != 0) continue;
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(line + k + 3, &end, 10);
+        if (errno || end == line + k + 3 || (*end != '\n' && *end != '\0')) return 0;
+        *value = v;
+        return 1;
+    }
+    return 0;
+}
+
+int reel_prep_split_text(const char *data_dir, const char *split, uint64_t *bytes, uint64_t *words) {
+    *bytes = *words = 0;
+    reel_buf path = {0}, text = {0};
+    reel_buf_printf(&path, "%s/prep.ini", data_dir);
+    reel_error err = {{0}};
+    int found = 0;
+    if (reel_read_file(&text, path.data, (size_t)1 << 20, 1, &err) == 0 && text.data) {
+        char key[64];
+        uint64_t b = 0, w = 0;
+        snprintf(key, sizeof key, "%s_bytes", split);
+        found = ini_u64(text.data, key, &b);
+        snprintf(key, sizeof key, "%s_words", split);
+        found = found && ini_u64(text.data, key, &w);
+        if (found) *bytes = b, *words = w;
+    }
+    reel_buf_free(&path);
+    reel_buf_free(&text);
+    return found ? 0 : 1;
 }
