@@ -1,5 +1,6 @@
 # Subword pieces end to end (issue 20, section 1): reel prep --tokenizer sentencepiece on a synthetic
-# fixture is deterministic (twice, and again from its own pieces.model: the same files); a tiny GPT
+# fixture is deterministic (twice, on 2 and 3 ranks, and again from its own pieces.model: the same
+# files); a tiny GPT
 # trained a few steps on it carries the piece model in its checkpoint (/pieces, byte for byte the data's
 # pieces.model), and predict, generate and export use it without the data directory: predict's
 # perplexity of the test reviews as raw text equals eval's on test.tok (so raw text is encoded exactly as
@@ -31,6 +32,18 @@ same_dirs "$WORK/sp" "$WORK/sp2" && pass "the same input and seed give the same 
 [ "$(ini_get "$WORK/sp/prep.ini" type)" = sentencepiece ] && [ "$(wc -l <"$WORK/sp/vocab.txt")" = 400 ] &&
   [ "$(sed -n 4p "$WORK/sp/vocab.txt" | cut -f1)" = "<0x00>" ] && [ "$(ini_get "$WORK/sp/prep.ini" train_unknown)" = 0 ] &&
   pass "prep.ini names the tokenizer; vocab.txt lists the 400 pieces; no <unk>" || fail "prep output: $(cat "$WORK/sp/prep.ini")"
+# Several ranks (the documents encoded by the ranks in turn, rank 0 writing): the files of one process.
+expect_ok "prep on 2 ranks" mpireel 2 prep --quiet --format tsv --test "$WORK/test.tsv" --valid-count 100 \
+  --tokenizer sentencepiece --vocab-size 400 "$WORK/train.tsv" "$WORK/sp_2ranks"
+same_dirs "$WORK/sp" "$WORK/sp_2ranks" && [ "$(ini_get "$WORK/sp_2ranks/prep.ini" ranks)" = 2 ] &&
+  pass "2 ranks write the files of one process" || fail "2 ranks differ from one process"
+expect_ok "prep on 3 ranks from the model" mpireel 3 prep --quiet --format tsv --test "$WORK/test.tsv" --valid-count 100 \
+  --tokenizer-model "$WORK/sp/pieces.model" "$WORK/train.tsv" "$WORK/sp_3ranks"
+cmp -s "$WORK/sp/train.tok" "$WORK/sp_3ranks/train.tok" && cmp -s "$WORK/sp/vocab.txt" "$WORK/sp_3ranks/vocab.txt" &&
+  cmp -s "$WORK/sp/test.tok" "$WORK/sp_3ranks/test.tok" && pass "3 ranks too" || fail "3 ranks differ from one process"
+expect_fail "a missing model on 2 ranks" "^reel prep: error: .*nowhere.model" \
+  mpireel 2 prep --format tsv --tokenizer-model "$WORK/nowhere.model" "$WORK/train.tsv" "$WORK/bad"
+[ "$(grep -c "error" "$WORK/err.txt")" = 1 ] && pass "the error is printed once" || fail "errors: $(cat "$WORK/err.txt")"
 expect_ok "prep from its own piece model" reel prep --quiet --format tsv --test "$WORK/test.tsv" --valid-count 100 \
   --tokenizer-model "$WORK/sp/pieces.model" "$WORK/train.tsv" "$WORK/sp3"
 cmp -s "$WORK/sp/train.tok" "$WORK/sp3/train.tok" && cmp -s "$WORK/sp/vocab.txt" "$WORK/sp3/vocab.txt" &&

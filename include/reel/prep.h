@@ -40,7 +40,12 @@
  * vocab.txt lists its pieces in id order (reel/vocab.h) with their counts in the encoded train, valid
  * and unsup splits. Byte fallback spells anything the pieces lack, so no piece is <unk>.
  *
- * Memory is proportional to the vocabulary plus 32 bytes per document: documents are tokenized once,
+ * Several ranks (pieces only, options.comm): every rank reads and normalises the input, rank 0 trains
+ * the piece model and sends it, the ranks encode the documents in turn (canonical position g by rank
+ * g mod P) and send them to rank 0, which writes the same files as one process would.
+ *
+ * Memory is proportional to the vocabulary plus 32 bytes per document (pieces: plus the encoded pieces,
+ * about 2 bytes each, held until written): documents are tokenized once,
  * streamed to unnamed temporary files in OUTDIR as provisional ids, and remapped once the vocabulary is
  * fixed.
  */
@@ -79,6 +84,8 @@ typedef struct reel_prep_options {
     reel_prep_tokenizer tokenizer; /* default REEL_PREP_WORDS */
     int piece_bpe;              /* pieces: 1 BPE, 0 unigram (default) */
     const char *pieces_model_path; /* pieces: a serialized piece model to use instead of training one */
+    const struct reel_comm *comm; /* pieces under mpirun: every rank calls reel_prep_run with the same options
+                                     and this communicator; rank 0 writes the files (NULL: one process) */
     int verbose;                /* 1: print a summary on stdout */
 } reel_prep_options;
 
@@ -102,6 +109,7 @@ typedef struct reel_prep_result {
     double seconds;         /* whole run */
     double seconds_read;    /* pass 1: read, tokenize, count */
     double seconds_pieces;  /* pieces: training (or loading) the piece model and encoding every document */
+    double seconds_piece_model; /* of which training (or reading) the model and sending it to the ranks */
     double seconds_write;   /* pass 2: remap and write the .tok files, vocab, labels, manifest */
 } reel_prep_result;
 

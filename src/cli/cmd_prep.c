@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli_common.h"
 #include "commands.h"
@@ -69,8 +70,10 @@ static void prep_usage(FILE *out) {
         "  --quiet               print nothing on success\n"
         "  -h, --help            show this help\n"
         "\n"
-        "Runs on one process. Under mpirun, rank 0 does the work while the other ranks wait idle, and all\n"
-        "ranks exit with rank 0's status.\n"
+        "Runs on one process. Under mpirun, with words rank 0 does the work while the other ranks wait idle;\n"
+        "with pieces every rank reads and normalises the input, rank 0 trains the piece model, the ranks\n"
+        "encode the documents in turn and rank 0 writes the same files as one process. All ranks exit with\n"
+        "rank 0's status.\n"
         "Exit status: 0 on success, 1 on an input or output error, 2 on a usage error.\n",
         out);
 }
@@ -112,7 +115,8 @@ static void print_summary(const reel_prep_options *opts, const reel_prep_result 
     fflush(stdout);
 }
 
-static int prep_main(int argc, char **argv) {
+/* Parses the command line into opts: -1 to run, else the exit status (help 0, usage errors 2). */
+static int parse_args(int argc, char **argv, reel_prep_options *out) {
     enum { O_FORMAT = 256, O_TEST, O_UNSUP, O_TEXT_COL, O_LABEL_COL, O_VALID_COUNT, O_VALID_FRACTION, O_SEED,
            O_VOCAB_SIZE, O_MIN_COUNT, O_THREADS, O_QUIET, O_TOKENIZER, O_PIECE_MODEL, O_TOKENIZER_MODEL };
     static const struct option long_options[] = {
@@ -237,7 +241,15 @@ static int prep_main(int argc, char **argv) {
     }
     opts.input = argv[optind];
     opts.outdir = argv[optind + 1];
+    *out = opts;
+    return -1;
+}
 
+/* One process, or rank 0 alone while the others wait (words under mpirun). */
+static int prep_main(int argc, char **argv) {
+    reel_prep_options opts;
+    int status = parse_args(argc, argv, &opts);
+    if (status >= 0) return status;
     reel_prep_result result;
     reel_error err = {""};
     if (reel_prep_run(&opts, &result, &err) != 0) {
@@ -248,4 +260,47 @@ static int prep_main(int argc, char **argv) {
     return 0;
 }
 
-int reel_cmd_prep(int argc, char **argv) { return reel_comm_run_on_rank0(prep_main, argc, argv); }
+/* Pieces under mpirun: rank 0 parses the command line and says what to do; with pieces every rank
+ * takes part (reel/prep.h), rank 0 printing; every rank exits with rank 0's status. */
+int reel_cmd_prep(int argc, char **argv) {
+    reel_comm world;
+    reel_comm_world(&world);
+    if (world.size == 1) return prep_main(argc, argv);
+    int decision[2] = {0, 0}; /* 0: exit with decision[1]; 1: rank 0 alone; 2: every rank */
+    reel_prep_options opts;
+    if (world.rank == 0) {
+        int status = parse_args(argc, argv, &opts);
+        decision[0] = status >= 0 ? 0 : opts.tokenizer == REEL_PREP_PIECES ? 2 : 1;
+        decision[1] = status;
+    }
+    reel_comm_bcast(&world, decision, sizeof decision, 0);
+    if (decision[0] == 0) return decision[1];
+    if (decision[0] == 1) return reel_comm_run_on_rank0(prep_main, argc, argv);
+    if (world.rank != 0) {
+        int status = parse_args(argc, argv, &opts); /* as on rank 0, where it succeeded */
+        REEL_CHECK(status < 0, NULL, "rank %d read the command line otherwise than rank 0", world.rank);
+    }
+    opts.comm = &world;
+    reel_prep_result result;
+    reel_error err = {""};
+    int status = 0;
+    if (reel_prep_run(&opts, &result, &err) != 0) {
+        /* rank 0 names the error of the input, which every rank meets; another rank's own is its own */
+        if (world.rank == 0)
+            fprintf(stderr, "reel prep: error: %s\n", err.message);
+        else if (!strstr(err.message, "another rank of the prep failed"))
+            fprintf(stderr, "reel prep: rank %d: error: %s\n", world.rank, err.message);
+        status = 1;
+    } else if (world.rank == 0 && opts.verbose) {
+        print_summary(&opts, &result);
+        printf("  on %d ranks\n", world.size);
+    }
+    /* rank 0 writes after the others are done: they wait for its status without spinning */
+    MPI_Request request;
+    REEL_MPI_CHECK(MPI_Ibcast(&status, 1, MPI_INT, 0, world.comm, &request));
+    for (int done = 0; !done;) {
+        REEL_MPI_CHECK(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
+        if (!done) nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+    }
+    return status;
+}

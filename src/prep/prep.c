@@ -17,9 +17,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <limits.h>
+#include <time.h>
 #include <xxhash.h>
 
 #include "prep_internal.h"
+#include "reel/comm.h"
 #include "reel/data.h"
 #include "reel/pieces.h"
 #include "reel/tokenizer.h"
@@ -545,30 +548,144 @@ static int next_training_text(void *arg, const char **text, size_t *length) {
     return 0;
 }
 
+/* ---- several ranks ----
+ * Under mpirun with pieces, every rank reads and normalises the whole input (a gzip stream cannot be
+ * split, and this is the cheap part), rank 0 trains the piece model and sends it to the others, and
+ * the documents are encoded by the ranks in turn: the document at canonical position g (train, test,
+ * unsup, in the order pass 2 writes them) by rank g mod P. Rank 0 collects the pieces and the counts
+ * and writes everything, as one process would: the same bytes. The other ranks wait without spinning
+ * (polling every 5 ms), since a busy wait would take a core from the work. */
+
+static void wait_quietly(MPI_Request *request) {
+    for (;;) {
+        int done = 0;
+        REEL_MPI_CHECK(MPI_Test(request, &done, MPI_STATUS_IGNORE));
+        if (done) return;
+        struct timespec pause = {0, 5 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+}
+
+static void bcast_quietly(const reel_comm *comm, void *data, size_t bytes) {
+    for (size_t done = 0; done < bytes;) {
+        int piece = bytes - done > INT_MAX ? INT_MAX : (int)(bytes - done);
+        MPI_Request request;
+        REEL_MPI_CHECK(MPI_Ibcast((char *)data + done, piece, MPI_BYTE, 0, comm->comm, &request));
+        wait_quietly(&request);
+        done += (size_t)piece;
+    }
+}
+
+/* Every rank's rc: -1 on every rank when any failed (the others' errors say "rank N failed"). */
+static int agree(const reel_comm *comm, int rc, reel_error *err) {
+    if (!comm || comm->size == 1) return rc;
+    int failed = rc != 0, any = 0;
+    MPI_Request request;
+    REEL_MPI_CHECK(MPI_Iallreduce(&failed, &any, 1, MPI_INT, MPI_MAX, comm->comm, &request));
+    wait_quietly(&request);
+    if (any && rc == 0) reel_fail(err, "another rank of the prep failed (its error is printed by rank 0 or itself)");
+    return any ? -1 : 0;
+}
+
+static void send_quietly(const reel_comm *comm, const void *data, size_t bytes, int tag) {
+    for (size_t done = 0; done < bytes;) {
+        int piece = bytes - done > INT_MAX ? INT_MAX : (int)(bytes - done);
+        MPI_Request request;
+        REEL_MPI_CHECK(MPI_Isend((const char *)data + done, piece, MPI_BYTE, 0, tag, comm->comm, &request));
+        wait_quietly(&request);
+        done += (size_t)piece;
+    }
+}
+
+static void recv_all(const reel_comm *comm, void *data, size_t bytes, int from, int tag) {
+    for (size_t done = 0; done < bytes;) {
+        int piece = bytes - done > INT_MAX ? INT_MAX : (int)(bytes - done);
+        REEL_MPI_CHECK(MPI_Recv((char *)data + done, piece, MPI_BYTE, from, tag, comm->comm, MPI_STATUS_IGNORE));
+        done += (size_t)piece;
+    }
+}
+
+/* One rank's encoded documents: for each, its pieces and the bytes of their varint encoding, then all
+ * the encoded bytes in document order. */
+typedef struct {
+    uint32_t *lengths; /* (docs, 2): pieces, bytes */
+    size_t docs;
+    unsigned char *bytes;
+    size_t used, capacity;
+    size_t next_doc, next_byte; /* reading back on rank 0 */
+} encoded_share;
+
+/* Rank 0 gets every rank's share (its own is in shares[0] already). */
+static void gather_shares(const reel_comm *comm, encoded_share *shares) {
+    if (comm->rank != 0) {
+        encoded_share *mine = &shares[0];
+        uint64_t header[2] = {mine->docs, mine->used};
+        send_quietly(comm, header, sizeof header, 1);
+        send_quietly(comm, mine->lengths, mine->docs * 2 * sizeof *mine->lengths, 2);
+        send_quietly(comm, mine->bytes, mine->used, 3);
+        return;
+    }
+    for (int r = 1; r < comm->size; r++) {
+        uint64_t header[2];
+        recv_all(comm, header, sizeof header, r, 1);
+        encoded_share *share = &shares[r];
+        share->docs = (size_t)header[0];
+        share->used = (size_t)header[1];
+        share->lengths = reel_malloc((share->docs ? share->docs : 1) * 2 * sizeof *share->lengths);
+        share->bytes = reel_malloc(share->used ? share->used : 1);
+        recv_all(comm, share->lengths, share->docs * 2 * sizeof *share->lengths, r, 2);
+        recv_all(comm, share->bytes, share->used, r, 3);
+    }
+}
+
+/* The piece model: trained (or read) by rank 0, sent to the other ranks. */
+static int obtain_model(prep_ctx *ctx, const char **model_name, reel_error *err) {
+    const reel_prep_options *o = ctx->opts;
+    const reel_comm *comm = o->comm;
+    int rc = 0;
+    *model_name = o->pieces_model_path ? o->pieces_model_path : "the trained piece model";
+    if (!comm || comm->rank == 0) {
+        if (o->pieces_model_path) {
+            reel_buf model = {0};
+            rc = reel_read_file(&model, o->pieces_model_path, (size_t)1 << 30, 0, err);
+            ctx->pieces = model.data ? model.data : reel_malloc(1);
+            ctx->pieces_bytes = model.length;
+        } else {
+            text_walk walk = {ctx, PREP_IN_TRAIN, 0, NULL, 0, 0, {{0}}};
+            reel_pieces_options po = {o->piece_bpe ? REEL_PIECES_BPE : REEL_PIECES_UNIGRAM, o->vocab_size,
+                                      PIECE_TRAIN_THREADS, o->seed, 0};
+            rc = reel_pieces_train(&ctx->pieces, &ctx->pieces_bytes, next_training_text, &walk, &po, err);
+            free(walk.buf);
+            if (walk.failed) {
+                *err = walk.err;
+                rc = -1;
+            }
+        }
+    }
+    if (!comm || comm->size == 1) return rc;
+    uint64_t header[2] = {rc != 0, ctx->pieces_bytes};
+    bcast_quietly(comm, header, sizeof header);
+    if (header[0]) return comm->rank == 0 ? -1 : reel_fail(err, "another rank of the prep failed: rank 0 could not make the piece model");
+    if (comm->rank != 0) {
+        ctx->pieces_bytes = (size_t)header[1];
+        ctx->pieces = reel_malloc(ctx->pieces_bytes ? ctx->pieces_bytes : 1);
+    }
+    bcast_quietly(comm, ctx->pieces, ctx->pieces_bytes);
+    return 0;
+}
+
 /* Trains or reads the piece model, makes ctx->vocab its pieces, and replaces every split's normalised
  * texts by their piece ids (the provisional ids' encoding, with final_id the identity), counting the
- * pieces of the counted splits. */
+ * pieces of the counted splits. With several ranks, returns 1 on the ranks other than 0 once their
+ * share is sent: rank 0 alone goes on to write. */
 static int build_pieces(prep_ctx *ctx, reel_error *err) {
     const reel_prep_options *o = ctx->opts;
-    const char *model_name = o->pieces_model_path;
-    if (o->pieces_model_path) {
-        reel_buf model = {0};
-        if (reel_read_file(&model, o->pieces_model_path, (size_t)1 << 30, 0, err) != 0) return -1;
-        ctx->pieces = model.data ? model.data : reel_malloc(1);
-        ctx->pieces_bytes = model.length;
-    } else {
-        model_name = "the trained piece model";
-        text_walk walk = {ctx, PREP_IN_TRAIN, 0, NULL, 0, 0, {{0}}};
-        reel_pieces_options po = {o->piece_bpe ? REEL_PIECES_BPE : REEL_PIECES_UNIGRAM, o->vocab_size,
-                                  PIECE_TRAIN_THREADS, o->seed, 0};
-        int rc = reel_pieces_train(&ctx->pieces, &ctx->pieces_bytes, next_training_text, &walk, &po, err);
-        free(walk.buf);
-        if (walk.failed) {
-            *err = walk.err;
-            return -1;
-        }
-        if (rc != 0) return -1;
-    }
+    const reel_comm *comm = o->comm && o->comm->size > 1 ? o->comm : NULL;
+    int P = comm ? comm->size : 1, rank = comm ? comm->rank : 0;
+    const char *model_name;
+    double t0 = reel_now_seconds();
+    if (obtain_model(ctx, &model_name, err) != 0) return -1;
+    ctx->result->seconds_piece_model = reel_now_seconds() - t0;
     reel_pieces *processor = NULL;
     reel_error why = {{0}};
     if (reel_pieces_load(&processor, ctx->pieces, ctx->pieces_bytes, &why) != 0)
@@ -582,16 +699,21 @@ static int build_pieces(prep_ctx *ctx, reel_error *err) {
     if (reel_vocab_attach_pieces(&ctx->vocab, ctx->pieces, ctx->pieces_bytes, "its spellings", model_name, err) != 0)
         return -1;
 
+    /* this rank's documents, encoded in memory (about 2 bytes a piece) */
+    encoded_share *shares = reel_calloc((size_t)P, sizeof *shares);
+    encoded_share *mine = &shares[0];
+    uint64_t total_docs = 0;
+    for (int s = 0; s < PREP_IN_COUNT; s++) total_docs += ctx->in[s].count;
+    mine->lengths = reel_malloc((total_docs / (uint64_t)P + 1) * 2 * sizeof *mine->lengths);
     uint32_t *ids = NULL;
     size_t ids_capacity = 0, text_capacity = 0;
-    unsigned char *text = NULL, *encoded = NULL;
+    unsigned char *text = NULL;
     int rc = 0;
+    uint64_t g = 0;
     for (int s = 0; s < PREP_IN_COUNT && rc == 0; s++) {
         in_split *in = &ctx->in[s];
-        FILE *out = NULL;
-        if ((rc = open_temp_file(ctx, s, "ids", &out, err)) != 0) break;
-        uint64_t written = 0;
-        for (size_t i = 0; i < in->count; i++) {
+        for (size_t i = 0; i < in->count && rc == 0; i++, g++) {
+            if (g % (uint64_t)P != (uint64_t)rank) continue;
             doc_rec *rec = &in->recs[i];
             if (rec->bytes + (size_t)1 > text_capacity) {
                 text_capacity = (size_t)rec->bytes * 2 + 1;
@@ -606,15 +728,51 @@ static int build_pieces(prep_ctx *ctx, reel_error *err) {
             REEL_CHECK(count <= UINT32_MAX / 5, NULL, "document with %zu pieces", count);
             if (s != PREP_IN_TEST)
                 for (size_t k = 0; k < count; k++) ctx->vocab.counts[ids[k]]++;
-            encoded = reel_realloc(encoded, count * 5 + 1);
-            size_t bytes = count ? encode_ids(ids, count, encoded) : 0;
-            if (bytes > 0 && fwrite(encoded, 1, bytes, out) != bytes) {
+            if (mine->used + count * 5 + 1 > mine->capacity) {
+                mine->capacity = (mine->used + count * 5 + 1) * 2;
+                mine->bytes = reel_realloc(mine->bytes, mine->capacity);
+            }
+            size_t bytes = count ? encode_ids(ids, count, mine->bytes + mine->used) : 0;
+            mine->used += bytes;
+            mine->lengths[2 * mine->docs] = (uint32_t)count;
+            mine->lengths[2 * mine->docs + 1] = (uint32_t)bytes;
+            mine->docs++;
+        }
+    }
+    free(ids);
+    free(text);
+    rc = agree(comm, rc, err);
+    if (rc == 0 && comm) {
+        gather_shares(comm, shares);
+        /* the counts of every rank's documents, summed on rank 0 */
+        uint64_t *sum = rank == 0 ? reel_calloc(n, sizeof *sum) : NULL;
+        REEL_MPI_CHECK(MPI_Reduce(ctx->vocab.counts, sum, (int)n, MPI_UINT64_T, MPI_SUM, 0, comm->comm));
+        if (rank == 0) {
+            memcpy(ctx->vocab.counts, sum, n * sizeof *sum);
+            free(sum);
+        }
+    }
+    /* rank 0 (or the one process): the documents into new temporary files, in canonical order */
+    g = 0;
+    for (int s = 0; s < PREP_IN_COUNT && rc == 0 && rank == 0; s++) {
+        in_split *in = &ctx->in[s];
+        FILE *out = NULL;
+        if ((rc = open_temp_file(ctx, s, "ids", &out, err)) != 0) break;
+        uint64_t written = 0;
+        for (size_t i = 0; i < in->count; i++, g++) {
+            encoded_share *from = &shares[g % (uint64_t)P];
+            doc_rec *rec = &in->recs[i];
+            REEL_CHECK(from->next_doc < from->docs, NULL, "a rank sent fewer documents than it owns");
+            uint32_t count = from->lengths[2 * from->next_doc], bytes = from->lengths[2 * from->next_doc + 1];
+            if (bytes > 0 && fwrite(from->bytes + from->next_byte, 1, bytes, out) != bytes) {
                 rc = reel_fail(err, "%s: cannot write a temporary file: %s", o->outdir, strerror(errno));
                 break;
             }
+            from->next_doc++;
+            from->next_byte += bytes;
             rec->offset = written;
-            rec->bytes = (uint32_t)bytes;
-            rec->length = (uint32_t)count;
+            rec->bytes = bytes;
+            rec->length = count;
             written += bytes;
         }
         if (rc == 0 && fflush(out) != 0)
@@ -623,10 +781,13 @@ static int build_pieces(prep_ctx *ctx, reel_error *err) {
         in->tmp = out;
         in->bytes = written;
     }
-    free(ids);
-    free(text);
-    free(encoded);
+    for (int r = 0; r < P; r++) {
+        free(shares[r].lengths);
+        free(shares[r].bytes);
+    }
+    free(shares);
     if (rc != 0) return -1;
+    if (rank != 0) return 1;
     ctx->final_id = reel_malloc(n * sizeof *ctx->final_id);
     for (size_t id = 0; id < n; id++) ctx->final_id[id] = (uint32_t)id;
     for (size_t id = 0; id < n; id++) ctx->result->distinct_tokens += ctx->vocab.counts[id] > 0;
@@ -750,7 +911,10 @@ static int write_manifest(prep_ctx *ctx, size_t valid_count, reel_error *err) {
     }
     reel_buf_printf(&ini, "\n[time]\nseconds = %.3f\nseconds_read = %.3f\nseconds_write = %.3f\n",
                     reel_now_seconds() - ctx->start, r->seconds_read, r->seconds_write);
-    if (ctx->pieces) reel_buf_printf(&ini, "seconds_pieces = %.3f\n", r->seconds_pieces);
+    if (ctx->pieces)
+        reel_buf_printf(&ini, "seconds_pieces = %.3f\nseconds_piece_model = %.3f\n", r->seconds_pieces,
+                        r->seconds_piece_model);
+    if (o->comm && o->comm->size > 1) reel_buf_printf(&ini, "ranks = %d\n", o->comm->size);
     const char *path = out_path(ctx, "prep.ini");
     int rc = reel_write_file_atomic(path, ini.data, ini.length, err);
     reel_buf_free(&ini);
@@ -835,14 +999,15 @@ static int run(prep_ctx *ctx, reel_error *err) {
     if (open_source(ctx, err) != 0) return -1;
     if (reel_make_dirs(o->outdir, err) != 0) return -1;
     /* Without a manifest the directory reads as incomplete until this run has finished. */
-    if (unlink(out_path(ctx, "prep.ini")) != 0 && errno != ENOENT)
+    int writer = !o->comm || o->comm->rank == 0; /* several ranks: rank 0 writes (see build_pieces) */
+    if (writer && unlink(out_path(ctx, "prep.ini")) != 0 && errno != ENOENT)
         return reel_fail(err, "%s: cannot remove the old manifest: %s", ctx->path.data, strerror(errno));
     for (int s = 0; s < PREP_IN_COUNT; s++)
         if (open_temp(ctx, s, err) != 0) return -1;
 
     ctx->counter = prep_counter_create();
     double t0 = reel_now_seconds();
-    if (pass_tokenize(ctx, err) != 0) return -1;
+    if (agree(o->comm, pass_tokenize(ctx, err), err) != 0) return -1;
     double t1 = reel_now_seconds();
     r->seconds_read = t1 - t0;
     r->skipped = ctx->src->skipped;
@@ -860,7 +1025,9 @@ static int run(prep_ctx *ctx, reel_error *err) {
     r->num_classes = ctx->num_classes;
     if (o->tokenizer == REEL_PREP_PIECES) {
         double tp = reel_now_seconds();
-        if (build_pieces(ctx, err) != 0) return -1;
+        int built = build_pieces(ctx, err);
+        if (built < 0) return -1;
+        if (built == 1) return 0; /* another rank's share is with rank 0 */
         r->seconds_pieces = reel_now_seconds() - tp;
     } else {
         prep_counter_finish(ctx->counter);
