@@ -120,6 +120,27 @@ grep -q 'prime "the film was   great"' "$WORK/out.txt" && ! grep -q $'\u2581' "$
   { fail "generate's text:"; cat "$WORK/out.txt" >&2; }
 expect_ok "export the piece vectors" reel export vectors "$ckpt" "$WORK/v.vec"
 [ "$(head -1 "$WORK/v.vec")" = "400 16" ] && grep -q $'^\u2581' "$WORK/v.vec" && pass "400 piece vectors" || fail "vectors: $(head -1 "$WORK/v.vec")"
+# reel serve: the same encoding and decoding as predict and generate
+start_server pieces "$ckpt"
+request POST /v1/generate '{"prime": "The FILM was <br /> great", "length": 8, "seed": 1, "stop_at_eod": false}' >"$WORK/gen.json"
+reel generate "$ckpt" --prime "The FILM was <br /> great" --length 8 --seed 1 >"$WORK/gen.txt"
+head -3 "$WORK/test.txt" >"$WORK/three.txt"
+python3 -c 'import json, sys; print(json.dumps({"texts": [l.rstrip("\n") for l in open(sys.argv[1])]}))' "$WORK/three.txt" >"$WORK/three.json"
+request POST /v1/predict "$(cat "$WORK/three.json")" | head -n -1 >"$WORK/served.json"
+reel predict "$ckpt" "$WORK/three.txt" --json >"$WORK/three.jsonl"
+"$H5PY_PYTHON" - "$WORK/gen.json" "$WORK/gen.txt" "$WORK/served.json" "$WORK/three.jsonl" <<'PY' \
+  && pass "serve generates and scores as generate and predict" || fail "serve differs"
+import json, sys
+body, status = open(sys.argv[1]).read().rsplit("\n", 1)
+assert status.strip() == "200", body
+served = json.loads(body)
+line = [l.rstrip("\n") for l in open(sys.argv[2]) if l.startswith("[1] ")][0]
+assert served["prime"] == "the film was   great", served
+assert line == "[1] " + served["prime"] + " |" + served["samples"][0], (line, served)
+ppl = [p["perplexity"] for p in json.load(open(sys.argv[3]))["predictions"]]
+local = [json.loads(l)["perplexity"] for l in open(sys.argv[4])]
+assert len(ppl) == 3 and all(abs(a - b) <= 1e-6 * b for a, b in zip(ppl, local)), (ppl, local)
+PY
 mv "$WORK/sp_moved" "$WORK/sp"
 
 # Mismatches, named.

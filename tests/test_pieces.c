@@ -16,6 +16,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "reel/generate.h"
 #include "reel/pieces.h"
 #include "reel/prep.h"
 #include "reel/tokenizer.h"
@@ -271,6 +272,36 @@ static void test_prep_round_trip(void **state) {
     assert_memory_equal(a.data, b.data, a.length);
     reel_buf_free(&a);
     reel_buf_free(&b);
+
+    /* generated pieces as text: a continuation keeps its first space after the prime, an <eod> between
+     * two documents is spelt out */
+    const char *sentence = "renkaka rentumi dorquiren lokagri";
+    uint32_t *ids = NULL;
+    size_t capacity = 0, count = reel_pieces_encode(vocab.processor, sentence, strlen(sentence), &ids, &capacity, &err);
+    assert_true(count >= 2 && count != (size_t)-1);
+    size_t k = count - 1; /* the last word's first piece starts with the space mark */
+    while (k > 0 && strncmp(vocab.tokens[ids[k]], "\xe2\x96\x81", 3) != 0) k--;
+    assert_true(k > 0);
+    reel_buf prime = {0}, rest = {0}, doc2 = {0};
+    reel_detokenize(&prime, &vocab, ids, k);
+    reel_detokenize_after(&rest, &vocab, ids, k, ids + k, count - k);
+    assert_int_equal(prime.length + rest.length, strlen(sentence));
+    assert_memory_equal(prime.data, sentence, prime.length);
+    assert_string_equal(rest.data, sentence + prime.length);
+    assert_int_equal(rest.data[0], ' ');
+    uint32_t two[64];
+    assert_true(2 * k + 1 < 64);
+    memcpy(two, ids, k * sizeof *ids);
+    two[k] = REEL_TOKEN_EOD;
+    memcpy(two + k + 1, ids, k * sizeof *ids);
+    reel_detokenize(&doc2, &vocab, two, 2 * k + 1);
+    char expected[256];
+    snprintf(expected, sizeof expected, "%s <eod> %s", prime.data, prime.data);
+    assert_string_equal(doc2.data, expected);
+    reel_buf_free(&prime);
+    reel_buf_free(&rest);
+    reel_buf_free(&doc2);
+    free(ids);
     reel_vocab_free(&vocab);
 }
 

@@ -141,29 +141,15 @@ static int generate_main(int argc, char **argv) {
     uint32_t *generated = reel_malloc(reel_size_mul(reel_size_mul(samples, length ? length : 1), sizeof *generated));
     size_t *produced = reel_calloc(samples, sizeof *produced);
     reel_generator_run(g, &sampling, length, stop_at_eod, generated, produced);
-    uint32_t *both = pieces ? reel_malloc((count + length + 1) * sizeof *both) : NULL;
     for (size_t b = 0; b < samples; b++) {
         reel_buf line = {0};
         reel_detokenize(&line, &trained.vocab, ids, count);
-        if (pieces) {
-            /* the continuation decoded after the prime, not alone: its first piece's space is text here */
-            reel_buf whole = {0};
-            memcpy(both, ids, count * sizeof *both);
-            memcpy(both + count, generated + b * length, produced[b] * sizeof *both);
-            reel_detokenize(&whole, &trained.vocab, both, count + produced[b]);
-            size_t at = whole.length >= line.length && memcmp(whole.data, line.data, line.length) == 0 ? line.length : 0;
-            if (at == 0) line.length = 0; /* (never seen: the prime's text is a prefix of the whole) */
-            reel_buf_append(&line, count ? " |" : "|", count ? 2 : 1);
-            reel_buf_append(&line, whole.data ? whole.data + at : "", whole.length - at);
-            reel_buf_free(&whole);
-        } else {
-            reel_buf_append(&line, count ? " |" : "|", count ? 2 : 1);
-            reel_detokenize(&line, &trained.vocab, generated + b * length, produced[b]);
-        }
+        reel_buf_append(&line, count ? " |" : "|", count ? 2 : 1);
+        reel_detokenize_after(&line, &trained.vocab, ids, count, generated + b * length, produced[b]);
         printf("[%zu] %s%s", b + 1, line.data, line.length && line.data[line.length - 1] == '\n' ? "" : "\n");
         reel_buf_free(&line);
     }
-    free(generated), free(produced), free(both);
+    free(generated), free(produced);
 done:
     reel_buf_free(&unknown_words);
     free(ids);

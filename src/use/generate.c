@@ -299,3 +299,26 @@ void reel_detokenize(reel_buf *out, const reel_vocab *vocab, const uint32_t *ids
         reel_buf_append(out, t, strlen(t));
     }
 }
+
+void reel_detokenize_after(reel_buf *out, const reel_vocab *vocab, const uint32_t *prime, size_t prime_count,
+                           const uint32_t *ids, size_t count) {
+    if (!vocab->processor) {
+        reel_detokenize(out, vocab, ids, count);
+        return;
+    }
+    /* pieces: the continuation decoded after the prime, so its first space (a piece's U+2581) is text
+     * and not the start of a document's, which decoding alone would drop */
+    reel_buf head = {0}, whole = {0};
+    uint32_t *both = reel_malloc((prime_count + count + 1) * sizeof *both);
+    if (prime_count) memcpy(both, prime, prime_count * sizeof *both);
+    if (count) memcpy(both + prime_count, ids, count * sizeof *both);
+    detokenize_pieces(&head, vocab, prime, prime_count);
+    detokenize_pieces(&whole, vocab, both, prime_count + count);
+    /* the prime's text is a prefix of the whole's: pieces decode one after the other */
+    size_t at = head.length <= whole.length && memcmp(whole.data, head.data ? head.data : "", head.length) == 0
+                    ? head.length : 0;
+    reel_buf_append(out, whole.data ? whole.data + at : "", whole.length - at);
+    reel_buf_free(&head);
+    reel_buf_free(&whole);
+    free(both);
+}
