@@ -60,6 +60,10 @@ expect_fail "--piece-model without pieces" "--piece-model applies to --tokenizer
   reel prep --piece-model bpe "$WORK/train.tsv" "$WORK/bad"
 expect_fail "--vocab-size with --tokenizer-model" "--tokenizer-model .* fixes the pieces" \
   reel prep --tokenizer-model "$WORK/sp/pieces.model" --vocab-size 500 "$WORK/train.tsv" "$WORK/bad"
+! prep_pieces "$WORK/bad" --vocab-size 100000 &&
+  grep -q "training the piece model failed: .*Vocabulary size too high (100000)" "$WORK/prep_err.txt" &&
+  [ "$(wc -l <"$WORK/prep_err.txt")" = 1 ] && pass "more pieces than the text has: one line of error, no trainer log" ||
+  fail "prep's stderr for 100000 pieces: $(head -c 600 "$WORK/prep_err.txt")"
 expect_fail "a non-model" "not a SentencePiece model" \
   reel prep --format tsv --tokenizer-model "$WORK/sp/vocab.txt" "$WORK/train.tsv" "$WORK/bad"
 
