@@ -44,6 +44,10 @@ cmp -s "$WORK/sp/train.tok" "$WORK/sp_3ranks/train.tok" && cmp -s "$WORK/sp/voca
 expect_fail "a missing model on 2 ranks" "^reel prep: error: .*nowhere.model" \
   mpireel 2 prep --format tsv --tokenizer-model "$WORK/nowhere.model" "$WORK/train.tsv" "$WORK/bad"
 [ "$(grep -c "error" "$WORK/err.txt")" = 1 ] && pass "the error is printed once" || fail "errors: $(cat "$WORK/err.txt")"
+expect_ok "inspect the piece vocabulary" reel inspect "$WORK/sp/vocab.txt"
+top=$(sort -t$'\t' -k2,2nr "$WORK/sp/vocab.txt" | head -1 | cut -f2)
+grep -q "tokenizer sentencepiece (pieces.model beside it" "$WORK/out.txt" && grep -q "most frequent: [^ ]*($top) " "$WORK/out.txt" &&
+  pass "inspect names the tokenizer and the most frequent piece ($top)" || fail "inspect: $(cat "$WORK/out.txt")"
 expect_ok "prep from its own piece model" reel prep --quiet --format tsv --test "$WORK/test.tsv" --valid-count 100 \
   --tokenizer-model "$WORK/sp/pieces.model" "$WORK/train.tsv" "$WORK/sp3"
 cmp -s "$WORK/sp/train.tok" "$WORK/sp3/train.tok" && cmp -s "$WORK/sp/vocab.txt" "$WORK/sp3/vocab.txt" &&
