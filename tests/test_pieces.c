@@ -2,7 +2,11 @@
  * generated sentences, BPE and unigram, holds reel's reserved ids, is the same bytes when trained again
  * with the same seed, encodes every text with no <unk> (byte fallback), and decodes back to exactly the
  * text, for the corpus and for texts it never saw (other scripts, runs of spaces, tabs, a leading
- * space). A model that is not one, and an id past the model, are named errors. */
+ * space). A model that is not one, and an id past the model, are named errors.
+ * reel prep --tokenizer sentencepiece: every document of a fixture (HTML, entities, capitals, other
+ * scripts, runs of spaces) decodes from its token file back to exactly its normalised text, the
+ * vocabulary lists the model's pieces and loads with it (and not against another model), and the
+ * per-split bytes and words are those of the normalised text. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,7 +16,16 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "reel/generate.h"
 #include "reel/pieces.h"
+#include "reel/prep.h"
+#include "reel/tokenizer.h"
+#include "reel/tokfile.h"
+#include "reel/util.h"
+#include "reel/vocab.h"
+
+#define SCRATCH_TEMPLATE "/tmp/reel_test_pieces_XXXXXX"
+#include "scratch_dir.h"
 
 enum { CORPUS = 3000 };
 
@@ -159,9 +172,192 @@ static void test_errors(void **state) {
     free(text);
 }
 
+/* The fixture's document i: a corpus sentence dressed as a review (what normalisation changes). */
+static void fixture_text(char *out, size_t size, size_t i) {
+    static const char *const dress[] = {"%s<br /><br />THE END", "It&#39;s \"%s\" &amp; more", "%s  caf\xc3\xa9   ",
+                                        "\xc3\x89T\xc3\x89: %s \xf0\x9f\x8e\xac", "%s"};
+    snprintf(out, size, dress[i % 5], the_corpus.texts[i]);
+}
+
+enum { PREP_DOCS = 600 };
+
+static void run_prep(const char *outdir, const char *model, reel_prep_result *result) {
+    char input[4200];
+    snprintf(input, sizeof input, "%s/fixture.tsv", tmp_dir);
+    FILE *fp = fopen(input, "w");
+    assert_non_null(fp);
+    fputs("label\ttext\n", fp);
+    char text[512];
+    for (size_t i = 0; i < PREP_DOCS; i++) {
+        fixture_text(text, sizeof text, i);
+        fprintf(fp, "%s\t%s\n", i % 2 ? "pos" : "neg", text);
+    }
+    fclose(fp);
+    reel_prep_options o;
+    reel_prep_options_default(&o);
+    o.input = input;
+    o.outdir = outdir;
+    o.format = REEL_PREP_TSV;
+    o.valid_count = 0; /* train.tok in file order */
+    o.tokenizer = REEL_PREP_PIECES;
+    o.vocab_size = model ? 30000 : 350;
+    o.pieces_model_path = model;
+    reel_error err = {{0}};
+    if (reel_prep_run(&o, result, &err) != 0) fail_msg("prep: %s", err.message);
+}
+
+static void test_prep_round_trip(void **state) {
+    (void)state;
+    char outdir[4200], path[4300];
+    snprintf(outdir, sizeof outdir, "%s/data", tmp_dir);
+    reel_prep_result result;
+    run_prep(outdir, NULL, &result);
+    reel_vocab vocab;
+    reel_error err = {{0}};
+    snprintf(path, sizeof path, "%s/vocab.txt", outdir);
+    if (reel_vocab_load(&vocab, path, &err) != 0) fail_msg("vocab: %s", err.message);
+    assert_non_null(vocab.processor);
+    assert_int_equal(vocab.size, 350);
+    assert_int_equal(vocab.checksum, result.vocab_checksum);
+    reel_tokfile *tok;
+    snprintf(path, sizeof path, "%s/train.tok", outdir);
+    if (reel_tokfile_open(&tok, path, &err) != 0) fail_msg("%s", err.message);
+    assert_int_equal(reel_tokfile_info(tok)->num_docs, PREP_DOCS);
+    assert_int_equal(reel_tokfile_info(tok)->vocab_checksum, vocab.checksum);
+    reel_tokenizer tokenizer;
+    reel_tokenizer_init(&tokenizer);
+    uint64_t bytes = 0, words = 0, tokens = 0;
+    char text[512], *back = NULL;
+    size_t back_capacity = 0;
+    for (size_t i = 0; i < PREP_DOCS; i++) {
+        fixture_text(text, sizeof text, i);
+        size_t norm_length, count;
+        reel_tokenize(&tokenizer, text, strlen(text), &count);
+        words += count;
+        const char *norm = reel_tokenizer_normalize(&tokenizer, text, strlen(text), &norm_length);
+        bytes += norm_length;
+        const uint32_t *ids;
+        size_t length, back_length = 0;
+        int32_t label;
+        if (reel_tokfile_doc(tok, i, &ids, &length, &label, &err) != 0) fail_msg("%s", err.message);
+        tokens += length;
+        for (size_t k = 0; k < length; k++)
+            if (ids[k] == REEL_TOKEN_UNK) fail_msg("document %zu: piece %zu is <unk>", i, k);
+        if (reel_pieces_decode(vocab.processor, ids, length, &back, &back_length, &back_capacity, &err) != 0)
+            fail_msg("%s", err.message);
+        if (back_length != norm_length || memcmp(back, norm, norm_length) != 0)
+            fail_msg("document %zu: '%.*s' decodes as '%s'", i, (int)norm_length, norm, back ? back : "");
+    }
+    assert_int_equal(result.split[REEL_SPLIT_TRAIN].bytes, bytes);
+    assert_int_equal(result.split[REEL_SPLIT_TRAIN].words, words);
+    assert_int_equal(result.split[REEL_SPLIT_TRAIN].tokens, tokens);
+    assert_true(tokens > words); /* pieces, not words: 350 of them cannot hold every word */
+    free(back);
+    reel_tokenizer_free(&tokenizer);
+    reel_tokfile_close(tok);
+
+    /* the same pieces again from the written model: the same vocabulary and token file */
+    char again[4200], model[4300];
+    snprintf(again, sizeof again, "%s/again", tmp_dir);
+    snprintf(model, sizeof model, "%s/%s", outdir, REEL_PIECES_FILE);
+    reel_prep_result second;
+    run_prep(again, model, &second);
+    assert_int_equal(second.vocab_checksum, result.vocab_checksum);
+    reel_buf a = {0}, b = {0};
+    snprintf(path, sizeof path, "%s/train.tok", again);
+    assert_int_equal(reel_read_file(&a, path, (size_t)1 << 30, 0, &err), 0);
+    snprintf(path, sizeof path, "%s/train.tok", outdir);
+    assert_int_equal(reel_read_file(&b, path, (size_t)1 << 30, 0, &err), 0);
+    assert_int_equal(a.length, b.length);
+    assert_memory_equal(a.data, b.data, a.length);
+    reel_buf_free(&a);
+    reel_buf_free(&b);
+
+    /* generated pieces as text: a continuation keeps its first space after the prime, an <eod> between
+     * two documents is spelt out */
+    const char *sentence = "renkaka rentumi dorquiren lokagri";
+    uint32_t *ids = NULL;
+    size_t capacity = 0, count = reel_pieces_encode(vocab.processor, sentence, strlen(sentence), &ids, &capacity, &err);
+    assert_true(count >= 2 && count != (size_t)-1);
+    size_t k = count - 1; /* the last word's first piece starts with the space mark */
+    while (k > 0 && strncmp(vocab.tokens[ids[k]], "\xe2\x96\x81", 3) != 0) k--;
+    assert_true(k > 0);
+    reel_buf prime = {0}, rest = {0}, doc2 = {0};
+    reel_detokenize(&prime, &vocab, ids, k);
+    reel_detokenize_after(&rest, &vocab, ids, k, ids + k, count - k);
+    assert_int_equal(prime.length + rest.length, strlen(sentence));
+    assert_memory_equal(prime.data, sentence, prime.length);
+    assert_string_equal(rest.data, sentence + prime.length);
+    assert_int_equal(rest.data[0], ' ');
+    uint32_t two[64];
+    assert_true(2 * k + 1 < 64);
+    memcpy(two, ids, k * sizeof *ids);
+    two[k] = REEL_TOKEN_EOD;
+    memcpy(two + k + 1, ids, k * sizeof *ids);
+    reel_detokenize(&doc2, &vocab, two, 2 * k + 1);
+    char expected[256];
+    snprintf(expected, sizeof expected, "%s <eod> %s", prime.data, prime.data);
+    assert_string_equal(doc2.data, expected);
+    reel_buf_free(&prime);
+    reel_buf_free(&rest);
+    reel_buf_free(&doc2);
+    free(ids);
+    reel_vocab_free(&vocab);
+}
+
+static void test_prep_mismatch(void **state) {
+    (void)state;
+    char dir[4200], path[4300], other[4300];
+    snprintf(dir, sizeof dir, "%s/data", tmp_dir);
+    snprintf(path, sizeof path, "%s/vocab.txt", dir);
+    /* the vocabulary without its model */
+    snprintf(other, sizeof other, "%s/%s", dir, REEL_PIECES_FILE);
+    char moved[4300];
+    snprintf(moved, sizeof moved, "%s/moved.model", tmp_dir);
+    assert_int_equal(rename(other, moved), 0);
+    reel_vocab vocab;
+    reel_error err = {{0}};
+    assert_int_equal(reel_vocab_load(&vocab, path, &err), -1);
+    assert_non_null(strstr(err.message, "lists the pieces of a SentencePiece model, which must be beside it"));
+    assert_non_null(strstr(err.message, REEL_PIECES_FILE));
+    /* beside a model of other pieces (trained on the bare corpus, not the fixture) */
+    char *bytes = NULL;
+    size_t size = 0;
+    reel_pieces *pieces = train(REEL_PIECES_UNIGRAM, 350, &bytes, &size);
+    reel_pieces_free(pieces);
+    assert_int_equal(reel_write_file_atomic(other, bytes, size, &err), 0);
+    free(bytes);
+    assert_int_equal(reel_vocab_load(&vocab, path, &err), -1);
+    if (!strstr(err.message, "come from different prep runs") || !strstr(err.message, "piece id"))
+        fail_msg("unexpected message: %s", err.message);
+    assert_int_equal(rename(moved, other), 0);
+    assert_int_equal(reel_vocab_load(&vocab, path, &err), 0);
+    reel_vocab_free(&vocab);
+}
+
+/* The scratch directory holds the two prep outputs' directories. */
+static int remove_all(void **state) {
+    const char *subdirs[] = {"data", "again"};
+    for (size_t d = 0; d < 2; d++) {
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s/%s", tmp_dir, subdirs[d]);
+        DIR *h = opendir(dir);
+        if (!h) continue;
+        for (struct dirent *entry; (entry = readdir(h));) {
+            char path[4500];
+            snprintf(path, sizeof path, "%s/%s", dir, entry->d_name);
+            if (entry->d_name[0] != '.') unlink(path);
+        }
+        closedir(h);
+        rmdir(dir);
+    }
+    return remove_dir(state);
+}
+
 int main(void) {
     make_corpus(&the_corpus);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_unigram), cmocka_unit_test(test_bpe),
-                                       cmocka_unit_test(test_errors)};
-    return cmocka_run_group_tests(tests, NULL, NULL);
+                                       cmocka_unit_test(test_errors), cmocka_unit_test(test_prep_round_trip),
+                                       cmocka_unit_test(test_prep_mismatch)};
+    return cmocka_run_group_tests(tests, setup_dir, remove_all);
 }

@@ -3,10 +3,15 @@
  * Layout (`h5ls -r` and `h5dump -A` show it):
  *   /                       attributes: format = "reel-checkpoint", format_version = 2, model_type,
  *                           objective, reel_version, created_utc, world_size_at_save, num_parameters,
- *                           vocab_checksum (uint64) and vocab_checksum_hex
+ *                           vocab_checksum (uint64) and vocab_checksum_hex, tokenizer ("word" or
+ *                           "sentencepiece"; absent in older files: word) and, for pieces,
+ *                           pieces_checksum (uint64, XXH64 seed 0 of /pieces' bytes)
  *   /config                 string: the resolved INI configuration the run used
  *   /vocab                  string: the model's vocabulary, token i on line i (the first vocab_size
  *                           entries of vocab.txt), so a checkpoint can be used without the data directory
+ *   /pieces                 uint8 {bytes}, vocabularies of pieces only: the SentencePiece model (the data
+ *                           directory's pieces.model, byte for byte), with which /vocab's pieces encode
+ *                           and decode text; /vocab then lists all of them (a piece model is never cut)
  *   /labels                 string, classifiers whose data named their classes: class i's name on line i
  *                           (labels.txt of the data directory, e.g. neg, pos); absent in older files
  *   /model/<layer>/<name>   float32, the tensor's real shape: parameters (e.g. /model/hidden/weight
@@ -97,6 +102,13 @@ int reel_checkpoint_load(const char *path, reel_model *model, const reel_checkpo
  * of the whole vocab.txt the model was trained with (its counts are 0); vocab->size = 0 and 0 returned
  * when the file has none. Free with reel_vocab_free. */
 int reel_checkpoint_read_vocab(const char *path, reel_vocab *vocab, reel_error *err);
+
+/* Whether the checkpoint at path was trained with the tokenizer of vocab (read from vocab_path): both
+ * words, or both pieces of the same piece model. Else an error naming both files and what differs (word
+ * against sentencepiece, or the two piece models' checksums); 0 when they agree (the vocabulary checksum
+ * is compared by the loads). */
+int reel_checkpoint_check_tokenizer(const char *path, const reel_vocab *vocab, const char *vocab_path,
+                                    reel_error *err);
 
 /* Starts model from another model's checkpoint (fine-tuning a classifier from a language model): every
  * transferable tensor of the model (its encoder: parameters and saved state such as batch-norm

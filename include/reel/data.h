@@ -83,4 +83,9 @@ void reel_batch_begin(reel_batch_buffer *buf, size_t rows, uint64_t epoch, uint6
 void reel_batch_append(reel_batch_buffer *buf, size_t length, uint64_t sample_index, uint32_t **ids, uint32_t **targets);
 void reel_batch_finish(reel_batch_buffer *buf);
 
+/* (src/prep/prep.c) From data_dir/prep.ini: the bytes of the normalised text and the word tokens of split's documents
+ * (`<split>_bytes`, `<split>_words`). Returns 0, or 1 when the manifest does not have them (a directory
+ * prepared before they were recorded, or no prep.ini), leaving both 0. */
+int reel_prep_split_text(const char *data_dir, const char *split, uint64_t *bytes, uint64_t *words);
+
 #endif

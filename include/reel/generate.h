@@ -72,7 +72,13 @@ uint32_t reel_sample_logits(float *logits, size_t K, const reel_sampling *sampli
 
 /* Appends tokens to out as readable text: words joined by spaces, none before closing punctuation and
  * clitics ("do n't" -> "don't", "film 's" -> "film's") or after an opening bracket; <eod> stays
- * visible as "<eod>", the end of one document and the start of the next. */
+ * visible as "<eod>", the end of one document and the start of the next. A vocabulary of pieces is
+ * decoded by its piece model into the text it stands for (reel/pieces.h: U+2581 is a space; the first
+ * piece's space, SentencePiece's word-start mark, is dropped), reserved ids spelt out between spaces. */
 void reel_detokenize(reel_buf *out, const reel_vocab *vocab, const uint32_t *ids, size_t count);
+/* The text of ids written after prime (its continuation) appended to out: for words what
+ * reel_detokenize gives for ids; for pieces the text they add after the prime's (a leading space kept). */
+void reel_detokenize_after(reel_buf *out, const reel_vocab *vocab, const uint32_t *prime, size_t prime_count,
+                           const uint32_t *ids, size_t count);
 
 #endif

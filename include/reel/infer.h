@@ -31,7 +31,8 @@ typedef struct reel_text_encoder {
 void reel_text_encoder_init(reel_text_encoder *enc, const reel_vocab *vocab, size_t vocab_limit);
 void reel_text_encoder_free(reel_text_encoder *enc);
 
-/* The ids of text[0..length): tokenized as `reel prep` tokenizes (reel/tokenizer.h), words outside the
+/* The ids of text[0..length): tokenized as `reel prep` tokenizes (reel/tokenizer.h; for a vocabulary of
+ * pieces, its normalised text encoded by the vocabulary's piece model, reel/pieces.h), words outside the
  * model's vocabulary as <unk>, cut to the first max_tokens (0: all); with enc->reverse, the tokens last
  * to first, so the cut keeps the text's last max_tokens, as training read them. They are written to *ids (grown
  * as needed; *capacity is its size in ids) and their number returned; *unknown (if not NULL) receives

@@ -32,7 +32,20 @@
  * place; prep.ini of an earlier run is removed before anything else changes, and outputs of an earlier
  * run that this run does not produce are removed at the end.
  *
- * Memory is proportional to the vocabulary plus 32 bytes per document: documents are tokenized once,
+ * Tokenizers (reel_prep_options.tokenizer): REEL_PREP_WORDS, reel/tokenizer.h's words counted into
+ * vocab.txt as above; or REEL_PREP_PIECES, SentencePiece pieces (reel/pieces.h) over the same normalised
+ * text (reel/tokenizer.h's stage 1): a piece model with vocab_size ids is trained, seeded by seed, on the
+ * normalised texts of every training document (valid ones included) then of unsup, in canonical order
+ * (never test), or the model of pieces_model_path is reused; it is written as pieces.model, and
+ * vocab.txt lists its pieces in id order (reel/vocab.h) with their counts in the encoded train, valid
+ * and unsup splits. Byte fallback spells anything the pieces lack, so no piece is <unk>.
+ *
+ * Several ranks (pieces only, options.comm): every rank reads and normalises the input, rank 0 trains
+ * the piece model and sends it, the ranks encode the documents in turn (canonical position g by rank
+ * g mod P) and send them to rank 0, which writes the same files as one process would.
+ *
+ * Memory is proportional to the vocabulary plus 32 bytes per document (pieces: plus the encoded pieces,
+ * about 2 bytes each, held until written): documents are tokenized once,
  * streamed to unnamed temporary files in OUTDIR as provisional ids, and remapped once the vocabulary is
  * fixed.
  */
@@ -45,6 +58,7 @@
 #include "reel/check.h"
 
 typedef enum { REEL_PREP_AUTO = 0, REEL_PREP_IMDB, REEL_PREP_TSV, REEL_PREP_TEXT } reel_prep_format;
+typedef enum { REEL_PREP_WORDS = 0, REEL_PREP_PIECES } reel_prep_tokenizer;
 
 enum { REEL_SPLIT_TRAIN = 0, REEL_SPLIT_VALID, REEL_SPLIT_TEST, REEL_SPLIT_UNSUP, REEL_SPLIT_COUNT };
 
@@ -67,6 +81,11 @@ typedef struct reel_prep_options {
     size_t vocab_size;          /* maximum entries, reserved ids included; default 30000 */
     uint64_t min_count;         /* words counted fewer times map to <unk>; default 1 */
     int threads;                /* 2: read/decompress in a second thread (default); 1: one thread */
+    reel_prep_tokenizer tokenizer; /* default REEL_PREP_WORDS */
+    int piece_bpe;              /* pieces: 1 BPE, 0 unigram (default) */
+    const char *pieces_model_path; /* pieces: a serialized piece model to use instead of training one */
+    const struct reel_comm *comm; /* pieces under mpirun: every rank calls reel_prep_run with the same options
+                                     and this communicator; rank 0 writes the files (NULL: one process) */
     int verbose;                /* 1: print a summary on stdout */
 } reel_prep_options;
 
@@ -75,6 +94,8 @@ typedef struct reel_prep_split_stats {
     uint64_t docs;
     uint64_t tokens;
     uint64_t unknown; /* tokens mapped to <unk> */
+    uint64_t bytes;   /* UTF-8 bytes of the documents' normalised text (reel/tokenizer.h's stage 1) */
+    uint64_t words;   /* the word tokenizer's tokens in that text (equal to tokens for words) */
 } reel_prep_split_stats;
 
 typedef struct reel_prep_result {
@@ -87,6 +108,8 @@ typedef struct reel_prep_result {
     uint64_t skipped;       /* ignored archive members/files (imdb) or skipped empty lines (tsv/text) */
     double seconds;         /* whole run */
     double seconds_read;    /* pass 1: read, tokenize, count */
+    double seconds_pieces;  /* pieces: training (or loading) the piece model and encoding every document */
+    double seconds_piece_model; /* of which training (or reading) the model and sending it to the ranks */
     double seconds_write;   /* pass 2: remap and write the .tok files, vocab, labels, manifest */
 } reel_prep_result;
 

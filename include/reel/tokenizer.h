@@ -56,6 +56,7 @@ typedef struct reel_token {
 typedef struct reel_tokenizer {
     char *norm;          /* normalised text of the last document */
     size_t norm_capacity;
+    size_t norm_length;  /* its bytes */
     reel_token *tokens;  /* tokens of the last document */
     size_t token_capacity;
 } reel_tokenizer;

@@ -13,6 +13,14 @@
  *
  * A model may use fewer ids than the file has: since ids are ordered by frequency, keeping the first
  * V ids and mapping the rest to <unk> is the same as building a smaller vocabulary.
+ *
+ * A vocabulary of pieces (`reel prep --tokenizer sentencepiece`, reel/pieces.h) has the same file format
+ * and reserved ids, but line i is piece id i of the piece model written beside it as pieces.model (the
+ * SentencePiece model, serialized), its count the times the piece occurs in the encoded training text
+ * (train, valid and unsup); the lines are in the model's id order, not by count, and ids 3..258 are the
+ * byte pieces <0x00> .. <0xFF>, which the word tokenizer can never produce: a vocab.txt whose id 3 is
+ * <0x00> is one of pieces, and loading it requires pieces.model in the same directory with exactly these
+ * spellings in this order. Such a vocabulary cannot be cut to its first V ids (a text needs all of them).
  */
 #ifndef REEL_VOCAB_H
 #define REEL_VOCAB_H
@@ -28,14 +36,38 @@ typedef struct reel_vocab {
     size_t size;       /* number of entries, reserved ones included */
     char **tokens;     /* tokens[id], NUL-terminated UTF-8 */
     uint64_t *counts;  /* counts[id] */
-    uint64_t checksum; /* reel_vocab_checksum of the tokens */
+    uint64_t checksum; /* reel_vocab_checksum of the tokens (and of the piece model, for pieces) */
+    /* A vocabulary of pieces: the serialized piece model (pieces.model; NULL for words) and the model
+     * loaded from it. */
+    char *pieces;
+    size_t pieces_bytes;
+    struct reel_pieces *processor;
 } reel_vocab;
+
+/* The spelling reel_vocab_load takes as the mark of a vocabulary of pieces: id 3's, the first byte piece. */
+#define REEL_PIECES_FIRST_BYTE "<0x00>"
+/* The piece model's file name beside vocab.txt. */
+#define REEL_PIECES_FILE "pieces.model"
+
+/* "word" or "sentencepiece": the tokenizer that made the vocabulary. */
+const char *reel_vocab_tokenizer(const reel_vocab *vocab);
 
 /* XXH64 (seed 0) over every token in id order, each followed by one LF byte. Counts are not part of it:
  * two vocabularies with the same tokens in the same order map text to the same ids. */
 uint64_t reel_vocab_checksum(char *const *tokens, size_t size);
+/* A vocabulary of pieces: the same XXH64 state continued over the piece model's bytes, so two piece
+ * models with the same spellings but other scores (which encode texts differently) differ too. */
+uint64_t reel_vocab_checksum_pieces(char *const *tokens, size_t size, const char *pieces, size_t pieces_bytes);
 
-/* Loads vocab.txt; a malformed line is an error naming the file and the line. */
+/* Makes vocab one of pieces: takes a copy of the serialized model, loads it, checks that its spellings
+ * are vocab's tokens in order (err names model_name, vocab_name and the first id that differs) and sets
+ * the checksum. */
+int reel_vocab_attach_pieces(reel_vocab *vocab, const char *pieces, size_t pieces_bytes, const char *vocab_name,
+                             const char *model_name, reel_error *err);
+
+/* Loads vocab.txt; a malformed line is an error naming the file and the line. A vocabulary of pieces
+ * also loads pieces.model from the same directory (an error naming it when it is missing or does not
+ * match). */
 int reel_vocab_load(reel_vocab *vocab, const char *path, reel_error *err);
 int reel_vocab_save(const reel_vocab *vocab, const char *path, reel_error *err);
 void reel_vocab_free(reel_vocab *vocab);

@@ -22,7 +22,8 @@ static void usage(FILE *out) {
           "         them, separated by spaces, one document per line (words outside the vocabulary as <unk>):\n"
           "         a corpus for other tools, e.g. `fasttext skipgram -input OUT.txt -output vectors -dim 300`,\n"
           "         whose vectors [model] embed_from then reads. Default splits: train,valid,unsup (the\n"
-          "         splits the directory lacks are skipped).\n"
+          "         splits the directory lacks are skipped). A directory of SentencePiece pieces is written as\n"
+          "         its pieces (U+2581 marking a space), the units its models read.\n"
           "vectors  writes the embedding of a checkpoint (a classifier's or a language model's) as word2vec /\n"
           "         fastText text: a header '<words> <width>', then one word and its values per line.\n",
           out);

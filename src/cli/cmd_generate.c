@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "reel/comm.h"
 #include "reel/generate.h"
+#include "reel/infer.h"
 #include "reel/loader.h"
 #include "reel/tokenizer.h"
 
@@ -17,8 +18,10 @@ static void usage(FILE *out) {
           "Writes text from a language model (a checkpoint of [model] type = rnn_lm or gpt): each sample starts\n"
           "a new document, reads the prime, then draws one token at a time from the model's softmax. The prime\n"
           "is tokenized as `reel prep` does; its words outside the model's vocabulary are listed and read as\n"
-          "<unk>. The checkpoint holds its vocabulary, so no data directory is needed. Each sample is printed\n"
-          "on a line: the prime, then ' | ', then what the model wrote.\n"
+          "<unk>. The checkpoint holds its vocabulary, so no data directory is needed. A model of SentencePiece\n"
+          "pieces (reel prep --tokenizer sentencepiece) encodes the prime with the piece model its checkpoint\n"
+          "holds and prints text, the pieces decoded. Each sample is printed on a line: the prime, then ' | ',\n"
+          "then what the model wrote.\n"
           "\n"
           "options:\n"
           "  --prime TEXT        the text to continue (default: none, the start of a document)\n"
@@ -93,10 +96,20 @@ static int generate_main(int argc, char **argv) {
     reel_vocab_index index;
     reel_vocab_index_build(&index, &trained.vocab);
     size_t count = 0, V = trained.model->vocab_size, unknown = 0;
-    const reel_token *tokens = reel_tokenize(&tokenizer, prime, strlen(prime), &count);
-    uint32_t *ids = malloc((count ? count : 1) * sizeof *ids);
+    uint32_t *ids = NULL;
     reel_buf unknown_words = {0};
-    for (size_t i = 0; i < count; i++) {
+    int pieces = trained.vocab.processor != NULL;
+    if (pieces) {
+        /* the prime's normalised text into the checkpoint's pieces, as prep encoded the training text */
+        reel_text_encoder encoder;
+        reel_text_encoder_init(&encoder, &trained.vocab, V);
+        size_t capacity = 0;
+        count = reel_text_encode(&encoder, prime, strlen(prime), 0, &ids, &capacity, &unknown, NULL);
+        reel_text_encoder_free(&encoder);
+    }
+    const reel_token *tokens = pieces ? NULL : reel_tokenize(&tokenizer, prime, strlen(prime), &count);
+    if (!pieces) ids = malloc((count ? count : 1) * sizeof *ids);
+    for (size_t i = 0; !pieces && i < count; i++) {
         int64_t id = reel_vocab_find(&index, tokens[i].text, tokens[i].length);
         if (id < 0 || (size_t)id >= V) {
             ids[i] = REEL_TOKEN_UNK;
@@ -132,7 +145,7 @@ static int generate_main(int argc, char **argv) {
         reel_buf line = {0};
         reel_detokenize(&line, &trained.vocab, ids, count);
         reel_buf_append(&line, count ? " |" : "|", count ? 2 : 1);
-        reel_detokenize(&line, &trained.vocab, generated + b * length, produced[b]);
+        reel_detokenize_after(&line, &trained.vocab, ids, count, generated + b * length, produced[b]);
         printf("[%zu] %s%s", b + 1, line.data, line.length && line.data[line.length - 1] == '\n' ? "" : "\n");
         reel_buf_free(&line);
     }

@@ -63,9 +63,26 @@ static int inspect_tokfile(const char *path, reel_error *err) {
 static int inspect_vocab(const char *path, reel_error *err) {
     reel_vocab vocab;
     if (reel_vocab_load(&vocab, path, err) != 0) return -1;
-    printf("vocabulary %s\n  entries   %zu\n  checksum  %016" PRIx64 "\n  most frequent:", path, vocab.size, vocab.checksum);
-    for (size_t i = REEL_VOCAB_RESERVED; i < vocab.size && i < REEL_VOCAB_RESERVED + 20; i++)
-        printf(" %s(%" PRIu64 ")", vocab.tokens[i], vocab.counts[i]);
+    printf("vocabulary %s\n  entries   %zu\n  checksum  %016" PRIx64 "\n", path, vocab.size, vocab.checksum);
+    /* words are listed by count; pieces in the model's id order, so their 20 most frequent are found */
+    size_t shown[20], count = 0;
+    for (size_t i = REEL_VOCAB_RESERVED; i < vocab.size; i++) {
+        if (!vocab.pieces) {
+            if (count == 20) break;
+            shown[count++] = i;
+            continue;
+        }
+        size_t at = count < 20 ? count++ : 20;
+        while (at > 0 && vocab.counts[shown[at - 1]] < vocab.counts[i]) {
+            if (at < 20) shown[at] = shown[at - 1];
+            at--;
+        }
+        if (at < 20) shown[at] = i;
+    }
+    if (vocab.pieces)
+        printf("  tokenizer sentencepiece (%s beside it, %zu bytes)\n", REEL_PIECES_FILE, vocab.pieces_bytes);
+    printf("  most frequent:");
+    for (size_t k = 0; k < count; k++) printf(" %s(%" PRIu64 ")", vocab.tokens[shown[k]], vocab.counts[shown[k]]);
     printf("\n");
     reel_vocab_free(&vocab);
     return 0;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli_common.h"
 #include "commands.h"
@@ -56,13 +57,23 @@ static void prep_usage(FILE *out) {
         "  --seed S              seed of the train/valid split, a Philox-driven shuffle (default: 42)\n"
         "  --vocab-size N        at most N vocabulary entries, the 3 reserved ones included (default: 30000)\n"
         "  --min-count K         words counted fewer than K times map to <unk> (default: 1)\n"
+        "  --tokenizer T         word (default): the word tokenizer of reel/tokenizer.h; sentencepiece:\n"
+        "                        subword pieces of a SentencePiece model of --vocab-size ids, trained on\n"
+        "                        the normalised train (valid included) and unsup texts, seeded by --seed,\n"
+        "                        with byte fallback (no <unk>); written as pieces.model, its pieces listed\n"
+        "                        in vocab.txt in id order with their counts\n"
+        "  --piece-model M       sentencepiece: unigram (default) or bpe\n"
+        "  --tokenizer-model F   sentencepiece: use the piece model F (a pieces.model of an earlier prep)\n"
+        "                        instead of training one (implies --tokenizer sentencepiece)\n"
         "  --threads T           1: one thread; 2: read and decompress the input in a second thread while\n"
         "                        tokenizing (default: 2)\n"
         "  --quiet               print nothing on success\n"
         "  -h, --help            show this help\n"
         "\n"
-        "Runs on one process. Under mpirun, rank 0 does the work while the other ranks wait idle, and all\n"
-        "ranks exit with rank 0's status.\n"
+        "Runs on one process. Under mpirun, with words rank 0 does the work while the other ranks wait idle;\n"
+        "with pieces every rank reads and normalises the input, rank 0 trains the piece model, the ranks\n"
+        "encode the documents in turn and rank 0 writes the same files as one process. All ranks exit with\n"
+        "rank 0's status.\n"
         "Exit status: 0 on success, 1 on an input or output error, 2 on a usage error.\n",
         out);
 }
@@ -91,17 +102,23 @@ static void print_summary(const reel_prep_options *opts, const reel_prep_result 
         printf("  %-6s %10" PRIu64 " %12" PRIu64 " %7.3f%%\n", reel_split_name(s), st->docs, st->tokens,
                st->tokens ? 100.0 * (double)st->unknown / (double)st->tokens : 0.0);
     }
-    printf("  vocabulary: %zu entries (of %zu distinct words), checksum %016" PRIx64 "; classes: %" PRIu32 "\n",
-           r->vocab_size, r->distinct_tokens, r->vocab_checksum, r->num_classes);
+    printf("  vocabulary: %zu entries (of %zu distinct %s), checksum %016" PRIx64 "; classes: %" PRIu32 "\n",
+           r->vocab_size, r->distinct_tokens, opts->tokenizer == REEL_PREP_PIECES ? "pieces used" : "words",
+           r->vocab_checksum, r->num_classes);
     if (r->skipped) printf("  skipped: %" PRIu64 " non-review files or empty lines\n", r->skipped);
-    printf("  done in %.2f s (read and tokenize %.2f s, write %.2f s)\n", r->seconds, r->seconds_read,
-           r->seconds_write);
+    if (opts->tokenizer == REEL_PREP_PIECES)
+        printf("  done in %.2f s (read and normalise %.2f s, piece model and encoding %.2f s, write %.2f s)\n",
+               r->seconds, r->seconds_read, r->seconds_pieces, r->seconds_write);
+    else
+        printf("  done in %.2f s (read and tokenize %.2f s, write %.2f s)\n", r->seconds, r->seconds_read,
+               r->seconds_write);
     fflush(stdout);
 }
 
-static int prep_main(int argc, char **argv) {
+/* Parses the command line into opts: -1 to run, else the exit status (help 0, usage errors 2). */
+static int parse_args(int argc, char **argv, reel_prep_options *out) {
     enum { O_FORMAT = 256, O_TEST, O_UNSUP, O_TEXT_COL, O_LABEL_COL, O_VALID_COUNT, O_VALID_FRACTION, O_SEED,
-           O_VOCAB_SIZE, O_MIN_COUNT, O_THREADS, O_QUIET };
+           O_VOCAB_SIZE, O_MIN_COUNT, O_THREADS, O_QUIET, O_TOKENIZER, O_PIECE_MODEL, O_TOKENIZER_MODEL };
     static const struct option long_options[] = {
         {"format", required_argument, NULL, O_FORMAT},
         {"test", required_argument, NULL, O_TEST},
@@ -115,13 +132,17 @@ static int prep_main(int argc, char **argv) {
         {"min-count", required_argument, NULL, O_MIN_COUNT},
         {"threads", required_argument, NULL, O_THREADS},
         {"quiet", no_argument, NULL, O_QUIET},
+        {"tokenizer", required_argument, NULL, O_TOKENIZER},
+        {"piece-model", required_argument, NULL, O_PIECE_MODEL},
+        {"tokenizer-model", required_argument, NULL, O_TOKENIZER_MODEL},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     reel_prep_options opts;
     reel_prep_options_default(&opts);
     opts.verbose = 1;
-    int have_count = 0, have_fraction = 0;
+    int have_count = 0, have_fraction = 0, have_vocab_size = 0, have_min_count = 0, have_piece_model = 0;
+    const char *tokenizer = NULL;
     uint64_t value;
     optind = 1;
     opterr = 0;
@@ -159,10 +180,28 @@ static int prep_main(int argc, char **argv) {
             /* token ids are 32-bit */
             if (parse_u64("--vocab-size", optarg, 4, UINT32_MAX, &value) != 0) return 2;
             opts.vocab_size = (size_t)value;
+            have_vocab_size = 1;
             break;
         case O_MIN_COUNT:
             if (parse_u64("--min-count", optarg, 1, UINT64_MAX, &opts.min_count) != 0) return 2;
+            have_min_count = 1;
             break;
+        case O_TOKENIZER:
+            if (strcmp(optarg, "word") != 0 && strcmp(optarg, "sentencepiece") != 0) {
+                fprintf(stderr, "reel prep: error: --tokenizer '%s': expected word or sentencepiece\n", optarg);
+                return 2;
+            }
+            tokenizer = optarg;
+            break;
+        case O_PIECE_MODEL:
+            if (strcmp(optarg, "bpe") != 0 && strcmp(optarg, "unigram") != 0) {
+                fprintf(stderr, "reel prep: error: --piece-model '%s': expected unigram or bpe\n", optarg);
+                return 2;
+            }
+            opts.piece_bpe = strcmp(optarg, "bpe") == 0;
+            have_piece_model = 1;
+            break;
+        case O_TOKENIZER_MODEL: opts.pieces_model_path = optarg; break;
         case O_THREADS:
             if (parse_u64("--threads", optarg, 1, 2, &value) != 0) return 2;
             opts.threads = (int)value;
@@ -175,6 +214,25 @@ static int prep_main(int argc, char **argv) {
         fprintf(stderr, "reel prep: error: give --valid-count or --valid-fraction, not both\n");
         return 2;
     }
+    if (opts.pieces_model_path && tokenizer && strcmp(tokenizer, "word") == 0) {
+        fprintf(stderr, "reel prep: error: --tokenizer-model is a SentencePiece model; it does not go with --tokenizer word\n");
+        return 2;
+    }
+    if ((tokenizer && strcmp(tokenizer, "sentencepiece") == 0) || opts.pieces_model_path)
+        opts.tokenizer = REEL_PREP_PIECES;
+    if (opts.tokenizer == REEL_PREP_WORDS && have_piece_model) {
+        fprintf(stderr, "reel prep: error: --piece-model applies to --tokenizer sentencepiece\n");
+        return 2;
+    }
+    if (opts.tokenizer == REEL_PREP_PIECES && have_min_count) {
+        fprintf(stderr, "reel prep: error: --min-count applies to the word tokenizer; pieces have no <unk>\n");
+        return 2;
+    }
+    if (opts.pieces_model_path && (have_vocab_size || have_piece_model)) {
+        fprintf(stderr, "reel prep: error: --tokenizer-model %s fixes the pieces; --vocab-size and --piece-model "
+                        "apply to training a model\n", opts.pieces_model_path);
+        return 2;
+    }
     if (argc - optind != 2) {
         fprintf(stderr, "reel prep: error: expected INPUT and OUTDIR, got %d argument(s)\n"
                         "usage: reel prep [options] INPUT OUTDIR (see reel prep --help)\n",
@@ -183,7 +241,15 @@ static int prep_main(int argc, char **argv) {
     }
     opts.input = argv[optind];
     opts.outdir = argv[optind + 1];
+    *out = opts;
+    return -1;
+}
 
+/* One process, or rank 0 alone while the others wait (words under mpirun). */
+static int prep_main(int argc, char **argv) {
+    reel_prep_options opts;
+    int status = parse_args(argc, argv, &opts);
+    if (status >= 0) return status;
     reel_prep_result result;
     reel_error err = {""};
     if (reel_prep_run(&opts, &result, &err) != 0) {
@@ -194,4 +260,47 @@ static int prep_main(int argc, char **argv) {
     return 0;
 }
 
-int reel_cmd_prep(int argc, char **argv) { return reel_comm_run_on_rank0(prep_main, argc, argv); }
+/* Pieces under mpirun: rank 0 parses the command line and says what to do; with pieces every rank
+ * takes part (reel/prep.h), rank 0 printing; every rank exits with rank 0's status. */
+int reel_cmd_prep(int argc, char **argv) {
+    reel_comm world;
+    reel_comm_world(&world);
+    if (world.size == 1) return prep_main(argc, argv);
+    int decision[2] = {0, 0}; /* 0: exit with decision[1]; 1: rank 0 alone; 2: every rank */
+    reel_prep_options opts;
+    if (world.rank == 0) {
+        int status = parse_args(argc, argv, &opts);
+        decision[0] = status >= 0 ? 0 : opts.tokenizer == REEL_PREP_PIECES ? 2 : 1;
+        decision[1] = status;
+    }
+    reel_comm_bcast(&world, decision, sizeof decision, 0);
+    if (decision[0] == 0) return decision[1];
+    if (decision[0] == 1) return reel_comm_run_on_rank0(prep_main, argc, argv);
+    if (world.rank != 0) {
+        int status = parse_args(argc, argv, &opts); /* as on rank 0, where it succeeded */
+        REEL_CHECK(status < 0, NULL, "rank %d read the command line otherwise than rank 0", world.rank);
+    }
+    opts.comm = &world;
+    reel_prep_result result;
+    reel_error err = {""};
+    int status = 0;
+    if (reel_prep_run(&opts, &result, &err) != 0) {
+        /* rank 0 names the error of the input, which every rank meets; another rank's own is its own */
+        if (world.rank == 0)
+            fprintf(stderr, "reel prep: error: %s\n", err.message);
+        else if (!strstr(err.message, "another rank of the prep failed"))
+            fprintf(stderr, "reel prep: rank %d: error: %s\n", world.rank, err.message);
+        status = 1;
+    } else if (world.rank == 0 && opts.verbose) {
+        print_summary(&opts, &result);
+        printf("  on %d ranks\n", world.size);
+    }
+    /* rank 0 writes after the others are done: they wait for its status without spinning */
+    MPI_Request request;
+    REEL_MPI_CHECK(MPI_Ibcast(&status, 1, MPI_INT, 0, world.comm, &request));
+    for (int done = 0; !done;) {
+        REEL_MPI_CHECK(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
+        if (!done) nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+    }
+    return status;
+}

@@ -12,11 +12,12 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "reel/pieces.h"
 #include "reel/util.h"
 
 static const char *const reserved_spelling[REEL_VOCAB_RESERVED] = {"<pad>", "<unk>", "<eod>"};
 
-uint64_t reel_vocab_checksum(char *const *tokens, size_t size) {
+uint64_t reel_vocab_checksum_pieces(char *const *tokens, size_t size, const char *pieces, size_t pieces_bytes) {
     XXH64_state_t *state = XXH64_createState();
     REEL_CHECK(state != NULL, NULL, "out of memory creating an XXH64 state");
     XXH64_reset(state, 0);
@@ -24,9 +25,47 @@ uint64_t reel_vocab_checksum(char *const *tokens, size_t size) {
         XXH64_update(state, tokens[i], strlen(tokens[i]));
         XXH64_update(state, "\n", 1);
     }
+    if (pieces) XXH64_update(state, pieces, pieces_bytes);
     uint64_t digest = XXH64_digest(state);
     XXH64_freeState(state);
     return digest;
+}
+
+uint64_t reel_vocab_checksum(char *const *tokens, size_t size) {
+    return reel_vocab_checksum_pieces(tokens, size, NULL, 0);
+}
+
+const char *reel_vocab_tokenizer(const reel_vocab *vocab) { return vocab->pieces ? "sentencepiece" : "word"; }
+
+int reel_vocab_attach_pieces(reel_vocab *vocab, const char *pieces, size_t pieces_bytes, const char *vocab_name,
+                             const char *model_name, reel_error *err) {
+    reel_pieces *processor = NULL;
+    reel_error why = {{0}};
+    if (reel_pieces_load(&processor, pieces, pieces_bytes, &why) != 0)
+        return reel_fail(err, "%s: %s", model_name, why.message);
+    size_t n = reel_pieces_count(processor);
+    if (n != vocab->size) {
+        reel_pieces_free(processor);
+        return reel_fail(err, "%s holds %zu pieces, %s %zu entries: they come from different prep runs", model_name, n,
+                         vocab_name, vocab->size);
+    }
+    for (size_t id = 0; id < n; id++)
+        if (strcmp(reel_pieces_spelling(processor, id), vocab->tokens[id]) != 0) {
+            char a[REEL_QUOTE_MAX], b[REEL_QUOTE_MAX];
+            reel_fail(err, "piece id %zu is '%s' in %s but '%s' in %s: they come from different prep runs", id,
+                      reel_escape_string(a, sizeof a, reel_pieces_spelling(processor, id)), model_name,
+                      reel_escape_string(b, sizeof b, vocab->tokens[id]), vocab_name);
+            reel_pieces_free(processor);
+            return -1;
+        }
+    free(vocab->pieces);
+    if (vocab->processor) reel_pieces_free(vocab->processor);
+    vocab->pieces = reel_malloc(pieces_bytes ? pieces_bytes : 1);
+    memcpy(vocab->pieces, pieces, pieces_bytes);
+    vocab->pieces_bytes = pieces_bytes;
+    vocab->processor = processor;
+    vocab->checksum = reel_vocab_checksum_pieces(vocab->tokens, vocab->size, pieces, pieces_bytes);
+    return 0;
 }
 
 void reel_vocab_free(reel_vocab *vocab) {
@@ -35,6 +74,8 @@ void reel_vocab_free(reel_vocab *vocab) {
         for (size_t i = 0; i < vocab->size; i++) free(vocab->tokens[i]);
     free(vocab->tokens);
     free(vocab->counts);
+    free(vocab->pieces);
+    if (vocab->processor) reel_pieces_free(vocab->processor);
     memset(vocab, 0, sizeof *vocab);
 }
 
@@ -70,7 +111,20 @@ static int parse_count(const char *s, size_t n, uint64_t *out) {
     return 1;
 }
 
+/* Line 4 (id 3) of a vocabulary of pieces is the first byte piece; the word tokenizer never writes it. */
+static int is_pieces_text(const char *text, size_t length) {
+    const char *p = text;
+    for (int line = 0; line < REEL_VOCAB_RESERVED; line++) {
+        const char *nl = memchr(p, '\n', length - (size_t)(p - text));
+        if (!nl) return 0;
+        p = nl + 1;
+    }
+    size_t k = strlen(REEL_PIECES_FIRST_BYTE);
+    return (size_t)(text + length - p) > k && memcmp(p, REEL_PIECES_FIRST_BYTE, k) == 0 && p[k] == '\t';
+}
+
 static int load_text(reel_vocab *vocab, char *text, size_t length, const char *path, reel_error *err) {
+    int pieces = is_pieces_text(text, length); /* lines in the model's id order, not by count */
     size_t lines = 0;
     for (size_t i = 0; i < length; i++) lines += text[i] == '\n';
     if (length > 0 && text[length - 1] != '\n') lines++;
@@ -116,7 +170,7 @@ static int load_text(reel_vocab *vocab, char *text, size_t length, const char *p
             if (strcmp(tok, reserved_spelling[id]) != 0)
                 return reel_fail(err, "%s: line %zu: reserved id %zu must be '%s', found '%s'", path, line_no, id,
                                  reserved_spelling[id], reel_escape_string(shown, sizeof shown, tok));
-        } else if (id > REEL_VOCAB_RESERVED) {
+        } else if (id > REEL_VOCAB_RESERVED && !pieces) {
             uint64_t prev = vocab->counts[id - 1];
             if (count > prev || (count == prev && strcmp(vocab->tokens[id - 1], tok) >= 0))
                 return reel_fail(err,
@@ -165,6 +219,22 @@ int reel_vocab_load(reel_vocab *vocab, const char *path, reel_error *err) {
         return reel_fail(err, "%s: read error while loading the vocabulary", path);
     }
     int rc = load_text(vocab, text.data ? text.data : "", text.length, path, err);
+    if (rc == 0 && vocab->size > REEL_VOCAB_RESERVED && strcmp(vocab->tokens[REEL_VOCAB_RESERVED], REEL_PIECES_FIRST_BYTE) == 0) {
+        /* a vocabulary of pieces is only usable with its model, read from beside it */
+        const char *slash = strrchr(path, '/');
+        reel_buf model_path = {0}, model = {0};
+        if (slash) reel_buf_append(&model_path, path, (size_t)(slash - path + 1));
+        reel_buf_printf(&model_path, "%s", REEL_PIECES_FILE);
+        if (reel_read_file(&model, model_path.data, (size_t)1 << 30, 0, err) != 0) {
+            reel_error why = *err;
+            rc = reel_fail(err, "%s lists the pieces of a SentencePiece model, which must be beside it: %s", path,
+                           why.message);
+        } else {
+            rc = reel_vocab_attach_pieces(vocab, model.data ? model.data : "", model.length, path, model_path.data, err);
+        }
+        reel_buf_free(&model_path);
+        reel_buf_free(&model);
+    }
     reel_buf_free(&text);
     if (rc != 0) reel_vocab_free(vocab);
     return rc;

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "io/h5util.h"
 #include "reel/util.h"
 
@@ -87,8 +89,26 @@ static int write_contents(hid_t file, const reel_model *model, const reel_checkp
         reel_h5_write_string_attr(root, "created_utc", stamp) ||
         reel_h5_write_u64_attr(root, "world_size_at_save", (uint64_t)info->world_size) ||
         reel_h5_write_u64_attr(root, "num_parameters", model->params.num_floats) ||
-        reel_h5_write_u64_attr(root, "vocab_checksum", info->vocab_checksum) || reel_h5_write_string_attr(root, "vocab_checksum_hex", hex))
+        reel_h5_write_u64_attr(root, "vocab_checksum", info->vocab_checksum) || reel_h5_write_string_attr(root, "vocab_checksum_hex", hex) ||
+        reel_h5_write_string_attr(root, "tokenizer", info->vocab && info->vocab->pieces ? "sentencepiece" : "word"))
         return -1;
+    if (info->vocab && info->vocab->pieces) {
+        /* the piece model travels with the model, as the vocabulary does: text is encoded and decoded
+         * with it and nothing else */
+        if (reel_h5_write_u64_attr(root, "pieces_checksum", XXH64(info->vocab->pieces, info->vocab->pieces_bytes, 0)))
+            return -1;
+        hsize_t dims[1] = {info->vocab->pieces_bytes};
+        hid_t space = H5Screate_simple(1, dims, NULL);
+        hid_t dataset = H5Dcreate2(file, "pieces", H5T_STD_U8LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        int failed = dataset < 0 || H5Dwrite(dataset, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, info->vocab->pieces) < 0;
+        if (failed) reel_h5_keep_reason();
+        if (dataset >= 0 && reel_h5_close_object(dataset) != 0) {
+            failed = 1;
+            reel_h5_keep_reason();
+        }
+        if (space >= 0) REEL_H5_CHECK(H5Sclose(space));
+        if (failed) return -1;
+    }
 
     /* The configuration and the vocabulary are datasets, not attributes: attributes are limited to
      * 64 KiB of header. */
@@ -542,6 +562,36 @@ int reel_checkpoint_read_class_names(const char *path, char **class_names, reel_
     return read_text(path, "labels", 0, class_names, err);
 }
 
+/* /pieces, when the file has it (*pieces NULL otherwise). */
+static int read_pieces(const char *path, char **pieces, size_t *pieces_bytes, reel_error *err) {
+    *pieces = NULL;
+    *pieces_bytes = 0;
+    hid_t file = open_checkpoint(path, err);
+    if (file < 0) return -1;
+    int status = 0;
+    if (H5Lexists(file, "pieces", H5P_DEFAULT) > 0) {
+        hid_t dataset = H5Dopen2(file, "pieces", H5P_DEFAULT);
+        hid_t space = dataset >= 0 ? H5Dget_space(dataset) : -1;
+        hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+        if (n < 0) {
+            status = reel_fail(err, "%s: cannot read /pieces: the file is corrupt", path);
+        } else {
+            *pieces = reel_malloc((size_t)n + 1);
+            *pieces_bytes = (size_t)n;
+            if (H5Dread(dataset, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, *pieces) < 0) {
+                free(*pieces);
+                *pieces = NULL;
+                status = reel_fail(err, "%s: cannot read /pieces: the file is corrupt", path);
+            }
+        }
+        if (space >= 0) REEL_H5_CHECK(H5Sclose(space));
+        if (dataset >= 0) REEL_H5_CHECK(H5Dclose(dataset));
+    }
+    H5Eclear2(H5E_DEFAULT);
+    REEL_H5_CHECK(reel_h5_close_file(file));
+    return status;
+}
+
 int reel_checkpoint_read_vocab(const char *path, reel_vocab *vocab, reel_error *err) {
     memset(vocab, 0, sizeof *vocab);
     char *text;
@@ -573,6 +623,50 @@ int reel_checkpoint_read_vocab(const char *path, reel_vocab *vocab, reel_error *
     }
     vocab->size = lines;
     free(text);
+    char *pieces = NULL;
+    size_t pieces_bytes = 0;
+    if (read_pieces(path, &pieces, &pieces_bytes, err) != 0) {
+        reel_vocab_free(vocab);
+        return -1;
+    }
+    if (pieces) {
+        uint64_t stored = vocab->checksum;
+        char vocab_name[REEL_PATH_MAX + 16], model_name[REEL_PATH_MAX + 16];
+        snprintf(vocab_name, sizeof vocab_name, "%s:/vocab", path);
+        snprintf(model_name, sizeof model_name, "%s:/pieces", path);
+        int rc = reel_vocab_attach_pieces(vocab, pieces, pieces_bytes, vocab_name, model_name, err);
+        free(pieces);
+        if (rc != 0) {
+            reel_vocab_free(vocab);
+            return -1;
+        }
+        vocab->checksum = stored; /* the data's, as for words */
+    }
+    return 0;
+}
+
+int reel_checkpoint_check_tokenizer(const char *path, const reel_vocab *vocab, const char *vocab_path,
+                                    reel_error *err) {
+    hid_t file = open_checkpoint(path, err);
+    if (file < 0) return -1;
+    char tokenizer[32] = "word"; /* files from before pieces */
+    if (H5Aexists(file, "tokenizer") > 0) reel_h5_read_string_attr(file, "tokenizer", tokenizer, sizeof tokenizer);
+    uint64_t theirs = 0;
+    int has_checksum = H5Aexists(file, "pieces_checksum") > 0 && reel_h5_read_u64_attr(file, "pieces_checksum", &theirs) == 0;
+    REEL_H5_CHECK(reel_h5_close_file(file));
+    const char *ours = reel_vocab_tokenizer(vocab);
+    char shown[REEL_QUOTE_MAX];
+    if (strcmp(tokenizer, ours) != 0)
+        return reel_fail(err, "%s was trained on %s tokens, but %s is a vocabulary of %s tokens: the token files and the "
+                         "checkpoint come from different tokenizers (re-run `reel prep` with the checkpoint's, or use "
+                         "its data directory)", path, reel_escape_string(shown, sizeof shown, tokenizer), vocab_path, ours);
+    if (vocab->pieces) {
+        uint64_t mine = XXH64(vocab->pieces, vocab->pieces_bytes, 0);
+        if (!has_checksum || theirs != mine)
+            return reel_fail(err, "%s and %s use two different SentencePiece models (the checkpoint's /pieces has checksum "
+                             "%016" PRIx64 ", the data's " REEL_PIECES_FILE " %016" PRIx64 "): the same ids mean other "
+                             "pieces", path, vocab_path, theirs, mine);
+    }
     return 0;
 }
 
@@ -700,7 +794,7 @@ typedef struct {
 static herr_t describe_object(hid_t root, const char *name, const H5O_info_t *info, void *data) {
     describe_walk *walk = data;
     if (info->type != H5O_TYPE_DATASET || strcmp(name, "config") == 0 || strcmp(name, "vocab") == 0 ||
-        strcmp(name, "labels") == 0 || walk->failed)
+        strcmp(name, "labels") == 0 || strcmp(name, "pieces") == 0 || walk->failed)
         return 0;
     hid_t dataset = H5Dopen2(root, name, H5P_DEFAULT);
     hid_t space = H5Dget_space(dataset);

@@ -70,7 +70,8 @@ int reel_trained_load(reel_trained *out, const char *checkpoint, const reel_load
     if (out->vocab.size == 0) {
         char path[REEL_PATH_MAX + 16];
         snprintf(path, sizeof path, "%s/vocab.txt", out->cfg.data.dir);
-        if (reel_vocab_load(&out->vocab, path, err) != 0) {
+        if (reel_vocab_load(&out->vocab, path, err) != 0 ||
+            reel_checkpoint_check_tokenizer(checkpoint, &out->vocab, path, err) != 0) {
             reel_trained_free(out);
             return -1;
         }

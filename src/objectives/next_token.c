@@ -73,13 +73,16 @@ static const reel_series train_series[] = {
     {"mfu", REEL_COLUMN_F64, 0, 1, 1},           /* model_gflops / (ranks x [train] peak_gflops); NaN without it */
 };
 
-enum { EV_LOSS, EV_PERPLEXITY, EV_ACCURACY, EV_TOKENS, EV_UNIGRAM, EV_COUNT };
+enum { EV_LOSS, EV_PERPLEXITY, EV_ACCURACY, EV_TOKENS, EV_UNIGRAM, EV_BITS_PER_BYTE, EV_WORD_PERPLEXITY, EV_COUNT };
 static const reel_series eval_series[] = {
     {"loss", REEL_COLUMN_F64, -1, 0, 0},
     {"perplexity", REEL_COLUMN_F64, -1, 0, 0},
     {"accuracy", REEL_COLUMN_F64, 1, 1, 0},
     {"tokens", REEL_COLUMN_U64, 0, 0, 0},
     {"unigram_perplexity", REEL_COLUMN_F64, 0, 0, 0},
+    /* measures that do not depend on the tokenizer (see nt_evaluate) */
+    {"bits_per_byte", REEL_COLUMN_F64, -1, 0, 1},
+    {"word_perplexity", REEL_COLUMN_F64, -1, 0, 1},
 };
 
 /* The training documents: several token files seen as one numbered list. */
@@ -468,6 +471,13 @@ static void evaluate_windows(nt_impl *t, reel_objective *obj, reel_tokfile *file
     }
 }
 
+/* Whether max_tokens cuts any of the first docs documents of file. */
+static int any_cut(reel_tokfile *file, uint64_t docs, size_t max_tokens) {
+    for (uint64_t d = 0; max_tokens && d < docs; d++)
+        if (reel_tokfile_doc_length(file, d) > max_tokens) return 1;
+    return 0;
+}
+
 static void nt_evaluate(reel_objective *obj, const reel_eval_request *request, reel_value *values) {
     nt_impl *t = obj->impl;
     reel_model *model = obj->model;
@@ -516,6 +526,18 @@ static void nt_evaluate(reel_objective *obj, const reel_eval_request *request, r
     values[EV_ACCURACY].f = tokens > 0 ? sums[1] / tokens : 0;
     values[EV_TOKENS].u = (uint64_t)tokens;
     values[EV_UNIGRAM].f = t->unigram_log && tokens > 0 ? exp(sums[3] / tokens) : NAN;
+    /* Per byte and per word of the text, so models of different tokenizers (words, pieces, another piece
+     * model) compare like for like: the total loss (nats over every prediction, each document's end
+     * included) over the UTF-8 bytes of the documents' normalised text, in bits, and exp of it over their
+     * word tokens. prep.ini records both per split, so they are known when the evaluation covers the
+     * whole split whole (every document, none cut by max_tokens); otherwise NaN. */
+    values[EV_BITS_PER_BYTE].f = values[EV_WORD_PERPLEXITY].f = NAN;
+    uint64_t text_bytes, text_words;
+    if (docs == reel_tokfile_info(file)->num_docs && !any_cut(file, docs, max_tokens) &&
+        reel_prep_split_text(t->cfg->data.dir, request->split, &text_bytes, &text_words) == 0) {
+        if (text_bytes) values[EV_BITS_PER_BYTE].f = sums[0] / log(2.0) / (double)text_bytes;
+        if (text_words) values[EV_WORD_PERPLEXITY].f = exp(sums[0] / (double)text_words);
+    }
     free(order);
     reel_tokfile_close(file);
 }
@@ -529,6 +551,8 @@ static void nt_describe(const reel_objective *obj, reel_metrics_table table, con
     }
     reel_buf_printf(out, "loss %.4f perplexity %.2f accuracy %.2f%% (%" PRIu64 " tokens; unigram perplexity %.1f)",
                     v[EV_LOSS].f, v[EV_PERPLEXITY].f, 100 * v[EV_ACCURACY].f, v[EV_TOKENS].u, v[EV_UNIGRAM].f);
+    if (!isnan(v[EV_BITS_PER_BYTE].f))
+        reel_buf_printf(out, "; %.4f bits per byte, word perplexity %.2f", v[EV_BITS_PER_BYTE].f, v[EV_WORD_PERPLEXITY].f);
 }
 
 /* ---- the carried state (stream sampler) ---- */

@@ -15,6 +15,15 @@ extern "C" {
 #include <string>
 #include <vector>
 
+// The library's own log threshold (0 info, 1 warning, 2 error): exported by libsentencepiece but not
+// declared in the headers Debian installs. Its trainer logs its whole command line at info level before
+// it reads --minloglevel, which would print on every `reel prep`; reel reports through reel_error.
+namespace sentencepiece {
+namespace logging {
+void SetMinLogLevel(int v);
+}
+}  // namespace sentencepiece
+
 struct reel_pieces {
     sentencepiece::SentencePieceProcessor processor;
 };
@@ -67,6 +76,7 @@ extern "C" int reel_pieces_train(char **model, size_t *model_bytes, reel_pieces_
         // the trainer's sampling of sentences draws from the library's one generator: seeded here, so the
         // same texts and seed give the same model (a process-wide setting; reel trains one model at a time)
         sentencepiece::SetRandomGeneratorSeed(static_cast<unsigned>(options->seed));
+        sentencepiece::logging::SetMinLogLevel(2);
         CallbackTexts texts(next, ctx);
         std::string serialized;
         sentencepiece::util::Status status = sentencepiece::SentencePieceTrainer::Train(args, &texts, &serialized);

@@ -182,6 +182,7 @@ const char *reel_tokenizer_normalize(reel_tokenizer *tok, const char *text, size
     init_tables();
     reserve_norm(tok, length);
     *out_length = normalize_into(tok->norm, (const unsigned char *)text, length);
+    tok->norm_length = *out_length;
     return tok->norm;
 }
 

@@ -210,6 +210,13 @@ static void set_aside_later_steps(const char *run_dir, uint64_t step, const char
     reel_log("%s: the metrics so far are kept as %s\n", why, target);
 }
 
+/* The checkpoint at path against the data's tokenizer: words or the same piece model. */
+static int check_tokenizer(const trainer *t, const char *path, reel_error *err) {
+    char vocab_path[REEL_PATH_MAX + 64];
+    snprintf(vocab_path, sizeof vocab_path, "%.1023s/vocab.txt", t->cfg->data.dir);
+    return reel_checkpoint_check_tokenizer(path, &t->vocab, vocab_path, err);
+}
+
 /* Rank 0 loads the checkpoint to resume from (the newest readable one unless a path was given) and
  * every rank receives its contents. Returns 1 if training resumes, 0 if it starts fresh. */
 static int resume_or_init(trainer *t, const reel_train_options *options) {
@@ -230,6 +237,8 @@ static int resume_or_init(trainer *t, const reel_train_options *options) {
         reel_error err = {{0}};
         if (options->resume == REEL_RESUME_FROM) {
             snprintf(chosen, sizeof chosen, "%s", options->resume_path);
+            if (check_tokenizer(t, chosen, &err) != 0)
+                reel_die(&err, "pass another checkpoint to --resume, or --no-resume to start over");
             if (reel_checkpoint_load(chosen, t->model, &slots, &t->state, carried, t->vocab.checksum, &err) != 0)
                 reel_die(&err, "pass another checkpoint to --resume, or --no-resume to start over");
             resumed = 1;
@@ -276,7 +285,8 @@ static int resume_or_init(trainer *t, const reel_train_options *options) {
         reel_error err = {{0}};
         if (init_reads_same_direction(cfg, &err) != 0)
             reel_die(&err, "fine-tune a backward language model with [data] reverse = true, a forward one without");
-        if (reel_checkpoint_init_from(cfg->model.init_from, t->model, t->vocab.checksum, &report, &err) != 0)
+        if (check_tokenizer(t, cfg->model.init_from, &err) != 0 ||
+            reel_checkpoint_init_from(cfg->model.init_from, t->model, t->vocab.checksum, &report, &err) != 0)
             reel_die(&err, "start from a checkpoint of the same data and encoder ([model] init_from)");
         reel_log("starting from %s: %s\n", cfg->model.init_from, report.data);
         reel_buf_free(&report);
@@ -784,6 +794,14 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
         reel_log("note: [model] vocab_size = %zu, but %s has %zu entries: using %zu\n", cfg->model.vocab_size, path,
                  t.vocab.size, t.vocab.size);
         effective.model.vocab_size = t.vocab.size;
+    }
+    if (t.vocab.pieces && cfg->model.vocab_size < t.vocab.size) {
+        reel_fail(&err, "[model] vocab_size = %zu, but %s is a vocabulary of %zu SentencePiece pieces, whose ids are not "
+                  "ordered by frequency: a text needs all of them", cfg->model.vocab_size, path, t.vocab.size);
+        char hint[128];
+        snprintf(hint, sizeof hint, "set [model] vocab_size = %zu, or prep with --vocab-size %zu", t.vocab.size,
+                 cfg->model.vocab_size);
+        reel_die(&err, hint);
     }
     const reel_objective_kind *kind = reel_objective_kind_find(cfg->objective.type);
     REEL_CHECK(kind, NULL, "unknown objective '%s'", cfg->objective.type);

@@ -7,6 +7,7 @@
 
 #include "reel/data.h"
 #include "reel/layers.h"
+#include "reel/pieces.h"
 #include "reel/rng.h"
 
 /* Tokens of a prime read per forward: the state carries from one chunk to the next, so a long prime
@@ -255,7 +256,41 @@ static int attaches_left(const char *t) {
     return 0;
 }
 
+/* Pieces: the text the piece model decodes them to (spaces where the pieces have U+2581), the reserved
+ * ids spelt out between spaces (an <eod> between two generated documents). */
+static void detokenize_pieces(reel_buf *out, const reel_vocab *vocab, const uint32_t *ids, size_t count) {
+    char *text = NULL;
+    size_t length = 0, capacity = 0;
+    reel_error err = {{0}};
+    for (size_t start = 0; start < count;) {
+        size_t end = start;
+        while (end < count && ids[end] >= REEL_VOCAB_RESERVED && ids[end] < vocab->size) end++;
+        if (end > start) {
+            length = 0;
+            REEL_CHECK(reel_pieces_decode(vocab->processor, ids + start, end - start, &text, &length, &capacity, &err) == 0,
+                       NULL, "%s", err.message);
+            if (out->length && out->data[out->length - 1] != ' ' && out->data[out->length - 1] != '\n' &&
+                start > 0 && text[0] != ' ')
+                reel_buf_append(out, " ", 1); /* after a reserved id */
+            reel_buf_append(out, text, length);
+            start = end;
+        } else {
+            const char *t = ids[start] < vocab->size ? vocab->tokens[ids[start]] : "<unk>";
+            if (out->length && out->data[out->length - 1] != ' ' && out->data[out->length - 1] != '\n')
+                reel_buf_append(out, " ", 1);
+            reel_buf_append(out, t, strlen(t));
+            start++;
+        }
+    }
+    if (!out->data) reel_buf_append(out, "", 0);
+    free(text);
+}
+
 void reel_detokenize(reel_buf *out, const reel_vocab *vocab, const uint32_t *ids, size_t count) {
+    if (vocab->processor) {
+        detokenize_pieces(out, vocab, ids, count);
+        return;
+    }
     for (size_t i = 0; i < count; i++) {
         const char *t = ids[i] < vocab->size ? vocab->tokens[ids[i]] : "<unk>";
         int at_line_start = out->length == 0 || out->data[out->length - 1] == '\n';
@@ -263,4 +298,27 @@ void reel_detokenize(reel_buf *out, const reel_vocab *vocab, const uint32_t *ids
         if (!at_line_start && !after_open && !attaches_left(t)) reel_buf_append(out, " ", 1);
         reel_buf_append(out, t, strlen(t));
     }
+}
+
+void reel_detokenize_after(reel_buf *out, const reel_vocab *vocab, const uint32_t *prime, size_t prime_count,
+                           const uint32_t *ids, size_t count) {
+    if (!vocab->processor) {
+        reel_detokenize(out, vocab, ids, count);
+        return;
+    }
+    /* pieces: the continuation decoded after the prime, so its first space (a piece's U+2581) is text
+     * and not the start of a document's, which decoding alone would drop */
+    reel_buf head = {0}, whole = {0};
+    uint32_t *both = reel_malloc((prime_count + count + 1) * sizeof *both);
+    if (prime_count) memcpy(both, prime, prime_count * sizeof *both);
+    if (count) memcpy(both + prime_count, ids, count * sizeof *both);
+    detokenize_pieces(&head, vocab, prime, prime_count);
+    detokenize_pieces(&whole, vocab, both, prime_count + count);
+    /* the prime's text is a prefix of the whole's: pieces decode one after the other */
+    size_t at = head.length <= whole.length && memcmp(whole.data, head.data ? head.data : "", head.length) == 0
+                    ? head.length : 0;
+    reel_buf_append(out, whole.data ? whole.data + at : "", whole.length - at);
+    reel_buf_free(&head);
+    reel_buf_free(&whole);
+    free(both);
 }

@@ -9,6 +9,7 @@
 #include "reel/data.h"
 #include "reel/layers.h"
 #include "reel/objective.h"
+#include "reel/pieces.h"
 #include "reel/windows.h"
 
 /* ---- text -> ids ---- */
@@ -25,8 +26,35 @@ void reel_text_encoder_free(reel_text_encoder *enc) {
     reel_vocab_index_free(&enc->index);
 }
 
+/* A vocabulary of pieces: the normalised text (as prep wrote it) into the piece model's ids. */
+static size_t encode_pieces(reel_text_encoder *enc, const char *text, size_t length, size_t max_tokens, uint32_t **ids,
+                            size_t *capacity, size_t *unknown, size_t *tokens_in_text) {
+    size_t norm_length;
+    const char *norm = reel_tokenizer_normalize(&enc->tokenizer, text, length, &norm_length);
+    reel_error err = {{0}};
+    size_t count = reel_pieces_encode(enc->index.vocab->processor, norm, norm_length, ids, capacity, &err);
+    /* encoding fails only for a model that loaded but is broken, or out of memory */
+    REEL_CHECK(count != (size_t)-1, NULL, "%s", err.message);
+    if (!*ids) *ids = reel_malloc(16 * sizeof **ids), *capacity = 16;
+    if (tokens_in_text) *tokens_in_text = count;
+    if (enc->reverse)
+        for (size_t i = 0, j = count ? count - 1 : 0; i < j; i++, j--) {
+            uint32_t t = (*ids)[i];
+            (*ids)[i] = (*ids)[j];
+            (*ids)[j] = t;
+        }
+    if (max_tokens && count > max_tokens) count = max_tokens;
+    size_t missing = 0; /* byte fallback: never, unless the model's vocabulary is cut */
+    for (size_t i = 0; i < count; i++)
+        if ((*ids)[i] >= enc->vocab_limit) (*ids)[i] = REEL_TOKEN_UNK, missing++;
+    if (unknown) *unknown = missing;
+    return count;
+}
+
 size_t reel_text_encode(reel_text_encoder *enc, const char *text, size_t length, size_t max_tokens, uint32_t **ids,
                         size_t *capacity, size_t *unknown, size_t *tokens_in_text) {
+    if (enc->index.vocab->processor)
+        return encode_pieces(enc, text, length, max_tokens, ids, capacity, unknown, tokens_in_text);
     size_t count = 0, missing = 0;
     const reel_token *tokens = reel_tokenize(&enc->tokenizer, text, length, &count);
     if (tokens_in_text) *tokens_in_text = count;

@@ -311,7 +311,7 @@ static enum MHD_Result generate(reel_server *s, struct MHD_Connection *connectio
         text.length = 0;
         size_t n = produced[b];
         if (stop_at_eod && n && out[b * steps + n - 1] == REEL_TOKEN_EOD) n--; /* the end is not text */
-        reel_detokenize(&text, &s->trained->vocab, out + b * steps, n);
+        reel_detokenize_after(&text, &s->trained->vocab, ids, count, out + b * steps, n);
         cJSON_AddItemToArray(list, cJSON_CreateString(text.length ? text.data : ""));
     }
     text.length = 0;
