@@ -288,8 +288,10 @@ run_torch() {
 # decimals are 7 significant digits), and the mean loss of 100 training reviews cut to 64 tokens (the first
 # 50 of each label, alternating) is computed by `reel eval` and by bench/torch_classifiers.py --check
 # (every attention form for the Transformer). They must agree to float32 rounding: |difference| <= 5e-5
-# (reel's printed rounding) + 2e-6 of the loss. Measured on the Transformer: 3e-6 apart at a loss of 96;
-# PyTorch's exact GELU instead of the tanh form moved its loss by 1.3e-2, LayerNorm eps 1e-4 by 5e-3.
+# (reel's printed rounding) + 2e-6 of the loss. Measured: the Transformer 47.7063 (reel) and 47.706261
+# (both PyTorch forms), the CNN 342.0317 and 342.031708, within the printed rounding. PyTorch's exact GELU
+# instead of the tanh form gave 47.712414, no key padding mask 47.679493, LayerNorm eps 1e-4 moved a
+# similar check by 5e-3, the CNN's filter bank read filters-major 316.52.
 check_data=""
 make_check_data() {
   [ -z "$check_data" ] || return 0
