@@ -12,7 +12,7 @@
 #                   (bidirectional, padding never attended) with an MLP of 4 C (GELU, tanh form), a final
 #                   LayerNorm, the mean over the review's tokens -> one logit. C must be a multiple of 4.
 #                   Issue 20's shapes (IMDb reviews of 400 tokens, batch 200):
-#                     --models cnn:100,transformer:256 --window 400 --vocab 30003
+#                     --models cnn:100,transformer:256 --window 400 --vocab 30000
 # Every model: Adam 1e-3, global batch 200, no dropout; embeddings 300 (--embed; the Transformer's are its
 # width); each review longer than the window is read as a random run of `window` tokens (data.seq_len).
 # The vocabulary is min(--vocab, the entries of DATA/vocab.txt), as reel reads it. Each layout trains
