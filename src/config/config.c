@@ -74,7 +74,7 @@ static const reel_key general_keys[] = {
 
     {.section = "objective", .key = "type", .type = REEL_KEY_CHOICE, REEL_FIELD_CHARS(reel_config, objective.type),
      .default_text = "", .choices_from = REEL_CHOICES_OBJECTIVES,
-     .help = "what the model learns; not given: the model type's own (classifiers: classify, rnn_lm: next_token)"},
+     .help = "what the model learns; not given: the model type's own (classifiers: classify; rnn_lm and gpt: next_token)"},
 
     KEY_CHOICE("optimizer", "type", optimizer.type, "adam", optimizer_types, "optimizer"),
     KEY_DOUBLE("optimizer", "lr", optimizer.lr, "1e-3", BOUND_MIN_OPEN, 0, 0, "peak learning rate"),
@@ -94,7 +94,7 @@ static const reel_key general_keys[] = {
     KEY_DOUBLE("optimizer", "weight_decay", optimizer.weight_decay, "0", BOUND_MIN, 0, 0,
                "adam: decoupled (AdamW); sgd, rmsprop: L2 added to the gradient"),
     KEY_CHOICE("optimizer", "decay", optimizer.decay, "model", decay_modes,
-               "the tensors weight_decay applies to: model (as each model marks them; the recurrent and bag-of-words models mark all, gpt and transformer their matrices and embeddings), "
+               "the tensors weight_decay applies to: model (as each model marks them; the recurrent, bag-of-words and cnn models mark all, gpt and transformer their matrices and embeddings), "
                "all, or matrices (two or more dimensions, not the embedding: no biases or norm gains)"),
     KEY_BOOL("optimizer", "decay_embedding", optimizer.decay_embedding, "false",
              "decay = matrices: the embedding decays too"),
