@@ -140,7 +140,8 @@ static const reel_key general_keys[] = {
     KEY_UINT64("train", "seed", train.seed, "42", "seed of every random choice (initialisation, shuffling, dropout)"),
     KEY_SIZE("train", "log_every", train.log_every, "10", BOUND_MIN, 1, "steps between progress lines and metric rows"),
     KEY_SIZE("train", "eval_every", train.eval_every, "0", 0, 0,
-             "steps between evaluations on the validation data; 0: at the end of each epoch"),
+             "steps between evaluations on the validation data (each saves a checkpoint), besides the one at the end "
+             "of each epoch; 0: only at the end of each epoch"),
     KEY_SIZE("train", "early_stopping_patience", train.early_stopping_patience, "0", 0, 0,
              "early stopping: end the run when the best-checkpoint metric ([checkpoint] best_metric) has not improved "
              "for this many evaluations in a row; 0: never"),
@@ -157,7 +158,8 @@ static const reel_key general_keys[] = {
     KEY_STRING("train", "run_dir", train.run_dir, "runs/default", "directory for checkpoints, metrics and logs"),
 
     KEY_SIZE("checkpoint", "every_steps", checkpoint.every_steps, "0", 0, 0,
-             "steps between checkpoints; 0 saves only at the end of each epoch and of the run"),
+             "steps between checkpoints; 0: only those at the end of each epoch, after each eval_every evaluation and "
+             "when the run ends or stops"),
     KEY_SIZE("checkpoint", "keep_last", checkpoint.keep_last, "3", BOUND_MIN, 1, "newest numbered checkpoints kept"),
     KEY_BOOL("checkpoint", "keep_best", checkpoint.keep_best, "true", "also keep the best checkpoint, by best_metric"),
     KEY_STRING("checkpoint", "best_metric", checkpoint.best_metric, "",
