@@ -14,7 +14,8 @@
 #     option taken is in the help, each option the help lists (a line's start, the usage line) is taken;
 #   - the comments of configs/*.ini: their reel commands' options, --set keys, [section] keys and paths;
 #   - a default quoted in a | key | default | table or as "`key`, default X": --help-config's default;
-#   - docs/configuration.md's list of the owners --help-config lists keys by names every model type.
+#   - docs/configuration.md's list of the owners --help-config lists keys by names every model type, and
+#     the first paragraph of docs/classifiers.md or docs/language-models.md introduces each.
 # Docs rot silently: a renamed option or key, a moved script or a retitled section would otherwise only
 # show when a reader tries it. Everything comes from --help output, so the test takes seconds.
 source "$(dirname "$0")/lib.sh"
@@ -58,10 +59,10 @@ import glob, json, os, re, sys
 src, help_dir, config_help = sys.argv[1], sys.argv[2], sys.argv[3]
 pages = sys.argv[4:]
 problems, counts = [], {"options": 0, "keys": 0, "paths": 0, "links": 0, "script_options": 0, "tests": 0,
-                     "cli_options": 0, "config_comments": 0, "defaults": 0, "owners": 0}
+                     "cli_options": 0, "config_comments": 0, "defaults": 0, "owners": 0, "model_types": 0}
 
 helps = {os.path.splitext(n)[0]: open(os.path.join(help_dir, n)).read() for n in os.listdir(help_dir)}
-keys, defaults, owners = set(), {}, set()
+keys, defaults, owners, model_types = set(), {}, set(), []
 for line in open(config_help):
     f = line.split()
     # rows: owner words, then section, key, type, default, ...; the owner is one word, or "objective <name>"
@@ -70,6 +71,7 @@ for line in open(config_help):
         keys.add((row[1], row[2]))
         defaults.setdefault(row[2], set()).add(row[4])
         if f[0] not in ("all", "objective"): owners.update(f[0].split("|"))
+        if row[1:3] == ["model", "type"] and len(row) > 5: model_types = row[5].split("|")
 if not keys: problems.append("reel train --help-config lists no keys (the format changed?)")
 if not owners: problems.append("reel train --help-config lists no model type's own keys (the format changed?)")
 sections = {s for s, _ in keys}
@@ -273,6 +275,20 @@ else:
         if o not in named:
             problems.append("docs/configuration.md: the owners by which --help-config lists the keys leave out %s" % o)
 
+# Every model type reel has is introduced in the first paragraph of docs/classifiers.md or
+# docs/language-models.md (as `type`, `[model] type = type` or `type = type`).
+introduced = set()
+for name in ("classifiers.md", "language-models.md"):
+    text = open(os.path.join(src, "docs", name)).read()
+    intro = text.split("\n\n")[1] if text.startswith("#") and text.count("\n\n") else ""
+    introduced.update(span.split("=")[-1].strip() for span in re.findall(r"`([^`]+)`", intro))
+if not model_types: problems.append("reel train --help-config has no choice list for [model] type (the format changed?)")
+for t in model_types:
+    counts["model_types"] += 1
+    if t not in introduced:
+        problems.append("model type %s is introduced in neither docs/classifiers.md's nor docs/language-models.md's "
+                        "first paragraph" % t)
+
 # The label table of docs/development.md against ctest: each row's tests are exactly ctest's tests of that
 # label, and no label is left out.
 registered = {}
@@ -317,7 +333,7 @@ if grep -q '^PROBLEM ' "$WORK/report.txt"; then
 fi
 # A checker that finds nothing to check would pass any docs: each kind must have been exercised.
 checked=$(grep '^CHECKED ' "$WORK/report.txt" | sed 's/^CHECKED //')
-for kind in options keys paths links script_options tests cli_options config_comments defaults owners; do
+for kind in options keys paths links script_options tests cli_options config_comments defaults owners model_types; do
   n=$(echo "$checked" | tr ' ' '\n' | sed -n "s/^$kind=//p")
   if [ "${n:-0}" -gt 0 ]; then pass "$n $kind named in the docs checked"; else fail "no $kind found in the docs: the extraction is broken"; fi
 done
