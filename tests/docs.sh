@@ -15,7 +15,8 @@
 #   - the comments of configs/*.ini: their reel commands' options, --set keys, [section] keys and paths;
 #   - a default quoted in a | key | default | table or as "`key`, default X": --help-config's default;
 #   - docs/configuration.md's list of the owners --help-config lists keys by names every model type, and
-#     the first paragraph of docs/classifiers.md or docs/language-models.md introduces each.
+#     the first paragraph of docs/classifiers.md or docs/language-models.md introduces each;
+#   - docs/file-formats.md's metrics table: each objective's /train and /eval series as its source declares.
 # Docs rot silently: a renamed option or key, a moved script or a retitled section would otherwise only
 # show when a reader tries it. Everything comes from --help output, so the test takes seconds.
 source "$(dirname "$0")/lib.sh"
@@ -59,15 +60,16 @@ import glob, json, os, re, sys
 src, help_dir, config_help = sys.argv[1], sys.argv[2], sys.argv[3]
 pages = sys.argv[4:]
 problems, counts = [], {"options": 0, "keys": 0, "paths": 0, "links": 0, "script_options": 0, "tests": 0,
-                     "cli_options": 0, "config_comments": 0, "defaults": 0, "owners": 0, "model_types": 0}
+                     "cli_options": 0, "config_comments": 0, "defaults": 0, "owners": 0, "model_types": 0, "series": 0}
 
 helps = {os.path.splitext(n)[0]: open(os.path.join(help_dir, n)).read() for n in os.listdir(help_dir)}
-keys, defaults, owners, model_types = set(), {}, set(), []
+keys, defaults, owners, model_types, objectives = set(), {}, set(), [], set()
 for line in open(config_help):
     f = line.split()
     # rows: owner words, then section, key, type, default, ...; the owner is one word, or "objective <name>"
     if len(f) >= 5 and f[0].lower() != "for":
         row = f[1:] if f[0] == "objective" else f
+        if f[0] == "objective": objectives.add(f[1])
         keys.add((row[1], row[2]))
         defaults.setdefault(row[2], set()).add(row[4])
         if f[0] not in ("all", "objective"): owners.update(f[0].split("|"))
@@ -289,6 +291,36 @@ for t in model_types:
         problems.append("model type %s is introduced in neither docs/classifiers.md's nor docs/language-models.md's "
                         "first paragraph" % t)
 
+# The metrics table of docs/file-formats.md (| objective | `/train` | `/eval` |) names exactly the series
+# each objective's source declares (train_series[] and eval_series[] of src/objectives/<objective>.c).
+formats = os.path.join(src, "docs", "file-formats.md")
+rows = {}
+for n, line in enumerate(open(formats), 1):
+    m = re.match(r"\|\s*`(\w+)`\s*\|([^|]*)\|([^|]*)\|\s*$", line)
+    if m: rows[m.group(1)] = (n, set(re.findall(r"`(\w+)`", m.group(2))), set(re.findall(r"`(\w+)`", m.group(3))))
+objective_files = sorted(glob.glob(os.path.join(src, "src", "objectives", "*.c")))
+for path in objective_files:
+    code = open(path).read()
+    declared = [set(re.findall(r'\{"(\w+)", REEL_COLUMN', body)) for body in
+                (re.search(r"reel_series %s\[\] = \{(.*?)\};" % name, code, re.S) for name in ("train_series", "eval_series"))
+                if body for body in [body.group(1)]]
+    if len(declared) != 2: continue  # not an objective (no series of its own)
+    name = os.path.splitext(os.path.basename(path))[0]
+    counts["series"] += 1
+    objectives.discard(name)
+    if name not in rows:
+        problems.append("docs/file-formats.md: the metrics table has no row for the objective %s" % name); continue
+    n, train_doc, eval_doc = rows[name]
+    for table, doc, have in (("/train", train_doc, declared[0]), ("/eval", eval_doc, declared[1])):
+        for series in sorted(have - doc):
+            problems.append("docs/file-formats.md:%d: %s's %s series %s is not listed" % (n, name, table, series))
+        for series in sorted(doc - have):
+            problems.append("docs/file-formats.md:%d: the table lists %s among %s's %s series; %s does not declare it"
+                            % (n, series, name, table, os.path.relpath(path, src)))
+
+for name in sorted(objectives):
+    problems.append("src/objectives/%s.c: no train_series[] and eval_series[] found (the layout changed?)" % name)
+
 # The label table of docs/development.md against ctest: each row's tests are exactly ctest's tests of that
 # label, and no label is left out.
 registered = {}
@@ -333,7 +365,7 @@ if grep -q '^PROBLEM ' "$WORK/report.txt"; then
 fi
 # A checker that finds nothing to check would pass any docs: each kind must have been exercised.
 checked=$(grep '^CHECKED ' "$WORK/report.txt" | sed 's/^CHECKED //')
-for kind in options keys paths links script_options tests cli_options config_comments defaults owners model_types; do
+for kind in options keys paths links script_options tests cli_options config_comments defaults owners model_types series; do
   n=$(echo "$checked" | tr ' ' '\n' | sed -n "s/^$kind=//p")
   if [ "${n:-0}" -gt 0 ]; then pass "$n $kind named in the docs checked"; else fail "no $kind found in the docs: the extraction is broken"; fi
 done
