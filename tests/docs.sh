@@ -18,7 +18,8 @@
 #     the first paragraph of docs/classifiers.md or docs/language-models.md introduces each;
 #   - docs/file-formats.md's metrics table: each objective's /train and /eval series as its source declares.
 # Docs rot silently: a renamed option or key, a moved script or a retitled section would otherwise only
-# show when a reader tries it. Everything comes from --help output, so the test takes seconds.
+# show when a reader tries it. Everything comes from --help output and a few source files (src/cli,
+# src/objectives), so the test takes seconds.
 source "$(dirname "$0")/lib.sh"
 
 SRC=$REEL_SOURCE_DIR
