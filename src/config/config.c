@@ -74,7 +74,7 @@ static const reel_key general_keys[] = {
 
     {.section = "objective", .key = "type", .type = REEL_KEY_CHOICE, REEL_FIELD_CHARS(reel_config, objective.type),
      .default_text = "", .choices_from = REEL_CHOICES_OBJECTIVES,
-     .help = "what the model learns; not given: the model type's own (classifiers: classify, rnn_lm: next_token)"},
+     .help = "what the model learns; not given: the model type's own (classifiers: classify; rnn_lm and gpt: next_token)"},
 
     KEY_CHOICE("optimizer", "type", optimizer.type, "adam", optimizer_types, "optimizer"),
     KEY_DOUBLE("optimizer", "lr", optimizer.lr, "1e-3", BOUND_MIN_OPEN, 0, 0, "peak learning rate"),
@@ -94,7 +94,7 @@ static const reel_key general_keys[] = {
     KEY_DOUBLE("optimizer", "weight_decay", optimizer.weight_decay, "0", BOUND_MIN, 0, 0,
                "adam: decoupled (AdamW); sgd, rmsprop: L2 added to the gradient"),
     KEY_CHOICE("optimizer", "decay", optimizer.decay, "model", decay_modes,
-               "the tensors weight_decay applies to: model (as each model marks them; the recurrent and bag-of-words models mark all, gpt and transformer their matrices and embeddings), "
+               "the tensors weight_decay applies to: model (as each model marks them; the recurrent, bag-of-words and cnn models mark all, gpt and transformer their matrices and embeddings), "
                "all, or matrices (two or more dimensions, not the embedding: no biases or norm gains)"),
     KEY_BOOL("optimizer", "decay_embedding", optimizer.decay_embedding, "false",
              "decay = matrices: the embedding decays too"),
@@ -140,7 +140,8 @@ static const reel_key general_keys[] = {
     KEY_UINT64("train", "seed", train.seed, "42", "seed of every random choice (initialisation, shuffling, dropout)"),
     KEY_SIZE("train", "log_every", train.log_every, "10", BOUND_MIN, 1, "steps between progress lines and metric rows"),
     KEY_SIZE("train", "eval_every", train.eval_every, "0", 0, 0,
-             "steps between evaluations on the validation data; 0: at the end of each epoch"),
+             "steps between evaluations on the validation data (each saves a checkpoint), besides the one at the end "
+             "of each epoch; 0: only at the end of each epoch"),
     KEY_SIZE("train", "early_stopping_patience", train.early_stopping_patience, "0", 0, 0,
              "early stopping: end the run when the best-checkpoint metric ([checkpoint] best_metric) has not improved "
              "for this many evaluations in a row; 0: never"),
@@ -157,7 +158,8 @@ static const reel_key general_keys[] = {
     KEY_STRING("train", "run_dir", train.run_dir, "runs/default", "directory for checkpoints, metrics and logs"),
 
     KEY_SIZE("checkpoint", "every_steps", checkpoint.every_steps, "0", 0, 0,
-             "steps between checkpoints; 0 saves only at the end of each epoch and of the run"),
+             "steps between checkpoints; 0: only those at the end of each epoch, after each eval_every evaluation and "
+             "when the run ends or stops"),
     KEY_SIZE("checkpoint", "keep_last", checkpoint.keep_last, "3", BOUND_MIN, 1, "newest numbered checkpoints kept"),
     KEY_BOOL("checkpoint", "keep_best", checkpoint.keep_best, "true", "also keep the best checkpoint, by best_metric"),
     KEY_STRING("checkpoint", "best_metric", checkpoint.best_metric, "",
