@@ -183,7 +183,7 @@ bad = [f"{run}: changed by weight decay {sorted(changed[run])}, expected {sorted
 if bad:
     sys.exit("\n".join(bad))
 PY
-expect_fail "decay_embedding without decay = matrices" "decay_embedding is given, but decay = all" \
+expect_fail "decay_embedding without decay = matrices" "decay_embedding = true, but decay = all" \
   mpireel 1 train "$WORK/small.ini" --run-dir "$WORK/wd_bad" --set optimizer.decay=all --set optimizer.decay_embedding=true
 
 # ---- a decaying schedule runs its course by max_steps when that ends the run first ----
@@ -193,6 +193,10 @@ expect_fail "decay_embedding without decay = matrices" "decay_embedding is given
 sched=(--set optimizer.schedule=linear --set optimizer.lr=0.01 --set train.epochs=5 --set train.max_steps=10
        --set train.log_every=1)
 expect_ok "linear schedule cut by max_steps" mpireel 1 train "$WORK/small.ini" --run-dir "$WORK/sched" "${sched[@]}"
+# a run directory's resolved config.ini writes every key (decay_embedding = false with decay = model among
+# them) and must train again as given
+expect_ok "resolved config.ini trains again" mpireel 1 train "$WORK/sched/config.ini" --run-dir "$WORK/resolved_again" \
+  --set train.max_steps=1
 "$H5PY_PYTHON" - "$WORK/sched/metrics.h5" <<'PY' && pass "the schedule ends at max_steps" || fail "the schedule ignores max_steps"
 import sys, h5py, numpy as np
 f = h5py.File(sys.argv[1], "r", swmr=True)

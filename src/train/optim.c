@@ -67,9 +67,10 @@ int reel_optimizer_check(const reel_config *cfg, reel_error *err) {
     if (cfg->optimizer.lazy_embedding && strcmp(cfg->optimizer.type, "adam") != 0)
         return reel_fail(err, "[optimizer] lazy_embedding = true with type = %s: only adam has the lazy row update; "
                          "set it to false or use adam", cfg->optimizer.type);
-    int index = reel_config_key_index(cfg, "optimizer.decay_embedding");
-    if (index >= 0 && cfg->line_of[index] != 0 && strcmp(cfg->optimizer.decay, "matrices") != 0)
-        return reel_fail(err, "[optimizer] decay_embedding is given, but decay = %s: it only chooses whether the "
+    /* only true is refused: a run directory's resolved config.ini writes every key, false included, and must
+     * read back as the configuration it records */
+    if (cfg->optimizer.decay_embedding && strcmp(cfg->optimizer.decay, "matrices") != 0)
+        return reel_fail(err, "[optimizer] decay_embedding = true, but decay = %s: it only chooses whether the "
                          "embedding decays with decay = matrices", cfg->optimizer.decay);
     return 0;
 }
