@@ -861,12 +861,12 @@ static void test_model_keys(void **state) {
     (void)state;
     expect_file_error("[data]\ndir = d\n[model]\nword_dropout = 0.5\ntype = lstm\n",
                       ":4: unknown key 'word_dropout' in section [model] for model type 'lstm': it is a key of model "
-                      "type 'bow' (known keys: type, vocab_size, embed_dim, init_from, embed_from, hidden_dim, "
+                      "types 'bow', 'rnn_lm' (known keys: type, vocab_size, embed_dim, init_from, embed_from, hidden_dim, "
                       "num_layers, bidirectional, pooling, rnn_dropout, embed_dropout, rnn_batch_norm, head_hidden, "
                       "dropout, num_classes)");
     expect_file_error_containing("[data]\ndir = d\n[model]\npooling = max\n",
                                  ":4: unknown key 'pooling' in section [model] for model type 'bow': it is a key of "
-                                 "model type 'lstm'", NULL);
+                                 "model types 'lstm', 'gru', 'rnn', 'transformer'", NULL);
     /* an unknown type is reported at its own line, before any key that would depend on it */
     expect_file_error_containing("[data]\ndir = d\n[model]\nhidden_dim = 5\ntype = svm\n",
                                  ":5: [model] type = 'svm': expected one of bow, lstm, gru, rnn", NULL);
@@ -888,7 +888,7 @@ static void test_model_keys(void **state) {
     reel_config before = cfg;
     assert_int_equal(reel_config_override(&cfg, "model.type=lstm", &err), -1);
     assert_string_equal(err.message, "--set 'model.type=lstm': b.ini:4: unknown key 'word_dropout' in section [model] "
-                                     "for model type 'lstm': it is a key of model type 'bow' (known keys: type, "
+                                     "for model type 'lstm': it is a key of model types 'bow', 'rnn_lm' (known keys: type, "
                                      "vocab_size, embed_dim, init_from, embed_from, hidden_dim, num_layers, "
                                      "bidirectional, pooling, rnn_dropout, embed_dropout, rnn_batch_norm, head_hidden, "
                                      "dropout, num_classes)");

@@ -300,42 +300,43 @@ static void list_keys(const reel_config *cfg, const char *section, char *out, si
     }
 }
 
-/* The model type or objective, other than cfg's, that has section.key; NULL when none has. */
-static const char *other_owner(const reel_config *cfg, const char *section, const char *key, const char **kind) {
-    const reel_config_catalogue *catalogue = catalogue_of(cfg);
-    for (size_t t = 0; t < catalogue->num_models; t++) {
-        const char *type = catalogue->models[t].name;
-        const reel_key_table *table = catalogue->models[t].keys;
+/* Appends to owners ("'bow', 'rnn_lm'") every type of the table list but current that has section.key;
+ * returns how many it found. */
+static size_t owners_in(const reel_config_type *types, size_t count, const char *current, const char *section,
+                        const char *key, char *owners, size_t size) {
+    size_t found = 0;
+    for (size_t t = 0; t < count; t++) {
+        const reel_key_table *table = types[t].keys;
+        if (!strcmp(types[t].name, current)) continue;
         for (size_t i = 0; table && i < table->count; i++)
-            if (!strcmp(table->keys[i].section, section) && !strcmp(table->keys[i].key, key) &&
-                strcmp(type, cfg->model.type) != 0) {
-                *kind = "model type";
-                return type;
+            if (!strcmp(table->keys[i].section, section) && !strcmp(table->keys[i].key, key)) {
+                size_t used = strlen(owners);
+                snprintf(owners + used, size - used, "%s'%s'", found ? ", " : "", types[t].name);
+                found++;
+                break;
             }
     }
-    for (size_t t = 0; t < catalogue->num_objectives; t++) {
-        const char *type = catalogue->objectives[t].name;
-        const reel_key_table *table = catalogue->objectives[t].keys;
-        for (size_t i = 0; table && i < table->count; i++)
-            if (!strcmp(table->keys[i].section, section) && !strcmp(table->keys[i].key, key) &&
-                strcmp(type, cfg->objective.type) != 0) {
-                *kind = "objective";
-                return type;
-            }
-    }
-    return NULL;
+    return found;
 }
 
-/* The unknown-key message: the known keys of the section, and which type the key belongs to if any. */
+/* The unknown-key message: the known keys of the section, and which other model types (or else
+ * objectives) have the key, if any: all of them, since a key is often shared by several. */
 static void unknown_key_message(const reel_config *cfg, const char *section, const char *key, char *out, size_t size) {
-    char list[768], shown[REEL_QUOTE_MAX]; /* the key as the file has it, escaped */
+    char list[768], owners[256] = "", shown[REEL_QUOTE_MAX]; /* the key as the file has it, escaped */
+    const reel_config_catalogue *catalogue = catalogue_of(cfg);
     list_keys(cfg, section, list, sizeof list);
-    const char *kind = NULL, *owner = other_owner(cfg, section, key, &kind);
     reel_escape_string(shown, sizeof shown, key);
-    if (owner)
-        snprintf(out, size, "unknown key '%s' in section [%s] for %s '%s': it is a key of %s '%s' (known keys: %s)",
-                 shown, section, kind, !strcmp(kind, "objective") ? cfg->objective.type : cfg->model.type, kind, owner,
-                 list);
+    const char *kind = "model type", *current = cfg->model.type;
+    size_t found = owners_in(catalogue->models, catalogue->num_models, current, section, key, owners, sizeof owners);
+    if (!found) {
+        kind = "objective";
+        current = cfg->objective.type;
+        found = owners_in(catalogue->objectives, catalogue->num_objectives, current, section, key, owners,
+                          sizeof owners);
+    }
+    if (found)
+        snprintf(out, size, "unknown key '%s' in section [%s] for %s '%s': it is a key of %s%s %s (known keys: %s)",
+                 shown, section, kind, current, kind, found > 1 ? "s" : "", owners, list);
     else
         snprintf(out, size, "unknown key '%s' in section [%s] (known keys: %s)", shown, section, list);
 }
