@@ -25,7 +25,11 @@ static void usage(FILE *out) {
           "         splits the directory lacks are skipped). A directory of SentencePiece pieces is written as\n"
           "         its pieces (U+2581 marking a space), the units its models read.\n"
           "vectors  writes the embedding of a checkpoint (a classifier's or a language model's) as word2vec /\n"
-          "         fastText text: a header '<words> <width>', then one word and its values per line.\n",
+          "         fastText text: a header '<words> <width>', then one word and its values per line.\n"
+          "\n"
+          "options:\n"
+          "  --splits LIST   text: the splits to write, comma-separated (default train,valid,unsup)\n"
+          "  -h, --help      this text\n",
           out);
 }
 

@@ -23,6 +23,10 @@ static void usage(FILE *out) {
           "                          is writing it)\n"
           "  token file (*.tok)      header, document length statistics, and a check of every token id\n"
           "  vocab.txt               size, checksum and the most frequent tokens\n"
+          "\n"
+          "options:\n"
+          "  -h, --help   this text\n"
+          "\n"
           "Exit status 1 if any file is invalid.\n",
           out);
 }
