@@ -160,6 +160,13 @@ expect_fail "resume on another piece model" "two different SentencePiece models"
   reel train "$WORK/gpt.ini" --run-dir "$WORK/run2" --set "data.dir=$WORK/bpe" --resume "$ckpt"
 expect_fail "init_from with words" "was trained on sentencepiece tokens, but .*words/vocab.txt is a vocabulary of word tokens" \
   reel train "$WORK/gpt.ini" --run-dir "$WORK/run3" --set "data.dir=$WORK/words" --set "model.init_from=$ckpt"
+# a run directory continued (automatic resume) on another piece model: every checkpoint is refused by
+# name, and nothing is moved or lost
+before=$(cd "$WORK/run" && ls)
+expect_fail "automatic resume on another piece model" "skipping unusable checkpoint: .*ckpt_00000006.h5 and .*bpe/vocab.txt use two different SentencePiece models" \
+  reel train "$WORK/gpt.ini" --run-dir "$WORK/run" --set "data.dir=$WORK/bpe"
+[ "$(cd "$WORK/run" && ls)" = "$before" ] && pass "the refused run directory is as it was" \
+  || fail "the run directory changed: $(cd "$WORK/run" && ls | tr '\n' ' ')"
 cp "$WORK/bpe/pieces.model" "$WORK/sp3/pieces.model"
 expect_fail "a vocabulary beside another model" "piece id [0-9]+ is .* in .*sp3/pieces.model but .* in .*sp3/vocab.txt" \
   reel eval "$ckpt" --data "$WORK/sp3"

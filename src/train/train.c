@@ -246,7 +246,9 @@ static int resume_or_init(trainer *t, const reel_train_options *options) {
             char **paths;
             size_t count = reel_checkpoint_list(cfg->train.run_dir, &paths), skipped = 0;
             for (size_t i = 0; i < count && !resumed; i++) {
-                if (reel_checkpoint_load(paths[i], t->model, &slots, &t->state, carried, t->vocab.checksum, &err) == 0) {
+                /* a checkpoint of another tokenizer is named as such, not as a vocabulary checksum mismatch */
+                if (check_tokenizer(t, paths[i], &err) == 0 &&
+                    reel_checkpoint_load(paths[i], t->model, &slots, &t->state, carried, t->vocab.checksum, &err) == 0) {
                     resumed = 1;
                     snprintf(chosen, sizeof chosen, "%s", paths[i]);
                 } else {
