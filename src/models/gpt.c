@@ -1,6 +1,6 @@
 /* A GPT-style decoder-only Transformer language model ([model] type = gpt), as GPT-2 lays it out:
  *
- *   x = token embedding + learned position embedding        (B, T, C), dropout
+ *   x = token embedding + learned position embedding        (the batch's tokens, C), dropout
  *   each of num_layers blocks (pre-LayerNorm):
  *     x = x + dropout(proj(causal multi-head attention(layernorm(x))))   attention dropout on its weights
  *     x = x + dropout(proj(gelu(fc(layernorm(x)))))         fc: C -> d_ff, proj: d_ff -> C
