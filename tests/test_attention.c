@@ -4,6 +4,7 @@
  * workspace linear in T and never overrun. Attention dropout: the reference materialises the (T, T)
  * weights and applies the mask this test draws itself from the key reel/attention.h documents; the
  * kernel must match it with query and key blocks of 1, 3 and 64, and its gradient the finite differences.
+ * The packed layout (sequences one after another, no padding) gives the padded layout's rows bit for bit.
  *
  * Run without arguments, the fp32 checks; with the argument "bf16", the same comparisons with every product
  * in bf16, which exit 77 (CTest: skipped, with the reason on stderr) on a CPU without native bf16. */
@@ -453,6 +454,60 @@ static void test_dropout_key(void **state) {
     free(scratch);
 }
 
+/* ---------------- the packed layout ----------------
+ * Sequences of unequal lengths (1 to 11 tokens, blocks of 4: some span several blocks, one is shorter
+ * than a block), packed one after another: every output row, log-sum-exp and gradient row is bit for bit
+ * the padded layout's, causal or not, with attention dropout (its key follows the sequence and the
+ * positions in it, not the rows). */
+static void test_packed(void **state) {
+    (void)state;
+    enum { B = 4, T = 11, C = 8, NH = 2, N = 26 };
+    static const size_t lengths[B] = {7, 1, 11, 7}, offsets[B + 1] = {0, 7, 8, 19, 26};
+    float *qkv = calloc(B * T * 3 * C, sizeof(float)), *dout = calloc(B * T * C, sizeof(float));
+    float *out = calloc(B * T * C, sizeof(float)), *lse = calloc(B * NH * T, sizeof(float));
+    float *dqkv = calloc(B * T * 3 * C, sizeof(float));
+    float *pqkv = calloc(N * 3 * C, sizeof(float)), *pdout = calloc(N * C, sizeof(float));
+    float *pout = calloc(N * C, sizeof(float)), *plse = calloc(N * NH, sizeof(float));
+    float *pdqkv = calloc(N * 3 * C, sizeof(float));
+    float *scratch = malloc(reel_attention_scratch_floats(B, T, C, NH, 4, 4) * sizeof(float));
+    static const uint64_t samples[B] = {40, 9, 41, 8};
+    reel_attention_dropout key = drop;
+    key.sample_index = samples;
+    fill(qkv, B * T * 3 * C, -1, 1, 51);
+    fill(dout, B * T * C, -1, 1, 52);
+    for (size_t b = 0; b < B; b++) {
+        memcpy(pqkv + offsets[b] * 3 * C, qkv + b * T * 3 * C, lengths[b] * 3 * C * sizeof(float));
+        memcpy(pdout + offsets[b] * C, dout + b * T * C, lengths[b] * C * sizeof(float));
+    }
+    for (int causal = 0; causal < 2; causal++)
+        for (int dropping = 0; dropping < 2; dropping++) {
+            const reel_attention_dropout *d = dropping ? &key : NULL;
+            memset(dqkv, 0, B * T * 3 * C * sizeof(float));
+            memset(pdqkv, 0, N * 3 * C * sizeof(float));
+            reel_attention_forward(out, lse, qkv, lengths, causal, B, T, C, NH, 4, 4, d, scratch);
+            reel_attention_backward(dqkv, dout, out, lse, qkv, lengths, causal, B, T, C, NH, 4, 4, d, scratch);
+            reel_attention_forward_packed(pout, plse, pqkv, offsets, causal, B, C, NH, 4, 4, d, scratch);
+            reel_attention_backward_packed(pdqkv, pdout, pout, plse, pqkv, offsets, causal, B, C, NH, 4, 4, d, scratch);
+            for (size_t b = 0; b < B; b++) {
+                size_t L = lengths[b];
+                if (memcmp(pout + offsets[b] * C, out + b * T * C, L * C * sizeof(float)) ||
+                    memcmp(pdqkv + offsets[b] * 3 * C, dqkv + b * T * 3 * C, L * 3 * C * sizeof(float)))
+                    fail_msg("sequence %zu (causal %d, dropout %d): packed rows differ from the padded ones", b, causal,
+                             dropping);
+                for (size_t h = 0; h < NH; h++)
+                    if (memcmp(plse + offsets[b] * NH + h * L, lse + (b * NH + h) * T, L * sizeof(float)))
+                        fail_msg("sequence %zu head %zu: packed log-sum-exp differs", b, h);
+            }
+        }
+    /* a packed batch of one sequence with its own offset: the rows are relative to offsets[0] */
+    size_t one[2] = {100, 107};
+    reel_attention_forward_packed(pout, plse, pqkv, one, 1, 1, C, NH, 4, 4, NULL, scratch);
+    reel_attention_forward(out, lse, qkv, lengths, 1, 1, T, C, NH, 4, 4, NULL, scratch);
+    assert_memory_equal(pout, out, 7 * C * sizeof(float));
+    free(qkv), free(dout), free(out), free(lse), free(dqkv), free(pqkv), free(pdout), free(pout), free(plse);
+    free(pdqkv), free(scratch);
+}
+
 /* ---------------- the workspace ---------------- */
 static void test_workspace(void **state) {
     (void)state;
@@ -490,7 +545,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest fp32[] = {cmocka_unit_test(test_against_reference), cmocka_unit_test(test_padding_invariance),
                                       cmocka_unit_test(test_finite_differences), cmocka_unit_test(test_workspace),
                                       cmocka_unit_test(test_dropout_against_reference),
-                                      cmocka_unit_test(test_dropout_key)};
+                                      cmocka_unit_test(test_dropout_key), cmocka_unit_test(test_packed)};
     const struct CMUnitTest bf16[] = {cmocka_unit_test(test_bf16)};
     return run_fp32_and_bf16_parts(argc, argv, "attention", "the bf16 checks of the attention kernels", fp32,
                                    REEL_COUNT(fp32), bf16, REEL_COUNT(bf16));

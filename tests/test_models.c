@@ -74,6 +74,9 @@ static const tiny_model tiny_models[] = {
      * training */
     {"transformer", "embed_dim=8 num_layers=2 num_heads=2 d_ff=12 max_context=2 causal=true pooling=concat",
      "transformer_windows"},
+    /* rotary positions (restarting at 0 in each document of a packed batch), bidirectional, max pooling */
+    {"transformer", "embed_dim=8 num_layers=2 num_heads=2 d_ff=12 max_context=16 dropout=0.1 attention_dropout=0.3 "
+                    "positions=rotary rotary_base=100 pooling=max", "transformer_rotary"},
 };
 #define NUM_TINY (sizeof tiny_models / sizeof tiny_models[0])
 
@@ -291,6 +294,99 @@ static void test_split_batch(void **state) {
         reel_model_destroy(c.model);
         fd_free(&c);
     }
+}
+
+/* ---------------- (a'') the Transformer classifier: a document alone or in a packed batch ----------------
+ * The stack reads a batch's documents packed, their tokens one after another without padding
+ * (src/models/xf_stack.h): a document's training logits, with every dropout on (masks keyed by its sample
+ * index and its positions), are bit for bit those it gets alone, whatever the other documents' lengths
+ * (1 to 16 tokens here); so is the gradient of its input perturbation (rows of its own); the parameters'
+ * gradient of the batch is the sum of the documents' alone up to float rounding (the same terms summed
+ * in another order). Every Transformer configuration of the table is checked (with context 2, documents
+ * are read in several windows). */
+enum { ALONE_DOCS = 5 };
+static const uint32_t alone_ids[] = {7,                                                /* 1 token */
+                                     3, 9, 4, 1, 10, 2, 8, 5, 6, 3, 3, 7, 9, 0, 4, 2,  /* 16 */
+                                     5, 5, 1,                                          /* 3 */
+                                     9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 10,                 /* 11 */
+                                     2, 4, 6, 8, 10, 1, 3, 5, 7, 9, 0, 2, 4};          /* 13 */
+static const size_t alone_offsets[ALONE_DOCS + 1] = {0, 1, 17, 20, 31, 44};
+static const uint64_t alone_samples[ALONE_DOCS] = {40, 41, 42, 43, 44};
+static const float alone_labels[ALONE_DOCS] = {1, 0, 0, 1, 1};
+
+/* Training forward and backward of `batch` with output gradient dlogits: logits into logits, the
+ * parameters' gradient into grad (zeroed first), the perturbation's gradient into model->input_grad. */
+static void train_pass(reel_model *model, const reel_batch *batch, const float *dlogits, float *logits, float *grad) {
+    reel_comm comm;
+    reel_comm_self(&comm);
+    reel_store *params = &model->params;
+    memset(params->grad, 0, params->num_floats * sizeof(float));
+    reel_output out;
+    model->ops->forward(model, batch, 1, &out, &comm);
+    assert_int_equal(out.rows, batch->size);
+    memcpy(logits, out.logits, out.rows * out.width * sizeof(float));
+    model->ops->backward(model, batch, dlogits, &comm);
+    memcpy(grad, params->grad, params->num_floats * sizeof(float));
+}
+
+static void check_alone(const tiny_model *tiny) {
+    reel_config cfg;
+    reel_model *model = tiny_create(tiny, &cfg, 7);
+    size_t K = model->num_outputs, n = model->params.num_floats, C = model->input_dim;
+    size_t tokens = alone_offsets[ALONE_DOCS];
+    assert_int_equal(sizeof alone_ids / sizeof alone_ids[0], tokens);
+    assert_true(C > 0);
+    float *dlogits = calloc(ALONE_DOCS * K, sizeof(float)), *logits = calloc(ALONE_DOCS * K, sizeof(float));
+    float *one_logits = calloc(K, sizeof(float)), *grad = calloc(n, sizeof(float)), *one_grad = calloc(n, sizeof(float));
+    float *sum = calloc(n, sizeof(float)), *delta = calloc(tokens * C, sizeof(float));
+    float *input_grad = calloc(tokens * C, sizeof(float)), *one_input_grad = calloc(tokens * C, sizeof(float));
+    fill(dlogits, ALONE_DOCS * K, -1, 1, 41);
+    fill(delta, tokens * C, -0.5f, 0.5f, 42);
+    reel_batch whole = {.size = ALONE_DOCS, .ids = alone_ids, .offsets = alone_offsets, .labels = alone_labels,
+                        .sample_index = alone_samples, .epoch = 2, .step = 5};
+    model->input_delta = delta;
+    model->input_grad = input_grad;
+    train_pass(model, &whole, dlogits, logits, grad);
+    for (size_t b = 0; b < ALONE_DOCS; b++) {
+        size_t offsets[2] = {0, alone_offsets[b + 1] - alone_offsets[b]};
+        reel_batch one = {.size = 1, .ids = alone_ids + alone_offsets[b], .offsets = offsets,
+                          .labels = alone_labels + b, .sample_index = alone_samples + b, .epoch = 2, .step = 5};
+        model->input_delta = delta + alone_offsets[b] * C;
+        model->input_grad = one_input_grad + alone_offsets[b] * C;
+        train_pass(model, &one, dlogits + b * K, one_logits, one_grad);
+        for (size_t i = 0; i < n; i++) sum[i] += one_grad[i];
+        if (memcmp(one_logits, logits + b * K, K * sizeof(float)) != 0)
+            fail_msg("%s: document %zu (%zu tokens): its logits in the batch (%.9g ...) are not those alone (%.9g ...)",
+                     tiny_name(tiny), b, offsets[1], logits[b * K], one_logits[0]);
+    }
+    if (memcmp(one_input_grad, input_grad, tokens * C * sizeof(float)) != 0) {
+        size_t i = 0;
+        while (one_input_grad[i] == input_grad[i]) i++;
+        fail_msg("%s: the input perturbation's gradient of token %zu in the batch (%.9g) is not the one alone (%.9g)",
+                 tiny_name(tiny), i / C, input_grad[i], one_input_grad[i]);
+    }
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < n; i++) {
+        worst = fmax(worst, fabs((double)grad[i] - sum[i]));
+        scale = fmax(scale, fabs((double)grad[i]));
+    }
+    printf("%-19s %d documents of 1 to 16 tokens: logits and input gradients alone == packed; max |parameter "
+           "gradient - sum alone| %.3g (largest %.3g)\n", tiny_name(tiny), ALONE_DOCS, worst, scale);
+    if (!(scale > 0) || worst > 1e-5 * scale)
+        fail_msg("%s: the batch's parameter gradient is not the sum of its documents' alone (%.3g)", tiny_name(tiny), worst);
+    model->input_delta = NULL;
+    model->input_grad = NULL;
+    reel_model_destroy(model);
+    free(dlogits), free(logits), free(one_logits), free(grad), free(one_grad), free(sum), free(delta);
+    free(input_grad), free(one_input_grad);
+}
+
+static void test_transformer_alone(void **state) {
+    (void)state;
+    size_t checked = 0;
+    for (size_t i = 0; i < NUM_TINY; i++)
+        if (strcmp(tiny_models[i].type, "transformer") == 0) check_alone(&tiny_models[i]), checked++;
+    assert_true(checked >= 3);
 }
 
 /* ---------------- (b) padding invariance ---------------- */
@@ -532,6 +628,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_every_type_has_a_tiny_model),
         cmocka_unit_test(test_gradients),
         cmocka_unit_test(test_split_batch),
+        cmocka_unit_test(test_transformer_alone),
         cmocka_unit_test(test_padding),
         cmocka_unit_test(test_round_trip),
     };

@@ -8,6 +8,13 @@
  * v at 2C + h D ..; out (B, T, C) holds the heads concatenated (head h at columns h D ..). Scores are
  * q . k / sqrt(D).
  *
+ * Packed layout (the _packed entry points, FlashAttention's "varlen"): the sequences' tokens one after
+ * another without padding, sequence b at rows offsets[b] - offsets[0] .. offsets[b + 1] - offsets[0] - 1 of
+ * qkv (N, 3C), out (N, C) and dout, N = offsets[B] - offsets[0]; lse (N NH) holds head h of sequence b
+ * at (offsets[b] - offsets[0]) NH + h L_b + i (L_b its length). A sequence is computed by the very same
+ * code in both layouts (so with every length T the two agree bit for bit, row for row), and i, j in the
+ * dropout key below are positions within the sequence, so its results do not depend on the layout.
+ *
  * Masks: with causal, token i sees tokens j <= i; without, every token of its sequence (the encoder of a
  * classifier). lengths (B), or NULL for all T: tokens t >= lengths[b] are padding, never attended to;
  * their outputs are zero, their log-sum-exp is 0 and they get no gradient (nor does their dout count).
@@ -75,5 +82,13 @@ void reel_attention_forward(float *out, float *lse, const float *qkv, const size
 void reel_attention_backward(float *dqkv, const float *dout, const float *out, const float *lse, const float *qkv,
                              const size_t *lengths, int causal, size_t B, size_t T, size_t C, size_t NH, size_t Bq,
                              size_t Bk, const reel_attention_dropout *dropout, float *scratch);
+
+/* The packed layout (see above): offsets (B + 1); scratch for T = the longest sequence. */
+void reel_attention_forward_packed(float *out, float *lse, const float *qkv, const size_t *offsets, int causal,
+                                   size_t B, size_t C, size_t NH, size_t Bq, size_t Bk,
+                                   const reel_attention_dropout *dropout, float *scratch);
+void reel_attention_backward_packed(float *dqkv, const float *dout, const float *out, const float *lse,
+                                    const float *qkv, const size_t *offsets, int causal, size_t B, size_t C, size_t NH,
+                                    size_t Bq, size_t Bk, const reel_attention_dropout *dropout, float *scratch);
 
 #endif

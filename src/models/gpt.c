@@ -1,6 +1,6 @@
 /* A GPT-style decoder-only Transformer language model ([model] type = gpt), as GPT-2 lays it out:
  *
- *   x = token embedding + learned position embedding        (B, T, C), dropout
+ *   x = token embedding + learned position embedding        (the batch's tokens, C), dropout
  *   each of num_layers blocks (pre-LayerNorm):
  *     x = x + dropout(proj(causal multi-head attention(layernorm(x))))   attention dropout on its weights
  *     x = x + dropout(proj(gelu(fc(layernorm(x)))))         fc: C -> d_ff, proj: d_ff -> C
@@ -22,20 +22,21 @@
  * index, site, position); attention dropout drops attention weights inside the blocked kernel, the mask
  * of weight (i, j) drawn from (seed, epoch, sample index, layer, head, i, j) in the forward and drawn
  * again in the backward (reel/attention.h). Both depend on neither the rank, the batch's composition nor
- * the attention's block sizes. Rows are
- * batch-major (b * T + t, REEL_ROWS_BATCH_MAJOR) throughout, as attention wants them; the objective reads
- * them through reel_output_row. Padding (t >= the sequence's length) is never attended to, its features
- * are those of a zero input, and it gets no gradient.
+ * the attention's block sizes. The stack works on the batch's tokens packed (src/models/xf_stack.c); the
+ * output's rows are batch-major (b * T + t, REEL_ROWS_BATCH_MAJOR, T the longest sequence), which the
+ * packed rows are when every sequence is T long (the stream sampler's training rows), else a copy; the
+ * objective reads them through reel_output_row. Padding (t >= the sequence's length) is never computed
+ * nor attended to, its features are zeros, and it gets no gradient.
  *
  * Initialisation, GPT-2's: every matrix and both embeddings N(0, 0.02); the two projections that write
  * into the residual stream (attention's and the MLP's output) N(0, 0.02 / sqrt(2 num_layers)); biases 0;
  * layer-norm gains 1. Weight decay: matrices and embeddings decay, biases and gains do not (the model's
  * per-tensor flags; [optimizer] decay overrides them).
  *
- * Activations live in one arena (one allocation, with named views into it) sized for the rows of the
+ * Activations live in one arena (one allocation, with named views into it) sized for the tokens of the
  * largest batch seen: in training every block keeps what its backward needs; an evaluation forward keeps
- * one block's worth and runs at most EVAL_CHUNK_ROWS rows at a time (whole sequences), so scoring batches
- * of tens of thousands of tokens costs no more memory than a training batch.
+ * one block's worth and runs at most EVAL_CHUNK_ROWS tokens at a time (whole sequences), so scoring
+ * batches of tens of thousands of tokens costs no more memory than a training batch.
  *
  * Incremental decoding keeps a key/value cache per sequence (REEL_DECODE_CACHE): batch->state holds, per
  * sequence, the number of positions cached (one float: exact below 2^24) and then, block by block, the keys
@@ -78,10 +79,13 @@ static void gpt_forward(reel_model *model, const reel_batch *batch, int training
     gpt_impl *g = model->impl;
     xf_stack *m = &g->stack;
     xf_stack_forward(m, model, batch, training, batch->state);
+    /* the stack's rows are packed; the output declares the padded batch-major rows, which they are when
+     * every sequence has the longest one's length (the stream sampler's training rows), else a copy */
+    const float *features = xf_stack_padded_features(m);
     const reel_store *p = &model->params;
     *out = (reel_output){
         .rows = m->B * m->T, .width = g->V, .T = m->T, .B = m->B, .layout = REEL_ROWS_BATCH_MAJOR,
-        .row_mask = m->row_mask, .features = m->features, .features_dim = m->C,
+        .row_mask = m->row_mask, .features = features, .features_dim = m->C,
         .weight = reel_store_view(p, g->dec_w), .bias = NULL,
         .dweight = reel_store_grad_view(p, g->dec_w), .dbias = NULL,
     };
@@ -92,7 +96,7 @@ static void gpt_forward(reel_model *model, const reel_batch *batch, int training
 static void gpt_backward(reel_model *model, const reel_batch *batch, const float *dfeatures, const reel_comm *comm) {
     (void)comm;
     gpt_impl *g = model->impl;
-    xf_stack_backward(&g->stack, model, batch, dfeatures);
+    xf_stack_backward(&g->stack, model, batch, xf_stack_packed_rows(&g->stack, dfeatures));
 }
 
 static void gpt_init(reel_model *model, uint64_t seed) {

@@ -3,7 +3,7 @@
  * over each document and a linear head:
  *   windows: each document read in windows of max_context tokens (one window when it fits; an empty
  *     document is one empty window), each window a sequence of the stack starting at position 0
- *   features = the stack's final LayerNorm over each window's tokens   (windows, T, C)
+ *   features = the stack's final LayerNorm over each window's tokens   (the windows' tokens, C), packed
  *   pooled = pooling over a window's tokens (max, mean, last, or concat: last | max | mean, as ULMFiT)
  *   a document's pooled features combine its windows': the mean weighted by the windows' tokens (the
  *     mean over the whole document), the max over the windows' maxes, the last token of the last window
@@ -12,6 +12,12 @@
  * causal = false (the default): every token attends to every token of its window, padding never;
  * causal = true: token t sees tokens <= t, what a GPT's blocks were trained with; last pooling is then the
  * one token that has read the whole window.
+ *
+ * Batches are packed: the stack (src/models/xf_stack.c) runs over the windows' tokens one after another,
+ * no padding ([objective] length_buckets groups documents of similar lengths, which no longer changes
+ * this model's work), attention reads each window by its offset and length, positions restart at 0 in
+ * each window, and pooling reads each window's rows by its offset. A document's logits (and its tokens'
+ * input gradients) are bit for bit the same alone or in any batch (tests/test_models.c).
  *
  * Training reads what the classify objective hands it: a random window of [data] seq_len tokens per
  * document (seq_len <= max_context: one window of the stack). Dropout masks are keyed by the document's
@@ -86,7 +92,7 @@ typedef struct {
     float *win_pooled, *d_win; /* (windows, P) */
     size_t *win_argmax;        /* (windows, C) */
     size_t win_pooled_cap, d_win_cap, win_argmax_cap;
-    float *d_seq;              /* (windows x T, C) the features' gradient */
+    float *d_seq;              /* (the windows' tokens, C) the packed features' gradient */
     size_t d_seq_cap;
     size_t *max_from;          /* (B, C) the window of each max-pooled value */
     float *features, *mask, *dropped, *d_features; /* (B, P) */
@@ -152,12 +158,11 @@ static void transformer_forward(reel_model *model, const reel_batch *batch, int 
     make_windows(m, batch, training, s->dropout > 0 || s->attention_dropout > 0);
     size_t NW = m->windows.size;
     xf_stack_forward(s, model, &m->windows, training, NULL);
-    size_t T = s->T;
     m->win_pooled = grow(m->win_pooled, &m->win_pooled_cap, (NW ? NW : 1) * P, sizeof(float));
     m->win_argmax = grow(m->win_argmax, &m->win_argmax_cap, (NW ? NW : 1) * C, sizeof(size_t));
     for (size_t w = 0; w < NW; w++)
-        reel_pool_forward(m->pooling, m->win_pooled + w * P, m->win_argmax + w * C, s->features + w * T * C,
-                          &s->lengths[w], T, 1, C, C);
+        reel_pool_forward(m->pooling, m->win_pooled + w * P, m->win_argmax + w * C, s->features + s->offsets[w] * C,
+                          &s->lengths[w], s->lengths[w], 1, C, C);
     /* each document's features from its windows' */
     for (size_t b = 0; b < B; b++) {
         size_t first = m->doc_first[b], end = m->doc_first[b + 1];
@@ -206,7 +211,7 @@ static void transformer_backward(reel_model *model, const reel_batch *batch, con
     transformer_impl *m = model->impl;
     xf_stack *s = &m->stack;
     const reel_store *p = &model->params;
-    size_t B = batch->size, C = s->C, P = m->P, NW = m->windows.size, T = s->T;
+    size_t B = batch->size, C = s->C, P = m->P, NW = m->windows.size;
     memset(m->d_features, 0, B * P * sizeof(float));
     reel_linear_backward(m->d_features, reel_store_grad_view(p, m->out_w), reel_store_grad_view(p, m->out_b), dlogits,
                          m->dropping ? m->dropped : m->features, reel_store_view(p, m->out_w), B, P, m->K);
@@ -240,12 +245,13 @@ static void transformer_backward(reel_model *model, const reel_batch *batch, con
             }
         }
     }
-    size_t rows = NW * T;
+    /* to the windows' packed token rows */
+    size_t rows = s->N;
     m->d_seq = grow(m->d_seq, &m->d_seq_cap, rows > 0 ? rows * C : 1, sizeof(float));
-    memset(m->d_seq, 0, NW * T * C * sizeof(float));
+    memset(m->d_seq, 0, rows * C * sizeof(float));
     for (size_t w = 0; w < NW; w++)
-        reel_pool_backward(m->pooling, m->d_seq + w * T * C, m->d_win + w * P, m->win_argmax + w * C, &s->lengths[w],
-                           T, 1, C, C);
+        reel_pool_backward(m->pooling, m->d_seq + s->offsets[w] * C, m->d_win + w * P, m->win_argmax + w * C,
+                           &s->lengths[w], s->lengths[w], 1, C, C);
     xf_stack_backward(s, model, &m->windows, m->d_seq);
 }
 

@@ -1,6 +1,6 @@
 /* The Transformer stack (src/models/xf_stack.h), as GPT-2 lays it out:
  *
- *   x = token embedding + learned position embedding        (B, T, C), dropout
+ *   x = token embedding + learned position embedding        (N tokens, C), dropout
  *   each of num_layers blocks (pre-LayerNorm):
  *     x = x + dropout(proj(multi-head attention(layernorm(x))))   attention dropout on its weights
  *     x = x + dropout(proj(gelu(fc(layernorm(x)))))         fc: C -> d_ff, proj: d_ff -> C
@@ -21,20 +21,31 @@
  * index, site, position); attention dropout drops attention weights inside the blocked kernel, the mask
  * of weight (i, j) drawn from (seed, epoch, sample index, layer, head, i, j) in the forward and drawn
  * again in the backward (reel/attention.h). Both depend on neither the rank, the batch's composition nor
- * the attention's block sizes. Rows are
- * batch-major (b * T + t, REEL_ROWS_BATCH_MAJOR) throughout, as attention wants them; the objective reads
- * them through reel_output_row. Padding (t >= the sequence's length) is never attended to, its features
- * are those of a zero input, and it gets no gradient.
+ * the attention's block sizes, nor the other sequences' lengths.
+ *
+ * Packed batches: the stack keeps the batch's sequences PACKED, their tokens one after another ((N, C), N
+ * the batch's tokens, sequence b at rows offsets[b] .. offsets[b + 1] - 1), exactly as the batch holds
+ * its ids. The embedding, the LayerNorms, the four matrix products of each block, GELU, dropout and the
+ * residual sums run over the N real tokens only; attention reads each sequence by its offset and length
+ * (reel/attention.h's packed layout, FlashAttention's "varlen"); positions, learned or rotary, restart at
+ * 0 (at the cached count when decoding) in each sequence. No work is done for padding: there is none.
+ * A sequence's results are bit for bit those it gets alone (tests/test_models.c): every row is computed
+ * by the same code from its own rows. The GPT's per-token output declares padded batch-major rows
+ * (b * T + t, REEL_ROWS_BATCH_MAJOR, T the longest sequence): xf_stack_padded_features gives them, the
+ * packed rows themselves when every sequence is T long (the stream sampler's training rows), else a copy
+ * with zeros at padding. A GPT trains bit for bit as when the stack padded (checked with ckpt_compare
+ * --exact, both samplers): its rows' values do not depend on the layout.
  *
  * Initialisation, GPT-2's: every matrix and both embeddings N(0, 0.02); the two projections that write
  * into the residual stream (attention's and the MLP's output) N(0, 0.02 / sqrt(2 num_layers)); biases 0;
  * layer-norm gains 1. Weight decay: matrices and embeddings decay, biases and gains do not (the model's
  * per-tensor flags; [optimizer] decay overrides them).
  *
- * Activations live in one arena (one allocation, with named views into it) sized for the rows of the
+ * Activations live in one arena (one allocation, with named views into it) sized for the tokens of the
  * largest batch seen: in training every block keeps what its backward needs; an evaluation forward keeps
- * one block's worth and runs at most EVAL_CHUNK_ROWS rows at a time (whole sequences), so scoring batches
- * of tens of thousands of tokens costs no more memory than a training batch.
+ * one block's worth and runs at most EVAL_CHUNK_ROWS tokens at a time (whole sequences; one longer
+ * sequence alone), so scoring batches of tens of thousands of tokens costs no more memory than a training
+ * batch.
  *
  * Incremental decoding keeps a key/value cache per sequence (REEL_DECODE_CACHE): batch->state holds, per
  * sequence, the number of positions cached (one float: exact below 2^24) and then, block by block, the keys
@@ -72,36 +83,39 @@ enum { ATTENTION_BLOCK = 64 };
 
 static size_t block_size(void) { return ATTENTION_BLOCK; }
 
-static void attention_forward_fp32(float *out, float *lse, const float *qkv, const size_t *lengths, int causal, size_t B,
-                                   size_t T, size_t C, size_t NH, const reel_attention_dropout *dropout, float *scratch) {
+/* offsets (B + 1): the sequences' rows in the packed layout (reel/attention.h) */
+static void attention_forward_fp32(float *out, float *lse, const float *qkv, const size_t *offsets, int causal, size_t B,
+                                   size_t C, size_t NH, const reel_attention_dropout *dropout, float *scratch) {
     reel_precision saved = reel_gemm_precision();
     reel_gemm_set_precision(REEL_FP32);
-    reel_attention_forward(out, lse, qkv, lengths, causal, B, T, C, NH, ATTENTION_BLOCK, ATTENTION_BLOCK, dropout, scratch);
+    reel_attention_forward_packed(out, lse, qkv, offsets, causal, B, C, NH, ATTENTION_BLOCK, ATTENTION_BLOCK, dropout,
+                                  scratch);
     reel_gemm_set_precision(saved);
 }
 
 static void attention_backward_fp32(float *dqkv, const float *dout, const float *out, const float *lse,
-                                    const float *qkv, const size_t *lengths, int causal, size_t B, size_t T, size_t C,
-                                    size_t NH,
+                                    const float *qkv, const size_t *offsets, int causal, size_t B, size_t C, size_t NH,
                                     const reel_attention_dropout *dropout, float *scratch) {
     reel_precision saved = reel_gemm_precision();
     reel_gemm_set_precision(REEL_FP32);
-    reel_attention_backward(dqkv, dout, out, lse, qkv, lengths, causal, B, T, C, NH, ATTENTION_BLOCK, ATTENTION_BLOCK,
-                            dropout, scratch);
+    reel_attention_backward_packed(dqkv, dout, out, lse, qkv, offsets, causal, B, C, NH, ATTENTION_BLOCK,
+                                   ATTENTION_BLOCK, dropout, scratch);
     reel_gemm_set_precision(saved);
 }
 
-static size_t scratch_floats(const xf_stack *m, size_t B, size_t T) {
+/* Attention's workspace for sequences of at most T tokens. */
+static size_t scratch_floats(const xf_stack *m, size_t T) {
     size_t bs = block_size();
-    return reel_attention_scratch_floats(B, T, m->C, m->NH, bs, bs);
+    return reel_attention_scratch_floats(1, T, m->C, m->NH, bs, bs);
 }
 
-/* Lays the arena out for B sequences of T positions with `slots` blocks of saved activations (training:
- * one per block, and the backward's buffers too). Grows the allocation when it must. */
-static void arena_layout(xf_stack *m, size_t B, size_t T, size_t slots, int training) {
-    size_t N = B * T, C = m->C, F = m->F, NH = m->NH;
+/* Lays the arena out for N packed rows (tokens) of sequences of at most T tokens with `slots` blocks of
+ * saved activations (training: one per block, and the backward's buffers too). Grows the allocation when
+ * it must. */
+static void arena_layout(xf_stack *m, size_t N, size_t T, size_t slots, int training) {
+    size_t C = m->C, F = m->F, NH = m->NH;
     int dropout = training && m->dropout > 0;
-    size_t need = 0;
+    size_t need = 0, scratch = scratch_floats(m, T) > m->W ? scratch_floats(m, T) : m->W;
     /* first pass counts, second pass assigns: the same code, so the two cannot disagree */
     for (int pass = 0; pass < 2; pass++) {
         size_t at = 0;
@@ -140,7 +154,7 @@ static void arena_layout(xf_stack *m, size_t B, size_t T, size_t slots, int trai
         TAKE(m->datt, training ? N * C : 0);
         TAKE(m->dact, training ? N * F : 0);
         TAKE(m->dfc, training ? N * F : 0);
-        TAKE(m->scratch, scratch_floats(m, B, T) > m->W ? scratch_floats(m, B, T) : m->W);
+        TAKE(m->scratch, scratch);
 #undef TAKE
         if (pass == 0) {
             need = at;
@@ -162,15 +176,19 @@ static void *grow(void *buffer, size_t *capacity, size_t needed, size_t element)
     return reel_malloc(needed * element);
 }
 
-/* Inverted dropout masks (N, C) for the rows of a batch: row b * T + t keyed by (seed, epoch, the
- * sequence's sample index, site, position), so a sequence's masks depend on neither its rank nor its
- * place in the batch. site: 0 the embeddings, 1 + 2 l and 2 + 2 l block l's two branches. */
-static void dropout_masks(float *mask, const reel_batch *batch, size_t B, size_t T, size_t C, float p, uint64_t seed,
-                          uint32_t site) {
+/* The row of token 0 of sequence first + b within the rows of sequences first, first + 1, ... */
+static size_t seq_row(const xf_stack *m, size_t first, size_t b) { return m->offsets[first + b] - m->offsets[first]; }
+
+/* Inverted dropout masks (N, C) for the packed rows of a training batch: token t of sequence b keyed by
+ * (seed, epoch, the sequence's sample index, site, t), so a sequence's masks depend on neither its rank,
+ * its place in the batch nor the other sequences' lengths. site: 0 the embeddings, 1 + 2 l and 2 + 2 l
+ * block l's two branches. */
+static void dropout_masks(float *mask, const xf_stack *m, const reel_batch *batch, size_t B, size_t C, float p,
+                          uint64_t seed, uint32_t site) {
     float keep = 1.0f / (1.0f - p);
     for (size_t b = 0; b < B; b++)
-        for (size_t t = 0; t < T; t++) {
-            float *row = mask + (b * T + t) * C;
+        for (size_t t = 0; t < m->lengths[b]; t++) {
+            float *row = mask + (seq_row(m, 0, b) + t) * C;
             for (size_t block = 0; block * 4 < C; block++) {
                 uint32_t words[4];
                 /* c: site in the top 8 bits, then the position's blocks of 4 units (C / 4 < 2^10 per
@@ -201,23 +219,23 @@ static float *cache_keys(const xf_stack *m, float *cache, size_t l) { return cac
 static float *cache_values(const xf_stack *m, float *cache, size_t l) { return cache_keys(m, cache, l) + m->W * m->C; }
 
 /* Attention of block l for the new rows of sequences first .. first + B - 1 over their caches, after
- * their keys and values were appended: out (B, T, C) for query rows t < length at positions pos0 + t,
- * each seeing the positions up to its own; zero at padding. qkv (B, T, 3C): the queries. Row by row with
- * plain dot products (decoding reads one row at a time, a prime a few hundred). */
-static void cached_attention(xf_stack *m, size_t l, float *out, const float *qkv, float *state, size_t B, size_t T,
+ * their keys and values were appended: out (packed rows, C) for token t at position pos0 + t, each
+ * seeing the positions up to its own. qkv (packed rows, 3C): the queries. Row by row with plain dot
+ * products (decoding reads one row at a time, a prime a few hundred). */
+static void cached_attention(xf_stack *m, size_t l, float *out, const float *qkv, float *state, size_t B,
                              size_t first) {
     size_t C = m->C, NH = m->NH, D = C / NH;
     float scale = 1.0f / sqrtf((float)D);
     float *score = m->scratch; /* (W) the scores of one query row */
     for (size_t b = 0; b < B; b++) {
         float *cache = state + (first + b) * cache_floats(m);
-        for (size_t t = 0; t < T; t++) {
-            float *o = out + (b * T + t) * C;
+        size_t r0 = seq_row(m, first, b);
+        for (size_t t = 0; t < m->lengths[first + b]; t++) {
+            float *o = out + (r0 + t) * C;
             memset(o, 0, C * sizeof(float));
-            if (t >= m->lengths[first + b]) continue; /* padding: zero, as the blocked kernel leaves it */
             size_t P = m->pos0[first + b] + t + 1;    /* the positions it sees: the cache and itself */
             for (size_t h = 0; h < NH; h++) {
-                const float *q = qkv + (b * T + t) * 3 * C + h * D;
+                const float *q = qkv + (r0 + t) * 3 * C + h * D;
                 const float *K = cache_keys(m, cache, l) + h * D, *V = cache_values(m, cache, l) + h * D;
                 float top = -INFINITY;
                 for (size_t j = 0; j < P; j++) {
@@ -240,66 +258,63 @@ static void cached_attention(xf_stack *m, size_t l, float *out, const float *qkv
 
 /* ---- forward ---- */
 
-/* Embedding and positions: x0 (B, T, C) = wte[id] + wpe[pos0[b] + t] at valid rows (rotary: wte[id]
- * alone), 0 at padding. An input perturbation (delta, one row per token of the batch) is added to the
+/* Embedding and positions: x0 (packed rows, C), token t of sequence b: wte[id] + wpe[pos0[b] + t]
+ * (rotary: wte[id] alone). An input perturbation (delta, one row per token of the batch) is added to the
  * token's embedding before its position's. */
-static void embed(xf_stack *m, const reel_store *p, const reel_batch *batch, const float *delta, size_t B, size_t T,
+static void embed(xf_stack *m, const reel_store *p, const reel_batch *batch, const float *delta, size_t B,
                   size_t first) {
     size_t C = m->C;
     const float *wte = reel_store_view(p, m->wte), *wpe = m->rotary ? NULL : reel_store_view(p, m->wpe);
     for (size_t b = 0; b < B; b++) {
         const uint32_t *ids = batch->ids + batch->offsets[first + b];
-        for (size_t t = 0; t < T; t++) {
-            float *x = m->x0 + (b * T + t) * C;
-            if (t < m->lengths[first + b]) {
-                const float *e = wte + (size_t)ids[t] * C;
-                if (delta) {
-                    const float *d = delta + (batch->offsets[first + b] + t) * C;
-                    for (size_t c = 0; c < C; c++) x[c] = e[c] + d[c];
-                    e = x;
-                }
-                if (wpe) {
-                    const float *q = wpe + (m->pos0[first + b] + t) * C;
-                    for (size_t c = 0; c < C; c++) x[c] = e[c] + q[c];
-                } else if (e != x) {
-                    memcpy(x, e, C * sizeof(float));
-                }
-            } else {
-                memset(x, 0, C * sizeof(float));
+        for (size_t t = 0; t < m->lengths[first + b]; t++) {
+            float *x = m->x0 + (seq_row(m, first, b) + t) * C;
+            const float *e = wte + (size_t)ids[t] * C;
+            if (delta) {
+                const float *d = delta + (batch->offsets[first + b] + t) * C;
+                for (size_t c = 0; c < C; c++) x[c] = e[c] + d[c];
+                e = x;
+            }
+            if (wpe) {
+                const float *q = wpe + (m->pos0[first + b] + t) * C;
+                for (size_t c = 0; c < C; c++) x[c] = e[c] + q[c];
+            } else if (e != x) {
+                memcpy(x, e, C * sizeof(float));
             }
         }
     }
 }
 
-/* One block, forward: a->out from inp, over B sequences of T rows starting at sequence `first` of the
- * batch (lengths and positions). state: the batch's caches (decoding), or NULL; dropout: the attention
- * dropout's key, or NULL. */
+/* One block, forward: a->out from inp, over the N packed rows of B sequences starting at sequence `first`
+ * of the batch (lengths and positions). state: the batch's caches (decoding), or NULL; dropout: the
+ * attention dropout's key, or NULL. */
 static void block_forward(xf_stack *m, const reel_store *p, size_t l, xf_block_acts *a, const float *inp, size_t B,
-                          size_t T, size_t first, float *state, const reel_attention_dropout *dropout) {
+                          size_t N, size_t first, float *state, const reel_attention_dropout *dropout) {
     const xf_block *k = &m->blocks[l];
-    size_t N = B * T, C = m->C, F = m->F;
+    size_t C = m->C, F = m->F;
     reel_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, inp, reel_store_view(p, k->ln1_w),
                            reel_store_view(p, k->ln1_b), N, C, REEL_LAYERNORM_EPS);
     /* qkv (N, 3C) = ln1 (N, C) . qkv_w (3C, C)^T + qkv_b */
     reel_linear_forward(a->qkv, a->ln1, reel_store_view(p, k->qkv_w), reel_store_view(p, k->qkv_b), N, C, 3 * C);
-    /* rotary: the queries and keys (2 NH heads side by side) turned at their positions, before the cache
-     * keeps the keys, so cached keys are rotated at their own positions */
+    /* rotary: the queries and keys (2 NH heads side by side) turned at their positions (each sequence's
+     * from its pos0), before the cache keeps the keys, so cached keys are rotated at their own positions */
     if (m->rotary)
-        reel_rotary_forward(a->qkv, 3 * C, 2 * m->NH, C / m->NH, m->rope_cos, m->rope_sin, m->pos0 + first,
-                            m->lengths + first, B, T);
+        for (size_t b = 0; b < B; b++)
+            reel_rotary_forward(a->qkv + seq_row(m, first, b) * 3 * C, 3 * C, 2 * m->NH, C / m->NH, m->rope_cos,
+                                m->rope_sin, m->pos0 + first + b, m->lengths + first + b, 1, m->lengths[first + b]);
     if (state) {
         for (size_t b = 0; b < B; b++) {
             float *cache = state + (first + b) * cache_floats(m);
             float *keys = cache_keys(m, cache, l), *values = cache_values(m, cache, l);
             for (size_t t = 0; t < m->lengths[first + b]; t++) {
-                const float *row = a->qkv + (b * T + t) * 3 * C;
+                const float *row = a->qkv + (seq_row(m, first, b) + t) * 3 * C;
                 memcpy(keys + (m->pos0[first + b] + t) * C, row + C, C * sizeof(float));
                 memcpy(values + (m->pos0[first + b] + t) * C, row + 2 * C, C * sizeof(float));
             }
         }
-        cached_attention(m, l, a->att, a->qkv, state, B, T, first);
+        cached_attention(m, l, a->att, a->qkv, state, B, first);
     } else {
-        attention_forward_fp32(a->att, a->lse, a->qkv, m->lengths + first, m->causal, B, T, C, m->NH, dropout, m->scratch);
+        attention_forward_fp32(a->att, a->lse, a->qkv, m->offsets + first, m->causal, B, C, m->NH, dropout, m->scratch);
     }
     /* mid (N, C) = inp + dropout(att . proj_w^T + proj_b) */
     reel_linear_forward(a->mid, a->att, reel_store_view(p, k->proj_w), reel_store_view(p, k->proj_b), N, C, C);
@@ -320,26 +335,26 @@ static void block_forward(xf_stack *m, const reel_store *p, size_t l, xf_block_a
         for (size_t i = 0; i < N * C; i++) a->out[i] += a->mid[i];
 }
 
-/* The whole stack over B sequences of T rows from sequence `first`; leaves the features in m->lnf. */
+/* The whole stack over the packed rows of B sequences from sequence `first`; leaves the features in
+ * m->lnf. */
 static void stack_forward(xf_stack *m, reel_model *model, const reel_batch *batch, int training, float *state,
-                          size_t B, size_t T, size_t first) {
+                          size_t B, size_t first) {
     const reel_store *p = &model->params;
-    size_t N = B * T, C = m->C;
-    embed(m, p, batch, model->input_delta, B, T, first);
+    size_t N = seq_row(m, first, B), C = m->C;
+    embed(m, p, batch, model->input_delta, B, first);
     if (m->mask_emb) {
-        dropout_masks(m->mask_emb, batch, B, T, C, m->dropout, model->seed, 0);
+        dropout_masks(m->mask_emb, m, batch, B, C, m->dropout, model->seed, 0);
         for (size_t i = 0; i < N * C; i++) m->x0[i] *= m->mask_emb[i];
     }
     const float *x = m->x0;
     for (size_t l = 0; l < m->L; l++) {
         xf_block_acts *a = &m->acts[training ? l : 0];
         if (a->mask_att) {
-            dropout_masks(a->mask_att, batch, B, T, C, m->dropout, model->seed, (uint32_t)(1 + 2 * l));
-            dropout_masks(a->mask_mlp, batch, B, T, C, m->dropout, model->seed, (uint32_t)(2 + 2 * l));
+            dropout_masks(a->mask_att, m, batch, B, C, m->dropout, model->seed, (uint32_t)(1 + 2 * l));
+            dropout_masks(a->mask_mlp, m, batch, B, C, m->dropout, model->seed, (uint32_t)(2 + 2 * l));
         }
         reel_attention_dropout key;
-        block_forward(m, p, l, a, x, B, T, first, state,
-                      attention_dropout(m, model, batch, l, training, &key));
+        block_forward(m, p, l, a, x, B, N, first, state, attention_dropout(m, model, batch, l, training, &key));
         if (!training && l + 1 < m->L) {
             /* evaluation keeps one block of views: the next block's input moves to x0 */
             memcpy(m->x0, a->out, N * C * sizeof(float));
@@ -358,9 +373,12 @@ void xf_stack_forward(xf_stack *m, reel_model *model, const reel_batch *batch, i
     size_t B = batch->size, T = 0, C = m->C;
     m->lengths = grow(m->lengths, &m->lengths_cap, B ? B : 1, sizeof *m->lengths);
     m->pos0 = grow(m->pos0, &m->pos0_cap, B ? B : 1, sizeof *m->pos0);
+    m->offsets = grow(m->offsets, &m->offsets_cap, B + 1, sizeof *m->offsets);
     if (training) state = NULL; /* the cache serves evaluation only */
+    m->offsets[0] = 0;
     for (size_t b = 0; b < B; b++) {
         m->lengths[b] = batch->offsets[b + 1] - batch->offsets[b];
+        m->offsets[b + 1] = m->offsets[b] + m->lengths[b];
         if (m->lengths[b] > T) T = m->lengths[b];
         m->pos0[b] = state ? (size_t)state[b * cache_floats(m)] : 0;
         REEL_CHECK(m->pos0[b] + m->lengths[b] <= m->W, NULL,
@@ -369,23 +387,27 @@ void xf_stack_forward(xf_stack *m, reel_model *model, const reel_batch *batch, i
     }
     m->B = B;
     m->T = T;
-    size_t N = B * T;
-    m->row_mask = grow(m->row_mask, &m->row_mask_cap, N ? N : 1, sizeof *m->row_mask);
-    for (size_t b = 0; b < B; b++)
-        for (size_t t = 0; t < T; t++) m->row_mask[b * T + t] = t < m->lengths[b];
+    size_t N = m->offsets[B];
+    m->N = N;
     if (training || N <= EVAL_CHUNK_ROWS) {
-        arena_layout(m, B, T, training ? m->L : 1, training);
-        if (N) stack_forward(m, model, batch, training, state, B, T, 0);
+        arena_layout(m, N, T, training ? m->L : 1, training);
+        if (N) stack_forward(m, model, batch, training, state, B, 0);
         m->features = m->lnf;
     } else {
-        /* evaluation in chunks of whole sequences: their rows are contiguous in the batch-major output */
-        size_t per = EVAL_CHUNK_ROWS / T ? EVAL_CHUNK_ROWS / T : 1;
-        arena_layout(m, per < B ? per : B, T, 1, 0);
+        /* evaluation in chunks of whole sequences, at most EVAL_CHUNK_ROWS rows each unless one sequence
+         * is longer: their rows are contiguous in the packed output */
+        size_t widest = 0;
+        for (size_t first = 0, end; first < B; first = end) {
+            for (end = first + 1; end < B && m->offsets[end + 1] - m->offsets[first] <= EVAL_CHUNK_ROWS; end++) {}
+            if (m->offsets[end] - m->offsets[first] > widest) widest = m->offsets[end] - m->offsets[first];
+        }
+        arena_layout(m, widest, T, 1, 0);
         m->all_features = grow(m->all_features, &m->all_features_cap, N * C, sizeof(float));
-        for (size_t first = 0; first < B; first += per) {
-            size_t count = B - first < per ? B - first : per;
-            stack_forward(m, model, batch, 0, state, count, T, first);
-            memcpy(m->all_features + first * T * C, m->lnf, count * T * C * sizeof(float));
+        for (size_t first = 0, end; first < B; first = end) {
+            for (end = first + 1; end < B && m->offsets[end + 1] - m->offsets[first] <= EVAL_CHUNK_ROWS; end++) {}
+            stack_forward(m, model, batch, 0, state, end - first, first);
+            memcpy(m->all_features + m->offsets[first] * C, m->lnf,
+                   (m->offsets[end] - m->offsets[first]) * C * sizeof(float));
         }
         m->features = m->all_features;
     }
@@ -393,11 +415,37 @@ void xf_stack_forward(xf_stack *m, reel_model *model, const reel_batch *batch, i
         for (size_t b = 0; b < B; b++) state[b * cache_floats(m)] = (float)(m->pos0[b] + m->lengths[b]);
 }
 
+/* The features in the padded batch-major layout a per-token output declares (row b * T + t, T the longest
+ * sequence, zeros at padding), with m->row_mask. With every sequence T long the packed rows are these
+ * rows already, and nothing is copied. */
+const float *xf_stack_padded_features(xf_stack *m) {
+    size_t B = m->B, T = m->T, C = m->C, NT = B * T;
+    m->row_mask = grow(m->row_mask, &m->row_mask_cap, NT ? NT : 1, sizeof *m->row_mask);
+    for (size_t b = 0; b < B; b++)
+        for (size_t t = 0; t < T; t++) m->row_mask[b * T + t] = t < m->lengths[b];
+    if (m->N == NT) return m->features;
+    m->padded = grow(m->padded, &m->padded_cap, NT * C, sizeof(float));
+    for (size_t b = 0; b < B; b++) {
+        memcpy(m->padded + b * T * C, m->features + m->offsets[b] * C, m->lengths[b] * C * sizeof(float));
+        memset(m->padded + (b * T + m->lengths[b]) * C, 0, (T - m->lengths[b]) * C * sizeof(float));
+    }
+    return m->padded;
+}
+
+const float *xf_stack_packed_rows(xf_stack *m, const float *padded) {
+    size_t B = m->B, T = m->T, C = m->C;
+    if (m->N == B * T) return padded;
+    m->packed = grow(m->packed, &m->packed_cap, m->N ? m->N * C : 1, sizeof(float));
+    for (size_t b = 0; b < B; b++)
+        memcpy(m->packed + m->offsets[b] * C, padded + b * T * C, m->lengths[b] * C * sizeof(float));
+    return m->packed;
+}
+
 /* ---- backward ---- */
 
 void xf_stack_backward(xf_stack *m, reel_model *model, const reel_batch *batch, const float *dfeatures) {
     const reel_store *p = &model->params;
-    size_t B = m->B, T = m->T, N = B * T, C = m->C, F = m->F;
+    size_t B = m->B, N = m->N, C = m->C, F = m->F;
     if (N == 0) { /* an empty share of the batch: no gradient to add, every group is final */
         reel_store_grad_ready(p, 0);
         return;
@@ -453,12 +501,14 @@ void xf_stack_backward(xf_stack *m, reel_model *model, const reel_batch *batch, 
                              a->att, reel_store_view(p, k->proj_w), N, C, C);
         memset(m->dqkv, 0, N * 3 * C * sizeof(float));
         reel_attention_dropout key;
-        attention_backward_fp32(m->dqkv, m->datt, a->att, a->lse, a->qkv, m->lengths, m->causal, B, T, C, m->NH,
+        attention_backward_fp32(m->dqkv, m->datt, a->att, a->lse, a->qkv, m->offsets, m->causal, B, C, m->NH,
                                 attention_dropout(m, model, batch, l, 1, &key), m->scratch);
         /* rotary: the gradient of the rotated queries and keys back to that of the projection's output
-         * (training reads from position 0: pos0 is all zeros) */
+         * (training reads each sequence from position 0) */
         if (m->rotary)
-            reel_rotary_backward(m->dqkv, 3 * C, 2 * m->NH, C / m->NH, m->rope_cos, m->rope_sin, NULL, m->lengths, B, T);
+            for (size_t b = 0; b < B; b++)
+                reel_rotary_backward(m->dqkv + m->offsets[b] * 3 * C, 3 * C, 2 * m->NH, C / m->NH, m->rope_cos,
+                                     m->rope_sin, NULL, m->lengths + b, 1, m->lengths[b]);
         reel_store_poll(p);
         memset(m->dln, 0, N * C * sizeof(float));
         reel_linear_backward(m->dln, reel_store_grad_view(p, k->qkv_w), reel_store_grad_view(p, k->qkv_b), m->dqkv,
@@ -484,12 +534,12 @@ void xf_stack_backward(xf_stack *m, reel_model *model, const reel_batch *batch, 
         for (size_t i = 0; i < N * C; i++) dres[i] *= m->mask_emb[i];
     if (model->input_grad) /* the perturbation's gradient is the embedded token's, one row per token */
         for (size_t b = 0; b < B; b++)
-            memcpy(model->input_grad + batch->offsets[b] * C, dres + b * T * C, m->lengths[b] * C * sizeof(float));
+            memcpy(model->input_grad + batch->offsets[b] * C, dres + m->offsets[b] * C, m->lengths[b] * C * sizeof(float));
     float *dwte = reel_store_grad_view(p, m->wte), *dwpe = m->rotary ? NULL : reel_store_grad_view(p, m->wpe);
     for (size_t b = 0; b < B; b++) {
         const uint32_t *ids = batch->ids + batch->offsets[b];
         for (size_t t = 0; t < m->lengths[b]; t++) {
-            const float *g = dres + (b * T + t) * C;
+            const float *g = dres + (m->offsets[b] + t) * C;
             float *e = dwte + (size_t)ids[t] * C;
             for (size_t c = 0; c < C; c++) e[c] += g[c];
             if (dwpe) {
@@ -525,6 +575,9 @@ void xf_stack_free(xf_stack *m) {
     free(m->lengths);
     free(m->row_mask);
     free(m->pos0);
+    free(m->offsets);
+    free(m->padded);
+    free(m->packed);
     free(m->rope_cos);
     free(m->rope_sin);
 }

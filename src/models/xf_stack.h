@@ -59,11 +59,11 @@ typedef struct {
     size_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, fcproj_w, fcproj_b;
 } xf_block;
 
-/* The views of one block's activations in the arena (N rows). */
+/* The views of one block's activations in the arena (N rows: the batch's tokens, packed). */
 typedef struct {
     float *ln1, *ln1_mean, *ln1_rstd; /* (N, C), (N), (N) */
     float *qkv;                       /* (N, 3C) */
-    float *att, *lse;                 /* (N, C), (B, NH, T) */
+    float *att, *lse;                 /* (N, C), (N NH) (reel/attention.h's packed layout) */
     float *mid;                       /* (N, C) the residual stream after attention */
     float *ln2, *ln2_mean, *ln2_rstd; /* (N, C), (N), (N) */
     float *fc, *act;                  /* (N, F) before and after GELU */
@@ -79,24 +79,28 @@ typedef struct xf_stack {
     float *rope_cos, *rope_sin; /* (W, D/2) each: rotary's tables, made once */
     size_t wte, wpe, lnf_w, lnf_b;
     xf_block blocks[XF_MAX_LAYERS];
-    /* the arena and its views for the current batch */
+    /* the arena and its views for the current batch (or chunk of it) */
     float *arena;
     size_t arena_floats;
-    size_t rows;               /* N = B * T of the views below */
+    size_t rows;               /* the rows of the views below */
     size_t block_slots;        /* blocks with their own views: L in training, 1 in evaluation */
     float *x0, *mask_emb;      /* (N, C) the embedded input; its dropout mask or NULL */
     xf_block_acts acts[XF_MAX_LAYERS];
     float *lnf, *lnf_mean, *lnf_rstd; /* (N, C), (N), (N) the features */
     float *dres, *dln, *dqkv, *datt, *dact, *dfc; /* backward: (N, C), (N, C), (N, 3C), (N, C), (N, F), (N, F) */
     float *scratch;            /* attention workspace */
-    /* the batch */
-    size_t B, T;
+    /* the batch: B sequences packed, sequence b at rows offsets[b] .. offsets[b + 1] - 1, N = offsets[B]
+     * rows in all; T the longest sequence */
+    size_t B, T, N;
     size_t *lengths;           /* (B) */
-    size_t lengths_cap;
-    uint8_t *row_mask;         /* (B * T) */
-    const float *features;     /* (B * T, C): lnf, or all_features in a chunked evaluation */
-    float *all_features;       /* (B * T, C) the whole batch's features, a chunk of sequences at a time */
-    size_t all_features_cap, row_mask_cap;
+    size_t *offsets;           /* (B + 1) */
+    size_t lengths_cap, offsets_cap;
+    const float *features;     /* (N, C): lnf, or all_features in a chunked evaluation */
+    float *all_features;       /* (N, C) the whole batch's features, a chunk of sequences at a time */
+    size_t all_features_cap;
+    uint8_t *row_mask;         /* (B T) the padded layout's valid rows (xf_stack_padded_features) */
+    float *padded, *packed;    /* (B T, C), (N, C): the layout conversions of sequences of unequal lengths */
+    size_t row_mask_cap, padded_cap, packed_cap;
     size_t *pos0;              /* (B) cached positions before this forward (decoding), else zeros */
     size_t pos0_cap;
 } xf_stack;
@@ -108,11 +112,20 @@ int xf_stack_create(xf_stack *m, reel_model *model, const xf_stack_options *o, s
 /* Floats of one sequence's key/value cache (decoding, REEL_DECODE_CACHE). */
 size_t xf_stack_cache_floats(const xf_stack *m);
 /* The forward over the batch's sequences (each at most max_context tokens with its cache): leaves the
- * features, B * T rows batch-major (row b * T + t), in m->features and the batch's shape in m->B, m->T,
- * m->lengths and m->row_mask. state: the batch's caches (evaluation only), or NULL. A training forward
- * keeps what the backward needs; adds model->input_delta to the embedded tokens when set. */
+ * features PACKED, the sequences' tokens one after another without padding (sequence b at rows
+ * m->offsets[b] .. m->offsets[b + 1] - 1, m->N rows, as the batch's own ids), in m->features, and the
+ * batch's shape in m->B, m->T (the longest sequence), m->lengths and m->offsets. Nothing is computed for
+ * padding: there is none. state: the batch's caches (evaluation only), or NULL. A training forward keeps
+ * what the backward needs; adds model->input_delta to the embedded tokens when set. */
 void xf_stack_forward(xf_stack *m, reel_model *model, const reel_batch *batch, int training, float *state);
-/* The backward of the last training forward from the features' gradient (B * T, C): adds every stack
+/* The last forward's features in the padded batch-major layout (B T rows, row b * T + t, zeros at
+ * padding; REEL_ROWS_BATCH_MAJOR), with its valid rows in m->row_mask: the GPT's per-token output. They
+ * are m->features themselves when every sequence is T long. */
+const float *xf_stack_padded_features(xf_stack *m);
+/* A gradient (B T, C) in that padded layout as packed rows (N, C) for xf_stack_backward (the same pointer
+ * when every sequence is T long); padding rows are not read. */
+const float *xf_stack_packed_rows(xf_stack *m, const float *padded);
+/* The backward of the last training forward from the packed features' gradient (N, C): adds every stack
  * tensor's gradient, reports groups L + 1 down to 0 ready, and fills model->input_grad when set. */
 void xf_stack_backward(xf_stack *m, reel_model *model, const reel_batch *batch, const float *dfeatures);
 /* GPT-2's initialisation of every tensor of the store (see xf_stack.c), the model's own too. */
