@@ -53,6 +53,25 @@ final=ckpt_00000080.h5
 if "$CKPT_COMPARE" "$WORK/xf1/ckpt_00000040.h5" "$WORK/xf2/ckpt_00000040.h5" --tol 1e-3 --ignore /@world_size_at_save; then
   pass "1 rank == 2 ranks"; else fail "1 rank != 2 ranks"; fi
 
+# --- throughput series: tokens_per_s is the tokens read (at most seq_len = 32 per review, about 120 long)
+# per second, and model_gflops is it times the FLOP per token counted independently here from the
+# checkpoint's tensors: 6 per parameter that multiplies (not the embedding, the positions or the head)
+# plus attention's 12 L C T
+"$H5PY_PYTHON" - "$WORK/xf2/metrics.h5" "$WORK/xf2/$final" <<'PY' && pass "tokens_per_s and model_gflops" || fail "tokens_per_s or model_gflops wrong"
+import sys, h5py, numpy as np
+m = h5py.File(sys.argv[1], "r", swmr=True)["train"]
+tokens, docs, gflops = m["tokens_per_s"][:], m["samples_per_s"][:], m["model_gflops"][:]
+model = h5py.File(sys.argv[2], "r")["model"]
+sizes = {}
+model.visit(lambda n: sizes.__setitem__(n, model[n].size) if isinstance(model[n], h5py.Dataset) else None)
+matmul = sum(v for n, v in sizes.items() if not n.startswith(("embedding", "position", "output")))
+flops = 6 * matmul + 12 * 2 * 16 * 32
+per_doc = tokens / docs
+assert len(tokens) >= 10 and np.all((per_doc > 25) & (per_doc <= 32)), per_doc
+assert np.allclose(gflops, tokens * flops / 1e9, rtol=1e-9), (gflops[:3], tokens[:3] * flops / 1e9)
+assert np.all(np.isnan(m["mfu"][:])), "mfu without peak_gflops"
+PY
+
 # --- resume: stopped after step 5, resumed on 2 ranks, bit for bit
 status=0
 REEL_STOP_AFTER_STEP=5 "$MPIEXEC" -np 2 --oversubscribe "$REEL_BIN" train "$WORK/xf.ini" --run-dir "$WORK/split" \

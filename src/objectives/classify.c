@@ -79,15 +79,20 @@ static const reel_key classify_key_list[] = {
 static const reel_key_table classify_keys = {classify_key_list, sizeof classify_key_list / sizeof classify_key_list[0],
                                              sizeof(classify_options)};
 
-/* sums of a training step: loss, correct predictions, documents */
-enum { SUM_LOSS, SUM_CORRECT, SUM_ROWS, SUM_ADVERSARIAL, SUM_WEIGHT, SUM_VAT, SUM_VAT_ROWS, NUM_SUMS };
+/* sums of a training step: loss, correct predictions, documents, tokens read */
+enum { SUM_LOSS, SUM_CORRECT, SUM_ROWS, SUM_ADVERSARIAL, SUM_WEIGHT, SUM_VAT, SUM_VAT_ROWS, SUM_TOKENS, NUM_SUMS };
 
-/* The first three are always declared; the adversarial and virtual adversarial losses only when on. */
-enum { SERIES_ADVERSARIAL = 3, SERIES_VAT = 4 };
+/* The first six are always declared; the adversarial and virtual adversarial losses only when on. */
+enum { SERIES_ADVERSARIAL = 6, SERIES_VAT = 7 };
 static const reel_series train_series[] = {
     {"loss", REEL_COLUMN_F64, 0, 0, 0},
     {"accuracy", REEL_COLUMN_F64, 0, 1, 0},
     {"samples_per_s", REEL_COLUMN_F64, 0, 0, 0},
+    {"tokens_per_s", REEL_COLUMN_F64, 0, 0, 1}, /* the tokens the model read (after seq_len or max_tokens) */
+    /* tokens/s x the model's FLOP per token of one forward and backward (the adversarial and virtual
+     * adversarial passes not counted); NaN when the model states none */
+    {"model_gflops", REEL_COLUMN_F64, 0, 0, 1},
+    {"mfu", REEL_COLUMN_F64, 0, 1, 1}, /* model_gflops / (ranks x [train] peak_gflops); NaN without it */
     {"adversarial_loss", REEL_COLUMN_F64, 0, 0, 0},
     {"vat_loss", REEL_COLUMN_F64, 0, 0, 0},
 };
@@ -138,8 +143,8 @@ typedef struct {
     float *clean_logits; /* (max_rows, K) the predictions the perturbed ones are compared with */
     float *saved_grad;   /* (parameters) the gradient before the power iteration's backward */
     /* the train series declared: the first three, then the adversarial and VAT losses when on */
-    reel_series series[5];
-    size_t series_index[5]; /* series_index[SERIES_*]: where that series is among those declared, or 0 */
+    reel_series series[sizeof train_series / sizeof train_series[0]];
+    size_t series_index[sizeof train_series / sizeof train_series[0]]; /* series_index[SERIES_*]: where that series is among those declared, or 0 */
 } classify_impl;
 
 double reel_classify_loss(float *dlogits, const float *logits, const float *labels, size_t B, size_t K, float scale,
@@ -407,6 +412,7 @@ static uint64_t classify_train_step(reel_objective *obj, uint64_t epoch, uint64_
     for (size_t i = 0; i < local_rows; i++) correct += c->predicted[i] == (int)c->buffer.labels[i];
     sums[SUM_CORRECT] += correct;
     sums[SUM_ROWS] += (double)local_rows;
+    sums[SUM_TOKENS] += (double)c->buffer.batch.offsets[local_rows];
     model->ops->backward(model, &c->buffer.batch, c->dlogits, &obj->comm);
     if (adversarial) {
         model->input_grad = NULL;
@@ -432,6 +438,10 @@ static void classify_train_values(const reel_objective *obj, const double *sums,
     values[1].f = rows > 0 ? sums[SUM_CORRECT] / rows : 0;
     values[2].f = rows / (seconds > 0 ? seconds : 1e-9);
     const classify_impl *c = obj->impl;
+    double flops = obj->model->flops_per_token, peak = c->cfg->train.peak_gflops;
+    values[3].f = sums[SUM_TOKENS] / (seconds > 0 ? seconds : 1e-9);
+    values[4].f = flops > 0 ? values[3].f * flops / 1e9 : NAN;
+    values[5].f = flops > 0 && peak > 0 ? values[4].f / (peak * obj->comm.size) : NAN;
     if (c->series_index[SERIES_ADVERSARIAL])
         values[c->series_index[SERIES_ADVERSARIAL]].f = weight > 0 ? sums[SUM_ADVERSARIAL] / weight : 0;
     if (c->series_index[SERIES_VAT])
@@ -581,7 +591,9 @@ static int classify_evaluate_cuts(reel_objective *obj, const reel_eval_request *
 static void classify_describe(const reel_objective *obj, reel_metrics_table table, const reel_value *v, reel_buf *out) {
     classify_impl *c = obj->impl;
     if (table == REEL_METRICS_TRAIN) {
-        reel_buf_printf(out, "loss %.4f acc %.2f%% | %.0f reviews/s", v[0].f, 100 * v[1].f, v[2].f);
+        reel_buf_printf(out, "loss %.4f acc %.2f%% | %.0f reviews/s %.0f tokens/s", v[0].f, 100 * v[1].f, v[2].f, v[3].f);
+        if (!isnan(v[4].f)) reel_buf_printf(out, " %.1f GFLOP/s", v[4].f);
+        if (!isnan(v[5].f)) reel_buf_printf(out, " MFU %.1f%%", 100 * v[5].f);
         if (c->series_index[SERIES_ADVERSARIAL])
             reel_buf_printf(out, " | adversarial loss %.4f", v[c->series_index[SERIES_ADVERSARIAL]].f);
         if (c->series_index[SERIES_VAT]) reel_buf_printf(out, " | vat loss %.5f", v[c->series_index[SERIES_VAT]].f);
