@@ -34,9 +34,10 @@
 #              optimizer; not logging, checkpoints or start-up), so s/step = mean(batch / samples_per_s).
 #              PyTorch: the same span of every step, timed on rank 0.
 #   reviews/s  global batch / s/step.
-#   tokens/s   window tokens processed: a review contributes min(length, window). reel does not count
-#              tokens, and the reviews of its steps are a uniform sample of the training split, so its
-#              figure is reviews/s x the split's mean of min(length, window). PyTorch counts the tokens
+#   tokens/s   window tokens processed: a review contributes min(length, window). For reel, whose
+#              older builds (REEL=...) did not count tokens, and whose steps read a uniform sample of the
+#              training split, the figure is reviews/s x the split's mean of min(length, window) (its
+#              metrics' tokens_per_s counts them since 10d7f6b). PyTorch counts the tokens
 #              of its timed batches exactly (it prints the same mean, to show the two agree).
 #   peak RSS   per rank / process, in MB. reel: GNU time (%M, the maximum resident set size) wraps every
 #              rank under mpirun. PyTorch: getrusage(ru_maxrss) in each process, which includes the
