@@ -193,6 +193,9 @@ expect_fail "decay_embedding without decay = matrices" "decay_embedding = true, 
 sched=(--set optimizer.schedule=linear --set optimizer.lr=0.01 --set train.epochs=5 --set train.max_steps=10
        --set train.log_every=1)
 expect_ok "linear schedule cut by max_steps" mpireel 1 train "$WORK/small.ini" --run-dir "$WORK/sched" "${sched[@]}"
+# max_steps is a pause point without a final evaluation; the log says so and names the last checkpoint
+grep -q "max_steps = 10 reached: no final test evaluation (no evaluation so far); \`reel eval .*/sched/ckpt_00000010.h5\`" \
+  "$WORK/err.txt" "$WORK/out.txt" && pass "the log names the unevaluated last model" || fail "no max_steps note in the log"
 # a run directory's resolved config.ini writes every key (decay_embedding = false with decay = model among
 # them) and must train again as given
 expect_ok "resolved config.ini trains again" mpireel 1 train "$WORK/sched/config.ini" --run-dir "$WORK/resolved_again" \

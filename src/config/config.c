@@ -126,7 +126,7 @@ static const reel_key general_keys[] = {
                "this (ULMFiT: 2.6); 1: one rate"),
 
     KEY_SIZE("train", "epochs", train.epochs, "6", BOUND_MIN, 1, "passes over the training set"),
-    KEY_SIZE("train", "max_steps", train.max_steps, "0", 0, 0, "stop after this many global steps; 0 runs all epochs"),
+    KEY_SIZE("train", "max_steps", train.max_steps, "0", 0, 0, "stop after this many global steps, a pause point: no final evaluation, and a larger max_steps continues the same run; 0 runs all epochs"),
     KEY_SIZE("train", "batch_size", train.batch_size, "200", BOUND_MIN, 1,
              "global batch size (documents, or parallel streams), split across the ranks"),
     KEY_SIZE("train", "accumulate", train.accumulate, "1", BOUND_MIN, 1,

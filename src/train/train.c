@@ -867,6 +867,18 @@ int reel_train(const reel_config *requested, const reel_train_options *options) 
     double start = reel_now_seconds();
     run_end end = run_epochs(&t);
     reel_log("training: %.1f s\n", reel_now_seconds() - start);
+    /* max_steps is a pause point (a larger one continues the same run, bit for bit), so it gets no final
+     * evaluation, and the step it stops at was validated only if eval_every divides it: say so, since a
+     * schedule decayed over max_steps makes this checkpoint the one a user wants */
+    if (end == RUN_MAX_STEPS && t.obj->final_split) {
+        char best[96] = "no evaluation so far";
+        if (!isnan(t.state.best_value))
+            snprintf(best, sizeof best, "the best checkpoint is of the evaluations so far, at step %" PRIu64,
+                     t.state.best_step);
+        reel_log("max_steps = %" PRIu64 " reached: no final %s evaluation (%s); `reel eval %s/ckpt_%08" PRIu64
+                 ".h5` evaluates the last model\n", t.state.global_step, t.obj->final_split, best, cfg->train.run_dir,
+                 t.state.global_step);
+    }
     if (t.obj->final_split && end == RUN_FINISHED) {
         reel_value values[MAX_SERIES];
         evaluate(&t, t.obj->final_split, 0, REEL_SPLIT_TEST, t.state.epoch, values);
