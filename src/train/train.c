@@ -460,6 +460,22 @@ static int same_layer(const char *tensor, const char *name) {
     return strncmp(tensor, name, n) == 0 && (tensor[n] == '/' || (tensor[n] == '_' && strchr(tensor + n, '/')));
 }
 
+/* Appends to out the layers (a tensor name's first component: embedding, block0, lstm_l1_fwd) of the
+ * tensors that pick selects (every tensor for a NULL pick), each once, in the store's order. */
+static void append_layer_names(reel_buf *out, const reel_store *p, const unsigned char *pick) {
+    const char *previous = NULL;
+    size_t previous_length = 0;
+    for (size_t i = 0; i < p->num_tensors; i++) {
+        if (pick && !pick[i]) continue;
+        const char *name = p->tensors[i].name, *slash = strchr(name, '/');
+        size_t length = slash ? (size_t)(slash - name) : strlen(name);
+        if (previous && length == previous_length && strncmp(previous, name, length) == 0) continue;
+        reel_buf_printf(out, "%s%.*s", out->length ? ", " : "", (int)length, name);
+        previous = name;
+        previous_length = length;
+    }
+}
+
 /* Reads [optimizer] freeze: every name must be a layer of the model. */
 static void choose_frozen(trainer *t) {
     const reel_store *p = &t->model->params;
@@ -475,12 +491,7 @@ static void choose_frozen(trainer *t) {
             if (same_layer(p->tensors[i].name, names[n])) found = t->frozen[i] = 1;
         if (!found) {
             reel_buf layers = {0};
-            for (size_t i = 0; i < p->num_tensors; i++) {
-                const char *slash = strchr(p->tensors[i].name, '/');
-                int length = (int)(slash - p->tensors[i].name);
-                if (i == 0 || strncmp(p->tensors[i - 1].name, p->tensors[i].name, (size_t)length + 1) != 0)
-                    reel_buf_printf(&layers, "%s%.*s", layers.length ? ", " : "", length, p->tensors[i].name);
-            }
+            append_layer_names(&layers, p, NULL);
             REEL_FATAL("name layers of the model", "[optimizer] freeze: '%s' is not a layer of model type %s (its "
                        "layers: %s)", names[n], t->cfg->model.type, layers.data);
         }
@@ -510,9 +521,12 @@ static void update_rates(trainer *t) {
         }
     }
     if (seen != t->released) {
+        /* by layer, not by tensor: a GPT's blocks are a dozen tensors each */
         reel_buf names = {0};
-        for (size_t i = 0; i < p->num_tensors; i++)
-            if (t->frozen[i] && p->tensors[i].group >= lowest_released) reel_buf_printf(&names, "%s%s", names.length ? ", " : "", p->tensors[i].name);
+        unsigned char *pick = reel_calloc(p->num_tensors, 1);
+        for (size_t i = 0; i < p->num_tensors; i++) pick[i] = t->frozen[i] && p->tensors[i].group >= lowest_released;
+        append_layer_names(&names, p, pick);
+        free(pick);
         if (names.length) reel_log("gradual unfreezing at step %" PRIu64 ": %s train now\n", t->state.global_step, names.data);
         reel_buf_free(&names);
         t->released = seen;
