@@ -124,8 +124,14 @@ static void tiny_config(reel_config *cfg, const tiny_model *tiny) {
 /* The tiny model, initialised from seed; its weights then spread over (-0.9, 0.9) (batch-norm gains and
  * shifts kept) because the initialisers' small values would make every later value tiny and the
  * differences measure little. */
+static reel_model *tiny_build(const tiny_model *tiny, reel_config *cfg, uint64_t seed);
 static reel_model *tiny_create(const tiny_model *tiny, reel_config *cfg, uint64_t seed) {
     tiny_config(cfg, tiny);
+    return tiny_build(tiny, cfg, seed);
+}
+
+/* tiny_create's model from a configuration the caller has filled (tiny_config and changes). */
+static reel_model *tiny_build(const tiny_model *tiny, reel_config *cfg, uint64_t seed) {
     reel_model *model;
     reel_error err = {{0}};
     if (reel_model_create(&model, cfg, 8, &err) != 0) fail_msg("%s: %s", tiny_name(tiny), err.message);
@@ -389,6 +395,72 @@ static void test_transformer_alone(void **state) {
     assert_true(checked >= 3);
 }
 
+/* The Transformer's forward_prefixes (reel eval --lengths in one pass): every cut's logits must be bit
+ * for bit those of an evaluation forward over the documents cut there, causal (partial windows read off
+ * the whole windows' rows) and bidirectional (partial windows as sequences of their own), with a context
+ * of 5 so that the documents (0 to 16 tokens) span up to 4 windows. Cuts inside windows, on their
+ * boundaries (5, 10, 15), at a document's end (16), past every document (40), 0 (whole), a cut twice; and
+ * every length from 1 to 17, whose partial windows outnumber the batch's tokens and are read in groups. */
+enum { PREFIX_DOCS = 6 };
+static const size_t prefix_offsets[PREFIX_DOCS + 1] = {0, 1, 17, 17, 20, 31, 44}; /* 1, 16, 0, 3, 11, 13 */
+
+static void check_prefix_cuts(reel_model *model, const char *name, const size_t *cuts, size_t num_cuts) {
+    reel_comm comm;
+    reel_comm_self(&comm);
+    size_t B = PREFIX_DOCS, K = model->num_outputs;
+    uint64_t samples[PREFIX_DOCS] = {50, 51, 52, 53, 54, 55};
+    reel_batch whole = {.size = B, .ids = alone_ids, .offsets = prefix_offsets, .sample_index = samples};
+    float *logits = calloc(num_cuts * B * K, sizeof(float));
+    model->ops->forward_prefixes(model, &whole, cuts, num_cuts, logits, &comm);
+    for (size_t c = 0; c < num_cuts; c++) {
+        uint32_t ids[sizeof alone_ids / sizeof alone_ids[0]];
+        size_t offsets[PREFIX_DOCS + 1] = {0};
+        for (size_t b = 0; b < B; b++) {
+            size_t n = prefix_offsets[b + 1] - prefix_offsets[b], k = cuts[c] && cuts[c] < n ? cuts[c] : n;
+            memcpy(ids + offsets[b], alone_ids + prefix_offsets[b], k * sizeof *ids);
+            offsets[b + 1] = offsets[b] + k;
+        }
+        reel_batch cut = {.size = B, .ids = ids, .offsets = offsets, .sample_index = samples};
+        reel_output out;
+        model->ops->forward(model, &cut, 0, &out, &comm);
+        for (size_t b = 0; b < B; b++)
+            if (memcmp(out.logits + b * K, logits + (c * B + b) * K, K * sizeof(float)) != 0)
+                fail_msg("%s: cut %zu, document %zu (%zu tokens): one pass gives %.9g, a forward of the cut "
+                         "documents %.9g", name, cuts[c], b, prefix_offsets[b + 1] - prefix_offsets[b],
+                         logits[(c * B + b) * K], out.logits[b * K]);
+    }
+    free(logits);
+}
+
+static void test_transformer_prefixes(void **state) {
+    (void)state;
+    static const size_t cuts[] = {3, 5, 7, 10, 12, 0, 15, 16, 40, 7};
+    size_t every[18];
+    for (size_t k = 0; k < 18; k++) every[k] = k; /* 0: whole */
+    size_t checked = 0;
+    for (size_t i = 0; i < NUM_TINY; i++) {
+        if (strcmp(tiny_models[i].type, "transformer") != 0) continue;
+        for (int causal = 0; causal < 2; causal++) {
+            reel_config cfg;
+            tiny_config(&cfg, &tiny_models[i]);
+            config_set(&cfg, "model.max_context=5");
+            config_set(&cfg, "data.seq_len=5");
+            config_set(&cfg, "model.causal=%s", causal ? "true" : "false");
+            reel_model *model = tiny_build(&tiny_models[i], &cfg, 9);
+            assert_non_null(model->ops->forward_prefixes);
+            char name[64];
+            snprintf(name, sizeof name, "%s, %s", tiny_name(&tiny_models[i]), causal ? "causal" : "bidirectional");
+            check_prefix_cuts(model, name, cuts, sizeof cuts / sizeof cuts[0]);
+            check_prefix_cuts(model, name, every, 18);
+            printf("%-36s forward_prefixes == a forward per cut, bit for bit (28 cuts, documents of 0 to 16 "
+                   "tokens, context 5)\n", name);
+            reel_model_destroy(model);
+            checked++;
+        }
+    }
+    assert_true(checked >= 6);
+}
+
 /* ---------------- (b) padding invariance ---------------- */
 enum { OUTPUTS_MAX = 256 };
 
@@ -629,6 +701,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_gradients),
         cmocka_unit_test(test_split_batch),
         cmocka_unit_test(test_transformer_alone),
+        cmocka_unit_test(test_transformer_prefixes),
         cmocka_unit_test(test_padding),
         cmocka_unit_test(test_round_trip),
     };

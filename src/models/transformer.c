@@ -97,6 +97,14 @@ typedef struct {
     size_t *max_from;          /* (B, C) the window of each max-pooled value */
     float *features, *mask, *dropped, *d_features; /* (B, P) */
     float *logits;             /* (B, K) */
+    /* forward_prefixes: a slot is a (cut, document) pair, slot c B + b */
+    float *part_pooled;        /* (slots, P) the pooled features of a slot's partial last window */
+    size_t *part_source;       /* (slots) the slot whose part_pooled row is this slot's partial window (itself,
+                                  or an earlier cut's with the same tokens); SIZE_MAX: it has none */
+    uint32_t *ext_ids;         /* bidirectional: the ids of a group of partial windows read as sequences */
+    size_t *ext_offsets, *ext_slot; /* (group + 1) their offsets, (group) their slots */
+    uint64_t *ext_sample;      /* (group) their documents' sample indices */
+    size_t part_pooled_cap, part_source_cap, ext_ids_cap, ext_offsets_cap, ext_slot_cap, ext_sample_cap;
 } transformer_impl;
 
 static void *grow(void *buffer, size_t *capacity, size_t needed, size_t element) {
@@ -147,6 +155,48 @@ static void make_windows(transformer_impl *m, const reel_batch *batch, int train
                               .sample_index = m->win_sample, .epoch = batch->epoch, .step = batch->step};
 }
 
+/* A document's pooled features f (P) from its windows' pooled rows: `count` rows at pooled (P apart) of
+ * lengths[w] tokens, then, when extra is not NULL, one more window's row of extra_length tokens; n tokens
+ * in all. The mean weighted by the windows' tokens, the max of the windows' maxes (from (C): the window,
+ * counted from `first`, of each maximum, for the backward), the last window's last token. The forward
+ * and the forward of prefixes both combine here, so a prefix's features are the same floats as those of
+ * a forward over the document cut there. */
+static void combine_windows(const transformer_impl *m, float *f, size_t *from, size_t first, const float *pooled,
+                            const size_t *lengths, size_t count, const float *extra, size_t extra_length, size_t n) {
+    size_t C = m->stack.C, P = m->P, total = count + (extra != NULL);
+#define WINDOW_ROW(w) ((w) < count ? pooled + (w) * P : extra)
+#define WINDOW_LENGTH(w) ((w) < count ? lengths[w] : extra_length)
+    for (size_t c = 0; c < C; c++) from[c] = first;
+    if (total == 1) {
+        memcpy(f, WINDOW_ROW(0), P * sizeof(float));
+        return;
+    }
+    if (has_part(m->pooling, REEL_POOL_LAST)) {
+        size_t o = part_offset(m->pooling, REEL_POOL_LAST, C);
+        memcpy(f + o, WINDOW_ROW(total - 1) + o, C * sizeof(float));
+    }
+    if (has_part(m->pooling, REEL_POOL_MAX)) {
+        size_t o = part_offset(m->pooling, REEL_POOL_MAX, C);
+        memcpy(f + o, WINDOW_ROW(0) + o, C * sizeof(float));
+        for (size_t w = 1; w < total; w++) {
+            const float *row = WINDOW_ROW(w) + o;
+            for (size_t c = 0; c < C; c++)
+                if (row[c] > f[o + c]) f[o + c] = row[c], from[c] = first + w;
+        }
+    }
+    if (has_part(m->pooling, REEL_POOL_MEAN)) {
+        size_t o = part_offset(m->pooling, REEL_POOL_MEAN, C);
+        memset(f + o, 0, C * sizeof(float));
+        for (size_t w = 0; w < total; w++) {
+            float weight = (float)WINDOW_LENGTH(w) / (float)n;
+            const float *row = WINDOW_ROW(w) + o;
+            for (size_t c = 0; c < C; c++) f[o + c] += weight * row[c];
+        }
+    }
+#undef WINDOW_ROW
+#undef WINDOW_LENGTH
+}
+
 static void transformer_forward(reel_model *model, const reel_batch *batch, int training, reel_output *out,
                                 const reel_comm *comm) {
     (void)comm; /* nothing global: no batch statistics */
@@ -165,34 +215,9 @@ static void transformer_forward(reel_model *model, const reel_batch *batch, int 
                           &s->lengths[w], s->lengths[w], 1, C, C);
     /* each document's features from its windows' */
     for (size_t b = 0; b < B; b++) {
-        size_t first = m->doc_first[b], end = m->doc_first[b + 1];
-        float *f = m->features + b * P;
-        size_t *from = m->max_from + b * C;
-        for (size_t c = 0; c < C; c++) from[c] = first;
-        if (end - first == 1) {
-            memcpy(f, m->win_pooled + first * P, P * sizeof(float));
-            continue;
-        }
-        size_t n = batch->offsets[b + 1] - batch->offsets[b];
-        if (has_part(m->pooling, REEL_POOL_LAST)) {
-            size_t o = part_offset(m->pooling, REEL_POOL_LAST, C);
-            memcpy(f + o, m->win_pooled + (end - 1) * P + o, C * sizeof(float));
-        }
-        if (has_part(m->pooling, REEL_POOL_MAX)) {
-            size_t o = part_offset(m->pooling, REEL_POOL_MAX, C);
-            memcpy(f + o, m->win_pooled + first * P + o, C * sizeof(float));
-            for (size_t w = first + 1; w < end; w++)
-                for (size_t c = 0; c < C; c++)
-                    if (m->win_pooled[w * P + o + c] > f[o + c]) f[o + c] = m->win_pooled[w * P + o + c], from[c] = w;
-        }
-        if (has_part(m->pooling, REEL_POOL_MEAN)) {
-            size_t o = part_offset(m->pooling, REEL_POOL_MEAN, C);
-            memset(f + o, 0, C * sizeof(float));
-            for (size_t w = first; w < end; w++) {
-                float weight = (float)s->lengths[w] / (float)n;
-                for (size_t c = 0; c < C; c++) f[o + c] += weight * m->win_pooled[w * P + o + c];
-            }
-        }
+        size_t first = m->doc_first[b], count = m->doc_first[b + 1] - first;
+        combine_windows(m, m->features + b * P, m->max_from + b * C, first, m->win_pooled + first * P,
+                        s->lengths + first, count, NULL, 0, batch->offsets[b + 1] - batch->offsets[b]);
     }
     const float *features = m->features;
     m->dropping = training && m->head_dropout > 0.0f;
@@ -203,6 +228,115 @@ static void transformer_forward(reel_model *model, const reel_batch *batch, int 
     }
     reel_linear_forward(m->logits, features, reel_store_view(p, m->out_w), reel_store_view(p, m->out_b), B, P, m->K);
     *out = (reel_output){.rows = B, .width = m->K, .logits = m->logits};
+}
+
+/* The tokens a cut keeps of a document of n tokens: cut 0, and cuts past its end, keep all of them. */
+static size_t cut_tokens(size_t cut, size_t n) { return cut == 0 || cut > n ? n : cut; }
+
+/* Every cut's evaluation logits from one pass (reel_model_ops.forward_prefixes). A document cut to k
+ * tokens is read in the windows [0, W), [W, 2 W), ... of its first k tokens: those wholly inside the k
+ * tokens are windows of the whole document, read once for every cut; the last one is partial when W does
+ * not divide k (and k is short of the document's end). Causal, a token's features do not depend on the
+ * tokens after it, so a partial window's features are the first k mod W rows of the whole window's, and
+ * it costs a pooling only. Bidirectional, the partial window's tokens see only each other: it is another
+ * sequence of the stack, read in groups of at most the batch's tokens (so the stack's memory stays that
+ * of a forward over the batch), one per document and distinct cut. The stack reads each sequence's rows
+ * independently of the others, and the windows combine as in the forward (combine_windows), so each
+ * cut's logits are those of a forward over the documents cut there. */
+static void transformer_forward_prefixes(reel_model *model, const reel_batch *batch, const size_t *cuts,
+                                         size_t num_cuts, float *logits, const reel_comm *comm) {
+    (void)comm; /* local, as an evaluation forward */
+    transformer_impl *m = model->impl;
+    xf_stack *s = &m->stack;
+    const reel_store *p = &model->params;
+    size_t B = batch->size, C = s->C, P = m->P, K = m->K, W = s->W, slots = num_cuts * B;
+    REEL_CHECK(B <= model->max_batch, NULL, "batch of %zu rows exceeds the model's %zu", B, model->max_batch);
+    const float *delta = model->input_delta;
+    model->input_delta = NULL; /* an evaluation perturbs nothing */
+    m->dropping = 0;
+    make_windows(m, batch, 0, 0);
+    size_t NW = m->windows.size;
+    /* the max pooling's argmax: not used here, but written */
+    m->win_argmax = grow(m->win_argmax, &m->win_argmax_cap, (NW ? NW : 1) * C, sizeof(size_t));
+    m->part_pooled = grow(m->part_pooled, &m->part_pooled_cap, (slots ? slots : 1) * P, sizeof(float));
+    m->part_source = grow(m->part_source, &m->part_source_cap, slots ? slots : 1, sizeof(size_t));
+    /* the slots with a partial window, each (document, token count) once */
+    size_t extras = 0;
+    for (size_t c = 0; c < num_cuts; c++)
+        for (size_t b = 0; b < B; b++) {
+            size_t n = batch->offsets[b + 1] - batch->offsets[b], k = cut_tokens(cuts[c], n), slot = c * B + b;
+            m->part_source[slot] = SIZE_MAX;
+            if (k == n || k % W == 0) continue;
+            m->part_source[slot] = slot;
+            for (size_t earlier = 0; earlier < c; earlier++)
+                if (cut_tokens(cuts[earlier], n) == k) {
+                    m->part_source[slot] = earlier * B + b;
+                    break;
+                }
+            if (m->part_source[slot] == slot) extras++;
+        }
+    /* bidirectional: the partial windows as sequences of their own, before the windows' pass (whose
+     * lengths and features the combination reads) */
+    if (!s->causal && extras) {
+        size_t limit = batch->offsets[B] - batch->offsets[0];
+        if (limit < W) limit = W; /* each partial window is shorter than W */
+        m->ext_ids = grow(m->ext_ids, &m->ext_ids_cap, limit, sizeof *m->ext_ids);
+        m->ext_offsets = grow(m->ext_offsets, &m->ext_offsets_cap, extras + 1, sizeof *m->ext_offsets);
+        m->ext_slot = grow(m->ext_slot, &m->ext_slot_cap, extras, sizeof *m->ext_slot);
+        m->ext_sample = grow(m->ext_sample, &m->ext_sample_cap, extras, sizeof *m->ext_sample);
+        size_t group = 0, tokens = 0;
+        m->ext_offsets[0] = 0;
+        for (size_t slot = 0; slot <= slots; slot++) {
+            int own = slot < slots && m->part_source[slot] == slot;
+            size_t b = own ? slot % B : 0, r = 0;
+            if (own) r = cut_tokens(cuts[slot / B], batch->offsets[b + 1] - batch->offsets[b]) % W;
+            if (group && (slot == slots || (own && tokens + r > limit))) {
+                reel_batch part = {.size = group, .ids = m->ext_ids, .offsets = m->ext_offsets,
+                                   .sample_index = m->ext_sample, .epoch = batch->epoch, .step = batch->step};
+                xf_stack_forward(s, model, &part, 0, NULL);
+                for (size_t i = 0; i < group; i++)
+                    reel_pool_forward(m->pooling, m->part_pooled + m->ext_slot[i] * P, m->win_argmax,
+                                      s->features + s->offsets[i] * C, &s->lengths[i], s->lengths[i], 1, C, C);
+                group = tokens = 0;
+            }
+            if (!own) continue;
+            size_t k = cut_tokens(cuts[slot / B], batch->offsets[b + 1] - batch->offsets[b]);
+            memcpy(m->ext_ids + tokens, batch->ids + batch->offsets[b] + (k - r), r * sizeof *m->ext_ids);
+            m->ext_slot[group] = slot;
+            m->ext_sample[group] = batch->sample_index ? batch->sample_index[b] : 0;
+            tokens += r;
+            m->ext_offsets[++group] = tokens;
+        }
+    }
+    /* the whole documents' windows, once */
+    xf_stack_forward(s, model, &m->windows, 0, NULL);
+    m->win_pooled = grow(m->win_pooled, &m->win_pooled_cap, (NW ? NW : 1) * P, sizeof(float));
+    for (size_t w = 0; w < NW; w++)
+        reel_pool_forward(m->pooling, m->win_pooled + w * P, m->win_argmax + w * C, s->features + s->offsets[w] * C, &s->lengths[w],
+                          s->lengths[w], 1, C, C);
+    /* causal: a partial window's features are the whole window's first rows */
+    if (s->causal)
+        for (size_t slot = 0; slot < slots; slot++) {
+            if (m->part_source[slot] != slot) continue;
+            size_t b = slot % B, n = batch->offsets[b + 1] - batch->offsets[b], k = cut_tokens(cuts[slot / B], n);
+            size_t r = k % W, w = m->doc_first[b] + k / W;
+            reel_pool_forward(m->pooling, m->part_pooled + slot * P, m->win_argmax, s->features + s->offsets[w] * C, &r, r, 1,
+                              C, C);
+        }
+    /* each cut: the documents' features from their windows, then the head */
+    for (size_t c = 0; c < num_cuts; c++) {
+        for (size_t b = 0; b < B; b++) {
+            size_t n = batch->offsets[b + 1] - batch->offsets[b], k = cut_tokens(cuts[c], n), first = m->doc_first[b];
+            size_t source = m->part_source[c * B + b];
+            const float *extra = source == SIZE_MAX ? NULL : m->part_pooled + source * P;
+            size_t count = k == n ? m->doc_first[b + 1] - first : k / W;
+            combine_windows(m, m->features + b * P, m->max_from + b * C, first, m->win_pooled + first * P,
+                            s->lengths + first, count, extra, k % W, k);
+        }
+        reel_linear_forward(logits + c * B * K, m->features, reel_store_view(p, m->out_w), reel_store_view(p, m->out_b),
+                            B, P, K);
+    }
+    model->input_delta = delta;
 }
 
 static void transformer_backward(reel_model *model, const reel_batch *batch, const float *dlogits,
@@ -265,13 +399,14 @@ static void transformer_destroy(reel_model *model) {
     if (!m) return;
     xf_stack_free(&m->stack);
     void *buffers[] = {m->win_offsets, m->win_sample, m->doc_first, m->win_pooled, m->d_win, m->win_argmax, m->d_seq,
-                       m->max_from, m->features, m->mask, m->dropped, m->d_features, m->logits};
+                       m->max_from, m->features, m->mask, m->dropped, m->d_features, m->logits,
+                       m->part_pooled, m->part_source, m->ext_ids, m->ext_offsets, m->ext_slot, m->ext_sample};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
     free(m);
 }
 
 static const reel_model_ops transformer_ops = {transformer_forward, transformer_backward, transformer_init,
-                                               transformer_destroy, NULL, NULL};
+                                               transformer_destroy, transformer_forward_prefixes, NULL};
 
 static int transformer_create(reel_model **out, const reel_config *cfg, size_t max_batch, reel_error *err) {
     const transformer_options *o = reel_config_model_options(cfg);
