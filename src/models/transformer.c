@@ -23,7 +23,8 @@
  * document (seq_len <= max_context: one window of the stack). Dropout masks are keyed by the document's
  * sample index and the position in the window, so windows of one document would share them: a training
  * document longer than max_context is refused when the stack drops anything. Evaluation, predict, serve
- * and analyze read whole documents (up to [data] max_tokens) in windows.
+ * and analyze read whole documents (up to [data] max_tokens) in windows; `reel eval --lengths` reads every
+ * length from one pass over the windows (transformer_forward_prefixes).
  *
  * Tensors: the stack's, named as the GPT's (embedding/weight, position/weight, block{l}/..., final_ln/...),
  * so [model] init_from a GPT checkpoint loads all of them by name (an untied GPT's decoder/weight is not
