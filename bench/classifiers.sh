@@ -74,8 +74,9 @@
 #   RESULTS_OUT=FILE   (environment) also write the raw result rows there
 # Run it after scripts/build, with nothing else running on the machine: the real settings take minutes,
 # the Transformer's far longer (a step of transformer:256 at 400 tokens is of the order of half a minute
-# to a minute on one core, in both). Memory: transformer:256 at batch 200 needed about 7 GB for one reel
-# rank and 8 GB for one PyTorch process (each layer's attention weights are 200 x 4 x 400^2 floats, 0.5 GB).
+# to a minute on one core, in both). Memory: transformer:256 at batch 200 needed about 4.2 GB for one reel
+# rank (packed batches; 6.7 GB padded) and 8 GB for one PyTorch process (each layer's attention weights
+# are 200 x 4 x 400^2 floats, 0.5 GB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/mpi-env
