@@ -145,6 +145,12 @@ typedef struct reel_doc_length {
 } reel_doc_length;
 reel_doc_length *reel_eval_order(const reel_tokfile *file, uint64_t docs, size_t max_tokens, size_t extra,
                                  const reel_comm *comm, size_t *count);
+/* The model FLOP rate of a training window: model_gflops = tokens_per_s x the model's FLOP per token of
+ * one forward and backward, NaN when the model states none; mfu = model_gflops / (ranks x [train]
+ * peak_gflops), NaN without it. Both objectives log them so. */
+void reel_model_flop_rates(const reel_objective *obj, double tokens_per_s, double peak_gflops, double *model_gflops,
+                           double *mfu);
+
 /* Documents in the next evaluation batch from order[start]: at most batch_rows, and no more time steps
  * (documents x the longest) than REEL_EVAL_STEP_BUDGET (reel/data.h). */
 size_t reel_eval_batch_rows(const reel_doc_length *order, size_t count, size_t start, size_t batch_rows);

@@ -156,6 +156,18 @@ static void make_windows(transformer_impl *m, const reel_batch *batch, int train
                               .sample_index = m->win_sample, .epoch = batch->epoch, .step = batch->step};
 }
 
+/* Pools each window of the stack's last pass (packed rows) into win_pooled (windows, P), its max pooling's
+ * argmax into win_argmax (windows, C). */
+static void pool_windows(transformer_impl *m) {
+    const xf_stack *s = &m->stack;
+    size_t NW = m->windows.size, C = s->C, P = m->P;
+    m->win_pooled = grow(m->win_pooled, &m->win_pooled_cap, (NW ? NW : 1) * P, sizeof(float));
+    m->win_argmax = grow(m->win_argmax, &m->win_argmax_cap, (NW ? NW : 1) * C, sizeof(size_t));
+    for (size_t w = 0; w < NW; w++)
+        reel_pool_forward(m->pooling, m->win_pooled + w * P, m->win_argmax + w * C, s->features + s->offsets[w] * C,
+                          &s->lengths[w], s->lengths[w], 1, C, C);
+}
+
 /* A document's pooled features f (P) from its windows' pooled rows: `count` rows at pooled (P apart) of
  * lengths[w] tokens, then, when extra is not NULL, one more window's row of extra_length tokens; n tokens
  * in all. The mean weighted by the windows' tokens, the max of the windows' maxes (from (C): the window,
@@ -207,13 +219,8 @@ static void transformer_forward(reel_model *model, const reel_batch *batch, int 
     size_t B = batch->size, C = s->C, P = m->P;
     REEL_CHECK(B <= model->max_batch, NULL, "batch of %zu rows exceeds the model's %zu", B, model->max_batch);
     make_windows(m, batch, training, s->dropout > 0 || s->attention_dropout > 0);
-    size_t NW = m->windows.size;
     xf_stack_forward(s, model, &m->windows, training, NULL);
-    m->win_pooled = grow(m->win_pooled, &m->win_pooled_cap, (NW ? NW : 1) * P, sizeof(float));
-    m->win_argmax = grow(m->win_argmax, &m->win_argmax_cap, (NW ? NW : 1) * C, sizeof(size_t));
-    for (size_t w = 0; w < NW; w++)
-        reel_pool_forward(m->pooling, m->win_pooled + w * P, m->win_argmax + w * C, s->features + s->offsets[w] * C,
-                          &s->lengths[w], s->lengths[w], 1, C, C);
+    pool_windows(m);
     /* each document's features from its windows' */
     for (size_t b = 0; b < B; b++) {
         size_t first = m->doc_first[b], count = m->doc_first[b + 1] - first;
@@ -311,18 +318,15 @@ static void transformer_forward_prefixes(reel_model *model, const reel_batch *ba
     }
     /* the whole documents' windows, once */
     xf_stack_forward(s, model, &m->windows, 0, NULL);
-    m->win_pooled = grow(m->win_pooled, &m->win_pooled_cap, (NW ? NW : 1) * P, sizeof(float));
-    for (size_t w = 0; w < NW; w++)
-        reel_pool_forward(m->pooling, m->win_pooled + w * P, m->win_argmax + w * C, s->features + s->offsets[w] * C, &s->lengths[w],
-                          s->lengths[w], 1, C, C);
+    pool_windows(m);
     /* causal: a partial window's features are the whole window's first rows */
     if (s->causal)
         for (size_t slot = 0; slot < slots; slot++) {
             if (m->part_source[slot] != slot) continue;
             size_t b = slot % B, n = batch->offsets[b + 1] - batch->offsets[b], k = cut_tokens(cuts[slot / B], n);
             size_t r = k % W, w = m->doc_first[b] + k / W;
-            reel_pool_forward(m->pooling, m->part_pooled + slot * P, m->win_argmax, s->features + s->offsets[w] * C, &r, r, 1,
-                              C, C);
+            reel_pool_forward(m->pooling, m->part_pooled + slot * P, m->win_argmax, s->features + s->offsets[w] * C,
+                              &r, r, 1, C, C);
         }
     /* each cut: the documents' features from their windows, then the head */
     for (size_t c = 0; c < num_cuts; c++) {

@@ -142,9 +142,10 @@ typedef struct {
     reel_batch_buffer unlabelled_buffer;
     float *clean_logits; /* (max_rows, K) the predictions the perturbed ones are compared with */
     float *saved_grad;   /* (parameters) the gradient before the power iteration's backward */
-    /* the train series declared: the first three, then the adversarial and VAT losses when on */
+    /* the train series declared: the first six, then the adversarial and VAT losses when on */
     reel_series series[sizeof train_series / sizeof train_series[0]];
-    size_t series_index[sizeof train_series / sizeof train_series[0]]; /* series_index[SERIES_*]: where that series is among those declared, or 0 */
+    /* series_index[SERIES_*]: where that series is among those declared, or 0 */
+    size_t series_index[sizeof train_series / sizeof train_series[0]];
 } classify_impl;
 
 double reel_classify_loss(float *dlogits, const float *logits, const float *labels, size_t B, size_t K, float scale,
@@ -438,10 +439,8 @@ static void classify_train_values(const reel_objective *obj, const double *sums,
     values[1].f = rows > 0 ? sums[SUM_CORRECT] / rows : 0;
     values[2].f = rows / (seconds > 0 ? seconds : 1e-9);
     const classify_impl *c = obj->impl;
-    double flops = obj->model->flops_per_token, peak = c->cfg->train.peak_gflops;
     values[3].f = sums[SUM_TOKENS] / (seconds > 0 ? seconds : 1e-9);
-    values[4].f = flops > 0 ? values[3].f * flops / 1e9 : NAN;
-    values[5].f = flops > 0 && peak > 0 ? values[4].f / (peak * obj->comm.size) : NAN;
+    reel_model_flop_rates(obj, values[3].f, c->cfg->train.peak_gflops, &values[4].f, &values[5].f);
     if (c->series_index[SERIES_ADVERSARIAL])
         values[c->series_index[SERIES_ADVERSARIAL]].f = weight > 0 ? sums[SUM_ADVERSARIAL] / weight : 0;
     if (c->series_index[SERIES_VAT])

@@ -1,5 +1,6 @@
 /* What every objective shares: creation through the registry, and opening the token files of a split. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -89,4 +90,11 @@ size_t reel_eval_batch_rows(const reel_doc_length *order, size_t count, size_t s
            (rows == 0 || (rows + 1) * (order[start + rows].length ? order[start + rows].length : 1) <= REEL_EVAL_STEP_BUDGET))
         rows++;
     return rows;
+}
+
+void reel_model_flop_rates(const reel_objective *obj, double tokens_per_s, double peak_gflops, double *model_gflops,
+                           double *mfu) {
+    double flops = obj->model->flops_per_token;
+    *model_gflops = flops > 0 ? tokens_per_s * flops / 1e9 : NAN;
+    *mfu = flops > 0 && peak_gflops > 0 ? *model_gflops / (peak_gflops * obj->comm.size) : NAN;
 }

@@ -401,9 +401,8 @@ static void nt_train_values(const reel_objective *obj, const double *sums, doubl
     /* the sampled softmax never sees all the logits: no accuracy then */
     values[2].f = ((const nt_impl *)obj->impl)->sampled ? NAN : tokens > 0 ? sums[SUM_CORRECT] / tokens : 0;
     values[3].f = tokens / (seconds > 0 ? seconds : 1e-9);
-    double flops = obj->model->flops_per_token, peak = ((const nt_impl *)obj->impl)->cfg->train.peak_gflops;
-    values[4].f = flops > 0 ? values[3].f * flops / 1e9 : NAN;
-    values[5].f = flops > 0 && peak > 0 ? values[4].f / (peak * obj->comm.size) : NAN;
+    reel_model_flop_rates(obj, values[3].f, ((const nt_impl *)obj->impl)->cfg->train.peak_gflops, &values[4].f,
+                          &values[5].f);
 }
 
 /* ---- evaluation ---- */

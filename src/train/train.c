@@ -217,6 +217,14 @@ static int check_tokenizer(const trainer *t, const char *path, reel_error *err) 
     return reel_checkpoint_check_tokenizer(path, &t->vocab, vocab_path, err);
 }
 
+/* Loads the checkpoint at path to resume from, after checking its tokenizer against the data's, so that a
+ * checkpoint of another tokenizer is named as such rather than as a vocabulary checksum mismatch. */
+static int load_to_resume(trainer *t, const char *path, reel_checkpoint_slots *slots, reel_store *carried,
+                          reel_error *err) {
+    if (check_tokenizer(t, path, err) != 0) return -1;
+    return reel_checkpoint_load(path, t->model, slots, &t->state, carried, t->vocab.checksum, err);
+}
+
 /* Rank 0 loads the checkpoint to resume from (the newest readable one unless a path was given) and
  * every rank receives its contents. Returns 1 if training resumes, 0 if it starts fresh. */
 static int resume_or_init(trainer *t, const reel_train_options *options) {
@@ -237,18 +245,14 @@ static int resume_or_init(trainer *t, const reel_train_options *options) {
         reel_error err = {{0}};
         if (options->resume == REEL_RESUME_FROM) {
             snprintf(chosen, sizeof chosen, "%s", options->resume_path);
-            if (check_tokenizer(t, chosen, &err) != 0)
-                reel_die(&err, "pass another checkpoint to --resume, or --no-resume to start over");
-            if (reel_checkpoint_load(chosen, t->model, &slots, &t->state, carried, t->vocab.checksum, &err) != 0)
+            if (load_to_resume(t, chosen, &slots, carried, &err) != 0)
                 reel_die(&err, "pass another checkpoint to --resume, or --no-resume to start over");
             resumed = 1;
         } else {
             char **paths;
             size_t count = reel_checkpoint_list(cfg->train.run_dir, &paths), skipped = 0;
             for (size_t i = 0; i < count && !resumed; i++) {
-                /* a checkpoint of another tokenizer is named as such, not as a vocabulary checksum mismatch */
-                if (check_tokenizer(t, paths[i], &err) == 0 &&
-                    reel_checkpoint_load(paths[i], t->model, &slots, &t->state, carried, t->vocab.checksum, &err) == 0) {
+                if (load_to_resume(t, paths[i], &slots, carried, &err) == 0) {
                     resumed = 1;
                     snprintf(chosen, sizeof chosen, "%s", paths[i]);
                 } else {
