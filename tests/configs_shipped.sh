@@ -3,7 +3,8 @@
 # objective and optimizer code, not in the config parser, so only training shows that a resolved file
 # (which writes every key, defaults included) is still accepted: 6b6ce3a fixed one such refusal.
 #
-# The configs run unchanged from a scratch directory laid out as they expect (data/imdb and data/demo,
+# The configs run unchanged from a scratch directory laid out as they expect (data/imdb, data/imdb_all
+# (no validation split) and data/demo,
 # data/imdb_sg300.vec, runs/imdb_lm and runs/imdb_gpt for the fine-tuning configs' init_from), on a small
 # synthetic corpus, one step each with a batch of 4; their vocabulary sizes are cut to the prepared
 # vocabulary's.
@@ -19,6 +20,9 @@ reel prep --format tsv --test syn_test.tsv --unsup syn_unsup.tsv --valid-count 4
 awk 'BEGIN { srand(5) } { line = $1; for (i = 0; i < 300; i++) line = line " " sprintf("%.4f", rand() - 0.5);
      rows[NR] = line } END { print NR " 300"; for (i = 1; i <= NR; i++) print rows[i] }' data/imdb/vocab.txt \
   >data/imdb_sg300.vec
+# the same corpus without a validation split, as configs/imdb_bow_linear.ini expects it
+reel prep --format tsv --test syn_test.tsv --unsup syn_unsup.tsv --valid-count 0 --vocab-size 500 \
+  syn_train.tsv data/imdb_all >/dev/null
 ln -s imdb data/demo    # the quick start's configs read data/demo
 
 configs=()
@@ -27,7 +31,7 @@ for name in imdb_lm imdb_gpt; do configs+=("$REEL_SOURCE_DIR/configs/$name.ini")
 for file in "$REEL_SOURCE_DIR"/configs/*.ini; do
   case "$(basename "$file" .ini)" in imdb_lm | imdb_gpt) ;; *) configs+=("$file") ;; esac
 done
-[ "${#configs[@]}" -ge 19 ] && pass "${#configs[@]} shipped configs" || fail "only ${#configs[@]} configs found"
+[ "${#configs[@]}" -ge 20 ] && pass "${#configs[@]} shipped configs" || fail "only ${#configs[@]} configs found"
 
 one_step=(--set train.max_steps=1 --set train.batch_size=4)
 for file in "${configs[@]}"; do

@@ -8,6 +8,8 @@
  *     p = 0.5, not the quarter that tying them to their words would leave);
  *   - the Naive-Bayes ratios of a three-document training file, counted by hand (documents holding a
  *     feature, each once);
+ *   - binary features (each distinct word and n-gram once in a document's average) and the linear model
+ *     (hidden_dim = 0: the average feeds the output layer), through logits against features listed by hand;
  *   - the initialisation (zero buckets, embed_init_mean) and the configuration errors.
  * The finite-difference, padding and checkpoint checks of the n-gram model are test_models' (a variant of
  * its tiny bow). */
@@ -150,6 +152,55 @@ static void test_weighted_features(void **state) {
     reel_model_destroy(model);
 }
 
+/* Binary features in the linear model, two documents in one batch (so the marks of distinct rows must
+ * start over for the second):
+ *   5 7 5 7 5: words 5 7 5 7 5 and bigrams 5 7 -> 18, 7 5 -> 12 (test_hash_rows), 5 7 -> 18, 7 5 -> 12;
+ *              distinct: 5 7 18 12
+ *   7 7:       words 7 7, bigram 7 7 -> 7 * 116049371 + 7 = 812345604 = 11 * 73849600 + 4 -> 14; distinct: 7 14
+ * The logit of the linear model is out_b + sum_e out_w[e] mean[e], mean the ratio-weighted average of the
+ * rows; without binary the repeated features count as often as they occur. */
+static float linear_logit(reel_model *model, const size_t *rows, size_t n, const float *ratio) {
+    const float *embedding = tensor(model, "embedding/weight"), *ow = tensor(model, "output/weight"),
+                *ob = tensor(model, "output/bias");
+    double logit = ob[0];
+    for (size_t i = 0; i < n; i++)
+        for (size_t e = 0; e < E; e++) logit += ow[e] * ratio[rows[i]] * embedding[rows[i] * E + e] / (double)n;
+    return (float)logit;
+}
+
+static void check_linear(int binary) {
+    static const uint32_t doc_ids[] = {5, 7, 5, 7, 5, 7, 7};
+    static const size_t doc_offsets[] = {0, 5, 7}, distinct0[] = {5, 7, 18, 12}, distinct1[] = {7, 14},
+                        all0[] = {5, 7, 5, 7, 5, 18, 12, 18, 12}, all1[] = {7, 7, 14};
+    static const uint64_t samples[] = {0, 1};
+    reel_config cfg;
+    reel_model *model = make_model(&cfg, binary ? "hidden_dim=0 ngrams=2 ngram_buckets=11 nb_scaling=true binary=true"
+                                                : "hidden_dim=0 ngrams=2 ngram_buckets=11 nb_scaling=true", 2);
+    assert_int_equal(reel_store_find(&model->params, "hidden/weight"), (size_t)-1); /* no hidden layer */
+    assert_int_equal(model->params.tensors[reel_store_find(&model->params, "output/weight")].shape[1], E);
+    spread(model);
+    float *ratio = reel_store_view(&model->state, reel_store_find(&model->state, "nb/ratio"));
+    for (size_t f = 0; f < V + BUCKETS; f++) ratio[f] = (float)f / 5.0f - 1.7f;
+    reel_batch batch = {.size = 2, .ids = doc_ids, .offsets = doc_offsets, .sample_index = samples};
+    reel_comm comm;
+    reel_comm_self(&comm);
+    reel_output out;
+    model->ops->forward(model, &batch, 0, &out, &comm);
+    float want[2] = {binary ? linear_logit(model, distinct0, 4, ratio) : linear_logit(model, all0, 9, ratio),
+                     binary ? linear_logit(model, distinct1, 2, ratio) : linear_logit(model, all1, 3, ratio)};
+    for (size_t b = 0; b < 2; b++)
+        if (fabsf(out.logits[b] - want[b]) > 1e-5f * (1.0f + fabsf(want[b])))
+            fail_msg("binary = %d, document %zu: logit %.7g, the hand-listed features give %.7g", binary, b,
+                     out.logits[b], want[b]);
+    reel_model_destroy(model);
+}
+
+static void test_linear_binary(void **state) {
+    (void)state;
+    check_linear(1);
+    check_linear(0);
+}
+
 /* Word dropout on n-grams: one training forward and backward on a document of 400 distinct words (so 399
  * distinct bigrams), with 100,003 buckets (the expected number of bigrams sharing a row is below one); the
  * bigrams kept are the non-zero bucket rows of the embedding gradient. Each bigram draws on its own:
@@ -283,6 +334,9 @@ static void test_bad_config(void **state) {
     expect_refused("ngrams=2", "[model] ngrams = 2 needs ngram_buckets");
     expect_refused("ngram_buckets=100", "[model] ngram_buckets = 100 with ngrams = 1");
     expect_refused("ngrams=2 ngram_buckets=4294967290", "vocab_size + ngram_buckets must stay below 2^32");
+    /* a linear model has no hidden layer for batch norm or dropout (both on by default) */
+    expect_refused("hidden_dim=0", "[model] hidden_dim = 0 (a linear model, no hidden layer) with batch_norm = true");
+    expect_refused("hidden_dim=0 batch_norm=false", "with dropout = 0.5: dropout zeroes hidden units; set dropout = 0");
     reel_config cfg;
     reel_config_defaults(&cfg);
     reel_error err = {{0}};
@@ -295,7 +349,7 @@ int main(void) {
         cmocka_unit_test(test_hash_rows),        cmocka_unit_test(test_features),
         cmocka_unit_test(test_weighted_features), cmocka_unit_test(test_ngram_dropout),
         cmocka_unit_test(test_nb_ratios),        cmocka_unit_test(test_init),
-        cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_bad_config),       cmocka_unit_test(test_linear_binary),
     };
     return cmocka_run_group_tests(tests, setup_dir, remove_dir);
 }

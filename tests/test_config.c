@@ -19,13 +19,13 @@
 #include "reel/config.h"
 #include "reel/optim.h"
 
-/* Keys of the default configuration (model type bow, objective classify): the 52 general keys, bow's 10
- * (5 of them its n-grams, Naive-Bayes scaling and initialisation) and classify's 9. --help-config lists
+/* Keys of the default configuration (model type bow, objective classify): the 52 general keys, bow's 11
+ * (6 of them its n-grams, Naive-Bayes scaling, binary features and initialisation) and classify's 9. --help-config lists
  * the general keys, then each model's and objective's own: the recurrent classifiers share 10, the
  * recurrent language model has 10, the gpt 9, the cnn 4, the transformer 12, classify 9 and next_token 6. */
 #define NUM_GENERAL_KEYS 52
-#define NUM_KEYS (NUM_GENERAL_KEYS + 10 + 9)
-#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 10 + 10 + 10 + 9 + 4 + 12 + 9 + 6)
+#define NUM_KEYS (NUM_GENERAL_KEYS + 11 + 9)
+#define NUM_SCHEMA_ROWS (NUM_GENERAL_KEYS + 11 + 10 + 10 + 9 + 4 + 12 + 9 + 6)
 
 /* Fields of the composed schema by name ("model.hidden_dim" lives in the bow model's options). */
 static void *field(const reel_config *cfg, const char *name) {
@@ -552,6 +552,7 @@ static const field_case bow_cases[] = {
     FIELD("model.nb_scaling", 'b', "true"),
     FIELD("model.embed_init_std", 'd', "0.0625"),
     FIELD("model.embed_init_mean", 'd', "0.75"),
+    FIELD("model.binary", 'b', "true"),
 };
 
 static const field_case classify_cases[] = {

@@ -50,6 +50,9 @@ static const tiny_model tiny_models[] = {
     /* n-grams hashed into buckets, with Naive-Bayes scaling */
     {"bow", "embed_dim=4 hidden_dim=5 batch_norm=true dropout=0.3 word_dropout=0.2 ngrams=3 ngram_buckets=7 "
             "nb_scaling=true", "bow_ngrams"},
+    /* the linear bag (no hidden layer): NB-weighted logistic regression over distinct words and bigrams */
+    {"bow", "embed_dim=2 hidden_dim=0 batch_norm=false dropout=0 word_dropout=0.2 ngrams=2 ngram_buckets=7 "
+            "nb_scaling=true binary=true", "bow_linear"},
     {"lstm", "embed_dim=3 hidden_dim=3 num_layers=2 bidirectional=true pooling=max rnn_batch_norm=true "
              "rnn_dropout=0.2 embed_dropout=0.1 head_hidden=4 dropout=0.3", NULL},
     {"gru", "embed_dim=3 hidden_dim=4 pooling=concat rnn_dropout=0.2", NULL}, /* concat: last, max and mean */

@@ -35,6 +35,26 @@ else fail "lazy resume differs from the uninterrupted run"; fi
 if "$CKPT_COMPARE" "$WORK/full2/$final" "$WORK/lazy2/$final" --exact --ignore /config:optimizer.lazy_embedding >/dev/null 2>&1; then
   fail "lazy_embedding changed nothing"; else pass "lazy_embedding changes the updates"; fi
 
+# the linear model (hidden_dim = 0) over binary features: NB-weighted logistic regression, as
+# configs/imdb_bow_linear.ini trains it; 1 and 2 ranks agree, a resume is bit for bit, and it learns the task
+linear=(--set model.ngrams=3 --set model.ngram_buckets=5000 --set model.nb_scaling=true --set model.binary=true
+        --set model.hidden_dim=0 --set model.batch_norm=false --set model.dropout=0 --set model.embed_dim=1
+        --set model.embed_init_std=0 --set optimizer.lr=0.1)
+expect_ok "linear, 2 ranks" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/lin2" --set train.max_steps=60 "${linear[@]}"
+expect_ok "linear, 1 rank" mpireel 1 train "$WORK/small.ini" --run-dir "$WORK/lin1" --set train.max_steps=60 "${linear[@]}"
+if "$CKPT_COMPARE" "$WORK/lin1/$final" "$WORK/lin2/$final" --tol 1e-4 --ignore /@world_size_at_save; then
+  pass "linear: 1 rank == 2 ranks"; else fail "linear: 1 rank != 2 ranks"; fi
+expect_ok "linear, to step 13" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/linmid" --set train.max_steps=13 "${linear[@]}"
+expect_ok "linear, resumed" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/linmid" --set train.max_steps=60 "${linear[@]}"
+if "$CKPT_COMPARE" "$WORK/lin2/$final" "$WORK/linmid/$final" --exact; then pass "linear resume: bit for bit"
+else fail "linear resume differs from the uninterrupted run"; fi
+expect_ok "linear eval" reel eval "$WORK/lin2/$final" --split test
+acc=$(sed -n 's/.*accuracy \([0-9.]*\)%.*/\1/p' "$WORK/out.txt" | head -1)
+if [ -n "$acc" ] && awk -v a="$acc" 'BEGIN { exit !(a > 75) }'; then pass "linear: test accuracy $acc%"; else
+  fail "linear: test accuracy '${acc}' (expected above 75%)"; fi
+expect_fail "linear with batch norm" "\[model\] hidden_dim = 0 \(a linear model, no hidden layer\) with batch_norm = true" \
+  reel train "$WORK/small.ini" --run-dir "$WORK/bad" "${linear[@]}" --set model.batch_norm=true
+
 # the model learns the synthetic task (the words alone reach 73.6% in these 3 epochs, with n-grams and
 # ratios 86.0%) and is evaluated from its checkpoint (the ratios travel in it)
 expect_ok "eval" reel eval "$WORK/full2/$final" --split test

@@ -29,7 +29,15 @@
  * weighted by its log-count ratio r_f in the average, (1/n) sum_f r_f e_f, so that words and n-grams that
  * tell the classes apart weigh more from the start. The ratios (state nb/ratio, (V+N)) are counted from the
  * training split before training (bow_prepare) and travel in the checkpoints.
- * ngrams = 1 without nb_scaling (the defaults) is the model as it was, bit for bit. */
+ * ngrams = 1 without nb_scaling (the defaults) is the model as it was, bit for bit.
+ *
+ * A linear model ([model] hidden_dim = 0): the average feeds the output layer directly,
+ *   mean of (weighted) rows (B,E) -> linear -> logits.
+ * With embed_dim = 1, nb_scaling and binary features this is NB-weighted logistic regression (Wang &
+ * Manning's NBLR): the logit is a + b (1/n) sum_f r_f e_f over the document's distinct features, each row e_f
+ * a weight on its feature, its ratio r_f a per-feature prior that decay toward 0 penalises as (e_f r_f)^2 /
+ * r_f^2, so the discriminative n-grams are the cheap ones to use. There is no hidden layer for batch norm or
+ * dropout to act on, so both must be off. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -64,6 +72,10 @@ typedef struct {
     const uint32_t *bag_ids;
     const size_t *bag_offsets;
     const size_t *bag_positions; /* kept_positions under word dropout, NULL when every token is kept */
+    /* with binary: each document's distinct features (the first of each row), what forward averaged */
+    int binary;
+    uint32_t *unique_ids, *row_stamp, stamp; /* row_stamp (V+N): the last document (stamp) that took the row */
+    size_t unique_capacity, *unique_offsets, *unique_positions;
     /* tensor indices */
     size_t nb_ratio; /* state (V+N): the log-count ratios, with nb */
     size_t embedding, hidden_w, hidden_b, bn_w, bn_b, out_w, out_b, running_mean, running_var;
@@ -166,6 +178,37 @@ static void add_ngrams(bow_impl *m, const reel_batch *batch, int drop, uint64_t 
     m->bag_positions = m->feature_positions;
 }
 
+/* Binary features ([model] binary = true, NBSVM's binarised counts): a row enters a document's average
+ * once however often its word or n-gram occurs, at its first occurrence that word dropout kept (so a
+ * feature occurring k times survives dropout with probability 1 - p^k while training). */
+static void keep_distinct(bow_impl *m, size_t B) {
+    size_t total = m->bag_offsets[B];
+    if (total > m->unique_capacity) {
+        m->unique_capacity = total;
+        m->unique_ids = reel_realloc(m->unique_ids, total * sizeof *m->unique_ids);
+        m->unique_positions = reel_realloc(m->unique_positions, total * sizeof *m->unique_positions);
+    }
+    size_t at = 0;
+    m->unique_offsets[0] = 0;
+    for (size_t b = 0; b < B; b++) {
+        if (++m->stamp == 0) { /* after 2^32 documents the stamps start over */
+            memset(m->row_stamp, 0, (m->V + m->buckets) * sizeof *m->row_stamp);
+            m->stamp = 1;
+        }
+        for (size_t i = m->bag_offsets[b]; i < m->bag_offsets[b + 1]; i++) {
+            uint32_t row = m->bag_ids[i] < m->V + m->buckets ? m->bag_ids[i] : REEL_TOKEN_UNK;
+            if (m->row_stamp[row] == m->stamp) continue;
+            m->row_stamp[row] = m->stamp;
+            m->unique_ids[at] = m->bag_ids[i];
+            m->unique_positions[at++] = m->bag_positions ? m->bag_positions[i] : i;
+        }
+        m->unique_offsets[b + 1] = at;
+    }
+    m->bag_ids = m->unique_ids;
+    m->bag_offsets = m->unique_offsets;
+    m->bag_positions = m->unique_positions;
+}
+
 /* Adversarial training: a document's average moves by the average of its (kept) tokens' deltas. */
 static void add_mean_deltas(bow_impl *m, const float *delta, size_t B, const float *ratio) {
     size_t E = m->E;
@@ -202,26 +245,12 @@ static void mean_delta_grad(const bow_impl *m, float *input_grad, const reel_bat
     }
 }
 
-static void bow_forward(reel_model *model, const reel_batch *batch, int training, reel_output *out,
-                        const reel_comm *comm) {
+/* The hidden block, (B,E) -> (B,H): linear -> batch norm -> ReLU -> dropout; returns what the output
+ * layer reads. */
+static const float *hidden_forward(reel_model *model, const reel_batch *batch, int training, const reel_comm *comm) {
     bow_impl *m = model->impl;
     size_t B = batch->size, E = m->E, H = m->H;
-    REEL_CHECK(B <= model->max_batch, NULL, "batch of %zu rows exceeds the model's %zu", B, model->max_batch);
     const reel_store *p = &model->params, *s = &model->state;
-
-    m->bag_ids = batch->ids;
-    m->bag_offsets = batch->offsets;
-    if (training && m->word_dropout > 0.0f) {
-        drop_words(m, batch, model->seed);
-        m->bag_ids = m->kept_ids;
-        m->bag_offsets = m->kept_offsets;
-    }
-    m->bag_positions = m->bag_ids == batch->ids ? NULL : m->kept_positions;
-    if (m->ngrams > 1) add_ngrams(m, batch, training && m->word_dropout > 0.0f, model->seed);
-    const float *ratio = m->nb ? reel_store_view(s, m->nb_ratio) : NULL;
-    reel_embedding_bag_forward(m->mean_embedding, m->bag_ids, m->bag_offsets, reel_store_view(p, m->embedding), ratio, B,
-                               E);
-    if (model->input_delta) add_mean_deltas(m, model->input_delta, B, ratio);
     reel_linear_forward(m->hidden, m->mean_embedding, reel_store_view(p, m->hidden_w),
                         m->batch_norm ? NULL : reel_store_view(p, m->hidden_b), B, E, H);
     const float *after_norm = m->hidden;
@@ -246,27 +275,18 @@ static void bow_forward(reel_model *model, const reel_batch *batch, int training
         reel_dropout_forward(m->dropped, m->relu, m->mask, B * H);
         features = m->dropped;
     }
-    float *logits = m->logits;
-    *out = (reel_output){.rows = B, .width = model->num_outputs, .logits = logits};
-    reel_linear_forward(logits, features, reel_store_view(p, m->out_w), reel_store_view(p, m->out_b), B, H,
-                        model->num_outputs);
+    return features;
 }
 
-static void bow_backward(reel_model *model, const reel_batch *batch, const float *dlogits, const reel_comm *comm) {
+/* Its backward: d_features (B,H), the gradient of what hidden_forward returned, to d_mean_embedding (B,E). */
+static void hidden_backward(reel_model *model, const reel_batch *batch, float *d_features, const reel_comm *comm) {
     bow_impl *m = model->impl;
     size_t B = batch->size, E = m->E, H = m->H;
     const reel_store *p = &model->params;
-    int dropped = m->dropout > 0.0f;
-    const float *features = dropped ? m->dropped : m->relu;
-
-    memset(m->d_dropped, 0, B * H * sizeof(float));
-    reel_linear_backward(m->d_dropped, reel_store_grad_view(p, m->out_w), reel_store_grad_view(p, m->out_b), dlogits,
-                         features, reel_store_view(p, m->out_w), B, H, model->num_outputs);
-    reel_store_grad_ready(p, 2); /* the output layer is final */
-    const float *d_relu_out = m->d_dropped;
-    if (dropped) {
+    const float *d_relu_out = d_features;
+    if (m->dropout > 0.0f) {
         memset(m->d_relu, 0, B * H * sizeof(float));
-        reel_dropout_backward(m->d_relu, m->d_dropped, m->mask, B * H);
+        reel_dropout_backward(m->d_relu, d_features, m->mask, B * H);
         d_relu_out = m->d_relu;
     }
     memset(m->d_normed, 0, B * H * sizeof(float));
@@ -278,9 +298,56 @@ static void bow_backward(reel_model *model, const reel_batch *batch, const float
                                 m->d_normed, &m->bn_cache, reel_store_view(p, m->bn_w), NULL, B, H, comm);
         d_hidden = m->d_hidden;
     }
-    memset(m->d_mean_embedding, 0, B * E * sizeof(float));
     reel_linear_backward(m->d_mean_embedding, reel_store_grad_view(p, m->hidden_w),
-                         m->batch_norm ? NULL : reel_store_grad_view(p, m->hidden_b), d_hidden, m->mean_embedding, reel_store_view(p, m->hidden_w), B, E, H);
+                         m->batch_norm ? NULL : reel_store_grad_view(p, m->hidden_b), d_hidden, m->mean_embedding,
+                         reel_store_view(p, m->hidden_w), B, E, H);
+}
+
+static void bow_forward(reel_model *model, const reel_batch *batch, int training, reel_output *out,
+                        const reel_comm *comm) {
+    bow_impl *m = model->impl;
+    size_t B = batch->size, E = m->E, H = m->H;
+    REEL_CHECK(B <= model->max_batch, NULL, "batch of %zu rows exceeds the model's %zu", B, model->max_batch);
+    const reel_store *p = &model->params, *s = &model->state;
+
+    m->bag_ids = batch->ids;
+    m->bag_offsets = batch->offsets;
+    if (training && m->word_dropout > 0.0f) {
+        drop_words(m, batch, model->seed);
+        m->bag_ids = m->kept_ids;
+        m->bag_offsets = m->kept_offsets;
+    }
+    m->bag_positions = m->bag_ids == batch->ids ? NULL : m->kept_positions;
+    if (m->ngrams > 1) add_ngrams(m, batch, training && m->word_dropout > 0.0f, model->seed);
+    if (m->binary) keep_distinct(m, B);
+    const float *ratio = m->nb ? reel_store_view(s, m->nb_ratio) : NULL;
+    reel_embedding_bag_forward(m->mean_embedding, m->bag_ids, m->bag_offsets, reel_store_view(p, m->embedding), ratio, B,
+                               E);
+    if (model->input_delta) add_mean_deltas(m, model->input_delta, B, ratio);
+    /* a linear model's output layer reads the average itself */
+    const float *features = H ? hidden_forward(model, batch, training, comm) : m->mean_embedding;
+    size_t width = H ? H : E;
+    float *logits = m->logits;
+    *out = (reel_output){.rows = B, .width = model->num_outputs, .logits = logits};
+    reel_linear_forward(logits, features, reel_store_view(p, m->out_w), reel_store_view(p, m->out_b), B, width,
+                        model->num_outputs);
+}
+
+static void bow_backward(reel_model *model, const reel_batch *batch, const float *dlogits, const reel_comm *comm) {
+    bow_impl *m = model->impl;
+    size_t B = batch->size, E = m->E, H = m->H, width = H ? H : E;
+    const reel_store *p = &model->params;
+    const float *features = !H ? m->mean_embedding : m->dropout > 0.0f ? m->dropped : m->relu;
+    float *d_features = H ? m->d_dropped : m->d_mean_embedding;
+
+    memset(d_features, 0, B * width * sizeof(float));
+    reel_linear_backward(d_features, reel_store_grad_view(p, m->out_w), reel_store_grad_view(p, m->out_b), dlogits,
+                         features, reel_store_view(p, m->out_w), B, width, model->num_outputs);
+    reel_store_grad_ready(p, 2); /* the output layer is final */
+    if (H) {
+        memset(m->d_mean_embedding, 0, B * E * sizeof(float));
+        hidden_backward(model, batch, m->d_dropped, comm);
+    }
     reel_store_grad_ready(p, 1); /* the hidden layer and its batch norm are final */
     const float *ratio = m->nb ? reel_store_view(&model->state, m->nb_ratio) : NULL;
     reel_embedding_bag_backward(reel_store_grad_view(p, m->embedding), m->d_mean_embedding, m->bag_ids, m->bag_offsets,
@@ -302,10 +369,14 @@ static void bow_init(reel_model *model, uint64_t seed) {
         float *rows = reel_store_view(p, m->embedding);
         for (size_t i = 0; i < p->tensors[m->embedding].count; i++) rows[i] += m->init_mean;
     }
-    float hidden_bound = 1.0f / sqrtf((float)m->E), out_bound = 1.0f / sqrtf((float)m->H);
-    reel_init_uniform(reel_store_view(p, m->hidden_w), m->H * m->E, hidden_bound, seed, (uint32_t)m->hidden_w);
-    if (!m->batch_norm) reel_init_uniform(reel_store_view(p, m->hidden_b), m->H, hidden_bound, seed, (uint32_t)m->hidden_b);
-    reel_init_uniform(reel_store_view(p, m->out_w), model->num_outputs * m->H, out_bound, seed, (uint32_t)m->out_w);
+    size_t width = m->H ? m->H : m->E; /* what the output layer reads */
+    float hidden_bound = 1.0f / sqrtf((float)m->E), out_bound = 1.0f / sqrtf((float)width);
+    if (m->H) {
+        reel_init_uniform(reel_store_view(p, m->hidden_w), m->H * m->E, hidden_bound, seed, (uint32_t)m->hidden_w);
+        if (!m->batch_norm)
+            reel_init_uniform(reel_store_view(p, m->hidden_b), m->H, hidden_bound, seed, (uint32_t)m->hidden_b);
+    }
+    reel_init_uniform(reel_store_view(p, m->out_w), model->num_outputs * width, out_bound, seed, (uint32_t)m->out_w);
     reel_init_uniform(reel_store_view(p, m->out_b), model->num_outputs, out_bound, seed, (uint32_t)m->out_b);
     if (m->batch_norm) {
         reel_init_constant(reel_store_view(p, m->bn_w), m->H, 1.0f);
@@ -329,6 +400,10 @@ static void bow_destroy(reel_model *model) {
     free(m->feature_ids);
     free(m->feature_offsets);
     free(m->feature_positions);
+    free(m->unique_ids);
+    free(m->unique_offsets);
+    free(m->unique_positions);
+    free(m->row_stamp);
     free(m);
 }
 
@@ -400,10 +475,13 @@ typedef struct bow_options {
     int nb_scaling;      /* 1 = each feature row weighted by its Naive-Bayes log-count ratio */
     double embed_init_std; /* standard deviation of the word rows' normal initialisation */
     double embed_init_mean; /* where every row (words and n-grams) starts, the words' noise added */
+    int binary;          /* 1 = each distinct word or n-gram once in a document's average */
 } bow_options;
 
 static const reel_key bow_keys[] = {
-    REEL_KEY_SIZE_OF(bow_options, "model", "hidden_dim", hidden_dim, "256", REEL_BOUND_MIN, 1, "width of the hidden layer"),
+    REEL_KEY_SIZE_OF(bow_options, "model", "hidden_dim", hidden_dim, "256", 0, 0,
+                     "width of the hidden layer; 0: none, the average feeds the output layer (a linear model; "
+                     "batch_norm = false and dropout = 0 then)"),
     REEL_KEY_DOUBLE_OF(bow_options, "model", "dropout", dropout, "0.5", REEL_BOUND_MIN | REEL_BOUND_MAX_OPEN, 0, 1,
                        "probability of zeroing a hidden unit during training"),
     REEL_KEY_DOUBLE_OF(bow_options, "model", "word_dropout", word_dropout, "0", REEL_BOUND_MIN | REEL_BOUND_MAX_OPEN, 0, 1,
@@ -423,6 +501,9 @@ static const reel_key bow_keys[] = {
                        "where every embedding row (words and n-grams) starts; the words' normal noise is added"),
     REEL_KEY_DOUBLE_OF(bow_options, "model", "embed_init_std", embed_init_std, "1", REEL_BOUND_MIN, 0, 0,
                        "standard deviation of the word embeddings' normal initialisation (n-gram rows start at 0)"),
+    REEL_KEY_BOOL_OF(bow_options, "model", "binary", binary, "false",
+                     "each distinct word and n-gram enters a document's average once, however often it occurs "
+                     "(NBSVM's binarised features)"),
 };
 static const reel_key_table bow_key_table = {bow_keys, sizeof bow_keys / sizeof bow_keys[0], sizeof(bow_options)};
 
@@ -439,6 +520,13 @@ static int bow_create(reel_model **out, const reel_config *cfg, size_t max_batch
     if (o->ngram_buckets > (size_t)UINT32_MAX - cfg->model.vocab_size)
         return reel_fail(err, "[model] ngram_buckets = %zu: vocab_size + ngram_buckets must stay below 2^32 (token "
                          "rows are 32-bit)", o->ngram_buckets);
+    if (o->hidden_dim == 0 && o->batch_norm)
+        return reel_fail(err, "[model] hidden_dim = 0 (a linear model, no hidden layer) with batch_norm = true: batch "
+                         "norm acts on the hidden layer; set batch_norm = false, or hidden_dim > 0");
+    if (o->hidden_dim == 0 && o->dropout > 0.0)
+        return reel_fail(err, "[model] hidden_dim = 0 (a linear model, no hidden layer) with dropout = %g: dropout "
+                         "zeroes hidden units; set dropout = 0 (word_dropout still acts on the features), or "
+                         "hidden_dim > 0", o->dropout);
     bow_impl *m = reel_calloc(1, sizeof *m);
     reel_model *model = reel_classifier_new("bow", &bow_ops, m, cfg, o->num_classes, max_batch);
     m->E = cfg->model.embed_dim;
@@ -452,6 +540,7 @@ static int bow_create(reel_model **out, const reel_config *cfg, size_t max_batch
     m->nb = o->nb_scaling;
     m->init_std = (float)o->embed_init_std;
     m->init_mean = (float)o->embed_init_mean;
+    m->binary = o->binary;
 
     reel_store_init(&model->params, 1);
     reel_store_init(&model->state, 0);
@@ -465,21 +554,23 @@ static int bow_create(reel_model **out, const reel_config *cfg, size_t max_batch
                                            "[model] vocab_size + ngram_buckets");
     reel_store_set_group(&model->params, 1); /* the hidden layer and its batch norm */
     reel_store_set_group(&model->state, 1);
-    m->hidden_w = reel_store_add_sized(&model->params, "hidden/weight", 2, (size_t[]){m->H, m->E},
-                                       "[model] hidden_dim x embed_dim");
-    if (m->batch_norm) {
-        m->bn_w = reel_store_add_sized(&model->params, "batchnorm/weight", 1, (size_t[]){m->H}, "[model] hidden_dim");
-        m->bn_b = reel_store_add_sized(&model->params, "batchnorm/bias", 1, (size_t[]){m->H}, "[model] hidden_dim");
-        m->running_mean = reel_store_add_sized(&model->state, "batchnorm/running_mean", 1, (size_t[]){m->H},
-                                                "[model] hidden_dim");
-        m->running_var = reel_store_add_sized(&model->state, "batchnorm/running_var", 1, (size_t[]){m->H},
-                                               "[model] hidden_dim");
-    } else {
-        m->hidden_b = reel_store_add_sized(&model->params, "hidden/bias", 1, (size_t[]){m->H}, "[model] hidden_dim");
+    if (m->H) {
+        m->hidden_w = reel_store_add_sized(&model->params, "hidden/weight", 2, (size_t[]){m->H, m->E},
+                                           "[model] hidden_dim x embed_dim");
+        if (m->batch_norm) {
+            m->bn_w = reel_store_add_sized(&model->params, "batchnorm/weight", 1, (size_t[]){m->H}, "[model] hidden_dim");
+            m->bn_b = reel_store_add_sized(&model->params, "batchnorm/bias", 1, (size_t[]){m->H}, "[model] hidden_dim");
+            m->running_mean = reel_store_add_sized(&model->state, "batchnorm/running_mean", 1, (size_t[]){m->H},
+                                                    "[model] hidden_dim");
+            m->running_var = reel_store_add_sized(&model->state, "batchnorm/running_var", 1, (size_t[]){m->H},
+                                                   "[model] hidden_dim");
+        } else {
+            m->hidden_b = reel_store_add_sized(&model->params, "hidden/bias", 1, (size_t[]){m->H}, "[model] hidden_dim");
+        }
     }
     reel_store_set_group(&model->params, 2);
-    m->out_w = reel_store_add_sized(&model->params, "output/weight", 2, (size_t[]){model->num_outputs, m->H},
-                                    "outputs x [model] hidden_dim");
+    m->out_w = reel_store_add_sized(&model->params, "output/weight", 2, (size_t[]){model->num_outputs, m->H ? m->H : m->E},
+                                    m->H ? "outputs x [model] hidden_dim" : "outputs x [model] embed_dim");
     m->out_b = reel_store_add(&model->params, "output/bias", 1, (size_t[]){model->num_outputs});
     reel_store_allocate(&model->params);
     reel_store_allocate(&model->state);
@@ -492,9 +583,9 @@ static int bow_create(reel_model **out, const reel_config *cfg, size_t max_batch
     m->d_mean_embedding = reel_calloc_for(reel_size_mul(B, E), sizeof(float), "their gradient", by_embed);
     float **hidden_buffers[] = {&m->hidden, &m->normed, &m->relu, &m->mask, &m->dropped, &m->d_hidden,
                                 &m->d_normed, &m->d_relu, &m->d_dropped, &m->bn_cache.xhat};
-    for (size_t i = 0; i < sizeof hidden_buffers / sizeof hidden_buffers[0]; i++)
+    for (size_t i = 0; H && i < sizeof hidden_buffers / sizeof hidden_buffers[0]; i++)
         *hidden_buffers[i] = reel_calloc_for(reel_size_mul(B, H), sizeof(float), "a hidden activation", by_hidden);
-    m->bn_cache.inv_std = reel_calloc(H, sizeof(float));
+    if (H) m->bn_cache.inv_std = reel_calloc(H, sizeof(float));
     m->logits = reel_calloc_for(reel_size_mul(B, model->num_outputs), sizeof(float), "the logits",
                                 "[train] batch_size (per rank) x outputs");
     m->bn_cache.scratch = reel_calloc(2 * H + 1, sizeof(double));
@@ -503,6 +594,12 @@ static int bow_create(reel_model **out, const reel_config *cfg, size_t max_batch
     if (m->ngrams > 1)
         m->feature_offsets = reel_calloc_for(B < SIZE_MAX ? B + 1 : B, sizeof(size_t), "the n-gram offsets",
                                              "[train] batch_size (per rank)");
+    if (m->binary) {
+        m->unique_offsets = reel_calloc_for(B < SIZE_MAX ? B + 1 : B, sizeof(size_t), "the distinct-feature offsets",
+                                            "[train] batch_size (per rank)");
+        m->row_stamp = reel_calloc_for(model->vocab_size + m->buckets, sizeof(uint32_t), "the distinct-feature marks",
+                                       "[model] vocab_size + ngram_buckets");
+    }
     *out = model;
     return 0;
 }
