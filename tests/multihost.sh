@@ -40,8 +40,15 @@ grep -q "reel job 4242.pbs (pbs)" "$WORK/out.txt" && grep -q "host h1: rank(s) 0
 [ -f "$WORK/pbs/ckpt_00000060.h5" ] && "$CKPT_COMPARE" "$WORK/host1/ckpt_00000060.h5" "$WORK/pbs/ckpt_00000060.h5" --tol 1e-5 >/dev/null \
   && pass "train.pbs: the same model as the other runs" || fail "train.pbs: checkpoint"
 
-# a rank killed on h3: the job ends within seconds; the resumed run matches the uninterrupted one
-mpirun_hosts -np 3 --map-by node "$REEL_BIN" train "$WORK/small.ini" --run-dir "$WORK/killed" "${opts[@]}" \
+# a rank killed on h3: the job ends within seconds; the resumed run matches the uninterrupted one. The
+# kill comes once checkpoint 40 exists; the run goes on to 1,000 steps so that its ranks are still
+# training then on any machine (on an idle one the 100 steps above take 0.1 s, less than the time from
+# the checkpoint's appearance to the kill: the kill then found a finished run, and the "resumed" run
+# was the finished one). A kill that comes after the run's end fails by name below.
+long=(--set train.epochs=50 --set checkpoint.every_steps=10)
+expect_ok "training on 3 hosts, 1,000 steps" mpirun_hosts -np 3 --map-by node "$REEL_BIN" train "$WORK/small.ini" \
+  --run-dir "$WORK/hosts3_long" "${long[@]}"
+mpirun_hosts -np 3 --map-by node "$REEL_BIN" train "$WORK/small.ini" --run-dir "$WORK/killed" "${long[@]}" \
   --set train.log_every=1 >"$WORK/killed.log" 2>&1 &
 launcher=$!
 for _ in $(seq 600); do [ -f "$WORK/killed/ckpt_00000040.h5" ] && break; sleep 0.05; done
@@ -57,7 +64,12 @@ for k in 1 2 3; do left=$((left + $(ip netns pids "${NETNS_PREFIX}h$k" | wc -l))
 [ -n "$victim" ] && [ "$status" -ne 0 ] && [ "$left" -eq 0 ] && awk -v t="$took" 'BEGIN { exit !(t < 10) }' \
   && pass "the rank on h3 killed: the job ended in $took s (status $status), no process left on any host" \
   || fail "kill on h3: victim '$victim', status $status, $left process(es) left, $took s"
-expect_ok "resumed across the hosts" mpirun_hosts -np 3 --map-by node "$REEL_BIN" train "$WORK/small.ini" --run-dir "$WORK/killed" "${opts[@]}"
-grep -q "resuming from" "$WORK/out.txt" && "$CKPT_COMPARE" "$WORK/hosts3/ckpt_00000100.h5" "$WORK/killed/ckpt_00000100.h5" --exact >/dev/null \
+if grep -q "^training: " "$WORK/killed.log"; then
+  fail "the kill came after the run had finished its 1,000 steps: nothing was interrupted"
+else
+  pass "the kill interrupted the run ($(grep -c '^checkpoint: step' "$WORK/killed.log") checkpoint(s) written before it)"
+fi
+expect_ok "resumed across the hosts" mpirun_hosts -np 3 --map-by node "$REEL_BIN" train "$WORK/small.ini" --run-dir "$WORK/killed" "${long[@]}"
+grep -q "resuming from" "$WORK/out.txt" && "$CKPT_COMPARE" "$WORK/hosts3_long/ckpt_00001000.h5" "$WORK/killed/ckpt_00001000.h5" --exact >/dev/null \
   && pass "resumed after the kill: bit-identical to the uninterrupted 3-host run" || fail "the resumed 3-host run differs"
 finish
