@@ -9,29 +9,28 @@ write_small_config "$WORK/small.ini" "$WORK/data"
 ngram=(--set model.ngrams=3 --set model.ngram_buckets=5000 --set model.nb_scaling=true --set model.word_dropout=0.3)
 final=ckpt_00000060.h5 # 3 epochs
 
-expect_ok "2 ranks" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/full2" --set train.max_steps=60 "${ngram[@]}"
-expect_ok "1 rank" mpireel 1 train "$WORK/small.ini" --run-dir "$WORK/full1" --set train.max_steps=60 "${ngram[@]}"
-if "$CKPT_COMPARE" "$WORK/full1/$final" "$WORK/full2/$final" --tol 1e-4 --ignore /@world_size_at_save; then
-  pass "1 rank == 2 ranks"; else fail "1 rank != 2 ranks"; fi
+# ranks_and_resume LABEL DIR ARGS...: 60 steps on 2 ranks ($WORK/DIR2) and on 1 rank ($WORK/DIR1), equal
+# within float rounding; and a run stopped inside epoch 1 (step 13) and resumed to 60 (inside epoch 2,
+# $WORK/DIRmid), bit for bit the run on 2 ranks
+ranks_and_resume() {
+  local label=$1 dir=$2; shift 2
+  expect_ok "${label}2 ranks" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/${dir}2" --set train.max_steps=60 "$@"
+  expect_ok "${label}1 rank" mpireel 1 train "$WORK/small.ini" --run-dir "$WORK/${dir}1" --set train.max_steps=60 "$@"
+  if "$CKPT_COMPARE" "$WORK/${dir}1/$final" "$WORK/${dir}2/$final" --tol 1e-4 --ignore /@world_size_at_save; then
+    pass "${label}1 rank == 2 ranks"; else fail "${label}1 rank != 2 ranks"; fi
+  expect_ok "${label}to step 13" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/${dir}mid" --set train.max_steps=13 "$@"
+  expect_ok "${label}resumed to 60" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/${dir}mid" --set train.max_steps=60 "$@"
+  grep -q "resuming from .*ckpt_00000013.h5" "$WORK/out.txt" && pass "${label}resumed at 13" || fail "${label}no resume message"
+  if "$CKPT_COMPARE" "$WORK/${dir}2/$final" "$WORK/${dir}mid/$final" --exact; then pass "${label}resume: bit for bit"
+  else fail "${label}resume differs from the uninterrupted run"; fi
+}
 
-# stopped inside epoch 1, resumed to 60 (inside epoch 2)
-expect_ok "to step 13" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/mid" --set train.max_steps=13 "${ngram[@]}"
-expect_ok "resumed to 60" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/mid" --set train.max_steps=60 "${ngram[@]}"
-grep -q "resuming from .*ckpt_00000013.h5" "$WORK/out.txt" && pass "resumed at 13" || fail "no resume message"
-if "$CKPT_COMPARE" "$WORK/full2/$final" "$WORK/mid/$final" --exact; then pass "resume: bit for bit"
-else fail "resume differs from the uninterrupted run"; fi
+ranks_and_resume "" full "${ngram[@]}"
 
 # lazy Adam ([optimizer] lazy_embedding): the rows a step skips are those of the summed gradient, the same
 # on every rank, so 1 and 2 ranks agree, and a resume is bit for bit; it differs from the dense run
 lazy=("${ngram[@]}" --set optimizer.lazy_embedding=true)
-expect_ok "lazy, 2 ranks" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/lazy2" --set train.max_steps=60 "${lazy[@]}"
-expect_ok "lazy, 1 rank" mpireel 1 train "$WORK/small.ini" --run-dir "$WORK/lazy1" --set train.max_steps=60 "${lazy[@]}"
-if "$CKPT_COMPARE" "$WORK/lazy1/$final" "$WORK/lazy2/$final" --tol 1e-4 --ignore /@world_size_at_save; then
-  pass "lazy: 1 rank == 2 ranks"; else fail "lazy: 1 rank != 2 ranks"; fi
-expect_ok "lazy, to step 13" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/lazymid" --set train.max_steps=13 "${lazy[@]}"
-expect_ok "lazy, resumed" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/lazymid" --set train.max_steps=60 "${lazy[@]}"
-if "$CKPT_COMPARE" "$WORK/lazy2/$final" "$WORK/lazymid/$final" --exact; then pass "lazy resume: bit for bit"
-else fail "lazy resume differs from the uninterrupted run"; fi
+ranks_and_resume "lazy: " lazy "${lazy[@]}"
 if "$CKPT_COMPARE" "$WORK/full2/$final" "$WORK/lazy2/$final" --exact --ignore /config:optimizer.lazy_embedding >/dev/null 2>&1; then
   fail "lazy_embedding changed nothing"; else pass "lazy_embedding changes the updates"; fi
 
@@ -40,14 +39,7 @@ if "$CKPT_COMPARE" "$WORK/full2/$final" "$WORK/lazy2/$final" --exact --ignore /c
 linear=(--set model.ngrams=3 --set model.ngram_buckets=5000 --set model.nb_scaling=true --set model.binary=true
         --set model.hidden_dim=0 --set model.batch_norm=false --set model.dropout=0 --set model.embed_dim=1
         --set model.embed_init_std=0 --set optimizer.lr=0.1)
-expect_ok "linear, 2 ranks" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/lin2" --set train.max_steps=60 "${linear[@]}"
-expect_ok "linear, 1 rank" mpireel 1 train "$WORK/small.ini" --run-dir "$WORK/lin1" --set train.max_steps=60 "${linear[@]}"
-if "$CKPT_COMPARE" "$WORK/lin1/$final" "$WORK/lin2/$final" --tol 1e-4 --ignore /@world_size_at_save; then
-  pass "linear: 1 rank == 2 ranks"; else fail "linear: 1 rank != 2 ranks"; fi
-expect_ok "linear, to step 13" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/linmid" --set train.max_steps=13 "${linear[@]}"
-expect_ok "linear, resumed" mpireel 2 train "$WORK/small.ini" --run-dir "$WORK/linmid" --set train.max_steps=60 "${linear[@]}"
-if "$CKPT_COMPARE" "$WORK/lin2/$final" "$WORK/linmid/$final" --exact; then pass "linear resume: bit for bit"
-else fail "linear resume differs from the uninterrupted run"; fi
+ranks_and_resume "linear: " lin "${linear[@]}"
 expect_ok "linear eval" reel eval "$WORK/lin2/$final" --split test
 acc=$(sed -n 's/.*accuracy \([0-9.]*\)%.*/\1/p' "$WORK/out.txt" | head -1)
 if [ -n "$acc" ] && awk -v a="$acc" 'BEGIN { exit !(a > 75) }'; then pass "linear: test accuracy $acc%"; else
