@@ -54,6 +54,28 @@ static const float bn_eps = 1e-5f;
 /* fastText's multiplier for hashing word n-grams (any odd 64-bit constant mixes; this one is documented) */
 #define NGRAM_HASH_MULTIPLIER 116049371ULL
 
+/* A list of each document's bag entries, as one stage of the forward leaves them: the rows (ids), where
+ * each entry is in the batch (positions: its row of input_delta; SIZE_MAX for an n-gram), and each
+ * document's range (offsets, (batch + 1)). The ids and positions grow with the batch's tokens. */
+typedef struct {
+    uint32_t *ids;
+    size_t *positions, *offsets, capacity;
+} bag_list;
+
+/* Room for n entries in l's ids and positions. */
+static void bag_list_reserve(bag_list *l, size_t n) {
+    if (n <= l->capacity) return;
+    l->capacity = n;
+    l->ids = reel_realloc(l->ids, n * sizeof *l->ids);
+    l->positions = reel_realloc(l->positions, n * sizeof *l->positions);
+}
+
+static void bag_list_free(bag_list *l) {
+    free(l->ids);
+    free(l->positions);
+    free(l->offsets);
+}
+
 typedef struct {
     size_t E, H;
     float dropout, word_dropout;
@@ -61,21 +83,17 @@ typedef struct {
     size_t V, ngrams, buckets; /* words, n-gram order (1: words alone) and bucket rows after them */
     int nb;                    /* Naive-Bayes scaling: each feature row weighted by its log-count ratio */
     float init_std, init_mean; /* the word rows' initial standard deviation; every row's initial mean */
-    /* with ngrams > 1: each document's features (words, then n-gram rows), what forward averaged */
-    uint32_t *feature_ids;
-    size_t feature_capacity, *feature_offsets;
-    size_t *feature_positions; /* a word's position in the batch, SIZE_MAX for an n-gram (no input delta) */
+    /* with ngrams > 1: each document's features (words, then n-gram rows; an n-gram has no input delta) */
+    bag_list features;
     /* the documents after word dropout (training only): what forward averaged and backward must use */
-    uint32_t *kept_ids;
-    size_t kept_capacity, *kept_offsets;
-    size_t *kept_positions; /* (kept tokens) where each kept token is in the batch: its row of input_delta */
+    bag_list kept;
     const uint32_t *bag_ids;
     const size_t *bag_offsets;
-    const size_t *bag_positions; /* kept_positions under word dropout, NULL when every token is kept */
+    const size_t *bag_positions; /* kept.positions under word dropout, NULL when every token is kept */
     /* with binary: each document's distinct features (the first of each row), what forward averaged */
     int binary;
-    uint32_t *unique_ids, *row_stamp, stamp; /* row_stamp (V+N): the last document (stamp) that took the row */
-    size_t unique_capacity, *unique_offsets, *unique_positions;
+    bag_list distinct;
+    uint32_t *row_stamp, stamp; /* row_stamp (V+N): the last document (stamp) that took the row */
     /* tensor indices */
     size_t nb_ratio; /* state (V+N): the log-count ratios, with nb */
     size_t embedding, hidden_w, hidden_b, bn_w, bn_b, out_w, out_b, running_mean, running_var;
@@ -90,13 +108,9 @@ typedef struct {
  * tokens: when every draw says drop, the token with the highest draw stays. */
 static void drop_words(bow_impl *m, const reel_batch *batch, uint64_t seed) {
     size_t total = batch->offsets[batch->size];
-    if (total > m->kept_capacity) {
-        m->kept_capacity = total;
-        m->kept_ids = reel_realloc(m->kept_ids, total * sizeof *m->kept_ids);
-        m->kept_positions = reel_realloc(m->kept_positions, total * sizeof *m->kept_positions);
-    }
+    bag_list_reserve(&m->kept, total);
     size_t kept = 0;
-    m->kept_offsets[0] = 0;
+    m->kept.offsets[0] = 0;
     for (size_t b = 0; b < batch->size; b++) {
         size_t begin = batch->offsets[b], length = batch->offsets[b + 1] - begin, best = 0;
         float best_draw = -1.0f;
@@ -107,19 +121,19 @@ static void drop_words(bow_impl *m, const reel_batch *batch, uint64_t seed) {
                                (uint32_t)batch->sample_index[b], (uint32_t)(t / 4));
             float draw = reel_rng_unit_float(words[t % 4]);
             if (draw >= m->word_dropout) {
-                m->kept_positions[kept] = begin + t;
-                m->kept_ids[kept++] = batch->ids[begin + t];
+                m->kept.positions[kept] = begin + t;
+                m->kept.ids[kept++] = batch->ids[begin + t];
             }
             if (draw > best_draw) {
                 best_draw = draw;
                 best = t;
             }
         }
-        if (length > 0 && kept == m->kept_offsets[b]) {
-            m->kept_positions[kept] = begin + best;
-            m->kept_ids[kept++] = batch->ids[begin + best];
+        if (length > 0 && kept == m->kept.offsets[b]) {
+            m->kept.positions[kept] = begin + best;
+            m->kept.ids[kept++] = batch->ids[begin + best];
         }
-        m->kept_offsets[b + 1] = kept;
+        m->kept.offsets[b + 1] = kept;
     }
 }
 
@@ -143,17 +157,13 @@ static int joins_texts(const uint32_t *ids, size_t n) {
 static void add_ngrams(bow_impl *m, const reel_batch *batch, int drop, uint64_t seed) {
     size_t B = batch->size, total = batch->offsets[B];
     size_t need = reel_size_mul(total, m->ngrams); /* words + (length-1) bigrams + (length-2) trigrams */
-    if (need > m->feature_capacity) {
-        m->feature_capacity = need;
-        m->feature_ids = reel_realloc(m->feature_ids, need * sizeof *m->feature_ids);
-        m->feature_positions = reel_realloc(m->feature_positions, need * sizeof *m->feature_positions);
-    }
+    bag_list_reserve(&m->features, need);
     size_t at = 0;
-    m->feature_offsets[0] = 0;
+    m->features.offsets[0] = 0;
     for (size_t b = 0; b < B; b++) {
         for (size_t i = m->bag_offsets[b]; i < m->bag_offsets[b + 1]; i++) {
-            m->feature_ids[at] = m->bag_ids[i];
-            m->feature_positions[at++] = m->bag_positions ? m->bag_positions[i] : i;
+            m->features.ids[at] = m->bag_ids[i];
+            m->features.positions[at++] = m->bag_positions ? m->bag_positions[i] : i;
         }
         size_t begin = batch->offsets[b], length = batch->offsets[b + 1] - begin;
         const uint32_t *doc = batch->ids + begin;
@@ -167,15 +177,15 @@ static void add_ngrams(bow_impl *m, const reel_batch *batch, int drop, uint64_t 
                     if (reel_rng_unit_float(words[t % 4]) < m->word_dropout) continue;
                 }
                 if (joins_texts(doc + t, n)) continue;
-                m->feature_ids[at] = (uint32_t)reel_bow_ngram_row(doc + t, n, m->V, m->buckets);
-                m->feature_positions[at++] = SIZE_MAX;
+                m->features.ids[at] = (uint32_t)reel_bow_ngram_row(doc + t, n, m->V, m->buckets);
+                m->features.positions[at++] = SIZE_MAX;
             }
         }
-        m->feature_offsets[b + 1] = at;
+        m->features.offsets[b + 1] = at;
     }
-    m->bag_ids = m->feature_ids;
-    m->bag_offsets = m->feature_offsets;
-    m->bag_positions = m->feature_positions;
+    m->bag_ids = m->features.ids;
+    m->bag_offsets = m->features.offsets;
+    m->bag_positions = m->features.positions;
 }
 
 /* Binary features ([model] binary = true, NBSVM's binarised counts): a row enters a document's average
@@ -183,13 +193,9 @@ static void add_ngrams(bow_impl *m, const reel_batch *batch, int drop, uint64_t 
  * feature occurring k times survives dropout with probability 1 - p^k while training). */
 static void keep_distinct(bow_impl *m, size_t B) {
     size_t total = m->bag_offsets[B];
-    if (total > m->unique_capacity) {
-        m->unique_capacity = total;
-        m->unique_ids = reel_realloc(m->unique_ids, total * sizeof *m->unique_ids);
-        m->unique_positions = reel_realloc(m->unique_positions, total * sizeof *m->unique_positions);
-    }
+    bag_list_reserve(&m->distinct, total);
     size_t at = 0;
-    m->unique_offsets[0] = 0;
+    m->distinct.offsets[0] = 0;
     for (size_t b = 0; b < B; b++) {
         if (++m->stamp == 0) { /* after 2^32 documents the stamps start over */
             memset(m->row_stamp, 0, (m->V + m->buckets) * sizeof *m->row_stamp);
@@ -199,14 +205,14 @@ static void keep_distinct(bow_impl *m, size_t B) {
             uint32_t row = m->bag_ids[i] < m->V + m->buckets ? m->bag_ids[i] : REEL_TOKEN_UNK;
             if (m->row_stamp[row] == m->stamp) continue;
             m->row_stamp[row] = m->stamp;
-            m->unique_ids[at] = m->bag_ids[i];
-            m->unique_positions[at++] = m->bag_positions ? m->bag_positions[i] : i;
+            m->distinct.ids[at] = m->bag_ids[i];
+            m->distinct.positions[at++] = m->bag_positions ? m->bag_positions[i] : i;
         }
-        m->unique_offsets[b + 1] = at;
+        m->distinct.offsets[b + 1] = at;
     }
-    m->bag_ids = m->unique_ids;
-    m->bag_offsets = m->unique_offsets;
-    m->bag_positions = m->unique_positions;
+    m->bag_ids = m->distinct.ids;
+    m->bag_offsets = m->distinct.offsets;
+    m->bag_positions = m->distinct.positions;
 }
 
 /* Adversarial training: a document's average moves by the average of its (kept) tokens' deltas. */
@@ -314,10 +320,10 @@ static void bow_forward(reel_model *model, const reel_batch *batch, int training
     m->bag_offsets = batch->offsets;
     if (training && m->word_dropout > 0.0f) {
         drop_words(m, batch, model->seed);
-        m->bag_ids = m->kept_ids;
-        m->bag_offsets = m->kept_offsets;
+        m->bag_ids = m->kept.ids;
+        m->bag_offsets = m->kept.offsets;
     }
-    m->bag_positions = m->bag_ids == batch->ids ? NULL : m->kept_positions;
+    m->bag_positions = m->bag_ids == batch->ids ? NULL : m->kept.positions;
     if (m->ngrams > 1) add_ngrams(m, batch, training && m->word_dropout > 0.0f, model->seed);
     if (m->binary) keep_distinct(m, B);
     const float *ratio = m->nb ? reel_store_view(s, m->nb_ratio) : NULL;
@@ -394,15 +400,9 @@ static void bow_destroy(reel_model *model) {
                         m->bn_cache.xhat, m->bn_cache.inv_std};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
     free(m->bn_cache.scratch);
-    free(m->kept_ids);
-    free(m->kept_offsets);
-    free(m->kept_positions);
-    free(m->feature_ids);
-    free(m->feature_offsets);
-    free(m->feature_positions);
-    free(m->unique_ids);
-    free(m->unique_offsets);
-    free(m->unique_positions);
+    bag_list_free(&m->kept);
+    bag_list_free(&m->features);
+    bag_list_free(&m->distinct);
     free(m->row_stamp);
     free(m);
 }
@@ -589,13 +589,13 @@ static int bow_create(reel_model **out, const reel_config *cfg, size_t max_batch
     m->logits = reel_calloc_for(reel_size_mul(B, model->num_outputs), sizeof(float), "the logits",
                                 "[train] batch_size (per rank) x outputs");
     m->bn_cache.scratch = reel_calloc(2 * H + 1, sizeof(double));
-    m->kept_offsets = reel_calloc_for(B < SIZE_MAX ? B + 1 : B, sizeof(size_t), "the word-dropout offsets",
+    m->kept.offsets = reel_calloc_for(B < SIZE_MAX ? B + 1 : B, sizeof(size_t), "the word-dropout offsets",
                                       "[train] batch_size (per rank)");
     if (m->ngrams > 1)
-        m->feature_offsets = reel_calloc_for(B < SIZE_MAX ? B + 1 : B, sizeof(size_t), "the n-gram offsets",
+        m->features.offsets = reel_calloc_for(B < SIZE_MAX ? B + 1 : B, sizeof(size_t), "the n-gram offsets",
                                              "[train] batch_size (per rank)");
     if (m->binary) {
-        m->unique_offsets = reel_calloc_for(B < SIZE_MAX ? B + 1 : B, sizeof(size_t), "the distinct-feature offsets",
+        m->distinct.offsets = reel_calloc_for(B < SIZE_MAX ? B + 1 : B, sizeof(size_t), "the distinct-feature offsets",
                                             "[train] batch_size (per rank)");
         m->row_stamp = reel_calloc_for(model->vocab_size + m->buckets, sizeof(uint32_t), "the distinct-feature marks",
                                        "[model] vocab_size + ngram_buckets");
