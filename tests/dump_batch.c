@@ -8,6 +8,9 @@
  *   /batch/ids (B, T) int64, padded with 0     /batch/lengths (B) int64
  *   /batch/labels (B) float32 (classifiers)    /batch/targets (B, T) int64 (language models)
  *   /params/<tensor>   /grads/<tensor>         (reel's names, e.g. lstm_l0_fwd/w_ih, real shapes)
+ *   /state/<tensor>    the model's state after the forward: batch-norm running statistics (updated by
+ *                      this training forward), the bag of words' Naive-Bayes ratios (nb/ratio, counted
+ *                      from the training split before the step, as the trainer does)
  *   /out/logits (B), or (B, K) for K > 2 classes; language models (T, B, K) whatever the model's row
  *               layout (read through reel_output_row), 0 at padding
  *   /out/loss (scalar)
@@ -97,6 +100,8 @@ int main(int argc, char **argv) {
     reel_model *model;
     if (reel_model_create(&model, &cfg, docs, &err) != 0) reel_die(&err, NULL);
     model->ops->init(model, cfg.train.seed);
+    /* statistics of the training split the model keeps (the trainer computes them before the first step) */
+    if (model->ops->prepare && model->ops->prepare(model, file, &err) != 0) reel_die(&err, NULL);
     if (spread > 0) {
         size_t n = model->params.num_floats;
         float *noise = malloc(n * sizeof *noise);
@@ -203,6 +208,7 @@ int main(int argc, char **argv) {
     write_array(out, "out/loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 0, NULL, &loss);
     write_store(out, "params", &model->params, model->params.data);
     write_store(out, "grads", &model->params, model->params.grad);
+    write_store(out, "state", &model->state, model->state.data);
     H5Fclose(out);
     printf("dump_batch: %zu documents of up to %zu tokens, loss %.6f -> %s\n", docs, T, loss, argv[2]);
     reel_batch_buffer_free(&buffer);

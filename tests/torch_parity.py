@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks reel's classifiers (recurrent, CNN, Transformer) and language models (recurrent and GPT) against independent PyTorch models.
+"""Checks reel's classifiers (bag of words, recurrent, CNN, Transformer) and language models (recurrent and GPT) against independent PyTorch models.
 
 usage: torch_parity.py [--tolerance 1e-4] [--floor 1e-2] [--require-ragged] [--expect-mismatch CONFIG DUMP]...
                        CONFIG.ini DUMP.h5 [CONFIG.ini DUMP.h5]...
@@ -7,12 +7,15 @@ usage: torch_parity.py [--tolerance 1e-4] [--floor 1e-2] [--require-ragged] [--e
 DUMP.h5 is written by tests/dump_batch from CONFIG.ini: one batch, reel's initial parameters, its logits,
 mean loss (BCE on one logit, softmax cross-entropy on K) and every parameter gradient. This script
 rebuilds the model CONFIG.ini describes with PyTorch's own layers (nn.Embedding, nn.LSTM / nn.GRU /
-nn.RNN over a packed sequence, masked pooling, nn.Linear; for a GPT nn.LayerNorm, nn.Linear, the tanh
+nn.RNN over a packed sequence, masked pooling, nn.Linear; for the bag of words nn.EmbeddingBag over each
+document's words and hashed n-grams, nn.BatchNorm1d, with Naive-Bayes ratios counted from the training
+split here; for a GPT nn.LayerNorm, nn.Linear, the tanh
 GELU and attention written out with a causal and padding mask, and rotary positions written out from
 their definition, GPT-NeoX's rotate-half pairing; for the Transformer classifier the same blocks over each
 document's windows, pooled over the whole document), loads reel's parameters into it, runs the
 same batch forward and backward in float32, and compares logits, loss and every gradient element by
-element: each must satisfy |reel - torch| <= tolerance (|torch| + floor max|torch|), max over its tensor.
+element (and the bag of words' state after the step: its ratios, batch norm's running statistics): each
+must satisfy |reel - torch| <= tolerance (|torch| + floor max|torch|), max over its tensor.
 The floor (a fraction of the tensor's largest magnitude) is there for elements near zero, whose relative
 difference is all rounding noise (sums that cancel); every other element is held to the tolerance
 relative to itself, so an error confined to the small elements of a tensor is seen too. The difference
@@ -42,6 +45,11 @@ CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 # The GPT's own defaults (src/models/gpt.c's keys).
 GPT_DEFAULTS = {"num_layers": "6", "num_heads": "8", "d_ff": "0", "max_context": "256", "tie_weights": "true",
                 "dropout": "0", "attention_dropout": "0", "positions": "learned", "rotary_base": "10000"}
+# The bag of words' (src/models/bow.c's keys).
+BOW_DEFAULTS = {"hidden_dim": "256", "dropout": "0.5", "word_dropout": "0", "batch_norm": "true", "ngrams": "1",
+                "ngram_buckets": "0", "nb_scaling": "false", "binary": "false"}
+# reel's reserved token ids (include/reel/vocab.h)
+PAD, UNK, EOD = 0, 1, 2
 # The Transformer classifier's (src/models/transformer.c's keys).
 TRANSFORMER_DEFAULTS = dict(GPT_DEFAULTS, causal="false", pooling="mean", head_dropout="0")
 TRUE = ("true", "1", "yes", "on")
@@ -64,6 +72,21 @@ class Spec:
         self.cnn = self.type == "cnn"
         self.transformer = self.type == "transformer"
         self.lm = self.type in ("rnn_lm", "lm", "gpt")  # lm: the old name
+        self.bow = self.type == "bow"
+        if self.bow:  # its own keys and defaults (src/models/bow.c)
+            model = dict(BOW_DEFAULTS)
+            model.update(parser["model"])
+            for key in ("dropout", "word_dropout"):
+                if float(model[key]) != 0.0:
+                    raise ValueError(f"{path}: [model] {key} must be 0 for the parity check")
+            self.hidden_dim, self.ngrams = int(model["hidden_dim"]), int(model["ngrams"])
+            self.buckets = int(model["ngram_buckets"])
+            self.batch_norm = model["batch_norm"].lower() in TRUE
+            self.nb = model["nb_scaling"].lower() in TRUE
+            self.binary = model["binary"].lower() in TRUE
+            self.data_dir = parser.get("data", "dir")
+            self.cell, self.num_layers, self.bidirectional, self.pooling, self.head_hidden = "bow", 0, False, "-", 0
+            return
         if self.cnn:  # its own keys and defaults (src/models/cnn.c)
             model = {"widths": "3,4,5", "filters": "100", "dropout": "0.5"}
             model.update(parser["model"])
@@ -132,6 +155,13 @@ class Spec:
             raise ValueError(f"{path}: [model] rnn_batch_norm must be false for the parity check")
 
     def describe(self):
+        if self.bow:
+            grams = {1: "words", 2: "words and bigrams", 3: "words, bigrams and trigrams"}[self.ngrams]
+            buckets = f" ({self.buckets} buckets)" if self.buckets else ""
+            hidden = (f"hidden {self.hidden_dim}{' with batch norm' if self.batch_norm else ''}" if self.hidden_dim
+                      else "linear")
+            extras = "".join([", Naive-Bayes ratios" if self.nb else "", ", binary" if self.binary else ""])
+            return f"bag of {grams}{buckets}, {hidden}{extras}"
         if self.cnn:
             return f"cnn, widths {','.join(map(str, self.widths))}, {self.filters} filters each"
         if self.transformer:
@@ -207,6 +237,119 @@ class Twin(nn.Module):
         else:
             raise ValueError(f"unknown pooling {self.spec.pooling}")
         features = torch.relu(self.head(pooled)) if self.head is not None else pooled
+        logits = self.output(features)
+        return logits.squeeze(1) if self.outputs == 1 else logits
+
+
+def read_tokfile(path):
+    """A reel token file (include/reel/tokfile.h): returns (documents as lists of ids, labels or None)."""
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw[:8].tobytes() != b"REELTOK\0":
+        raise ValueError(f"{path}: not a reel token file")
+    num_docs, num_tokens = (int(x) for x in raw[16:32].view("<u8"))
+    classes = int(raw[36:40].view("<u4")[0])
+    at = 64
+    starts = raw[at:at + 8 * (num_docs + 1)].view("<u8").astype(np.int64)
+    at += 8 * (num_docs + 1)
+    labels = None
+    if classes:
+        labels = raw[at:at + 4 * num_docs].view("<i4").astype(np.int64)
+        at += 4 * num_docs
+    ids = raw[at:at + 4 * num_tokens].view("<u4").astype(np.int64)
+    return [ids[starts[i]:starts[i + 1]].tolist() for i in range(num_docs)], labels
+
+
+def ngram_row(ids, vocab, buckets):
+    """The bucket row of a word n-gram, from its definition in src/models/bow.c: h = w0, then h = h *
+    116049371 + w_k modulo 2^64, row vocab + h mod buckets."""
+    h = ids[0]
+    for w in ids[1:]:
+        h = (h * 116049371 + w) % (1 << 64)
+    return vocab + h % buckets
+
+
+def bag_features(doc, spec, vocab):
+    """A document's feature rows: its words (ids >= vocab as <unk>), then its bigrams and trigrams (none
+    holding <pad> or <eod>); with binary, each row once."""
+    words = [w if w < vocab else UNK for w in doc]
+    rows = list(words)
+    for n in range(2, spec.ngrams + 1):
+        for t in range(len(words) - n + 1):
+            gram = words[t:t + n]
+            if PAD in gram or EOD in gram:
+                continue
+            rows.append(ngram_row(gram, vocab, spec.buckets))
+    if spec.binary:
+        rows = list(dict.fromkeys(rows))
+    return rows
+
+
+class BowTwin(nn.Module):
+    """The bag of words as its definition reads (src/models/bow.c): each document's feature rows averaged
+    (nn.EmbeddingBag, summing rows weighted by ratio / count), then nn.Linear, nn.BatchNorm1d in training
+    mode and ReLU when there is a hidden layer, and the output nn.Linear. The Naive-Bayes ratios are
+    counted here from the training split by Wang and Manning's formula, not read from reel."""
+
+    def __init__(self, spec, rows, embed, outputs):
+        super().__init__()
+        self.spec, self.outputs = spec, outputs
+        self.vocab = rows - spec.buckets
+        self.embedding = nn.EmbeddingBag(rows, embed, mode="sum")
+        H = spec.hidden_dim
+        self.hidden = nn.Linear(embed, H, bias=not spec.batch_norm) if H else None
+        self.norm = nn.BatchNorm1d(H, eps=1e-5, momentum=0.1) if H and spec.batch_norm else None
+        self.output = nn.Linear(H or embed, outputs)
+        self.ratio = self.count_ratios(rows) if spec.nb else None
+
+    def count_ratios(self, rows):
+        """log((p_f + 1) / sum_g (p_g + 1)) - log((q_f + 1) / sum_g (q_g + 1)), p and q the numbers of
+        class-1 and class-0 training documents holding feature f."""
+        docs, labels = read_tokfile(f"{self.spec.data_dir}/train.tok")
+        counts = np.zeros((2, rows))
+        for doc, label in zip(docs, labels):
+            features = np.unique(bag_features(doc, self.spec, self.vocab))
+            counts[label, features] += 1
+        smoothed = counts + 1
+        share = smoothed / smoothed.sum(axis=1, keepdims=True)
+        return np.log(share[1]) - np.log(share[0])
+
+    def reel_names(self):
+        names = {"embedding/weight": self.embedding.weight, "output/weight": self.output.weight,
+                 "output/bias": self.output.bias}
+        if self.hidden is not None:
+            names["hidden/weight"] = self.hidden.weight
+            if self.norm is None:
+                names["hidden/bias"] = self.hidden.bias
+            else:
+                names["batchnorm/weight"], names["batchnorm/bias"] = self.norm.weight, self.norm.bias
+        return names
+
+    def reel_state(self):
+        """reel's state tensors after the step, as the twin has them."""
+        state = {}
+        if self.ratio is not None:
+            state["nb/ratio"] = self.ratio
+        if self.norm is not None:
+            state["batchnorm/running_mean"] = self.norm.running_mean.numpy()
+            state["batchnorm/running_var"] = self.norm.running_var.numpy()
+        return state
+
+    def forward(self, ids, lengths):
+        flat, offsets, weights = [], [], []
+        for b in range(ids.shape[0]):
+            rows = bag_features(ids[b, :lengths[b]].tolist(), self.spec, self.vocab)
+            offsets.append(len(flat))
+            flat += rows
+            ratio = self.ratio[rows] if self.ratio is not None else np.ones(len(rows))
+            weights += (ratio / len(rows)).tolist()
+        mean = self.embedding(torch.tensor(flat), torch.tensor(offsets),
+                              per_sample_weights=torch.tensor(weights, dtype=torch.float32))
+        features = mean
+        if self.hidden is not None:
+            features = self.hidden(features)
+            if self.norm is not None:
+                features = self.norm(features)
+            features = torch.relu(features)
         logits = self.output(features)
         return logits.squeeze(1) if self.outputs == 1 else logits
 
@@ -504,6 +647,9 @@ def run_case(config, dump, tolerance, floor, require_ragged, quiet=False):
         params, grads = {}, {}
         f["params"].visititems(lambda name, obj: params.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
         f["grads"].visititems(lambda name, obj: grads.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+        state = {}
+        if "state" in f:
+            f["state"].visititems(lambda name, obj: state.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
         reel = {"logits": f["out/logits"][()], "loss": np.array(f["out/loss"][()])}
     if int(lengths.min()) < 1:
         raise ValueError(f"{dump}: an empty document; pack_padded_sequence cannot take it")
@@ -515,6 +661,9 @@ def run_case(config, dump, tolerance, floor, require_ragged, quiet=False):
     if spec.gpt or spec.transformer:
         if "block0/attn_qkv/weight" not in params:
             raise ValueError(f"{dump}: no block0/attn_qkv/weight: the dump is not of a {spec.type}")
+    elif spec.bow:
+        if "output/weight" not in params or any("/w_hh" in n or n.startswith(("conv", "block")) for n in params):
+            raise ValueError(f"{dump}: not the tensors of a bag of words")
     elif spec.cnn:
         if f"conv{spec.widths[0]}/weight" not in params:
             raise ValueError(f"{dump}: no conv{spec.widths[0]}/weight: the dump is not of this cnn")
@@ -532,6 +681,8 @@ def run_case(config, dump, tolerance, floor, require_ragged, quiet=False):
         twin = TransformerTwin(spec, vocab, embed, outputs)
     elif spec.cnn:
         twin = CnnTwin(spec, vocab, embed, outputs)
+    elif spec.bow:
+        twin = BowTwin(spec, vocab, embed, outputs)
     else:
         twin = LanguageTwin(spec, params) if spec.lm else Twin(spec, vocab, embed, hidden, outputs)
     mapping = twin.reel_names()
@@ -560,6 +711,12 @@ def run_case(config, dump, tolerance, floor, require_ragged, quiet=False):
     for name, parameter in mapping.items():
         ours["grad " + name] = parameter.grad.numpy().copy()
         reel_values["grad " + name] = grads[name]
+    twin_state = twin.reel_state() if hasattr(twin, "reel_state") else {}
+    if set(twin_state) != set(state):
+        raise ValueError(f"{dump}: reel's state tensors {sorted(state)} are not the twin's {sorted(twin_state)}")
+    for name, value in twin_state.items():  # statistics of the data and of the batch, after the step
+        ours["state " + name] = np.asarray(value, dtype=np.float64)
+        reel_values["state " + name] = state[name]
     rows = compare(reel_values, ours, tolerance, floor)
     if not quiet:
         lengths_text = ", ".join(str(int(n)) for n in lengths)

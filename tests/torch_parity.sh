@@ -1,10 +1,13 @@
-# Parity of the recurrent classifiers, the CNN, the recurrent language models, the GPT and the Transformer
-# classifier with PyTorch: for each
+# Parity of the bag of words, the recurrent classifiers, the CNN, the recurrent language models, the GPT
+# and the Transformer classifier with PyTorch: for each
 # configuration below, tests/dump_batch runs one training forward and backward in reel and
 # tests/torch_parity.py repeats it with PyTorch's own layers from the same parameters; logits, loss and
 # every gradient must agree element by element: |reel - torch| <= 1e-4 (|torch| + 0.01 max|torch|), the
-# max over each tensor (torch_parity.py says why the floor). Measured on this code, the worst element of
-# each case as a fraction of that bound: recurrent classifiers 0.054-0.28 (concat pooling among them),
+# max over each tensor (torch_parity.py says why the floor); for the bag of words also its state after the
+# step (the Naive-Bayes ratios, which the twin counts from the training split itself, and batch norm's
+# running statistics). Measured on this code, the worst element of
+# each case as a fraction of that bound: bags of words 0.21 (batch norm), 0.018 (bigrams, 3 classes) and
+# 0.0079 (NB-weighted logistic regression on trigrams, binary), recurrent classifiers 0.054-0.28 (concat pooling among them),
 # CNNs 0.058 (widths 2, 3, 60) and 0.083 (widths 3, 4, 3 classes), recurrent language models
 # 0.14-0.23, GPTs 0.24 (1 block, tied), 0.33 (2 blocks, untied) and 0.27 (3 blocks, 4 heads, d_ff 24), rotary
 # GPTs 0.32 (2 blocks, untied) and 0.25 (1 block, 4 heads, base 100), Transformer classifiers 0.13 (one
@@ -122,14 +125,34 @@ write_xf_config xf2_causal_concat_w48 "num_layers = 2" "num_heads = 2" "max_cont
   "pooling = concat"
 write_xf_config xf1_rotary_max_w40_3class "num_layers = 1" "num_heads = 4" "max_context = 40" "pooling = max" \
   "positions = rotary" "rotary_base = 100" "num_classes = 3"
-cases=(lstm_max lstm2_bi_mean gru_bi_last rnn2_max rnn_bi_last_head gru_bi_max_3class lstm_bi_concat_head cnn_2_3_60 cnn_34_3class lm_lstm2 lm_gru_tied lm_lstm_tied_proj lm_rnn
+# The bag of words (src/models/bow.c): words into a hidden layer with batch norm (training statistics;
+# the running ones it leaves are compared too); bigrams into a hidden layer without it, 3 classes; and
+# NB-weighted logistic regression as configs/imdb_bow_linear.ini has it (width 1, trigrams, Naive-Bayes
+# ratios, binary features; the twin counts the ratios from the training split itself). 53 and 211 buckets
+# are few enough that n-grams share rows, so a row's gradient sums several features.
+write_bow_config() {
+  local name=$1; shift
+  {
+    printf '[data]\ndir = %s\n[model]\ntype = bow\nvocab_size = 600\ndropout = 0\n' "$WORK/data"
+    printf '%s\n' "$@"
+    printf '[train]\nseed = 11\n'
+  } >"$WORK/$name.ini"
+}
+write_bow_config bow_bn "embed_dim = 16" "hidden_dim = 12"
+write_bow_config bow_bigram_3class "embed_dim = 8" "hidden_dim = 6" "batch_norm = false" "ngrams = 2" \
+  "ngram_buckets = 53" "num_classes = 3"
+write_bow_config bow_nblr "embed_dim = 1" "hidden_dim = 0" "batch_norm = false" "ngrams = 3" "ngram_buckets = 211" \
+  "nb_scaling = true" "binary = true"
+cases=(bow_bn bow_bigram_3class bow_nblr lstm_max lstm2_bi_mean gru_bi_last rnn2_max rnn_bi_last_head gru_bi_max_3class lstm_bi_concat_head cnn_2_3_60 cnn_34_3class lm_lstm2 lm_gru_tied lm_lstm_tied_proj lm_rnn
        gpt1_tied gpt2_untied gpt3_tied_ff24 gpt2_rotary_untied gpt1_rotary_4heads
        xf2_mean xf2_causal_concat_w48 xf1_rotary_max_w40_3class)
 # A GPT as initialised has zero biases, unit layer-norm gains and scores of about 0.01, so attention is
 # nearly uniform: a bias read from the wrong tensor would change nothing and a wrong attention scale
 # little. dump_batch's SPREAD adds N(0, 0.2^2) to every parameter: scores of order 1, biases and gains
 # that matter. The recurrent cases keep their initial parameters (SPREAD 0).
-spread() { case $1 in gpt* | xf*) echo 0.2 ;; *) echo 0 ;; esac; }
+# The bags' n-gram rows start at 0, where a feature hashed to the wrong row would change no logit: they
+# get the spread too.
+spread() { case $1 in gpt* | xf* | bow*) echo 0.2 ;; *) echo 0 ;; esac; }
 
 # Negative control: the first dump checked against a configuration that pools by mean instead of max.
 # Such a twin computes another function, and the check must say so.
@@ -151,6 +174,13 @@ write_xf_config xf2_causal_concat_w48_as_bidirectional "num_layers = 2" "num_hea
 write_xf_config xf1_rotary_max_w40_3class_as_one_window "num_layers = 1" "num_heads = 4" "max_context = 128" \
   "pooling = max" "positions = rotary" "rotary_base = 100" "num_classes = 3"
 
+# and the linear bag checked as if it counted repeated features (the same tensors, other averages) and
+# as if it had bigrams only (the same tensors, no trigram rows)
+write_bow_config bow_nblr_as_counted "embed_dim = 1" "hidden_dim = 0" "batch_norm = false" "ngrams = 3" \
+  "ngram_buckets = 211" "nb_scaling = true"
+write_bow_config bow_nblr_as_bigrams "embed_dim = 1" "hidden_dim = 0" "batch_norm = false" "ngrams = 2" \
+  "ngram_buckets = 211" "nb_scaling = true" "binary = true"
+
 pairs=()
 for name in "${cases[@]}"; do
   if "$DUMP_BATCH" "$WORK/$name.ini" "$WORK/$name.h5" "$DOCS" "$TOKENS" "$(spread "$name")" >"$WORK/dump_$name.txt" 2>&1; then
@@ -165,6 +195,8 @@ done
 status=0
 OMP_NUM_THREADS=1 "$TORCH_PYTHON" "$REEL_SOURCE_DIR/tests/torch_parity.py" --tolerance 1e-4 --floor 1e-2 --require-ragged \
   --expect-mismatch "$WORK/lstm_max_as_mean.ini" "$WORK/lstm_max.h5" \
+  --expect-mismatch "$WORK/bow_nblr_as_counted.ini" "$WORK/bow_nblr.h5" \
+  --expect-mismatch "$WORK/bow_nblr_as_bigrams.ini" "$WORK/bow_nblr.h5" \
   --expect-mismatch "$WORK/lm_lstm2.ini" "$WORK/lm_lstm2_dropped.h5" \
   --expect-mismatch "$WORK/gpt2_untied_as_4heads.ini" "$WORK/gpt2_untied.h5" \
   --expect-mismatch "$WORK/gpt1_rotary_4heads_as_base10000.ini" "$WORK/gpt1_rotary_4heads.h5" \
