@@ -29,6 +29,7 @@ of that holds, 1 otherwise, 2 on bad input.
 import argparse
 import configparser
 import math
+import os
 import re
 import sys
 
@@ -37,6 +38,10 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+# reel's token files are read by the benchmarks' PyTorch side too: one reader for both
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
+import torch_common  # noqa: E402
 
 # Defaults of the [model] keys this script reads, as `reel train --help-config` lists them.
 MODEL_DEFAULTS = {"num_layers": "1", "bidirectional": "false", "pooling": "max", "head_hidden": "0",
@@ -241,24 +246,6 @@ class Twin(nn.Module):
         return logits.squeeze(1) if self.outputs == 1 else logits
 
 
-def read_tokfile(path):
-    """A reel token file (include/reel/tokfile.h): returns (documents as lists of ids, labels or None)."""
-    raw = np.fromfile(path, dtype=np.uint8)
-    if raw[:8].tobytes() != b"REELTOK\0":
-        raise ValueError(f"{path}: not a reel token file")
-    num_docs, num_tokens = (int(x) for x in raw[16:32].view("<u8"))
-    classes = int(raw[36:40].view("<u4")[0])
-    at = 64
-    starts = raw[at:at + 8 * (num_docs + 1)].view("<u8").astype(np.int64)
-    at += 8 * (num_docs + 1)
-    labels = None
-    if classes:
-        labels = raw[at:at + 4 * num_docs].view("<i4").astype(np.int64)
-        at += 4 * num_docs
-    ids = raw[at:at + 4 * num_tokens].view("<u4").astype(np.int64)
-    return [ids[starts[i]:starts[i + 1]].tolist() for i in range(num_docs)], labels
-
-
 def ngram_row(ids, vocab, buckets):
     """The bucket row of a word n-gram, from its definition in src/models/bow.c: h = w0, then h = h *
     116049371 + w_k modulo 2^64, row vocab + h mod buckets."""
@@ -304,9 +291,10 @@ class BowTwin(nn.Module):
     def count_ratios(self, rows):
         """log((p_f + 1) / sum_g (p_g + 1)) - log((q_f + 1) / sum_g (q_g + 1)), p and q the numbers of
         class-1 and class-0 training documents holding feature f."""
-        docs, labels = read_tokfile(f"{self.spec.data_dir}/train.tok")
+        starts, labels, ids = torch_common.read_tokfile(f"{self.spec.data_dir}/train.tok", "torch_parity.py")
         counts = np.zeros((2, rows))
-        for doc, label in zip(docs, labels):
+        for d, label in enumerate(labels):
+            doc = ids[starts[d]:starts[d + 1]].astype(np.int64).tolist()
             features = np.unique(bag_features(doc, self.spec, self.vocab))
             counts[label, features] += 1
         smoothed = counts + 1
