@@ -8,9 +8,9 @@ source "$(dirname "$0")/lib.sh"
 trials=${REEL_FAULT_TRIALS:-3}
 make_small_data "$WORK/data" 2500            # 20 steps per epoch
 write_small_config "$WORK/small.ini" "$WORK/data"
-# The kill lands once the log shows a step between 20 and 220 (the 20 ms poll may add a few steps); the run goes on to 1,000 so that the ranks are still alive when
-# the log shows the target step, also on a fast machine (300 steps took 0.7 s, and a trial once found
-# no rank left to kill).
+# The kill lands once the log shows a step between 20 and 220 (the 20 ms poll may add a few steps); the
+# run goes on to 1,000 so that the ranks are still alive when the log shows the target step, also on a
+# fast machine (300 steps took 0.7 s, and a trial once found no rank left to kill).
 final=1000
 opts=(--set train.epochs=100 --set checkpoint.every_steps=7 --set train.max_steps=$final)
 expect_ok "uninterrupted" mpireel 3 train "$WORK/small.ini" --run-dir "$WORK/full" "${opts[@]}"
@@ -24,9 +24,12 @@ for trial in $(seq "$trials"); do
   "$MPIEXEC" -np 3 --oversubscribe "$REEL_BIN" train "$WORK/small.ini" --run-dir "$dir" "${opts[@]}" \
     --set train.log_every=1 >"$WORK/trial.log" 2>&1 &
   launcher=$!
-  # one progress line per step (log_every = 1): wait for the target step's
-  for _ in $(seq 1500); do
+  # one progress line per step (log_every = 1): wait for the target step's however slow the machine,
+  # until the log shows it or the run has ended (a cap of 10 minutes only keeps a hung launch from
+  # hanging the suite); a run that ended first fails below by its rank count, not by a silent early kill
+  for _ in $(seq 30000); do
     [ "$(grep -c '^epoch [0-9]*/100 step' "$WORK/trial.log" 2>/dev/null)" -ge "$target" ] && break
+    kill -0 "$launcher" 2>/dev/null || break
     sleep 0.02
   done
   # the ranks are mpirun's children, in rank order of their start; pick one at random
