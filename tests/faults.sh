@@ -12,6 +12,7 @@ write_small_config "$WORK/small.ini" "$WORK/data"
 # run goes on to 1,000 so that the ranks are still alive when the log shows the target step, also on a
 # fast machine (300 steps took 0.7 s, and a trial once found no rank left to kill).
 final=1000
+steps_logged() { [ "$(grep -c '^epoch [0-9]*/100 step' "$WORK/trial.log" 2>/dev/null)" -ge "$1" ]; }
 opts=(--set train.epochs=100 --set checkpoint.every_steps=7 --set train.max_steps=$final)
 expect_ok "uninterrupted" mpireel 3 train "$WORK/small.ini" --run-dir "$WORK/full" "${opts[@]}"
 reference="$WORK/full/ckpt_$(printf %08d $final).h5"
@@ -24,14 +25,9 @@ for trial in $(seq "$trials"); do
   "$MPIEXEC" -np 3 --oversubscribe "$REEL_BIN" train "$WORK/small.ini" --run-dir "$dir" "${opts[@]}" \
     --set train.log_every=1 >"$WORK/trial.log" 2>&1 &
   launcher=$!
-  # one progress line per step (log_every = 1): wait for the target step's however slow the machine,
-  # until the log shows it or the run has ended (a cap of 10 minutes only keeps a hung launch from
-  # hanging the suite); a run that ended first fails below by its rank count, not by a silent early kill
-  for _ in $(seq 30000); do
-    [ "$(grep -c '^epoch [0-9]*/100 step' "$WORK/trial.log" 2>/dev/null)" -ge "$target" ] && break
-    kill -0 "$launcher" 2>/dev/null || break
-    sleep 0.02
-  done
+  # one progress line per step (log_every = 1): wait for the target step's, or the run's end (a run
+  # that ended first fails below by its rank count, not by a silent early kill)
+  wait_while_running "$launcher" steps_logged "$target" || true
   # the ranks are mpirun's children, in rank order of their start; pick one at random
   pids=($(pgrep -P "$launcher" -f "reel train" | sort -n || true))
   if [ "${#pids[@]}" -ne 3 ]; then fail "trial $trial: found ${#pids[@]} ranks"; continue; fi

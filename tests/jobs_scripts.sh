@@ -43,7 +43,7 @@ preempt_job() {
   (cd "$REEL_SOURCE_DIR" && exec env REEL="$REEL_BIN" PATH="$WORK/bin:$PATH" "$@") >"$log" 2>&1 &
   shell=$!
   # (a job that ended before: no signal, its status and log tell)
-  for _ in $(seq 300); do grep -q "^checkpoint: step" "$log" && break; kill -0 "$shell" 2>/dev/null || break; sleep 0.1; done
+  wait_while_running "$shell" grep -q "^checkpoint: step" "$log" || true
   kill -TERM "$shell" 2>/dev/null || true
   status=0
   wait "$shell" || status=$?
@@ -76,7 +76,7 @@ sed 's/^epochs = 3/epochs = 1000000/' "$WORK/small.ini" >"$WORK/long.ini"
 (cd "$REEL_SOURCE_DIR" && exec env REEL="$REEL_BIN" REQUEUE=0 CONFIG="$WORK/long.ini" RUN_DIR="$WORK/warned" \
    bash "$JOBS/train.sbatch") >"$WORK/warned.log" 2>&1 &
 shell=$!
-for _ in $(seq 300); do [ -f "$WORK/warned/ckpt_00000040.h5" ] && break; kill -0 "$shell" 2>/dev/null || break; sleep 0.1; done
+wait_while_running "$shell" test -f "$WORK/warned/ckpt_00000040.h5" || true
 kill -USR1 "$shell" 2>/dev/null || true
 status=0
 wait "$shell" || status=$?

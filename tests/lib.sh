@@ -51,6 +51,16 @@ require_h5py() {
 }
 
 # ini_get FILE KEY: the value of "KEY = value" in an INI file reel wrote (prep.ini, config.ini).
+# wait_while_running PID CHECK...: runs CHECK (a command) every 20 ms until it succeeds or process PID
+# has ended, however slow the machine; a cap of 10 minutes only keeps a hung launch from hanging the
+# suite. Returns CHECK's success, so a caller that needs the condition can say which way it went.
+wait_while_running() {
+  local pid=$1 deadline=$((SECONDS + 600)); shift
+  until "$@"; do
+    kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.02
+  done
+}
 ini_get() { awk -F' = ' -v key="$2" '$1 == key { print $2 }' "$1"; }
 
 # check_eval_report OUT SPLIT DOCS: the classifier report of `reel eval` saved in OUT names the split's
